@@ -1,0 +1,90 @@
+//! The API server's door into the model: decode a JSON object into its kind's type, apply
+//! Knative's defaults, validate, and hand back the JSON to store. No I/O.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::field_error::FieldError;
+use crate::kinds::Kind;
+use crate::{Configuration, Revision, Route, Service, defaults, validation};
+
+/// What the write is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// A new object.
+    Create,
+    /// A change to the main resource (spec and metadata).
+    Update,
+    /// A change through the `/status` subresource.
+    UpdateStatus,
+}
+
+/// Why an object was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmissionError {
+    /// The object does not have the kind's shape.
+    #[error("{path}: {message}")]
+    Decode {
+        /// Where in the object, e.g. `spec.template.spec.containers[0].ports`.
+        path: String,
+        /// What the decoder expected.
+        message: String,
+    },
+    /// The object has the right shape but breaks Knative's rules.
+    #[error("validation failed: {0}")]
+    Invalid(FieldError),
+}
+
+/// Defaults and validates `obj` for `op`; `old` is the stored object on update. Returns the
+/// object to store.
+pub fn admit(kind: Kind, op: Operation, old: Option<&Value>, obj: Value) -> Result<Value, AdmissionError> {
+    match kind {
+        Kind::Service => admit_typed::<Service>(op, old, obj, defaults::service, validation::service),
+        Kind::Configuration => {
+            admit_typed::<Configuration>(op, old, obj, defaults::configuration, validation::configuration)
+        }
+        Kind::Route => admit_typed::<Route>(op, old, obj, defaults::route, validation::route),
+        Kind::Revision => admit_typed::<Revision>(op, old, obj, defaults::revision, validation::revision),
+        Kind::ConfigMap => {
+            validation::config_map(&obj).into_result().map_err(AdmissionError::Invalid)?;
+            Ok(obj)
+        }
+    }
+}
+
+/// Decodes a stored or submitted object of type `T`, reporting the failing field's path.
+pub fn decode<T: DeserializeOwned>(mut obj: Value) -> Result<T, AdmissionError> {
+    // Knative's Go types hold `spec` by value, so an object without one has an empty spec.
+    if let Some(map) = obj.as_object_mut() {
+        map.entry("spec").or_insert_with(|| Value::Object(Default::default()));
+    }
+    serde_path_to_error::deserialize(obj).map_err(|e| {
+        let path = e.path().to_string();
+        AdmissionError::Decode {
+            path: if path == "." { String::new() } else { path },
+            message: e.into_inner().to_string(),
+        }
+    })
+}
+
+fn admit_typed<T: DeserializeOwned + Serialize>(
+    op: Operation,
+    old: Option<&Value>,
+    obj: Value,
+    default: fn(&mut T, Operation),
+    validate: fn(&T, Option<&T>) -> FieldError,
+) -> Result<Value, AdmissionError> {
+    let mut typed: T = decode(obj)?;
+    if op == Operation::UpdateStatus {
+        return encode(&typed);
+    }
+    let old: Option<T> = old.map(|o| decode(o.clone())).transpose()?;
+    default(&mut typed, op);
+    validate(&typed, old.as_ref()).into_result().map_err(AdmissionError::Invalid)?;
+    encode(&typed)
+}
+
+fn encode<T: Serialize>(typed: &T) -> Result<Value, AdmissionError> {
+    serde_json::to_value(typed).map_err(|e| AdmissionError::Decode { path: String::new(), message: e.to_string() })
+}

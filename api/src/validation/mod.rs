@@ -1,0 +1,123 @@
+//! Knative's validation rules, with its messages and field paths, as its webhook applies them with
+//! the stock `config-defaults`, `config-features` and `config-autoscaler`.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::field_error::FieldError;
+use crate::{Configuration, Revision, Route, Service, labels};
+
+mod autoscaling;
+mod config_map;
+mod container;
+mod diff;
+mod duration;
+mod metadata;
+mod podspec;
+mod probe;
+mod revision;
+mod route;
+mod volumes;
+
+/// Validates a Service; `old` is the stored object on update.
+pub fn service(new: &Service, old: Option<&Service>) -> FieldError {
+    let annos = metadata::annotations(&new.metadata);
+    let mut errs = metadata::object_meta(&new.metadata, false)
+        .also(metadata::rollout_duration(annos).via_field("annotations"))
+        .via_field("metadata");
+    errs.push(revision::template(&new.spec.template, &new.metadata).via_field("spec.template"));
+    errs.push(route::traffic(&new.spec.traffic, route::Owner::Service).via_field("spec.traffic"));
+    if let Some(old) = old {
+        let spec_changed = old.spec != new.spec;
+        errs.push(
+            metadata::creator_and_modifier(spec_changed, &old.metadata, &new.metadata)
+                .via_field("metadata.annotations"),
+        );
+        errs.push(revision::verify_name_change(&new.spec.template, &old.spec.template).via_field("spec.template"));
+    }
+    errs
+}
+
+/// Validates a Configuration; `old` is the stored object on update.
+pub fn configuration(new: &Configuration, old: Option<&Configuration>) -> FieldError {
+    let owner = metadata::label_owner_ref(&new.metadata, labels::SERVICE, "Service");
+    let mut errs = metadata::object_meta(&new.metadata, false).also(owner.via_field("labels")).via_field("metadata");
+    errs.push(revision::template(&new.spec.template, &new.metadata).via_field("spec.template"));
+    if let Some(old) = old {
+        // Objects a Service owns carry the Service's creator, not the user's.
+        if new.metadata.owner_references.is_none() {
+            let spec_changed = old.spec != new.spec;
+            errs.push(
+                metadata::creator_and_modifier(spec_changed, &old.metadata, &new.metadata)
+                    .via_field("metadata.annotations"),
+            );
+        }
+        errs.push(revision::verify_name_change(&new.spec.template, &old.spec.template).via_field("spec.template"));
+    }
+    errs
+}
+
+/// Validates a Route; `old` is the stored object on update.
+pub fn route(new: &Route, old: Option<&Route>) -> FieldError {
+    let annos = metadata::annotations(&new.metadata);
+    let owner = metadata::label_owner_ref(&new.metadata, labels::SERVICE, "Service");
+    let mut errs = metadata::object_meta(&new.metadata, false)
+        .also(owner.via_field("labels"))
+        .also(metadata::rollout_duration(annos).via_field("annotations"))
+        .via_field("metadata");
+    errs.push(route::traffic(&new.spec.traffic, route::Owner::Route).via_field("spec.traffic"));
+    if let Some(old) = old
+        && new.metadata.owner_references.is_none()
+    {
+        let spec_changed = old.spec != new.spec;
+        errs.push(
+            metadata::creator_and_modifier(spec_changed, &old.metadata, &new.metadata)
+                .via_field("metadata.annotations"),
+        );
+    }
+    errs
+}
+
+/// Validates a Revision; `old` is the stored object on update, when only metadata may change.
+pub fn revision(new: &Revision, old: Option<&Revision>) -> FieldError {
+    let owner = metadata::label_owner_ref(&new.metadata, labels::CONFIGURATION, "Configuration");
+    let errs = metadata::object_meta(&new.metadata, true).also(owner.via_field("labels")).via_field("metadata");
+    match old {
+        Some(old) => {
+            // Knative reports a spec change alone, and does not re-validate an unchanged spec.
+            let immutable = revision::immutable(&old.spec, &new.spec);
+            if immutable.is_empty() { errs } else { immutable }
+        }
+        None => errs.also(revision::spec(&new.spec).via_field("spec")),
+    }
+}
+
+/// Validates a ConfigMap.
+pub fn config_map(obj: &Value) -> FieldError {
+    config_map::validate(obj)
+}
+
+/// Go's `%v` of a `[]string`: `[first second]`.
+fn go_list(items: &[String]) -> String {
+    format!("[{}]", items.join(" "))
+}
+
+/// Whether a JSON value is set in Go's sense: not null and not a scalar zero value.
+fn is_set(v: &Value) -> bool {
+    match v {
+        Value::Null | Value::Bool(false) => false,
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::String(s) => !s.is_empty(),
+        _ => true,
+    }
+}
+
+/// `must not set the field(s)` for each of `keys` set in `extra`.
+fn disallowed_keys(extra: &BTreeMap<String, Value>, keys: &[&str]) -> FieldError {
+    let set: Vec<&str> = keys.iter().copied().filter(|k| extra.get(*k).is_some_and(is_set)).collect();
+    if set.is_empty() { FieldError::default() } else { FieldError::disallowed(&set) }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,265 @@
+//! A small Kubernetes-compatible API server for `serving.knative.dev/v1` (and core ConfigMaps),
+//! backed by the embedded store, so kubectl and kube-rs work against Sluice as they would against
+//! a cluster.
+
+mod body;
+mod discovery;
+pub mod kubeconfig;
+mod openapi;
+pub mod patch;
+mod query;
+mod resource;
+pub mod selector;
+pub mod status;
+mod table;
+mod watch;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, StatusCode, header};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::graceful::GracefulShutdown;
+use serde_json::{Value, json};
+use sluice_api::Kind;
+use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::Store;
+use query::Query;
+use resource::Target;
+use status::ApiError;
+
+/// Response bodies: whole documents or watch streams.
+pub type ApiBody = BoxBody<Bytes, Infallible>;
+
+/// What every handler shares.
+pub struct Ctx {
+    /// The store.
+    pub store: Arc<Store>,
+    /// Cancelled when the server shuts down; ends watches.
+    pub shutdown: CancellationToken,
+    /// How often an idle watch sends a BOOKMARK.
+    pub bookmark_interval: Duration,
+}
+
+/// The API server.
+pub struct ApiServer {
+    ctx: Arc<Ctx>,
+}
+
+/// Where a request path leads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Endpoint {
+    Root,
+    Version,
+    Health,
+    CoreVersions,
+    Groups,
+    Group(String),
+    Resources(String),
+    OpenApiIndex,
+    OpenApiDoc(String),
+    Resource(Target),
+}
+
+// === impl ApiServer ===
+
+impl ApiServer {
+    /// A server over `store` that stops when `shutdown` is cancelled.
+    pub fn new(store: Arc<Store>, shutdown: CancellationToken) -> Self {
+        Self { ctx: Arc::new(Ctx { store, shutdown, bookmark_interval: Duration::from_secs(30) }) }
+    }
+
+    /// Serves connections from `listener` until shutdown, then lets open requests finish
+    /// (watches end at once) for up to five seconds.
+    pub async fn serve(self, listener: TcpListener) {
+        let graceful = GracefulShutdown::new();
+        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        loop {
+            let stream = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "api server accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = self.ctx.shutdown.cancelled() => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let ctx = self.ctx.clone();
+            let svc = hyper::service::service_fn(move |req| handle(ctx.clone(), req));
+            let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "api connection ended");
+                }
+            });
+        }
+        drop(listener);
+        tokio::select! {
+            () = graceful.shutdown() => {}
+            () = tokio::time::sleep(Duration::from_secs(5)) => tracing::warn!("api server: connections still open after 5s; closing"),
+        }
+    }
+}
+
+/// The outermost handler: every failure becomes a `Status` response.
+async fn handle(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Result<http::Response<ApiBody>, Infallible> {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let response = match dispatch(&ctx, req).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(%method, %path, code = e.code, message = %e.message, "api request failed");
+            json_response(StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &e.to_status())
+        }
+    };
+    Ok(response)
+}
+
+async fn dispatch(ctx: &Arc<Ctx>, req: http::Request<Incoming>) -> Result<http::Response<ApiBody>, ApiError> {
+    let endpoint = route(req.uri().path()).ok_or_else(|| ApiError::no_route(req.uri().path()))?;
+    let read_only = |m: &Method| matches!(*m, Method::GET | Method::HEAD);
+    let ok = |v: Value| Ok(json_response(StatusCode::OK, &v));
+    match endpoint {
+        Endpoint::Resource(target) => {
+            let (parts, body) = req.into_parts();
+            let header = |h: header::HeaderName| parts.headers.get(h).and_then(|v| v.to_str().ok()).map(str::to_string);
+            let body = match parts.method {
+                Method::POST | Method::PUT | Method::PATCH | Method::DELETE => {
+                    body::read(body, body::MAX_BODY_BYTES).await?
+                }
+                _ => Bytes::new(),
+            };
+            let request = resource::Request {
+                method: parts.method.clone(),
+                query: Query::parse(parts.uri.query()),
+                accept: header(header::ACCEPT).unwrap_or_default(),
+                media: body::media_type(header(header::CONTENT_TYPE).as_deref()),
+                body,
+            };
+            resource::handle(ctx, target, request).await
+        }
+        _ if !read_only(req.method()) => Err(ApiError::method_not_allowed(req.method())),
+        Endpoint::Root => ok(
+            json!({"paths": ["/api", "/api/v1", "/apis", "/apis/serving.knative.dev", "/apis/serving.knative.dev/v1", "/healthz", "/openapi/v3", "/readyz", "/version"]}),
+        ),
+        Endpoint::Version => ok(discovery::version()),
+        Endpoint::Health => Ok(text_response(StatusCode::OK, "ok")),
+        Endpoint::CoreVersions => {
+            let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1").to_string();
+            ok(discovery::core_versions(&host))
+        }
+        Endpoint::Groups => ok(discovery::groups()),
+        Endpoint::Group(g) => {
+            discovery::serving_group(&g).map_or_else(|| Err(ApiError::no_route(req.uri().path())), ok)
+        }
+        Endpoint::Resources(g) => ok(discovery::resources(&g)),
+        Endpoint::OpenApiIndex => ok(openapi::index()),
+        Endpoint::OpenApiDoc(gv) => {
+            openapi::document(&gv).map_or_else(|| Err(ApiError::no_route(req.uri().path())), |d| ok(d.clone()))
+        }
+    }
+}
+
+/// Maps a path to what it names.
+fn route(path: &str) -> Option<Endpoint> {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let endpoint = match segs.as_slice() {
+        [] => Endpoint::Root,
+        ["version"] => Endpoint::Version,
+        ["healthz" | "readyz" | "livez", ..] => Endpoint::Health,
+        ["api"] => Endpoint::CoreVersions,
+        ["apis"] => Endpoint::Groups,
+        ["apis", g] => Endpoint::Group(g.to_string()),
+        ["openapi", "v3"] => Endpoint::OpenApiIndex,
+        ["openapi", "v3", rest @ ..] => Endpoint::OpenApiDoc(rest.join("/")),
+        ["api", "v1"] => Endpoint::Resources(String::new()),
+        ["apis", g, "v1"] if discovery::is_served_group(g) => Endpoint::Resources(g.to_string()),
+        ["api", "v1", rest @ ..] => Endpoint::Resource(target("", rest)?),
+        ["apis", g, "v1", rest @ ..] => Endpoint::Resource(target(g, rest)?),
+        _ => return None,
+    };
+    Some(endpoint)
+}
+
+fn target(group: &str, rest: &[&str]) -> Option<Target> {
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some(query::decode(ns)), rest),
+        _ => (None, rest),
+    };
+    let (plural, name, status) = match rest {
+        [plural] => (*plural, None, false),
+        [plural, name] => (*plural, Some(query::decode(name)), false),
+        [plural, name, "status"] => (*plural, Some(query::decode(name)), true),
+        _ => return None,
+    };
+    let kind = Kind::from_plural(group, plural)?;
+    Some(Target { kind, namespace, name, status })
+}
+
+/// A JSON response.
+fn json_response(code: StatusCode, value: &Value) -> http::Response<ApiBody> {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    http::Response::builder()
+        .status(code)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body)).boxed())
+        .unwrap_or_else(|_| http::Response::new(Full::new(Bytes::new()).boxed()))
+}
+
+fn text_response(code: StatusCode, text: &'static str) -> http::Response<ApiBody> {
+    http::Response::builder()
+        .status(code)
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Full::new(Bytes::from_static(text.as_bytes())).boxed())
+        .unwrap_or_else(|_| http::Response::new(Full::new(Bytes::new()).boxed()))
+}
+
+/// A chunked JSON stream of watch events.
+fn stream_response(lines: tokio::sync::mpsc::Receiver<Bytes>) -> http::Response<ApiBody> {
+    let frames = ReceiverStream::new(lines).map(|b| Ok::<_, Infallible>(Frame::data(b)));
+    http::Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(BodyExt::boxed(StreamBody::new(frames)))
+        .unwrap_or_else(|_| http::Response::new(Full::new(Bytes::new()).boxed()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_route_to_resources() {
+        let t = |path: &str| match route(path) {
+            Some(Endpoint::Resource(t)) => Some((t.kind, t.namespace, t.name, t.status)),
+            _ => None,
+        };
+        assert_eq!(t("/apis/serving.knative.dev/v1/services"), Some((Kind::Service, None, None, false)));
+        assert_eq!(
+            t("/apis/serving.knative.dev/v1/namespaces/default/routes/r/status"),
+            Some((Kind::Route, Some("default".into()), Some("r".into()), true))
+        );
+        assert_eq!(
+            t("/api/v1/namespaces/knative-serving/configmaps/config-network").map(|x| x.0),
+            Some(Kind::ConfigMap)
+        );
+        assert_eq!(t("/apis/serving.knative.dev/v1/namespaces/default/pods"), None);
+        assert_eq!(route("/apis/serving.knative.dev/v1"), Some(Endpoint::Resources("serving.knative.dev".into())));
+        assert_eq!(
+            route("/openapi/v3/apis/serving.knative.dev/v1"),
+            Some(Endpoint::OpenApiDoc("apis/serving.knative.dev/v1".into()))
+        );
+        assert_eq!(route("/apis/apps/v1/namespaces/x/deployments"), None);
+    }
+}

@@ -1,0 +1,138 @@
+//! OpenAPI v3 documents for the served groups. `kubectl apply` refuses to run without them; with
+//! them it learns each kind's schema and that PATCH accepts `fieldValidation` (so validation is
+//! left to this server). Schemas come from the same types that generate the CRDs.
+
+use std::sync::OnceLock;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use schemars::generate::SchemaSettings;
+use serde_json::{Map, Value, json};
+use sluice_api::Kind;
+
+const SERVING_GV: &str = "apis/serving.knative.dev/v1";
+const CORE_GV: &str = "api/v1";
+
+/// `/openapi/v3`: where each group-version's document lives.
+pub fn index() -> Value {
+    let entry = |gv: &str| json!({"serverRelativeURL": format!("/openapi/v3/{gv}?hash={}", hash(gv))});
+    json!({"paths": {SERVING_GV: entry(SERVING_GV), CORE_GV: entry(CORE_GV)}})
+}
+
+/// `/openapi/v3/{gv}`: the document for one group-version.
+pub fn document(gv: &str) -> Option<&'static Value> {
+    static SERVING: OnceLock<Value> = OnceLock::new();
+    static CORE: OnceLock<Value> = OnceLock::new();
+    match gv.trim_matches('/') {
+        SERVING_GV => Some(SERVING.get_or_init(|| build(&Kind::SERVING))),
+        CORE_GV => Some(CORE.get_or_init(|| build(&[Kind::ConfigMap]))),
+        _ => None,
+    }
+}
+
+fn hash(gv: &str) -> String {
+    // Stable for a build: clients cache documents by this value.
+    let doc = document(gv).map(Value::to_string).unwrap_or_default();
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in doc.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016X}")
+}
+
+fn build(kinds: &[Kind]) -> Value {
+    let mut generator = SchemaSettings::openapi3().into_generator();
+    let meta_ref = generator.subschema_for::<ObjectMeta>().to_value();
+    let configmap_ref = generator.subschema_for::<ConfigMap>().to_value();
+    let mut schemas: Map<String, Value> = generator.take_definitions(true);
+    let mut paths = Map::new();
+    for &kind in kinds {
+        let gvk = gvk(kind);
+        let name = match kind {
+            Kind::ConfigMap => ref_name(&configmap_ref),
+            _ => {
+                let name = format!("dev.knative.serving.v1.{}", kind.info().kind);
+                schemas.insert(name.clone(), crd_schema(kind, &meta_ref));
+                name
+            }
+        };
+        if let Some(Value::Object(schema)) = schemas.get_mut(&name) {
+            schema.insert("x-kubernetes-group-version-kind".into(), json!([gvk]));
+        }
+        let base = if kind.info().group.is_empty() {
+            "/api/v1".to_string()
+        } else {
+            format!("/apis/{}/v1", kind.info().group)
+        };
+        let item = format!("{base}/namespaces/{{namespace}}/{}/{{name}}", kind.info().plural);
+        paths.insert(item, json!({"patch": operation(kind, "patch"), "put": operation(kind, "replace"), "get": operation(kind, "read")}));
+        let collection = format!("{base}/namespaces/{{namespace}}/{}", kind.info().plural);
+        paths.insert(collection, json!({"post": operation(kind, "create"), "get": operation(kind, "list")}));
+    }
+    json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Sluice", "version": env!("CARGO_PKG_VERSION")},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    })
+}
+
+fn gvk(kind: Kind) -> Value {
+    json!({"group": kind.info().group, "kind": kind.info().kind, "version": kind.info().version})
+}
+
+fn operation(kind: Kind, verb: &str) -> Value {
+    let mut params = vec![json!({"name": "dryRun", "in": "query", "schema": {"type": "string"}})];
+    if matches!(verb, "patch" | "replace" | "create") {
+        params.push(json!({"name": "fieldValidation", "in": "query", "schema": {"type": "string"}}));
+        params.push(json!({"name": "fieldManager", "in": "query", "schema": {"type": "string"}}));
+    }
+    json!({
+        "operationId": format!("{verb}{}", kind.info().kind),
+        "x-kubernetes-action": verb,
+        "x-kubernetes-group-version-kind": gvk(kind),
+        "parameters": params,
+        "responses": {"200": {"description": "OK"}},
+    })
+}
+
+fn ref_name(reference: &Value) -> String {
+    reference["$ref"].as_str().and_then(|r| r.rsplit('/').next()).unwrap_or_default().to_string()
+}
+
+/// The CRD's structural schema, with `metadata` pointing at ObjectMeta as the real API server
+/// publishes it.
+fn crd_schema(kind: Kind, meta_ref: &Value) -> Value {
+    let crd = sluice_api::crd::crds().into_iter().find(|c| c.spec.names.kind == kind.info().kind);
+    let mut schema = crd
+        .and_then(|c| c.spec.versions.into_iter().next())
+        .and_then(|v| v.schema)
+        .and_then(|s| s.open_api_v3_schema)
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or_else(|| json!({"type": "object"}));
+    if let Some(Value::Object(props)) = schema.get_mut("properties") {
+        props.insert("metadata".into(), json!({"allOf": [meta_ref], "default": {}}));
+    }
+    schema
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_carry_schemas_with_group_version_kind() {
+        let doc = document(SERVING_GV).expect("serving doc");
+        let svc = &doc["components"]["schemas"]["dev.knative.serving.v1.Service"];
+        assert_eq!(svc["x-kubernetes-group-version-kind"][0]["kind"], "Service");
+        assert!(svc["properties"]["spec"].is_object());
+        let core = document(CORE_GV).expect("core doc");
+        let has_cm = core["components"]["schemas"]
+            .as_object()
+            .is_some_and(|m| m.values().any(|s| s["x-kubernetes-group-version-kind"][0]["kind"] == "ConfigMap"));
+        assert!(has_cm);
+        assert!(
+            index()["paths"][SERVING_GV]["serverRelativeURL"].as_str().is_some_and(|u| u.starts_with("/openapi/v3/"))
+        );
+    }
+}

@@ -1,0 +1,421 @@
+//! Resource endpoints: list, watch, get, create, update, patch, delete and deletecollection on
+//! `.../namespaces/{ns}/{plural}[/{name}[/status]]`, with Kubernetes' semantics for names,
+//! resource versions, the status subresource and dry runs.
+
+use std::sync::Arc;
+
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+use sluice_api::Kind;
+use sluice_api::admission::{self, Operation};
+
+use super::body;
+use super::patch::{self, PatchKind};
+use super::query::Query;
+use super::selector::{FieldSelector, LabelSelector};
+use super::status::ApiError;
+use super::{ApiBody, Ctx, json_response, table, watch};
+use crate::store::meta::{self, UpdateMode};
+use crate::store::{DeleteOptions, Deleted, ListRequest, Propagation, Store, StoreError};
+
+/// Attempts at a patch that races other writers before giving up with 409.
+const PATCH_ATTEMPTS: usize = 8;
+
+/// The resource a request addresses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The kind.
+    pub kind: Kind,
+    /// The namespace, when the path has one.
+    pub namespace: Option<String>,
+    /// The object name, for item requests.
+    pub name: Option<String>,
+    /// Whether the `/status` subresource is addressed.
+    pub status: bool,
+}
+
+/// A request's parts the handlers read.
+pub struct Request {
+    /// The method.
+    pub method: Method,
+    /// The query parameters.
+    pub query: Query,
+    /// `Accept`.
+    pub accept: String,
+    /// The media type of the body.
+    pub media: String,
+    /// The body.
+    pub body: bytes::Bytes,
+}
+
+/// Serves one resource request.
+pub async fn handle(ctx: &Arc<Ctx>, target: Target, req: Request) -> Result<http::Response<ApiBody>, ApiError> {
+    if target.status && !target.kind.info().has_status {
+        return Err(ApiError::no_route(&format!("{}/status", target.kind.info().plural)));
+    }
+    match (&req.method, target.name.is_some()) {
+        (&Method::GET, false) if req.query.flag("watch") => start_watch(ctx, &target, &req.query),
+        (&Method::GET, false) => list(ctx, &target, &req).await,
+        (&Method::POST, false) if !target.status => create(ctx, &target, &req).await,
+        (&Method::DELETE, false) if !target.status => delete_collection(ctx, &target, &req).await,
+        (&Method::GET, true) => get(ctx, &target, &req).await,
+        (&Method::PUT, true) => update(ctx, &target, &req).await,
+        (&Method::PATCH, true) => patch(ctx, &target, &req).await,
+        (&Method::DELETE, true) if !target.status => delete(ctx, &target, &req).await,
+        (m, _) => Err(ApiError::method_not_allowed(m)),
+    }
+}
+
+/// Runs a store call off the async threads (writes fsync).
+async fn blocking<T: Send + 'static>(
+    store: &Arc<Store>,
+    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || f(&store)).await {
+        Ok(r) => r.map_err(ApiError::from),
+        Err(e) => Err(ApiError::new(500, "InternalError", format!("store task failed: {e}"))),
+    }
+}
+
+fn selectors(q: &Query) -> Result<(LabelSelector, FieldSelector), ApiError> {
+    Ok((
+        LabelSelector::parse(q.get("labelSelector").unwrap_or(""))?,
+        FieldSelector::parse(q.get("fieldSelector").unwrap_or(""))?,
+    ))
+}
+
+fn start_watch(ctx: &Arc<Ctx>, t: &Target, q: &Query) -> Result<http::Response<ApiBody>, ApiError> {
+    let (labels, fields) = selectors(q)?;
+    let resource_version = match q.get("resourceVersion").filter(|v| !v.is_empty()) {
+        Some(v) => {
+            Some(v.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid resource version {v:?}")))?)
+        }
+        None => None,
+    };
+    let timeout = q.get("timeoutSeconds").and_then(|s| s.parse::<u64>().ok()).unwrap_or(1800);
+    let params = watch::WatchParams {
+        kind: t.kind,
+        namespace: t.namespace.clone(),
+        labels,
+        fields,
+        resource_version,
+        timeout: std::time::Duration::from_secs(timeout),
+        bookmarks: q.flag("allowWatchBookmarks"),
+        bookmark_interval: ctx.bookmark_interval,
+        send_initial_events: q.flag("sendInitialEvents"),
+    };
+    let lines = watch::start(ctx.store.clone(), params, ctx.shutdown.clone());
+    Ok(super::stream_response(lines))
+}
+
+async fn list(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Response<ApiBody>, ApiError> {
+    let (labels, fields) = selectors(&req.query)?;
+    let limit = req.query.get("limit").and_then(|l| l.parse::<usize>().ok());
+    let start_after = match req.query.get("continue").filter(|c| !c.is_empty()) {
+        Some(token) => Some(decode_continue(token)?),
+        None => None,
+    };
+    let (kind, ns) = (t.kind, t.namespace.clone());
+    let page = blocking(&ctx.store, move |s| {
+        let lr = ListRequest { namespace: ns.as_deref(), start_after: start_after.as_deref(), limit };
+        s.list(kind, &lr, |o| fields.matches(o) && labels.matches(&meta::labels(o)))
+    })
+    .await?;
+    let rv = page.resource_version.to_string();
+    let token = page.continue_after.as_deref().map(encode_continue);
+    if table::wants_table(&req.accept) {
+        return Ok(json_response(
+            StatusCode::OK,
+            &table::render(kind, &page.items, &rv, token.as_deref(), jiff::Timestamp::now()),
+        ));
+    }
+    let mut metadata = json!({"resourceVersion": rv});
+    if let Some(token) = token {
+        metadata["continue"] = token.into();
+        metadata["remainingItemCount"] = page.remaining.into();
+    }
+    let list = json!({"apiVersion": kind.api_version(), "kind": kind.info().list_kind, "metadata": metadata, "items": page.items});
+    Ok(json_response(StatusCode::OK, &list))
+}
+
+async fn get(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Response<ApiBody>, ApiError> {
+    let obj = fetch(&ctx.store, t).await?;
+    if table::wants_table(&req.accept) {
+        let rv = meta::resource_version(&obj).to_string();
+        return Ok(json_response(StatusCode::OK, &table::render(t.kind, &[obj], &rv, None, jiff::Timestamp::now())));
+    }
+    Ok(json_response(StatusCode::OK, &obj))
+}
+
+async fn fetch(store: &Arc<Store>, t: &Target) -> Result<Value, ApiError> {
+    let (kind, ns, name) = (t.kind, namespace(t)?.to_string(), t.name.clone().unwrap_or_default());
+    blocking(store, move |s| s.get(kind, &ns, &name)?.ok_or(StoreError::NotFound { kind, name })).await
+}
+
+fn namespace(t: &Target) -> Result<&str, ApiError> {
+    t.namespace.as_deref().ok_or_else(|| {
+        ApiError::new(
+            404,
+            "NotFound",
+            format!("the server could not find the requested resource: {} are namespaced", t.kind.info().plural),
+        )
+    })
+}
+
+async fn create(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Response<ApiBody>, ApiError> {
+    let obj = body::decode(&req.body, &req.media)?;
+    let created = create_object(ctx, t, obj, req.query.dry_run()).await?;
+    Ok(json_response(StatusCode::CREATED, &created))
+}
+
+async fn create_object(ctx: &Arc<Ctx>, t: &Target, mut obj: Value, dry_run: bool) -> Result<Value, ApiError> {
+    let kind = t.kind;
+    ensure_type(kind, &mut obj)?;
+    let ns = namespace(t)?;
+    let m = meta::metadata_mut(&mut obj);
+    match m.get("namespace").and_then(Value::as_str) {
+        None | Some("") => {
+            m.insert("namespace".into(), ns.into());
+        }
+        Some(other) if other != ns => {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        Some(_) => {}
+    }
+    if m.get("name").and_then(Value::as_str).unwrap_or("").is_empty()
+        && let Some(prefix) = m.get("generateName").and_then(Value::as_str).filter(|p| !p.is_empty())
+    {
+        let name = format!("{prefix}{}", random_suffix());
+        m.insert("name".into(), name.into());
+    }
+    if kind.info().has_status
+        && let Some(map) = obj.as_object_mut()
+    {
+        // With a status subresource, a create cannot set status (as Kubernetes does for CRDs).
+        map.remove("status");
+    }
+    let name = meta::name(&obj).to_string();
+    if name.is_empty() && kind == Kind::ConfigMap {
+        return Err(ApiError::invalid(
+            kind,
+            "",
+            "metadata.name: Required value: name or generateName is required".into(),
+            vec![("metadata.name".into(), "Required value: name or generateName is required".into())],
+        ));
+    }
+    let admitted =
+        admission::admit(kind, Operation::Create, None, obj).map_err(|e| ApiError::from_admission(kind, &name, e))?;
+    blocking(&ctx.store, move |s| s.create(kind, admitted, dry_run)).await
+}
+
+/// Sets `apiVersion` and `kind` when missing; refuses a body of another type.
+fn ensure_type(kind: Kind, obj: &mut Value) -> Result<(), ApiError> {
+    let map =
+        obj.as_object_mut().ok_or_else(|| ApiError::bad_request("the request body must be a JSON or YAML object"))?;
+    for (field, want, what) in
+        [("apiVersion", kind.api_version(), "API version"), ("kind", kind.info().kind.to_string(), "kind")]
+    {
+        match map.get(field).and_then(Value::as_str) {
+            None | Some("") => {
+                map.insert(field.into(), want.into());
+            }
+            Some(got) if got != want => {
+                return Err(ApiError::bad_request(format!(
+                    "the {what} in the data ({got}) does not match the expected {what} ({want})"
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+async fn update(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Response<ApiBody>, ApiError> {
+    let mut obj = body::decode(&req.body, &req.media)?;
+    ensure_type(t.kind, &mut obj)?;
+    let url_name = t.name.clone().unwrap_or_default();
+    let m = meta::metadata_mut(&mut obj);
+    match m.get("name").and_then(Value::as_str) {
+        None | Some("") => {
+            m.insert("name".into(), url_name.clone().into());
+        }
+        Some(n) if n != url_name => {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({url_name})"
+            )));
+        }
+        Some(_) => {}
+    }
+    if m.get("namespace").and_then(Value::as_str).unwrap_or("").is_empty() {
+        m.insert("namespace".into(), namespace(t)?.into());
+    }
+    let rv = meta::resource_version(&obj).to_string();
+    if rv.is_empty() {
+        return Err(ApiError::invalid(
+            t.kind,
+            &url_name,
+            "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update".into(),
+            vec![("metadata.resourceVersion".into(), "must be specified for an update".into())],
+        ));
+    }
+    let old = fetch(&ctx.store, t).await?;
+    let stored = write_update(ctx, t, &old, obj, Some(&rv), req.query.dry_run()).await?;
+    Ok(json_response(StatusCode::OK, &stored))
+}
+
+/// Merges `body` onto `old` for the addressed part, admits and stores it. `precondition` is the
+/// resource version the client based its change on, if it named one.
+async fn write_update(
+    ctx: &Arc<Ctx>,
+    t: &Target,
+    old: &Value,
+    body: Value,
+    precondition: Option<&str>,
+    dry_run: bool,
+) -> Result<Value, ApiError> {
+    let kind = t.kind;
+    let name = meta::name(old).to_string();
+    let old_rv = meta::resource_version(old).to_string();
+    if precondition.is_some_and(|rv| rv != old_rv) {
+        return Err(StoreError::Conflict {
+            kind,
+            name,
+            reason: "the object has been modified; please apply your changes to the latest version and try again"
+                .into(),
+        }
+        .into());
+    }
+    let body_uid = meta::uid(&body);
+    if !body_uid.is_empty() && body_uid != meta::uid(old) {
+        return Err(StoreError::Conflict {
+            kind,
+            name,
+            reason: format!(
+                "Precondition failed: UID in precondition: {body_uid}, UID in object meta: {}",
+                meta::uid(old)
+            ),
+        }
+        .into());
+    }
+    let (mode, op) =
+        if t.status { (UpdateMode::Status, Operation::UpdateStatus) } else { (UpdateMode::Main, Operation::Update) };
+    let next = meta::merge_update(old, body, mode);
+    let admitted = admission::admit(kind, op, Some(old), next).map_err(|e| ApiError::from_admission(kind, &name, e))?;
+    blocking(&ctx.store, move |s| s.replace(kind, admitted, &old_rv, dry_run)).await
+}
+
+async fn patch(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Response<ApiBody>, ApiError> {
+    let kind = body::patch_kind(&req.media)?;
+    let patch = body::decode(&req.body, &req.media)?;
+    for attempt in 1..=PATCH_ATTEMPTS {
+        let old = match fetch(&ctx.store, t).await {
+            Ok(old) => old,
+            Err(e) if e.code == 404 && kind == PatchKind::Apply && !t.status => {
+                let created = create_object(ctx, t, patch, req.query.dry_run()).await?;
+                return Ok(json_response(StatusCode::CREATED, &created));
+            }
+            Err(e) => return Err(e),
+        };
+        let patched = patch::apply(kind, &old, &patch).map_err(|e| ApiError::new(422, "Invalid", e.0))?;
+        if meta::name(&patched) != meta::name(&old) || meta::namespace(&patched) != meta::namespace(&old) {
+            return Err(ApiError::invalid(
+                t.kind,
+                meta::name(&old),
+                "metadata.name: Invalid value: field is immutable".into(),
+                vec![("metadata.name".into(), "field is immutable".into())],
+            ));
+        }
+        let explicit = meta::resource_version(&patched);
+        let precondition = (explicit != meta::resource_version(&old)).then(|| explicit.to_string());
+        match write_update(ctx, t, &old, patched, precondition.as_deref(), req.query.dry_run()).await {
+            Err(e) if e.reason == "Conflict" && precondition.is_none() && attempt < PATCH_ATTEMPTS => continue,
+            Err(e) => return Err(e),
+            Ok(stored) => return Ok(json_response(StatusCode::OK, &stored)),
+        }
+    }
+    Err(ApiError::new(409, "Conflict", "the patch kept conflicting with concurrent writes; try again"))
+}
+
+fn delete_options(req: &Request) -> Result<DeleteOptions, ApiError> {
+    let body: Value =
+        if req.body.iter().all(u8::is_ascii_whitespace) { json!({}) } else { body::decode(&req.body, &req.media)? };
+    let policy = req
+        .query
+        .get("propagationPolicy")
+        .map(str::to_string)
+        .or_else(|| body["propagationPolicy"].as_str().map(str::to_string));
+    let propagation = match policy.as_deref() {
+        None | Some("Background") => Propagation::Background,
+        Some("Foreground") => Propagation::Foreground,
+        Some("Orphan") => Propagation::Orphan,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "unsupported propagationPolicy {other:?}: use Background, Foreground or Orphan"
+            )));
+        }
+    };
+    let orphan = req.query.get("orphanDependents") == Some("true") || body["orphanDependents"] == json!(true);
+    let dry_run = req.query.dry_run() || body["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All"));
+    Ok(DeleteOptions {
+        propagation: if orphan { Propagation::Orphan } else { propagation },
+        uid: body["preconditions"]["uid"].as_str().map(str::to_string),
+        resource_version: body["preconditions"]["resourceVersion"].as_str().map(str::to_string),
+        dry_run,
+    })
+}
+
+async fn delete(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Response<ApiBody>, ApiError> {
+    let opts = delete_options(req)?;
+    let (kind, ns, name) = (t.kind, namespace(t)?.to_string(), t.name.clone().unwrap_or_default());
+    match blocking(&ctx.store, move |s| s.delete(kind, &ns, &name, &opts)).await? {
+        Deleted::Removed(obj) => Ok(json_response(StatusCode::OK, &obj)),
+        Deleted::Pending(obj) => Ok(json_response(StatusCode::ACCEPTED, &obj)),
+    }
+}
+
+async fn delete_collection(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Response<ApiBody>, ApiError> {
+    let (labels, fields) = selectors(&req.query)?;
+    let opts = delete_options(req)?;
+    let (kind, ns) = (t.kind, t.namespace.clone());
+    let deleted = blocking(&ctx.store, move |s| {
+        let lr = ListRequest { namespace: ns.as_deref(), ..Default::default() };
+        let page = s.list(kind, &lr, |o| fields.matches(o) && labels.matches(&meta::labels(o)))?;
+        let mut out = Vec::new();
+        for obj in page.items {
+            match s.delete(kind, meta::namespace(&obj), meta::name(&obj), &opts) {
+                Ok(Deleted::Removed(o) | Deleted::Pending(o)) => out.push(o),
+                // Already gone (an owner's cascade took it): nothing to report.
+                Err(StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    })
+    .await?;
+    let list =
+        json!({"apiVersion": kind.api_version(), "kind": kind.info().list_kind, "metadata": {}, "items": deleted});
+    Ok(json_response(StatusCode::OK, &list))
+}
+
+fn random_suffix() -> String {
+    // Kubernetes' alphabet for generated names: no vowels, no confusable characters.
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    (0..5).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect()
+}
+
+fn encode_continue(key: &str) -> String {
+    key.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_continue(token: &str) -> Result<String, ApiError> {
+    let bad = || ApiError::bad_request(format!("invalid continue token {token:?}"));
+    if !token.len().is_multiple_of(2) {
+        return Err(bad());
+    }
+    let bytes: Result<Vec<u8>, _> =
+        (0..token.len()).step_by(2).map(|i| u8::from_str_radix(token.get(i..i + 2).unwrap_or("zz"), 16)).collect();
+    String::from_utf8(bytes.map_err(|_| bad())?).map_err(|_| bad())
+}

@@ -1,0 +1,204 @@
+//! Label and field selectors as Kubernetes parses them: `a=b,c!=d,e in (x,y),f notin (z),g,!h`
+//! and `metadata.name=x,metadata.namespace!=y`.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::status::ApiError;
+use crate::store::meta;
+
+/// A parsed label selector; empty matches everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LabelSelector(Vec<Requirement>);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Requirement {
+    Equals(String, String),
+    NotEquals(String, String),
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+    Exists(String),
+    NotExists(String),
+}
+
+/// A parsed field selector over `metadata.name` and `metadata.namespace`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FieldSelector(Vec<(FieldPath, bool, String)>);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FieldPath {
+    Name,
+    Namespace,
+}
+
+// === impl LabelSelector ===
+
+impl LabelSelector {
+    /// Parses the `labelSelector` query parameter.
+    pub fn parse(s: &str) -> Result<Self, ApiError> {
+        let mut reqs = Vec::new();
+        for term in split_terms(s) {
+            let term = term.trim();
+            if term.is_empty() {
+                continue;
+            }
+            reqs.push(parse_requirement(term).ok_or_else(|| {
+                ApiError::bad_request(format!("unable to parse requirement: found '{term}', expected: key, '=', '==', '!=', 'in', 'notin' or '!key'"))
+            })?);
+        }
+        Ok(Self(reqs))
+    }
+
+    /// True when `labels` satisfy every requirement.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.0.iter().all(|r| match r {
+            Requirement::Equals(k, v) => labels.get(k) == Some(v),
+            Requirement::NotEquals(k, v) => labels.get(k) != Some(v),
+            Requirement::In(k, vs) => labels.get(k).is_some_and(|v| vs.contains(v)),
+            Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|v| !vs.contains(v)),
+            Requirement::Exists(k) => labels.contains_key(k),
+            Requirement::NotExists(k) => !labels.contains_key(k),
+        })
+    }
+
+    /// True when the selector places no requirement.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Splits on commas outside parentheses.
+fn split_terms(s: &str) -> Vec<&str> {
+    let mut terms = Vec::new();
+    let (mut depth, mut start) = (0i32, 0usize);
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                terms.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    terms.push(&s[start..]);
+    terms
+}
+
+fn parse_requirement(term: &str) -> Option<Requirement> {
+    if let Some(key) = term.strip_prefix('!') {
+        return valid_key(key.trim()).then(|| Requirement::NotExists(key.trim().to_string()));
+    }
+    for (op, make) in [
+        ("!=", Requirement::NotEquals as fn(String, String) -> Requirement),
+        ("==", Requirement::Equals),
+        ("=", Requirement::Equals),
+    ] {
+        if let Some((k, v)) = term.split_once(op) {
+            let (k, v) = (k.trim(), v.trim());
+            return (valid_key(k) && valid_value(v)).then(|| make(k.to_string(), v.to_string()));
+        }
+    }
+    for (op, negate) in [(" notin ", true), (" in ", false)] {
+        if let Some((k, rest)) = term.split_once(op) {
+            let inner = rest.trim().strip_prefix('(')?.strip_suffix(')')?;
+            let values: Vec<String> = inner.split(',').map(|v| v.trim().to_string()).collect();
+            if !valid_key(k.trim()) || !values.iter().all(|v| valid_value(v)) {
+                return None;
+            }
+            let k = k.trim().to_string();
+            return Some(if negate { Requirement::NotIn(k, values) } else { Requirement::In(k, values) });
+        }
+    }
+    valid_key(term).then(|| Requirement::Exists(term.to_string()))
+}
+
+fn valid_key(k: &str) -> bool {
+    !k.is_empty() && sluice_api::naming::qualified_name(k).is_empty()
+}
+
+fn valid_value(v: &str) -> bool {
+    v.len() <= 63 && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+// === impl FieldSelector ===
+
+impl FieldSelector {
+    /// Parses the `fieldSelector` query parameter.
+    pub fn parse(s: &str) -> Result<Self, ApiError> {
+        let mut reqs = Vec::new();
+        for term in s.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            let (field, equal, value) = if let Some((f, v)) = term.split_once("!=") {
+                (f, false, v)
+            } else if let Some((f, v)) = term.split_once("==") {
+                (f, true, v)
+            } else if let Some((f, v)) = term.split_once('=') {
+                (f, true, v)
+            } else {
+                return Err(ApiError::bad_request(format!("invalid selector: '{s}'; can't understand '{term}'")));
+            };
+            let path = match field.trim() {
+                "metadata.name" => FieldPath::Name,
+                "metadata.namespace" => FieldPath::Namespace,
+                other => return Err(ApiError::bad_request(format!("field label not supported: {other}"))),
+            };
+            reqs.push((path, equal, value.trim().to_string()));
+        }
+        Ok(Self(reqs))
+    }
+
+    /// True when `obj` satisfies every requirement.
+    pub fn matches(&self, obj: &Value) -> bool {
+        self.0.iter().all(|(path, equal, value)| {
+            let actual = match path {
+                FieldPath::Name => meta::name(obj),
+                FieldPath::Namespace => meta::namespace(obj),
+            };
+            (actual == value) == *equal
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn label_selectors_follow_kubernetes_grammar() {
+        let l = labels(&[("app", "web"), ("tier", "front"), ("serving.knative.dev/service", "hello")]);
+        for (sel, want) in [
+            ("", true),
+            ("app=web", true),
+            ("app==web", true),
+            ("app!=web", false),
+            ("app in (web, api)", true),
+            ("app notin (web)", false),
+            ("tier,app=web", true),
+            ("!tier", false),
+            ("!missing", true),
+            ("serving.knative.dev/service=hello", true),
+            ("app in (api),tier=front", false),
+        ] {
+            assert_eq!(LabelSelector::parse(sel).expect(sel).matches(&l), want, "{sel}");
+        }
+        assert!(LabelSelector::parse("app in web").is_err());
+        assert!(LabelSelector::parse("bad key=x").is_err());
+    }
+
+    #[test]
+    fn field_selectors_cover_name_and_namespace_only() {
+        let obj = json!({"metadata": {"name": "a", "namespace": "ns"}});
+        assert!(FieldSelector::parse("metadata.name=a").expect("parse").matches(&obj));
+        assert!(!FieldSelector::parse("metadata.name!=a").expect("parse").matches(&obj));
+        assert!(FieldSelector::parse("metadata.namespace==ns,metadata.name=a").expect("parse").matches(&obj));
+        assert!(FieldSelector::parse("spec.x=1").is_err());
+    }
+}

@@ -1,0 +1,5 @@
+//! Sluice's control plane: the embedded store and its Kubernetes-compatible API server, the
+//! reconcilers, and the runtimes that run revision instances.
+
+pub mod apiserver;
+pub mod store;

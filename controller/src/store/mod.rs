@@ -1,0 +1,361 @@
+//! The embedded store: Kubernetes objects as JSON in a redb database in the state directory.
+//!
+//! Every write is one redb transaction committed with fsync before it is acknowledged, so an
+//! acknowledged write survives `kill -9` and a failed one leaves nothing behind. Each change
+//! takes the next value of one monotonic resource-version counter and appends a row to an event
+//! log in the same transaction; watches replay that log, so they see every change exactly once
+//! and in order, across restarts, until the log is trimmed (then they get 410 Gone).
+
+mod error;
+pub mod event;
+pub mod meta;
+mod tx;
+
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde_json::Value;
+use sluice_api::Kind;
+use tokio::sync::watch;
+
+pub use error::StoreError;
+use event::{Event, EventPage, EventType, StoredEvent};
+use tx::Tx;
+
+const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
+const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+const RESOURCE_VERSION: &str = "resourceVersion";
+const COMPACTED: &str = "compacted";
+
+/// The default number of events kept for watches to resume from.
+pub const DEFAULT_HISTORY: u64 = 10_000;
+
+/// The durable object store.
+pub struct Store {
+    db: Database,
+    latest: watch::Sender<u64>,
+    history: u64,
+}
+
+/// How a delete treats the objects the deleted one owns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Propagation {
+    /// Delete dependents that have no other owner (done at once, in the same transaction).
+    #[default]
+    Background,
+    /// As background: dependents go first, in the same transaction.
+    Foreground,
+    /// Keep dependents, removing their reference to the deleted owner.
+    Orphan,
+}
+
+/// Options of a delete.
+#[derive(Clone, Debug, Default)]
+pub struct DeleteOptions {
+    /// What happens to dependents.
+    pub propagation: Propagation,
+    /// Refuse unless the object has this uid.
+    pub uid: Option<String>,
+    /// Refuse unless the object is at this resource version.
+    pub resource_version: Option<String>,
+    /// Compute the outcome without storing it.
+    pub dry_run: bool,
+}
+
+/// What a delete did.
+#[derive(Clone, Debug)]
+pub enum Deleted {
+    /// The object is gone.
+    Removed(Value),
+    /// The object has finalizers: it is marked with a deletionTimestamp and stays until they
+    /// are removed.
+    Pending(Value),
+}
+
+/// A page of a list.
+#[derive(Clone, Debug)]
+pub struct ListPage {
+    /// The objects, ordered by namespace then name.
+    pub items: Vec<Value>,
+    /// The resource version of the snapshot listed.
+    pub resource_version: u64,
+    /// The key to continue after, when the page was cut short.
+    pub continue_after: Option<String>,
+    /// How many objects follow this page.
+    pub remaining: u64,
+}
+
+/// Which objects a list reads, and how many at most.
+#[derive(Clone, Debug, Default)]
+pub struct ListRequest<'a> {
+    /// Only this namespace; all when None.
+    pub namespace: Option<&'a str>,
+    /// Start after this store key (from a previous page).
+    pub start_after: Option<&'a str>,
+    /// At most this many items that pass `filter`.
+    pub limit: Option<usize>,
+}
+
+// === impl Store ===
+
+impl Store {
+    /// Opens (or creates) the database at `path`, keeping `history` events for watches.
+    pub fn open(path: &Path, history: u64) -> Result<Self, StoreError> {
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => {
+                StoreError::Storage(format!("{} is already open in another sluice process", path.display()))
+            }
+            e => StoreError::Storage(format!("{}: {e}", path.display())),
+        })?;
+        let txn = db.begin_write()?;
+        txn.open_table(OBJECTS)?;
+        txn.open_table(EVENTS)?;
+        let rv = txn.open_table(COUNTERS)?.get(RESOURCE_VERSION)?.map(|v| v.value()).unwrap_or(0);
+        txn.commit()?;
+        let (latest, _) = watch::channel(rv);
+        Ok(Self { db, latest, history: history.max(1) })
+    }
+
+    /// A receiver that changes whenever a write commits; its value is the newest version.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.latest.subscribe()
+    }
+
+    /// The newest committed resource version.
+    pub fn latest(&self) -> u64 {
+        *self.latest.borrow()
+    }
+
+    /// The stored object, if any.
+    pub fn get(&self, kind: Kind, namespace: &str, name: &str) -> Result<Option<Value>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let objects = txn.open_table(OBJECTS)?;
+        let got = objects.get(object_key(kind, namespace, name).as_str())?;
+        got.map(|v| serde_json::from_slice(v.value()).map_err(StoreError::from)).transpose()
+    }
+
+    /// Lists objects of `kind` passing `filter`, from one consistent snapshot.
+    pub fn list(
+        &self,
+        kind: Kind,
+        req: &ListRequest<'_>,
+        filter: impl Fn(&Value) -> bool,
+    ) -> Result<ListPage, StoreError> {
+        let txn = self.db.begin_read()?;
+        let resource_version = txn.open_table(COUNTERS)?.get(RESOURCE_VERSION)?.map(|v| v.value()).unwrap_or(0);
+        let objects = txn.open_table(OBJECTS)?;
+        let (start, end) = prefix_range(kind, req.namespace);
+        let lower = match req.start_after {
+            Some(after) if after.as_bytes() >= start.as_bytes() => format!("{after}\0"),
+            _ => start,
+        };
+        let limit = req.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
+        let mut page = ListPage { items: Vec::new(), resource_version, continue_after: None, remaining: 0 };
+        for row in objects.range(lower.as_str()..end.as_str())? {
+            let (key, value) = row?;
+            let obj: Value = serde_json::from_slice(value.value())?;
+            if !filter(&obj) {
+                continue;
+            }
+            if page.items.len() == limit {
+                page.remaining += 1;
+                continue;
+            }
+            if page.items.len() + 1 == limit {
+                page.continue_after = Some(key.value().to_string());
+            }
+            page.items.push(obj);
+        }
+        if page.remaining == 0 {
+            page.continue_after = None;
+        }
+        Ok(page)
+    }
+
+    /// Stores a new object: fills uid, creationTimestamp, generation and resourceVersion.
+    pub fn create(&self, kind: Kind, mut obj: Value, dry_run: bool) -> Result<Value, StoreError> {
+        let (namespace, name) = (meta::namespace(&obj).to_string(), meta::name(&obj).to_string());
+        self.write(dry_run, |tx| {
+            if tx.get(kind, &namespace, &name)?.is_some() {
+                return Err(StoreError::AlreadyExists { kind, name: name.clone() });
+            }
+            let uid = uuid::Uuid::new_v4().to_string();
+            meta::prepare_create(&mut obj, &uid, &tx.now, kind.info().has_status);
+            tx.write(kind, &mut obj, EventType::Added, None)?;
+            Ok(obj)
+        })
+    }
+
+    /// Replaces an object with `next` (already merged with [`meta::merge_update`] and admitted),
+    /// provided the stored one is still at `expected_rv`. A write that changes nothing is not
+    /// stored and returns the stored object; removing the last finalizer of an object being
+    /// deleted deletes it.
+    pub fn replace(&self, kind: Kind, mut next: Value, expected_rv: &str, dry_run: bool) -> Result<Value, StoreError> {
+        let (namespace, name) = (meta::namespace(&next).to_string(), meta::name(&next).to_string());
+        self.write(dry_run, |tx| {
+            let current =
+                tx.get(kind, &namespace, &name)?.ok_or_else(|| StoreError::NotFound { kind, name: name.clone() })?;
+            if meta::resource_version(&current) != expected_rv {
+                return Err(conflict(kind, &name));
+            }
+            if meta::is_deleting(&current) && !meta::added_finalizers(&current, &next).is_empty() {
+                return Err(StoreError::Invalid {
+                    kind,
+                    name: name.clone(),
+                    field: "metadata.finalizers".into(),
+                    reason: "no new finalizers can be added if the object is being deleted".into(),
+                });
+            }
+            meta::finish_update(&current, &mut next, kind.info().has_status);
+            if meta::same_except_resource_version(&current, &next) {
+                return Ok(current);
+            }
+            if meta::is_deleting(&next) && meta::finalizers(&next).is_empty() {
+                tx.remove(kind, &mut next)?;
+                cascade(tx, &next, Propagation::Background)?;
+                return Ok(next);
+            }
+            tx.write(kind, &mut next, EventType::Modified, Some(meta::labels(&current)))?;
+            Ok(next)
+        })
+    }
+
+    /// Deletes an object, and what it owns according to `opts.propagation`.
+    pub fn delete(&self, kind: Kind, namespace: &str, name: &str, opts: &DeleteOptions) -> Result<Deleted, StoreError> {
+        self.write(opts.dry_run, |tx| {
+            let obj = tx.get(kind, namespace, name)?.ok_or_else(|| StoreError::NotFound { kind, name: name.to_string() })?;
+            if let Some(uid) = opts.uid.as_deref().filter(|u| *u != meta::uid(&obj)) {
+                return Err(StoreError::Conflict {
+                    kind,
+                    name: name.to_string(),
+                    reason: format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta::uid(&obj)),
+                });
+            }
+            if let Some(rv) = opts.resource_version.as_deref().filter(|rv| *rv != meta::resource_version(&obj)) {
+                return Err(StoreError::Conflict {
+                    kind,
+                    name: name.to_string(),
+                    reason: format!(
+                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                        meta::resource_version(&obj)
+                    ),
+                });
+            }
+            delete_in(tx, kind, obj, opts.propagation)
+        })
+    }
+
+    /// The events after `rv`, at most `max` of them, or Gone when they were trimmed.
+    pub fn events_after(&self, rv: u64, max: usize) -> Result<EventPage, StoreError> {
+        let txn = self.db.begin_read()?;
+        let counters = txn.open_table(COUNTERS)?;
+        let latest = counters.get(RESOURCE_VERSION)?.map(|v| v.value()).unwrap_or(0);
+        let compacted = counters.get(COMPACTED)?.map(|v| v.value()).unwrap_or(0);
+        if rv < compacted {
+            return Err(StoreError::Gone { requested: rv, oldest: compacted + 1 });
+        }
+        let events = txn.open_table(EVENTS)?;
+        let mut page = EventPage { events: Vec::new(), upto: latest };
+        for row in events.range(rv.saturating_add(1)..)? {
+            let (key, value) = row?;
+            if page.events.len() == max {
+                page.upto = page.events.last().map_or(rv, |e: &Event| e.rv);
+                break;
+            }
+            let stored: StoredEvent = serde_json::from_slice(value.value())?;
+            page.events.push(Event { rv: key.value(), stored });
+        }
+        Ok(page)
+    }
+
+    /// Runs `f` in one write transaction; commits it unless `dry_run`, then wakes watchers.
+    fn write<T>(&self, dry_run: bool, f: impl FnOnce(&mut Tx) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut tx = Tx::begin(&self.db)?;
+        let out = f(&mut tx)?;
+        if dry_run {
+            tx.abort()?;
+            return Ok(out);
+        }
+        let rv = tx.commit(self.history)?;
+        self.latest.send_if_modified(|latest| {
+            let changed = rv > *latest;
+            *latest = (*latest).max(rv);
+            changed
+        });
+        Ok(out)
+    }
+}
+
+/// Deletes `obj` inside `tx`: marks it when finalizers are pending, else removes it and what
+/// it owns.
+fn delete_in(tx: &mut Tx, kind: Kind, mut obj: Value, propagation: Propagation) -> Result<Deleted, StoreError> {
+    if !meta::finalizers(&obj).is_empty() {
+        if meta::is_deleting(&obj) {
+            return Ok(Deleted::Pending(obj));
+        }
+        let prev = meta::labels(&obj);
+        let m = meta::metadata_mut(&mut obj);
+        m.insert("deletionTimestamp".into(), tx.now.clone().into());
+        m.insert("deletionGracePeriodSeconds".into(), 0.into());
+        tx.write(kind, &mut obj, EventType::Modified, Some(prev))?;
+        return Ok(Deleted::Pending(obj));
+    }
+    tx.remove(kind, &mut obj)?;
+    cascade(tx, &obj, propagation)?;
+    Ok(Deleted::Removed(obj))
+}
+
+/// Applies a removed owner's propagation policy to the objects that reference it.
+fn cascade(tx: &mut Tx, owner: &Value, propagation: Propagation) -> Result<(), StoreError> {
+    let owner_uid = meta::uid(owner).to_string();
+    let objects = tx.scan_namespace(meta::namespace(owner))?;
+    let live: std::collections::HashSet<String> = objects.iter().map(|(_, o)| meta::uid(o).to_string()).collect();
+    for (kind, mut dependent) in objects {
+        let owners = meta::owner_uids(&dependent);
+        if !owners.contains(&owner_uid) {
+            continue;
+        }
+        if propagation == Propagation::Orphan {
+            let prev = meta::labels(&dependent);
+            meta::remove_owner(&mut dependent, &owner_uid);
+            tx.write(kind, &mut dependent, EventType::Modified, Some(prev))?;
+        } else if !owners.iter().any(|o| *o != owner_uid && live.contains(o)) {
+            // Re-read: an earlier step of this cascade may have changed or removed it.
+            if let Some(current) = tx.get(kind, meta::namespace(&dependent), meta::name(&dependent))? {
+                delete_in(tx, kind, current, Propagation::Background)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn conflict(kind: Kind, name: &str) -> StoreError {
+    StoreError::Conflict {
+        kind,
+        name: name.to_string(),
+        reason: "the object has been modified; please apply your changes to the latest version and try again".into(),
+    }
+}
+
+/// The store key of an object: `plural/namespace/name`.
+fn object_key(kind: Kind, namespace: &str, name: &str) -> String {
+    format!("{}/{namespace}/{name}", kind.info().plural)
+}
+
+/// The key range holding `kind`'s objects, in one namespace or all.
+fn prefix_range(kind: Kind, namespace: Option<&str>) -> (String, String) {
+    // '0' is the byte after '/', so `prefix/`..`prefix0` covers exactly the keys under prefix.
+    match namespace {
+        Some(ns) => (format!("{}/{ns}/", kind.info().plural), format!("{}/{ns}0", kind.info().plural)),
+        None => (format!("{}/", kind.info().plural), format!("{}0", kind.info().plural)),
+    }
+}
+
+/// Now, as Kubernetes writes timestamps: RFC 3339 in UTC, whole seconds.
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,217 @@
+use serde_json::{Value, json};
+use sluice_api::Kind;
+
+use super::event::EventType;
+use super::meta::{self, UpdateMode};
+use super::*;
+
+fn open(dir: &tempfile::TempDir) -> Store {
+    Store::open(&dir.path().join("db.redb"), DEFAULT_HISTORY).expect("open store")
+}
+
+fn route(name: &str) -> Value {
+    json!({"apiVersion": "serving.knative.dev/v1", "kind": "Route",
+           "metadata": {"name": name, "namespace": "default", "labels": {"app": name}},
+           "spec": {"traffic": [{"revisionName": "a", "percent": 100}]}})
+}
+
+fn update(store: &Store, kind: Kind, stored: &Value, f: impl FnOnce(&mut Value)) -> Result<Value, StoreError> {
+    let mut body = stored.clone();
+    f(&mut body);
+    let next = meta::merge_update(stored, body, UpdateMode::Main);
+    store.replace(kind, next, meta::resource_version(stored), false)
+}
+
+#[test]
+fn create_fills_metadata_and_rejects_duplicates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    let r = store.create(Kind::Route, route("r"), false).expect("create");
+    assert!(!meta::uid(&r).is_empty());
+    assert_eq!(meta::generation(&r), 1);
+    assert_eq!(meta::resource_version(&r), "1");
+    assert!(matches!(store.create(Kind::Route, route("r"), false), Err(StoreError::AlreadyExists { .. })));
+    assert_eq!(store.latest(), 1, "a failed create leaves no trace");
+}
+
+#[test]
+fn stale_resource_version_is_rejected_with_conflict() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    let v1 = store.create(Kind::Route, route("r"), false).expect("create");
+    let v2 = update(&store, Kind::Route, &v1, |o| o["spec"]["traffic"][0]["percent"] = json!(50)).expect("update");
+    assert_eq!(meta::generation(&v2), 2);
+    assert_ne!(meta::resource_version(&v1), meta::resource_version(&v2));
+    let stale = update(&store, Kind::Route, &v1, |o| o["spec"] = json!({}));
+    assert!(matches!(stale, Err(StoreError::Conflict { .. })), "{stale:?}");
+    let stored = store.get(Kind::Route, "default", "r").expect("get").expect("exists");
+    assert_eq!(stored["spec"]["traffic"][0]["percent"], 50);
+}
+
+#[test]
+fn metadata_only_change_keeps_generation_and_no_op_is_not_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    let v1 = store.create(Kind::Route, route("r"), false).expect("create");
+    let v2 = update(&store, Kind::Route, &v1, |o| o["metadata"]["labels"]["x"] = json!("y")).expect("update");
+    assert_eq!(meta::generation(&v2), 1);
+    let rv = store.latest();
+    let v3 = update(&store, Kind::Route, &v2, |_| {}).expect("no-op");
+    assert_eq!(meta::resource_version(&v3), meta::resource_version(&v2));
+    assert_eq!(store.latest(), rv);
+}
+
+#[test]
+fn status_update_leaves_spec_and_generation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    let v1 = store.create(Kind::Route, route("r"), false).expect("create");
+    let mut body = v1.clone();
+    body["spec"] = json!({"traffic": []});
+    body["status"] = json!({"observedGeneration": 1});
+    let next = meta::merge_update(&v1, body, UpdateMode::Status);
+    let v2 = store.replace(Kind::Route, next, meta::resource_version(&v1), false).expect("status");
+    assert_eq!(v2["spec"], v1["spec"]);
+    assert_eq!(v2["status"]["observedGeneration"], 1);
+    assert_eq!(meta::generation(&v2), 1);
+}
+
+#[test]
+fn deleting_an_owner_deletes_what_it_owns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    let owner = store
+        .create(Kind::Service, json!({"metadata": {"name": "s", "namespace": "default"}, "spec": {}}), false)
+        .expect("svc");
+    let owned = |name: &str, uids: Vec<&str>| {
+        let refs: Vec<Value> = uids
+            .iter()
+            .map(|u| json!({"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "s", "uid": u}))
+            .collect();
+        json!({"metadata": {"name": name, "namespace": "default", "ownerReferences": refs}, "spec": {}})
+    };
+    store.create(Kind::Configuration, owned("s", vec![meta::uid(&owner)]), false).expect("cfg");
+    let cfg = store.get(Kind::Configuration, "default", "s").expect("get").expect("cfg");
+    // A revision owned by the configuration: deleted transitively.
+    store.create(Kind::Revision, owned("s-00001", vec![meta::uid(&cfg)]), false).expect("rev");
+    // Another owner that still exists keeps this one alive.
+    let other = store.create(Kind::Route, route("other"), false).expect("other");
+    store.create(Kind::Route, owned("shared", vec![meta::uid(&owner), meta::uid(&other)]), false).expect("shared");
+
+    let deleted = store.delete(Kind::Service, "default", "s", &DeleteOptions::default()).expect("delete");
+    assert!(matches!(deleted, Deleted::Removed(_)));
+    assert!(store.get(Kind::Configuration, "default", "s").expect("get").is_none());
+    assert!(store.get(Kind::Revision, "default", "s-00001").expect("get").is_none());
+    assert!(store.get(Kind::Route, "default", "shared").expect("get").is_some());
+}
+
+#[test]
+fn orphan_propagation_keeps_dependents_without_the_reference() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    let owner = store
+        .create(Kind::Configuration, json!({"metadata": {"name": "c", "namespace": "default"}, "spec": {}}), false)
+        .expect("cfg");
+    let dep = json!({"metadata": {"name": "c-00001", "namespace": "default",
+        "ownerReferences": [{"apiVersion": "serving.knative.dev/v1", "kind": "Configuration", "name": "c", "uid": meta::uid(&owner)}]}, "spec": {}});
+    store.create(Kind::Revision, dep, false).expect("rev");
+    let opts = DeleteOptions { propagation: Propagation::Orphan, ..Default::default() };
+    store.delete(Kind::Configuration, "default", "c", &opts).expect("delete");
+    let rev = store.get(Kind::Revision, "default", "c-00001").expect("get").expect("kept");
+    assert!(meta::owner_uids(&rev).is_empty());
+}
+
+#[test]
+fn finalizers_hold_a_delete_until_removed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    let mut r = route("r");
+    r["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    store.create(Kind::Route, r, false).expect("create");
+    let marked = match store.delete(Kind::Route, "default", "r", &DeleteOptions::default()).expect("delete") {
+        Deleted::Pending(o) => o,
+        other => panic!("expected pending, got {other:?}"),
+    };
+    assert!(meta::is_deleting(&marked));
+    let refused =
+        update(&store, Kind::Route, &marked, |o| o["metadata"]["finalizers"] = json!(["example.com/hold", "x/y"]));
+    assert!(matches!(refused, Err(StoreError::Invalid { .. })), "{refused:?}");
+    update(&store, Kind::Route, &marked, |o| o["metadata"]["finalizers"] = json!([])).expect("release");
+    assert!(store.get(Kind::Route, "default", "r").expect("get").is_none());
+}
+
+#[test]
+fn delete_preconditions_are_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    store.create(Kind::Route, route("r"), false).expect("create");
+    let opts = DeleteOptions { uid: Some("nope".into()), ..Default::default() };
+    assert!(matches!(store.delete(Kind::Route, "default", "r", &opts), Err(StoreError::Conflict { .. })));
+    assert!(store.get(Kind::Route, "default", "r").expect("get").is_some());
+}
+
+#[test]
+fn dry_run_stores_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    let r = store.create(Kind::Route, route("r"), true).expect("dry run");
+    assert!(!meta::uid(&r).is_empty());
+    assert!(store.get(Kind::Route, "default", "r").expect("get").is_none());
+    assert_eq!(store.latest(), 0);
+}
+
+#[test]
+fn events_replay_every_change_in_order_and_survive_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = open(&dir);
+        let v1 = store.create(Kind::Route, route("a"), false).expect("a");
+        update(&store, Kind::Route, &v1, |o| o["spec"]["traffic"][0]["percent"] = json!(10)).expect("mod");
+        store.delete(Kind::Route, "default", "a", &DeleteOptions::default()).expect("del");
+    }
+    let store = open(&dir);
+    assert_eq!(store.latest(), 3);
+    let page = store.events_after(0, 100).expect("events");
+    let kinds: Vec<(u64, EventType)> = page.events.iter().map(|e| (e.rv, e.stored.event_type)).collect();
+    assert_eq!(kinds, vec![(1, EventType::Added), (2, EventType::Modified), (3, EventType::Deleted)]);
+    assert_eq!(page.events[1].stored.prev_labels.as_ref().and_then(|l| l.get("app")).map(String::as_str), Some("a"));
+    assert_eq!(store.events_after(1, 100).expect("events").events.len(), 2);
+}
+
+#[test]
+fn trimmed_history_answers_gone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("db.redb"), 10).expect("open");
+    for i in 0..30 {
+        store.create(Kind::Route, route(&format!("r{i}")), false).expect("create");
+    }
+    assert!(matches!(store.events_after(1, 100), Err(StoreError::Gone { .. })));
+    let tail = store.events_after(25, 100).expect("recent history kept");
+    assert_eq!(tail.events.len(), 5);
+}
+
+#[test]
+fn list_pages_with_continue_and_filters() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    for i in 0..5 {
+        store.create(Kind::Route, route(&format!("r{i}")), false).expect("create");
+    }
+    let mut other = route("x");
+    other["metadata"]["namespace"] = json!("other");
+    store.create(Kind::Route, other, false).expect("create");
+
+    let req = ListRequest { namespace: Some("default"), limit: Some(2), ..Default::default() };
+    let first = store.list(Kind::Route, &req, |_| true).expect("list");
+    assert_eq!(first.items.len(), 2);
+    assert_eq!(first.remaining, 3);
+    let after = first.continue_after.expect("more pages");
+    let req = ListRequest { namespace: Some("default"), limit: Some(10), start_after: Some(&after) };
+    let rest = store.list(Kind::Route, &req, |_| true).expect("list");
+    let names: Vec<&str> = rest.items.iter().map(meta::name).collect();
+    assert_eq!(names, vec!["r2", "r3", "r4"]);
+    assert!(rest.continue_after.is_none());
+
+    let all = store.list(Kind::Route, &ListRequest::default(), |o| meta::name(o) != "r0").expect("list");
+    assert_eq!(all.items.len(), 5);
+}

@@ -1,0 +1,125 @@
+//! One write transaction: every change inside it takes the next resource version and appends
+//! an event row; nothing is visible until `commit`, and a dropped transaction leaves no trace.
+
+use std::collections::BTreeMap;
+
+use redb::{Database, ReadableTable, ReadableTableMetadata, WriteTransaction};
+use serde_json::Value;
+use sluice_api::Kind;
+
+use super::event::{EventType, StoredEvent};
+use super::meta;
+use super::{COMPACTED, COUNTERS, EVENTS, OBJECTS, RESOURCE_VERSION, StoreError, object_key, prefix_range};
+
+/// An open write transaction.
+pub(super) struct Tx {
+    txn: WriteTransaction,
+    next_rv: u64,
+    /// The RFC 3339 time stamped on objects written in this transaction.
+    pub now: String,
+}
+
+// === impl Tx ===
+
+impl Tx {
+    /// Starts a transaction; blocks while another write is in progress.
+    pub fn begin(db: &Database) -> Result<Self, StoreError> {
+        let txn = db.begin_write()?;
+        let next_rv = {
+            let counters = txn.open_table(COUNTERS)?;
+            counters.get(RESOURCE_VERSION)?.map(|v| v.value()).unwrap_or(0)
+        };
+        Ok(Self { txn, next_rv, now: super::now_rfc3339() })
+    }
+
+    /// The object stored under this name, if any.
+    pub fn get(&self, kind: Kind, namespace: &str, name: &str) -> Result<Option<Value>, StoreError> {
+        let objects = self.txn.open_table(OBJECTS)?;
+        let got = objects.get(object_key(kind, namespace, name).as_str())?;
+        got.map(|v| serde_json::from_slice(v.value()).map_err(StoreError::from)).transpose()
+    }
+
+    /// Every object in `namespace`, of every kind.
+    pub fn scan_namespace(&self, namespace: &str) -> Result<Vec<(Kind, Value)>, StoreError> {
+        let objects = self.txn.open_table(OBJECTS)?;
+        let mut out = Vec::new();
+        for kind in Kind::ALL {
+            let (start, end) = prefix_range(kind, Some(namespace));
+            for row in objects.range(start.as_str()..end.as_str())? {
+                let (_, v) = row?;
+                out.push((kind, serde_json::from_slice(v.value())?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores `obj` at the next resource version (written into `obj`) and logs the event.
+    pub fn write(
+        &mut self,
+        kind: Kind,
+        obj: &mut Value,
+        event_type: EventType,
+        prev_labels: Option<BTreeMap<String, String>>,
+    ) -> Result<(), StoreError> {
+        let key = self.stamp(kind, obj);
+        self.txn.open_table(OBJECTS)?.insert(key.as_str(), serde_json::to_vec(obj)?.as_slice())?;
+        self.log(kind, obj, event_type, prev_labels)
+    }
+
+    /// Removes `obj` at the next resource version (written into `obj`) and logs the deletion.
+    pub fn remove(&mut self, kind: Kind, obj: &mut Value) -> Result<(), StoreError> {
+        let key = self.stamp(kind, obj);
+        self.txn.open_table(OBJECTS)?.remove(key.as_str())?;
+        self.log(kind, obj, EventType::Deleted, None)
+    }
+
+    fn stamp(&mut self, kind: Kind, obj: &mut Value) -> String {
+        self.next_rv += 1;
+        meta::metadata_mut(obj).insert("resourceVersion".into(), self.next_rv.to_string().into());
+        object_key(kind, meta::namespace(obj), meta::name(obj))
+    }
+
+    fn log(
+        &mut self,
+        kind: Kind,
+        obj: &Value,
+        event_type: EventType,
+        prev_labels: Option<BTreeMap<String, String>>,
+    ) -> Result<(), StoreError> {
+        let event =
+            StoredEvent { event_type, resource: kind.info().plural.to_string(), object: obj.clone(), prev_labels };
+        self.txn.open_table(EVENTS)?.insert(self.next_rv, serde_json::to_vec(&event)?.as_slice())?;
+        Ok(())
+    }
+
+    /// Makes every change durable at once, trimming the event log to `history` rows. Returns
+    /// the newest resource version.
+    pub fn commit(self, history: u64) -> Result<u64, StoreError> {
+        let Tx { txn, next_rv, .. } = self;
+        {
+            let mut counters = txn.open_table(COUNTERS)?;
+            counters.insert(RESOURCE_VERSION, next_rv)?;
+            let mut events = txn.open_table(EVENTS)?;
+            let len = events.len()?;
+            // Trim in batches of a tenth of the history, so most commits skip this.
+            if len > history + history / 10 {
+                let excess = len - history;
+                let mut last_removed = 0;
+                let doomed: Vec<u64> =
+                    events.iter()?.take(excess as usize).filter_map(|r| r.ok().map(|(k, _)| k.value())).collect();
+                for rv in doomed {
+                    events.remove(rv)?;
+                    last_removed = rv;
+                }
+                counters.insert(COMPACTED, last_removed)?;
+            }
+        }
+        txn.commit()?;
+        Ok(next_rv)
+    }
+
+    /// Discards every change (dry runs).
+    pub fn abort(self) -> Result<(), StoreError> {
+        self.txn.abort().map_err(|e| StoreError::Storage(e.to_string()))
+    }
+}

@@ -1,0 +1,165 @@
+//! `sluice apply`, `get` and `delete`: a small client of the API server, through kube-rs.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow};
+use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
+use kube::core::ApiResource;
+use serde_json::Value;
+use sluice_api::Kind;
+
+use super::ApiArgs;
+use super::documents::{self, Document};
+use super::output::{self, Format};
+
+/// A client for the API server named by `--api` / `SLUICE_API`.
+fn client(api: &ApiArgs) -> anyhow::Result<kube::Client> {
+    let url = if api.api.contains("://") { api.api.clone() } else { format!("http://{}", api.api) };
+    let config = kube::Config::new(url.parse().with_context(|| format!("invalid API address {url:?}"))?);
+    kube::Client::try_from(config).context("building the API client")
+}
+
+fn resource(kind: Kind) -> ApiResource {
+    let i = kind.info();
+    ApiResource {
+        group: i.group.into(),
+        version: i.version.into(),
+        api_version: kind.api_version(),
+        kind: i.kind.into(),
+        plural: i.plural.into(),
+    }
+}
+
+fn resolve_kind(name: &str) -> anyhow::Result<Kind> {
+    Kind::from_user(name).ok_or_else(|| anyhow!("unknown kind {name:?}: use services (ksvc), configurations (config), routes (rt), revisions (rev) or configmaps (cm)"))
+}
+
+/// What went wrong, in the server's words when it answered.
+fn explain(e: kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => s.message,
+        other => format!("{other}"),
+    }
+}
+
+/// `sluice apply`: creates each object, or replaces it when it exists.
+pub async fn apply(api: &ApiArgs, files: &[PathBuf], default_ns: &str) -> anyhow::Result<ExitCode> {
+    let docs = documents::read_all(files)?;
+    let client = client(api)?;
+    let mut failed = 0;
+    for doc in docs {
+        match apply_one(&client, &doc, default_ns).await {
+            Ok(line) => println!("{line}"),
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {}: {e}", doc.source);
+            }
+        }
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn apply_one(client: &kube::Client, doc: &Document, default_ns: &str) -> anyhow::Result<String> {
+    let api_version = doc.value.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let kind_name = doc.value.get("kind").and_then(Value::as_str).unwrap_or("");
+    if api_version.is_empty() || kind_name.is_empty() {
+        return Err(anyhow!("the object has no apiVersion or kind"));
+    }
+    let kind = Kind::from_type(api_version, kind_name)
+        .ok_or_else(|| anyhow!("kind {kind_name:?} in {api_version:?} is not served by Sluice"))?;
+    let mut obj: DynamicObject =
+        serde_json::from_value(doc.value.clone()).map_err(|e| anyhow!("not a Kubernetes object: {e}"))?;
+    let ns = obj.metadata.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| default_ns.to_string());
+    obj.metadata.namespace = Some(ns.clone());
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &resource(kind));
+    let what =
+        format!("{}.{}", kind.info().singular, if kind.info().group.is_empty() { "" } else { kind.info().group });
+    let what = what.trim_end_matches('.');
+    let name = obj.metadata.name.clone().unwrap_or_default();
+    if name.is_empty() {
+        let created = api.create(&PostParams::default(), &obj).await.map_err(|e| anyhow!(explain(e)))?;
+        return Ok(format!("{what}/{} created", created.metadata.name.unwrap_or_default()));
+    }
+    // Replace races other writers (the controller writes status); retry on conflict.
+    for _ in 0..5 {
+        let Some(current) = api.get_opt(&name).await.map_err(|e| anyhow!(explain(e)))? else {
+            api.create(&PostParams::default(), &obj).await.map_err(|e| anyhow!(explain(e)))?;
+            return Ok(format!("{what}/{name} created"));
+        };
+        obj.metadata.resource_version = current.metadata.resource_version.clone();
+        match api.replace(&name, &PostParams::default(), &obj).await {
+            Ok(stored) if stored.metadata.resource_version == current.metadata.resource_version => {
+                return Ok(format!("{what}/{name} unchanged"));
+            }
+            Ok(_) => return Ok(format!("{what}/{name} configured")),
+            Err(kube::Error::Api(s)) if s.code == 409 && s.reason == "Conflict" => continue,
+            Err(e) => return Err(anyhow!(explain(e))),
+        }
+    }
+    Err(anyhow!("{what}/{name} kept changing while being applied; try again"))
+}
+
+/// `sluice get`.
+pub async fn get(
+    api: &ApiArgs,
+    kind: &str,
+    name: Option<&str>,
+    ns: Option<&str>,
+    format: Option<Format>,
+    selector: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let kind = resolve_kind(kind)?;
+    let client = client(api)?;
+    let i = kind.info();
+    let base = if i.group.is_empty() { "/api/v1".to_string() } else { format!("/apis/{}/{}", i.group, i.version) };
+    let mut path = match ns {
+        Some(ns) => format!("{base}/namespaces/{ns}/{}", i.plural),
+        None => format!("{base}/{}", i.plural),
+    };
+    if let Some(name) = name {
+        path = format!("{path}/{name}");
+    }
+    if let Some(sel) = selector {
+        path = format!("{path}?labelSelector={}", encode(sel));
+    }
+    let accept = if format.is_none() {
+        "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+    } else {
+        "application/json"
+    };
+    let req = http::Request::get(&path).header(http::header::ACCEPT, accept).body(Vec::new())?;
+    let text = client.request_text(req).await.map_err(|e| anyhow!(explain(e)))?;
+    let value: Value = serde_json::from_str(&text).context("the server's answer is not JSON")?;
+    match format {
+        None => print!("{}", output::table(&value, ns.is_none())),
+        Some(f) => print!("{}", output::render(f, &output::as_list(value))?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sluice delete`.
+pub async fn delete(api: &ApiArgs, kind: &str, names: &[String], ns: &str) -> anyhow::Result<ExitCode> {
+    let kind = resolve_kind(kind)?;
+    let api: Api<DynamicObject> = Api::namespaced_with(client(api)?, ns, &resource(kind));
+    let mut code = ExitCode::SUCCESS;
+    for name in names {
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => println!("{}.{} {name:?} deleted", kind.info().plural, kind.info().group),
+            Err(e) => {
+                eprintln!("error: {}", explain(e));
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    Ok(code)
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,86 @@
+//! Printing objects: aligned tables from the server's `Table` answers, YAML and JSON.
+
+use serde_json::{Value, json};
+
+/// `-o` formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// YAML.
+    Yaml,
+    /// JSON.
+    Json,
+}
+
+/// A list answer as kubectl prints it with `-o yaml`: `kind: List` with the items.
+pub fn as_list(value: Value) -> Value {
+    match value.get("items") {
+        Some(items) => json!({"apiVersion": "v1", "kind": "List", "items": items, "metadata": {"resourceVersion": ""}}),
+        None => value,
+    }
+}
+
+/// Renders `value` as YAML or JSON.
+pub fn render(format: Format, value: &Value) -> anyhow::Result<String> {
+    Ok(match format {
+        Format::Json => format!("{}\n", serde_json::to_string_pretty(value)?),
+        Format::Yaml => serde_saphyr::to_string(value)?,
+    })
+}
+
+/// Renders a `meta.k8s.io/v1` Table with upper-case headers and aligned columns; with
+/// `namespaces`, a NAMESPACE column comes first.
+pub fn table(t: &Value, namespaces: bool) -> String {
+    let cols: Vec<String> = t["columnDefinitions"]
+        .as_array()
+        .map(|c| c.iter().map(|d| d["name"].as_str().unwrap_or("").to_uppercase()).collect())
+        .unwrap_or_default();
+    let rows = t["rows"].as_array().cloned().unwrap_or_default();
+    if rows.is_empty() {
+        return "No resources found.\n".to_string();
+    }
+    let mut grid: Vec<Vec<String>> = Vec::new();
+    let mut header = cols;
+    if namespaces {
+        header.insert(0, "NAMESPACE".into());
+    }
+    grid.push(header);
+    for row in rows {
+        let mut cells: Vec<String> = row["cells"].as_array().map(|c| c.iter().map(cell).collect()).unwrap_or_default();
+        if namespaces {
+            cells.insert(0, row["object"]["metadata"]["namespace"].as_str().unwrap_or("").to_string());
+        }
+        grid.push(cells);
+    }
+    let widths: Vec<usize> =
+        (0..grid[0].len()).map(|i| grid.iter().map(|r| r.get(i).map_or(0, String::len)).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in grid {
+        let line: Vec<String> =
+            row.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths.get(i).copied().unwrap_or(0))).collect();
+        out.push_str(line.join("   ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "<none>".into(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_columns() {
+        let t = json!({"columnDefinitions": [{"name": "Name"}, {"name": "Ready"}], "rows": [
+            {"cells": ["hello", "True"], "object": {"metadata": {"namespace": "default"}}},
+            {"cells": ["a-longer-name", null], "object": {"metadata": {"namespace": "x"}}}]});
+        assert_eq!(table(&t, false), "NAME            READY\nhello           True\na-longer-name   <none>\n");
+        assert!(table(&t, true).starts_with("NAMESPACE   NAME"));
+    }
+}

@@ -1,0 +1,29 @@
+//! `sluice`: the command line that wires Sluice's crates together — the embedded server
+//! (`serve`) and a small client for people without kubectl (`apply`, `get`, `delete`).
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    // Only ring is built in; installing it explicitly keeps rustls from guessing.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    cli::init_tracing(args.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::run(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! Plain HTTP for tests: a blocking readiness probe, and an async pooled client that returns
+//! status, headers and the whole body.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as Legacy;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// True when `GET url` answers 200 within a second.
+pub fn blocking_get_ok(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else { return false };
+    let (authority, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
+    let Ok(mut s) = TcpStream::connect(authority) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+    if write!(s, "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    buf.starts_with("HTTP/1.1 200")
+}
+
+/// A whole response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// Status code.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Bytes,
+}
+
+/// A pooled HTTP/1.1 client.
+#[derive(Clone)]
+pub struct Client {
+    inner: Legacy<HttpConnector, Full<Bytes>>,
+}
+
+// === impl Response ===
+
+impl Response {
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON (Null when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+// === impl Client ===
+
+impl Default for Client {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Client {
+    /// A new client.
+    pub fn new() -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        Self { inner: Legacy::builder(TokioExecutor::new()).build(connector) }
+    }
+
+    /// Sends a request; `headers` are added as given (e.g. `("host", "hello.default.localhost")`).
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> anyhow::Result<Response> {
+        let mut req = Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = self.inner.request(req.body(Full::new(body.into()))?).await?;
+        let (parts, body) = res.into_parts();
+        let body = body.collect().await?.to_bytes();
+        Ok(Response { status: parts.status, headers: parts.headers, body })
+    }
+
+    /// `GET url` with headers.
+    pub async fn get(&self, url: &str, headers: &[(&str, &str)]) -> anyhow::Result<Response> {
+        self.send(Method::GET, url, headers, Bytes::new()).await
+    }
+}
