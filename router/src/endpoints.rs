@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use http::uri::Authority;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
@@ -33,6 +34,8 @@ pub struct Instance {
     pub id: u64,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// `addr` as a URI authority, built once so proxying a request does not format it.
+    authority: Authority,
     inflight: AtomicUsize,
     draining: AtomicBool,
     idle: Notify,
@@ -84,7 +87,20 @@ impl fmt::Display for RevisionKey {
 impl Instance {
     /// A new instance listening on `addr`.
     pub fn new(id: u64, addr: SocketAddr) -> Arc<Self> {
-        Arc::new(Self { id, addr, inflight: AtomicUsize::new(0), draining: AtomicBool::new(false), idle: Notify::new() })
+        let authority = Authority::try_from(addr.to_string()).expect("a socket address is a valid URI authority");
+        Arc::new(Self {
+            id,
+            addr,
+            authority,
+            inflight: AtomicUsize::new(0),
+            draining: AtomicBool::new(false),
+            idle: Notify::new(),
+        })
+    }
+
+    /// Where it listens, as the authority of an `http://` URI.
+    pub fn authority(&self) -> &Authority {
+        &self.authority
     }
 
     /// Requests in flight on this instance.
@@ -199,21 +215,43 @@ impl RevisionEndpoints {
 
     /// Claims the least-loaded ready instance for one request; None when none is ready.
     pub fn pick(self: &Arc<Self>) -> Option<InstanceGuard> {
+        self.pick_least_loaded(None)
+    }
+
+    /// Like [`pick`](Self::pick), but never the instance `except` (one that just refused a
+    /// connection); None when no other instance is ready.
+    pub fn pick_other(self: &Arc<Self>, except: u64) -> Option<InstanceGuard> {
+        self.pick_least_loaded(Some(except))
+    }
+
+    /// One pass over the ready set, without allocating: the least-loaded instance that is not
+    /// draining, ties broken by a rotating start so equally loaded instances share the work.
+    /// A claim lost to a drain that began meanwhile is retried on the rest; each retry sees one
+    /// more draining instance, so this ends.
+    fn pick_least_loaded(self: &Arc<Self>, except: Option<u64>) -> Option<InstanceGuard> {
         let ready = self.ready.load();
         let n = ready.len();
         if n == 0 {
             return None;
         }
-        // Start at a rotating offset so equally loaded instances share the work.
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut order: Vec<usize> = (0..n).map(|i| (start + i) % n).collect();
-        order.sort_by_key(|&i| ready[i].inflight());
-        for i in order {
-            if let Some(guard) = self.claim(&ready[i]) {
+        loop {
+            let mut best: Option<(&Arc<Instance>, usize)> = None;
+            for i in 0..n {
+                let instance = &ready[start.wrapping_add(i) % n];
+                if instance.is_draining() || Some(instance.id) == except {
+                    continue;
+                }
+                let load = instance.inflight();
+                if best.is_none_or(|(_, least)| load < least) {
+                    best = Some((instance, load));
+                }
+            }
+            let (instance, _) = best?;
+            if let Some(guard) = self.claim(instance) {
                 return Some(guard);
             }
         }
-        None
     }
 
     /// Claims a specific instance; None when it is draining.
@@ -265,52 +303,4 @@ impl Endpoints {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], port))
-    }
-
-    #[test]
-    fn pick_prefers_the_least_loaded_ready_instance() {
-        let rev = RevisionEndpoints::new(RevisionKey::new("default", "r-00001"));
-        assert!(rev.pick().is_none());
-        rev.add(Instance::new(1, addr(1)));
-        rev.add(Instance::new(2, addr(2)));
-        let a = rev.pick().expect("a");
-        let b = rev.pick().expect("b");
-        assert_ne!(a.instance().id, b.instance().id, "second request goes to the idle instance");
-        assert_eq!(rev.inflight(), 2);
-        drop(a);
-        assert_eq!(rev.inflight(), 1);
-    }
-
-    #[test]
-    fn a_draining_instance_is_never_claimed() {
-        let rev = RevisionEndpoints::new(RevisionKey::new("default", "r-00001"));
-        let inst = Instance::new(1, addr(1));
-        rev.add(inst.clone());
-        let removed = rev.remove(1).expect("removed");
-        assert!(removed.is_draining());
-        assert!(rev.claim(&inst).is_none());
-        assert_eq!(inst.inflight(), 0, "a refused claim is undone");
-        assert!(rev.pick().is_none());
-    }
-
-    #[tokio::test]
-    async fn drain_waits_for_in_flight_requests() {
-        let rev = RevisionEndpoints::new(RevisionKey::new("default", "r-00001"));
-        let inst = Instance::new(1, addr(1));
-        rev.add(inst.clone());
-        let guard = rev.pick().expect("claimed");
-        rev.remove(1);
-        assert!(!inst.wait_idle(Duration::from_millis(20)).await, "still busy");
-        let waiter = tokio::spawn({
-            let inst = inst.clone();
-            async move { inst.wait_idle(Duration::from_secs(5)).await }
-        });
-        drop(guard);
-        assert!(waiter.await.expect("join"), "idle once the request finished");
-    }
-}
+mod tests;

@@ -1,0 +1,55 @@
+//! Tunables of the router's server and upstream client.
+
+use std::time::Duration;
+
+/// hyper's HTTP/1 header count limit when none is set, parsed without allocating.
+const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
+
+/// Limits and timeouts for [`serve`](crate::server::serve) and the upstream client.
+#[derive(Clone, Debug)]
+pub struct RouterConfig {
+    /// Largest request header section answered normally, counted as HTTP/1 sends it (each
+    /// header's name, value, `": "` and CRLF). Larger requests get 431 with a reason. hyper and
+    /// h2 are configured with twice this as a hard limit, above which they answer 431 themselves
+    /// (without a body). Default 64 KiB.
+    pub max_header_bytes: usize,
+    /// Most request headers answered normally; more get 431. Over HTTP/1 hyper enforces this
+    /// (431 without a body) when it is 100 or more; below 100, and over h2, the router answers
+    /// 431 with a reason. Default 100.
+    pub max_headers: usize,
+    /// How long a client has to send a complete HTTP/1 request head. Default 30 s.
+    pub header_read_timeout: Duration,
+    /// How long an idle pooled upstream connection is kept. Default 90 s.
+    pub upstream_idle_timeout: Duration,
+    /// Seed of the weighted-split generator; `None` seeds it randomly. Tests set it so a split
+    /// over sequential requests is reproducible.
+    pub split_seed: Option<u64>,
+}
+
+// === impl RouterConfig ===
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            header_read_timeout: Duration::from_secs(30),
+            upstream_idle_timeout: Duration::from_secs(90),
+            split_seed: None,
+        }
+    }
+}
+
+impl RouterConfig {
+    /// hyper's HTTP/1 read buffer limit: the hard backstop behind `max_header_bytes` (hyper
+    /// refuses anything under 8 KiB).
+    pub(crate) fn hard_header_bytes(&self) -> usize {
+        self.max_header_bytes.saturating_mul(2).max(8 * 1024)
+    }
+
+    /// hyper's HTTP/1 header count limit, when it must differ from hyper's default of 100:
+    /// never below that default, because above it hyper parses into a heap buffer per request.
+    pub(crate) fn hard_headers(&self) -> Option<usize> {
+        (self.max_headers > HYPER_DEFAULT_MAX_HEADERS).then_some(self.max_headers)
+    }
+}

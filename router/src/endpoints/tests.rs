@@ -1,0 +1,76 @@
+use super::*;
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+#[test]
+fn pick_prefers_the_least_loaded_ready_instance() {
+    let rev = RevisionEndpoints::new(RevisionKey::new("default", "r-00001"));
+    assert!(rev.pick().is_none());
+    rev.add(Instance::new(1, addr(1)));
+    rev.add(Instance::new(2, addr(2)));
+    let a = rev.pick().expect("a");
+    let b = rev.pick().expect("b");
+    assert_ne!(a.instance().id, b.instance().id, "second request goes to the idle instance");
+    assert_eq!(rev.inflight(), 2);
+    drop(a);
+    assert_eq!(rev.inflight(), 1);
+}
+
+#[test]
+fn a_draining_instance_is_never_claimed() {
+    let rev = RevisionEndpoints::new(RevisionKey::new("default", "r-00001"));
+    let inst = Instance::new(1, addr(1));
+    rev.add(inst.clone());
+    let removed = rev.remove(1).expect("removed");
+    assert!(removed.is_draining());
+    assert!(rev.claim(&inst).is_none());
+    assert_eq!(inst.inflight(), 0, "a refused claim is undone");
+    assert!(rev.pick().is_none());
+}
+
+#[tokio::test]
+async fn drain_waits_for_in_flight_requests() {
+    let rev = RevisionEndpoints::new(RevisionKey::new("default", "r-00001"));
+    let inst = Instance::new(1, addr(1));
+    rev.add(inst.clone());
+    let guard = rev.pick().expect("claimed");
+    rev.remove(1);
+    assert!(!inst.wait_idle(Duration::from_millis(20)).await, "still busy");
+    let waiter = tokio::spawn({
+        let inst = inst.clone();
+        async move { inst.wait_idle(Duration::from_secs(5)).await }
+    });
+    drop(guard);
+    assert!(waiter.await.expect("join"), "idle once the request finished");
+}
+
+#[test]
+fn pick_other_never_returns_the_excluded_instance() {
+    let rev = RevisionEndpoints::new(RevisionKey::new("default", "r-00001"));
+    rev.add(Instance::new(1, addr(1)));
+    assert!(rev.pick_other(1).is_none(), "the only instance is excluded");
+    rev.add(Instance::new(2, addr(2)));
+    for _ in 0..4 {
+        assert_eq!(rev.pick_other(1).expect("another instance").instance().id, 2);
+    }
+    assert_eq!(rev.requests(), 4);
+}
+
+#[test]
+fn equally_loaded_instances_take_turns() {
+    let rev = RevisionEndpoints::new(RevisionKey::new("default", "r-00001"));
+    rev.add(Instance::new(1, addr(1)));
+    rev.add(Instance::new(2, addr(2)));
+    let first = rev.pick().expect("first").instance().id;
+    let second = rev.pick().expect("second").instance().id;
+    assert_ne!(first, second, "the rotating start spreads sequential requests");
+}
+
+#[test]
+fn authority_matches_the_address() {
+    assert_eq!(Instance::new(1, addr(8080)).authority().as_str(), "127.0.0.1:8080");
+    let v6 = Instance::new(2, SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 81)));
+    assert_eq!(v6.authority().as_str(), "[::1]:81");
+}

@@ -1,0 +1,189 @@
+//! Why a request got no upstream response, who is to blame, and the one place that turns it
+//! into an HTTP response: a status and a one-line plain-text reason.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderValue, Response, StatusCode};
+
+use crate::proxy::RouterBody;
+
+/// A reason precomputed when a table or router is built: one line of text, sent as the body of
+/// an error response (ending in `"\n"`) without formatting anything per request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reason(Bytes);
+
+/// A request that was not proxied, or whose upstream failed before sending a response head.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// The request named no host (no `Host` header and no URI authority).
+    #[error("request names no host")]
+    MissingHost,
+    /// No route serves the requested host.
+    #[error("no route for host {0:?}")]
+    UnknownHost(Box<str>),
+    /// `CONNECT` tunnels are not proxied.
+    #[error("method CONNECT is not supported")]
+    Connect,
+    /// The request target cannot be forwarded.
+    #[error("invalid request target")]
+    InvalidTarget,
+    /// The request's headers exceed a configured limit.
+    #[error("{0}")]
+    HeadersTooLarge(Reason),
+    /// The route has no traffic target (its split is empty).
+    #[error("{0}")]
+    NoTraffic(Reason),
+    /// The picked revision has no ready instance.
+    #[error("{0}")]
+    NoReadyInstance(Reason),
+    /// No connection could be made to an instance; nothing was sent.
+    #[error("{reason}")]
+    Unreachable {
+        /// The response body.
+        reason: Reason,
+        /// What the upstream client reported.
+        #[source]
+        source: hyper_util::client::legacy::Error,
+    },
+    /// The instance refused, reset or closed the exchange before a response head.
+    #[error("{reason}")]
+    Upstream {
+        /// The response body.
+        reason: Reason,
+        /// What the upstream client reported.
+        #[source]
+        source: hyper_util::client::legacy::Error,
+    },
+    /// No response head arrived within the target's timeout.
+    #[error("{0}")]
+    Timeout(Reason),
+}
+
+/// Who a [`ProxyError`] is down to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Blame {
+    /// The client sent something the router cannot route.
+    Downstream,
+    /// Nothing is ready to serve the request yet (routing or scale has not caught up).
+    Unavailable,
+    /// The revision's instance failed.
+    Upstream,
+}
+
+// === impl Reason ===
+
+impl Reason {
+    /// A reason from one line of text; line breaks are replaced so the body stays one line.
+    pub fn new(text: impl fmt::Display) -> Self {
+        let mut line = text.to_string().replace(['\r', '\n'], " ");
+        line.push('\n');
+        Self(Bytes::from(line))
+    }
+
+    /// The response body: the text and its newline.
+    pub fn body(&self) -> &Bytes {
+        &self.0
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let line = self.0.strip_suffix(b"\n").unwrap_or(&self.0);
+        f.write_str(&String::from_utf8_lossy(line))
+    }
+}
+
+// === impl ProxyError ===
+
+impl ProxyError {
+    /// The status the client sees.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingHost | Self::InvalidTarget => StatusCode::BAD_REQUEST,
+            Self::UnknownHost(_) => StatusCode::NOT_FOUND,
+            Self::Connect => StatusCode::METHOD_NOT_ALLOWED,
+            Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::NoTraffic(_) | Self::NoReadyInstance(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unreachable { .. } | Self::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// Who failed.
+    pub fn blame(&self) -> Blame {
+        match self {
+            Self::MissingHost
+            | Self::UnknownHost(_)
+            | Self::Connect
+            | Self::InvalidTarget
+            | Self::HeadersTooLarge(_) => Blame::Downstream,
+            Self::NoTraffic(_) | Self::NoReadyInstance(_) => Blame::Unavailable,
+            Self::Unreachable { .. } | Self::Upstream { .. } | Self::Timeout(_) => Blame::Upstream,
+        }
+    }
+
+    /// True when no byte of the request reached an instance, so sending it again is safe.
+    pub fn is_retry_safe(&self) -> bool {
+        !matches!(self, Self::Upstream { .. } | Self::Timeout(_))
+    }
+
+    /// The response: status, one-line body, `Retry-After` where waiting helps, and the error
+    /// itself in the extensions for an access log.
+    pub fn into_response(self) -> Response<RouterBody> {
+        static TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+        static ONE_SECOND: HeaderValue = HeaderValue::from_static("1");
+        let body = match self.reason() {
+            Some(reason) => reason.body().clone(),
+            None => Bytes::from(format!("{self}\n")),
+        };
+        let mut res = Response::new(RouterBody::reason(body));
+        *res.status_mut() = self.status();
+        res.headers_mut().insert(CONTENT_TYPE, TEXT_PLAIN.clone());
+        if self.blame() == Blame::Unavailable {
+            res.headers_mut().insert(RETRY_AFTER, ONE_SECOND.clone());
+        }
+        tracing::debug!(error = %self, status = %res.status(), "request not proxied");
+        res.extensions_mut().insert(Arc::new(self));
+        res
+    }
+
+    fn reason(&self) -> Option<&Reason> {
+        match self {
+            Self::HeadersTooLarge(r) | Self::NoTraffic(r) | Self::NoReadyInstance(r) | Self::Timeout(r) => Some(r),
+            Self::Unreachable { reason, .. } | Self::Upstream { reason, .. } => Some(reason),
+            Self::MissingHost | Self::UnknownHost(_) | Self::Connect | Self::InvalidTarget => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_one_line_and_end_in_a_newline() {
+        let r = Reason::new("two\nlines");
+        assert_eq!(r.body().as_ref(), b"two lines\n");
+        assert_eq!(r.to_string(), "two lines");
+    }
+
+    #[test]
+    fn unknown_host_quotes_the_host() {
+        let e = ProxyError::UnknownHost("x.default.localhost".into());
+        assert_eq!(e.to_string(), "no route for host \"x.default.localhost\"");
+        assert_eq!(e.status(), StatusCode::NOT_FOUND);
+        assert_eq!(e.blame(), Blame::Downstream);
+    }
+
+    #[test]
+    fn unavailable_responses_ask_to_retry_after_a_second() {
+        let res = ProxyError::NoReadyInstance(Reason::new("no ready instance of revision default/a")).into_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()[RETRY_AFTER], "1");
+        let res = ProxyError::UnknownHost("h".into()).into_response();
+        assert!(res.headers().get(RETRY_AFTER).is_none());
+    }
+}

@@ -1,0 +1,132 @@
+//! Bodies at the two edges of the proxy. Both stream frame by frame; neither buffers a body.
+//!
+//! - [`RouterBody`] is what the client receives: an upstream body that holds the request's
+//!   [`InstanceGuard`] until the body ends or is dropped, or a precomputed one-line reason.
+//! - [`UpstreamBody`] is what the instance receives: the client's body, which can be handed
+//!   back (through a oneshot, on drop) if the upstream client gave up before reading any of it,
+//!   so a request refused at connect can be sent to another instance.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use tokio::sync::oneshot;
+
+use crate::endpoints::InstanceGuard;
+
+/// The body of every response the router sends.
+#[derive(Debug)]
+pub struct RouterBody {
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    /// Streamed from an instance; the guard keeps the instance's in-flight count until the end.
+    Upstream { body: Incoming, guard: Option<InstanceGuard> },
+    /// A reason, sent once.
+    Reason(Option<Bytes>),
+}
+
+/// The client's request body on its way to an instance.
+#[derive(Debug)]
+pub(crate) struct UpstreamBody {
+    body: Option<Incoming>,
+    /// Set while the body is untouched and a retry could still use it.
+    reclaim: Option<oneshot::Sender<Incoming>>,
+}
+
+// === impl RouterBody ===
+
+impl RouterBody {
+    /// An instance's response body, holding `guard` until the body ends or is dropped.
+    pub(crate) fn upstream(body: Incoming, guard: InstanceGuard) -> Self {
+        Self { kind: Kind::Upstream { body, guard: Some(guard) } }
+    }
+
+    /// A complete body of `text`.
+    pub(crate) fn reason(text: Bytes) -> Self {
+        Self { kind: Kind::Reason(Some(text)) }
+    }
+}
+
+impl Body for RouterBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match &mut self.kind {
+            Kind::Upstream { body, guard } => {
+                let polled = Pin::new(body).poll_frame(cx);
+                if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
+                    // The exchange is over: release the instance now rather than when hyper
+                    // gets round to dropping the body.
+                    guard.take();
+                }
+                polled
+            }
+            Kind::Reason(text) => Poll::Ready(text.take().map(|t| Ok(Frame::data(t)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Upstream { body, .. } => body.is_end_stream(),
+            Kind::Reason(text) => text.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Upstream { body, .. } => body.size_hint(),
+            Kind::Reason(text) => SizeHint::with_exact(text.as_ref().map_or(0, |t| t.len() as u64)),
+        }
+    }
+}
+
+// === impl UpstreamBody ===
+
+impl UpstreamBody {
+    /// `body` as sent upstream; with `reclaimable`, also the receiver that gets it back if the
+    /// upstream client drops it unread.
+    pub(crate) fn new(body: Incoming, reclaimable: bool) -> (Self, Option<oneshot::Receiver<Incoming>>) {
+        if !reclaimable {
+            return (Self { body: Some(body), reclaim: None }, None);
+        }
+        let (tx, rx) = oneshot::channel();
+        (Self { body: Some(body), reclaim: Some(tx) }, Some(rx))
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        // Once a frame may have gone upstream, the body can no longer be replayed.
+        self.reclaim = None;
+        match &mut self.body {
+            Some(body) => Pin::new(body).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.as_ref().map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        if let (Some(tx), Some(body)) = (self.reclaim.take(), self.body.take()) {
+            // The receiver is gone when the request already ended; nothing to hand back then.
+            let _ = tx.send(body);
+        }
+    }
+}

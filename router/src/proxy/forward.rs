@@ -1,0 +1,107 @@
+//! Sending a routed request to its instance: deadline for the response head, one retry on
+//! another instance when the connect failed (nothing was sent), and the response wrapped so
+//! the instance stays claimed until its body ends.
+
+use http::request::Parts;
+use http::uri::{self, PathAndQuery, Scheme};
+use http::{Request, Response, Uri, Version};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use super::body::{RouterBody, UpstreamBody};
+use super::client::{Attempt, Upstream};
+use super::{Routed, headers};
+use crate::endpoints::{Instance, InstanceGuard};
+use crate::error::ProxyError;
+use crate::table::Backend;
+
+/// What a retry needs of the request: its head, cloned before the first attempt consumes it.
+struct Replay {
+    parts: Parts,
+    path: PathAndQuery,
+}
+
+/// Proxies `routed`; every failure is already a response.
+pub(super) async fn forward(upstream: &Upstream, routed: Routed) -> Response<RouterBody> {
+    match send(upstream, routed).await {
+        Ok(res) => res,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn send(upstream: &Upstream, routed: Routed) -> Result<Response<RouterBody>, ProxyError> {
+    let Routed { backend, guard, parts, path, body } = routed;
+    let deadline = Instant::now() + backend.target.timeout;
+    // Cloning the head costs allocations, so only when there is another instance to retry on.
+    let replay = (backend.target.revision.ready_count() > 1).then(|| Replay::of(&parts, &path));
+    let (body, reclaimed) = UpstreamBody::new(body, replay.is_some());
+    let req = request(parts, path, guard.instance(), body)?;
+    let error = match upstream.send(backend.target.protocol, req, deadline).await {
+        Attempt::Failed(e) if e.is_connect() => e,
+        other => return finish(other, guard, &backend),
+    };
+    // The connect failed, so no byte was sent: the body is handed back untouched (if the
+    // revision has another instance) and the request goes there instead.
+    let body = reclaimed.and_then(|mut rx| rx.try_recv().ok());
+    let retry = replay.zip(body).and_then(|(replay, body)| {
+        let next = backend.target.revision.pick_other(guard.instance().id)?;
+        Some((replay, body, next))
+    });
+    let Some((replay, body, next)) = retry else {
+        return Err(ProxyError::Unreachable { reason: backend.unreachable.clone(), source: error });
+    };
+    tracing::debug!(revision = %backend.target.revision.key, instance = guard.instance().id, error = %error, "connect failed; retrying on another instance");
+    drop(guard);
+    let (body, _) = UpstreamBody::new(body, false);
+    let req = request(replay.parts, replay.path, next.instance(), body)?;
+    finish(upstream.send(backend.target.protocol, req, deadline).await, next, &backend)
+}
+
+/// The client's response, or the error for a failed attempt.
+fn finish(attempt: Attempt, guard: InstanceGuard, backend: &Backend) -> Result<Response<RouterBody>, ProxyError> {
+    match attempt {
+        Attempt::Response(res) => Ok(respond(res, guard)),
+        Attempt::TimedOut => Err(ProxyError::Timeout(backend.timed_out.clone())),
+        Attempt::Failed(source) if source.is_connect() => {
+            Err(ProxyError::Unreachable { reason: backend.unreachable.clone(), source })
+        }
+        Attempt::Failed(source) => Err(ProxyError::Upstream { reason: backend.failed.clone(), source }),
+    }
+}
+
+/// The instance's response for the client: hop-by-hop headers out, body holding the claim.
+fn respond(res: Response<Incoming>, guard: InstanceGuard) -> Response<RouterBody> {
+    let (mut parts, body) = res.into_parts();
+    headers::strip_response(&mut parts.headers);
+    // hyper speaks the client's protocol whatever this says; HTTP/1.1 takes its fast path.
+    parts.version = Version::HTTP_11;
+    Response::from_parts(parts, RouterBody::upstream(body, guard))
+}
+
+/// The upstream request: `http://{instance}{path}`, head as rewritten.
+fn request(
+    mut parts: Parts,
+    path: PathAndQuery,
+    instance: &Instance,
+    body: UpstreamBody,
+) -> Result<Request<UpstreamBody>, ProxyError> {
+    let mut uri = uri::Parts::default();
+    uri.scheme = Some(Scheme::HTTP);
+    uri.authority = Some(instance.authority().clone());
+    uri.path_and_query = Some(path);
+    parts.uri = Uri::from_parts(uri).map_err(|_| ProxyError::InvalidTarget)?;
+    Ok(Request::from_parts(parts, body))
+}
+
+// === impl Replay ===
+
+impl Replay {
+    fn of(parts: &Parts, path: &PathAndQuery) -> Self {
+        let mut head = Request::new(());
+        *head.method_mut() = parts.method.clone();
+        *head.version_mut() = parts.version;
+        *head.headers_mut() = parts.headers.clone();
+        let (parts, ()) = head.into_parts();
+        Self { parts, path: path.clone() }
+    }
+}

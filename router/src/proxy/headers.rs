@@ -1,0 +1,191 @@
+//! Header rewriting at the proxy boundary: hop-by-hop headers removed in both directions,
+//! `X-Forwarded-*` added towards the instance, and the request header limits.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::header::{
+    CONNECTION, Entry, HOST, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// Knative's header naming a tag to route to (when tag-header routing is on).
+pub(crate) static KNATIVE_SERVING_TAG: HeaderName = HeaderName::from_static("knative-serving-tag");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static HTTP: HeaderValue = HeaderValue::from_static("http");
+static TRAILERS: HeaderValue = HeaderValue::from_static("trailers");
+
+/// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1 and the classic
+/// proxy list).
+const HOP_BY_HOP: [&HeaderName; 9] = [
+    &CONNECTION,
+    &KEEP_ALIVE,
+    &PROXY_CONNECTION,
+    &TE,
+    &TRAILER,
+    &TRANSFER_ENCODING,
+    &UPGRADE,
+    &PROXY_AUTHENTICATE,
+    &PROXY_AUTHORIZATION,
+];
+
+/// Removes hop-by-hop headers from a request, keeping `TE: trailers` (gRPC needs it).
+pub(crate) fn strip_request(headers: &mut HeaderMap) {
+    if !has_hop_by_hop(headers) {
+        return;
+    }
+    let trailers = headers.get_all(TE).iter().any(|v| tokens(v).any(|t| t.eq_ignore_ascii_case("trailers")));
+    strip(headers);
+    if trailers {
+        headers.insert(TE, TRAILERS.clone());
+    }
+}
+
+/// Removes hop-by-hop headers from a response.
+pub(crate) fn strip_response(headers: &mut HeaderMap) {
+    if has_hop_by_hop(headers) {
+        strip(headers);
+    }
+}
+
+/// Adds `X-Forwarded-For` (appending `client_ip` to any the client sent), and sets
+/// `X-Forwarded-Proto: http` and `X-Forwarded-Host` (the original `Host`).
+pub(crate) fn set_forwarded(headers: &mut HeaderMap, client_ip: &HeaderValue) {
+    match headers.entry(&X_FORWARDED_FOR) {
+        Entry::Vacant(slot) => {
+            slot.insert(client_ip.clone());
+        }
+        Entry::Occupied(mut slot) => {
+            let joined = join(slot.iter(), client_ip);
+            slot.insert(joined);
+        }
+    }
+    headers.insert(&X_FORWARDED_PROTO, HTTP.clone());
+    if let Some(host) = headers.get(HOST).cloned() {
+        headers.insert(&X_FORWARDED_HOST, host);
+    }
+}
+
+/// True when `headers` fit `max_headers` and `max_bytes` (each header's name, value, `": "`
+/// and CRLF, as HTTP/1 sends them).
+pub(crate) fn within_limits(headers: &HeaderMap, max_headers: usize, max_bytes: usize) -> bool {
+    headers.len() <= max_headers
+        && headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum::<usize>() <= max_bytes
+}
+
+/// Most messages carry no hop-by-hop header: one pass comparing names (cheap for standard
+/// ones) costs far less than nine hashed removals.
+fn has_hop_by_hop(headers: &HeaderMap) -> bool {
+    headers.keys().any(|name| HOP_BY_HOP.contains(&name))
+}
+
+fn strip(headers: &mut HeaderMap) {
+    // Headers named by `Connection` are hop-by-hop too. Collected only when a token names
+    // something beyond the fixed list (rare), so the usual request allocates nothing.
+    let mut listed: Vec<HeaderName> = Vec::new();
+    for token in headers.get_all(CONNECTION).iter().flat_map(tokens) {
+        let fixed =
+            token.eq_ignore_ascii_case("close") || HOP_BY_HOP.iter().any(|h| h.as_str().eq_ignore_ascii_case(token));
+        // `Host` stays: the instance must see the host the client asked for.
+        if !fixed
+            && !token.eq_ignore_ascii_case(HOST.as_str())
+            && let Ok(name) = HeaderName::from_bytes(token.as_bytes())
+        {
+            listed.push(name);
+        }
+    }
+    for name in listed.iter().chain(HOP_BY_HOP) {
+        headers.remove(name);
+    }
+}
+
+/// The comma-separated tokens of a header value, trimmed, parameters dropped.
+fn tokens(value: &HeaderValue) -> impl Iterator<Item = &str> {
+    value.to_str().unwrap_or("").split(',').filter_map(|t| t.split(';').next().map(str::trim)).filter(|t| !t.is_empty())
+}
+
+/// `a, b, client_ip` from the values the client sent.
+fn join<'a>(sent: impl Iterator<Item = &'a HeaderValue>, client_ip: &'a HeaderValue) -> HeaderValue {
+    let mut out = BytesMut::new();
+    for value in sent.chain(std::iter::once(client_ip)) {
+        if !out.is_empty() {
+            out.put_slice(b", ");
+        }
+        out.put_slice(value.as_bytes());
+    }
+    let out: Bytes = out.freeze();
+    // Valid values joined by ", " are valid; the fallback only satisfies the type.
+    HeaderValue::from_maybe_shared(out).unwrap_or_else(|_| client_ip.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in pairs {
+            h.append(HeaderName::from_bytes(n.as_bytes()).expect("name"), HeaderValue::from_str(v).expect("value"));
+        }
+        h
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_those_named_by_connection_are_removed() {
+        let mut h = map(&[
+            ("connection", "keep-alive, X-Custom-Hop"),
+            ("connection", "Upgrade"),
+            ("x-custom-hop", "1"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-authorization", "Basic eA=="),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("x-end-to-end", "kept"),
+            ("host", "a.b"),
+        ]);
+        strip_request(&mut h);
+        let names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["x-end-to-end", "host"]);
+    }
+
+    #[test]
+    fn te_trailers_survives_alone() {
+        let mut h = map(&[("te", "trailers, deflate;q=0.5")]);
+        strip_request(&mut h);
+        assert_eq!(h.get_all(TE).iter().collect::<Vec<_>>(), ["trailers"]);
+        let mut h = map(&[("te", "deflate")]);
+        strip_request(&mut h);
+        assert!(h.get(TE).is_none());
+    }
+
+    #[test]
+    fn connection_cannot_remove_host() {
+        let mut h = map(&[("connection", "host"), ("host", "a.b")]);
+        strip_request(&mut h);
+        assert_eq!(h[HOST], "a.b");
+    }
+
+    #[test]
+    fn forwarded_headers_are_set_and_appended() {
+        let ip = HeaderValue::from_static("10.0.0.9");
+        let mut h =
+            map(&[("host", "hello.default:8080"), ("x-forwarded-for", "1.2.3.4"), ("x-forwarded-for", "5.6.7.8")]);
+        set_forwarded(&mut h, &ip);
+        assert_eq!(h.get_all(&X_FORWARDED_FOR).iter().collect::<Vec<_>>(), ["1.2.3.4, 5.6.7.8, 10.0.0.9"]);
+        assert_eq!(h[&X_FORWARDED_PROTO], "http");
+        assert_eq!(h[&X_FORWARDED_HOST], "hello.default:8080");
+        let mut h = HeaderMap::new();
+        set_forwarded(&mut h, &ip);
+        assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.9");
+    }
+
+    #[test]
+    fn limits_count_headers_and_bytes() {
+        let h = map(&[("a", "12345")]);
+        assert!(within_limits(&h, 1, 10));
+        assert!(!within_limits(&h, 1, 9));
+        assert!(!within_limits(&h, 0, 100));
+    }
+}

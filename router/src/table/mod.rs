@@ -1,0 +1,279 @@
+//! The routing snapshot: plain, immutable data built whole by the controller from
+//! [`RouteConfig`]s and published with `ArcSwap::store`. Everything a request needs is
+//! precomputed here: lowercased host keys, cumulative weights, tag lookups and error bodies.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::endpoints::RevisionEndpoints;
+use crate::error::{ProxyError, Reason};
+
+mod host;
+mod split;
+
+pub(crate) use split::Roller;
+use split::Split;
+
+/// How the router speaks to a revision's instances.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// HTTP/1.1 with keep-alive.
+    #[default]
+    Http1,
+    /// HTTP/2 with prior knowledge over plain TCP (the container port is named `h2c`).
+    H2c,
+}
+
+/// Where a share of traffic goes: a revision's live endpoints and how to reach them.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// The revision's ready instances and counters.
+    pub revision: Arc<RevisionEndpoints>,
+    /// How long an instance may take to send a response head (the revision's `timeoutSeconds`).
+    pub timeout: Duration,
+    /// HTTP/1.1 or h2c.
+    pub protocol: Protocol,
+}
+
+/// A tagged target: its own hosts reach it alone, whatever its percent.
+#[derive(Clone, Debug)]
+pub struct TagConfig {
+    /// The tag, e.g. `canary`.
+    pub tag: String,
+    /// Hosts of the tag, e.g. `canary-hello.default.localhost`.
+    pub hosts: Vec<String>,
+    /// The revision the tag names.
+    pub target: Target,
+}
+
+/// One route as the controller hands it over.
+#[derive(Clone, Debug, Default)]
+pub struct RouteConfig {
+    /// Namespace of the Route.
+    pub namespace: String,
+    /// Name of the Route.
+    pub name: String,
+    /// Hosts served by the default split, e.g. `hello.default.localhost`, `hello.default`,
+    /// `hello.default.svc`, `hello.default.svc.cluster.local`.
+    pub hosts: Vec<String>,
+    /// The default split as (percent, target); percents sum to 100 unless the list is empty.
+    pub traffic: Vec<(u32, Target)>,
+    /// Tagged targets.
+    pub tags: Vec<TagConfig>,
+    /// Knative's `tag-header-based-routing`: a `Knative-Serving-Tag: <tag>` header on a default
+    /// host picks that tag's target; an unknown tag falls back to the default split.
+    pub tag_header_routing: bool,
+}
+
+/// Why a set of routes cannot become a table.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    /// Traffic percents do not sum to 100.
+    #[error("route {route}: traffic percents sum to {sum}, not 100")]
+    PercentSum {
+        /// `namespace/name`.
+        route: String,
+        /// What they sum to.
+        sum: u64,
+    },
+    /// Two routes (or one route twice) claim the same host.
+    #[error("host {host:?} is claimed by both route {first} and route {second}")]
+    DuplicateHost {
+        /// The host, normalized.
+        host: String,
+        /// The route that claimed it first.
+        first: String,
+        /// The route that claimed it again.
+        second: String,
+    },
+    /// A host is empty.
+    #[error("route {route} has an empty host")]
+    EmptyHost {
+        /// `namespace/name`.
+        route: String,
+    },
+    /// A tag appears twice in one route.
+    #[error("route {route} has tag {tag:?} twice")]
+    DuplicateTag {
+        /// `namespace/name`.
+        route: String,
+        /// The tag.
+        tag: String,
+    },
+}
+
+/// The immutable routing snapshot.
+#[derive(Debug, Default)]
+pub struct RoutingTable {
+    hosts: HashMap<Box<str>, HostEntry>,
+    routes: Vec<Route>,
+}
+
+/// A target with the error bodies a request to it may need, built once.
+#[derive(Debug)]
+pub(crate) struct Backend {
+    pub(crate) target: Target,
+    pub(crate) no_instance: Reason,
+    pub(crate) unreachable: Reason,
+    pub(crate) failed: Reason,
+    pub(crate) timed_out: Reason,
+}
+
+#[derive(Debug)]
+enum HostEntry {
+    /// A default host: index into `routes`.
+    Route(usize),
+    /// A tag host: all of its traffic to one target.
+    Tag(Arc<Backend>),
+}
+
+#[derive(Debug)]
+struct Route {
+    split: Split,
+    no_traffic: Reason,
+    /// Tag → target, present only when tag-header routing is on.
+    header_tags: Option<HashMap<Box<str>, Arc<Backend>>>,
+}
+
+// === impl RoutingTable ===
+
+impl RoutingTable {
+    /// Compiles `routes`; fails naming the route (and host) at fault.
+    pub fn new(routes: Vec<RouteConfig>) -> Result<Self, TableError> {
+        let mut table = Self::default();
+        let mut owners: HashMap<Box<str>, Arc<str>> = HashMap::new();
+        for config in routes {
+            table.add(config, &mut owners)?;
+        }
+        Ok(table)
+    }
+
+    /// Number of routes.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// True when no route is programmed.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// Every host served (normalized), in no particular order.
+    pub fn hosts(&self) -> impl Iterator<Item = &str> {
+        self.hosts.keys().map(|h| &**h)
+    }
+
+    /// The target a request for `host` carrying tag header `tag` would reach when the split
+    /// rolls `roll` (0..100); None for an unknown host or an empty split.
+    pub fn target(&self, host: &str, tag: Option<&str>, roll: u32) -> Option<&Target> {
+        self.resolve(host, || tag, || roll).ok().map(|b| &b.target)
+    }
+
+    /// The backend for a request: host lookup, then a tag host, a tag header, or the split.
+    /// `tag` and `roll` are called only when the route needs them.
+    pub(crate) fn resolve<'t>(
+        &self,
+        raw_host: &str,
+        tag: impl FnOnce() -> Option<&'t str>,
+        roll: impl FnOnce() -> u32,
+    ) -> Result<&Arc<Backend>, ProxyError> {
+        let entry = host::with_key(raw_host, |key| self.hosts.get(key));
+        let route = match entry {
+            None => return Err(ProxyError::UnknownHost(raw_host.into())),
+            Some(HostEntry::Tag(backend)) => return Ok(backend),
+            Some(HostEntry::Route(i)) => &self.routes[*i],
+        };
+        if let Some(tags) = &route.header_tags
+            && let Some(backend) = tag().and_then(|tag| tags.get(tag))
+        {
+            return Ok(backend);
+        }
+        route.split.pick(roll()).ok_or_else(|| ProxyError::NoTraffic(route.no_traffic.clone()))
+    }
+
+    fn add(&mut self, config: RouteConfig, owners: &mut HashMap<Box<str>, Arc<str>>) -> Result<(), TableError> {
+        let name: Arc<str> = format!("{}/{}", config.namespace, config.name).into();
+        if !config.traffic.is_empty() {
+            let sum: u64 = config.traffic.iter().map(|(p, _)| u64::from(*p)).sum();
+            if sum != 100 {
+                return Err(TableError::PercentSum { route: name.to_string(), sum });
+            }
+        }
+        let index = self.routes.len();
+        for raw in &config.hosts {
+            self.claim(raw, HostEntry::Route(index), &name, owners)?;
+        }
+        let mut header_tags = config.tag_header_routing.then(HashMap::new);
+        let mut seen = Vec::with_capacity(config.tags.len());
+        for tag in config.tags {
+            if seen.contains(&tag.tag) {
+                return Err(TableError::DuplicateTag { route: name.to_string(), tag: tag.tag });
+            }
+            let backend = Backend::new(tag.target);
+            for raw in &tag.hosts {
+                self.claim(raw, HostEntry::Tag(backend.clone()), &name, owners)?;
+            }
+            if let Some(tags) = &mut header_tags {
+                tags.insert(tag.tag.clone().into_boxed_str(), backend);
+            }
+            seen.push(tag.tag);
+        }
+        let split = Split::new(config.traffic.into_iter().map(|(p, t)| (p, Backend::new(t))));
+        let no_traffic = Reason::new(format_args!("route {name} has no traffic target"));
+        self.routes.push(Route { split, no_traffic, header_tags });
+        Ok(())
+    }
+
+    fn claim(
+        &mut self,
+        raw: &str,
+        entry: HostEntry,
+        route: &Arc<str>,
+        owners: &mut HashMap<Box<str>, Arc<str>>,
+    ) -> Result<(), TableError> {
+        let key = host::config_key(raw).ok_or_else(|| TableError::EmptyHost { route: route.to_string() })?;
+        match owners.entry(key.clone()) {
+            // A host listed twice for the same purpose (e.g. a domain that makes two of the
+            // default forms coincide) is harmless.
+            Entry::Occupied(first) if Arc::ptr_eq(first.get(), route) && self.same_entry(&key, &entry) => Ok(()),
+            Entry::Occupied(first) => Err(TableError::DuplicateHost {
+                host: key.into_string(),
+                first: first.get().to_string(),
+                second: route.to_string(),
+            }),
+            Entry::Vacant(slot) => {
+                slot.insert(route.clone());
+                self.hosts.insert(key, entry);
+                Ok(())
+            }
+        }
+    }
+
+    fn same_entry(&self, key: &str, entry: &HostEntry) -> bool {
+        match (self.hosts.get(key), entry) {
+            (Some(HostEntry::Route(a)), HostEntry::Route(b)) => a == b,
+            (Some(HostEntry::Tag(a)), HostEntry::Tag(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+// === impl Backend ===
+
+impl Backend {
+    fn new(target: Target) -> Arc<Self> {
+        let key = &target.revision.key;
+        Arc::new(Self {
+            no_instance: Reason::new(format_args!("no ready instance of revision {key}")),
+            unreachable: Reason::new(format_args!("could not connect to revision {key}")),
+            failed: Reason::new(format_args!("revision {key} closed the connection before responding")),
+            timed_out: Reason::new(format_args!("revision {key} did not respond within {:?}", target.timeout)),
+            target,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,173 @@
+use std::net::SocketAddr;
+
+use super::split::{Roller, Split};
+use super::*;
+use crate::endpoints::{Instance, RevisionKey};
+
+fn target(name: &str) -> Target {
+    Target {
+        revision: RevisionEndpoints::new(RevisionKey::new("default", name)),
+        timeout: Duration::from_secs(300),
+        protocol: Protocol::Http1,
+    }
+}
+
+fn route(name: &str, traffic: Vec<(u32, Target)>) -> RouteConfig {
+    RouteConfig {
+        namespace: "default".into(),
+        name: name.into(),
+        hosts: vec![format!("{name}.default.localhost"), format!("{name}.default")],
+        traffic,
+        ..RouteConfig::default()
+    }
+}
+
+fn reached(table: &RoutingTable, host: &str, tag: Option<&str>, roll: u32) -> Option<String> {
+    table.target(host, tag, roll).map(|t| t.revision.key.name.clone())
+}
+
+/// How often each of `split`'s targets is picked over `n` rolls of a generator seeded `seed`.
+fn tally(split: &Split, n: usize, seed: u64) -> HashMap<String, usize> {
+    let roller = Roller::new(seed);
+    let mut counts = HashMap::new();
+    for _ in 0..n {
+        let backend = split.pick(roller.roll()).expect("non-empty split");
+        *counts.entry(backend.target.revision.key.name.clone()).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn split_of(weights: &[(u32, &str)]) -> Split {
+    Split::new(weights.iter().map(|(p, n)| (*p, Backend::new(target(n)))))
+}
+
+#[test]
+fn cumulative_bounds_give_each_target_exactly_its_percent_of_the_rolls() {
+    let split = split_of(&[(10, "a"), (0, "zero"), (60, "b"), (30, "c")]);
+    let mut counts: HashMap<String, u32> = HashMap::new();
+    for roll in 0..100 {
+        let b = split.pick(roll).expect("picked");
+        *counts.entry(b.target.revision.key.name.clone()).or_insert(0) += 1;
+    }
+    assert_eq!(counts.get("a"), Some(&10));
+    assert_eq!(counts.get("b"), Some(&60));
+    assert_eq!(counts.get("c"), Some(&30));
+    assert_eq!(counts.get("zero"), None, "0% is never picked");
+}
+
+#[test]
+fn ten_thousand_rolls_land_within_two_points_of_the_weights() {
+    for seed in [0, 1, 42, 0xDEAD_BEEF, u64::MAX] {
+        for (weights, expect_a) in [(&[(50, "a"), (50, "b")][..], 50.0), (&[(90, "a"), (10, "b")][..], 90.0)] {
+            let counts = tally(&split_of(weights), 10_000, seed);
+            let a = *counts.get("a").unwrap_or(&0) as f64 / 100.0;
+            assert!((a - expect_a).abs() <= 2.0, "seed {seed}: a got {a}% of {weights:?}");
+        }
+    }
+}
+
+#[test]
+fn a_zero_percent_target_is_never_picked() {
+    let counts = tally(&split_of(&[(0, "old"), (100, "new")]), 10_000, 7);
+    assert_eq!(counts.get("new"), Some(&10_000));
+}
+
+#[test]
+fn rolls_cover_every_value_in_range() {
+    let roller = Roller::new(3);
+    let mut seen = [false; 100];
+    for _ in 0..10_000 {
+        let r = roller.roll();
+        assert!(r < 100);
+        seen[r as usize] = true;
+    }
+    assert!(seen.iter().all(|s| *s));
+}
+
+#[test]
+fn hosts_are_matched_without_case_port_or_trailing_dot() {
+    let table = RoutingTable::new(vec![route("hello", vec![(100, target("hello-00001"))])]).expect("table");
+    for host in ["hello.default.localhost", "HELLO.Default.localhost:8080", "hello.default.", "hello.default:80"] {
+        assert_eq!(reached(&table, host, None, 0).as_deref(), Some("hello-00001"), "{host}");
+    }
+    assert_eq!(reached(&table, "other.default", None, 0), None);
+    assert_eq!(table.len(), 1);
+}
+
+#[test]
+fn percents_must_sum_to_100() {
+    let err = RoutingTable::new(vec![route("hello", vec![(50, target("a")), (40, target("b"))])]).expect_err("90%");
+    assert_eq!(err.to_string(), "route default/hello: traffic percents sum to 90, not 100");
+    let empty = RoutingTable::new(vec![route("hello", vec![])]).expect("no traffic is allowed");
+    let err = empty.resolve("hello.default", || None, || 0).expect_err("no traffic");
+    assert_eq!(err.to_string(), "route default/hello has no traffic target");
+}
+
+#[test]
+fn a_host_claimed_twice_names_both_routes() {
+    let mut b = route("b", vec![(100, target("b"))]);
+    b.hosts.push("A.default.localhost".into());
+    let err = RoutingTable::new(vec![route("a", vec![(100, target("a"))]), b]).expect_err("duplicate");
+    assert_eq!(err.to_string(), "host \"a.default.localhost\" is claimed by both route default/a and route default/b");
+}
+
+#[test]
+fn a_route_may_list_a_host_twice_but_not_for_a_tag_too() {
+    let mut config = route("a", vec![(100, target("a"))]);
+    config.hosts.push("A.default.".into());
+    let table = RoutingTable::new(vec![config.clone()]).expect("same host, same purpose");
+    assert_eq!(table.hosts().count(), 2);
+    config.tags.push(TagConfig { tag: "t".into(), hosts: vec!["a.default".into()], target: target("b") });
+    let err = RoutingTable::new(vec![config]).expect_err("a tag host equal to a default host");
+    assert!(matches!(err, TableError::DuplicateHost { .. }), "{err}");
+}
+
+#[test]
+fn tag_hosts_reach_their_target_even_at_zero_percent() {
+    let mut config = route("hello", vec![(100, target("v1")), (0, target("v2"))]);
+    config.tags.push(TagConfig {
+        tag: "canary".into(),
+        hosts: vec!["canary-hello.default".into()],
+        target: target("v2"),
+    });
+    let table = RoutingTable::new(vec![config]).expect("table");
+    for roll in 0..100 {
+        assert_eq!(reached(&table, "hello.default", None, roll).as_deref(), Some("v1"));
+        assert_eq!(reached(&table, "canary-hello.default", None, roll).as_deref(), Some("v2"));
+    }
+}
+
+#[test]
+fn the_tag_header_picks_a_tag_only_when_enabled() {
+    let mut config = route("hello", vec![(100, target("v1"))]);
+    config.tags.push(TagConfig {
+        tag: "canary".into(),
+        hosts: vec!["canary-hello.default".into()],
+        target: target("v2"),
+    });
+    let off = RoutingTable::new(vec![config.clone()]).expect("table");
+    assert_eq!(reached(&off, "hello.default", Some("canary"), 0).as_deref(), Some("v1"));
+    config.tag_header_routing = true;
+    let on = RoutingTable::new(vec![config]).expect("table");
+    assert_eq!(reached(&on, "hello.default", Some("canary"), 0).as_deref(), Some("v2"));
+    assert_eq!(reached(&on, "hello.default", Some("unknown"), 0).as_deref(), Some("v1"), "falls back to the split");
+}
+
+#[test]
+fn a_duplicate_tag_is_an_error() {
+    let mut config = route("hello", vec![(100, target("v1"))]);
+    for host in ["x-hello.default", "y-hello.default"] {
+        config.tags.push(TagConfig { tag: "x".into(), hosts: vec![host.into()], target: target("v1") });
+    }
+    let err = RoutingTable::new(vec![config]).expect_err("duplicate tag");
+    assert_eq!(err.to_string(), "route default/hello has tag \"x\" twice");
+}
+
+#[test]
+fn error_bodies_are_precomputed_per_target() {
+    let t = target("hello-00001");
+    t.revision.add(Instance::new(1, SocketAddr::from(([127, 0, 0, 1], 1))));
+    let backend = Backend::new(t);
+    assert_eq!(backend.no_instance.body().as_ref(), b"no ready instance of revision default/hello-00001\n");
+    assert_eq!(backend.timed_out.to_string(), "revision default/hello-00001 did not respond within 300s");
+}

@@ -1,0 +1,133 @@
+//! Every failure is a response with a one-line plain-text reason.
+
+use std::time::Duration;
+
+use http::Request;
+use sluice_router::RouterConfig;
+
+use crate::support::*;
+
+fn assert_reason(reply: &Reply, status: u16, text: &str) {
+    assert_eq!(reply.status.as_u16(), status, "body: {}", reply.text());
+    assert_eq!(reply.text(), format!("{text}\n"));
+    assert_eq!(reply.headers["content-type"], "text/plain; charset=utf-8");
+}
+
+#[tokio::test]
+async fn an_unknown_host_gets_404_naming_it() {
+    let proxy = Proxy::start(hello(&revision("hello-00001", &[]))).await;
+    let reply = fetch(proxy.addr, "x.default.localhost").await;
+    assert_reason(&reply, 404, r#"no route for host "x.default.localhost""#);
+    assert!(reply.headers.get("retry-after").is_none());
+}
+
+#[tokio::test]
+async fn a_request_without_a_host_gets_400() {
+    let proxy = Proxy::start(hello(&revision("hello-00001", &[]))).await;
+    let mut client = H1::connect(proxy.addr).await;
+    let reply = Reply::read(client.send(Request::get("/").body(empty()).expect("request")).await).await;
+    assert_reason(&reply, 400, "request names no host");
+}
+
+#[tokio::test]
+async fn a_revision_without_ready_instances_gets_503_with_retry_after() {
+    let proxy = Proxy::start(hello(&revision("hello-00001", &[]))).await;
+    let reply = fetch(proxy.addr, "hello.default.localhost").await;
+    assert_reason(&reply, 503, "no ready instance of revision default/hello-00001");
+    assert_eq!(reply.headers["retry-after"], "1");
+}
+
+#[tokio::test]
+async fn a_route_without_traffic_gets_503() {
+    let proxy = Proxy::start(table(vec![route("hello", vec![])])).await;
+    let reply = fetch(proxy.addr, "hello.default.localhost").await;
+    assert_reason(&reply, 503, "route default/hello has no traffic target");
+    assert_eq!(reply.headers["retry-after"], "1");
+}
+
+#[tokio::test]
+async fn a_refused_connection_gets_502_naming_the_revision() {
+    let rev = revision("hello-00001", &[refused_addr().await]);
+    let proxy = Proxy::start(hello(&rev)).await;
+    let reply = fetch(proxy.addr, "hello.default.localhost").await;
+    assert_reason(&reply, 502, "could not connect to revision default/hello-00001");
+    assert_eq!(rev.inflight(), 0, "the claim was released");
+}
+
+#[tokio::test]
+async fn an_instance_closing_before_responding_gets_502() {
+    let (addr, _slammer) = slammer().await;
+    let proxy = Proxy::start(hello(&revision("hello-00001", &[addr]))).await;
+    let reply = fetch(proxy.addr, "hello.default.localhost").await;
+    assert_reason(&reply, 502, "revision default/hello-00001 closed the connection before responding");
+}
+
+#[tokio::test]
+async fn no_response_head_within_the_timeout_gets_504() {
+    let silent = Backend::silent("silent").await;
+    let rev = revision("hello-00001", &[silent.addr]);
+    let mut t = target(&rev);
+    t.timeout = Duration::from_millis(200);
+    let proxy = Proxy::start(table(vec![route("hello", vec![(100, t)])])).await;
+    let reply = fetch(proxy.addr, "hello.default.localhost").await;
+    assert_reason(&reply, 504, "revision default/hello-00001 did not respond within 200ms");
+}
+
+fn with_headers(count: usize, value_len: usize) -> Request<TestBody> {
+    let mut req = get("hello.default.localhost");
+    let value = http::HeaderValue::from_str(&"v".repeat(value_len)).expect("value");
+    for i in 0..count {
+        let name = http::HeaderName::from_bytes(format!("x-h{i}").as_bytes()).expect("name");
+        req.headers_mut().insert(name, value.clone());
+    }
+    req
+}
+
+#[tokio::test]
+async fn too_many_headers_get_431_with_a_reason() {
+    let backend = Backend::echo("a").await;
+    // Below the backend's own limit of 100, which the added X-Forwarded-* headers count against.
+    let config = RouterConfig { max_headers: 50, ..config() };
+    let proxy =
+        Proxy::start_with(hello(&revision("hello-00001", &[backend.addr])), config, Duration::from_secs(1)).await;
+    let mut client = H1::connect(proxy.addr).await;
+    let reply = Reply::read(client.send(with_headers(49, 1)).await).await;
+    assert_eq!(reply.status, 200, "Host and 49 others are at the limit: {}", reply.text());
+    let reply = Reply::read(client.send(with_headers(50, 1)).await).await;
+    assert_reason(&reply, 431, "request has more than 50 headers");
+}
+
+#[tokio::test]
+async fn more_than_100_headers_get_431_over_http1_and_h2() {
+    let proxy = Proxy::start(hello(&revision("hello-00001", &[]))).await;
+    let reply = Reply::read(H1::connect(proxy.addr).await.send(with_headers(100, 1)).await).await;
+    assert_eq!(reply.status, 431, "hyper's own limit over HTTP/1");
+    let mut req = with_headers(101, 1);
+    *req.uri_mut() = "http://hello.default.localhost/".parse().expect("uri");
+    req.headers_mut().remove("host");
+    let reply = Reply::read(H2::connect(proxy.addr).await.send(req).await).await;
+    assert_reason(&reply, 431, "request has more than 100 headers");
+}
+
+#[tokio::test]
+async fn oversized_headers_get_431_with_a_reason_over_http1_and_h2() {
+    let backend = Backend::echo("a").await;
+    let proxy = Proxy::start(hello(&revision("hello-00001", &[backend.addr]))).await;
+    let reply = Reply::read(H1::connect(proxy.addr).await.send(with_headers(1, 70 * 1024)).await).await;
+    assert_reason(&reply, 431, "request headers exceed 65536 bytes");
+
+    let mut h2 = H2::connect(proxy.addr).await;
+    let mut req = with_headers(1, 70 * 1024);
+    *req.uri_mut() = "http://hello.default.localhost/".parse().expect("uri");
+    req.headers_mut().remove("host");
+    let reply = Reply::read(h2.send(req).await).await;
+    assert_reason(&reply, 431, "request headers exceed 65536 bytes");
+}
+
+#[tokio::test]
+async fn headers_beyond_the_hard_limit_get_431_from_hyper() {
+    let config = RouterConfig { max_header_bytes: 16 * 1024, ..config() };
+    let proxy = Proxy::start_with(hello(&revision("hello-00001", &[])), config, Duration::from_secs(1)).await;
+    let reply = Reply::read(H1::connect(proxy.addr).await.send(with_headers(1, 40 * 1024)).await).await;
+    assert_eq!(reply.status, 431);
+}

@@ -1,0 +1,11 @@
+//! The router over real sockets: an in-test hyper backend on 127.0.0.1:0, the router serving
+//! a hand-built table, and hyper clients speaking HTTP/1.1 or h2c.
+
+mod support;
+
+mod errors;
+mod forwarding;
+mod h2c;
+mod lifecycle;
+mod routing;
+mod streaming;

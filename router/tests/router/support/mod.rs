@@ -1,0 +1,21 @@
+//! Backends, the proxy under test, clients and table builders.
+
+#![allow(dead_code)]
+
+mod backend;
+mod bodies;
+mod client;
+mod proxy;
+mod tables;
+
+pub use backend::*;
+pub use bodies::*;
+pub use client::*;
+pub use proxy::*;
+pub use tables::*;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type TestBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, BoxError>;
+
+/// The seed every test proxy rolls its split with, so split counts are reproducible.
+pub const SPLIT_SEED: u64 = 0x5EED;
