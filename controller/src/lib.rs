@@ -2,4 +2,6 @@
 //! reconcilers, and the runtimes that run revision instances.
 
 pub mod apiserver;
+pub mod reconcile;
+pub mod runtime;
 pub mod store;

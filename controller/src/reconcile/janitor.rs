@@ -1,0 +1,78 @@
+//! What a reconcile never sees, because the object is gone: stopping a deleted revision's
+//! instances, unpublishing a deleted route and releasing its revisions; and following
+//! Knative's `config-features` ConfigMap.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+use kube::runtime::watcher::{self, Event};
+use sluice_api::{Configuration, Revision, Route};
+use tokio_util::sync::CancellationToken;
+
+use super::{Ctx, revision, route};
+
+/// Namespace of Knative's configuration maps.
+const SYSTEM_NAMESPACE: &str = "knative-serving";
+
+/// Runs until `shutdown`.
+pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) {
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        () = async { tokio::join!(revisions(ctx.clone()), routes(ctx.clone()), features(ctx.clone())); } => {}
+    }
+}
+
+async fn revisions(ctx: Arc<Ctx>) {
+    let mut events = watcher::watcher(Api::<Revision>::all(ctx.client.clone()), watcher::Config::default()).boxed();
+    while let Some(event) = events.next().await {
+        if let Ok(Event::Delete(rev)) = event {
+            ctx.runtime.forget(&revision::key(&rev));
+            ctx.endpoints.forget(&revision::key(&rev));
+        }
+    }
+}
+
+async fn routes(ctx: Arc<Ctx>) {
+    let mut events = watcher::watcher(Api::<Route>::all(ctx.client.clone()), watcher::Config::default()).boxed();
+    while let Some(event) = events.next().await {
+        let Ok(Event::Delete(rt)) = event else { continue };
+        let ns = rt.namespace().unwrap_or_default();
+        ctx.publisher.remove_route(&ns, &rt.name_any());
+        // Release what the route held, so unreferenced revisions stop.
+        let revs: Api<Revision> = Api::namespaced(ctx.client.clone(), &ns);
+        let cfgs: Api<Configuration> = Api::namespaced(ctx.client.clone(), &ns);
+        let none = BTreeSet::new();
+        if let Ok(list) = revs.list(&ListParams::default()).await
+            && let Err(e) = route::label(&revs, &rt.name_any(), &none, &list.items, true).await
+        {
+            tracing::warn!(error = %e, route = %rt.name_any(), "releasing revisions of a deleted route failed");
+        }
+        if let Ok(list) = cfgs.list(&ListParams::default()).await {
+            let _ = route::label(&cfgs, &rt.name_any(), &none, &list.items, false).await;
+        }
+    }
+}
+
+async fn features(ctx: Arc<Ctx>) {
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), SYSTEM_NAMESPACE);
+    let cfg = watcher::Config::default().fields("metadata.name=config-features");
+    let mut events = watcher::watcher(api, cfg).boxed();
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(Event::Apply(cm) | Event::InitApply(cm)) => {
+                let on = cm
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get("tag-header-based-routing"))
+                    .is_some_and(|v| v.eq_ignore_ascii_case("enabled"));
+                ctx.publisher.set_tag_header_routing(on);
+            }
+            Ok(Event::Delete(_)) => ctx.publisher.set_tag_header_routing(false),
+            _ => {}
+        }
+    }
+}

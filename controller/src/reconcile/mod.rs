@@ -1,0 +1,120 @@
+//! The reconcilers, run by `kube::runtime::Controller` against any Kubernetes-compatible API
+//! server (Sluice's embedded one here, a cluster's later): Service, Configuration, Route and
+//! Revision. Each decision is a pure function in its module; the async shells apply them.
+
+pub mod configuration;
+mod janitor;
+pub mod names;
+pub mod publish;
+pub mod revision;
+pub mod route;
+pub mod service;
+mod shell;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use sluice_api::{Configuration, Revision, Route, Service};
+use sluice_router::endpoints::{Endpoints, RevisionKey};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio_util::sync::CancellationToken;
+
+use crate::runtime::Runtime;
+pub use publish::Publisher;
+
+/// What every reconciler shares.
+pub struct Ctx {
+    /// The API client.
+    pub client: kube::Client,
+    /// Runs revision instances.
+    pub runtime: Arc<Runtime>,
+    /// Live instances per revision (shared with the router).
+    pub endpoints: Arc<Endpoints>,
+    /// Owns the routing table.
+    pub publisher: Publisher,
+    /// Domain of route URLs.
+    pub domain: String,
+}
+
+/// A reconcile that did not finish; it is retried.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused or failed.
+    #[error("API request failed: {0}")]
+    Kube(#[from] kube::Error),
+    /// An object did not (de)serialize.
+    #[error("object encoding failed: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Now, as condition and annotation timestamps are written.
+pub fn now() -> String {
+    crate::store::now_rfc3339()
+}
+
+fn error_policy<K>(obj: Arc<K>, err: &Error, _ctx: Arc<Ctx>) -> Action
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    tracing::warn!(kind = %K::kind(&()), name = %obj.meta().name.as_deref().unwrap_or(""), error = %err, "reconcile failed; retrying");
+    Action::requeue(Duration::from_millis(500))
+}
+
+/// Runs every controller until `shutdown`; `health` carries the runtime's "this revision's
+/// health changed" notices.
+pub async fn run(ctx: Arc<Ctx>, health: UnboundedReceiver<RevisionKey>, shutdown: CancellationToken) {
+    let client = ctx.client.clone();
+    let wc = watcher::Config::default;
+
+    let services = Controller::new(Api::<Service>::all(client.clone()), wc())
+        .owns(Api::<Configuration>::all(client.clone()), wc())
+        .owns(Api::<Route>::all(client.clone()), wc())
+        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+        .run(service::reconcile, error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()));
+
+    let configurations = Controller::new(Api::<Configuration>::all(client.clone()), wc())
+        .owns(Api::<Revision>::all(client.clone()), wc())
+        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+        .run(configuration::reconcile, error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()));
+
+    let route_controller = Controller::new(Api::<Route>::all(client.clone()), wc());
+    let store = route_controller.store();
+    let same_namespace = move |ns: Option<String>| {
+        store
+            .state()
+            .into_iter()
+            .filter(|r| r.metadata.namespace == ns)
+            .map(|r| ObjectRef::from_obj(&*r))
+            .collect::<Vec<_>>()
+    };
+    let by_revision = same_namespace.clone();
+    let routes = route_controller
+        .watches(Api::<Revision>::all(client.clone()), wc(), move |rev: Revision| by_revision(rev.metadata.namespace))
+        .watches(Api::<Configuration>::all(client.clone()), wc(), move |cfg: Configuration| {
+            same_namespace(cfg.metadata.namespace)
+        })
+        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+        .run(route::reconcile, error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()));
+
+    let health = tokio_stream::wrappers::UnboundedReceiverStream::new(health)
+        .map(|key: RevisionKey| ObjectRef::<Revision>::new(&key.name).within(&key.namespace));
+    let revisions = Controller::new(Api::<Revision>::all(client.clone()), wc())
+        .reconcile_on(health)
+        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+        .run(revision::reconcile, error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()));
+
+    let janitor = janitor::run(ctx.clone(), shutdown.clone());
+    tokio::join!(services, configurations, routes, revisions, janitor);
+}
+
+#[cfg(test)]
+mod fixtures;

@@ -1,0 +1,87 @@
+use sluice_api::conditions::{ConditionStatus, find};
+use sluice_api::labels;
+
+use super::*;
+use crate::reconcile::fixtures;
+use crate::runtime::Failure;
+
+fn health(ready: usize, ever_ready: bool, failure: Option<(&str, Option<i32>)>) -> RevisionHealth {
+    RevisionHealth {
+        desired: 1,
+        running: ready,
+        ready,
+        ever_ready,
+        restarts: u32::from(failure.is_some()),
+        last_failure: failure.map(|(reason, code)| Failure {
+            reason: reason.into(),
+            message: format!("{reason} happened"),
+            exit_code: code,
+        }),
+    }
+}
+
+fn with_state(state: &str) -> Revision {
+    let mut rev = fixtures::revision("c", 1, "Unknown");
+    rev.status = None;
+    rev.metadata.labels.get_or_insert_with(Default::default).insert(labels::ROUTING_STATE.into(), state.into());
+    rev
+}
+
+fn cond(s: &RevisionStatus, t: &str) -> (ConditionStatus, Option<String>) {
+    let c = find(&s.conditions, t).expect(t);
+    (c.status, c.reason.clone())
+}
+
+#[test]
+fn scale_follows_routing_state() {
+    let now = jiff::Timestamp::now();
+    assert_eq!(desired_scale(&with_state("active"), None, now), 1);
+    assert_eq!(desired_scale(&with_state("reserve"), Some(&health(1, true, None)), now), 0);
+    assert_eq!(desired_scale(&with_state("pending"), None, now), 1, "a new revision runs until ready once");
+    assert_eq!(desired_scale(&with_state("pending"), Some(&health(1, true, None)), now), 0);
+}
+
+#[test]
+fn a_revision_is_deploying_until_an_instance_is_ready() {
+    let rev = with_state("active");
+    let s = revision_status(&rev, None, 1, "file:///l", "t", false);
+    assert_eq!(cond(&s, "Ready"), (ConditionStatus::Unknown, Some("Deploying".into())));
+    let s = revision_status(&rev, Some(&health(1, true, None)), 1, "file:///l", "t", false);
+    assert_eq!(cond(&s, "Ready").0, ConditionStatus::True);
+    assert_eq!(cond(&s, "Active").0, ConditionStatus::True);
+    assert_eq!(s.actual_replicas, Some(1));
+}
+
+#[test]
+fn a_crash_shows_its_exit_code_until_an_instance_is_back() {
+    let rev = with_state("active");
+    let s = revision_status(&rev, Some(&health(0, true, Some(("ExitCode", Some(3))))), 1, "file:///l", "t", false);
+    assert_eq!(cond(&s, "ContainerHealthy"), (ConditionStatus::False, Some("ExitCode3".into())));
+    assert_eq!(cond(&s, "Ready").0, ConditionStatus::False);
+    assert_eq!(s.extra.get("restartCount"), Some(&1.into()));
+    let s = revision_status(&rev, Some(&health(1, true, Some(("ExitCode", Some(3))))), 1, "file:///l", "t", false);
+    assert_eq!(cond(&s, "ContainerHealthy").0, ConditionStatus::True);
+}
+
+#[test]
+fn an_unknown_image_is_a_missing_container() {
+    let rev = with_state("pending");
+    let s = revision_status(&rev, Some(&health(0, false, Some(("ImageNotFound", None)))), 1, "file:///l", "t", false);
+    assert_eq!(cond(&s, "ContainerHealthy"), (ConditionStatus::False, Some("ContainerMissing".into())));
+    assert_eq!(cond(&s, "Ready").0, ConditionStatus::False);
+}
+
+#[test]
+fn a_scaled_down_ready_revision_stays_ready_but_inactive() {
+    let rev = with_state("reserve");
+    let s = revision_status(&rev, Some(&health(0, true, None)), 0, "file:///l", "t", false);
+    assert_eq!(cond(&s, "Ready").0, ConditionStatus::True);
+    assert_eq!(cond(&s, "Active"), (ConditionStatus::False, Some("NoTraffic".into())));
+}
+
+#[test]
+fn never_ready_past_the_deadline_fails() {
+    let rev = with_state("pending");
+    let s = revision_status(&rev, None, 0, "file:///l", "t", true);
+    assert_eq!(cond(&s, "ResourcesAvailable"), (ConditionStatus::False, Some("ProgressDeadlineExceeded".into())));
+}

@@ -1,0 +1,147 @@
+//! Route → resolved traffic, the route's status (URLs, traffic, conditions), the routing
+//! snapshot the router serves, and which revisions must run.
+//!
+//! All or nothing: a new assignment is published only when every target is ready and has an
+//! instance serving; otherwise the status keeps the old traffic and says which target is the
+//! problem. The snapshot is published before revisions that lost their last reference are
+//! marked `reserve` (and drained), so no request is sent to a revision on its way out.
+
+mod labeler;
+pub mod traffic;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::ResourceExt;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use serde_json::json;
+use sluice_api::conditions::{self, ConditionUpdate, set_condition};
+use sluice_api::{Addressable, Configuration, Revision, Route, RouteStatus, TrafficTarget, labels};
+use sluice_router::endpoints::RevisionKey;
+
+use super::{Ctx, Error, names, shell};
+pub use labeler::RoutingChange;
+use traffic::{Lookup, TargetError};
+
+/// The route's status after an assignment attempt.
+pub fn route_status(
+    route: &Route,
+    resolved: Result<&Vec<TrafficTarget>, &TargetError>,
+    domain: &str,
+    now: &str,
+) -> RouteStatus {
+    let mut s = route.status.clone().unwrap_or_default();
+    let (name, ns) = (route.name_any(), route.namespace().unwrap_or_default());
+    let private = names::is_cluster_local(route.labels());
+    s.observed_generation = route.metadata.generation;
+    s.url = Some(names::url(&names::route_host(&name, &ns, domain, private)));
+    s.address = Some(Addressable {
+        url: Some(names::url(&format!("{name}.{ns}.{}", names::CLUSTER_LOCAL))),
+        extra: Default::default(),
+    });
+    match resolved {
+        Ok(traffic) => {
+            s.traffic = traffic
+                .iter()
+                .map(|t| {
+                    let mut t = t.clone();
+                    t.url = t
+                        .tag
+                        .as_deref()
+                        .map(|tag| names::url(&names::route_host(&names::tag_name(tag, &name), &ns, domain, private)));
+                    t
+                })
+                .collect();
+            set_condition(&mut s.conditions, ConditionUpdate::ok("AllTrafficAssigned"), now);
+            set_condition(&mut s.conditions, ConditionUpdate::ok("IngressReady"), now);
+        }
+        Err(e) => {
+            set_condition(&mut s.conditions, e.condition(), now);
+            if s.traffic.is_empty() {
+                set_condition(
+                    &mut s.conditions,
+                    ConditionUpdate::unknown(
+                        "IngressReady",
+                        "IngressNotConfigured",
+                        "Ingress has not yet been reconciled.",
+                    ),
+                    now,
+                );
+            }
+        }
+    }
+    let mut tls = ConditionUpdate::ok("CertificateProvisioned");
+    tls.reason = "TLSNotEnabled".into();
+    tls.message = "external-domain-tls is not enabled".into();
+    set_condition(&mut s.conditions, tls, now);
+    let ready = conditions::summarize(
+        &s.conditions,
+        "Ready",
+        &["AllTrafficAssigned", "IngressReady", "CertificateProvisioned"],
+    );
+    set_condition(&mut s.conditions, ready, now);
+    s
+}
+
+/// Reconciles one Route.
+pub async fn reconcile(route: Arc<Route>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    if route.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let ns = route.namespace().unwrap_or_default();
+    let configs: Api<Configuration> = Api::namespaced(ctx.client.clone(), &ns);
+    let revs: Api<Revision> = Api::namespaced(ctx.client.clone(), &ns);
+    let configurations = configs.list(&ListParams::default()).await?.items;
+    let revisions = revs.list(&ListParams::default()).await?.items;
+    let serving =
+        |name: &str| ctx.endpoints.get(&RevisionKey::new(ns.clone(), name)).is_some_and(|e| e.ready_count() > 0);
+    let lookup = Lookup { configurations: &configurations, revisions: &revisions, serving: &serving };
+    let resolved = traffic::resolve(&route, &lookup);
+    let status = route_status(&route, resolved.as_ref(), &ctx.domain, &super::now());
+    // Program the router before the status says so, and before anything is drained.
+    ctx.publisher.set_route(&route, &status.traffic, &revisions, &ctx);
+    shell::patch_status::<Route, _>(&ctx.client, &route, route.status.as_ref(), &status).await?;
+
+    let mut referenced = traffic::wanted_revisions(&route, &lookup);
+    referenced.extend(status.traffic.iter().filter_map(|t| t.revision_name.clone()));
+    label(&revs, &route.name_any(), &referenced, &revisions, true).await?;
+    label(&configs, &route.name_any(), &traffic::wanted_configurations(&route), &configurations, false).await?;
+    Ok(match resolved {
+        // Waiting on a target: its own events will bring us back; this is a safety net.
+        Err(e) if !e.is_failure() => Action::requeue(Duration::from_secs(5)),
+        _ => Action::await_change(),
+    })
+}
+
+/// Applies the labeler's changes for `route` over `objects`.
+pub async fn label<K>(
+    api: &Api<K>,
+    route: &str,
+    referenced: &BTreeSet<String>,
+    objects: &[K],
+    with_state: bool,
+) -> Result<(), Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    for change in labeler::changes(route, referenced, objects, with_state) {
+        let routes = if change.routes.is_empty() { serde_json::Value::Null } else { change.routes.clone().into() };
+        let mut patch = json!({"metadata": {"annotations": {labels::ROUTES: routes}}});
+        if let Some(state) = change.state {
+            patch["metadata"]["labels"] = json!({labels::ROUTING_STATE: state});
+            patch["metadata"]["annotations"][labels::ROUTING_STATE_MODIFIED] = super::now().into();
+        }
+        match api.patch(&change.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(_) => {}
+            // Deleted meanwhile: nothing to label.
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,130 @@
+use serde_json::json;
+use sluice_api::conditions::{ConditionStatus, find};
+
+use super::traffic::{Lookup, TargetError, resolve, wanted_revisions};
+use super::*;
+use crate::reconcile::fixtures;
+
+fn lookup<'a>(
+    cfgs: &'a [Configuration],
+    revs: &'a [Revision],
+    serving: &'a (dyn Fn(&str) -> bool + Sync),
+) -> Lookup<'a> {
+    Lookup { configurations: cfgs, revisions: revs, serving }
+}
+
+#[test]
+fn configuration_targets_resolve_to_the_latest_ready_revision() {
+    let cfgs = vec![fixtures::configuration(
+        "c",
+        2,
+        json!({"latestReadyRevisionName": "c-00002", "latestCreatedRevisionName": "c-00002"}),
+    )];
+    let revs = vec![fixtures::revision("c", 1, "True"), fixtures::revision("c", 2, "True")];
+    let rt = fixtures::route(
+        "c",
+        json!([{"configurationName": "c", "latestRevision": true, "percent": 50},
+                                          {"revisionName": "c-00001", "percent": 50, "tag": "old"}]),
+        json!({}),
+    );
+    let all = |_: &str| true;
+    let got = resolve(&rt, &lookup(&cfgs, &revs, &all)).expect("resolves");
+    assert_eq!(got[0].revision_name.as_deref(), Some("c-00002"));
+    assert_eq!(got[0].latest_revision, Some(true));
+    assert_eq!(got[0].configuration_name, None);
+    assert_eq!(
+        (got[1].revision_name.as_deref(), got[1].tag.as_deref(), got[1].latest_revision),
+        (Some("c-00001"), Some("old"), Some(false))
+    );
+}
+
+#[test]
+fn missing_and_unready_targets_block_the_assignment_with_knative_reasons() {
+    let cfgs = vec![fixtures::configuration("c", 1, json!({}))];
+    let revs = vec![fixtures::revision("c", 1, "Unknown"), fixtures::revision("d", 1, "False")];
+    let all = |_: &str| true;
+    let lk = lookup(&cfgs, &revs, &all);
+    let case =
+        |traffic: serde_json::Value| resolve(&fixtures::route("r", traffic, json!({})), &lk).expect_err("blocked");
+
+    let e = case(json!([{"revisionName": "foobar", "percent": 100}]));
+    let c = e.condition();
+    assert_eq!(
+        (c.status, c.reason.as_str(), c.message.as_str()),
+        (ConditionStatus::False, "RevisionMissing", r#"Revision "foobar" referenced in traffic not found."#)
+    );
+    let c = case(json!([{"configurationName": "nope", "percent": 100}])).condition();
+    assert_eq!(
+        (c.reason.as_str(), c.message.as_str()),
+        ("ConfigurationMissing", r#"Configuration "nope" referenced in traffic not found."#)
+    );
+    let c = case(json!([{"configurationName": "c", "percent": 100}])).condition();
+    assert_eq!(
+        (c.status, c.message.as_str()),
+        (ConditionStatus::Unknown, r#"Configuration "c" is waiting for a Revision to become ready."#)
+    );
+    let c = case(json!([{"revisionName": "c-00001", "percent": 100}])).condition();
+    assert_eq!((c.status, c.message.as_str()), (ConditionStatus::Unknown, r#"Revision "c-00001" is not yet ready."#));
+    // A hard failure wins over a wait, wherever it is in the list.
+    let e = case(json!([{"revisionName": "c-00001", "percent": 50}, {"revisionName": "d-00001", "percent": 50}]));
+    assert_eq!(e, TargetError::RevisionNotReady { name: "d-00001".into(), failed: true });
+}
+
+#[test]
+fn a_ready_revision_without_a_serving_instance_is_not_yet_ready() {
+    let revs = vec![fixtures::revision("c", 1, "True")];
+    let none = |_: &str| false;
+    let rt = fixtures::route("r", json!([{"revisionName": "c-00001", "percent": 100}]), json!({}));
+    assert_eq!(
+        resolve(&rt, &lookup(&[], &revs, &none)),
+        Err(TargetError::RevisionNotReady { name: "c-00001".into(), failed: false })
+    );
+    assert!(wanted_revisions(&rt, &lookup(&[], &revs, &none)).contains("c-00001"), "so it gets started");
+}
+
+#[test]
+fn a_service_route_cannot_take_another_services_revision() {
+    let revs = vec![fixtures::revision("other", 1, "True")];
+    let all = |_: &str| true;
+    let rt = fixtures::route(
+        "mine",
+        json!([{"revisionName": "other-00001", "percent": 100}]),
+        json!({"serving.knative.dev/service": "mine"}),
+    );
+    let c = resolve(&rt, &lookup(&[], &revs, &all)).expect_err("not owned").condition();
+    assert_eq!(
+        (c.reason.as_str(), c.message.as_str()),
+        ("RevisionNotOwned", r#"Revision "other-00001" belongs to Service "other", not Service "mine"."#)
+    );
+}
+
+#[test]
+fn status_keeps_old_traffic_when_blocked_and_publishes_tag_urls_when_assigned() {
+    let mut rt = fixtures::route("r", json!([{"revisionName": "r-00002", "percent": 100, "tag": "v2"}]), json!({}));
+    let assigned = vec![TrafficTarget {
+        revision_name: Some("r-00002".into()),
+        tag: Some("v2".into()),
+        percent: Some(100),
+        latest_revision: Some(false),
+        ..Default::default()
+    }];
+    let s = route_status(&rt, Ok(&assigned), "localhost", "t");
+    assert_eq!(s.url.as_deref(), Some("http://r.default.localhost"));
+    assert_eq!(s.traffic[0].url.as_deref(), Some("http://v2-r.default.localhost"));
+    assert_eq!(s.address.as_ref().and_then(|a| a.url.as_deref()), Some("http://r.default.svc.cluster.local"));
+    assert_eq!(find(&s.conditions, "Ready").map(|c| c.status), Some(ConditionStatus::True));
+
+    rt.status = Some(s);
+    let err = TargetError::Missing { kind: "Revision", name: "r-00003".into() };
+    let s = route_status(&rt, Err(&err), "localhost", "t2");
+    assert_eq!(s.traffic[0].revision_name.as_deref(), Some("r-00002"), "old traffic kept");
+    let ready = find(&s.conditions, "Ready").expect("Ready");
+    assert_eq!((ready.status, ready.reason.as_deref()), (ConditionStatus::False, Some("RevisionMissing")));
+}
+
+#[test]
+fn cluster_local_routes_get_private_urls() {
+    let rt = fixtures::route("r", json!([]), json!({"networking.knative.dev/visibility": "cluster-local"}));
+    let s = route_status(&rt, Ok(&vec![]), "localhost", "t");
+    assert_eq!(s.url.as_deref(), Some("http://r.default.svc.cluster.local"));
+}

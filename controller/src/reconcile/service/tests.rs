@@ -1,0 +1,78 @@
+use serde_json::json;
+use sluice_api::conditions::{ConditionStatus, find};
+use sluice_api::labels;
+
+use super::*;
+use crate::reconcile::fixtures;
+
+#[test]
+fn children_carry_the_service_name_labels_and_owner() {
+    let svc = fixtures::service("hello", json!({}));
+    let cfg = desired_configuration(&svc);
+    assert_eq!(cfg.metadata.name.as_deref(), Some("hello"));
+    let l = cfg.metadata.labels.as_ref().expect("labels");
+    assert_eq!(l.get(labels::SERVICE).map(String::as_str), Some("hello"));
+    assert_eq!(l.get("team").map(String::as_str), Some("a"));
+    let a = cfg.metadata.annotations.as_ref().expect("annotations");
+    assert!(!a.contains_key(LAST_APPLIED) && a.contains_key("note"));
+    let owner = &cfg.metadata.owner_references.as_ref().expect("owner")[0];
+    assert_eq!((owner.kind.as_str(), owner.uid.as_str(), owner.controller), ("Service", "svc-uid", Some(true)));
+    assert_eq!(cfg.spec.template, svc.spec.template);
+}
+
+#[test]
+fn route_targets_without_a_revision_follow_the_configuration() {
+    let svc = fixtures::service(
+        "hello",
+        json!({"traffic": [
+        {"latestRevision": true, "percent": 50},
+        {"revisionName": "hello-00001", "latestRevision": false, "percent": 50}]}),
+    );
+    let rt = desired_route(&svc);
+    assert_eq!(rt.spec.traffic[0].configuration_name.as_deref(), Some("hello"));
+    assert_eq!(rt.spec.traffic[1].configuration_name, None);
+    let empty = desired_route(&fixtures::service("x", json!({})));
+    assert_eq!(empty.spec.traffic[0].percent, Some(100));
+    assert_eq!(empty.spec.traffic[0].configuration_name.as_deref(), Some("x"));
+}
+
+#[test]
+fn status_mirrors_children_and_waits_for_traffic_migration() {
+    let svc = fixtures::service("hello", json!({}));
+    let cfg = fixtures::configuration(
+        "hello",
+        1,
+        json!({"observedGeneration": 1, "latestCreatedRevisionName": "hello-00002",
+        "latestReadyRevisionName": "hello-00002", "conditions": [{"type": "Ready", "status": "True"}]}),
+    );
+    let mut rt = desired_route(&svc);
+    rt.metadata.generation = Some(1);
+    rt.status = Some(
+        serde_json::from_value(json!({"observedGeneration": 1, "url": "http://hello.default.localhost",
+        "traffic": [{"revisionName": "hello-00001", "latestRevision": true, "percent": 100}],
+        "conditions": [{"type": "Ready", "status": "True"}]}))
+        .expect("status"),
+    );
+    let s = service_status(&svc, Child::Found(&cfg), Child::Found(&rt), "t");
+    assert_eq!(s.url.as_deref(), Some("http://hello.default.localhost"));
+    assert_eq!(s.latest_ready_revision_name.as_deref(), Some("hello-00002"));
+    let routes_ready = find(&s.conditions, "RoutesReady").expect("RoutesReady");
+    assert_eq!(
+        (routes_ready.status, routes_ready.reason.as_deref()),
+        (ConditionStatus::Unknown, Some("TrafficNotMigrated"))
+    );
+    assert_eq!(find(&s.conditions, "Ready").map(|c| c.status), Some(ConditionStatus::Unknown));
+
+    rt.status.as_mut().expect("status").traffic[0].revision_name = Some("hello-00002".into());
+    let s = service_status(&svc, Child::Found(&cfg), Child::Found(&rt), "t");
+    assert_eq!(find(&s.conditions, "Ready").map(|c| c.status), Some(ConditionStatus::True));
+}
+
+#[test]
+fn a_child_owned_by_someone_else_fails_the_service() {
+    let svc = fixtures::service("hello", json!({}));
+    let s = service_status(&svc, Child::NotOwned("hello".into()), Child::Missing, "t");
+    let c = find(&s.conditions, "ConfigurationsReady").expect("cond");
+    assert_eq!((c.status, c.reason.as_deref()), (ConditionStatus::False, Some("NotOwned")));
+    assert_eq!(find(&s.conditions, "Ready").map(|c| c.status), Some(ConditionStatus::False));
+}

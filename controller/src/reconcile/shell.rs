@@ -1,0 +1,129 @@
+//! The thin I/O shell the reconcilers share: create-or-update an owned child, patch a status
+//! only when it changed, and tell an owned child from someone else's.
+
+use std::fmt::Debug;
+
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::Error;
+
+/// A child as the parent sees it.
+#[derive(Debug)]
+pub enum Child<'a, K> {
+    /// Not there (yet).
+    Missing,
+    /// There, but controlled by another owner.
+    NotOwned(String),
+    /// Ours.
+    Found(&'a K),
+}
+
+/// The outcome of ensuring a child.
+#[derive(Debug)]
+pub enum Ensured<K> {
+    /// Not there.
+    Missing,
+    /// Someone else's.
+    NotOwned(String),
+    /// Ours, as stored now.
+    Found(K),
+}
+
+// === impl Ensured ===
+
+impl<K> Ensured<K> {
+    /// Borrows as a [`Child`].
+    pub fn as_child(&self) -> Child<'_, K> {
+        match self {
+            Ensured::Missing => Child::Missing,
+            Ensured::NotOwned(n) => Child::NotOwned(n.clone()),
+            Ensured::Found(k) => Child::Found(k),
+        }
+    }
+}
+
+impl<K> From<Option<Result<K, String>>> for Ensured<K> {
+    fn from(v: Option<Result<K, String>>) -> Self {
+        match v {
+            None => Ensured::Missing,
+            Some(Err(name)) => Ensured::NotOwned(name),
+            Some(Ok(k)) => Ensured::Found(k),
+        }
+    }
+}
+
+/// True when `obj` is controlled by the owner with `uid`.
+pub fn controlled_by<K: Resource>(obj: &K, uid: &str) -> bool {
+    obj.meta().owner_references.iter().flatten().any(|r| r.controller == Some(true) && r.uid == uid)
+}
+
+/// The child named `name`: None when missing, `Err(name)` when another owner controls it.
+pub async fn get_child<K>(api: &Api<K>, name: &str, owner_uid: &str) -> Result<Option<Result<K, String>>, Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    Ok(api.get_opt(name).await?.map(|k| if controlled_by(&k, owner_uid) { Ok(k) } else { Err(name.to_string()) }))
+}
+
+/// Creates `want` when missing, or updates the owned child when `same(have, want)` is false
+/// or its labels/annotations differ. Leaves a child owned by someone else alone.
+pub async fn ensure_child<K>(
+    api: &Api<K>,
+    want: K,
+    owner_uid: &str,
+    same: impl Fn(&K, &K) -> bool,
+) -> Result<Ensured<K>, Error>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + Debug,
+{
+    let name = want.name_any();
+    match get_child(api, &name, owner_uid).await? {
+        None => match api.create(&PostParams::default(), &want).await {
+            Ok(created) => Ok(Ensured::Found(created)),
+            // Lost a race with our own earlier reconcile: read it back next time.
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(Ensured::Missing),
+            Err(e) => Err(e.into()),
+        },
+        Some(Err(name)) => Ok(Ensured::NotOwned(name)),
+        Some(Ok(have)) => {
+            if same(&have, &want) && have.labels() == want.labels() && have.annotations() == want.annotations() {
+                return Ok(Ensured::Found(have));
+            }
+            let mut next = have.clone();
+            copy_desired(&mut next, want)?;
+            Ok(Ensured::Found(api.replace(&name, &PostParams::default(), &next).await?))
+        }
+    }
+}
+
+/// Replaces `have`'s spec, labels and annotations with `want`'s, keeping the rest.
+fn copy_desired<K: Resource + Serialize + DeserializeOwned>(have: &mut K, want: K) -> Result<(), Error> {
+    let mut h = serde_json::to_value(&*have)?;
+    let w = serde_json::to_value(&want)?;
+    h["spec"] = w["spec"].clone();
+    h["metadata"]["labels"] = w["metadata"]["labels"].clone();
+    h["metadata"]["annotations"] = w["metadata"]["annotations"].clone();
+    *have = serde_json::from_value(h)?;
+    Ok(())
+}
+
+/// Writes `next` as `obj`'s status when it differs from `current`.
+pub async fn patch_status<K, S>(client: &kube::Client, obj: &K, current: Option<&S>, next: &S) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+    S: Serialize + PartialEq,
+{
+    if current == Some(next) {
+        return Ok(());
+    }
+    let api: Api<K> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
+    // Replace the status whole (a merge patch could not remove fields).
+    let patch = json!([{"op": "add", "path": "/status", "value": next}]);
+    api.patch_status(&obj.name_any(), &PatchParams::default(), &Patch::<()>::Json(serde_json::from_value(patch)?))
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,225 @@
+//! The local runtime, the embedded default's "node": runs each revision's instances as child
+//! processes of `sluice serve`, probes them, puts ready ones into the router's
+//! [`Endpoints`], restarts crashed ones with backoff, and drains and stops the ones no longer
+//! wanted. The controller says how many instances a revision should run
+//! ([`Runtime::set_scale`]) and reads back what is running ([`Runtime::health`]); every change
+//! is announced on the channel [`Runtime::new`] returns, so the revision's status follows.
+//!
+//! An instance runs as `sluice instance-exec --parent-pid P -- ARGV` in its own process group:
+//! the trampoline arranges for the kernel to kill it if `sluice serve` dies, then becomes ARGV.
+
+mod images;
+mod probe;
+mod process;
+mod supervisor;
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use sluice_api::podspec::Container;
+use sluice_router::endpoints::{Endpoints, RevisionKey};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use images::{ImageTable, ImageTableError, repository, short_name};
+pub use process::{ExecError, INSTANCE_ENV, STATE_DIR_ENV, StartError, exec_instance};
+
+/// How the runtime runs instances.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Where logs go (`logs/<namespace>/<revision>.log`).
+    pub state_dir: PathBuf,
+    /// Program and leading arguments every instance is started through (`sluice
+    /// instance-exec`); empty starts instances directly.
+    pub launcher: Vec<OsString>,
+    /// Image → command, for containers without a `command`.
+    pub images: ImageTable,
+    /// How often a starting instance is probed.
+    pub readiness_poll: Duration,
+    /// How long a stopping instance has between SIGTERM and SIGKILL.
+    pub stop_grace: Duration,
+}
+
+/// What to run for one revision.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RevisionRun {
+    /// Which revision.
+    pub key: RevisionKey,
+    /// Its Configuration (`K_CONFIGURATION`).
+    pub configuration: String,
+    /// Its Service (`K_SERVICE`), empty when none.
+    pub service: String,
+    /// The serving container.
+    pub container: Container,
+    /// The revision's request timeout: how long a stopping instance's requests may take.
+    pub timeout: Duration,
+}
+
+/// Why an instance last stopped on its own or could not start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// `ExitCode`, `ImageNotFound` or `StartFailed`.
+    pub reason: String,
+    /// For people: what happened, with the last line the instance wrote.
+    pub message: String,
+    /// The exit code (128 + signal when killed by one).
+    pub exit_code: Option<i32>,
+}
+
+/// What the runtime sees of one revision.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RevisionHealth {
+    /// Instances asked for.
+    pub desired: usize,
+    /// Instance processes alive.
+    pub running: usize,
+    /// Instances in routing.
+    pub ready: usize,
+    /// True once any instance has passed its readiness probe.
+    pub ever_ready: bool,
+    /// Restarts after an instance stopped on its own.
+    pub restarts: u32,
+    /// The last crash or start failure.
+    pub last_failure: Option<Failure>,
+}
+
+/// The local runtime.
+#[derive(Debug)]
+pub struct Runtime {
+    config: RuntimeConfig,
+    endpoints: Arc<Endpoints>,
+    revisions: Mutex<HashMap<RevisionKey, RevisionSlot>>,
+    changes: UnboundedSender<RevisionKey>,
+    next_id: AtomicU64,
+    tasks: TaskTracker,
+    closing: CancellationToken,
+    /// The drain bound of a shutdown in progress, in milliseconds.
+    drain_ms: AtomicU64,
+}
+
+/// One revision's supervisors and shared health.
+#[derive(Debug)]
+struct RevisionSlot {
+    run: Arc<RevisionRun>,
+    supervisors: Vec<CancellationToken>,
+    health: Arc<Mutex<RevisionHealth>>,
+}
+
+// === impl RuntimeConfig ===
+
+impl RuntimeConfig {
+    /// Defaults: instances started directly, probed every 50 ms, 5 s of grace at stop.
+    pub fn new(state_dir: PathBuf, images: ImageTable) -> Self {
+        Self {
+            state_dir,
+            launcher: Vec::new(),
+            images,
+            readiness_poll: Duration::from_millis(50),
+            stop_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+// === impl Runtime ===
+
+impl Runtime {
+    /// A runtime with nothing running, and the channel on which it names each revision whose
+    /// health changed.
+    pub fn new(config: RuntimeConfig, endpoints: Arc<Endpoints>) -> (Arc<Self>, UnboundedReceiver<RevisionKey>) {
+        let (changes, rx) = unbounded_channel();
+        let rt = Arc::new(Self {
+            config,
+            endpoints,
+            revisions: Mutex::new(HashMap::new()),
+            changes,
+            next_id: AtomicU64::new(1),
+            tasks: TaskTracker::new(),
+            closing: CancellationToken::new(),
+            drain_ms: AtomicU64::new(u64::MAX),
+        });
+        (rt, rx)
+    }
+
+    /// Runs `scale` instances of `run`: starts missing ones, drains and stops extra ones.
+    /// Ignored once [`shutdown`](Self::shutdown) has begun.
+    pub fn set_scale(self: &Arc<Self>, run: &RevisionRun, scale: usize) {
+        if self.closing.is_cancelled() {
+            return;
+        }
+        let mut revisions = self.revisions.lock();
+        let slot = revisions.entry(run.key.clone()).or_insert_with(|| RevisionSlot {
+            run: Arc::new(run.clone()),
+            supervisors: Vec::new(),
+            health: Arc::new(Mutex::new(RevisionHealth::default())),
+        });
+        if *slot.run != *run {
+            // Revisions are immutable; a different run means the revision was recreated.
+            slot.run = Arc::new(run.clone());
+        }
+        slot.health.lock().desired = scale;
+        while slot.supervisors.len() > scale {
+            if let Some(stop) = slot.supervisors.pop() {
+                stop.cancel();
+            }
+        }
+        while slot.supervisors.len() < scale {
+            let stop = self.closing.child_token();
+            slot.supervisors.push(stop.clone());
+            let task = supervisor::supervise(self.clone(), slot.run.clone(), slot.health.clone(), stop);
+            self.tasks.spawn(task);
+        }
+    }
+
+    /// Stops every instance of `key` (after their in-flight requests) and forgets its health.
+    pub fn forget(&self, key: &RevisionKey) {
+        if let Some(slot) = self.revisions.lock().remove(key) {
+            slot.supervisors.iter().for_each(CancellationToken::cancel);
+        }
+    }
+
+    /// What is running for `key`; None when the runtime was never asked to run it.
+    pub fn health(&self, key: &RevisionKey) -> Option<RevisionHealth> {
+        self.revisions.lock().get(key).map(|slot| slot.health.lock().clone())
+    }
+
+    /// The log file of `key`'s instances.
+    pub fn log_path(&self, key: &RevisionKey) -> PathBuf {
+        self.config.state_dir.join("logs").join(&key.namespace).join(format!("{}.log", key.name))
+    }
+
+    /// Stops everything: each instance leaves routing, gets up to `drain` for its in-flight
+    /// requests, then SIGTERM and, after the grace period, SIGKILL. Returns when all are gone.
+    pub async fn shutdown(&self, drain: Duration) {
+        self.drain_ms.store(u64::try_from(drain.as_millis()).unwrap_or(u64::MAX), Ordering::SeqCst);
+        self.closing.cancel();
+        self.revisions.lock().clear();
+        self.tasks.close();
+        let bound = drain + self.config.stop_grace + Duration::from_secs(1);
+        if tokio::time::timeout(bound, self.tasks.wait()).await.is_err() {
+            tracing::warn!("instances did not stop in time");
+        }
+    }
+
+    /// Kills instances an earlier `sluice serve` on `state_dir` left behind; returns how many.
+    pub fn sweep_orphans(state_dir: &Path) -> usize {
+        process::sweep_orphans(state_dir)
+    }
+
+    /// How long stopping instances may drain during a shutdown.
+    fn shutdown_drain(&self) -> Duration {
+        Duration::from_millis(self.drain_ms.load(Ordering::SeqCst))
+    }
+
+    fn announce(&self, key: &RevisionKey) {
+        let _ = self.changes.send(key.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests;

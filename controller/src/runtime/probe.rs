@@ -1,0 +1,211 @@
+//! Readiness probes: `httpGet` (any 2xx or 3xx), `tcpSocket` (a connect), `exec` (exit 0), with
+//! the serving port mapped to the port the instance was given. gRPC probes are checked as a TCP
+//! connect.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use sluice_api::podspec::{Container, Probe};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A probe ready to run against one instance.
+#[derive(Clone, Debug)]
+pub struct Prober {
+    check: Check,
+    timeout: Duration,
+    /// Time between probes once the instance is ready.
+    pub period: Duration,
+    /// Consecutive failures that take a ready instance out of routing.
+    pub failure_threshold: u32,
+    /// Delay before the first probe.
+    pub initial_delay: Duration,
+}
+
+#[derive(Clone, Debug)]
+enum Check {
+    Http { port: u16, request: Vec<u8> },
+    Tcp { host: String, port: u16 },
+    Exec { argv: Vec<OsString>, env: Vec<(OsString, OsString)> },
+}
+
+/// Resolves a probe's port: the serving port (by number or name, or unset) is the instance's port.
+fn port(p: Option<&IntOrString>, container: &Container, instance_port: u16) -> u16 {
+    match p {
+        Some(IntOrString::Int(n)) if *n != 0 && u16::try_from(*n).ok() != Some(container.serving_port()) => {
+            u16::try_from(*n).unwrap_or(instance_port)
+        }
+        Some(IntOrString::String(name)) if !container.ports.iter().any(|p| p.name.as_deref() == Some(name)) => {
+            name.parse().unwrap_or(instance_port)
+        }
+        _ => instance_port,
+    }
+}
+
+// === impl Prober ===
+
+impl Prober {
+    /// The readiness probe of `container` for an instance on `instance_port`; a TCP connect
+    /// when the container declares none.
+    pub fn readiness(container: &Container, instance_port: u16, env: &[(OsString, OsString)]) -> Self {
+        let probe = container.readiness_probe.clone().unwrap_or_default();
+        Self::new(&probe, container, instance_port, env)
+    }
+
+    fn new(probe: &Probe, container: &Container, instance_port: u16, env: &[(OsString, OsString)]) -> Self {
+        let check = if let Some(h) = &probe.http_get {
+            let port = port(h.port.as_ref(), container, instance_port);
+            let path = h.path.as_deref().filter(|p| !p.is_empty()).unwrap_or("/");
+            let path = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
+            let host = h.host.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| format!("127.0.0.1:{port}"));
+            let mut request = format!(
+                "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: sluice-probe\r\nK-Kubelet-Probe: readiness\r\n"
+            );
+            for header in &h.http_headers {
+                request.push_str(&format!("{}: {}\r\n", header.name, header.value));
+            }
+            request.push_str("Connection: close\r\n\r\n");
+            Check::Http { port, request: request.into_bytes() }
+        } else if let Some(e) = probe.exec.as_ref().filter(|e| !e.command.is_empty()) {
+            Check::Exec { argv: e.command.iter().map(OsString::from).collect(), env: env.to_vec() }
+        } else {
+            let (host, p) = match &probe.tcp_socket {
+                Some(t) => (t.host.clone().filter(|h| !h.is_empty()), port(t.port.as_ref(), container, instance_port)),
+                None => (
+                    None,
+                    probe
+                        .grpc
+                        .as_ref()
+                        .and_then(|g| g.port)
+                        .and_then(|p| u16::try_from(p).ok())
+                        .filter(|p| *p != 0 && *p != container.serving_port())
+                        .unwrap_or(instance_port),
+                ),
+            };
+            Check::Tcp { host: host.unwrap_or_else(|| "127.0.0.1".into()), port: p }
+        };
+        let secs =
+            |v: Option<i32>, default: u64| v.and_then(|s| u64::try_from(s).ok()).filter(|s| *s > 0).unwrap_or(default);
+        Self {
+            check,
+            timeout: Duration::from_secs(secs(probe.timeout_seconds, 1)),
+            // Knative's periodSeconds 0 means "probe aggressively"; once ready, once a second.
+            period: Duration::from_secs(secs(probe.period_seconds, 1)),
+            failure_threshold: u32::try_from(secs(probe.failure_threshold, 3)).unwrap_or(3),
+            initial_delay: Duration::from_secs(
+                probe.initial_delay_seconds.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+            ),
+        }
+    }
+
+    /// Runs the probe once; true on success.
+    pub async fn check(&self) -> bool {
+        tokio::time::timeout(self.timeout, self.run()).await.unwrap_or(false)
+    }
+
+    async fn run(&self) -> bool {
+        match &self.check {
+            Check::Tcp { host, port } => TcpStream::connect((host.as_str(), *port)).await.is_ok(),
+            Check::Http { port, request } => http_ok(*port, request).await,
+            Check::Exec { argv, env } => {
+                let Some((program, args)) = argv.split_first() else {
+                    return false;
+                };
+                let mut cmd = tokio::process::Command::new(program);
+                cmd.args(args)
+                    .env_clear()
+                    .envs(env.iter().map(|(k, v)| (k, v)))
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .kill_on_drop(true);
+                cmd.status().await.is_ok_and(|s| s.success())
+            }
+        }
+    }
+}
+
+/// Sends `request` and reads the status line: 200–399 is success.
+async fn http_ok(port: u16, request: &[u8]) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    if stream.write_all(request).await.is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 64];
+    let mut len = 0;
+    // "HTTP/1.1 200" is 12 bytes.
+    while len < 12 {
+        match stream.read(&mut buf[len..]).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => len += n,
+        }
+    }
+    let line = &buf[..len];
+    if !line.starts_with(b"HTTP/1.") {
+        return false;
+    }
+    std::str::from_utf8(&line[9..12])
+        .ok()
+        .and_then(|s| s.parse::<u16>().ok())
+        .is_some_and(|code| (200..400).contains(&code))
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_api::podspec::{ContainerPort, HttpGetAction, TcpSocketAction};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    async fn answer(listener: TcpListener, status: &'static str) {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else { return };
+            let mut buf = [0u8; 1024];
+            let n = s.read(&mut buf).await.unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).to_string();
+            let body = if head.starts_with("GET /healthz ") { status } else { "HTTP/1.1 404 Not Found\r\n\r\n" };
+            let _ = s.write_all(body.as_bytes()).await;
+        }
+    }
+
+    fn http_container(path: &str) -> Container {
+        Container {
+            ports: vec![ContainerPort { container_port: Some(8080), ..Default::default() }],
+            readiness_probe: Some(Probe {
+                http_get: Some(HttpGetAction {
+                    path: Some(path.into()),
+                    port: Some(IntOrString::Int(8080)),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn http_probe_maps_the_serving_port_and_reads_the_status() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(answer(listener, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+        assert!(Prober::readiness(&http_container("/healthz"), port, &[]).check().await);
+        assert!(!Prober::readiness(&http_container("/other"), port, &[]).check().await, "404 is not ready");
+    }
+
+    #[tokio::test]
+    async fn tcp_probe_needs_a_listener() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let c = Container {
+            readiness_probe: Some(Probe { tcp_socket: Some(TcpSocketAction::default()), ..Default::default() }),
+            ..Default::default()
+        };
+        assert!(Prober::readiness(&c, port, &[]).check().await);
+        drop(listener);
+        assert!(!Prober::readiness(&c, port, &[]).check().await);
+        assert!(!Prober::readiness(&Container::default(), port, &[]).check().await, "the default is a TCP connect");
+    }
+}
