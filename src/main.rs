@@ -2,6 +2,7 @@
 //! (`serve`) and a small client for people without kubectl (`apply`, `get`, `delete`).
 
 mod cli;
+mod sample;
 
 use std::process::ExitCode;
 
@@ -9,10 +10,19 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    if let Some(failed) = args.exec_instance() {
+        return failed;
+    }
     // Only ring is built in; installing it explicitly keeps rustls from guessing.
     let _ = rustls::crypto::ring::default_provider().install_default();
     cli::init_tracing(args.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // The sample app is an instance: a single-threaded runtime starts fastest.
+    let mut builder = if args.is_sample() {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -30,7 +30,7 @@ fn service(name: &str) -> Service {
 
 #[tokio::test]
 async fn kube_rs_creates_lists_watches_patches_and_deletes() {
-    let sluice = Sluice::start(BIN).expect("start sluice");
+    let sluice = Sluice::start_api_only(BIN).expect("start sluice");
     let api: Api<Service> = Api::namespaced(client(&sluice), "default");
 
     let events = tokio::spawn({
@@ -78,7 +78,7 @@ async fn kube_rs_creates_lists_watches_patches_and_deletes() {
 
 #[tokio::test]
 async fn a_watch_sees_every_change_from_concurrent_writers_exactly_once_in_order() {
-    let sluice = Sluice::start(BIN).expect("start sluice");
+    let sluice = Sluice::start_api_only(BIN).expect("start sluice");
     // ConfigMaps: no controller writes to them, so every event is one of ours.
     let routes: Api<ConfigMap> = Api::namespaced(client(&sluice), "default");
     let seed = routes.create(&PostParams::default(), &config_map("seed")).await.expect("seed");

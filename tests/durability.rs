@@ -24,13 +24,20 @@ fn config_map(name: &str, value: &str) -> ConfigMap {
 }
 
 fn restart(state_dir: &std::path::Path) -> Sluice {
-    Sluice::start_with(BIN, SluiceOptions { state_dir: Some(state_dir.to_path_buf()), ..Default::default() })
-        .expect("restart sluice")
+    Sluice::start_with(
+        BIN,
+        SluiceOptions {
+            state_dir: Some(state_dir.to_path_buf()),
+            args: vec!["--no-controllers".into()],
+            ..Default::default()
+        },
+    )
+    .expect("restart sluice")
 }
 
 #[tokio::test]
 async fn acknowledged_writes_survive_kill_9_and_restart() {
-    let mut sluice = Sluice::start(BIN).expect("start sluice");
+    let mut sluice = Sluice::start_api_only(BIN).expect("start sluice");
     let _keep = sluice.keep_state_dir();
     let state_dir = sluice.state_dir.clone();
     let cms = api(&sluice);
@@ -89,7 +96,7 @@ async fn acknowledged_writes_survive_kill_9_and_restart() {
 
 #[tokio::test]
 async fn a_watch_resumes_across_a_restart() {
-    let mut sluice = Sluice::start(BIN).expect("start sluice");
+    let mut sluice = Sluice::start_api_only(BIN).expect("start sluice");
     let _keep = sluice.keep_state_dir();
     let state_dir = sluice.state_dir.clone();
     let cms = api(&sluice);

@@ -163,3 +163,33 @@ fn encode(s: &str) -> String {
         })
         .collect()
 }
+
+/// `sluice logs`: the revision's log file, named by its status `logUrl`.
+pub async fn logs(api: &ApiArgs, revision: &str, ns: &str, follow: bool) -> anyhow::Result<ExitCode> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let revs: Api<sluice_api::Revision> = Api::namespaced(client(api)?, ns);
+    let rev = revs.get(revision).await.map_err(|e| anyhow!(explain(e)))?;
+    let url = rev
+        .status
+        .as_ref()
+        .and_then(|s| s.log_url.clone())
+        .ok_or_else(|| anyhow!("revision {revision:?} has no log yet"))?;
+    let path =
+        url.strip_prefix("file://").ok_or_else(|| anyhow!("the log of {revision:?} is not a local file: {url}"))?;
+    let mut file = tokio::fs::File::open(path).await.with_context(|| format!("opening {path}"))?;
+    let mut out = tokio::io::stdout();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf).await?;
+        if n > 0 {
+            out.write_all(&buf[..n]).await?;
+            continue;
+        }
+        out.flush().await?;
+        if !follow {
+            return Ok(ExitCode::SUCCESS);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

@@ -1,6 +1,7 @@
 //! Command-line arguments and dispatch.
 
 mod client;
+mod demo;
 mod documents;
 mod output;
 mod serve;
@@ -27,16 +28,42 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the embedded API server (and, with it, the controller and router).
+    /// Run Sluice on the embedded default: API server, controller, runtime and router.
     Serve(ServeArgs),
+    /// `serve`, plus Knative's helloworld-go sample applied (try
+    /// `curl http://helloworld-go.default.localhost:8080`).
+    Demo(ServeArgs),
     /// Create or update the objects in YAML/JSON files (multi-document), a directory, or stdin.
     Apply(ApplyArgs),
     /// Show objects: a table by default, or YAML/JSON.
     Get(GetArgs),
     /// Delete an object (and what it owns).
     Delete(DeleteArgs),
+    /// Print a revision's log (its instances' output and Sluice's notes on them).
+    Logs(LogsArgs),
     /// Print the CustomResourceDefinitions of the Knative kinds (for Kubernetes).
     Crds,
+    /// Run a revision instance tied to its parent's life (used by `serve` itself).
+    #[command(hide = true)]
+    InstanceExec {
+        /// The pid of the `sluice serve` that started it.
+        #[arg(long)]
+        parent_pid: u32,
+        /// The instance's command and arguments.
+        #[arg(last = true, required = true)]
+        argv: Vec<std::ffi::OsString>,
+    },
+    /// Run a sample app (what Knative's sample images resolve to locally).
+    Sample {
+        #[command(subcommand)]
+        app: SampleApp,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SampleApp {
+    /// Knative's helloworld: answers `Hello {TARGET}!` on $PORT.
+    Hello,
 }
 
 /// `sluice serve`.
@@ -54,6 +81,13 @@ pub struct ServeArgs {
     /// Domain of service URLs: http://{name}.{namespace}.{domain}.
     #[arg(long, default_value = "localhost")]
     pub domain: String,
+    /// Image table (YAML `images: {name: [command, args...]}`); default `<state-dir>/images.yaml`.
+    #[arg(long)]
+    pub images: Option<PathBuf>,
+    /// Serve the API and the router only: no controllers, so nothing is reconciled or run (for
+    /// testing API clients against a quiet server).
+    #[arg(long)]
+    pub no_controllers: bool,
 }
 
 /// Where the CLI finds the API server.
@@ -99,6 +133,20 @@ struct GetArgs {
 }
 
 #[derive(Debug, Args)]
+struct LogsArgs {
+    /// The revision, e.g. hello-00001.
+    revision: String,
+    /// Namespace.
+    #[arg(short, long, default_value = "default")]
+    namespace: String,
+    /// Keep printing as the log grows.
+    #[arg(short, long)]
+    follow: bool,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
 struct DeleteArgs {
     /// Kind.
     kind: String,
@@ -110,6 +158,24 @@ struct DeleteArgs {
     namespace: String,
     #[command(flatten)]
     api: ApiArgs,
+}
+
+impl Cli {
+    /// True for `sluice sample ...`, which runs as a revision instance.
+    pub fn is_sample(&self) -> bool {
+        matches!(self.command, Command::Sample { .. })
+    }
+
+    /// For `instance-exec`: becomes the instance without starting anything else first; returns
+    /// only if that fails, with the shell's exit code for it (127 not found, 126 not runnable).
+    pub fn exec_instance(&self) -> Option<ExitCode> {
+        let Command::InstanceExec { parent_pid, argv } = &self.command else {
+            return None;
+        };
+        let err = sluice_controller::runtime::exec_instance(*parent_pid, argv);
+        eprintln!("[sluice] cannot start instance {argv:?}: {err}");
+        Some(ExitCode::from(err.exit_code()))
+    }
 }
 
 /// Logs to stderr; `RUST_LOG` wins over `-v`.
@@ -126,14 +192,25 @@ pub fn init_tracing(verbose: u8) {
 
 /// Runs the chosen command.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(failed) = cli.exec_instance() {
+        return Ok(failed);
+    }
     match cli.command {
-        Command::Serve(args) => serve::run(args).await,
+        Command::Serve(args) => serve::run(args, |_, _| async { Ok(()) }).await,
+        Command::Demo(args) => serve::run(args, demo::apply_sample).await,
+        Command::Logs(l) => client::logs(&l.api, &l.revision, &l.namespace, l.follow).await,
+        // Became the instance above, or failed there.
+        Command::InstanceExec { .. } => Ok(ExitCode::FAILURE),
         Command::Apply(a) => client::apply(&a.api, &a.files, &a.namespace).await,
         Command::Get(g) => {
             let ns = (!g.all_namespaces).then_some(g.namespace.as_str());
             client::get(&g.api, &g.kind, g.name.as_deref(), ns, g.output, g.selector.as_deref()).await
         }
         Command::Delete(d) => client::delete(&d.api, &d.kind, &d.names, &d.namespace).await,
+        Command::Sample { app: SampleApp::Hello } => {
+            crate::sample::hello().await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Crds => {
             print!("{}", sluice_api::crd::crds_yaml()?);
             Ok(ExitCode::SUCCESS)

@@ -1,18 +1,30 @@
-//! `sluice serve`: opens the store in the state directory, starts the API server, writes the
-//! kubeconfig and an `endpoints.json` naming the bound addresses, and runs until SIGINT/SIGTERM.
+//! `sluice serve`: the embedded default. Opens the store in the state directory, serves the
+//! Kubernetes-compatible API, runs the controller against it, runs revision instances as child
+//! processes, and routes service traffic. Writes a kubeconfig and `endpoints.json` (the bound
+//! addresses), and on SIGINT/SIGTERM stops accepting, drains, stops instances, and exits 0.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use arc_swap::ArcSwap;
 use serde_json::json;
 use sluice_controller::apiserver::{ApiServer, kubeconfig};
+use sluice_controller::reconcile::{self, Ctx, Publisher};
+use sluice_controller::runtime::{ImageTable, Runtime, RuntimeConfig};
 use sluice_controller::store::{DEFAULT_HISTORY, Store};
+use sluice_router::endpoints::Endpoints;
+use sluice_router::table::RoutingTable;
+use sluice_router::{Router, RouterConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::ServeArgs;
+
+/// How long in-flight requests get to finish at shutdown.
+const DRAIN: Duration = Duration::from_secs(30);
 
 /// The state directory when none is given: `$XDG_STATE_HOME/sluice`, else
 /// `~/.local/state/sluice`, else `./.sluice`.
@@ -26,41 +38,116 @@ pub fn default_state_dir() -> PathBuf {
     }
 }
 
-/// Runs the server until a signal asks it to stop.
-pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+/// Everything `serve` started, to be stopped in order.
+struct Running {
+    api_url: String,
+    http_addr: std::net::SocketAddr,
+    kubeconfig: PathBuf,
+}
+
+/// Runs the server until a signal asks it to stop; `after_start` runs once everything is up.
+pub async fn run<F, Fut>(args: ServeArgs, after_start: F) -> anyhow::Result<ExitCode>
+where
+    F: FnOnce(String, std::net::SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
     let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
     std::fs::create_dir_all(&state_dir).with_context(|| format!("creating state directory {}", state_dir.display()))?;
+    let state_dir = state_dir.canonicalize().unwrap_or(state_dir);
     let endpoints_file = state_dir.join("endpoints.json");
     // A stale file from an earlier run must never be mistaken for this run's addresses.
     let _ = std::fs::remove_file(&endpoints_file);
 
-    let store = Store::open(&state_dir.join("sluice.redb"), DEFAULT_HISTORY).context("opening the store")?;
-    let store = Arc::new(store);
+    let swept = Runtime::sweep_orphans(&state_dir);
+    if swept > 0 {
+        tracing::warn!(processes = swept, "stopped instances left behind by an earlier run");
+    }
+    let store = Arc::new(Store::open(&state_dir.join("sluice.redb"), DEFAULT_HISTORY).context("opening the store")?);
     let api_listener =
         TcpListener::bind(args.api).await.with_context(|| format!("binding the API server to {}", args.api))?;
-    let api_url = format!("http://{}", api_listener.local_addr()?);
-    let kubeconfig_path = state_dir.join("kubeconfig");
-    kubeconfig::write(&kubeconfig_path, &api_url).context("writing the kubeconfig")?;
+    let http_listener =
+        TcpListener::bind(args.http).await.with_context(|| format!("binding the router to {}", args.http))?;
+    let running = Running {
+        api_url: format!("http://{}", api_listener.local_addr()?),
+        http_addr: http_listener.local_addr()?,
+        kubeconfig: state_dir.join("kubeconfig"),
+    };
+    kubeconfig::write(&running.kubeconfig, &running.api_url).context("writing the kubeconfig")?;
 
-    let shutdown = CancellationToken::new();
-    spawn_signal_handler(shutdown.clone());
-    let api = tokio::spawn(ApiServer::new(store, shutdown.clone()).serve(api_listener));
+    let signal = CancellationToken::new();
+    spawn_signal_handler(signal.clone());
+    let api_stop = CancellationToken::new();
+    let api = tokio::spawn(ApiServer::new(store, api_stop.clone()).serve(api_listener));
 
-    write_endpoints(&endpoints_file, &api_url)?;
-    tracing::info!(api = %api_url, state_dir = %state_dir.display(), "sluice is serving");
+    let endpoints = Endpoints::new();
+    let (runtime, health) = Runtime::new(runtime_config(&state_dir, args.images.as_deref())?, endpoints.clone());
+    let table = Arc::new(ArcSwap::from_pointee(RoutingTable::default()));
+    let client = kube::Client::try_from(kube::Config::new(running.api_url.parse()?))
+        .context("building the controller's API client")?;
+    let ctx = Arc::new(Ctx {
+        client,
+        runtime: runtime.clone(),
+        endpoints,
+        publisher: Publisher::new(table.clone()),
+        domain: args.domain.clone(),
+    });
+    let controllers_stop = CancellationToken::new();
+    let controllers = if args.no_controllers {
+        tracing::warn!("--no-controllers: objects are stored but not reconciled");
+        tokio::spawn(async {})
+    } else {
+        tokio::spawn(reconcile::run(ctx, health, controllers_stop.clone()))
+    };
+    let router = Router::new(table, RouterConfig::default());
+    let router_task = tokio::spawn(sluice_router::server::serve(http_listener, router, signal.clone(), DRAIN));
+
+    write_endpoints(&endpoints_file, &running)?;
+    tracing::info!(api = %running.api_url, http = %running.http_addr, state_dir = %state_dir.display(), "sluice is serving");
     eprintln!(
-        "Sluice API server: {api_url}\n  sluice apply -f service.yaml --api {api_url}\n  KUBECONFIG={} kubectl get ksvc",
-        kubeconfig_path.display()
+        "Sluice is serving.\n  services:  http://{{name}}.{{namespace}}.{} on {}\n  API:       {}\n  kubectl:   KUBECONFIG={} kubectl get ksvc\n  sluice:    sluice apply -f service.yaml --api {}",
+        args.domain,
+        running.http_addr,
+        running.api_url,
+        running.kubeconfig.display(),
+        running.api_url
     );
+    if let Err(e) = after_start(running.api_url.clone(), running.http_addr).await {
+        tracing::error!(error = %format!("{e:#}"), "startup step failed");
+    }
 
+    // Shutdown, in order: the router stops accepting and drains; then instances stop (each after
+    // its in-flight requests); then the controllers and the API server.
+    router_task.await.context("router task")?;
+    runtime.shutdown(DRAIN).await;
+    controllers_stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), controllers).await;
+    api_stop.cancel();
     api.await.context("API server task")?;
     tracing::info!("sluice stopped");
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_endpoints(path: &Path, api_url: &str) -> anyhow::Result<()> {
+fn runtime_config(state_dir: &Path, images_file: Option<&Path>) -> anyhow::Result<RuntimeConfig> {
+    let exe = std::env::current_exe().context("locating the sluice executable")?;
+    let mut images = ImageTable::builtin(&exe);
+    let default_file = state_dir.join("images.yaml");
+    match images_file {
+        Some(file) => images.merge_file(file).with_context(|| format!("reading image table {}", file.display()))?,
+        None if default_file.is_file() => images
+            .merge_file(&default_file)
+            .with_context(|| format!("reading image table {}", default_file.display()))?,
+        None => {}
+    }
+    let mut config = RuntimeConfig::new(state_dir.to_path_buf(), images);
+    // Instances run through `sluice instance-exec`, which ties their life to this process.
+    config.launcher = vec![exe.into_os_string(), "instance-exec".into()];
+    Ok(config)
+}
+
+fn write_endpoints(path: &Path, running: &Running) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&json!({"api": api_url, "pid": std::process::id()}))?)?;
+    let doc = json!({"api": running.api_url, "http": running.http_addr.to_string(), "pid": std::process::id()});
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&doc)?)?;
     std::fs::rename(&tmp, path).context("writing endpoints.json")
 }
 

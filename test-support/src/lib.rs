@@ -4,6 +4,7 @@
 
 pub mod http;
 mod process;
+pub mod traffic;
 
 pub use process::{Sluice, SluiceOptions, eventually, wait_for};
 
@@ -11,4 +12,32 @@ pub use process::{Sluice, SluiceOptions, eventually, wait_for};
 pub fn kubectl() -> Option<std::path::PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).map(|d| d.join("kubectl")).find(|p| p.is_file())
+}
+
+/// Applies YAML with the real `sluice apply -f -` (the CLI under test), failing with its output.
+pub fn apply(binary: &str, api: &str, yaml: &str) -> anyhow::Result<String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(binary)
+        .args(["apply", "-f", "-", "--api", api])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child.stdin.take().ok_or_else(|| anyhow::anyhow!("no stdin"))?.write_all(yaml.as_bytes())?;
+    let out = child.wait_with_output()?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() {
+        anyhow::bail!("sluice apply failed: {text}");
+    }
+    Ok(text)
+}
+
+/// A Knative sample from `manifests/samples/knative`, with the blue-green placeholders filled.
+pub fn sample(repo_root: &str, file: &str, route: &str) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(std::path::Path::new(repo_root).join("manifests/samples/knative").join(file))?;
+    Ok(text
+        .replace("<route-name>", route)
+        .replace("<first-revision-name>", &format!("{route}-00001"))
+        .replace("<second-revision-name>", &format!("{route}-00002")))
 }

@@ -60,6 +60,12 @@ impl Sluice {
         Self::start_with(binary, SluiceOptions::default())
     }
 
+    /// Starts `binary serve --no-controllers`: the API server alone, for tests of API
+    /// semantics that must not see the controllers' writes.
+    pub fn start_api_only(binary: &str) -> anyhow::Result<Self> {
+        Self::start_with(binary, SluiceOptions { args: vec!["--no-controllers".into()], ..Default::default() })
+    }
+
     /// Starts `binary serve` with `opts`.
     pub fn start_with(binary: &str, opts: SluiceOptions) -> anyhow::Result<Self> {
         let (tmp, state_dir) = match opts.state_dir {

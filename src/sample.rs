@@ -1,0 +1,100 @@
+//! `sluice sample hello`: the app Knative's `helloworld-go` image resolves to locally. It
+//! answers `Hello {TARGET}!` on `$PORT`, plus a few endpoints tests and demos use: `/echo`
+//! (streams the request body back), `/sleep?ms=N`, `/status/N`, `/env/NAME`, `/headers`.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+type Body = BoxBody<Bytes, hyper::Error>;
+
+/// Serves until SIGTERM/SIGINT, then lets open requests finish.
+pub async fn hello() -> anyhow::Result<()> {
+    let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(8080);
+    let listener = TcpListener::bind(("0.0.0.0", port)).await?;
+    let target = std::env::var("TARGET").unwrap_or_else(|_| "World".to_string());
+    let greeting = Bytes::from(format!("Hello {target}!\n"));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let graceful = GracefulShutdown::new();
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((s, _)) => s,
+                Err(_) => continue,
+            },
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let greeting = greeting.clone();
+        let svc = hyper::service::service_fn(move |req| handle(req, greeting.clone()));
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc).into_owned());
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(Duration::from_secs(30)) => {}
+    }
+    Ok(())
+}
+
+async fn handle(req: Request<Incoming>, greeting: Bytes) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_string();
+    let response = match (req.method(), path.as_str()) {
+        (&Method::POST | &Method::PUT, "/echo") => {
+            let ct = req.headers().get(http::header::CONTENT_TYPE).cloned();
+            let mut res = Response::new(req.into_body().boxed());
+            if let Some(ct) = ct {
+                res.headers_mut().insert(http::header::CONTENT_TYPE, ct);
+            }
+            res
+        }
+        (_, "/sleep") => {
+            let ms = query(&req, "ms").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            text(StatusCode::OK, format!("slept {ms} ms\n"))
+        }
+        (_, "/headers") => {
+            let map: serde_json::Map<String, serde_json::Value> = req
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned().into()))
+                .collect();
+            text(StatusCode::OK, serde_json::Value::Object(map).to_string())
+        }
+        (_, p) if p.starts_with("/status/") => {
+            let code = p["/status/".len()..].parse::<u16>().ok().and_then(|c| StatusCode::from_u16(c).ok());
+            match code {
+                Some(code) => text(code, format!("{code}\n")),
+                None => text(StatusCode::BAD_REQUEST, "status must be a number 100-999\n".into()),
+            }
+        }
+        (_, p) if p.starts_with("/env/") => match std::env::var(&p["/env/".len()..]) {
+            Ok(v) => text(StatusCode::OK, v),
+            Err(_) => text(StatusCode::NOT_FOUND, "unset\n".into()),
+        },
+        (_, "/healthz") => text(StatusCode::OK, "ok\n".into()),
+        _ => Response::new(Full::new(greeting).map_err(|never| match never {}).boxed()),
+    };
+    Ok(response)
+}
+
+fn query<'a>(req: &'a Request<Incoming>, key: &str) -> Option<&'a str> {
+    req.uri().query()?.split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+}
+
+fn text(code: StatusCode, body: String) -> Response<Body> {
+    let mut res = Response::new(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed());
+    *res.status_mut() = code;
+    res
+}

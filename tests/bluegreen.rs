@@ -1,0 +1,122 @@
+//! Knative's blue-green rollout, end to end through the real binary: a Configuration with two
+//! revisions and the four Route steps of `manifests/samples/knative/blue-green-*.yaml`. After
+//! each step 2,000 requests split within ±3 points of the declared percents and the `v2` tag
+//! URL reaches only the second revision; a continuous load from several clients across every
+//! edit sees no answer but 200.
+
+use std::time::Duration;
+
+use kube::api::Api;
+use sluice_api::Route;
+use sluice_test_support::traffic::{Traffic, percent};
+use sluice_test_support::{Sluice, apply, sample};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const MAIN: &str = "blue-green-demo.default.localhost";
+const V2: &str = "v2-blue-green-demo.default.localhost";
+const BLUE: &str = "Hello blue!";
+const GREEN: &str = "Hello green!";
+const WAIT: Duration = Duration::from_secs(60);
+
+fn configuration(target: &str) -> String {
+    format!(
+        "apiVersion: serving.knative.dev/v1
+kind: Configuration
+metadata:
+  name: blue-green-demo
+  namespace: default
+spec:
+  template:
+    spec:
+      containers:
+      - image: ghcr.io/knative/helloworld-go:latest
+        env:
+        - name: TARGET
+          value: {target}
+"
+    )
+}
+
+/// Waits until the route has assigned exactly `want` (revision, percent) pairs.
+async fn assigned(routes: &Api<Route>, want: &[(&str, i64)]) {
+    let start = tokio::time::Instant::now();
+    loop {
+        if let Ok(rt) = routes.get("blue-green-demo").await {
+            let got: Vec<(String, i64)> = rt
+                .status
+                .map(|s| {
+                    s.traffic
+                        .iter()
+                        .map(|t| (t.revision_name.clone().unwrap_or_default(), t.percent_or_zero()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if got.iter().map(|(r, p)| (r.as_str(), *p)).eq(want.iter().copied()) {
+                return;
+            }
+            assert!(start.elapsed() < WAIT, "route never assigned {want:?}; has {got:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn within(counts: &std::collections::BTreeMap<String, usize>, body: &str, want: f64) {
+    let got = percent(counts, body);
+    assert!((got - want).abs() <= 3.0, "{body}: {got:.1}% (want {want}% ±3): {counts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_by_route_edits_with_zero_failed_requests() {
+    let s = Sluice::start(BIN).expect("start sluice");
+    let traffic = Traffic::new(s.http.as_deref().expect("router address"));
+    let client = kube::Client::try_from(kube::Config::new(s.api.parse().expect("url"))).expect("client");
+    let routes: Api<Route> = Api::namespaced(client, "default");
+
+    // Step 1: blue, and a route sending it everything.
+    apply(BIN, &s.api, &configuration("blue")).expect("blue configuration");
+    apply(BIN, &s.api, &sample(ROOT, "blue-green-1-route-100-first.yaml", "blue-green-demo").expect("sample"))
+        .expect("step 1");
+    traffic.wait_for(MAIN, WAIT, |b| b.contains(BLUE)).await.expect("blue serves");
+    let load = traffic.start_load(MAIN, 4);
+
+    let counts = traffic.split(MAIN, 2000, 8).await;
+    within(&counts, BLUE, 100.0);
+
+    // Green is stamped; traffic does not move until the route says so.
+    apply(BIN, &s.api, &configuration("green")).expect("green configuration");
+    let counts = traffic.split(MAIN, 500, 8).await;
+    within(&counts, BLUE, 100.0);
+
+    // Step 2: green staged under the v2 tag at 0%.
+    apply(BIN, &s.api, &sample(ROOT, "blue-green-2-route-stage-v2-0pct.yaml", "blue-green-demo").expect("sample"))
+        .expect("step 2");
+    assigned(&routes, &[("blue-green-demo-00001", 100), ("blue-green-demo-00002", 0)]).await;
+    within(&traffic.split(MAIN, 2000, 8).await, BLUE, 100.0);
+    within(&traffic.split(V2, 500, 4).await, GREEN, 100.0);
+
+    // Step 3: half and half.
+    apply(BIN, &s.api, &sample(ROOT, "blue-green-3-route-50-50.yaml", "blue-green-demo").expect("sample"))
+        .expect("step 3");
+    assigned(&routes, &[("blue-green-demo-00001", 50), ("blue-green-demo-00002", 50)]).await;
+    let counts = traffic.split(MAIN, 2000, 8).await;
+    within(&counts, BLUE, 50.0);
+    within(&counts, GREEN, 50.0);
+    within(&traffic.split(V2, 500, 4).await, GREEN, 100.0);
+
+    // Step 4: all green.
+    apply(BIN, &s.api, &sample(ROOT, "blue-green-4-route-0-100.yaml", "blue-green-demo").expect("sample"))
+        .expect("step 4");
+    assigned(&routes, &[("blue-green-demo-00001", 0), ("blue-green-demo-00002", 100)]).await;
+    within(&traffic.split(MAIN, 2000, 8).await, GREEN, 100.0);
+    within(&traffic.split(V2, 500, 4).await, GREEN, 100.0);
+
+    let report = load.stop().await;
+    let total: u64 = report.statuses.values().sum();
+    assert!(total > 1000, "the background load ran: {report:?}");
+    assert_eq!(
+        report.statuses.keys().copied().collect::<Vec<_>>(),
+        vec![200],
+        "every request answered 200: {report:?}"
+    );
+}

@@ -1,0 +1,182 @@
+//! Serving through the real binary: Knative's samples applied unchanged answer on their URLs,
+//! a latest + named-revision split holds its percents, a route naming a missing revision keeps
+//! its old traffic and says why, and a 100 MiB upload streams through without the server
+//! holding it in memory.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+use sluice_api::conditions::{ConditionStatus, find};
+use sluice_api::{Route, Service};
+use sluice_test_support::traffic::{Traffic, percent};
+use sluice_test_support::{Sluice, apply, sample};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const WAIT: Duration = Duration::from_secs(60);
+
+fn client(s: &Sluice) -> kube::Client {
+    kube::Client::try_from(kube::Config::new(s.api.parse().expect("url"))).expect("client")
+}
+
+async fn until<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let start = tokio::time::Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helloworld_sample_answers_on_its_url_and_reports_ready() {
+    let s = Sluice::start(BIN).expect("start sluice");
+    let traffic = Traffic::new(s.http.as_deref().expect("router"));
+    apply(BIN, &s.api, &sample(ROOT, "helloworld-go.service.yaml", "").expect("sample")).expect("apply");
+    let host = "helloworld-go.default.localhost";
+    let body = traffic.wait_for(host, WAIT, |b| b.contains("Hello")).await.expect("served");
+    assert_eq!(body, "Hello Go Sample v1!\n");
+    // The instance sees Knative's environment.
+    assert_eq!(traffic.get(host, "/env/K_REVISION").await.expect("env").1, "helloworld-go-00001");
+    assert_eq!(traffic.get(host, "/env/K_SERVICE").await.expect("env").1, "helloworld-go");
+    assert_eq!(traffic.get(host, "/env/K_CONFIGURATION").await.expect("env").1, "helloworld-go");
+    assert!(traffic.get(host, "/env/PORT").await.expect("env").1.parse::<u16>().is_ok());
+
+    let services: Api<Service> = Api::namespaced(client(&s), "default");
+    let svc = until("the service to be Ready", async || {
+        let svc = services.get("helloworld-go").await.ok()?;
+        let ready = find(&svc.status.as_ref()?.conditions, "Ready")?.status == ConditionStatus::True;
+        ready.then_some(svc)
+    })
+    .await;
+    let st = svc.status.expect("status");
+    assert_eq!(st.url.as_deref(), Some("http://helloworld-go.default.localhost"));
+    assert_eq!(st.latest_created_revision_name.as_deref(), Some("helloworld-go-00001"));
+    assert_eq!(st.latest_ready_revision_name.as_deref(), Some("helloworld-go-00001"));
+    assert_eq!(st.traffic[0].percent, Some(100));
+    // Unknown hosts get a 404 that names them.
+    let (code, body) = traffic.get("nope.default.localhost", "/").await.expect("404");
+    assert_eq!(code, 404);
+    assert!(body.contains("nope.default.localhost"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_and_named_revision_split_fifty_fifty() {
+    let s = Sluice::start(BIN).expect("start sluice");
+    let traffic = Traffic::new(s.http.as_deref().expect("router"));
+    let host = "hello.default.localhost";
+    // Knative's tutorial: first revision says World, the sample then splits with the second.
+    let first = sample(ROOT, "first-traffic-split-hello.yaml", "").expect("sample");
+    let v1 = first.replace("value: \"Knative\"", "value: \"World\"");
+    let v1 = &v1[..v1.find("  traffic:").expect("traffic block")];
+    apply(BIN, &s.api, v1).expect("first revision");
+    traffic.wait_for(host, WAIT, |b| b.contains("Hello World!")).await.expect("v1 serves");
+    apply(BIN, &s.api, &first).expect("split");
+    let routes: Api<Route> = Api::namespaced(client(&s), "default");
+    until("the 50/50 split to be assigned", async || {
+        let rt = routes.get("hello").await.ok()?;
+        let t = rt.status?.traffic;
+        (t.len() == 2
+            && t[0].revision_name.as_deref() == Some("hello-00002")
+            && t[1].revision_name.as_deref() == Some("hello-00001"))
+        .then_some(())
+    })
+    .await;
+    let counts = traffic.split(host, 2000, 8).await;
+    for body in ["Hello World!", "Hello Knative!"] {
+        let got = percent(&counts, body);
+        assert!((got - 50.0).abs() <= 3.0, "{body}: {got:.1}% of {counts:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_naming_a_missing_revision_keeps_its_traffic_and_says_why() {
+    let s = Sluice::start(BIN).expect("start sluice");
+    let traffic = Traffic::new(s.http.as_deref().expect("router"));
+    apply(BIN, &s.api, &sample(ROOT, "helloworld-go.service.yaml", "").expect("sample")).expect("apply");
+    let host = "helloworld-go.default.localhost";
+    traffic.wait_for(host, WAIT, |b| b.contains("Hello")).await.expect("served");
+
+    let services: Api<Service> = Api::namespaced(client(&s), "default");
+    let patch = json!({"spec": {"traffic": [{"revisionName": "foobar", "percent": 100}]}});
+    services.patch("helloworld-go", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("patch");
+    let routes: Api<Route> = Api::namespaced(client(&s), "default");
+    let cond = until("the route to report the missing revision", async || {
+        let rt = routes.get("helloworld-go").await.ok()?;
+        let st = rt.status?;
+        (st.observed_generation == rt.metadata.generation).then_some(())?;
+        find(&st.conditions, "AllTrafficAssigned").filter(|c| c.status == ConditionStatus::False).cloned()
+    })
+    .await;
+    assert_eq!(cond.reason.as_deref(), Some("RevisionMissing"));
+    assert_eq!(cond.message.as_deref(), Some(r#"Revision "foobar" referenced in traffic not found."#));
+    let rt = routes.get("helloworld-go").await.expect("route");
+    assert_eq!(
+        find(&rt.status.as_ref().expect("status").conditions, "Ready").map(|c| c.status),
+        Some(ConditionStatus::False)
+    );
+    assert_eq!(
+        rt.status.expect("status").traffic[0].revision_name.as_deref(),
+        Some("helloworld-go-00001"),
+        "old traffic kept"
+    );
+    let counts = traffic.split(host, 200, 4).await;
+    assert_eq!(counts.get("Hello Go Sample v1!"), Some(&200), "still served by the old revision: {counts:?}");
+    let routes_ready = until("the service to mirror the route", async || {
+        let svc = services.get("helloworld-go").await.ok()?;
+        find(&svc.status?.conditions, "RoutesReady").filter(|c| c.status == ConditionStatus::False).cloned()
+    })
+    .await;
+    assert_eq!(routes_ready.reason.as_deref(), Some("RevisionMissing"));
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_100_mib_upload_streams_through_with_flat_memory() {
+    const CHUNK: usize = 64 * 1024;
+    const TOTAL: usize = 100 * 1024 * 1024;
+    let s = Sluice::start(BIN).expect("start sluice");
+    let router = s.http.clone().expect("router");
+    let traffic = Traffic::new(&router);
+    apply(BIN, &s.api, &sample(ROOT, "helloworld-go.service.yaml", "").expect("sample")).expect("apply");
+    let host = "helloworld-go.default.localhost";
+    traffic.wait_for(host, WAIT, |b| b.contains("Hello")).await.expect("served");
+    let pid = s.pid().expect("pid");
+    let before = rss_kib(pid);
+
+    let chunk = Bytes::from(vec![b'x'; CHUNK]);
+    let body = StreamBody::new(futures::stream::iter(
+        (0..TOTAL / CHUNK).map(move |_| Ok::<_, std::convert::Infallible>(Frame::data(chunk.clone()))),
+    ));
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let req = http::Request::post(format!("http://{router}/echo")).header("host", host).body(body).expect("request");
+    let res = client.request(req).await.expect("response");
+    assert_eq!(res.status(), 200);
+    let mut received = 0usize;
+    let mut peak = before;
+    let mut frames = res.into_body().into_data_stream();
+    while let Some(chunk) = frames.next().await {
+        received += chunk.expect("body").len();
+        if received % (8 * 1024 * 1024) < CHUNK {
+            peak = peak.max(rss_kib(pid));
+        }
+    }
+    assert_eq!(received, TOTAL, "every byte echoed back");
+    let growth_mib = peak.saturating_sub(before) / 1024;
+    assert!(growth_mib < 32, "the server grew {growth_mib} MiB while streaming 100 MiB (from {before} KiB)");
+}
