@@ -1,6 +1,7 @@
 //! `sluice sample hello`: the app Knative's `helloworld-go` image resolves to locally. It
 //! answers `Hello {TARGET}!` on `$PORT`, plus a few endpoints tests and demos use: `/echo`
-//! (streams the request body back), `/sleep?ms=N`, `/status/N`, `/env/NAME`, `/headers`.
+//! (streams the request body back), `/sleep?ms=N`, `/status/N`, `/env/NAME`, `/headers`, and
+//! `/crash?code=N` (writes a line to stderr and exits with code N at once, like a crash).
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -84,6 +85,11 @@ async fn handle(req: Request<Incoming>, greeting: Bytes) -> Result<Response<Body
             Err(_) => text(StatusCode::NOT_FOUND, "unset\n".into()),
         },
         (_, "/healthz") => text(StatusCode::OK, "ok\n".into()),
+        (_, "/crash") => {
+            let code = query(&req, "code").and_then(|v| v.parse::<u8>().ok()).unwrap_or(1);
+            eprintln!("crashing on request with exit code {code}");
+            std::process::exit(i32::from(code));
+        }
         _ => Response::new(Full::new(greeting).map_err(|never| match never {}).boxed()),
     };
     Ok(response)

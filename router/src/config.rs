@@ -21,6 +21,10 @@ pub struct RouterConfig {
     pub header_read_timeout: Duration,
     /// How long an idle pooled upstream connection is kept. Default 90 s.
     pub upstream_idle_timeout: Duration,
+    /// How long a request whose revision has no ready instance is held for one to appear (an
+    /// instance restarting after a crash, a routing edit being published) before it gets 503.
+    /// Zero answers 503 at once. Default 5 s.
+    pub ready_wait: Duration,
     /// Seed of the weighted-split generator; `None` seeds it randomly. Tests set it so a split
     /// over sequential requests is reproducible.
     pub split_seed: Option<u64>,
@@ -35,6 +39,7 @@ impl Default for RouterConfig {
             max_headers: 100,
             header_read_timeout: Duration::from_secs(30),
             upstream_idle_timeout: Duration::from_secs(90),
+            ready_wait: Duration::from_secs(5),
             split_seed: None,
         }
     }

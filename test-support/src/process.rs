@@ -82,11 +82,14 @@ impl Sluice {
         let log = state_dir.join(format!("serve-{}.log", unique()));
         let stderr = std::fs::File::create(&log)?;
         let mut cmd = Command::new(binary);
-        cmd.arg("serve")
-            .arg("--state-dir")
-            .arg(&state_dir)
-            .args(["--api", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-            .args(&opts.args)
+        cmd.arg("serve").arg("--state-dir").arg(&state_dir);
+        // Ports from the OS, unless the caller names its own (a restart on the same ports).
+        for flag in ["--api", "--http"] {
+            if !opts.args.iter().any(|a| a == flag) {
+                cmd.args([flag, "127.0.0.1:0"]);
+            }
+        }
+        cmd.args(&opts.args)
             .envs(opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -59,6 +59,22 @@ fn is_ready_once(rev: &Revision) -> bool {
     rev.status.as_ref().is_some_and(|s| sluice_api::conditions::is_true(&s.conditions, "ResourcesAvailable"))
 }
 
+/// How long a ready revision that no route has claimed yet keeps its instance, counted from
+/// its creation: long enough for its route to label it, so the instance that proved it ready
+/// is the one that serves.
+const PENDING_GRACE: Duration = Duration::from_secs(30);
+
+/// How long until a pending revision's grace ends; None when it has ended or does not apply.
+fn pending_grace_left(rev: &Revision, now: jiff::Timestamp) -> Option<Duration> {
+    if !matches!(rev.labels().get(labels::ROUTING_STATE).map(String::as_str), None | Some("pending")) {
+        return None;
+    }
+    let created = rev.metadata.creation_timestamp.as_ref()?.0;
+    let age = now.duration_since(created).as_secs_f64().max(0.0);
+    let left = PENDING_GRACE.as_secs_f64() - age;
+    (left > 0.0).then(|| Duration::from_secs_f64(left))
+}
+
 /// How many instances `rev` should run.
 pub fn desired_scale(rev: &Revision, health: Option<&RevisionHealth>, now: jiff::Timestamp) -> usize {
     if past_deadline(rev, health, now) {
@@ -67,8 +83,12 @@ pub fn desired_scale(rev: &Revision, health: Option<&RevisionHealth>, now: jiff:
     match rev.labels().get(labels::ROUTING_STATE).map(String::as_str) {
         Some("active") => 1,
         Some("reserve") => 0,
-        // Pending: run until ready once, so the revision can become Ready.
-        _ => usize::from(!(health.is_some_and(|h| h.ever_ready) || is_ready_once(rev))),
+        // Pending: run until ready once, so the revision can become Ready, and through the
+        // grace its route has to claim it.
+        _ => {
+            let ready_once = health.is_some_and(|h| h.ever_ready) || is_ready_once(rev);
+            usize::from(!ready_once || pending_grace_left(rev, now).is_some())
+        }
     }
 }
 
@@ -162,6 +182,10 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Erro
     let log_url = format!("file://{}", ctx.runtime.log_path(&key).display());
     let status = revision_status(&rev, health.as_ref(), desired, &log_url, &super::now(), deadline_passed);
     shell::patch_status::<Revision, _>(&ctx.client, &rev, rev.status.as_ref(), &status).await?;
+    // Re-check a pending revision when its grace ends.
+    if let Some(left) = pending_grace_left(&rev, now) {
+        return Ok(Action::requeue(left + Duration::from_millis(100)));
+    }
     // Re-check a revision still coming up at its progress deadline.
     if !status
         .conditions

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use images::{ImageTable, ImageTableError, repository, short_name};
-pub use process::{ExecError, INSTANCE_ENV, STATE_DIR_ENV, StartError, exec_instance};
+pub use process::{ExecError, INSTANCE_ENV, STATE_DIR_ENV, StartError, exec_instance, instance_pids};
 
 /// How the runtime runs instances.
 #[derive(Clone, Debug)]

@@ -274,42 +274,46 @@ pub fn exec_instance(parent_pid: u32, argv: &[OsString]) -> ExecError {
     }
 }
 
-/// Kills every process whose environment says it is an instance of the `sluice serve` that
-/// owns `state_dir` (left behind when that process was killed); returns how many.
-pub fn sweep_orphans(state_dir: &Path) -> usize {
+/// The processes whose environment says they are instances of the `sluice serve` that owns
+/// `state_dir`.
+pub fn instance_pids(state_dir: &Path) -> Vec<u32> {
     let Ok(proc) = std::fs::read_dir("/proc") else {
-        return 0;
+        return Vec::new();
     };
     let me = std::process::id();
     let mut marker = Vec::from(STATE_DIR_ENV.as_bytes());
     marker.push(b'=');
     marker.extend_from_slice(state_dir.as_os_str().as_bytes());
     let instance_prefix = format!("{INSTANCE_ENV}=");
-    let mut killed = 0;
+    let mut pids = Vec::new();
     for entry in proc.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
-        if pid == me {
-            continue;
-        }
         let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
             continue;
         };
-        let mut vars = environ.split(|b| *b == 0);
         let (mut ours, mut instance) = (false, false);
-        for v in &mut vars {
+        for v in environ.split(|b| *b == 0) {
             ours |= v == marker.as_slice();
             instance |= v.starts_with(instance_prefix.as_bytes());
         }
-        if ours
-            && instance
-            && let Ok(raw) = i32::try_from(pid)
-        {
-            let _ = killpg(Pid::from_raw(raw), Signal::SIGKILL);
-            if kill(Pid::from_raw(raw), Signal::SIGKILL).is_ok() {
-                killed += 1;
-            }
+        if ours && instance && pid != me {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Kills every instance an earlier `sluice serve` on `state_dir` left behind (it was killed
+/// before it could stop them); returns how many.
+pub fn sweep_orphans(state_dir: &Path) -> usize {
+    let mut killed = 0;
+    for pid in instance_pids(state_dir) {
+        let Ok(raw) = i32::try_from(pid) else { continue };
+        let _ = killpg(Pid::from_raw(raw), Signal::SIGKILL);
+        if kill(Pid::from_raw(raw), Signal::SIGKILL).is_ok() {
+            killed += 1;
         }
     }
     killed

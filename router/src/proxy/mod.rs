@@ -6,7 +6,9 @@
 //! 3. Routing: one `ArcSwap::load` of the table, host lookup, tag or weighted pick of a target,
 //!    then [`RevisionEndpoints::pick`](crate::endpoints::RevisionEndpoints::pick) claims an
 //!    instance. The request keeps its own `Arc`s from here on, so a table swapped mid-request
-//!    does not move it.
+//!    does not move it. When the revision has no ready instance, the request is held (up to
+//!    `RouterConfig::ready_wait`) and routed again, from a fresh table, whenever the instance
+//!    set changes: a crashed instance restarting or a routing edit costs latency, not errors.
 //! 4. Rewriting: hop-by-hop headers out, `X-Forwarded-*` in, origin-form URI for the instance.
 //! 5. Forwarding (`forward.rs`): the pooled client, a deadline for the response head, one retry on another
 //!    instance when the connect was refused, and the response body that holds the instance's
@@ -25,7 +27,7 @@ use http::{HeaderValue, Method, Request, Response, Version};
 use hyper::body::Incoming;
 
 use crate::config::RouterConfig;
-use crate::endpoints::InstanceGuard;
+use crate::endpoints::{InstanceGuard, RevisionEndpoints};
 use crate::error::{ProxyError, Reason};
 use crate::table::{Backend, Protocol, Roller, RoutingTable};
 
@@ -37,6 +39,9 @@ mod headers;
 pub use body::RouterBody;
 
 /// The data plane: shares the controller's routing table and the upstream connection pools.
+/// How often a held request re-reads the routing table.
+const HOLD_RECHECK: std::time::Duration = std::time::Duration::from_millis(25);
+
 /// Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Router {
@@ -62,6 +67,21 @@ struct Inner {
     roller: Roller,
     too_many_headers: Reason,
     headers_too_large: Reason,
+}
+
+/// Why a request could not be routed now.
+enum Miss {
+    /// For good: answer with the error.
+    Fail(ProxyError),
+    /// The revision has no ready instance; the request may wait for one.
+    /// (Boxed: this is the rare path, and it keeps `Result<Routed, Miss>` small.)
+    NoInstance(ProxyError, Box<Request<Incoming>>, Arc<RevisionEndpoints>),
+}
+
+impl From<ProxyError> for Miss {
+    fn from(e: ProxyError) -> Self {
+        Self::Fail(e)
+    }
 }
 
 /// A request routed and rewritten, ready to send.
@@ -108,7 +128,7 @@ impl Router {
     }
 
     /// Steps 2–4 of the module docs: everything up to the upstream call, without awaiting.
-    fn route(&self, req: Request<Incoming>, client_ip: &HeaderValue) -> Result<Routed, ProxyError> {
+    fn route(&self, req: Request<Incoming>, client_ip: &HeaderValue) -> Result<Routed, Miss> {
         let inner = &*self.inner;
         if !headers::within_limits(req.headers(), inner.config.max_headers, inner.config.max_header_bytes) {
             let reason = if req.headers().len() > inner.config.max_headers {
@@ -116,25 +136,54 @@ impl Router {
             } else {
                 &inner.headers_too_large
             };
-            return Err(ProxyError::HeadersTooLarge(reason.clone()));
+            return Err(ProxyError::HeadersTooLarge(reason.clone()).into());
         }
         if req.method() == Method::CONNECT {
-            return Err(ProxyError::Connect);
+            return Err(ProxyError::Connect.into());
         }
-        let (backend, guard) = {
+        let picked = {
             let host = request_host(&req).ok_or(ProxyError::MissingHost)?;
             let tag = || req.headers().get(&headers::KNATIVE_SERVING_TAG).and_then(|v| v.to_str().ok());
             let table = inner.table.load();
             let backend = table.resolve(host, tag, || inner.roller.roll())?;
-            let guard = backend
-                .target
-                .revision
-                .pick()
-                .ok_or_else(|| ProxyError::NoReadyInstance(backend.no_instance.clone()))?;
-            (backend.clone(), guard)
+            match backend.target.revision.pick() {
+                Some(guard) => Ok((backend.clone(), guard)),
+                None => {
+                    Err((ProxyError::NoReadyInstance(backend.no_instance.clone()), backend.target.revision.clone()))
+                }
+            }
+        };
+        let (backend, guard) = match picked {
+            Ok(found) => found,
+            Err((err, revision)) => return Err(Miss::NoInstance(err, Box::new(req), revision)),
         };
         let (parts, path, body) = rewrite(req, client_ip, backend.target.protocol);
         Ok(Routed { backend, guard, parts, path, body })
+    }
+
+    /// Holds a request whose revision has no ready instance, routing it again (from the table
+    /// as it is then) each time the revision's instances change, until `ready_wait` ends.
+    async fn hold(
+        self,
+        mut req: Box<Request<Incoming>>,
+        client_ip: HeaderValue,
+        mut err: ProxyError,
+        mut revision: Arc<RevisionEndpoints>,
+    ) -> Response<RouterBody> {
+        let deadline = tokio::time::Instant::now() + self.inner.config.ready_wait;
+        loop {
+            tokio::select! {
+                () = revision.changed() => {}
+                // A routing edit swaps the table without touching this revision.
+                () = tokio::time::sleep(HOLD_RECHECK) => {}
+                () = tokio::time::sleep_until(deadline) => return err.into_response(),
+            }
+            match self.route(*req, &client_ip) {
+                Ok(routed) => return forward::forward(&self.inner.upstream, routed).await,
+                Err(Miss::Fail(e)) => return e.into_response(),
+                Err(Miss::NoInstance(e, r, rev)) => (err, req, revision) = (e, r, rev),
+            }
+        }
     }
 }
 
@@ -151,7 +200,11 @@ impl hyper::service::Service<Request<Incoming>> for RouterService {
                 let router = self.router.clone();
                 Box::pin(async move { Ok(forward::forward(&router.inner.upstream, routed).await) })
             }
-            Err(e) => Box::pin(ready(Ok(e.into_response()))),
+            Err(Miss::NoInstance(err, req, revision)) if !self.router.inner.config.ready_wait.is_zero() => {
+                let (router, ip) = (self.router.clone(), self.client_ip.clone());
+                Box::pin(async move { Ok(router.hold(req, ip, err, revision).await) })
+            }
+            Err(Miss::NoInstance(err, ..) | Miss::Fail(err)) => Box::pin(ready(Ok(err.into_response()))),
         }
     }
 }

@@ -38,6 +38,44 @@ async fn a_revision_without_ready_instances_gets_503_with_retry_after() {
 }
 
 #[tokio::test]
+async fn a_request_is_held_until_an_instance_is_ready() {
+    let backend = Backend::echo("late").await;
+    let rev = revision("hello-00001", &[]);
+    let cfg = RouterConfig { ready_wait: Duration::from_secs(10), ..config() };
+    let proxy = Proxy::start_with(hello(&rev), cfg, Duration::from_secs(5)).await;
+    let pending = tokio::spawn(fetch(proxy.addr, "hello.default.localhost"));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(!pending.is_finished(), "held while no instance is ready");
+    rev.add(sluice_router::endpoints::Instance::new(9_000_001, backend.addr));
+    let reply = tokio::time::timeout(Duration::from_secs(5), pending).await.expect("answered").expect("task");
+    assert_eq!(reply.status.as_u16(), 200, "body: {}", reply.text());
+}
+
+#[tokio::test]
+async fn a_held_request_follows_a_routing_edit() {
+    let backend = Backend::echo("green").await;
+    let blue = revision("hello-00001", &[]);
+    let green = revision("hello-00002", &[backend.addr]);
+    let cfg = RouterConfig { ready_wait: Duration::from_secs(10), ..config() };
+    let proxy = Proxy::start_with(hello(&blue), cfg, Duration::from_secs(5)).await;
+    let pending = tokio::spawn(fetch(proxy.addr, "hello.default.localhost"));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    proxy.swap(hello(&green));
+    let reply = tokio::time::timeout(Duration::from_secs(5), pending).await.expect("answered").expect("task");
+    assert_eq!(reply.status.as_u16(), 200, "body: {}", reply.text());
+}
+
+#[tokio::test]
+async fn without_a_hold_no_instance_is_503_at_once() {
+    let cfg = RouterConfig { ready_wait: Duration::ZERO, ..config() };
+    let proxy = Proxy::start_with(hello(&revision("hello-00001", &[])), cfg, Duration::from_secs(5)).await;
+    let started = std::time::Instant::now();
+    let reply = fetch(proxy.addr, "hello.default.localhost").await;
+    assert_reason(&reply, 503, "no ready instance of revision default/hello-00001");
+    assert!(started.elapsed() < Duration::from_secs(5), "not held");
+}
+
+#[tokio::test]
 async fn a_route_without_traffic_gets_503() {
     let proxy = Proxy::start(table(vec![route("hello", vec![])])).await;
     let reply = fetch(proxy.addr, "hello.default.localhost").await;

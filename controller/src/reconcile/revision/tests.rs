@@ -42,6 +42,21 @@ fn scale_follows_routing_state() {
 }
 
 #[test]
+fn a_new_ready_revision_keeps_its_instance_while_its_route_claims_it() {
+    let now = jiff::Timestamp::now();
+    let mut rev = with_state("pending");
+    rev.metadata.creation_timestamp =
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now - jiff::SignedDuration::from_secs(5)));
+    assert_eq!(desired_scale(&rev, Some(&health(1, true, None)), now), 1, "within the grace");
+    assert!(pending_grace_left(&rev, now).is_some_and(|d| d <= PENDING_GRACE - Duration::from_secs(4)));
+    let later = now + jiff::SignedDuration::from_secs(60);
+    assert_eq!(desired_scale(&rev, Some(&health(1, true, None)), later), 0, "unclaimed after the grace");
+    assert_eq!(pending_grace_left(&rev, later), None);
+    rev.metadata.labels.get_or_insert_with(Default::default).insert(labels::ROUTING_STATE.into(), "reserve".into());
+    assert_eq!(desired_scale(&rev, Some(&health(1, true, None)), now), 0, "a route let it go");
+}
+
+#[test]
 fn a_revision_is_deploying_until_an_instance_is_ready() {
     let rev = with_state("active");
     let s = revision_status(&rev, None, 1, "file:///l", "t", false);

@@ -50,6 +50,7 @@ impl Drop for Proxy {
     }
 }
 
+/// Tests' config: a reproducible split, and a short hold so 503s come quickly.
 pub fn config() -> RouterConfig {
-    RouterConfig { split_seed: Some(SPLIT_SEED), ..RouterConfig::default() }
+    RouterConfig { split_seed: Some(SPLIT_SEED), ready_wait: Duration::from_millis(200), ..RouterConfig::default() }
 }

@@ -1,0 +1,276 @@
+//! The life of `sluice serve` and its instances, through the real binary: SIGTERM drains
+//! in-flight requests, stops every instance and exits 0, and a restart serves the same URLs
+//! with the same splits; after `kill -9` no instance outlives the server and a restart brings
+//! everything back; a crashing instance restarts under load and its Revision says so.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kube::api::{Api, ListParams};
+use sluice_api::Revision;
+use sluice_api::conditions::{ConditionStatus, find};
+use sluice_controller::runtime::instance_pids;
+use sluice_test_support::traffic::{Traffic, percent};
+use sluice_test_support::{Sluice, SluiceOptions, apply, eventually, sample};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Two revisions of `shop`: blue takes 70 %, green 30 % and the `candidate` tag.
+const SHOP_BLUE: &str = r#"
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: shop
+spec:
+  template:
+    metadata:
+      name: shop-blue
+    spec:
+      containers:
+        - image: ghcr.io/knative/helloworld-go:latest
+          env:
+            - name: TARGET
+              value: blue
+"#;
+
+const SHOP_GREEN_SPLIT: &str = r#"
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: shop
+spec:
+  template:
+    metadata:
+      name: shop-green
+    spec:
+      containers:
+        - image: ghcr.io/knative/helloworld-go:latest
+          env:
+            - name: TARGET
+              value: green
+  traffic:
+    - revisionName: shop-blue
+      percent: 70
+    - revisionName: shop-green
+      percent: 30
+      tag: candidate
+"#;
+
+fn client(s: &Sluice) -> kube::Client {
+    kube::Client::try_from(kube::Config::new(s.api.parse().expect("url"))).expect("client")
+}
+
+fn canonical(dir: &Path) -> PathBuf {
+    dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf())
+}
+
+fn alive(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    !stat.is_empty() && !stat.contains(") Z ")
+}
+
+fn restart_on(state_dir: &Path, api: &str, http: &str) -> Sluice {
+    let port = |url: &str| url.rsplit(':').next().unwrap_or("0").to_string();
+    let args =
+        vec!["--api".into(), format!("127.0.0.1:{}", port(api)), "--http".into(), format!("127.0.0.1:{}", port(http))];
+    Sluice::start_with(BIN, SluiceOptions { state_dir: Some(state_dir.to_path_buf()), args, ..Default::default() })
+        .expect("restart sluice")
+}
+
+async fn assert_split(traffic: &Traffic, host: &str) {
+    let counts = traffic.split(host, 1000, 8).await;
+    let blue = percent(&counts, "Hello blue!");
+    let green = percent(&counts, "Hello green!");
+    assert!((blue - 70.0).abs() <= 4.0 && (green - 30.0).abs() <= 4.0, "70/30 split, got {counts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_and_stops_instances_and_a_restart_serves_the_same_urls_and_split() {
+    let s = Sluice::start(BIN).expect("start sluice");
+    let state = canonical(&s.state_dir);
+    let http = s.http.clone().expect("router");
+    let traffic = Traffic::new(&http);
+    let host = "shop.default.localhost";
+    apply(BIN, &s.api, SHOP_BLUE).expect("blue");
+    traffic.wait_for(host, WAIT, |b| b == "Hello blue!\n").await.expect("blue serves");
+    apply(BIN, &s.api, SHOP_GREEN_SPLIT).expect("green split");
+    traffic.wait_for("candidate-shop.default.localhost", WAIT, |b| b == "Hello green!\n").await.expect("tag");
+    assert_split(&traffic, host).await;
+    let pids = instance_pids(&state);
+    assert_eq!(pids.len(), 2, "one instance per routed revision: {pids:?}");
+
+    // A request in flight when SIGTERM arrives still gets its answer.
+    let slow = {
+        let traffic = traffic.clone();
+        tokio::spawn(async move { traffic.get(host, "/sleep?ms=1500").await })
+    };
+    // Give the request time to reach the instance (it then sleeps 1.5 s there).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut sluice = s;
+    let status = tokio::task::spawn_blocking(move || {
+        let status = sluice.terminate(Duration::from_secs(30));
+        (status, sluice)
+    })
+    .await
+    .expect("join");
+    let (status, mut s) = status;
+    let status = status.expect("sluice exits after SIGTERM");
+    assert!(status.success(), "exit status {status:?}\n{}", s.log_text());
+    let (code, body) = slow.await.expect("join").expect("the in-flight request is answered");
+    assert_eq!((code, body.as_str()), (200, "slept 1500 ms\n"));
+    assert!(pids.iter().all(|p| !alive(*p)), "instances stopped with the server: {pids:?}");
+
+    let keep = s.keep_state_dir();
+    let s = restart_on(&state, &s.api, &http);
+    assert_eq!(s.http.as_deref(), Some(http.as_str()), "same router address");
+    traffic.wait_for(host, WAIT, |b| b.starts_with("Hello")).await.expect("served after restart");
+    traffic
+        .wait_for("candidate-shop.default.localhost", WAIT, |b| b == "Hello green!\n")
+        .await
+        .expect("tag after restart");
+    // Both revisions are back before the split is measured.
+    eventually("both revisions to run again", WAIT, || (instance_pids(&state).len() == 2).then_some(()))
+        .await
+        .expect("instances");
+    traffic.wait_for(host, WAIT, |b| b == "Hello blue!\n").await.expect("blue after restart");
+    assert_split(&traffic, host).await;
+    let revisions: Api<Revision> = Api::namespaced(client(&s), "default");
+    let names: BTreeSet<String> = revisions
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .filter_map(|r| r.metadata.name)
+        .collect();
+    assert_eq!(names, BTreeSet::from(["shop-blue".to_string(), "shop-green".to_string()]), "no revision lost or added");
+    drop(s);
+    drop(keep);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_kill_9_no_instance_outlives_the_server_and_a_restart_brings_everything_back() {
+    let mut s = Sluice::start(BIN).expect("start sluice");
+    let state = canonical(&s.state_dir);
+    let http = s.http.clone().expect("router");
+    let traffic = Traffic::new(&http);
+    apply(BIN, &s.api, &sample(ROOT, "helloworld-go.service.yaml", "").expect("sample")).expect("apply");
+    let host = "helloworld-go.default.localhost";
+    traffic.wait_for(host, WAIT, |b| b.contains("Hello")).await.expect("served");
+    let pids = instance_pids(&state);
+    assert_eq!(pids.len(), 1, "{pids:?}");
+
+    s.kill9().expect("kill -9");
+    eventually("the orphaned instance to die with its parent", Duration::from_secs(10), || {
+        pids.iter().all(|p| !alive(*p)).then_some(())
+    })
+    .await
+    .expect("no instance outlives sluice serve");
+
+    let keep = s.keep_state_dir();
+    let s = restart_on(&state, &s.api, &http);
+    let body = traffic.wait_for(host, WAIT, |b| b.contains("Hello")).await.expect("served after restart");
+    assert_eq!(body, "Hello Go Sample v1!\n");
+    let revisions: Api<Revision> = Api::namespaced(client(&s), "default");
+    assert_eq!(revisions.list(&ListParams::default()).await.expect("list").items.len(), 1, "no new revision");
+    drop(s);
+    drop(keep);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_instance_restarts_under_load_and_its_revision_counts_it() {
+    let s = Sluice::start(BIN).expect("start sluice");
+    let traffic = Traffic::new(s.http.as_deref().expect("router"));
+    apply(BIN, &s.api, &sample(ROOT, "helloworld-go.service.yaml", "").expect("sample")).expect("apply");
+    let host = "helloworld-go.default.localhost";
+    traffic.wait_for(host, WAIT, |b| b.contains("Hello")).await.expect("served");
+
+    let load = traffic.start_load(host, 4);
+    eventually("load to flow", WAIT, || (load.sent() > 200).then_some(())).await.expect("load");
+    let before = load.sent();
+    // The crash request itself dies with the instance.
+    let _ = traffic.get(host, "/crash?code=7").await;
+    let revisions: Api<Revision> = Api::namespaced(client(&s), "default");
+    let rev = eventually_async(async || {
+        let rev = revisions.get("helloworld-go-00001").await.ok()?;
+        let st = rev.status.as_ref()?;
+        let restarted = st.extra.get("restartCount").and_then(serde_json::Value::as_u64).is_some_and(|n| n >= 1);
+        let ready = find(&st.conditions, "Ready").is_some_and(|c| c.status == ConditionStatus::True);
+        (restarted && ready).then_some(rev)
+    })
+    .await;
+    eventually("load to flow after the restart", WAIT, || (load.sent() > before + 500).then_some(()))
+        .await
+        .expect("load");
+    let report = load.stop().await;
+    let ok = report.statuses.get(&200).copied().unwrap_or(0);
+    let failed: u64 = report.statuses.iter().filter(|(c, _)| **c != 200).map(|(_, n)| n).sum();
+    eprintln!("crash under load: {ok} answered 200, {failed} failed: {:?}", report.statuses);
+    // Only requests the instance held when it died may fail; the rest wait for the restart.
+    assert!(failed <= 8, "{failed} failures of {} ({:?} {:?})", ok + failed, report.failures, report.errors);
+    assert!(
+        report.statuses.keys().all(|c| *c == 200 || *c == 502),
+        "only 502s for requests lost in the crash: {:?}",
+        report.statuses
+    );
+    assert_eq!(rev.status.as_ref().and_then(|s| s.actual_replicas), Some(1));
+
+    // The log tells the story: the app's last words and the runtime's restart.
+    let out = std::process::Command::new(BIN)
+        .args(["logs", "helloworld-go-00001", "--api", &s.api])
+        .output()
+        .expect("sluice logs");
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(log.contains("crashing on request with exit code 7"), "{log}");
+    assert!(log.contains("exited with code 7"), "{log}");
+    assert_eq!(log.matches("starting on port").count(), 2, "started, then restarted once: {log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_looping_revision_reports_the_exit_code_and_its_last_words() {
+    let s = Sluice::start(BIN).expect("start sluice");
+    let manifest = r#"
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: broken
+spec:
+  template:
+    spec:
+      containers:
+        - image: example.com/broken:v1
+          command: ["sh", "-c", "echo fatal: DATABASE_URL is not set >&2; exit 3"]
+"#;
+    apply(BIN, &s.api, manifest).expect("apply");
+    let revisions: Api<Revision> = Api::namespaced(client(&s), "default");
+    let cond = eventually_async(async || {
+        let rev = revisions.get("broken-00001").await.ok()?;
+        find(&rev.status?.conditions, "ContainerHealthy").filter(|c| c.status == ConditionStatus::False).cloned()
+    })
+    .await;
+    assert_eq!(cond.reason.as_deref(), Some("ExitCode3"));
+    let message = cond.message.unwrap_or_default();
+    assert!(message.contains("fatal: DATABASE_URL is not set"), "{message}");
+    let rev = revisions.get("broken-00001").await.expect("revision");
+    let st = rev.status.expect("status");
+    assert_eq!(find(&st.conditions, "Ready").map(|c| c.status), Some(ConditionStatus::False));
+    // The route never programmed a revision that was never ready.
+    let traffic = Traffic::new(s.http.as_deref().expect("router"));
+    let (code, body) = traffic.get("broken.default.localhost", "/").await.expect("answer");
+    assert_eq!((code, body.as_str()), (503, "route default/broken has no traffic target\n"));
+}
+
+async fn eventually_async<T>(mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let start = tokio::time::Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < WAIT, "timed out");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
