@@ -61,8 +61,19 @@ fn error_policy<K>(obj: Arc<K>, err: &Error, _ctx: Arc<Ctx>) -> Action
 where
     K: kube::Resource<DynamicType = ()>,
 {
-    tracing::warn!(kind = %K::kind(&()), name = %obj.meta().name.as_deref().unwrap_or(""), error = %err, "reconcile failed; retrying");
-    Action::requeue(Duration::from_millis(500))
+    let (kind, name) = (K::kind(&()), obj.meta().name.as_deref().unwrap_or(""));
+    match err {
+        // Someone wrote the object since we read it: optimistic concurrency at work, retry
+        // soon with what is there now.
+        Error::Kube(kube::Error::Api(e)) if e.code == 409 => {
+            tracing::debug!(%kind, %name, "conflict; retrying");
+            Action::requeue(Duration::from_millis(50))
+        }
+        _ => {
+            tracing::warn!(%kind, %name, error = %err, "reconcile failed; retrying");
+            Action::requeue(Duration::from_millis(500))
+        }
+    }
 }
 
 /// Runs every controller until `shutdown`; `health` carries the runtime's "this revision's

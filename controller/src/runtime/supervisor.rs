@@ -49,26 +49,23 @@ pub async fn supervise(
                 let lifetime = Lifetime { rt: &rt, run: &run, health: &health, id, port };
                 lifetime.run(child, prober, &stop, &log).await
             }
-            Err(e @ StartError::ImageNotFound(_)) => {
-                // The image table is fixed for the life of the process: retrying cannot help.
-                record_failure(
-                    &rt,
-                    &run,
-                    &health,
-                    Failure { reason: "ImageNotFound".into(), message: e.to_string(), exit_code: None },
-                );
-                process::log_marker(&log, &format!("cannot start: {e}"));
-                stop.cancelled().await;
-                return;
-            }
             Err(e) => {
+                // The image table is fixed for the life of the process: retrying cannot help it.
+                let (reason, retry) = match e {
+                    StartError::ImageNotFound(_) => ("ImageNotFound", false),
+                    _ => ("StartFailed", true),
+                };
                 record_failure(
                     &rt,
                     &run,
                     &health,
-                    Failure { reason: "StartFailed".into(), message: e.to_string(), exit_code: None },
+                    Failure { reason: reason.into(), message: e.to_string(), exit_code: None },
                 );
                 process::log_marker(&log, &format!("cannot start: {e}"));
+                if !retry {
+                    stop.cancelled().await;
+                    return;
+                }
                 Outcome::Exited { code: 127, served: Duration::ZERO }
             }
         };
