@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use kube::api::Api;
 use sluice_api::Route;
+use sluice_test_support::http::settled;
 use sluice_test_support::traffic::{Traffic, percent};
 use sluice_test_support::{Sluice, apply, sample};
 
@@ -119,4 +120,6 @@ async fn blue_green_by_route_edits_with_zero_failed_requests() {
         vec![200],
         "every request answered 200: {report:?}"
     );
+    // And the controllers agree: once the last edit is in, nothing keeps rewriting objects.
+    settled(&s.api, Duration::from_millis(500), Duration::from_secs(10)).await.expect("the store settles");
 }

@@ -13,6 +13,7 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use sluice_api::conditions::{ConditionStatus, find};
 use sluice_api::{Route, Service};
+use sluice_test_support::http::settled;
 use sluice_test_support::traffic::{Traffic, percent};
 use sluice_test_support::{Sluice, apply, sample};
 
@@ -61,6 +62,8 @@ async fn helloworld_sample_answers_on_its_url_and_reports_ready() {
     assert_eq!(st.latest_created_revision_name.as_deref(), Some("helloworld-go-00001"));
     assert_eq!(st.latest_ready_revision_name.as_deref(), Some("helloworld-go-00001"));
     assert_eq!(st.traffic[0].percent, Some(100));
+    // Once Ready, nothing rewrites anything: the controllers agree on every object.
+    settled(&s.api, Duration::from_millis(500), Duration::from_secs(10)).await.expect("the store settles");
     // Unknown hosts get a 404 that names them.
     let (code, body) = traffic.get("nope.default.localhost", "/").await.expect("404");
     assert_eq!(code, 404);

@@ -96,3 +96,30 @@ impl Client {
         self.send(Method::GET, url, headers, Bytes::new()).await
     }
 }
+
+/// Waits until the API server at `api` stops writing: its resourceVersion (one counter for
+/// every write) unchanged across `quiet`. Controllers that disagree about an object rewrite
+/// it in turn forever; this is how a test notices. Errors after `deadline` with the last two
+/// versions seen.
+pub async fn settled(api: &str, quiet: Duration, deadline: Duration) -> anyhow::Result<()> {
+    let client = Client::new();
+    let url = format!("{api}/apis/serving.knative.dev/v1/services?limit=1");
+    let version = async || -> anyhow::Result<String> {
+        let res = client.get(&url, &[]).await?;
+        anyhow::ensure!(res.status == StatusCode::OK, "GET {url}: {}", res.status);
+        Ok(res.json()["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string())
+    };
+    let start = tokio::time::Instant::now();
+    loop {
+        let before = version().await?;
+        tokio::time::sleep(quiet).await;
+        let after = version().await?;
+        if before == after {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            start.elapsed() < deadline,
+            "the API server kept writing for {deadline:?} (resourceVersion {before} → {after} in {quiet:?})"
+        );
+    }
+}

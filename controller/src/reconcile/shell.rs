@@ -69,8 +69,24 @@ where
     Ok(api.get_opt(name).await?.map(|k| if controlled_by(&k, owner_uid) { Ok(k) } else { Err(name.to_string()) }))
 }
 
+/// Annotations another controller keeps on a parent's child: the route labeler's
+/// `serving.knative.dev/routes` on a Configuration. The parent's desired metadata carries the
+/// stored value, as Knative's does, or the two controllers would rewrite the child in turn.
+const FOREIGN_ANNOTATIONS: &[&str] = &[sluice_api::labels::ROUTES];
+
+/// `want` with the stored child's [`FOREIGN_ANNOTATIONS`] carried over.
+pub fn keep_foreign_annotations<K: Resource>(have: &K, mut want: K) -> K {
+    for key in FOREIGN_ANNOTATIONS {
+        if let Some(value) = have.meta().annotations.as_ref().and_then(|a| a.get(*key)) {
+            want.meta_mut().annotations.get_or_insert_default().insert((*key).to_string(), value.clone());
+        }
+    }
+    want
+}
+
 /// Creates `want` when missing, or updates the owned child when `same(have, want)` is false
-/// or its labels/annotations differ. Leaves a child owned by someone else alone.
+/// or its labels/annotations differ (other controllers' annotations kept). Leaves a child
+/// owned by someone else alone.
 pub async fn ensure_child<K>(
     api: &Api<K>,
     want: K,
@@ -90,6 +106,7 @@ where
         },
         Some(Err(name)) => Ok(Ensured::NotOwned(name)),
         Some(Ok(have)) => {
+            let want = keep_foreign_annotations(&have, want);
             if same(&have, &want) && have.labels() == want.labels() && have.annotations() == want.annotations() {
                 return Ok(Ensured::Found(have));
             }

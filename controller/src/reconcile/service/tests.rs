@@ -21,6 +21,25 @@ fn children_carry_the_service_name_labels_and_owner() {
 }
 
 #[test]
+fn the_route_labelers_annotation_on_the_configuration_is_kept() {
+    // The route reconciler marks the Configuration it routes to; if the Service's desired
+    // Configuration dropped that mark, the two would rewrite it in turn forever.
+    let svc = fixtures::service("hello", json!({}));
+    let mut stored = desired_configuration(&svc);
+    stored.metadata.annotations.get_or_insert_default().insert(labels::ROUTES.into(), "hello".into());
+    let want = crate::reconcile::shell::keep_foreign_annotations(&stored, desired_configuration(&svc));
+    assert_eq!(want.metadata.annotations, stored.metadata.annotations, "nothing to write");
+    // The Service's own annotations still win over what is stored.
+    stored.metadata.annotations.get_or_insert_default().insert("note".into(), "edited by hand".into());
+    let want = crate::reconcile::shell::keep_foreign_annotations(&stored, desired_configuration(&svc));
+    assert_ne!(want.metadata.annotations, stored.metadata.annotations);
+    assert_eq!(
+        want.metadata.annotations.as_ref().and_then(|a| a.get(labels::ROUTES)).map(String::as_str),
+        Some("hello")
+    );
+}
+
+#[test]
 fn route_targets_without_a_revision_follow_the_configuration() {
     let svc = fixtures::service(
         "hello",
