@@ -7,9 +7,10 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use kube::ResourceExt;
 use kube::api::{Api, ListParams};
-use sluice_api::Revision;
 use sluice_api::conditions::{ConditionStatus, find};
+use sluice_api::{Revision, labels};
 use sluice_controller::runtime::instance_pids;
 use sluice_test_support::traffic::{Traffic, percent};
 use sluice_test_support::{Sluice, SluiceOptions, apply, eventually, sample};
@@ -262,6 +263,45 @@ spec:
     let traffic = Traffic::new(s.http.as_deref().expect("router"));
     let (code, body) = traffic.get("broken.default.localhost", "/").await.expect("answer");
     assert_eq!((code, body.as_str()), (503, "route default/broken has no traffic target\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revision_no_route_references_stops_once_its_in_flight_requests_finish() {
+    let s = Sluice::start(BIN).expect("start sluice");
+    let state = canonical(&s.state_dir);
+    let traffic = Traffic::new(s.http.as_deref().expect("router"));
+    let host = "shop.default.localhost";
+    apply(BIN, &s.api, SHOP_BLUE).expect("blue");
+    traffic.wait_for(host, WAIT, |b| b == "Hello blue!\n").await.expect("blue serves");
+    let blue = instance_pids(&state);
+    assert_eq!(blue.len(), 1, "{blue:?}");
+
+    // A long request on blue, then all traffic to green: blue is referenced by no route.
+    let slow = {
+        let traffic = traffic.clone();
+        tokio::spawn(async move { traffic.get(host, "/sleep?ms=4000").await })
+    };
+    // Give the request time to reach the instance (it then sleeps 4 s there).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let green_only = SHOP_GREEN_SPLIT.split("  traffic:").next().expect("template");
+    apply(BIN, &s.api, green_only).expect("green");
+    traffic.wait_for(host, WAIT, |b| b == "Hello green!\n").await.expect("green serves");
+    if !slow.is_finished() {
+        assert!(blue.iter().all(|p| alive(*p)), "blue keeps running while its request is in flight");
+    }
+    let (code, body) = slow.await.expect("join").expect("the in-flight request is answered");
+    assert_eq!((code, body.as_str()), (200, "slept 4000 ms\n"));
+
+    eventually("blue's instance to stop", WAIT, || blue.iter().all(|p| !alive(*p)).then_some(()))
+        .await
+        .expect("an unreferenced revision is stopped");
+    assert_eq!(instance_pids(&state).len(), 1, "green still runs");
+    let revisions: Api<Revision> = Api::namespaced(client(&s), "default");
+    let rev = revisions.get("shop-blue").await.expect("blue is kept, only stopped");
+    assert_eq!(rev.labels().get(labels::ROUTING_STATE).map(String::as_str), Some("reserve"));
+    // Every request after the switch went to green.
+    let counts = traffic.split(host, 200, 4).await;
+    assert_eq!(percent(&counts, "Hello green!"), 100.0, "{counts:?}");
 }
 
 async fn eventually_async<T>(mut f: impl AsyncFnMut() -> Option<T>) -> T {
