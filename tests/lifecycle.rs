@@ -81,6 +81,19 @@ fn restart_on(state_dir: &Path, api: &str, http: &str) -> Sluice {
         .expect("restart sluice")
 }
 
+/// Starts `GET /sleep?ms={ms}` on `host` and gives it time to reach the instance, where it
+/// then sleeps for `ms`.
+async fn in_flight(
+    traffic: &Traffic,
+    host: &'static str,
+    ms: u64,
+) -> tokio::task::JoinHandle<anyhow::Result<(u16, String)>> {
+    let traffic = traffic.clone();
+    let slow = tokio::spawn(async move { traffic.get(host, &format!("/sleep?ms={ms}")).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    slow
+}
+
 async fn assert_split(traffic: &Traffic, host: &str) {
     let counts = traffic.split(host, 1000, 8).await;
     let blue = percent(&counts, "Hello blue!");
@@ -104,12 +117,7 @@ async fn sigterm_drains_and_stops_instances_and_a_restart_serves_the_same_urls_a
     assert_eq!(pids.len(), 2, "one instance per routed revision: {pids:?}");
 
     // A request in flight when SIGTERM arrives still gets its answer.
-    let slow = {
-        let traffic = traffic.clone();
-        tokio::spawn(async move { traffic.get(host, "/sleep?ms=1500").await })
-    };
-    // Give the request time to reach the instance (it then sleeps 1.5 s there).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let slow = in_flight(&traffic, host, 1500).await;
     let mut sluice = s;
     let status = tokio::task::spawn_blocking(move || {
         let status = sluice.terminate(Duration::from_secs(30));
@@ -277,12 +285,7 @@ async fn a_revision_no_route_references_stops_once_its_in_flight_requests_finish
     assert_eq!(blue.len(), 1, "{blue:?}");
 
     // A long request on blue, then all traffic to green: blue is referenced by no route.
-    let slow = {
-        let traffic = traffic.clone();
-        tokio::spawn(async move { traffic.get(host, "/sleep?ms=4000").await })
-    };
-    // Give the request time to reach the instance (it then sleeps 4 s there).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let slow = in_flight(&traffic, host, 4000).await;
     let green_only = SHOP_GREEN_SPLIT.split("  traffic:").next().expect("template");
     apply(BIN, &s.api, green_only).expect("green");
     traffic.wait_for(host, WAIT, |b| b == "Hello green!\n").await.expect("green serves");
