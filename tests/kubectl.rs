@@ -139,3 +139,65 @@ fn kubectl_applies_every_knative_sample_and_edits_patches_and_deletes() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("NotFound"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn kubectl_creates_namespaces_and_config_maps_and_deleting_a_namespace_takes_its_services() {
+    if kubectl().is_none() {
+        eprintln!("skipping: kubectl is not installed on this machine");
+        return;
+    }
+    let sluice = Sluice::start(BIN).expect("start sluice");
+    let router = sluice.http.clone().expect("router");
+    // `kubectl create` uses client-go's typed clients, which send protobuf.
+    assert!(ok(&sluice, &["create", "namespace", "team-a"]).contains("namespace/team-a created"));
+    ok(
+        &sluice,
+        &[
+            "create",
+            "configmap",
+            "config-features",
+            "-n",
+            "knative-serving",
+            "--from-literal=tag-header-based-routing=Enabled",
+        ],
+    );
+    assert_eq!(
+        ok(&sluice, &["get", "cm", "config-features", "-n", "knative-serving", "-o", "jsonpath={.data}"]),
+        r#"{"tag-header-based-routing":"Enabled"}"#
+    );
+    let out = run(&sluice, &["create", "namespace", "Team_B"], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("metadata.name") && err.contains("RFC 1123"), "{err}");
+
+    // A manifest holding its namespace and a service in it, applied as one file.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("app.yaml");
+    let manifest = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-b\n---\n\
+        apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata:\n  name: hello\n  namespace: team-b\n\
+        spec:\n  template:\n    spec:\n      containers:\n      - image: ghcr.io/knative/helloworld-go\n";
+    std::fs::write(&path, manifest).expect("write manifest");
+    let out = ok(&sluice, &["apply", "-f", &path.display().to_string()]);
+    assert!(
+        out.contains("namespace/team-b created") && out.contains("service.serving.knative.dev/hello created"),
+        "{out}"
+    );
+    let table = ok(&sluice, &["get", "namespaces"]);
+    assert!(table.lines().any(|l| l.starts_with("team-b") && l.contains("Active")), "{table}");
+    let url = format!("http://{router}/");
+    let served = |want: &str| {
+        sluice_test_support::wait_for("hello.team-b to answer", std::time::Duration::from_secs(60), || {
+            let out = Command::new("curl").args(["-s", "-H", "Host: hello.team-b.localhost", &url]).output().ok()?;
+            String::from_utf8_lossy(&out.stdout).contains(want).then_some(())
+        })
+    };
+    if Command::new("curl").arg("--version").output().is_ok() {
+        served("Hello World!").expect("the service in team-b answers");
+    }
+
+    ok(&sluice, &["delete", "namespace", "team-b"]);
+    assert!(ok(&sluice, &["get", "ksvc,revisions", "-n", "team-b", "-o", "name"]).trim().is_empty());
+    if Command::new("curl").arg("--version").output().is_ok() {
+        served("no route for host").expect("its URL is gone");
+    }
+    assert!(ok(&sluice, &["get", "ns", "-o", "name"]).contains("namespace/team-a"), "other namespaces stay");
+}

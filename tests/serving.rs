@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
 use sluice_api::conditions::{ConditionStatus, find};
 use sluice_api::{Route, Service};
@@ -182,4 +182,45 @@ async fn a_100_mib_upload_streams_through_with_flat_memory() {
     assert_eq!(received, TOTAL, "every byte echoed back");
     let growth_mib = peak.saturating_sub(before) / 1024;
     assert!(growth_mib < 32, "the server grew {growth_mib} MiB while streaming 100 MiB (from {before} KiB)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_deleted_mid_rollout_leaves_no_route_and_no_instance() {
+    let s = Sluice::start(BIN).expect("start sluice");
+    let state = s.state_dir.canonicalize().expect("state dir");
+    let traffic = Traffic::new(s.http.as_deref().expect("router"));
+    let services: Api<Service> = Api::namespaced(client(&s), "default");
+    for round in 0..3 {
+        apply(BIN, &s.api, &sample(ROOT, "helloworld-go.service.yaml", "").expect("sample")).expect("apply");
+        let host = "helloworld-go.default.localhost";
+        traffic.wait_for(host, WAIT, |b| b.contains("Hello")).await.expect("served");
+        // A new revision, and the service deleted while the controllers are busy with it.
+        let patch = json!({"spec": {"template": {"spec": {"containers": [
+            {"image": "ghcr.io/knative/helloworld-go", "env": [{"name": "TARGET", "value": format!("round {round}")}]}]}}}});
+        services.patch("helloworld-go", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("patch");
+        services.delete("helloworld-go", &DeleteParams::default()).await.expect("delete");
+
+        let (code, body) = until("the URL to be gone", async || {
+            let (code, body) = traffic.get(host, "/").await.ok()?;
+            (code == 404).then_some((code, body))
+        })
+        .await;
+        assert!(body.contains("helloworld-go.default.localhost"), "{code} {body}");
+        until("every instance to stop", async || {
+            sluice_controller::runtime::instance_pids(&state).is_empty().then_some(())
+        })
+        .await;
+        settled(&s.api, Duration::from_millis(500), Duration::from_secs(10)).await.expect("the store settles");
+        // Nothing the controllers were writing survives its owner.
+        for kind in ["configurations", "routes", "revisions"] {
+            let out = std::process::Command::new(BIN)
+                .args(["get", kind, "--api", &s.api, "-o", "json"])
+                .output()
+                .expect("get");
+            let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+            assert_eq!(list["items"].as_array().map(Vec::len), Some(0), "{kind} left behind: {list}");
+        }
+        // And the route stays gone (no late reconcile publishes it again).
+        assert_eq!(traffic.get(host, "/").await.expect("answer").0, 404);
+    }
 }

@@ -50,6 +50,12 @@ pub fn admit(kind: Kind, op: Operation, old: Option<&Value>, obj: Value) -> Resu
             validation::config_map(&obj).into_result().map_err(AdmissionError::Invalid)?;
             Ok(obj)
         }
+        Kind::Namespace => {
+            let mut obj = obj;
+            validation::namespace(&obj).into_result().map_err(AdmissionError::Invalid)?;
+            validation::default_namespace(&mut obj);
+            Ok(obj)
+        }
     }
 }
 

@@ -15,6 +15,8 @@ pub enum Kind {
     Revision,
     /// Core `v1` ConfigMap, for Knative's `config-*` maps in `knative-serving`.
     ConfigMap,
+    /// Core `v1` Namespace (cluster-scoped), so manifests and `kubectl create namespace` work.
+    Namespace,
 }
 
 /// The API names of a kind.
@@ -38,6 +40,8 @@ pub struct KindInfo {
     pub categories: &'static [&'static str],
     /// Whether a `/status` subresource exists (status is then ignored on the main resource).
     pub has_status: bool,
+    /// Whether objects live in a namespace (false: cluster-scoped, like Namespace itself).
+    pub namespaced: bool,
 }
 
 const SERVING: &str = "serving.knative.dev";
@@ -47,7 +51,8 @@ const KNATIVE_CATEGORIES: &[&str] = &["all", "knative", "serving"];
 
 impl Kind {
     /// Every kind, in discovery order.
-    pub const ALL: [Kind; 5] = [Kind::Service, Kind::Configuration, Kind::Route, Kind::Revision, Kind::ConfigMap];
+    pub const ALL: [Kind; 6] =
+        [Kind::Service, Kind::Configuration, Kind::Route, Kind::Revision, Kind::ConfigMap, Kind::Namespace];
 
     /// The Knative kinds.
     pub const SERVING: [Kind; 4] = [Kind::Service, Kind::Configuration, Kind::Route, Kind::Revision];
@@ -65,6 +70,7 @@ impl Kind {
                 short_names: &["kservice", "ksvc"],
                 categories: KNATIVE_CATEGORIES,
                 has_status: true,
+                namespaced: true,
             },
             Kind::Configuration => &KindInfo {
                 kind: "Configuration",
@@ -76,6 +82,7 @@ impl Kind {
                 short_names: &["config", "cfg"],
                 categories: KNATIVE_CATEGORIES,
                 has_status: true,
+                namespaced: true,
             },
             Kind::Route => &KindInfo {
                 kind: "Route",
@@ -87,6 +94,7 @@ impl Kind {
                 short_names: &["rt"],
                 categories: KNATIVE_CATEGORIES,
                 has_status: true,
+                namespaced: true,
             },
             Kind::Revision => &KindInfo {
                 kind: "Revision",
@@ -98,6 +106,7 @@ impl Kind {
                 short_names: &["rev"],
                 categories: KNATIVE_CATEGORIES,
                 has_status: true,
+                namespaced: true,
             },
             Kind::ConfigMap => &KindInfo {
                 kind: "ConfigMap",
@@ -109,6 +118,19 @@ impl Kind {
                 short_names: &["cm"],
                 categories: &[],
                 has_status: false,
+                namespaced: true,
+            },
+            Kind::Namespace => &KindInfo {
+                kind: "Namespace",
+                list_kind: "NamespaceList",
+                group: "",
+                version: "v1",
+                plural: "namespaces",
+                singular: "namespace",
+                short_names: &["ns"],
+                categories: &[],
+                has_status: false,
+                namespaced: false,
             },
         }
     }
@@ -168,5 +190,7 @@ mod tests {
         assert_eq!(Kind::from_user("pods"), None);
         assert_eq!(Kind::from_type("serving.knative.dev/v1", "Route"), Some(Kind::Route));
         assert_eq!(Kind::from_plural("", "configmaps"), Some(Kind::ConfigMap));
+        assert_eq!(Kind::from_user("ns"), Some(Kind::Namespace));
+        assert!(!Kind::Namespace.info().namespaced && Kind::Service.info().namespaced);
     }
 }

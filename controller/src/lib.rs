@@ -5,3 +5,4 @@ pub mod apiserver;
 pub mod reconcile;
 pub mod runtime;
 pub mod store;
+mod tombstones;

@@ -32,7 +32,22 @@ fn resource(kind: Kind) -> ApiResource {
 }
 
 fn resolve_kind(name: &str) -> anyhow::Result<Kind> {
-    Kind::from_user(name).ok_or_else(|| anyhow!("unknown kind {name:?}: use services (ksvc), configurations (config), routes (rt), revisions (rev) or configmaps (cm)"))
+    Kind::from_user(name).ok_or_else(|| anyhow!("unknown kind {name:?}: use services (ksvc), configurations (config), routes (rt), revisions (rev), configmaps (cm) or namespaces (ns)"))
+}
+
+/// The API of `kind` in namespace `ns` (ignored for a cluster-scoped kind).
+fn dynamic_api(client: kube::Client, kind: Kind, ns: &str) -> Api<DynamicObject> {
+    if kind.info().namespaced {
+        Api::namespaced_with(client, ns, &resource(kind))
+    } else {
+        Api::all_with(client, &resource(kind))
+    }
+}
+
+/// How kubectl names a kind in its messages: `service.serving.knative.dev`, `configmap`.
+fn what(kind: Kind) -> String {
+    let i = kind.info();
+    if i.group.is_empty() { i.singular.to_string() } else { format!("{}.{}", i.singular, i.group) }
 }
 
 /// What went wrong, in the server's words when it answered.
@@ -71,11 +86,9 @@ async fn apply_one(client: &kube::Client, doc: &Document, default_ns: &str) -> a
     let mut obj: DynamicObject =
         serde_json::from_value(doc.value.clone()).map_err(|e| anyhow!("not a Kubernetes object: {e}"))?;
     let ns = obj.metadata.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| default_ns.to_string());
-    obj.metadata.namespace = Some(ns.clone());
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &resource(kind));
-    let what =
-        format!("{}.{}", kind.info().singular, if kind.info().group.is_empty() { "" } else { kind.info().group });
-    let what = what.trim_end_matches('.');
+    obj.metadata.namespace = kind.info().namespaced.then(|| ns.clone());
+    let api = dynamic_api(client.clone(), kind, &ns);
+    let what = what(kind);
     let name = obj.metadata.name.clone().unwrap_or_default();
     if name.is_empty() {
         let created = api.create(&PostParams::default(), &obj).await.map_err(|e| anyhow!(explain(e)))?;
@@ -113,6 +126,7 @@ pub async fn get(
     let client = client(api)?;
     let i = kind.info();
     let base = if i.group.is_empty() { "/api/v1".to_string() } else { format!("/apis/{}/{}", i.group, i.version) };
+    let ns = ns.filter(|_| i.namespaced);
     let mut path = match ns {
         Some(ns) => format!("{base}/namespaces/{ns}/{}", i.plural),
         None => format!("{base}/{}", i.plural),
@@ -132,7 +146,7 @@ pub async fn get(
     let text = client.request_text(req).await.map_err(|e| anyhow!(explain(e)))?;
     let value: Value = serde_json::from_str(&text).context("the server's answer is not JSON")?;
     match format {
-        None => print!("{}", output::table(&value, ns.is_none())),
+        None => print!("{}", output::table(&value, ns.is_none() && i.namespaced)),
         Some(f) => print!("{}", output::render(f, &output::as_list(value))?),
     }
     Ok(ExitCode::SUCCESS)
@@ -141,11 +155,11 @@ pub async fn get(
 /// `sluice delete`.
 pub async fn delete(api: &ApiArgs, kind: &str, names: &[String], ns: &str) -> anyhow::Result<ExitCode> {
     let kind = resolve_kind(kind)?;
-    let api: Api<DynamicObject> = Api::namespaced_with(client(api)?, ns, &resource(kind));
+    let api = dynamic_api(client(api)?, kind, ns);
     let mut code = ExitCode::SUCCESS;
     for name in names {
         match api.delete(name, &DeleteParams::background()).await {
-            Ok(_) => println!("{}.{} {name:?} deleted", kind.info().plural, kind.info().group),
+            Ok(_) => println!("{} {name:?} deleted", what(kind)),
             Err(e) => {
                 eprintln!("error: {}", explain(e));
                 code = ExitCode::FAILURE;

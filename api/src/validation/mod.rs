@@ -14,6 +14,7 @@ mod container;
 mod diff;
 mod duration;
 mod metadata;
+mod namespace;
 mod podspec;
 mod probe;
 mod revision;
@@ -96,6 +97,16 @@ pub fn revision(new: &Revision, old: Option<&Revision>) -> FieldError {
 /// Validates a ConfigMap.
 pub fn config_map(obj: &Value) -> FieldError {
     config_map::validate(obj)
+}
+
+/// Validates a core Namespace given as JSON.
+pub fn namespace(obj: &Value) -> FieldError {
+    namespace::validate(obj)
+}
+
+/// Sets what Kubernetes sets on a stored Namespace (`status.phase: Active`).
+pub fn default_namespace(obj: &mut Value) {
+    namespace::default(obj);
 }
 
 /// Go's `%v` of a `[]string`: `[first second]`.

@@ -58,6 +58,7 @@ pub fn decode(bytes: &[u8], media: &str) -> Result<Value, ApiError> {
         | "application/json-patch+json"
         | "application/strategic-merge-patch+json" => serde_json::from_slice(bytes)
             .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?,
+        "application/vnd.kubernetes.protobuf" => super::protobuf::decode(bytes)?,
         other => return Err(ApiError::unsupported_media(other)),
     };
     Ok(value)
@@ -94,7 +95,8 @@ mod tests {
         assert_eq!(err.code, 400);
         assert!(err.message.contains("line"), "{}", err.message);
         assert_eq!(decode(b"a: 1\n", "application/yaml").expect("yaml")["a"], 1);
-        assert_eq!(decode(b"x", "application/vnd.kubernetes.protobuf").expect_err("protobuf").code, 415);
+        assert_eq!(decode(b"x", "application/vnd.kubernetes.protobuf").expect_err("protobuf").code, 400);
+        assert_eq!(decode(b"x", "application/cbor").expect_err("cbor").code, 415);
     }
 
     #[tokio::test]

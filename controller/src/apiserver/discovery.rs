@@ -63,7 +63,7 @@ pub fn resources(group: &str) -> Value {
         list.push(json!({
             "name": i.plural,
             "singularName": i.singular,
-            "namespaced": true,
+            "namespaced": i.namespaced,
             "kind": i.kind,
             "verbs": VERBS,
             "shortNames": i.short_names,
@@ -74,7 +74,7 @@ pub fn resources(group: &str) -> Value {
             list.push(json!({
                 "name": format!("{}/status", i.plural),
                 "singularName": "",
-                "namespaced": true,
+                "namespaced": i.namespaced,
                 "kind": i.kind,
                 "verbs": ["get", "patch", "update"],
             }));

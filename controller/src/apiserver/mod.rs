@@ -7,6 +7,7 @@ mod discovery;
 pub mod kubeconfig;
 mod openapi;
 pub mod patch;
+mod protobuf;
 mod query;
 mod resource;
 pub mod selector;

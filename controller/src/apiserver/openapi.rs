@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
@@ -25,7 +25,7 @@ pub fn document(gv: &str) -> Option<&'static Value> {
     static CORE: OnceLock<Value> = OnceLock::new();
     match gv.trim_matches('/') {
         SERVING_GV => Some(SERVING.get_or_init(|| build(&Kind::SERVING))),
-        CORE_GV => Some(CORE.get_or_init(|| build(&[Kind::ConfigMap]))),
+        CORE_GV => Some(CORE.get_or_init(|| build(&[Kind::ConfigMap, Kind::Namespace]))),
         _ => None,
     }
 }
@@ -44,12 +44,14 @@ fn build(kinds: &[Kind]) -> Value {
     let mut generator = SchemaSettings::openapi3().into_generator();
     let meta_ref = generator.subschema_for::<ObjectMeta>().to_value();
     let configmap_ref = generator.subschema_for::<ConfigMap>().to_value();
+    let namespace_ref = generator.subschema_for::<Namespace>().to_value();
     let mut schemas: Map<String, Value> = generator.take_definitions(true);
     let mut paths = Map::new();
     for &kind in kinds {
         let gvk = gvk(kind);
         let name = match kind {
             Kind::ConfigMap => ref_name(&configmap_ref),
+            Kind::Namespace => ref_name(&namespace_ref),
             _ => {
                 let name = format!("dev.knative.serving.v1.{}", kind.info().kind);
                 schemas.insert(name.clone(), crd_schema(kind, &meta_ref));
@@ -64,9 +66,10 @@ fn build(kinds: &[Kind]) -> Value {
         } else {
             format!("/apis/{}/v1", kind.info().group)
         };
-        let item = format!("{base}/namespaces/{{namespace}}/{}/{{name}}", kind.info().plural);
+        let scope = if kind.info().namespaced { format!("{base}/namespaces/{{namespace}}") } else { base };
+        let item = format!("{scope}/{}/{{name}}", kind.info().plural);
         paths.insert(item, json!({"patch": operation(kind, "patch"), "put": operation(kind, "replace"), "get": operation(kind, "read")}));
-        let collection = format!("{base}/namespaces/{{namespace}}/{}", kind.info().plural);
+        let collection = format!("{scope}/{}", kind.info().plural);
         paths.insert(collection, json!({"post": operation(kind, "create"), "get": operation(kind, "list")}));
     }
     json!({
@@ -131,6 +134,7 @@ mod tests {
             .as_object()
             .is_some_and(|m| m.values().any(|s| s["x-kubernetes-group-version-kind"][0]["kind"] == "ConfigMap"));
         assert!(has_cm);
+        assert!(core["paths"]["/api/v1/namespaces/{name}"]["patch"].is_object(), "namespaces are cluster-scoped");
         assert!(
             index()["paths"][SERVING_GV]["serverRelativeURL"].as_str().is_some_and(|u| u.starts_with("/openapi/v3/"))
         );

@@ -53,6 +53,10 @@ pub async fn handle(ctx: &Arc<Ctx>, target: Target, req: Request) -> Result<http
     if target.status && !target.kind.info().has_status {
         return Err(ApiError::no_route(&format!("{}/status", target.kind.info().plural)));
     }
+    if !target.kind.info().namespaced && target.namespace.is_some() {
+        // `/api/v1/namespaces/x/namespaces`: a cluster-scoped kind has no namespaced path.
+        namespace(&target)?;
+    }
     match (&req.method, target.name.is_some()) {
         (&Method::GET, false) if req.query.flag("watch") => start_watch(ctx, &target, &req.query),
         (&Method::GET, false) => list(ctx, &target, &req).await,
@@ -153,14 +157,45 @@ async fn fetch(store: &Arc<Store>, t: &Target) -> Result<Value, ApiError> {
     blocking(store, move |s| s.get(kind, &ns, &name)?.ok_or(StoreError::NotFound { kind, name })).await
 }
 
+/// The namespace an item request addresses: the path's for a namespaced kind (required), ""
+/// for a cluster-scoped one (which a namespaced path cannot address).
 fn namespace(t: &Target) -> Result<&str, ApiError> {
-    t.namespace.as_deref().ok_or_else(|| {
-        ApiError::new(
+    let plural = t.kind.info().plural;
+    match (t.kind.info().namespaced, t.namespace.as_deref()) {
+        (true, Some(ns)) => Ok(ns),
+        (true, None) => Err(ApiError::new(
             404,
             "NotFound",
-            format!("the server could not find the requested resource: {} are namespaced", t.kind.info().plural),
-        )
-    })
+            format!("the server could not find the requested resource: {plural} are namespaced"),
+        )),
+        (false, None) => Ok(""),
+        (false, Some(_)) => Err(ApiError::new(
+            404,
+            "NotFound",
+            format!("the server could not find the requested resource: {plural} are cluster-scoped"),
+        )),
+    }
+}
+
+/// Puts the object in the request's namespace (filling a missing one, refusing another), or
+/// takes a cluster-scoped object out of any namespace, as Kubernetes does.
+fn place(t: &Target, obj: &mut Value) -> Result<(), ApiError> {
+    let ns = namespace(t)?;
+    let m = meta::metadata_mut(obj);
+    if !t.kind.info().namespaced {
+        m.remove("namespace");
+        return Ok(());
+    }
+    match m.get("namespace").and_then(Value::as_str) {
+        None | Some("") => {
+            m.insert("namespace".into(), ns.into());
+            Ok(())
+        }
+        Some(other) if other != ns => Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        )),
+        Some(_) => Ok(()),
+    }
 }
 
 async fn create(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Response<ApiBody>, ApiError> {
@@ -172,19 +207,8 @@ async fn create(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Respo
 async fn create_object(ctx: &Arc<Ctx>, t: &Target, mut obj: Value, dry_run: bool) -> Result<Value, ApiError> {
     let kind = t.kind;
     ensure_type(kind, &mut obj)?;
-    let ns = namespace(t)?;
+    place(t, &mut obj)?;
     let m = meta::metadata_mut(&mut obj);
-    match m.get("namespace").and_then(Value::as_str) {
-        None | Some("") => {
-            m.insert("namespace".into(), ns.into());
-        }
-        Some(other) if other != ns => {
-            return Err(ApiError::bad_request(
-                "the namespace of the provided object does not match the namespace sent on the request",
-            ));
-        }
-        Some(_) => {}
-    }
     if m.get("name").and_then(Value::as_str).unwrap_or("").is_empty()
         && let Some(prefix) = m.get("generateName").and_then(Value::as_str).filter(|p| !p.is_empty())
     {
@@ -198,7 +222,7 @@ async fn create_object(ctx: &Arc<Ctx>, t: &Target, mut obj: Value, dry_run: bool
         map.remove("status");
     }
     let name = meta::name(&obj).to_string();
-    if name.is_empty() && kind == Kind::ConfigMap {
+    if name.is_empty() && matches!(kind, Kind::ConfigMap | Kind::Namespace) {
         return Err(ApiError::invalid(
             kind,
             "",
@@ -249,9 +273,7 @@ async fn update(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Respo
         }
         Some(_) => {}
     }
-    if m.get("namespace").and_then(Value::as_str).unwrap_or("").is_empty() {
-        m.insert("namespace".into(), namespace(t)?.into());
-    }
+    place(t, &mut obj)?;
     let rv = meta::resource_version(&obj).to_string();
     if rv.is_empty() {
         return Err(ApiError::invalid(

@@ -90,7 +90,12 @@ impl ApiError {
                     .issues()
                     .into_iter()
                     .flat_map(|issue| {
-                        let text = issue.message.clone();
+                        // kubectl shows causes, not the message: carry the details there too.
+                        let text = if issue.details.is_empty() {
+                            issue.message.clone()
+                        } else {
+                            format!("{}: {}", issue.message, issue.details)
+                        };
                         let paths = if issue.paths.is_empty() { vec![String::new()] } else { issue.paths };
                         paths.into_iter().map(move |p| (p, text.clone()))
                     })

@@ -73,6 +73,10 @@ fn columns(kind: Kind) -> &'static [Column] {
             })
             .collect();
         out.push((Kind::ConfigMap, vec![Column { name: "Data".into(), type_: "integer".into(), path: String::new() }]));
+        out.push((
+            Kind::Namespace,
+            vec![Column { name: "Status".into(), type_: "string".into(), path: ".status.phase".into() }],
+        ));
         out
     });
     all.iter().find(|(k, _)| *k == kind).map(|(_, c)| c.as_slice()).unwrap_or(&[])

@@ -30,7 +30,7 @@ async fn revisions(ctx: Arc<Ctx>) {
     let mut events = watcher::watcher(Api::<Revision>::all(ctx.client.clone()), watcher::Config::default()).boxed();
     while let Some(event) = events.next().await {
         if let Ok(Event::Delete(rev)) = event {
-            ctx.runtime.forget(&revision::key(&rev));
+            ctx.runtime.deleted(&revision::key(&rev), &rev.uid().unwrap_or_default());
             ctx.endpoints.forget(&revision::key(&rev));
         }
     }
@@ -41,7 +41,7 @@ async fn routes(ctx: Arc<Ctx>) {
     while let Some(event) = events.next().await {
         let Ok(Event::Delete(rt)) = event else { continue };
         let ns = rt.namespace().unwrap_or_default();
-        ctx.publisher.remove_route(&ns, &rt.name_any());
+        ctx.publisher.remove_route(&ns, &rt.name_any(), &rt.uid().unwrap_or_default());
         // Release what the route held, so unreferenced revisions stop.
         let revs: Api<Revision> = Api::namespaced(ctx.client.clone(), &ns);
         let cfgs: Api<Configuration> = Api::namespaced(ctx.client.clone(), &ns);

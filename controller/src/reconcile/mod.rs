@@ -69,6 +69,12 @@ where
             tracing::debug!(%kind, %name, "conflict; retrying");
             Action::requeue(Duration::from_millis(50))
         }
+        // Deleted while being reconciled (its status write found nothing): the retry finds
+        // it gone from the cache and is dropped.
+        Error::Kube(kube::Error::Api(e)) if e.code == 404 && e.details.as_ref().is_some_and(|d| d.name == name) => {
+            tracing::debug!(%kind, %name, "deleted while reconciling");
+            Action::requeue(Duration::from_millis(500))
+        }
         _ => {
             tracing::warn!(%kind, %name, error = %err, "reconcile failed; retrying");
             Action::requeue(Duration::from_millis(500))

@@ -15,12 +15,21 @@ use sluice_router::endpoints::{Endpoints, RevisionKey};
 use sluice_router::table::{Protocol, RouteConfig, RoutingTable, TagConfig, Target};
 
 use super::{Ctx, names};
+use crate::tombstones::Tombstones;
 
 /// Owns the live routing table.
 pub struct Publisher {
     table: Arc<ArcSwap<RoutingTable>>,
-    routes: Mutex<BTreeMap<(String, String), RouteConfig>>,
+    routes: Mutex<Routes>,
     tag_header_routing: AtomicBool,
+}
+
+/// The programmed routes, by namespace and name, with the uid of the Route each came from; and
+/// the uids of deleted Routes, whose late programming is ignored.
+#[derive(Default)]
+struct Routes {
+    live: BTreeMap<(String, String), (String, RouteConfig)>,
+    deleted: Tombstones,
 }
 
 // === impl Publisher ===
@@ -28,7 +37,7 @@ pub struct Publisher {
 impl Publisher {
     /// A publisher writing to `table`.
     pub fn new(table: Arc<ArcSwap<RoutingTable>>) -> Self {
-        Self { table, routes: Mutex::new(BTreeMap::new()), tag_header_routing: AtomicBool::new(false) }
+        Self { table, routes: Mutex::new(Routes::default()), tag_header_routing: AtomicBool::new(false) }
     }
 
     /// The table the router reads.
@@ -37,13 +46,30 @@ impl Publisher {
     }
 
     /// Programs `route` with its assigned `traffic` (from its status) and republishes.
+    /// A route deleted while its reconcile was running is not programmed again.
     pub fn set_route(&self, route: &Route, traffic: &[TrafficTarget], revisions: &[Revision], ctx: &Ctx) {
-        let config = route_config(route, traffic, revisions, &ctx.endpoints, &ctx.domain);
+        self.program(route, traffic, revisions, &ctx.endpoints, &ctx.domain);
+    }
+
+    fn program(
+        &self,
+        route: &Route,
+        traffic: &[TrafficTarget],
+        revisions: &[Revision],
+        endpoints: &Endpoints,
+        domain: &str,
+    ) {
+        let config = route_config(route, traffic, revisions, endpoints, domain);
         let key = (config.namespace.clone(), config.name.clone());
+        let uid = route.uid().unwrap_or_default();
         let changed = {
             let mut routes = self.routes.lock();
-            let changed = routes.get(&key).is_none_or(|old| !same_config(old, &config));
-            routes.insert(key, config);
+            if routes.deleted.contains(&uid) {
+                return;
+            }
+            let changed =
+                routes.live.get(&key).is_none_or(|(old_uid, old)| *old_uid != uid || !same_config(old, &config));
+            routes.live.insert(key, (uid, config));
             changed
         };
         if changed {
@@ -51,9 +77,17 @@ impl Publisher {
         }
     }
 
-    /// Stops serving a deleted route.
-    pub fn remove_route(&self, namespace: &str, name: &str) {
-        if self.routes.lock().remove(&(namespace.to_string(), name.to_string())).is_some() {
+    /// Stops serving the deleted route `namespace/name` with `uid` (a route created since under
+    /// the same name is kept).
+    pub fn remove_route(&self, namespace: &str, name: &str, uid: &str) {
+        let removed = {
+            let mut routes = self.routes.lock();
+            routes.deleted.bury(uid);
+            let key = (namespace.to_string(), name.to_string());
+            let ours = routes.live.get(&key).is_some_and(|(have, _)| uid.is_empty() || have == uid);
+            ours && routes.live.remove(&key).is_some()
+        };
+        if removed {
             self.rebuild();
         }
     }
@@ -69,8 +103,8 @@ impl Publisher {
         let tag_header_routing = self.tag_header_routing.load(Ordering::SeqCst);
         let routes = self.routes.lock();
         let mut hosts = HashSet::new();
-        let mut configs = Vec::with_capacity(routes.len());
-        for config in routes.values() {
+        let mut configs = Vec::with_capacity(routes.live.len());
+        for (_, config) in routes.live.values() {
             let mine: Vec<&String> =
                 config.hosts.iter().chain(config.tags.iter().flat_map(|t| t.hosts.iter())).collect();
             if let Some(taken) = mine.iter().find(|h| hosts.contains(h.as_str())) {
@@ -144,5 +178,41 @@ pub fn route_config(
         traffic: split,
         tags,
         tag_header_routing: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn route(uid: &str) -> Route {
+        serde_json::from_value(json!({
+            "apiVersion": "serving.knative.dev/v1", "kind": "Route",
+            "metadata": {"name": "hello", "namespace": "default", "uid": uid},
+            "spec": {}
+        }))
+        .expect("route")
+    }
+
+    #[test]
+    fn a_route_deleted_while_reconciling_is_not_programmed_again() {
+        let publisher = Publisher::new(Arc::new(ArcSwap::from_pointee(RoutingTable::default())));
+        let endpoints = Endpoints::new();
+        let live = |p: &Publisher| p.routes.lock().live.values().map(|(uid, _)| uid.clone()).collect::<Vec<_>>();
+        publisher.program(&route("a"), &[], &[], &endpoints, "localhost");
+        assert_eq!(live(&publisher), ["a"]);
+        publisher.remove_route("default", "hello", "a");
+        assert!(live(&publisher).is_empty());
+        // The reconcile that read the route before its deletion finishes late.
+        publisher.program(&route("a"), &[], &[], &endpoints, "localhost");
+        assert!(live(&publisher).is_empty(), "a deleted route stays unpublished");
+        // A new route under the same name is another object.
+        publisher.program(&route("b"), &[], &[], &endpoints, "localhost");
+        assert_eq!(live(&publisher), ["b"]);
+        // The old route's deletion, seen late, does not take the new one down.
+        publisher.remove_route("default", "hello", "a");
+        assert_eq!(live(&publisher), ["b"]);
     }
 }

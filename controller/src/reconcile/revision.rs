@@ -31,6 +31,7 @@ pub fn run_spec(rev: &Revision) -> Option<RevisionRun> {
     let l = rev.labels();
     Some(RevisionRun {
         key: key(rev),
+        uid: rev.uid().unwrap_or_default(),
         configuration: l.get(labels::CONFIGURATION).cloned().unwrap_or_default(),
         service: l.get(labels::SERVICE).cloned().unwrap_or_default(),
         container,

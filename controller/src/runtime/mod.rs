@@ -27,6 +27,8 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::tombstones::Tombstones;
+
 pub use images::{ImageTable, ImageTableError, repository, short_name};
 pub use process::{ExecError, INSTANCE_ENV, STATE_DIR_ENV, StartError, exec_instance, instance_pids};
 
@@ -51,6 +53,9 @@ pub struct RuntimeConfig {
 pub struct RevisionRun {
     /// Which revision.
     pub key: RevisionKey,
+    /// The Revision object's uid: a revision deleted and created again under the same name is
+    /// another revision.
+    pub uid: String,
     /// Its Configuration (`K_CONFIGURATION`).
     pub configuration: String,
     /// Its Service (`K_SERVICE`), empty when none.
@@ -95,6 +100,9 @@ pub struct Runtime {
     config: RuntimeConfig,
     endpoints: Arc<Endpoints>,
     revisions: Mutex<HashMap<RevisionKey, RevisionSlot>>,
+    /// Revisions deleted (by uid): a late [`set_scale`](Self::set_scale) for one is ignored.
+    /// Locked after `revisions`.
+    deleted: Mutex<Tombstones>,
     changes: UnboundedSender<RevisionKey>,
     next_id: AtomicU64,
     tasks: TaskTracker,
@@ -137,6 +145,7 @@ impl Runtime {
             config,
             endpoints,
             revisions: Mutex::new(HashMap::new()),
+            deleted: Mutex::new(Tombstones::default()),
             changes,
             next_id: AtomicU64::new(1),
             tasks: TaskTracker::new(),
@@ -153,6 +162,10 @@ impl Runtime {
             return;
         }
         let mut revisions = self.revisions.lock();
+        if self.deleted.lock().contains(&run.uid) {
+            // A reconcile that read the revision before it was deleted.
+            return;
+        }
         let slot = revisions.entry(run.key.clone()).or_insert_with(|| RevisionSlot {
             run: Arc::new(run.clone()),
             supervisors: Vec::new(),
@@ -179,6 +192,19 @@ impl Runtime {
     /// Stops every instance of `key` (after their in-flight requests) and forgets its health.
     pub fn forget(&self, key: &RevisionKey) {
         if let Some(slot) = self.revisions.lock().remove(key) {
+            slot.supervisors.iter().for_each(CancellationToken::cancel);
+        }
+    }
+
+    /// The revision `key` with `uid` was deleted: stops its instances (after their in-flight
+    /// requests), and from now on ignores any request to run it. A revision created since
+    /// under the same name (another uid) is left alone.
+    pub fn deleted(&self, key: &RevisionKey, uid: &str) {
+        let mut revisions = self.revisions.lock();
+        self.deleted.lock().bury(uid);
+        if revisions.get(key).is_some_and(|slot| uid.is_empty() || slot.run.uid == uid)
+            && let Some(slot) = revisions.remove(key)
+        {
             slot.supervisors.iter().for_each(CancellationToken::cancel);
         }
     }

@@ -17,6 +17,7 @@ fn runtime(dir: &Path) -> (Arc<Runtime>, UnboundedReceiver<RevisionKey>) {
 
 fn run(name: &str, container: Container) -> RevisionRun {
     RevisionRun {
+        uid: format!("uid-{name}"),
         key: RevisionKey::new("default", name),
         configuration: "c".into(),
         service: "s".into(),
@@ -139,4 +140,26 @@ async fn environment_carries_port_revision_and_container_env() {
     assert_eq!(&fields[1..], ["envy", "c", "s", "hi-blue"]);
     rt.shutdown(Duration::from_secs(1)).await;
     assert_eq!(rt.health(&r.key), None, "shutdown forgets everything");
+}
+
+#[tokio::test]
+async fn a_deleted_revision_is_not_started_again_by_a_late_reconcile() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (rt, _changes) = runtime(dir.path());
+    let old = run("web", sh("sleep 600"));
+    rt.set_scale(&old, 1);
+    until("the instance to run", || rt.health(&old.key).is_some_and(|h| h.running == 1)).await;
+    rt.deleted(&old.key, &old.uid);
+    assert!(rt.health(&old.key).is_none(), "forgotten");
+    // A reconcile that read the revision before it was deleted asks for it again.
+    rt.set_scale(&old, 1);
+    assert!(rt.health(&old.key).is_none(), "a deleted revision is not run again");
+    // The same name created again is another revision, and runs; the old deletion seen late
+    // does not stop it.
+    let new = RevisionRun { uid: "uid-web-2".into(), ..old.clone() };
+    rt.set_scale(&new, 1);
+    until("the new revision to run", || rt.health(&new.key).is_some_and(|h| h.running == 1)).await;
+    rt.deleted(&old.key, &old.uid);
+    assert_eq!(rt.health(&new.key).map(|h| h.desired), Some(1));
+    rt.shutdown(Duration::from_secs(1)).await;
 }

@@ -183,6 +183,12 @@ impl Store {
             let uid = uuid::Uuid::new_v4().to_string();
             meta::prepare_create(&mut obj, &uid, &tx.now, kind.info().has_status);
             tx.write(kind, &mut obj, EventType::Added, None)?;
+            if orphaned(tx, &obj)? {
+                // Kubernetes' garbage collector deletes a dependent whose owners are all gone
+                // (a controller that created it just as its owner was deleted); here at once.
+                let mut removed = obj.clone();
+                tx.remove(kind, &mut removed)?;
+            }
             Ok(obj)
         })
     }
@@ -303,7 +309,40 @@ fn delete_in(tx: &mut Tx, kind: Kind, mut obj: Value, propagation: Propagation) 
     }
     tx.remove(kind, &mut obj)?;
     cascade(tx, &obj, propagation)?;
+    if kind == Kind::Namespace {
+        empty_namespace(tx, meta::name(&obj))?;
+    }
     Ok(Deleted::Removed(obj))
+}
+
+/// Deletes everything in a deleted namespace, as Kubernetes' namespace controller does (here
+/// in the same transaction; objects with pending finalizers stay until those are removed).
+fn empty_namespace(tx: &mut Tx, namespace: &str) -> Result<(), StoreError> {
+    for (kind, obj) in tx.scan_namespace(namespace)? {
+        // Re-read: an owner deleted earlier in this loop may have taken it with it.
+        if let Some(current) = tx.get(kind, namespace, meta::name(&obj))? {
+            delete_in(tx, kind, current, Propagation::Background)?;
+        }
+    }
+    Ok(())
+}
+
+/// True when `obj` names owners and none of them exists any more (same uid, same place). An
+/// owner of a kind this store does not hold is assumed to exist.
+fn orphaned(tx: &Tx, obj: &Value) -> Result<bool, StoreError> {
+    let refs = meta::metadata(obj).get("ownerReferences").and_then(Value::as_array).cloned().unwrap_or_default();
+    if refs.is_empty() {
+        return Ok(false);
+    }
+    for r in &refs {
+        let field = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("");
+        let Some(kind) = Kind::from_type(field("apiVersion"), field("kind")) else { return Ok(false) };
+        let ns = if kind.info().namespaced { meta::namespace(obj) } else { "" };
+        if tx.get(kind, ns, field("name"))?.is_some_and(|owner| meta::uid(&owner) == field("uid")) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Applies a removed owner's propagation policy to the objects that reference it.

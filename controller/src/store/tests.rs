@@ -215,3 +215,54 @@ fn list_pages_with_continue_and_filters() {
     let all = store.list(Kind::Route, &ListRequest::default(), |o| meta::name(o) != "r0").expect("list");
     assert_eq!(all.items.len(), 5);
 }
+
+#[test]
+fn deleting_a_namespace_deletes_what_it_holds_and_nothing_else() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}});
+    store.create(Kind::Namespace, ns, false).expect("namespace");
+    assert!(store.get(Kind::Namespace, "", "team-a").expect("get").is_some(), "cluster-scoped: no namespace");
+    let mut inside = route("r");
+    inside["metadata"]["namespace"] = json!("team-a");
+    store.create(Kind::Route, inside, false).expect("route in team-a");
+    store.create(Kind::Route, route("r"), false).expect("route in default");
+
+    store.delete(Kind::Namespace, "", "team-a", &DeleteOptions::default()).expect("delete namespace");
+    assert!(store.get(Kind::Route, "team-a", "r").expect("get").is_none(), "its objects go with it");
+    assert!(store.get(Kind::Route, "default", "r").expect("get").is_some(), "other namespaces keep theirs");
+    let kinds: Vec<(String, String)> = store
+        .events_after(0, 100)
+        .expect("events")
+        .events
+        .iter()
+        .map(|e| (format!("{:?}", e.stored.event_type), e.stored.object["kind"].as_str().unwrap_or("").to_string()))
+        .collect();
+    assert!(kinds.contains(&("Deleted".into(), "Route".into())), "watchers see the deletion: {kinds:?}");
+}
+
+#[test]
+fn a_dependent_created_after_its_owner_is_gone_is_collected_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    let owner = store.create(Kind::Route, route("owner"), false).expect("owner");
+    let dependent = |uid: &str| {
+        json!({"metadata": {"name": "dep", "namespace": "default", "ownerReferences": [
+            {"apiVersion": "serving.knative.dev/v1", "kind": "Route", "name": "owner", "uid": uid, "controller": true}]},
+            "spec": {}})
+    };
+    store.create(Kind::Configuration, dependent(meta::uid(&owner)), false).expect("owner alive");
+    assert!(store.get(Kind::Configuration, "default", "dep").expect("get").is_some());
+    store.delete(Kind::Route, "default", "owner", &DeleteOptions::default()).expect("delete owner");
+    assert!(store.get(Kind::Configuration, "default", "dep").expect("get").is_none(), "cascaded");
+
+    // A controller that read the owner just before it went creates the child again: the
+    // garbage collector's rule (all owners gone) removes it in the same write.
+    let created = store.create(Kind::Configuration, dependent(meta::uid(&owner)), false).expect("accepted");
+    assert_eq!(meta::name(&created), "dep");
+    assert!(store.get(Kind::Configuration, "default", "dep").expect("get").is_none(), "collected");
+    // A recreated owner with the same name is another object (another uid).
+    store.create(Kind::Route, route("owner"), false).expect("new owner");
+    store.create(Kind::Configuration, dependent(meta::uid(&owner)), false).expect("accepted");
+    assert!(store.get(Kind::Configuration, "default", "dep").expect("get").is_none(), "the old uid owns nothing");
+}

@@ -8,6 +8,7 @@ use crate::kinds::Kind;
 mod autoscaling;
 mod config_map;
 mod metadata;
+mod namespace;
 mod podspec;
 mod probes;
 mod samples;
