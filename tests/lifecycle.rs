@@ -13,52 +13,42 @@ use sluice_api::conditions::{ConditionStatus, find};
 use sluice_api::{Revision, labels};
 use sluice_controller::runtime::instance_pids;
 use sluice_test_support::traffic::{Traffic, percent};
-use sluice_test_support::{Sluice, SluiceOptions, apply, eventually, sample};
+use sluice_test_support::{Sluice, SluiceOptions, apply, eventually, sample, until};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const WAIT: Duration = Duration::from_secs(60);
 
-/// Two revisions of `shop`: blue takes 70 %, green 30 % and the `candidate` tag.
-const SHOP_BLUE: &str = r#"
-apiVersion: serving.knative.dev/v1
+/// The `shop` service with a revision named `shop-{color}` answering `Hello {color}!`, and
+/// `traffic` (YAML under `spec.traffic`, or empty for all to the latest).
+fn shop(color: &str, traffic: &str) -> String {
+    let traffic = if traffic.is_empty() { String::new() } else { format!("  traffic:\n{traffic}") };
+    format!(
+        "apiVersion: serving.knative.dev/v1
 kind: Service
 metadata:
   name: shop
 spec:
   template:
     metadata:
-      name: shop-blue
+      name: shop-{color}
     spec:
       containers:
         - image: ghcr.io/knative/helloworld-go:latest
           env:
             - name: TARGET
-              value: blue
-"#;
+              value: {color}
+{traffic}"
+    )
+}
 
-const SHOP_GREEN_SPLIT: &str = r#"
-apiVersion: serving.knative.dev/v1
-kind: Service
-metadata:
-  name: shop
-spec:
-  template:
-    metadata:
-      name: shop-green
-    spec:
-      containers:
-        - image: ghcr.io/knative/helloworld-go:latest
-          env:
-            - name: TARGET
-              value: green
-  traffic:
-    - revisionName: shop-blue
+/// Blue takes 70 %, green 30 % and the `candidate` tag.
+const SPLIT_70_30: &str = "    - revisionName: shop-blue
       percent: 70
     - revisionName: shop-green
       percent: 30
       tag: candidate
-"#;
+";
 
 fn client(s: &Sluice) -> kube::Client {
     kube::Client::try_from(kube::Config::new(s.api.parse().expect("url"))).expect("client")
@@ -108,9 +98,9 @@ async fn sigterm_drains_and_stops_instances_and_a_restart_serves_the_same_urls_a
     let http = s.http.clone().expect("router");
     let traffic = Traffic::new(&http);
     let host = "shop.default.localhost";
-    apply(BIN, &s.api, SHOP_BLUE).expect("blue");
+    apply(BIN, &s.api, &shop("blue", "")).expect("blue");
     traffic.wait_for(host, WAIT, |b| b == "Hello blue!\n").await.expect("blue serves");
-    apply(BIN, &s.api, SHOP_GREEN_SPLIT).expect("green split");
+    apply(BIN, &s.api, &shop("green", SPLIT_70_30)).expect("green split");
     traffic.wait_for("candidate-shop.default.localhost", WAIT, |b| b == "Hello green!\n").await.expect("tag");
     assert_split(&traffic, host).await;
     let pids = instance_pids(&state);
@@ -203,14 +193,15 @@ async fn a_crashed_instance_restarts_under_load_and_its_revision_counts_it() {
     // The crash request itself dies with the instance.
     let _ = traffic.get(host, "/crash?code=7").await;
     let revisions: Api<Revision> = Api::namespaced(client(&s), "default");
-    let rev = eventually_async(async || {
+    let rev = until("the revision to restart and be Ready", WAIT, async || {
         let rev = revisions.get("helloworld-go-00001").await.ok()?;
         let st = rev.status.as_ref()?;
         let restarted = st.extra.get("restartCount").and_then(serde_json::Value::as_u64).is_some_and(|n| n >= 1);
         let ready = find(&st.conditions, "Ready").is_some_and(|c| c.status == ConditionStatus::True);
         (restarted && ready).then_some(rev)
     })
-    .await;
+    .await
+    .expect("the revision to restart and be Ready");
     eventually("load to flow after the restart", WAIT, || (load.sent() > before + 500).then_some(()))
         .await
         .expect("load");
@@ -256,11 +247,12 @@ spec:
 "#;
     apply(BIN, &s.api, manifest).expect("apply");
     let revisions: Api<Revision> = Api::namespaced(client(&s), "default");
-    let cond = eventually_async(async || {
+    let cond = until("ContainerHealthy to turn False", WAIT, async || {
         let rev = revisions.get("broken-00001").await.ok()?;
         find(&rev.status?.conditions, "ContainerHealthy").filter(|c| c.status == ConditionStatus::False).cloned()
     })
-    .await;
+    .await
+    .expect("ContainerHealthy to turn False");
     assert_eq!(cond.reason.as_deref(), Some("ExitCode3"));
     let message = cond.message.unwrap_or_default();
     assert!(message.contains("fatal: DATABASE_URL is not set"), "{message}");
@@ -279,15 +271,14 @@ async fn a_revision_no_route_references_stops_once_its_in_flight_requests_finish
     let state = canonical(&s.state_dir);
     let traffic = Traffic::new(s.http.as_deref().expect("router"));
     let host = "shop.default.localhost";
-    apply(BIN, &s.api, SHOP_BLUE).expect("blue");
+    apply(BIN, &s.api, &shop("blue", "")).expect("blue");
     traffic.wait_for(host, WAIT, |b| b == "Hello blue!\n").await.expect("blue serves");
     let blue = instance_pids(&state);
     assert_eq!(blue.len(), 1, "{blue:?}");
 
     // A long request on blue, then all traffic to green: blue is referenced by no route.
     let slow = in_flight(&traffic, host, 4000).await;
-    let green_only = SHOP_GREEN_SPLIT.split("  traffic:").next().expect("template");
-    apply(BIN, &s.api, green_only).expect("green");
+    apply(BIN, &s.api, &shop("green", "")).expect("green");
     traffic.wait_for(host, WAIT, |b| b == "Hello green!\n").await.expect("green serves");
     if !slow.is_finished() {
         assert!(blue.iter().all(|p| alive(*p)), "blue keeps running while its request is in flight");
@@ -305,15 +296,4 @@ async fn a_revision_no_route_references_stops_once_its_in_flight_requests_finish
     // Every request after the switch went to green.
     let counts = traffic.split(host, 200, 4).await;
     assert_eq!(percent(&counts, "Hello green!"), 100.0, "{counts:?}");
-}
-
-async fn eventually_async<T>(mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let start = tokio::time::Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(start.elapsed() < WAIT, "timed out");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }

@@ -15,7 +15,7 @@ use sluice_api::conditions::{ConditionStatus, find};
 use sluice_api::{Route, Service};
 use sluice_test_support::http::settled;
 use sluice_test_support::traffic::{Traffic, percent};
-use sluice_test_support::{Sluice, apply, sample};
+use sluice_test_support::{Sluice, apply, sample, until};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -23,17 +23,6 @@ const WAIT: Duration = Duration::from_secs(60);
 
 fn client(s: &Sluice) -> kube::Client {
     kube::Client::try_from(kube::Config::new(s.api.parse().expect("url"))).expect("client")
-}
-
-async fn until<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let start = tokio::time::Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,12 +40,13 @@ async fn helloworld_sample_answers_on_its_url_and_reports_ready() {
     assert!(traffic.get(host, "/env/PORT").await.expect("env").1.parse::<u16>().is_ok());
 
     let services: Api<Service> = Api::namespaced(client(&s), "default");
-    let svc = until("the service to be Ready", async || {
+    let svc = until("the service to be Ready", WAIT, async || {
         let svc = services.get("helloworld-go").await.ok()?;
         let ready = find(&svc.status.as_ref()?.conditions, "Ready")?.status == ConditionStatus::True;
         ready.then_some(svc)
     })
-    .await;
+    .await
+    .expect("the service to be Ready");
     let st = svc.status.expect("status");
     assert_eq!(st.url.as_deref(), Some("http://helloworld-go.default.localhost"));
     assert_eq!(st.latest_created_revision_name.as_deref(), Some("helloworld-go-00001"));
@@ -83,7 +73,7 @@ async fn latest_and_named_revision_split_fifty_fifty() {
     traffic.wait_for(host, WAIT, |b| b.contains("Hello World!")).await.expect("v1 serves");
     apply(BIN, &s.api, &first).expect("split");
     let routes: Api<Route> = Api::namespaced(client(&s), "default");
-    until("the 50/50 split to be assigned", async || {
+    until("the 50/50 split to be assigned", WAIT, async || {
         let rt = routes.get("hello").await.ok()?;
         let t = rt.status?.traffic;
         (t.len() == 2
@@ -91,7 +81,8 @@ async fn latest_and_named_revision_split_fifty_fifty() {
             && t[1].revision_name.as_deref() == Some("hello-00001"))
         .then_some(())
     })
-    .await;
+    .await
+    .expect("the 50/50 split to be assigned");
     let counts = traffic.split(host, 2000, 8).await;
     for body in ["Hello World!", "Hello Knative!"] {
         let got = percent(&counts, body);
@@ -111,13 +102,14 @@ async fn a_route_naming_a_missing_revision_keeps_its_traffic_and_says_why() {
     let patch = json!({"spec": {"traffic": [{"revisionName": "foobar", "percent": 100}]}});
     services.patch("helloworld-go", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("patch");
     let routes: Api<Route> = Api::namespaced(client(&s), "default");
-    let cond = until("the route to report the missing revision", async || {
+    let cond = until("the route to report the missing revision", WAIT, async || {
         let rt = routes.get("helloworld-go").await.ok()?;
         let st = rt.status?;
         (st.observed_generation == rt.metadata.generation).then_some(())?;
         find(&st.conditions, "AllTrafficAssigned").filter(|c| c.status == ConditionStatus::False).cloned()
     })
-    .await;
+    .await
+    .expect("the route to report the missing revision");
     assert_eq!(cond.reason.as_deref(), Some("RevisionMissing"));
     assert_eq!(cond.message.as_deref(), Some(r#"Revision "foobar" referenced in traffic not found."#));
     let rt = routes.get("helloworld-go").await.expect("route");
@@ -132,11 +124,12 @@ async fn a_route_naming_a_missing_revision_keeps_its_traffic_and_says_why() {
     );
     let counts = traffic.split(host, 200, 4).await;
     assert_eq!(counts.get("Hello Go Sample v1!"), Some(&200), "still served by the old revision: {counts:?}");
-    let routes_ready = until("the service to mirror the route", async || {
+    let routes_ready = until("the service to mirror the route", WAIT, async || {
         let svc = services.get("helloworld-go").await.ok()?;
         find(&svc.status?.conditions, "RoutesReady").filter(|c| c.status == ConditionStatus::False).cloned()
     })
-    .await;
+    .await
+    .expect("the service to mirror the route");
     assert_eq!(routes_ready.reason.as_deref(), Some("RevisionMissing"));
 }
 
@@ -200,16 +193,18 @@ async fn a_service_deleted_mid_rollout_leaves_no_route_and_no_instance() {
         services.patch("helloworld-go", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("patch");
         services.delete("helloworld-go", &DeleteParams::default()).await.expect("delete");
 
-        let (code, body) = until("the URL to be gone", async || {
+        let (code, body) = until("the URL to be gone", WAIT, async || {
             let (code, body) = traffic.get(host, "/").await.ok()?;
             (code == 404).then_some((code, body))
         })
-        .await;
+        .await
+        .expect("the URL to be gone");
         assert!(body.contains("helloworld-go.default.localhost"), "{code} {body}");
-        until("every instance to stop", async || {
+        until("every instance to stop", WAIT, async || {
             sluice_controller::runtime::instance_pids(&state).is_empty().then_some(())
         })
-        .await;
+        .await
+        .expect("every instance to stop");
         settled(&s.api, Duration::from_millis(500), Duration::from_secs(10)).await.expect("the store settles");
         // Nothing the controllers were writing survives its owner.
         for kind in ["configurations", "routes", "revisions"] {

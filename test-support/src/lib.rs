@@ -6,7 +6,7 @@ pub mod http;
 mod process;
 pub mod traffic;
 
-pub use process::{Sluice, SluiceOptions, eventually, wait_for};
+pub use process::{Sluice, SluiceOptions, eventually, until, wait_for};
 
 /// The kubectl binary, when this machine has one; tests that need it print why they skip.
 pub fn kubectl() -> Option<std::path::PathBuf> {

@@ -194,3 +194,18 @@ pub async fn eventually<T>(what: &str, deadline: Duration, mut f: impl FnMut() -
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// [`eventually`] for an async check (an API call, a request): polls `f` every 25 ms until it
+/// returns Some.
+pub async fn until<T>(what: &str, deadline: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> anyhow::Result<T> {
+    let start = tokio::time::Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return Ok(v);
+        }
+        if start.elapsed() > deadline {
+            bail!("timed out after {deadline:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

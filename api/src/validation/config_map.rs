@@ -12,7 +12,7 @@ const KEY_ERR: &str = "a valid config key must consist of alphanumeric character
 
 /// Validates a ConfigMap given as JSON; paths relative to the object.
 pub fn validate(obj: &Value) -> FieldError {
-    let mut errs = name(obj.get("metadata"));
+    let mut errs = object_name(obj.get("metadata"), dns1123_subdomain);
     let data = entries(obj, "data", &mut errs);
     let binary = entries(obj, "binaryData", &mut errs);
     let mut size = 0;
@@ -60,12 +60,15 @@ fn entries<'a>(obj: &'a Value, field: &str, errs: &mut FieldError) -> Option<&'a
     }
 }
 
-fn name(meta: Option<&Value>) -> FieldError {
+/// Kubernetes' rule for a core object's `metadata.name` or `generateName`: one of them is
+/// required, and each passes `check` (a DNS-1123 subdomain for ConfigMaps, a label for
+/// Namespaces).
+pub(super) fn object_name(meta: Option<&Value>, check: fn(&str) -> Vec<String>) -> FieldError {
     let get = |k: &str| meta.and_then(|m| m.get(k)).and_then(Value::as_str).unwrap_or("");
     let (name, generate_name) = (get("name"), get("generateName"));
     let mut errs = FieldError::default();
     if !generate_name.is_empty() {
-        let msgs = dns1123_subdomain(&mask_trailing_dash(generate_name));
+        let msgs = check(&mask_trailing_dash(generate_name));
         if !msgs.is_empty() {
             errs.push(FieldError::invalid_value_details(
                 format!("{generate_name:?}"),
@@ -77,7 +80,7 @@ fn name(meta: Option<&Value>) -> FieldError {
     if name.is_empty() && generate_name.is_empty() {
         errs.push(FieldError::new("name or generateName is required", &["metadata.name"]));
     } else if !name.is_empty() {
-        let msgs = dns1123_subdomain(name);
+        let msgs = check(name);
         if !msgs.is_empty() {
             errs.push(FieldError::invalid_value_details(format!("{name:?}"), "metadata.name", msgs.join(", ")));
         }

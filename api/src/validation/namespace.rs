@@ -2,21 +2,13 @@
 
 use serde_json::Value;
 
+use super::config_map::object_name;
 use crate::field_error::FieldError;
 use crate::naming::dns1123_label;
 
 /// Validates a Namespace given as JSON; paths relative to the object.
 pub fn validate(obj: &Value) -> FieldError {
-    let mut errs = FieldError::default();
-    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
-    if name.is_empty() {
-        errs.push(FieldError::new("name or generateName is required", &["metadata.name"]));
-    } else {
-        let msgs = dns1123_label(name);
-        if !msgs.is_empty() {
-            errs.push(FieldError::invalid_value_details(format!("{name:?}"), "metadata.name", msgs.join(", ")));
-        }
-    }
+    let mut errs = object_name(obj.get("metadata"), dns1123_label);
     match obj.get("spec") {
         None | Some(Value::Null) => {}
         Some(Value::Object(spec)) => {

@@ -30,7 +30,7 @@ async fn revisions(ctx: Arc<Ctx>) {
     let mut events = watcher::watcher(Api::<Revision>::all(ctx.client.clone()), watcher::Config::default()).boxed();
     while let Some(event) = events.next().await {
         if let Ok(Event::Delete(rev)) = event {
-            ctx.runtime.deleted(&revision::key(&rev), &rev.uid().unwrap_or_default());
+            ctx.runtime.forget(&revision::key(&rev), &rev.uid().unwrap_or_default());
             ctx.endpoints.forget(&revision::key(&rev));
         }
     }

@@ -14,7 +14,7 @@ use sluice_api::{Revision, Route, TrafficTarget};
 use sluice_router::endpoints::{Endpoints, RevisionKey};
 use sluice_router::table::{Protocol, RouteConfig, RoutingTable, TagConfig, Target};
 
-use super::{Ctx, names};
+use super::names;
 use crate::tombstones::Tombstones;
 
 /// Owns the live routing table.
@@ -47,11 +47,7 @@ impl Publisher {
 
     /// Programs `route` with its assigned `traffic` (from its status) and republishes.
     /// A route deleted while its reconcile was running is not programmed again.
-    pub fn set_route(&self, route: &Route, traffic: &[TrafficTarget], revisions: &[Revision], ctx: &Ctx) {
-        self.program(route, traffic, revisions, &ctx.endpoints, &ctx.domain);
-    }
-
-    fn program(
+    pub fn set_route(
         &self,
         route: &Route,
         traffic: &[TrafficTarget],
@@ -85,7 +81,10 @@ impl Publisher {
             routes.deleted.bury(uid);
             let key = (namespace.to_string(), name.to_string());
             let ours = routes.live.get(&key).is_some_and(|(have, _)| uid.is_empty() || have == uid);
-            ours && routes.live.remove(&key).is_some()
+            if ours {
+                routes.live.remove(&key);
+            }
+            ours
         };
         if removed {
             self.rebuild();
@@ -201,15 +200,15 @@ mod tests {
         let publisher = Publisher::new(Arc::new(ArcSwap::from_pointee(RoutingTable::default())));
         let endpoints = Endpoints::new();
         let live = |p: &Publisher| p.routes.lock().live.values().map(|(uid, _)| uid.clone()).collect::<Vec<_>>();
-        publisher.program(&route("a"), &[], &[], &endpoints, "localhost");
+        publisher.set_route(&route("a"), &[], &[], &endpoints, "localhost");
         assert_eq!(live(&publisher), ["a"]);
         publisher.remove_route("default", "hello", "a");
         assert!(live(&publisher).is_empty());
         // The reconcile that read the route before its deletion finishes late.
-        publisher.program(&route("a"), &[], &[], &endpoints, "localhost");
+        publisher.set_route(&route("a"), &[], &[], &endpoints, "localhost");
         assert!(live(&publisher).is_empty(), "a deleted route stays unpublished");
         // A new route under the same name is another object.
-        publisher.program(&route("b"), &[], &[], &endpoints, "localhost");
+        publisher.set_route(&route("b"), &[], &[], &endpoints, "localhost");
         assert_eq!(live(&publisher), ["b"]);
         // The old route's deletion, seen late, does not take the new one down.
         publisher.remove_route("default", "hello", "a");

@@ -169,7 +169,7 @@ pub fn revision_status(
 pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let key = key(&rev);
     if rev.metadata.deletion_timestamp.is_some() {
-        ctx.runtime.forget(&key);
+        ctx.runtime.forget(&key, &rev.uid().unwrap_or_default());
         return Ok(Action::await_change());
     }
     let Some(run) = run_spec(&rev) else {

@@ -99,16 +99,22 @@ pub struct RevisionHealth {
 pub struct Runtime {
     config: RuntimeConfig,
     endpoints: Arc<Endpoints>,
-    revisions: Mutex<HashMap<RevisionKey, RevisionSlot>>,
-    /// Revisions deleted (by uid): a late [`set_scale`](Self::set_scale) for one is ignored.
-    /// Locked after `revisions`.
-    deleted: Mutex<Tombstones>,
+    revisions: Mutex<Revisions>,
     changes: UnboundedSender<RevisionKey>,
     next_id: AtomicU64,
     tasks: TaskTracker,
     closing: CancellationToken,
     /// The drain bound of a shutdown in progress, in milliseconds.
     drain_ms: AtomicU64,
+}
+
+/// What runs, by revision; and the uids of deleted revisions, for which a late
+/// [`Runtime::set_scale`] (from a reconcile that read the revision before it was deleted) is
+/// ignored.
+#[derive(Debug, Default)]
+struct Revisions {
+    slots: HashMap<RevisionKey, RevisionSlot>,
+    deleted: Tombstones,
 }
 
 /// One revision's supervisors and shared health.
@@ -144,8 +150,7 @@ impl Runtime {
         let rt = Arc::new(Self {
             config,
             endpoints,
-            revisions: Mutex::new(HashMap::new()),
-            deleted: Mutex::new(Tombstones::default()),
+            revisions: Mutex::new(Revisions::default()),
             changes,
             next_id: AtomicU64::new(1),
             tasks: TaskTracker::new(),
@@ -162,11 +167,10 @@ impl Runtime {
             return;
         }
         let mut revisions = self.revisions.lock();
-        if self.deleted.lock().contains(&run.uid) {
-            // A reconcile that read the revision before it was deleted.
+        if revisions.deleted.contains(&run.uid) {
             return;
         }
-        let slot = revisions.entry(run.key.clone()).or_insert_with(|| RevisionSlot {
+        let slot = revisions.slots.entry(run.key.clone()).or_insert_with(|| RevisionSlot {
             run: Arc::new(run.clone()),
             supervisors: Vec::new(),
             health: Arc::new(Mutex::new(RevisionHealth::default())),
@@ -189,29 +193,21 @@ impl Runtime {
         }
     }
 
-    /// Stops every instance of `key` (after their in-flight requests) and forgets its health.
-    pub fn forget(&self, key: &RevisionKey) {
-        if let Some(slot) = self.revisions.lock().remove(key) {
-            slot.supervisors.iter().for_each(CancellationToken::cancel);
-        }
-    }
-
-    /// The revision `key` with `uid` was deleted: stops its instances (after their in-flight
-    /// requests), and from now on ignores any request to run it. A revision created since
-    /// under the same name (another uid) is left alone.
-    pub fn deleted(&self, key: &RevisionKey, uid: &str) {
+    /// The revision `key` with `uid` is being deleted: stops its instances (after their
+    /// in-flight requests), forgets its health, and from now on ignores any request to run it.
+    /// A revision created since under the same name (another uid) is left alone.
+    pub fn forget(&self, key: &RevisionKey, uid: &str) {
         let mut revisions = self.revisions.lock();
-        self.deleted.lock().bury(uid);
-        if revisions.get(key).is_some_and(|slot| uid.is_empty() || slot.run.uid == uid)
-            && let Some(slot) = revisions.remove(key)
-        {
+        revisions.deleted.bury(uid);
+        let ours = revisions.slots.get(key).is_some_and(|slot| uid.is_empty() || slot.run.uid == uid);
+        if ours && let Some(slot) = revisions.slots.remove(key) {
             slot.supervisors.iter().for_each(CancellationToken::cancel);
         }
     }
 
     /// What is running for `key`; None when the runtime was never asked to run it.
     pub fn health(&self, key: &RevisionKey) -> Option<RevisionHealth> {
-        self.revisions.lock().get(key).map(|slot| slot.health.lock().clone())
+        self.revisions.lock().slots.get(key).map(|slot| slot.health.lock().clone())
     }
 
     /// The log file of `key`'s instances.
@@ -224,7 +220,7 @@ impl Runtime {
     pub async fn shutdown(&self, drain: Duration) {
         self.drain_ms.store(u64::try_from(drain.as_millis()).unwrap_or(u64::MAX), Ordering::SeqCst);
         self.closing.cancel();
-        self.revisions.lock().clear();
+        self.revisions.lock().slots.clear();
         self.tasks.close();
         let bound = drain + self.config.stop_grace + Duration::from_secs(1);
         if tokio::time::timeout(bound, self.tasks.wait()).await.is_err() {

@@ -54,7 +54,7 @@ async fn a_crashing_instance_reports_its_exit_code_and_restarts_with_backoff() {
     assert_eq!(changes.recv().await, Some(r.key.clone()), "changes are announced");
     let log = std::fs::read_to_string(rt.log_path(&r.key)).expect("log");
     assert!(log.contains("[sluice]") && log.contains("exited with code 3"), "{log}");
-    rt.forget(&r.key);
+    rt.forget(&r.key, &r.uid);
     assert!(rt.health(&r.key).is_none());
     rt.shutdown(Duration::from_secs(1)).await;
 }
@@ -149,7 +149,7 @@ async fn a_deleted_revision_is_not_started_again_by_a_late_reconcile() {
     let old = run("web", sh("sleep 600"));
     rt.set_scale(&old, 1);
     until("the instance to run", || rt.health(&old.key).is_some_and(|h| h.running == 1)).await;
-    rt.deleted(&old.key, &old.uid);
+    rt.forget(&old.key, &old.uid);
     assert!(rt.health(&old.key).is_none(), "forgotten");
     // A reconcile that read the revision before it was deleted asks for it again.
     rt.set_scale(&old, 1);
@@ -159,7 +159,7 @@ async fn a_deleted_revision_is_not_started_again_by_a_late_reconcile() {
     let new = RevisionRun { uid: "uid-web-2".into(), ..old.clone() };
     rt.set_scale(&new, 1);
     until("the new revision to run", || rt.health(&new.key).is_some_and(|h| h.running == 1)).await;
-    rt.deleted(&old.key, &old.uid);
+    rt.forget(&old.key, &old.uid);
     assert_eq!(rt.health(&new.key).map(|h| h.desired), Some(1));
     rt.shutdown(Duration::from_secs(1)).await;
 }

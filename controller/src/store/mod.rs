@@ -330,11 +330,11 @@ fn empty_namespace(tx: &mut Tx, namespace: &str) -> Result<(), StoreError> {
 /// True when `obj` names owners and none of them exists any more (same uid, same place). An
 /// owner of a kind this store does not hold is assumed to exist.
 fn orphaned(tx: &Tx, obj: &Value) -> Result<bool, StoreError> {
-    let refs = meta::metadata(obj).get("ownerReferences").and_then(Value::as_array).cloned().unwrap_or_default();
-    if refs.is_empty() {
+    let Some(refs) = meta::metadata(obj).get("ownerReferences").and_then(Value::as_array).filter(|r| !r.is_empty())
+    else {
         return Ok(false);
-    }
-    for r in &refs {
+    };
+    for r in refs {
         let field = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("");
         let Some(kind) = Kind::from_type(field("apiVersion"), field("kind")) else { return Ok(false) };
         let ns = if kind.info().namespaced { meta::namespace(obj) } else { "" };

@@ -38,10 +38,10 @@ mod headers;
 
 pub use body::RouterBody;
 
-/// The data plane: shares the controller's routing table and the upstream connection pools.
 /// How often a held request re-reads the routing table.
 const HOLD_RECHECK: std::time::Duration = std::time::Duration::from_millis(25);
 
+/// The data plane: shares the controller's routing table and the upstream connection pools.
 /// Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Router {
@@ -141,21 +141,15 @@ impl Router {
         if req.method() == Method::CONNECT {
             return Err(ProxyError::Connect.into());
         }
-        let picked = {
+        let backend = {
             let host = request_host(&req).ok_or(ProxyError::MissingHost)?;
             let tag = || req.headers().get(&headers::KNATIVE_SERVING_TAG).and_then(|v| v.to_str().ok());
             let table = inner.table.load();
-            let backend = table.resolve(host, tag, || inner.roller.roll())?;
-            match backend.target.revision.pick() {
-                Some(guard) => Ok((backend.clone(), guard)),
-                None => {
-                    Err((ProxyError::NoReadyInstance(backend.no_instance.clone()), backend.target.revision.clone()))
-                }
-            }
+            table.resolve(host, tag, || inner.roller.roll())?.clone()
         };
-        let (backend, guard) = match picked {
-            Ok(found) => found,
-            Err((err, revision)) => return Err(Miss::NoInstance(err, Box::new(req), revision)),
+        let Some(guard) = backend.target.revision.pick() else {
+            let err = ProxyError::NoReadyInstance(backend.no_instance.clone());
+            return Err(Miss::NoInstance(err, Box::new(req), backend.target.revision.clone()));
         };
         let (parts, path, body) = rewrite(req, client_ip, backend.target.protocol);
         Ok(Routed { backend, guard, parts, path, body })

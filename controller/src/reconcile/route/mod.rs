@@ -101,7 +101,7 @@ pub async fn reconcile(route: Arc<Route>, ctx: Arc<Ctx>) -> Result<Action, Error
     let resolved = traffic::resolve(&route, &lookup);
     let status = route_status(&route, resolved.as_ref(), &ctx.domain, &super::now());
     // Program the router before the status says so, and before anything is drained.
-    ctx.publisher.set_route(&route, &status.traffic, &revisions, &ctx);
+    ctx.publisher.set_route(&route, &status.traffic, &revisions, &ctx.endpoints, &ctx.domain);
     shell::patch_status::<Route, _>(&ctx.client, &route, route.status.as_ref(), &status).await?;
 
     let mut referenced = traffic::wanted_revisions(&route, &lookup);
