@@ -25,8 +25,8 @@ pub struct RouterConfig {
     /// instance restarting after a crash, a routing edit being published) before it gets 503.
     /// Zero answers 503 at once. Default 5 s.
     pub ready_wait: Duration,
-    /// Seed of the weighted-split generator; `None` seeds it randomly. Tests set it so a split
-    /// over sequential requests is reproducible.
+    /// Start of the weighted-split sequence; `None` starts it at a random point. Tests set it
+    /// so a split over sequential requests is reproducible.
     pub split_seed: Option<u64>,
 }
 

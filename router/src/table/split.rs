@@ -14,8 +14,12 @@ pub(crate) struct Split {
     entries: Vec<(u32, Arc<Backend>)>,
 }
 
-/// A lock-free SplitMix64 generator shared by every request of a router: one atomic add per
-/// roll, reproducible from a seed.
+/// The rolls of a router, shared by every request: one atomic add per roll. Rolls follow the
+/// golden-ratio (Weyl) sequence from a random start rather than independent random draws, so
+/// any run of consecutive requests splits within about two requests of the declared percents
+/// (random draws stray by ±√N: ±3 points in 2,000 requests about once in a hundred runs),
+/// while successive requests still interleave the targets. Smooth weighted round-robin
+/// (nginx, HAProxy) has the same property; this needs no lock and no per-route state.
 #[derive(Debug)]
 pub(crate) struct Roller {
     state: AtomicU64,
@@ -49,23 +53,20 @@ impl Split {
 impl Roller {
     const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 
-    /// A generator starting from `seed`.
+    /// A sequence starting from `seed`.
     pub(crate) fn new(seed: u64) -> Self {
         Self { state: AtomicU64::new(seed) }
     }
 
-    /// A generator seeded from the operating system's randomness.
+    /// A sequence starting at a point from the operating system's randomness.
     pub(crate) fn random() -> Self {
         Self::new(rand::random())
     }
 
-    /// A uniform roll in 0..100.
+    /// The next roll in 0..100.
     pub(crate) fn roll(&self) -> u32 {
-        let mut z = self.state.fetch_add(Self::GAMMA, Ordering::Relaxed).wrapping_add(Self::GAMMA);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        // Multiply-shift maps 2^64 values onto 0..100 with a bias below 1e-17.
+        let z = self.state.fetch_add(Self::GAMMA, Ordering::Relaxed).wrapping_add(Self::GAMMA);
+        // Multiply-shift maps the point in [0, 1) (as a 64-bit fraction) onto 0..100.
         ((u128::from(z) * 100) >> 64) as u32
     }
 }

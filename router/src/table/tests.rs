@@ -67,6 +67,23 @@ fn ten_thousand_rolls_land_within_two_points_of_the_weights() {
 }
 
 #[test]
+fn every_run_of_consecutive_rolls_splits_within_two_requests_of_the_weights() {
+    for seed in [0, 1, 42, 0xDEAD_BEEF, u64::MAX] {
+        let roller = Roller::new(seed);
+        let rolls: Vec<u32> = (0..3000).map(|_| roller.roll()).collect();
+        for percent in [1, 10, 33, 50, 90] {
+            for len in [100, 2000] {
+                for start in (0..rolls.len() - len).step_by(97) {
+                    let hits = rolls[start..start + len].iter().filter(|r| **r < percent).count() as f64;
+                    let want = f64::from(percent) * len as f64 / 100.0;
+                    assert!((hits - want).abs() <= 2.0, "seed {seed}, {percent}% of {len} from {start}: {hits}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn a_zero_percent_target_is_never_picked() {
     let counts = tally(&split_of(&[(0, "old"), (100, "new")]), 10_000, 7);
     assert_eq!(counts.get("new"), Some(&10_000));
