@@ -11,7 +11,7 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use sluice_api::conditions::{ConditionStatus, find};
 use sluice_api::{Revision, labels};
-use sluice_controller::runtime::instance_pids;
+use sluice_runtime::instance_pids;
 use sluice_test_support::traffic::{Traffic, percent};
 use sluice_test_support::{Sluice, SluiceOptions, apply, eventually, sample, until};
 

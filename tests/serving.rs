@@ -200,11 +200,9 @@ async fn a_service_deleted_mid_rollout_leaves_no_route_and_no_instance() {
         .await
         .expect("the URL to be gone");
         assert!(body.contains("helloworld-go.default.localhost"), "{code} {body}");
-        until("every instance to stop", WAIT, async || {
-            sluice_controller::runtime::instance_pids(&state).is_empty().then_some(())
-        })
-        .await
-        .expect("every instance to stop");
+        until("every instance to stop", WAIT, async || sluice_runtime::instance_pids(&state).is_empty().then_some(()))
+            .await
+            .expect("every instance to stop");
         settled(&s.api, Duration::from_millis(500), Duration::from_secs(10)).await.expect("the store settles");
         // Nothing the controllers were writing survives its owner.
         for kind in ["configurations", "routes", "revisions"] {

@@ -7,18 +7,8 @@ use serde_json::Value;
 
 use crate::field_error::FieldError;
 use crate::kinds::Kind;
+pub use crate::operation::Operation;
 use crate::{Configuration, Revision, Route, Service, defaults, validation};
-
-/// What the write is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Operation {
-    /// A new object.
-    Create,
-    /// A change to the main resource (spec and metadata).
-    Update,
-    /// A change through the `/status` subresource.
-    UpdateStatus,
-}
 
 /// Why an object was refused.
 #[derive(Debug, thiserror::Error)]

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
-use crate::admission::Operation;
 use crate::naming::child_name;
+use crate::operation::Operation;
 use crate::podspec::{Container, Probe, TcpSocketAction};
 use crate::{
     Configuration, DEFAULT_CONTAINER_NAME, DEFAULT_TIMEOUT_SECONDS, Revision, RevisionSpec, Route, Service,

@@ -1,5 +1,8 @@
 //! Knative `serving.knative.dev/v1` resource model: Service, Configuration, Route and Revision
-//! with Knative's fields, defaults, validation messages, naming and conditions. No I/O.
+//! with Knative's fields, defaults, validation messages, naming and conditions; and the plain data other crates share (`RevisionKey`, the
+//! [`scale::Scaler`] port, [`tombstones::Tombstones`]). No I/O.
+
+#![warn(missing_docs)]
 
 pub mod admission;
 pub mod conditions;
@@ -9,8 +12,12 @@ pub mod field_error;
 pub mod kinds;
 pub mod labels;
 pub mod naming;
+mod operation;
 pub mod podspec;
+mod revision_key;
+pub mod scale;
 mod schema;
+pub mod tombstones;
 pub mod validation;
 
 mod configuration;
@@ -22,6 +29,7 @@ pub use configuration::{Configuration, ConfigurationSpec, ConfigurationStatus};
 pub use field_error::FieldError;
 pub use kinds::Kind;
 pub use revision::{ContainerStatus, Revision, RevisionSpec, RevisionStatus, RevisionTemplateSpec};
+pub use revision_key::RevisionKey;
 pub use route::{Addressable, Route, RouteSpec, RouteStatus, TrafficTarget};
 pub use service::{Service, ServiceSpec, ServiceStatus};
 

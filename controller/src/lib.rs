@@ -1,8 +1,140 @@
-//! Sluice's control plane: the embedded store and its Kubernetes-compatible API server, the
-//! reconcilers, and the runtimes that run revision instances.
+//! The reconcilers, run by `kube::runtime::Controller` against any Kubernetes-compatible API
+//! server (Sluice's embedded one here, a cluster's later): Service, Configuration, Route and
+//! Revision. Each decision is a pure function in its module; the async shells apply them.
+//!
+//! The controller reaches the world through two ports in [`Ctx`]: a [`Scaler`] that runs a
+//! revision's instances (the local process runtime today, Deployments later) and a
+//! [`RoutePublisher`] that takes each Route's routing state (the embedded router's table).
+//! It links neither the store nor the runtime; the binary wires them in.
 
-pub mod apiserver;
-pub mod reconcile;
-pub mod runtime;
-pub mod store;
-mod tombstones;
+#![warn(missing_docs)]
+
+pub mod configuration;
+mod janitor;
+pub mod names;
+pub mod publish;
+pub mod revision;
+pub mod route;
+pub mod service;
+mod shell;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use sluice_api::scale::Scaler;
+use sluice_api::{Configuration, Revision, RevisionKey, Route, Service};
+use sluice_router::publish::RoutePublisher;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio_util::sync::CancellationToken;
+
+/// What every reconciler shares.
+pub struct Ctx {
+    /// The API client.
+    pub client: kube::Client,
+    /// Runs revision instances and reports on them.
+    pub scaler: Arc<dyn Scaler>,
+    /// Takes each Route's routing state.
+    pub publisher: Arc<dyn RoutePublisher>,
+    /// Domain of route URLs.
+    pub domain: String,
+}
+
+/// A reconcile that did not finish; it is retried.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused or failed.
+    #[error("API request failed: {0}")]
+    Kube(#[from] kube::Error),
+    /// An object did not (de)serialize.
+    #[error("object encoding failed: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Now, as condition and annotation timestamps are written (RFC 3339, whole seconds, UTC).
+pub fn now() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn error_policy<K>(obj: Arc<K>, err: &Error, _ctx: Arc<Ctx>) -> Action
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    let (kind, name) = (K::kind(&()), obj.meta().name.as_deref().unwrap_or(""));
+    match err {
+        // Someone wrote the object since we read it: optimistic concurrency at work, retry
+        // soon with what is there now.
+        Error::Kube(kube::Error::Api(e)) if e.code == 409 => {
+            tracing::debug!(%kind, %name, "conflict; retrying");
+            Action::requeue(Duration::from_millis(50))
+        }
+        // Deleted while being reconciled (its status write found nothing): the retry finds
+        // it gone from the cache and is dropped.
+        Error::Kube(kube::Error::Api(e)) if e.code == 404 && e.details.as_ref().is_some_and(|d| d.name == name) => {
+            tracing::debug!(%kind, %name, "deleted while reconciling");
+            Action::requeue(Duration::from_millis(500))
+        }
+        _ => {
+            tracing::warn!(%kind, %name, error = %err, "reconcile failed; retrying");
+            Action::requeue(Duration::from_millis(500))
+        }
+    }
+}
+
+/// Runs every controller until `shutdown`; `health` carries the runtime's "this revision's
+/// health changed" notices.
+pub async fn run(ctx: Arc<Ctx>, health: UnboundedReceiver<RevisionKey>, shutdown: CancellationToken) {
+    let client = ctx.client.clone();
+    let wc = watcher::Config::default;
+
+    let services = Controller::new(Api::<Service>::all(client.clone()), wc())
+        .owns(Api::<Configuration>::all(client.clone()), wc())
+        .owns(Api::<Route>::all(client.clone()), wc())
+        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+        .run(service::reconcile, error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()));
+
+    let configurations = Controller::new(Api::<Configuration>::all(client.clone()), wc())
+        .owns(Api::<Revision>::all(client.clone()), wc())
+        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+        .run(configuration::reconcile, error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()));
+
+    let route_controller = Controller::new(Api::<Route>::all(client.clone()), wc());
+    let store = route_controller.store();
+    let same_namespace = move |ns: Option<String>| {
+        store
+            .state()
+            .into_iter()
+            .filter(|r| r.metadata.namespace == ns)
+            .map(|r| ObjectRef::from_obj(&*r))
+            .collect::<Vec<_>>()
+    };
+    let by_revision = same_namespace.clone();
+    let routes = route_controller
+        .watches(Api::<Revision>::all(client.clone()), wc(), move |rev: Revision| by_revision(rev.metadata.namespace))
+        .watches(Api::<Configuration>::all(client.clone()), wc(), move |cfg: Configuration| {
+            same_namespace(cfg.metadata.namespace)
+        })
+        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+        .run(route::reconcile, error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()));
+
+    let health = tokio_stream::wrappers::UnboundedReceiverStream::new(health)
+        .map(|key: RevisionKey| ObjectRef::<Revision>::new(&key.name).within(&key.namespace));
+    let revisions = Controller::new(Api::<Revision>::all(client.clone()), wc())
+        .reconcile_on(health)
+        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+        .run(revision::reconcile, error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()));
+
+    let janitor = janitor::run(ctx.clone(), shutdown.clone());
+    tokio::join!(services, configurations, routes, revisions, janitor);
+}
+
+#[cfg(test)]
+mod fixtures;

@@ -25,9 +25,6 @@ pub struct RouterConfig {
     /// instance restarting after a crash, a routing edit being published) before it gets 503.
     /// Zero answers 503 at once. Default 5 s.
     pub ready_wait: Duration,
-    /// Start of the weighted-split sequence; `None` starts it at a random point. Tests set it
-    /// so a split over sequential requests is reproducible.
-    pub split_seed: Option<u64>,
 }
 
 // === impl RouterConfig ===
@@ -40,7 +37,6 @@ impl Default for RouterConfig {
             header_read_timeout: Duration::from_secs(30),
             upstream_idle_timeout: Duration::from_secs(90),
             ready_wait: Duration::from_secs(5),
-            split_seed: None,
         }
     }
 }

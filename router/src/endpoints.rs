@@ -7,7 +7,6 @@
 //! runtime sees the request and waits for it.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -16,16 +15,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use http::uri::Authority;
 use parking_lot::Mutex;
+pub use sluice_api::RevisionKey;
 use tokio::sync::Notify;
-
-/// Names a revision: `namespace/name`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RevisionKey {
-    /// Namespace.
-    pub namespace: String,
-    /// Revision name.
-    pub name: String,
-}
 
 /// One running, ready instance of a revision.
 #[derive(Debug)]
@@ -65,21 +56,6 @@ pub struct RevisionEndpoints {
 #[derive(Debug, Default)]
 pub struct Endpoints {
     revisions: Mutex<HashMap<RevisionKey, Arc<RevisionEndpoints>>>,
-}
-
-// === impl RevisionKey ===
-
-impl RevisionKey {
-    /// `namespace/name`.
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        Self { namespace: namespace.into(), name: name.into() }
-    }
-}
-
-impl fmt::Display for RevisionKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
 }
 
 // === impl Instance ===
@@ -294,11 +270,6 @@ impl Endpoints {
     /// Forgets `key` (its revision is gone).
     pub fn forget(&self, key: &RevisionKey) {
         self.revisions.lock().remove(key);
-    }
-
-    /// Every revision known.
-    pub fn all(&self) -> Vec<Arc<RevisionEndpoints>> {
-        self.revisions.lock().values().cloned().collect()
     }
 }
 

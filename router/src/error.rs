@@ -1,19 +1,14 @@
 //! Why a request got no upstream response, who is to blame, and the one place that turns it
 //! into an HTTP response: a status and a one-line plain-text reason.
 
-use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Response, StatusCode};
 
-use crate::proxy::RouterBody;
-
-/// A reason precomputed when a table or router is built: one line of text, sent as the body of
-/// an error response (ending in `"\n"`) without formatting anything per request.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Reason(Bytes);
+use crate::body::RouterBody;
+use crate::reason::Reason;
 
 /// A request that was not proxied, or whose upstream failed before sending a response head.
 #[derive(Debug, thiserror::Error)]
@@ -73,29 +68,6 @@ pub enum Blame {
     Upstream,
 }
 
-// === impl Reason ===
-
-impl Reason {
-    /// A reason from one line of text; line breaks are replaced so the body stays one line.
-    pub fn new(text: impl fmt::Display) -> Self {
-        let mut line = text.to_string().replace(['\r', '\n'], " ");
-        line.push('\n');
-        Self(Bytes::from(line))
-    }
-
-    /// The response body: the text and its newline.
-    pub fn body(&self) -> &Bytes {
-        &self.0
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let line = self.0.strip_suffix(b"\n").unwrap_or(&self.0);
-        f.write_str(&String::from_utf8_lossy(line))
-    }
-}
-
 // === impl ProxyError ===
 
 impl ProxyError {
@@ -123,11 +95,6 @@ impl ProxyError {
             Self::NoTraffic(_) | Self::NoReadyInstance(_) => Blame::Unavailable,
             Self::Unreachable { .. } | Self::Upstream { .. } | Self::Timeout(_) => Blame::Upstream,
         }
-    }
-
-    /// True when no byte of the request reached an instance, so sending it again is safe.
-    pub fn is_retry_safe(&self) -> bool {
-        !matches!(self, Self::Upstream { .. } | Self::Timeout(_))
     }
 
     /// The response: status, one-line body, `Retry-After` where waiting helps, and the error
@@ -162,13 +129,6 @@ impl ProxyError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reasons_are_one_line_and_end_in_a_newline() {
-        let r = Reason::new("two\nlines");
-        assert_eq!(r.body().as_ref(), b"two lines\n");
-        assert_eq!(r.to_string(), "two lines");
-    }
 
     #[test]
     fn unknown_host_quotes_the_host() {

@@ -7,13 +7,17 @@
 
 #![warn(missing_docs)]
 
+pub mod body;
 pub mod config;
 pub mod endpoints;
 pub mod error;
 pub mod proxy;
+pub mod publish;
+pub mod reason;
 pub mod server;
 pub mod table;
 
+pub use body::RouterBody;
 pub use config::RouterConfig;
 pub use error::ProxyError;
 pub use proxy::{Router, RouterService};

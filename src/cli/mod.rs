@@ -172,7 +172,7 @@ impl Cli {
         let Command::InstanceExec { parent_pid, argv } = &self.command else {
             return None;
         };
-        let err = sluice_controller::runtime::exec_instance(*parent_pid, argv);
+        let err = sluice_runtime::exec_instance(*parent_pid, argv);
         eprintln!("[sluice] cannot start instance {argv:?}: {err}");
         Some(ExitCode::from(err.exit_code()))
     }

@@ -11,13 +11,14 @@ use std::time::Duration;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use serde_json::json;
-use sluice_controller::apiserver::{ApiServer, kubeconfig};
-use sluice_controller::reconcile::{self, Ctx, Publisher};
-use sluice_controller::runtime::{ImageTable, Runtime, RuntimeConfig};
-use sluice_controller::store::{DEFAULT_HISTORY, Store};
+use sluice_apiserver::store::{DEFAULT_HISTORY, Store};
+use sluice_apiserver::{ApiServer, kubeconfig};
+use sluice_controller::Ctx;
 use sluice_router::endpoints::Endpoints;
+use sluice_router::publish::Publisher;
 use sluice_router::table::RoutingTable;
 use sluice_router::{Router, RouterConfig};
+use sluice_runtime::{ImageTable, Runtime, RuntimeConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -86,9 +87,8 @@ where
         .context("building the controller's API client")?;
     let ctx = Arc::new(Ctx {
         client,
-        runtime: runtime.clone(),
-        endpoints,
-        publisher: Publisher::new(table.clone()),
+        scaler: runtime.clone(),
+        publisher: Arc::new(Publisher::new(table.clone(), endpoints)),
         domain: args.domain.clone(),
     });
     let controllers_stop = CancellationToken::new();
@@ -96,7 +96,7 @@ where
         tracing::warn!("--no-controllers: objects are stored but not reconciled");
         tokio::spawn(async {})
     } else {
-        tokio::spawn(reconcile::run(ctx, health, controllers_stop.clone()))
+        tokio::spawn(sluice_controller::run(ctx, health, controllers_stop.clone()))
     };
     let router = Router::new(table, RouterConfig::default());
     let router_task = tokio::spawn(sluice_router::server::serve(http_listener, router, signal.clone(), DRAIN));

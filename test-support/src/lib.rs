@@ -2,6 +2,8 @@
 //! OS picks, wait for it with a deadline (never a fixed sleep), talk HTTP to it, and make sure no
 //! process outlives the test.
 
+#![warn(missing_docs)]
+
 pub mod http;
 mod process;
 pub mod traffic;

@@ -6,7 +6,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 
-use super::body::UpstreamBody;
+use crate::body::UpstreamBody;
 use crate::config::RouterConfig;
 use crate::table::Protocol;
 

@@ -8,9 +8,9 @@ use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
-use super::body::{RouterBody, UpstreamBody};
 use super::client::{Attempt, Upstream};
 use super::{Routed, headers};
+use crate::body::{RouterBody, UpstreamBody};
 use crate::endpoints::{Instance, InstanceGuard};
 use crate::error::ProxyError;
 use crate::table::Backend;

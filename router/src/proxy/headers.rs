@@ -7,8 +7,6 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-/// Knative's header naming a tag to route to (when tag-header routing is on).
-pub(crate) static KNATIVE_SERVING_TAG: HeaderName = HeaderName::from_static("knative-serving-tag");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");

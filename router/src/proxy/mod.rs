@@ -26,17 +26,16 @@ use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Request, Response, Version};
 use hyper::body::Incoming;
 
+use crate::body::RouterBody;
 use crate::config::RouterConfig;
 use crate::endpoints::{InstanceGuard, RevisionEndpoints};
-use crate::error::{ProxyError, Reason};
-use crate::table::{Backend, Protocol, Roller, RoutingTable};
+use crate::error::ProxyError;
+use crate::reason::Reason;
+use crate::table::{self, Backend, Protocol, RoutingTable};
 
-mod body;
 mod client;
 mod forward;
 mod headers;
-
-pub use body::RouterBody;
 
 /// How often a held request re-reads the routing table.
 const HOLD_RECHECK: std::time::Duration = std::time::Duration::from_millis(25);
@@ -64,21 +63,20 @@ struct Inner {
     table: Arc<ArcSwap<RoutingTable>>,
     config: RouterConfig,
     upstream: client::Upstream,
-    roller: Roller,
     too_many_headers: Reason,
     headers_too_large: Reason,
 }
 
 /// Why a request could not be routed now.
-enum Miss {
+enum NotRouted {
     /// For good: answer with the error.
     Fail(ProxyError),
     /// The revision has no ready instance; the request may wait for one.
-    /// (Boxed: this is the rare path, and it keeps `Result<Routed, Miss>` small.)
+    /// (Boxed: this is the rare path, and it keeps `Result<Routed, NotRouted>` small.)
     NoInstance(ProxyError, Box<Request<Incoming>>, Arc<RevisionEndpoints>),
 }
 
-impl From<ProxyError> for Miss {
+impl From<ProxyError> for NotRouted {
     fn from(e: ProxyError) -> Self {
         Self::Fail(e)
     }
@@ -98,11 +96,9 @@ struct Routed {
 impl Router {
     /// A router reading `table` (which the controller keeps storing new snapshots into).
     pub fn new(table: Arc<ArcSwap<RoutingTable>>, config: RouterConfig) -> Self {
-        let roller = config.split_seed.map_or_else(Roller::random, Roller::new);
         let inner = Inner {
             table,
             upstream: client::Upstream::new(&config),
-            roller,
             too_many_headers: Reason::new(format_args!("request has more than {} headers", config.max_headers)),
             headers_too_large: Reason::new(format_args!("request headers exceed {} bytes", config.max_header_bytes)),
             config,
@@ -128,7 +124,7 @@ impl Router {
     }
 
     /// Steps 2–4 of the module docs: everything up to the upstream call, without awaiting.
-    fn route(&self, req: Request<Incoming>, client_ip: &HeaderValue) -> Result<Routed, Miss> {
+    fn route(&self, req: Request<Incoming>, client_ip: &HeaderValue) -> Result<Routed, NotRouted> {
         let inner = &*self.inner;
         if !headers::within_limits(req.headers(), inner.config.max_headers, inner.config.max_header_bytes) {
             let reason = if req.headers().len() > inner.config.max_headers {
@@ -141,15 +137,10 @@ impl Router {
         if req.method() == Method::CONNECT {
             return Err(ProxyError::Connect.into());
         }
-        let backend = {
-            let host = request_host(&req).ok_or(ProxyError::MissingHost)?;
-            let tag = || req.headers().get(&headers::KNATIVE_SERVING_TAG).and_then(|v| v.to_str().ok());
-            let table = inner.table.load();
-            table.resolve(host, tag, || inner.roller.roll())?.clone()
-        };
+        let backend = inner.table.load().resolve(&req).map_err(miss)?.clone();
         let Some(guard) = backend.target.revision.pick() else {
             let err = ProxyError::NoReadyInstance(backend.no_instance.clone());
-            return Err(Miss::NoInstance(err, Box::new(req), backend.target.revision.clone()));
+            return Err(NotRouted::NoInstance(err, Box::new(req), backend.target.revision.clone()));
         };
         let (parts, path, body) = rewrite(req, client_ip, backend.target.protocol);
         Ok(Routed { backend, guard, parts, path, body })
@@ -174,8 +165,8 @@ impl Router {
             }
             match self.route(*req, &client_ip) {
                 Ok(routed) => return forward::forward(&self.inner.upstream, routed).await,
-                Err(Miss::Fail(e)) => return e.into_response(),
-                Err(Miss::NoInstance(e, r, rev)) => (err, req, revision) = (e, r, rev),
+                Err(NotRouted::Fail(e)) => return e.into_response(),
+                Err(NotRouted::NoInstance(e, r, rev)) => (err, req, revision) = (e, r, rev),
             }
         }
     }
@@ -194,21 +185,21 @@ impl hyper::service::Service<Request<Incoming>> for RouterService {
                 let router = self.router.clone();
                 Box::pin(async move { Ok(forward::forward(&router.inner.upstream, routed).await) })
             }
-            Err(Miss::NoInstance(err, req, revision)) if !self.router.inner.config.ready_wait.is_zero() => {
+            Err(NotRouted::NoInstance(err, req, revision)) if !self.router.inner.config.ready_wait.is_zero() => {
                 let (router, ip) = (self.router.clone(), self.client_ip.clone());
                 Box::pin(async move { Ok(router.hold(req, ip, err, revision).await) })
             }
-            Err(Miss::NoInstance(err, ..) | Miss::Fail(err)) => Box::pin(ready(Ok(err.into_response()))),
+            Err(NotRouted::NoInstance(err, ..) | NotRouted::Fail(err)) => Box::pin(ready(Ok(err.into_response()))),
         }
     }
 }
 
-/// The host the client asked for: the URI authority (h2's `:authority`, or an absolute-form
-/// HTTP/1 target), else the `Host` header.
-fn request_host(req: &Request<Incoming>) -> Option<&str> {
-    match req.uri().authority() {
-        Some(authority) => Some(authority.host()),
-        None => req.headers().get(HOST)?.to_str().ok(),
+/// The error a table miss is answered with.
+fn miss(miss: table::Miss) -> ProxyError {
+    match miss {
+        table::Miss::MissingHost => ProxyError::MissingHost,
+        table::Miss::UnknownHost(host) => ProxyError::UnknownHost(host),
+        table::Miss::NoTraffic(reason) => ProxyError::NoTraffic(reason),
     }
 }
 

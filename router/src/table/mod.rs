@@ -1,20 +1,27 @@
-//! The routing snapshot: plain, immutable data built whole by the controller from
-//! [`RouteConfig`]s and published with `ArcSwap::store`. Everything a request needs is
+//! The routing snapshot: plain, immutable data built whole from [`RouteConfig`]s (by
+//! [`crate::publish`]) and published with `ArcSwap::store`. Everything a request needs is
 //! precomputed here: lowercased host keys, cumulative weights, tag lookups and error bodies.
+//! Each route keeps its own split sequence ([`Roller`]), carried over when the table is rebuilt,
+//! so one route's traffic never skews another's shares.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::header::HOST;
+use http::{HeaderName, Request};
+
 use crate::endpoints::RevisionEndpoints;
-use crate::error::{ProxyError, Reason};
+use crate::reason::Reason;
 
 mod host;
 mod split;
 
-pub(crate) use split::Roller;
-use split::Split;
+use split::{Roller, Split};
+
+/// Knative's tag header: names the tag whose target a request on a default host should reach.
+pub static KNATIVE_SERVING_TAG: HeaderName = HeaderName::from_static("knative-serving-tag");
 
 /// How the router speaks to a revision's instances.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -26,11 +33,13 @@ pub enum Protocol {
     H2c,
 }
 
-/// Where a share of traffic goes: a revision's live endpoints and how to reach them.
-#[derive(Clone, Debug)]
-pub struct Target {
-    /// The revision's ready instances and counters.
-    pub revision: Arc<RevisionEndpoints>,
+/// Where a share of traffic goes: a revision and how to reach it. `R` is how the revision is
+/// referred to: by [`RevisionKey`](crate::endpoints::RevisionKey) as the controller describes
+/// it (plain data, compared with `==`), or as its live endpoints once resolved for the table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target<R = Arc<RevisionEndpoints>> {
+    /// The revision (its ready instances and counters, once resolved).
+    pub revision: R,
     /// How long an instance may take to send a response head (the revision's `timeoutSeconds`).
     pub timeout: Duration,
     /// HTTP/1.1 or h2c.
@@ -38,19 +47,19 @@ pub struct Target {
 }
 
 /// A tagged target: its own hosts reach it alone, whatever its percent.
-#[derive(Clone, Debug)]
-pub struct TagConfig {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TagConfig<R = Arc<RevisionEndpoints>> {
     /// The tag, e.g. `canary`.
     pub tag: String,
     /// Hosts of the tag, e.g. `canary-hello.default.localhost`.
     pub hosts: Vec<String>,
     /// The revision the tag names.
-    pub target: Target,
+    pub target: Target<R>,
 }
 
-/// One route as the controller hands it over.
-#[derive(Clone, Debug, Default)]
-pub struct RouteConfig {
+/// One route as the controller hands it over (`R` as for [`Target`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteConfig<R = Arc<RevisionEndpoints>> {
     /// Namespace of the Route.
     pub namespace: String,
     /// Name of the Route.
@@ -59,12 +68,23 @@ pub struct RouteConfig {
     /// `hello.default.svc`, `hello.default.svc.cluster.local`.
     pub hosts: Vec<String>,
     /// The default split as (percent, target); percents sum to 100 unless the list is empty.
-    pub traffic: Vec<(u32, Target)>,
+    pub traffic: Vec<(u32, Target<R>)>,
     /// Tagged targets.
-    pub tags: Vec<TagConfig>,
+    pub tags: Vec<TagConfig<R>>,
     /// Knative's `tag-header-based-routing`: a `Knative-Serving-Tag: <tag>` header on a default
     /// host picks that tag's target; an unknown tag falls back to the default split.
     pub tag_header_routing: bool,
+}
+
+/// Why the table has no backend for a request. [`crate::proxy`] turns it into the response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Miss {
+    /// The request names no host (no `Host` header and no URI authority).
+    MissingHost,
+    /// No route serves the host.
+    UnknownHost(Box<str>),
+    /// The route has no traffic target; the reason names the route.
+    NoTraffic(Reason),
 }
 
 /// Why a set of routes cannot become a table.
@@ -113,8 +133,9 @@ pub struct RoutingTable {
 
 /// A target with the error bodies a request to it may need, built once.
 #[derive(Debug)]
-pub(crate) struct Backend {
-    pub(crate) target: Target,
+pub struct Backend {
+    /// Where the traffic goes.
+    pub target: Target,
     pub(crate) no_instance: Reason,
     pub(crate) unreachable: Reason,
     pub(crate) failed: Reason,
@@ -131,21 +152,87 @@ enum HostEntry {
 
 #[derive(Debug)]
 struct Route {
+    /// `namespace/name`.
+    name: Arc<str>,
     split: Split,
+    /// The route's own position in the split sequence.
+    roller: Arc<Roller>,
     no_traffic: Reason,
     /// Tag → target, present only when tag-header routing is on.
     header_tags: Option<HashMap<Box<str>, Arc<Backend>>>,
 }
 
+// === impl Target ===
+
+impl<R> Target<R> {
+    /// The same target with its revision reference mapped by `f`.
+    pub fn map<S>(self, f: &mut impl FnMut(R) -> S) -> Target<S> {
+        Target { revision: f(self.revision), timeout: self.timeout, protocol: self.protocol }
+    }
+}
+
+// === impl RouteConfig ===
+
+impl<R> Default for RouteConfig<R> {
+    fn default() -> Self {
+        Self {
+            namespace: String::new(),
+            name: String::new(),
+            hosts: Vec::new(),
+            traffic: Vec::new(),
+            tags: Vec::new(),
+            tag_header_routing: false,
+        }
+    }
+}
+
+impl<R> RouteConfig<R> {
+    /// The same route with every target's revision reference mapped by `f` (e.g. a
+    /// [`RevisionKey`](crate::endpoints::RevisionKey) resolved to its live endpoints).
+    pub fn map<S>(self, mut f: impl FnMut(R) -> S) -> RouteConfig<S> {
+        RouteConfig {
+            namespace: self.namespace,
+            name: self.name,
+            hosts: self.hosts,
+            traffic: self.traffic.into_iter().map(|(p, t)| (p, t.map(&mut f))).collect(),
+            tags: self
+                .tags
+                .into_iter()
+                .map(|t| TagConfig { tag: t.tag, hosts: t.hosts, target: t.target.map(&mut f) })
+                .collect(),
+            tag_header_routing: self.tag_header_routing,
+        }
+    }
+
+    /// Every revision the route sends traffic to, tags included.
+    pub fn revisions(&self) -> impl Iterator<Item = &R> {
+        self.traffic.iter().map(|(_, t)| &t.revision).chain(self.tags.iter().map(|t| &t.target.revision))
+    }
+}
+
 // === impl RoutingTable ===
 
 impl RoutingTable {
-    /// Compiles `routes`; fails naming the route (and host) at fault.
+    /// Compiles `routes`; fails naming the route (and host) at fault. Each route's split
+    /// sequence starts at a random point.
     pub fn new(routes: Vec<RouteConfig>) -> Result<Self, TableError> {
+        Self::default().rebuild(routes)
+    }
+
+    /// Compiles `routes` as [`new`](Self::new) does, but a route this table already serves
+    /// (same namespace and name) continues its split sequence where it is, so a rebuild for
+    /// another route's sake does not disturb its shares.
+    pub fn rebuild(&self, routes: Vec<RouteConfig>) -> Result<Self, TableError> {
         let mut table = Self::default();
         let mut owners: HashMap<Box<str>, Arc<str>> = HashMap::new();
         for config in routes {
-            table.add(config, &mut owners)?;
+            let name: Arc<str> = format!("{}/{}", config.namespace, config.name).into();
+            let roller = self
+                .routes
+                .iter()
+                .find(|r| r.name == name)
+                .map_or_else(|| Arc::new(Roller::random()), |r| r.roller.clone());
+            table.add(name, config, roller, &mut owners)?;
         }
         Ok(table)
     }
@@ -168,20 +255,29 @@ impl RoutingTable {
     /// The target a request for `host` carrying tag header `tag` would reach when the split
     /// rolls `roll` (0..100); None for an unknown host or an empty split.
     pub fn target(&self, host: &str, tag: Option<&str>, roll: u32) -> Option<&Target> {
-        self.resolve(host, || tag, || roll).ok().map(|b| &b.target)
+        self.lookup(host, || tag, |_| roll).ok().map(|b| &b.target)
     }
 
-    /// The backend for a request: host lookup, then a tag host, a tag header, or the split.
-    /// `tag` and `roll` are called only when the route needs them.
-    pub(crate) fn resolve<'t>(
+    /// The backend for a request, from its head: the host (URI authority, else `Host`), then a
+    /// tag host, the `Knative-Serving-Tag` header, or the route's split. Reads only what the
+    /// route needs and allocates nothing on success.
+    pub fn resolve<B>(&self, req: &Request<B>) -> Result<&Arc<Backend>, Miss> {
+        let host = request_host(req).ok_or(Miss::MissingHost)?;
+        let tag = || req.headers().get(&KNATIVE_SERVING_TAG).and_then(|v| v.to_str().ok());
+        self.lookup(host, tag, |route| route.roller.roll())
+    }
+
+    /// Host lookup, then a tag host, a tag header, or the split. `tag` and `roll` are called
+    /// only when the route needs them.
+    fn lookup<'t>(
         &self,
         raw_host: &str,
         tag: impl FnOnce() -> Option<&'t str>,
-        roll: impl FnOnce() -> u32,
-    ) -> Result<&Arc<Backend>, ProxyError> {
+        roll: impl FnOnce(&Route) -> u32,
+    ) -> Result<&Arc<Backend>, Miss> {
         let entry = host::with_key(raw_host, |key| self.hosts.get(key));
         let route = match entry {
-            None => return Err(ProxyError::UnknownHost(raw_host.into())),
+            None => return Err(Miss::UnknownHost(raw_host.into())),
             Some(HostEntry::Tag(backend)) => return Ok(backend),
             Some(HostEntry::Route(i)) => &self.routes[*i],
         };
@@ -190,11 +286,16 @@ impl RoutingTable {
         {
             return Ok(backend);
         }
-        route.split.pick(roll()).ok_or_else(|| ProxyError::NoTraffic(route.no_traffic.clone()))
+        route.split.pick(roll(route)).ok_or_else(|| Miss::NoTraffic(route.no_traffic.clone()))
     }
 
-    fn add(&mut self, config: RouteConfig, owners: &mut HashMap<Box<str>, Arc<str>>) -> Result<(), TableError> {
-        let name: Arc<str> = format!("{}/{}", config.namespace, config.name).into();
+    fn add(
+        &mut self,
+        name: Arc<str>,
+        config: RouteConfig,
+        roller: Arc<Roller>,
+        owners: &mut HashMap<Box<str>, Arc<str>>,
+    ) -> Result<(), TableError> {
         if !config.traffic.is_empty() {
             let sum: u64 = config.traffic.iter().map(|(p, _)| u64::from(*p)).sum();
             if sum != 100 {
@@ -222,7 +323,7 @@ impl RoutingTable {
         }
         let split = Split::new(config.traffic.into_iter().map(|(p, t)| (p, Backend::new(t))));
         let no_traffic = Reason::new(format_args!("route {name} has no traffic target"));
-        self.routes.push(Route { split, no_traffic, header_tags });
+        self.routes.push(Route { name, split, roller, no_traffic, header_tags });
         Ok(())
     }
 
@@ -257,6 +358,15 @@ impl RoutingTable {
             (Some(HostEntry::Tag(a)), HostEntry::Tag(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
+    }
+}
+
+/// The host the client asked for: the URI authority (h2's `:authority`, or an absolute-form
+/// HTTP/1 target), else the `Host` header.
+fn request_host<B>(req: &Request<B>) -> Option<&str> {
+    match req.uri().authority() {
+        Some(authority) => Some(authority.host()),
+        None => req.headers().get(HOST)?.to_str().ok(),
     }
 }
 

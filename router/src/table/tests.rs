@@ -22,6 +22,15 @@ fn route(name: &str, traffic: Vec<(u32, Target)>) -> RouteConfig {
     }
 }
 
+fn request(host: &str) -> http::Request<()> {
+    http::Request::builder().uri("/").header("host", host).body(()).expect("request")
+}
+
+/// The revision a request for `host` reaches through the route's own split sequence.
+fn resolved(table: &RoutingTable, host: &str) -> String {
+    table.resolve(&request(host)).expect("routed").target.revision.key.name.clone()
+}
+
 fn reached(table: &RoutingTable, host: &str, tag: Option<&str>, roll: u32) -> Option<String> {
     table.target(host, tag, roll).map(|t| t.revision.key.name.clone())
 }
@@ -53,17 +62,6 @@ fn cumulative_bounds_give_each_target_exactly_its_percent_of_the_rolls() {
     assert_eq!(counts.get("b"), Some(&60));
     assert_eq!(counts.get("c"), Some(&30));
     assert_eq!(counts.get("zero"), None, "0% is never picked");
-}
-
-#[test]
-fn ten_thousand_rolls_land_within_two_points_of_the_weights() {
-    for seed in [0, 1, 42, 0xDEAD_BEEF, u64::MAX] {
-        for (weights, expect_a) in [(&[(50, "a"), (50, "b")][..], 50.0), (&[(90, "a"), (10, "b")][..], 90.0)] {
-            let counts = tally(&split_of(weights), 10_000, seed);
-            let a = *counts.get("a").unwrap_or(&0) as f64 / 100.0;
-            assert!((a - expect_a).abs() <= 2.0, "seed {seed}: a got {a}% of {weights:?}");
-        }
-    }
 }
 
 #[test]
@@ -116,8 +114,11 @@ fn percents_must_sum_to_100() {
     let err = RoutingTable::new(vec![route("hello", vec![(50, target("a")), (40, target("b"))])]).expect_err("90%");
     assert_eq!(err.to_string(), "route default/hello: traffic percents sum to 90, not 100");
     let empty = RoutingTable::new(vec![route("hello", vec![])]).expect("no traffic is allowed");
-    let err = empty.resolve("hello.default", || None, || 0).expect_err("no traffic");
-    assert_eq!(err.to_string(), "route default/hello has no traffic target");
+    let err = empty.resolve(&request("hello.default")).expect_err("no traffic");
+    assert_eq!(err, Miss::NoTraffic(Reason::new("route default/hello has no traffic target")));
+    assert_eq!(empty.resolve(&request("nope.default")).expect_err("unknown"), Miss::UnknownHost("nope.default".into()));
+    let no_host = http::Request::builder().uri("/").body(()).expect("request");
+    assert_eq!(empty.resolve(&no_host).expect_err("no host"), Miss::MissingHost);
 }
 
 #[test]
@@ -187,4 +188,48 @@ fn error_bodies_are_precomputed_per_target() {
     let backend = Backend::new(t);
     assert_eq!(backend.no_instance.body().as_ref(), b"no ready instance of revision default/hello-00001\n");
     assert_eq!(backend.timed_out.to_string(), "revision default/hello-00001 did not respond within 300s");
+}
+
+#[test]
+fn each_route_keeps_its_split_within_two_requests_under_interleaved_traffic() {
+    let a = route("a", vec![(30, target("a1")), (70, target("a2"))]);
+    let b = route("b", vec![(50, target("b1")), (50, target("b2"))]);
+    let table = RoutingTable::new(vec![a, b]).expect("table");
+    // Route a takes one request, then route b two, and so on; with one sequence shared by both
+    // routes, each would see every third or two-of-three rolls and could drift from its shares.
+    let (mut a1, mut b1) = (Vec::new(), Vec::new());
+    for _ in 0..2000 {
+        a1.push(resolved(&table, "a.default") == "a1");
+        b1.push(resolved(&table, "b.default") == "b1");
+        b1.push(resolved(&table, "b.default") == "b1");
+    }
+    for (hits, percent, name) in [(&a1, 30.0, "a"), (&b1, 50.0, "b")] {
+        for len in [100, 1000] {
+            for start in (0..hits.len() - len).step_by(37) {
+                let got = hits[start..start + len].iter().filter(|h| **h).count() as f64;
+                let want = percent * len as f64 / 100.0;
+                assert!((got - want).abs() <= 2.0, "route {name}: {got} of {len} from {start}, want {want}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_rebuild_continues_each_routes_sequence() {
+    let config = route("hello", vec![(50, target("v1")), (50, target("v2"))]);
+    let mut table = RoutingTable::new(vec![config.clone()]).expect("table");
+    let mut hits = Vec::new();
+    for i in 0..400 {
+        // Another route comes and goes every few requests: each rebuild keeps hello's place.
+        let mut routes = vec![config.clone()];
+        if i % 2 == 0 {
+            routes.push(route(&format!("other{i}"), vec![(100, target("o"))]));
+        }
+        table = table.rebuild(routes).expect("rebuilt");
+        hits.push(resolved(&table, "hello.default") == "v1");
+    }
+    for start in (0..300).step_by(10) {
+        let got = hits[start..start + 100].iter().filter(|h| **h).count();
+        assert!(got.abs_diff(50) <= 2, "{got} of 100 from {start}");
+    }
 }

@@ -16,6 +16,3 @@ pub use tables::*;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type TestBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, BoxError>;
-
-/// The seed every test proxy rolls its split with, so split counts are reproducible.
-pub const SPLIT_SEED: u64 = 0x5EED;

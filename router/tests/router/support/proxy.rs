@@ -11,8 +11,6 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::SPLIT_SEED;
-
 /// The router under test, serving on 127.0.0.1:0.
 pub struct Proxy {
     pub addr: SocketAddr,
@@ -52,5 +50,5 @@ impl Drop for Proxy {
 
 /// Tests' config: a reproducible split, and a short hold so 503s come quickly.
 pub fn config() -> RouterConfig {
-    RouterConfig { split_seed: Some(SPLIT_SEED), ready_wait: Duration::from_millis(200), ..RouterConfig::default() }
+    RouterConfig { ready_wait: Duration::from_millis(200), ..RouterConfig::default() }
 }

@@ -11,11 +11,10 @@ use std::time::Duration;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use sluice_api::conditions::{ConditionUpdate, set_condition};
-use sluice_api::{ContainerStatus, Revision, RevisionStatus, labels};
-use sluice_router::endpoints::RevisionKey;
+use sluice_api::scale::{RevisionHealth, RevisionRun};
+use sluice_api::{ContainerStatus, Revision, RevisionKey, RevisionStatus, labels};
 
 use super::{Ctx, Error, shell};
-use crate::runtime::{RevisionHealth, RevisionRun};
 
 /// How long a revision may take to become ready the first time (Knative's default).
 const PROGRESS_DEADLINE: Duration = Duration::from_secs(600);
@@ -169,18 +168,18 @@ pub fn revision_status(
 pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let key = key(&rev);
     if rev.metadata.deletion_timestamp.is_some() {
-        ctx.runtime.forget(&key, &rev.uid().unwrap_or_default());
+        ctx.scaler.forget(&key, &rev.uid().unwrap_or_default());
         return Ok(Action::await_change());
     }
     let Some(run) = run_spec(&rev) else {
         return Ok(Action::await_change());
     };
     let now = jiff::Timestamp::now();
-    let health = ctx.runtime.health(&key);
+    let health = ctx.scaler.health(&key);
     let deadline_passed = past_deadline(&rev, health.as_ref(), now);
     let desired = desired_scale(&rev, health.as_ref(), now);
-    ctx.runtime.set_scale(&run, desired);
-    let log_url = format!("file://{}", ctx.runtime.log_path(&key).display());
+    ctx.scaler.set_scale(&run, desired);
+    let log_url = ctx.scaler.log_url(&key);
     let status = revision_status(&rev, health.as_ref(), desired, &log_url, &super::now(), deadline_passed);
     shell::patch_status::<Revision, _>(&ctx.client, &rev, rev.status.as_ref(), &status).await?;
     // Re-check a pending revision when its grace ends.

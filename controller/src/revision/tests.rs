@@ -2,8 +2,8 @@ use sluice_api::conditions::{ConditionStatus, find};
 use sluice_api::labels;
 
 use super::*;
-use crate::reconcile::fixtures;
-use crate::runtime::Failure;
+use crate::fixtures;
+use sluice_api::scale::Failure;
 
 fn health(ready: usize, ever_ready: bool, failure: Option<(&str, Option<i32>)>) -> RevisionHealth {
     RevisionHealth {

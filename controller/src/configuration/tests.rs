@@ -3,7 +3,7 @@ use sluice_api::conditions::{ConditionStatus, find};
 use sluice_api::labels;
 
 use super::*;
-use crate::reconcile::fixtures;
+use crate::fixtures;
 
 #[test]
 fn revisions_are_named_by_generation_and_labelled_like_knative() {

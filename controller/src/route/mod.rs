@@ -17,11 +17,11 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use serde_json::json;
+use sluice_api::RevisionKey;
 use sluice_api::conditions::{self, ConditionUpdate, set_condition};
 use sluice_api::{Addressable, Configuration, Revision, Route, RouteStatus, TrafficTarget, labels};
-use sluice_router::endpoints::RevisionKey;
 
-use super::{Ctx, Error, names, shell};
+use super::{Ctx, Error, names, publish, shell};
 pub use labeler::RoutingChange;
 use traffic::{Lookup, TargetError};
 
@@ -95,13 +95,13 @@ pub async fn reconcile(route: Arc<Route>, ctx: Arc<Ctx>) -> Result<Action, Error
     let revs: Api<Revision> = Api::namespaced(ctx.client.clone(), &ns);
     let configurations = configs.list(&ListParams::default()).await?.items;
     let revisions = revs.list(&ListParams::default()).await?.items;
-    let serving =
-        |name: &str| ctx.endpoints.get(&RevisionKey::new(ns.clone(), name)).is_some_and(|e| e.ready_count() > 0);
+    let serving = |name: &str| ctx.scaler.health(&RevisionKey::new(ns.clone(), name)).is_some_and(|h| h.ready > 0);
     let lookup = Lookup { configurations: &configurations, revisions: &revisions, serving: &serving };
     let resolved = traffic::resolve(&route, &lookup);
     let status = route_status(&route, resolved.as_ref(), &ctx.domain, &super::now());
     // Program the router before the status says so, and before anything is drained.
-    ctx.publisher.set_route(&route, &status.traffic, &revisions, &ctx.endpoints, &ctx.domain);
+    let spec = publish::route_config(&route, &status.traffic, &revisions, &ctx.domain);
+    ctx.publisher.set_route(&route.uid().unwrap_or_default(), spec);
     shell::patch_status::<Route, _>(&ctx.client, &route, route.status.as_ref(), &status).await?;
 
     let mut referenced = traffic::wanted_revisions(&route, &lookup);

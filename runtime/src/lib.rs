@@ -8,6 +8,8 @@
 //! An instance runs as `sluice instance-exec --parent-pid P -- ARGV` in its own process group:
 //! the trampoline arranges for the kernel to kill it if `sluice serve` dies, then becomes ARGV.
 
+#![warn(missing_docs)]
+
 mod images;
 mod probe;
 mod process;
@@ -21,16 +23,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use sluice_api::podspec::Container;
-use sluice_router::endpoints::{Endpoints, RevisionKey};
+use sluice_api::RevisionKey;
+use sluice_api::scale::Scaler;
+use sluice_router::endpoints::Endpoints;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::tombstones::Tombstones;
+use sluice_api::tombstones::Tombstones;
 
 pub use images::{ImageTable, ImageTableError, repository, short_name};
 pub use process::{ExecError, INSTANCE_ENV, STATE_DIR_ENV, StartError, exec_instance, instance_pids};
+pub use sluice_api::scale::{Failure, RevisionHealth, RevisionRun};
 
 /// How the runtime runs instances.
 #[derive(Clone, Debug)]
@@ -48,55 +52,11 @@ pub struct RuntimeConfig {
     pub stop_grace: Duration,
 }
 
-/// What to run for one revision.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RevisionRun {
-    /// Which revision.
-    pub key: RevisionKey,
-    /// The Revision object's uid: a revision deleted and created again under the same name is
-    /// another revision.
-    pub uid: String,
-    /// Its Configuration (`K_CONFIGURATION`).
-    pub configuration: String,
-    /// Its Service (`K_SERVICE`), empty when none.
-    pub service: String,
-    /// The serving container.
-    pub container: Container,
-    /// The revision's request timeout: how long a stopping instance's requests may take.
-    pub timeout: Duration,
-}
-
-/// Why an instance last stopped on its own or could not start.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Failure {
-    /// `ExitCode`, `ImageNotFound` or `StartFailed`.
-    pub reason: String,
-    /// For people: what happened, with the last line the instance wrote.
-    pub message: String,
-    /// The exit code (128 + signal when killed by one).
-    pub exit_code: Option<i32>,
-}
-
-/// What the runtime sees of one revision.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RevisionHealth {
-    /// Instances asked for.
-    pub desired: usize,
-    /// Instance processes alive.
-    pub running: usize,
-    /// Instances in routing.
-    pub ready: usize,
-    /// True once any instance has passed its readiness probe.
-    pub ever_ready: bool,
-    /// Restarts after an instance stopped on its own.
-    pub restarts: u32,
-    /// The last crash or start failure.
-    pub last_failure: Option<Failure>,
-}
-
 /// The local runtime.
 #[derive(Debug)]
 pub struct Runtime {
+    /// Itself, for the supervisors it spawns.
+    me: std::sync::Weak<Runtime>,
     config: RuntimeConfig,
     endpoints: Arc<Endpoints>,
     revisions: Mutex<Revisions>,
@@ -147,7 +107,8 @@ impl Runtime {
     /// health changed.
     pub fn new(config: RuntimeConfig, endpoints: Arc<Endpoints>) -> (Arc<Self>, UnboundedReceiver<RevisionKey>) {
         let (changes, rx) = unbounded_channel();
-        let rt = Arc::new(Self {
+        let rt = Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             config,
             endpoints,
             revisions: Mutex::new(Revisions::default()),
@@ -162,7 +123,8 @@ impl Runtime {
 
     /// Runs `scale` instances of `run`: starts missing ones, drains and stops extra ones.
     /// Ignored once [`shutdown`](Self::shutdown) has begun.
-    pub fn set_scale(self: &Arc<Self>, run: &RevisionRun, scale: usize) {
+    pub fn set_scale(&self, run: &RevisionRun, scale: usize) {
+        let Some(me) = self.me.upgrade() else { return };
         if self.closing.is_cancelled() {
             return;
         }
@@ -188,7 +150,7 @@ impl Runtime {
         while slot.supervisors.len() < scale {
             let stop = self.closing.child_token();
             slot.supervisors.push(stop.clone());
-            let task = supervisor::supervise(self.clone(), slot.run.clone(), slot.health.clone(), stop);
+            let task = supervisor::supervise(me.clone(), slot.run.clone(), slot.health.clone(), stop);
             self.tasks.spawn(task);
         }
     }
@@ -240,6 +202,24 @@ impl Runtime {
 
     fn announce(&self, key: &RevisionKey) {
         let _ = self.changes.send(key.clone());
+    }
+}
+
+impl Scaler for Runtime {
+    fn set_scale(&self, run: &RevisionRun, scale: usize) {
+        Runtime::set_scale(self, run, scale);
+    }
+
+    fn forget(&self, key: &RevisionKey, uid: &str) {
+        Runtime::forget(self, key, uid);
+    }
+
+    fn health(&self, key: &RevisionKey) -> Option<RevisionHealth> {
+        Runtime::health(self, key)
+    }
+
+    fn log_url(&self, key: &RevisionKey) -> String {
+        format!("file://{}", self.log_path(key).display())
     }
 }
 

@@ -49,6 +49,18 @@ pub fn route(name: &str, traffic: Value, labels: Value) -> Route {
     .expect("route")
 }
 
+/// JSON merge patch (RFC 7386), enough for fixtures: objects merge, anything else replaces.
 fn sluice_controller_merge(target: &mut Value, patch: Value) {
-    crate::apiserver::patch::merge(target, &patch);
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(&k);
+                } else {
+                    sluice_controller_merge(t.entry(k).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (t, p) => *t = p,
+    }
 }

@@ -1,6 +1,8 @@
-//! A small Kubernetes-compatible API server for `serving.knative.dev/v1` (and core ConfigMaps),
-//! backed by the embedded store, so kubectl and kube-rs work against Sluice as they would against
-//! a cluster.
+//! Sluice's embedded Kubernetes-compatible API server for `serving.knative.dev/v1` (and core
+//! ConfigMaps and Namespaces), so kubectl and kube-rs work against Sluice as they would against
+//! a cluster; and its durable [`store`] (redb), a module here until it has a second user.
+
+#![warn(missing_docs)]
 
 mod body;
 mod discovery;
@@ -12,6 +14,7 @@ mod query;
 mod resource;
 pub mod selector;
 pub mod status;
+pub mod store;
 mod table;
 mod watch;
 

@@ -3,7 +3,7 @@ use sluice_api::conditions::{ConditionStatus, find};
 
 use super::traffic::{Lookup, TargetError, resolve, wanted_revisions};
 use super::*;
-use crate::reconcile::fixtures;
+use crate::fixtures;
 
 fn lookup<'a>(
     cfgs: &'a [Configuration],

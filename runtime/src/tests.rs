@@ -1,5 +1,6 @@
-//! The runtime with real child processes (`sh`), started directly (no launcher). Serving
-//! instances are tested from the workspace's `tests/runtime.rs`, where the sample app exists.
+//! The runtime with real child processes (`sh`), started directly (no launcher). Instances
+//! that serve requests are tested through the binary, where the sample app exists: the
+//! workspace's `tests/serving.rs` and `tests/lifecycle.rs`.
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@ use sluice_api::conditions::{ConditionStatus, find};
 use sluice_api::labels;
 
 use super::*;
-use crate::reconcile::fixtures;
+use crate::fixtures;
 
 #[test]
 fn children_carry_the_service_name_labels_and_owner() {
@@ -27,11 +27,11 @@ fn the_route_labelers_annotation_on_the_configuration_is_kept() {
     let svc = fixtures::service("hello", json!({}));
     let mut stored = desired_configuration(&svc);
     stored.metadata.annotations.get_or_insert_default().insert(labels::ROUTES.into(), "hello".into());
-    let want = crate::reconcile::shell::keep_foreign_annotations(&stored, desired_configuration(&svc));
+    let want = crate::shell::keep_foreign_annotations(&stored, desired_configuration(&svc));
     assert_eq!(want.metadata.annotations, stored.metadata.annotations, "nothing to write");
     // The Service's own annotations still win over what is stored.
     stored.metadata.annotations.get_or_insert_default().insert("note".into(), "edited by hand".into());
-    let want = crate::reconcile::shell::keep_foreign_annotations(&stored, desired_configuration(&svc));
+    let want = crate::shell::keep_foreign_annotations(&stored, desired_configuration(&svc));
     assert_ne!(want.metadata.annotations, stored.metadata.annotations);
     assert_eq!(
         want.metadata.annotations.as_ref().and_then(|a| a.get(labels::ROUTES)).map(String::as_str),

@@ -30,8 +30,8 @@ async fn revisions(ctx: Arc<Ctx>) {
     let mut events = watcher::watcher(Api::<Revision>::all(ctx.client.clone()), watcher::Config::default()).boxed();
     while let Some(event) = events.next().await {
         if let Ok(Event::Delete(rev)) = event {
-            ctx.runtime.forget(&revision::key(&rev), &rev.uid().unwrap_or_default());
-            ctx.endpoints.forget(&revision::key(&rev));
+            ctx.scaler.forget(&revision::key(&rev), &rev.uid().unwrap_or_default());
+            ctx.publisher.forget_revision(&revision::key(&rev));
         }
     }
 }

@@ -1,0 +1,101 @@
+//! A Route's routing state as the router takes it: the assigned traffic (from the Route's
+//! status) becomes a [`RouteSpec`], plain data naming revisions by key. A pure function; the
+//! route reconciler hands the result to the [`RoutePublisher`](sluice_router::publish::RoutePublisher).
+
+use std::time::Duration;
+
+use kube::ResourceExt;
+use sluice_api::{Revision, RevisionKey, Route, TrafficTarget};
+use sluice_router::publish::RouteSpec;
+use sluice_router::table::{Protocol, TagConfig, Target};
+
+use super::names;
+
+/// The router's view of a route with `traffic` assigned.
+pub fn route_config(route: &Route, traffic: &[TrafficTarget], revisions: &[Revision], domain: &str) -> RouteSpec {
+    let (name, ns) = (route.name_any(), route.namespace().unwrap_or_default());
+    let private = names::is_cluster_local(route.labels());
+    let target = |rev_name: &str| {
+        let rev = revisions.iter().find(|r| r.name_any() == rev_name);
+        let timeout = rev.and_then(|r| r.spec.timeout_seconds).unwrap_or(sluice_api::DEFAULT_TIMEOUT_SECONDS).max(1);
+        let h2c =
+            rev.and_then(|r| r.spec.serving_container()).and_then(|c| c.ports.first()).and_then(|p| p.name.as_deref())
+                == Some("h2c");
+        Target {
+            revision: RevisionKey::new(ns.clone(), rev_name),
+            timeout: Duration::from_secs(timeout.unsigned_abs()),
+            protocol: if h2c { Protocol::H2c } else { Protocol::Http1 },
+        }
+    };
+    let mut split = Vec::new();
+    let mut tags = Vec::new();
+    for t in traffic {
+        let Some(rev) = t.revision_name.as_deref() else { continue };
+        let percent = u32::try_from(t.percent_or_zero()).unwrap_or(0);
+        if percent > 0 {
+            split.push((percent, target(rev)));
+        }
+        if let Some(tag) = t.tag.as_deref().filter(|t| !t.is_empty()) {
+            let hosts = names::route_hosts(&names::tag_name(tag, &name), &ns, domain, private);
+            tags.push(TagConfig { tag: tag.to_string(), hosts, target: target(rev) });
+        }
+    }
+    RouteSpec {
+        namespace: ns.clone(),
+        name: name.clone(),
+        hosts: names::route_hosts(&name, &ns, domain, private),
+        traffic: split,
+        tags,
+        tag_header_routing: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn revision(name: &str, spec: serde_json::Value) -> Revision {
+        serde_json::from_value(json!({
+            "apiVersion": "serving.knative.dev/v1", "kind": "Revision",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": spec
+        }))
+        .expect("revision")
+    }
+
+    #[test]
+    fn assigned_traffic_becomes_a_spec_with_hosts_tags_timeouts_and_protocols() {
+        let route: Route = serde_json::from_value(json!({
+            "apiVersion": "serving.knative.dev/v1", "kind": "Route",
+            "metadata": {"name": "hello", "namespace": "default"}, "spec": {}
+        }))
+        .expect("route");
+        let revisions = [
+            revision("hello-00001", json!({"timeoutSeconds": 7, "containers": [{"image": "x"}]})),
+            revision(
+                "hello-00002",
+                json!({"containers": [{"image": "x", "ports": [{"name": "h2c", "containerPort": 8080}]}]}),
+            ),
+        ];
+        let traffic: Vec<TrafficTarget> = serde_json::from_value(json!([
+            {"revisionName": "hello-00001", "percent": 100, "tag": "v1"},
+            {"revisionName": "hello-00002", "percent": 0, "tag": "v2"}
+        ]))
+        .expect("traffic");
+        let spec = route_config(&route, &traffic, &revisions, "example.com");
+        assert_eq!(spec.hosts[0], "hello.default.example.com");
+        assert_eq!(spec.traffic.len(), 1, "0% targets are left out of the split");
+        let (percent, first) = &spec.traffic[0];
+        assert_eq!((*percent, first.revision.name.as_str()), (100, "hello-00001"));
+        assert_eq!((first.timeout, first.protocol), (Duration::from_secs(7), Protocol::Http1));
+        let tags: Vec<(&str, &str)> =
+            spec.tags.iter().map(|t| (t.tag.as_str(), t.target.revision.name.as_str())).collect();
+        assert_eq!(tags, [("v1", "hello-00001"), ("v2", "hello-00002")]);
+        assert_eq!(spec.tags[1].hosts[0], "v2-hello.default.example.com");
+        assert_eq!(spec.tags[1].target.protocol, Protocol::H2c);
+        assert_eq!(spec.tags[1].target.timeout, Duration::from_secs(300), "Knative's default timeout");
+        assert_eq!(spec, route_config(&route, &traffic, &revisions, "example.com"), "a pure function");
+    }
+}

@@ -1,0 +1,140 @@
+//! Publishing routing snapshots. The controller describes each Route as plain data (a
+//! [`RouteSpec`]: revisions named by key) and hands it to a [`RoutePublisher`]; the
+//! [`Publisher`] here resolves every key to the revision's live endpoints, rebuilds the whole
+//! table and swaps it in with one atomic store, so a request sees either the old table or the
+//! new one, never a mix.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+use sluice_api::tombstones::Tombstones;
+
+use crate::endpoints::{Endpoints, RevisionKey};
+use crate::table::{RouteConfig, RoutingTable};
+
+/// A route as the controller describes it: revisions named by key.
+pub type RouteSpec = RouteConfig<RevisionKey>;
+
+/// Where the controller sends routing state. The embedded [`Publisher`] swaps the local
+/// router's table; another implementation may hand the same data to routers elsewhere.
+pub trait RoutePublisher: Send + Sync {
+    /// Programs `route` (from the Route object with `uid`) and republishes if it changed. A
+    /// route whose removal was already seen is not programmed again.
+    fn set_route(&self, uid: &str, route: RouteSpec);
+
+    /// Stops serving the deleted route `namespace/name` with `uid` (a route created since
+    /// under the same name is kept).
+    fn remove_route(&self, namespace: &str, name: &str, uid: &str);
+
+    /// The revision `key` is gone: its endpoints are dropped, and routes still naming it are
+    /// rebuilt against fresh (empty) ones.
+    fn forget_revision(&self, key: &RevisionKey);
+
+    /// Turns Knative's `tag-header-based-routing` feature on or off.
+    fn set_tag_header_routing(&self, on: bool);
+}
+
+/// Owns the live routing table of the embedded router.
+pub struct Publisher {
+    table: Arc<ArcSwap<RoutingTable>>,
+    endpoints: Arc<Endpoints>,
+    routes: Mutex<Routes>,
+    tag_header_routing: AtomicBool,
+}
+
+/// The programmed routes, by namespace and name, with the uid of the Route each came from; and
+/// the uids of deleted Routes, whose late programming is ignored.
+#[derive(Default)]
+struct Routes {
+    live: BTreeMap<(String, String), (String, RouteSpec)>,
+    deleted: Tombstones,
+}
+
+// === impl Publisher ===
+
+impl Publisher {
+    /// A publisher writing to `table`, resolving revisions in `endpoints`.
+    pub fn new(table: Arc<ArcSwap<RoutingTable>>, endpoints: Arc<Endpoints>) -> Self {
+        Self { table, endpoints, routes: Mutex::new(Routes::default()), tag_header_routing: AtomicBool::new(false) }
+    }
+
+    /// The table the router reads.
+    pub fn table(&self) -> Arc<ArcSwap<RoutingTable>> {
+        self.table.clone()
+    }
+
+    /// The uids of the routes programmed now, in namespace/name order.
+    pub fn live_uids(&self) -> Vec<String> {
+        self.routes.lock().live.values().map(|(uid, _)| uid.clone()).collect()
+    }
+
+    /// Rebuilds the table from the programmed routes, under the routes lock so that two
+    /// rebuilds cannot store out of order. A route claiming a host another route already
+    /// serves is left out (and logged); the rest are published.
+    fn rebuild(&self, routes: &Routes) {
+        let tag_header_routing = self.tag_header_routing.load(Ordering::SeqCst);
+        let mut hosts = HashSet::new();
+        let mut configs = Vec::with_capacity(routes.live.len());
+        for (_, spec) in routes.live.values() {
+            let mine: Vec<&String> = spec.hosts.iter().chain(spec.tags.iter().flat_map(|t| t.hosts.iter())).collect();
+            if let Some(taken) = mine.iter().find(|h| hosts.contains(h.as_str())) {
+                tracing::error!(route = %format!("{}/{}", spec.namespace, spec.name), host = %taken, "host already served by another route; route not published");
+                continue;
+            }
+            hosts.extend(mine.into_iter().cloned());
+            let config = RouteConfig { tag_header_routing, ..spec.clone() };
+            configs.push(config.map(|key| self.endpoints.revision(&key)));
+        }
+        match self.table.load().rebuild(configs) {
+            Ok(table) => self.table.store(Arc::new(table)),
+            Err(e) => tracing::error!(error = %e, "routing table not published"),
+        }
+    }
+}
+
+impl RoutePublisher for Publisher {
+    fn set_route(&self, uid: &str, route: RouteSpec) {
+        let key = (route.namespace.clone(), route.name.clone());
+        let mut routes = self.routes.lock();
+        if routes.deleted.contains(uid) {
+            return;
+        }
+        let changed = routes.live.get(&key).is_none_or(|(old_uid, old)| old_uid != uid || *old != route);
+        if changed {
+            routes.live.insert(key, (uid.to_string(), route));
+            self.rebuild(&routes);
+        }
+    }
+
+    fn remove_route(&self, namespace: &str, name: &str, uid: &str) {
+        let mut routes = self.routes.lock();
+        routes.deleted.bury(uid);
+        let key = (namespace.to_string(), name.to_string());
+        let ours = routes.live.get(&key).is_some_and(|(have, _)| uid.is_empty() || have == uid);
+        if ours {
+            routes.live.remove(&key);
+            self.rebuild(&routes);
+        }
+    }
+
+    fn forget_revision(&self, key: &RevisionKey) {
+        let routes = self.routes.lock();
+        self.endpoints.forget(key);
+        if routes.live.values().any(|(_, spec)| spec.revisions().any(|k| k == key)) {
+            self.rebuild(&routes);
+        }
+    }
+
+    fn set_tag_header_routing(&self, on: bool) {
+        let routes = self.routes.lock();
+        if self.tag_header_routing.swap(on, Ordering::SeqCst) != on {
+            self.rebuild(&routes);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,128 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::*;
+use crate::endpoints::Instance;
+use crate::table::{Protocol, TagConfig, Target};
+
+fn publisher() -> Publisher {
+    Publisher::new(Arc::new(ArcSwap::from_pointee(RoutingTable::default())), Endpoints::new())
+}
+
+fn spec(revision: &str) -> RouteSpec {
+    RouteConfig {
+        namespace: "default".into(),
+        name: "hello".into(),
+        hosts: vec!["hello.default".into()],
+        traffic: vec![(100, target(revision))],
+        ..RouteConfig::default()
+    }
+}
+
+fn target(revision: &str) -> Target<RevisionKey> {
+    Target {
+        revision: RevisionKey::new("default", revision),
+        timeout: Duration::from_secs(300),
+        protocol: Protocol::Http1,
+    }
+}
+
+/// The revision `hello.default` reaches now, if any.
+fn reached(p: &Publisher) -> Option<Arc<crate::endpoints::RevisionEndpoints>> {
+    p.table().load().target("hello.default", None, 0).map(|t| t.revision.clone())
+}
+
+#[test]
+fn a_route_deleted_while_reconciling_is_not_programmed_again() {
+    let publisher = publisher();
+    publisher.set_route("a", spec("hello-00001"));
+    assert_eq!(publisher.live_uids(), ["a"]);
+    publisher.remove_route("default", "hello", "a");
+    assert!(publisher.live_uids().is_empty());
+    assert!(reached(&publisher).is_none(), "the table no longer serves it");
+    // The reconcile that read the route before its deletion finishes late.
+    publisher.set_route("a", spec("hello-00001"));
+    assert!(publisher.live_uids().is_empty(), "a deleted route stays unpublished");
+    // A new route under the same name is another object.
+    publisher.set_route("b", spec("hello-00001"));
+    assert_eq!(publisher.live_uids(), ["b"]);
+    // The old route's deletion, seen late, does not take the new one down.
+    publisher.remove_route("default", "hello", "a");
+    assert_eq!(publisher.live_uids(), ["b"]);
+}
+
+#[test]
+fn any_changed_field_is_published_and_an_unchanged_route_is_not() {
+    let publisher = publisher();
+    publisher.set_route("a", spec("hello-00001"));
+    let first = publisher.table().load_full();
+    publisher.set_route("a", spec("hello-00001"));
+    assert!(Arc::ptr_eq(&first, &publisher.table().load_full()), "the same spec is not republished");
+
+    // Every kind of change reaches the table, whichever field it is in.
+    let mut changes: Vec<RouteSpec> = Vec::new();
+    let mut s = spec("hello-00001");
+    s.traffic[0].1.timeout = Duration::from_secs(5);
+    changes.push(s.clone());
+    s.traffic[0].1.protocol = Protocol::H2c;
+    changes.push(s.clone());
+    s.hosts.push("hello.default.svc".into());
+    changes.push(s.clone());
+    s.tags.push(TagConfig { tag: "v1".into(), hosts: vec!["v1-hello.default".into()], target: target("hello-00001") });
+    changes.push(s.clone());
+    s.traffic = vec![(50, target("hello-00001")), (50, target("hello-00002"))];
+    changes.push(s);
+    for change in changes {
+        let before = publisher.table().load_full();
+        publisher.set_route("a", change.clone());
+        assert!(!Arc::ptr_eq(&before, &publisher.table().load_full()), "not republished: {change:?}");
+    }
+    let table = publisher.table().load_full();
+    let t = table.target("hello.default", None, 99).expect("target");
+    assert_eq!(t.revision.key.name, "hello-00002");
+}
+
+#[test]
+fn a_forgotten_revision_is_routed_to_its_new_endpoints() {
+    let publisher = publisher();
+    publisher.set_route("a", spec("hello-00001"));
+    let old = reached(&publisher).expect("routed");
+    assert!(Arc::ptr_eq(&old, &publisher.endpoints.revision(&RevisionKey::new("default", "hello-00001"))));
+    old.add(Instance::new(1, SocketAddr::from(([127, 0, 0, 1], 1))));
+
+    // The revision is deleted and created again under the same name: the runtime registers the
+    // new instances in the registry's new endpoints, and the table must point there.
+    publisher.forget_revision(&RevisionKey::new("default", "hello-00001"));
+    let new = reached(&publisher).expect("still routed");
+    assert!(!Arc::ptr_eq(&old, &new), "the table moved off the deleted revision's endpoints");
+    assert!(Arc::ptr_eq(&new, &publisher.endpoints.revision(&RevisionKey::new("default", "hello-00001"))));
+    assert_eq!(new.ready_count(), 0);
+}
+
+#[test]
+fn a_host_claimed_by_two_routes_is_served_by_the_first_only() {
+    let publisher = publisher();
+    let mut other = spec("other-00001");
+    other.name = "other".into();
+    other.hosts = vec!["hello.default".into(), "other.default".into()];
+    publisher.set_route("a", spec("hello-00001"));
+    publisher.set_route("b", other);
+    let table = publisher.table().load_full();
+    assert_eq!(table.target("hello.default", None, 0).map(|t| t.revision.key.name.as_str()), Some("hello-00001"));
+    assert!(table.target("other.default", None, 0).is_none(), "the second route is left out whole");
+}
+
+#[test]
+fn the_tag_header_feature_rebuilds_the_table() {
+    let publisher = publisher();
+    let mut s = spec("hello-00001");
+    s.tags.push(TagConfig { tag: "v2".into(), hosts: vec!["v2-hello.default".into()], target: target("hello-00002") });
+    publisher.set_route("a", s);
+    let via_header =
+        |p: &Publisher| p.table().load().target("hello.default", Some("v2"), 0).map(|t| t.revision.key.name.clone());
+    assert_eq!(via_header(&publisher).as_deref(), Some("hello-00001"));
+    publisher.set_tag_header_routing(true);
+    assert_eq!(via_header(&publisher).as_deref(), Some("hello-00002"));
+    publisher.set_tag_header_routing(false);
+    assert_eq!(via_header(&publisher).as_deref(), Some("hello-00001"));
+}
