@@ -13,7 +13,7 @@ mod tx;
 
 use std::path::Path;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde_json::Value;
 use sluice_api::Kind;
 use tokio::sync::watch;
@@ -30,6 +30,11 @@ const COMPACTED: &str = "compacted";
 
 /// The default number of events kept for watches to resume from.
 pub const DEFAULT_HISTORY: u64 = 10_000;
+
+/// How every write transaction commits: `Immediate` makes redb fsync the file before
+/// `commit` returns, so a write acknowledged to a client survives power loss, not only a crash
+/// of this process. (`None` would leave it in the page cache until a later durable commit.)
+pub const COMMIT_DURABILITY: Durability = Durability::Immediate;
 
 /// The durable object store.
 pub struct Store {
@@ -108,7 +113,13 @@ impl Store {
             }
             e => StoreError::Storage(format!("{}: {e}", path.display())),
         })?;
-        let txn = db.begin_write()?;
+        Self::with_database(db, history)
+    }
+
+    /// The store over an opened database (tests open one over an instrumented backend).
+    fn with_database(db: Database, history: u64) -> Result<Self, StoreError> {
+        let mut txn = db.begin_write()?;
+        txn.set_durability(COMMIT_DURABILITY)?;
         txn.open_table(OBJECTS)?;
         txn.open_table(EVENTS)?;
         let rv = txn.open_table(COUNTERS)?.get(RESOURCE_VERSION)?.map(|v| v.value()).unwrap_or(0);

@@ -266,3 +266,107 @@ fn a_dependent_created_after_its_owner_is_gone_is_collected_at_once() {
     store.create(Kind::Configuration, dependent(meta::uid(&owner)), false).expect("accepted");
     assert!(store.get(Kind::Configuration, "default", "dep").expect("get").is_none(), "the old uid owns nothing");
 }
+
+/// A file backend that counts `fsync`s (`sync_data`), so a test can see whether a commit
+/// reached the disk rather than the page cache.
+#[derive(Debug)]
+struct CountingBackend {
+    file: redb::backends::FileBackend,
+    syncs: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl redb::StorageBackend for CountingBackend {
+    fn len(&self) -> Result<u64, std::io::Error> {
+        self.file.len()
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
+        self.file.read(offset, out)
+    }
+
+    fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
+        self.file.set_len(len)
+    }
+
+    fn sync_data(&self) -> Result<(), std::io::Error> {
+        self.syncs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.file.sync_data()
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+        self.file.write(offset, data)
+    }
+
+    fn close(&self) -> Result<(), std::io::Error> {
+        self.file.close()
+    }
+
+    fn try_lock_range(
+        &self,
+        start: std::ops::Bound<u64>,
+        end: std::ops::Bound<u64>,
+    ) -> Result<bool, redb::BackendError> {
+        self.file.try_lock_range(start, end)
+    }
+
+    fn try_lock_shared_range(
+        &self,
+        start: std::ops::Bound<u64>,
+        end: std::ops::Bound<u64>,
+    ) -> Result<bool, redb::BackendError> {
+        self.file.try_lock_shared_range(start, end)
+    }
+
+    fn lock_range(&self, start: std::ops::Bound<u64>, end: std::ops::Bound<u64>) -> Result<(), redb::BackendError> {
+        self.file.lock_range(start, end)
+    }
+
+    fn lock_shared_range(
+        &self,
+        start: std::ops::Bound<u64>,
+        end: std::ops::Bound<u64>,
+    ) -> Result<(), redb::BackendError> {
+        self.file.lock_shared_range(start, end)
+    }
+
+    fn unlock_range(&self, start: std::ops::Bound<u64>, end: std::ops::Bound<u64>) -> Result<(), redb::BackendError> {
+        self.file.unlock_range(start, end)
+    }
+
+    fn query_lock_range(
+        &self,
+        start: std::ops::Bound<u64>,
+        end: std::ops::Bound<u64>,
+    ) -> Result<bool, redb::BackendError> {
+        self.file.query_lock_range(start, end)
+    }
+}
+
+#[test]
+fn every_acknowledged_write_is_fsynced_before_it_returns() {
+    assert!(matches!(COMMIT_DURABILITY, Durability::Immediate), "commits must be durable");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.path().join("db.redb"))
+        .expect("file");
+    let syncs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let backend =
+        CountingBackend { file: redb::backends::FileBackend::new(file).expect("backend"), syncs: syncs.clone() };
+    let db = redb::Builder::new().create_with_backend(backend).expect("database");
+    let store = Store::with_database(db, DEFAULT_HISTORY).expect("store");
+    let mut last = syncs.load(std::sync::atomic::Ordering::SeqCst);
+    let r = store.create(Kind::Route, route("r"), false).expect("create");
+    let now = syncs.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(now > last, "a create returned before any fsync");
+    last = now;
+    update(&store, Kind::Route, &r, |v| v["metadata"]["labels"]["x"] = json!("y")).expect("update");
+    let now = syncs.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(now > last, "an update returned before any fsync");
+    last = now;
+    store.delete(Kind::Route, "default", "r", &DeleteOptions::default()).expect("delete");
+    assert!(syncs.load(std::sync::atomic::Ordering::SeqCst) > last, "a delete returned before any fsync");
+}

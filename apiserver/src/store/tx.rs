@@ -24,7 +24,8 @@ pub(super) struct Tx {
 impl Tx {
     /// Starts a transaction; blocks while another write is in progress.
     pub fn begin(db: &Database) -> Result<Self, StoreError> {
-        let txn = db.begin_write()?;
+        let mut txn = db.begin_write()?;
+        txn.set_durability(super::COMMIT_DURABILITY)?;
         let next_rv = {
             let counters = txn.open_table(COUNTERS)?;
             counters.get(RESOURCE_VERSION)?.map(|v| v.value()).unwrap_or(0)

@@ -1,0 +1,291 @@
+//! The reconcilers called directly, one reconcile at a time, against the real embedded API
+//! server running in this process on port 0 (a real store in a temporary directory, real HTTP),
+//! with a recording [`Scaler`] and [`RoutePublisher`] in place of the runtime and the router:
+//! the paths that the end-to-end tests reach only by luck of timing.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, PostParams};
+use kube::runtime::controller::Action;
+use serde_json::{Value, json};
+use sluice_api::scale::{RevisionHealth, RevisionRun, Scaler};
+use sluice_api::{Configuration, Revision, RevisionKey, Route, Service};
+use sluice_apiserver::ApiServer;
+use sluice_apiserver::store::{DEFAULT_HISTORY, Store};
+use sluice_controller::{Ctx, configuration, revision, route, service};
+use sluice_router::publish::{RoutePublisher, RouteSpec};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// What the reconcilers asked of the world.
+#[derive(Default)]
+struct Recorder {
+    scales: Mutex<Vec<(String, usize)>>,
+    forgotten: Mutex<Vec<String>>,
+    health: Mutex<Option<RevisionHealth>>,
+    routes: Mutex<Vec<RouteSpec>>,
+}
+
+impl Scaler for Recorder {
+    fn set_scale(&self, run: &RevisionRun, scale: usize) {
+        self.scales.lock().expect("lock").push((run.key.name.clone(), scale));
+    }
+
+    fn forget(&self, key: &RevisionKey, _uid: &str) {
+        self.forgotten.lock().expect("lock").push(key.name.clone());
+    }
+
+    fn health(&self, _key: &RevisionKey) -> Option<RevisionHealth> {
+        self.health.lock().expect("lock").clone()
+    }
+
+    fn log_url(&self, key: &RevisionKey) -> String {
+        format!("test://{key}")
+    }
+}
+
+impl RoutePublisher for Recorder {
+    fn set_route(&self, _uid: &str, route: RouteSpec) {
+        self.routes.lock().expect("lock").push(route);
+    }
+
+    fn remove_route(&self, _namespace: &str, _name: &str, _uid: &str) {}
+
+    fn forget_revision(&self, _key: &RevisionKey) {}
+
+    fn set_tag_header_routing(&self, _on: bool) {}
+}
+
+/// The API server in this process, and a controller context against it.
+struct Harness {
+    ctx: Arc<Ctx>,
+    recorder: Arc<Recorder>,
+    stop: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::open(&dir.path().join("sluice.redb"), DEFAULT_HISTORY).expect("store"));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let stop = CancellationToken::new();
+        tokio::spawn(ApiServer::new(store, stop.clone()).serve(listener));
+        let client = kube::Client::try_from(kube::Config::new(url.parse().expect("url"))).expect("client");
+        let recorder = Arc::new(Recorder::default());
+        let ctx = Arc::new(Ctx {
+            client,
+            scaler: recorder.clone(),
+            publisher: recorder.clone(),
+            domain: "example.com".into(),
+        });
+        Self { ctx, recorder, stop, _dir: dir }
+    }
+
+    fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.ctx.client.clone(), "default")
+    }
+
+    async fn create<K>(&self, obj: Value) -> K
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let obj: K = serde_json::from_value(obj).expect("object");
+        self.api::<K>().create(&PostParams::default(), &obj).await.expect("create")
+    }
+
+    async fn get<K>(&self, name: &str) -> K
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        self.api::<K>().get(name).await.expect("get")
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+fn configuration_json(name: &str, template_name: Option<&str>) -> Value {
+    let mut template = json!({"spec": {"containers": [{"image": "ghcr.io/knative/helloworld-go"}]}});
+    if let Some(n) = template_name {
+        template["metadata"] = json!({"name": n});
+    }
+    json!({"apiVersion": "serving.knative.dev/v1", "kind": "Configuration",
+           "metadata": {"name": name, "namespace": "default"}, "spec": {"template": template}})
+}
+
+fn revision_json(name: &str) -> Value {
+    json!({"apiVersion": "serving.knative.dev/v1", "kind": "Revision",
+           "metadata": {"name": name, "namespace": "default"},
+           "spec": {"containers": [{"image": "ghcr.io/knative/helloworld-go"}]}})
+}
+
+/// The Ready condition's (status, reason, message).
+fn ready(status: &Option<impl serde::Serialize>) -> (String, String, String) {
+    let s = serde_json::to_value(status).expect("status");
+    let c = s["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == "Ready")).cloned();
+    let c = c.unwrap_or_else(|| panic!("no Ready condition in {s}"));
+    let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+    (text("status"), text("reason"), text("message"))
+}
+
+#[tokio::test]
+async fn a_revision_name_taken_by_another_owner_fails_the_configuration_until_it_is_freed() {
+    let h = Harness::start().await;
+    // Someone else created the name the configuration's first revision must have: the create
+    // gets 409 from the API server.
+    let stray: Revision = h.create(revision_json("hello-00001")).await;
+    let cfg: Configuration = h.create(configuration_json("hello", None)).await;
+    let action = configuration::reconcile(Arc::new(cfg), h.ctx.clone()).await.expect("reconciled");
+    assert_eq!(action, Action::await_change());
+
+    let cfg: Configuration = h.get("hello").await;
+    let (status, reason, message) = ready(&cfg.status);
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "RevisionFailed"));
+    assert!(message.starts_with("Revision creation failed with message: "), "{message}");
+    assert!(message.contains("\"hello-00001\" already exists"), "{message}");
+    let kept: Revision = h.get("hello-00001").await;
+    assert_eq!(kept.uid(), stray.uid(), "the other owner's revision is left alone");
+    assert!(kept.owner_references().is_empty());
+
+    // Once the name is free, the next reconcile stamps the configuration's own revision.
+    h.api::<Revision>().delete("hello-00001", &DeleteParams::default()).await.expect("delete");
+    configuration::reconcile(Arc::new(cfg), h.ctx.clone()).await.expect("reconciled");
+    let rev: Revision = h.get("hello-00001").await;
+    let cfg: Configuration = h.get("hello").await;
+    assert_eq!(rev.owner_references()[0].uid, cfg.uid().expect("uid"));
+    let status = cfg.status.expect("status");
+    assert_eq!(status.latest_created_revision_name.as_deref(), Some("hello-00001"));
+    assert_eq!(ready(&Some(status)).0, "Unknown", "not ready until the revision is");
+}
+
+#[tokio::test]
+async fn a_user_named_revision_taken_by_another_owner_is_reported_by_name() {
+    let h = Harness::start().await;
+    let _: Revision = h.create(revision_json("hello-mine")).await;
+    let cfg: Configuration = h.create(configuration_json("hello", Some("hello-mine"))).await;
+    configuration::reconcile(Arc::new(cfg), h.ctx.clone()).await.expect("reconciled");
+    let cfg: Configuration = h.get("hello").await;
+    let (status, _, message) = ready(&cfg.status);
+    assert_eq!(status, "False");
+    assert_eq!(
+        message,
+        "Revision creation failed with message: revisions.serving.knative.dev \"hello-mine\" already exists."
+    );
+    let revs = h.api::<Revision>().list(&Default::default()).await.expect("list");
+    assert_eq!(revs.items.len(), 1, "no other revision was created");
+}
+
+fn byo_service(revision: &str) -> Value {
+    json!({"apiVersion": "serving.knative.dev/v1", "kind": "Service",
+           "metadata": {"name": "hello", "namespace": "default"},
+           "spec": {"template": {"metadata": {"name": revision},
+                                 "spec": {"containers": [{"image": "ghcr.io/knative/helloworld-go"}]}},
+                    "traffic": [{"revisionName": revision, "percent": 100}]}})
+}
+
+fn route_revisions(route: &Route) -> Vec<String> {
+    route.spec.traffic.iter().filter_map(|t| t.revision_name.clone()).collect()
+}
+
+#[tokio::test]
+async fn with_a_user_named_revision_the_route_waits_for_the_configuration_to_stamp_it() {
+    let h = Harness::start().await;
+    let svc: Service = h.create(byo_service("hello-v1")).await;
+    service::reconcile(Arc::new(svc), h.ctx.clone()).await.expect("service");
+    assert!(h.api::<Configuration>().get_opt("hello").await.expect("get").is_some());
+    assert!(
+        h.api::<Route>().get_opt("hello").await.expect("get").is_none(),
+        "no route while the configuration has not stamped hello-v1"
+    );
+
+    let cfg: Configuration = h.get("hello").await;
+    configuration::reconcile(Arc::new(cfg), h.ctx.clone()).await.expect("configuration");
+    let svc: Service = h.get("hello").await;
+    service::reconcile(Arc::new(svc), h.ctx.clone()).await.expect("service");
+    assert_eq!(route_revisions(&h.get("hello").await), ["hello-v1"]);
+
+    // The next edit names hello-v2 in both the template and the traffic: the route keeps
+    // hello-v1 until the configuration has caught up with the new template.
+    let mut svc: Service = h.get("hello").await;
+    let edit: Service = serde_json::from_value(byo_service("hello-v2")).expect("service");
+    svc.spec = edit.spec;
+    let svc = h.api::<Service>().replace("hello", &PostParams::default(), &svc).await.expect("replace");
+    service::reconcile(Arc::new(svc), h.ctx.clone()).await.expect("service");
+    let cfg: Configuration = h.get("hello").await;
+    assert_eq!(cfg.metadata.generation, Some(2), "the template change reached the configuration");
+    assert_eq!(route_revisions(&h.get("hello").await), ["hello-v1"], "traffic stays until hello-v2 exists");
+
+    configuration::reconcile(Arc::new(cfg), h.ctx.clone()).await.expect("configuration");
+    assert!(h.api::<Revision>().get_opt("hello-v2").await.expect("get").is_some());
+    let svc: Service = h.get("hello").await;
+    service::reconcile(Arc::new(svc), h.ctx.clone()).await.expect("service");
+    assert_eq!(route_revisions(&h.get("hello").await), ["hello-v2"]);
+}
+
+#[tokio::test]
+async fn labelling_skips_a_revision_deleted_meanwhile() {
+    let h = Harness::start().await;
+    let a: Revision = h.create(revision_json("hello-00001")).await;
+    let b: Revision = h.create(revision_json("hello-00002")).await;
+    // The route listed both, then b was deleted before the labels were written.
+    h.api::<Revision>().delete("hello-00002", &DeleteParams::default()).await.expect("delete");
+    let referenced: BTreeSet<String> = ["hello-00001".to_string(), "hello-00002".to_string()].into();
+    route::label(&h.api::<Revision>(), "hello", &referenced, &[a, b], true).await.expect("a 404 is not an error");
+    let a: Revision = h.get("hello-00001").await;
+    assert_eq!(a.annotations().get("serving.knative.dev/routes").map(String::as_str), Some("hello"));
+    assert_eq!(a.labels().get("serving.knative.dev/routingState").map(String::as_str), Some("active"));
+    assert!(h.api::<Revision>().get_opt("hello-00002").await.expect("get").is_none(), "not recreated by a patch");
+}
+
+#[tokio::test]
+async fn a_revision_asks_the_scaler_for_its_instances_and_reports_what_it_sees() {
+    let h = Harness::start().await;
+    let mut obj = revision_json("hello-00001");
+    obj["metadata"]["labels"] = json!({"serving.knative.dev/routingState": "active"});
+    let rev: Revision = h.create(obj).await;
+    revision::reconcile(Arc::new(rev), h.ctx.clone()).await.expect("revision");
+    assert_eq!(*h.recorder.scales.lock().expect("lock"), [("hello-00001".to_string(), 1)]);
+    let rev: Revision = h.get("hello-00001").await;
+    let status = rev.status.clone().expect("status");
+    assert_eq!(status.log_url.as_deref(), Some("test://default/hello-00001"));
+    assert_eq!(ready(&rev.status).0, "Unknown", "nothing ready yet");
+
+    *h.recorder.health.lock().expect("lock") =
+        Some(RevisionHealth { desired: 1, running: 1, ready: 1, ever_ready: true, ..Default::default() });
+    revision::reconcile(Arc::new(rev), h.ctx.clone()).await.expect("revision");
+    let rev: Revision = h.get("hello-00001").await;
+    assert_eq!(ready(&rev.status).0, "True");
+    assert_eq!(rev.status.as_ref().and_then(|s| s.actual_replicas), Some(1));
+
+    // A route that references the ready revision is published with it.
+    let route: Route = h
+        .create(json!({"apiVersion": "serving.knative.dev/v1", "kind": "Route",
+                       "metadata": {"name": "hello", "namespace": "default"},
+                       "spec": {"traffic": [{"revisionName": "hello-00001", "percent": 100}]}}))
+        .await;
+    route::reconcile(Arc::new(route), h.ctx.clone()).await.expect("route");
+    let published = h.recorder.routes.lock().expect("lock").clone();
+    let last = published.last().expect("the route was published");
+    assert_eq!(last.hosts[0], "hello.default.example.com");
+    assert_eq!(
+        last.traffic.iter().map(|(p, t)| (*p, t.revision.name.as_str())).collect::<Vec<_>>(),
+        [(100, "hello-00001")]
+    );
+}
