@@ -5,28 +5,10 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use sluice_test_support::samples::{self, COMPLETE};
 use sluice_test_support::{Sluice, kubectl};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
-const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/samples/knative");
-
-/// The samples that are whole objects; the `traffic-*` files and the rollout annotation are
-/// excerpts with `...` in them.
-const COMPLETE: &[&str] = &[
-    "helloworld-go.service.yaml",
-    "autoscale-go.service.yaml",
-    "first-traffic-split-hello.yaml",
-    "tag-header-based-routing.sample.yaml",
-    "blue-green-1-route-100-first.yaml",
-    "blue-green-2-route-stage-v2-0pct.yaml",
-    "blue-green-3-route-50-50.yaml",
-    "blue-green-4-route-0-100.yaml",
-    "config-network-rollout-duration.yaml",
-    "serving-config-autoscaler.yaml",
-    "serving-config-defaults.yaml",
-    "serving-config-features.yaml",
-    "serving-config-network.yaml",
-];
 
 fn run(sluice: &Sluice, args: &[&str], env: &[(&str, &str)]) -> Output {
     let kubectl = kubectl().expect("checked by the caller");
@@ -50,7 +32,7 @@ fn ok(sluice: &Sluice, args: &[&str]) -> String {
 }
 
 fn filled(dir: &Path, file: &str) -> String {
-    let text = std::fs::read_to_string(Path::new(SAMPLES).join(file)).expect("sample");
+    let text = samples::read(file);
     let text = text
         .replace("<route-name>", "blue-green-demo")
         .replace("<first-revision-name>", "blue-green-demo-00001")

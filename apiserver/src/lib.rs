@@ -31,6 +31,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::{Value, json};
 use sluice_api::Kind;
 use tokio::net::TcpListener;
+use tokio::task::JoinSet;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -39,6 +40,11 @@ use crate::store::Store;
 use query::Query;
 use resource::Target;
 use status::ApiError;
+
+/// How long open requests get to finish at shutdown.
+const DRAIN: Duration = Duration::from_secs(5);
+/// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Response bodies: whole documents or watch streams.
 pub type ApiBody = BoxBody<Bytes, Infallible>;
@@ -81,39 +87,42 @@ impl ApiServer {
         Self { ctx: Arc::new(Ctx { store, shutdown, bookmark_interval: Duration::from_secs(30) }) }
     }
 
-    /// Serves connections from `listener` until shutdown, then lets open requests finish
-    /// (watches end at once) for up to five seconds.
+    /// Serves connections from `listener` until shutdown; then stops accepting, lets open
+    /// requests finish (watches end at once) for up to [`DRAIN`], closes what is left and
+    /// returns. Every connection task is owned here and has ended when this returns.
     pub async fn serve(self, listener: TcpListener) {
         let graceful = GracefulShutdown::new();
         let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        let mut connections = JoinSet::new();
         loop {
-            let stream = tokio::select! {
+            tokio::select! {
+                biased;
+                () = self.ctx.shutdown.cancelled() => break,
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
+                    Ok((stream, _)) => {
+                        let _ = stream.set_nodelay(true);
+                        let ctx = self.ctx.clone();
+                        let svc = hyper::service::service_fn(move |req| handle(ctx.clone(), req));
+                        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc).into_owned());
+                        connections.spawn(async move {
+                            if let Err(e) = conn.await {
+                                tracing::debug!(error = %e, "api connection ended");
+                            }
+                        });
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "api server accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
                     }
                 },
-                () = self.ctx.shutdown.cancelled() => break,
-            };
-            let _ = stream.set_nodelay(true);
-            let ctx = self.ctx.clone();
-            let svc = hyper::service::service_fn(move |req| handle(ctx.clone(), req));
-            let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
-            let conn = graceful.watch(conn);
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "api connection ended");
-                }
-            });
+            }
         }
         drop(listener);
-        tokio::select! {
-            () = graceful.shutdown() => {}
-            () = tokio::time::sleep(Duration::from_secs(5)) => tracing::warn!("api server: connections still open after 5s; closing"),
+        if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+            tracing::warn!("api server: connections still open after {DRAIN:?}; closing");
         }
+        connections.shutdown().await;
     }
 }
 

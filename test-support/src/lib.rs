@@ -6,6 +6,7 @@
 
 pub mod http;
 mod process;
+pub mod samples;
 pub mod traffic;
 
 pub use process::{Sluice, SluiceOptions, eventually, until, wait_for};

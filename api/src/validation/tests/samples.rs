@@ -1,33 +1,12 @@
 //! Knative's own sample objects pass defaulting and validation, and admission keeps fields it
 //! does not model.
 
-use std::path::Path;
-
 use serde_json::{Value, json};
 
 use super::{accepted, service};
 use crate::kinds::Kind;
 
-/// Knative's samples, kept verbatim in the repository.
-const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/samples/knative");
-
-/// Complete objects among the samples. The `traffic-*` files and `rollout-duration-annotation.yaml`
-/// are excerpts (`...` stands for elided fields), so they are not objects to admit.
-const COMPLETE: &[&str] = &[
-    "helloworld-go.service.yaml",
-    "autoscale-go.service.yaml",
-    "first-traffic-split-hello.yaml",
-    "tag-header-based-routing.sample.yaml",
-    "blue-green-1-route-100-first.yaml",
-    "blue-green-2-route-stage-v2-0pct.yaml",
-    "blue-green-3-route-50-50.yaml",
-    "blue-green-4-route-0-100.yaml",
-    "config-network-rollout-duration.yaml",
-    "serving-config-autoscaler.yaml",
-    "serving-config-defaults.yaml",
-    "serving-config-features.yaml",
-    "serving-config-network.yaml",
-];
+use sluice_test_support::samples::{self, COMPLETE};
 
 /// Placeholders the blue-green docs leave for the reader.
 const PLACEHOLDERS: &[(&str, &str)] = &[
@@ -56,7 +35,7 @@ fn documents(text: &str) -> Vec<Value> {
 fn knative_samples_pass_defaults_and_validation() {
     let mut admitted = 0;
     for file in COMPLETE {
-        let mut text = std::fs::read_to_string(Path::new(SAMPLES).join(file)).expect("sample readable");
+        let mut text = samples::read(file);
         for (from, to) in PLACEHOLDERS {
             text = text.replace(from, to);
         }
