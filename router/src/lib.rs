@@ -1,9 +1,15 @@
 //! Sluice's data plane: host → route → weighted split → revision → instance → proxy.
 //!
-//! The controller builds a [`table::RoutingTable`] and publishes it through an
-//! `Arc<ArcSwap<RoutingTable>>`; [`server::serve`] accepts HTTP/1.1 and h2c connections and
+//! The controller describes each route as plain data ([`publish::RouteSpec`]) and hands it to
+//! a [`publish::RoutePublisher`]; the embedded [`publish::Publisher`] resolves it against the
+//! live [`endpoints`] into an immutable [`table::RoutingTable`] and swaps it into an
+//! `Arc<ArcSwap<RoutingTable>>`. [`server::serve`] accepts HTTP/1.1 and h2c connections and
 //! hands each request to a [`Router`], which reads the table once per request and never locks.
-//! Every failure becomes a one-line plain-text response ([`error::ProxyError`]).
+//! Every failure becomes a one-line plain-text response ([`error::ProxyError`], texts in
+//! [`reason`]).
+//!
+//! Modules depend one way: `proxy` → `table` → `endpoints`/`reason`; `error` → `body`/`reason`;
+//! nothing below `proxy` knows about it.
 
 #![warn(missing_docs)]
 

@@ -1,9 +1,11 @@
 //! The local runtime, the embedded default's "node": runs each revision's instances as child
 //! processes of `sluice serve`, probes them, puts ready ones into the router's
 //! [`Endpoints`], restarts crashed ones with backoff, and drains and stops the ones no longer
-//! wanted. The controller says how many instances a revision should run
-//! ([`Runtime::set_scale`]) and reads back what is running ([`Runtime::health`]); every change
-//! is announced on the channel [`Runtime::new`] returns, so the revision's status follows.
+//! wanted. It is the embedded default's [`Scaler`]: the controller says how many instances a
+//! revision should run ([`Runtime::set_scale`]) and reads back what is running
+//! ([`Runtime::health`]); every change is announced on the channel [`Runtime::new`] returns, so
+//! the revision's status follows. A Kubernetes runtime will implement the same trait with
+//! Deployments.
 //!
 //! An instance runs as `sluice instance-exec --parent-pid P -- ARGV` in its own process group:
 //! the trampoline arranges for the kernel to kill it if `sluice serve` dies, then becomes ARGV.
