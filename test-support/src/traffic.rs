@@ -86,7 +86,11 @@ impl Traffic {
     }
 
     /// Sends `n` requests to `host` over `concurrency` connections and counts the bodies;
-    /// any non-200 answer is counted under `"<status> <body>"`.
+    /// any non-200 answer is counted under `"<status> <body>"`. The route's split sequence is
+    /// shared in order of arrival, so when nothing else sends to the route and its table does
+    /// not change meanwhile, the `n` requests are one consecutive run of it whatever the
+    /// concurrency, and each target gets its share to within two requests. A task's panic
+    /// fails the caller.
     pub async fn split(&self, host: &str, n: usize, concurrency: usize) -> BTreeMap<String, usize> {
         let counts = Arc::new(Mutex::new(BTreeMap::new()));
         let next = Arc::new(AtomicU64::new(0));
@@ -152,7 +156,7 @@ impl Load {
         self.sent.load(Ordering::Relaxed)
     }
 
-    /// Stops the load and returns what it saw.
+    /// Stops the load and returns what it saw; a load task's panic fails the caller.
     pub async fn stop(self) -> LoadReport {
         self.stop.store(true, Ordering::Relaxed);
         join_all(self.tasks).await;
