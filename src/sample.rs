@@ -2,12 +2,14 @@
 //! answers `Hello {TARGET}!` on `$PORT`, plus a few endpoints tests and demos use: `/echo`
 //! (streams the request body back), `/sleep?ms=N`, `/status/N`, `/env/NAME`, `/headers`, and
 //! `/crash?code=N` (writes a line to stderr and exits with code N at once, like a crash).
+//! Every response carries `K-Revision: $K_REVISION` (when set), so a test can tell which
+//! revision answered even where the body does not say (`/sleep`, `/echo`).
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -22,6 +24,7 @@ pub async fn hello() -> anyhow::Result<()> {
     let listener = TcpListener::bind(("0.0.0.0", port)).await?;
     let target = std::env::var("TARGET").unwrap_or_else(|_| "World".to_string());
     let greeting = Bytes::from(format!("Hello {target}!\n"));
+    let revision = std::env::var("K_REVISION").ok().and_then(|r| HeaderValue::try_from(r).ok());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let graceful = GracefulShutdown::new();
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -35,8 +38,17 @@ pub async fn hello() -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => break,
         };
         let _ = stream.set_nodelay(true);
-        let greeting = greeting.clone();
-        let svc = hyper::service::service_fn(move |req| handle(req, greeting.clone()));
+        let (greeting, revision) = (greeting.clone(), revision.clone());
+        let svc = hyper::service::service_fn(move |req| {
+            let (greeting, revision) = (greeting.clone(), revision.clone());
+            async move {
+                let mut res = handle(req, greeting).await?;
+                if let Some(revision) = revision {
+                    res.headers_mut().insert("k-revision", revision);
+                }
+                Ok::<_, Infallible>(res)
+            }
+        });
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc).into_owned());
         tokio::spawn(async move {
             let _ = conn.await;

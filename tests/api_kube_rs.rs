@@ -33,15 +33,27 @@ async fn kube_rs_creates_lists_watches_patches_and_deletes() {
     let sluice = Sluice::start_api_only(BIN).expect("start sluice");
     let api: Api<Service> = Api::namespaced(client(&sluice), "default");
 
+    // The watcher's initial list must be done before the first write, or the create could be
+    // delivered as part of the initial list (InitApply) rather than as a watch event.
+    let (listed, init_done) = tokio::sync::oneshot::channel();
     let events = tokio::spawn({
         let api = api.clone();
         async move {
             let mut seen = Vec::new();
+            let mut listed = Some(listed);
             let mut stream = watcher(api, watcher::Config::default()).boxed();
             while let Ok(Some(ev)) =
                 tokio::time::timeout(Duration::from_secs(20), stream.try_next()).await.expect("watch event in time")
             {
                 match ev {
+                    watcher::Event::InitApply(s) if listed.is_some() => {
+                        panic!("nothing exists before the watch: {:?}", s.metadata.name)
+                    }
+                    watcher::Event::InitDone => {
+                        if let Some(listed) = listed.take() {
+                            let _ = listed.send(());
+                        }
+                    }
                     watcher::Event::Apply(s) => seen.push(format!("apply:{}", s.metadata.name.unwrap_or_default())),
                     watcher::Event::Delete(s) => {
                         seen.push(format!("delete:{}", s.metadata.name.unwrap_or_default()));
@@ -54,6 +66,10 @@ async fn kube_rs_creates_lists_watches_patches_and_deletes() {
         }
     });
 
+    tokio::time::timeout(Duration::from_secs(20), init_done)
+        .await
+        .expect("the watcher's initial list in time")
+        .expect("the watcher task is running");
     let created = api.create(&PostParams::default(), &service("hello")).await.expect("create");
     assert_eq!(created.metadata.generation, Some(1));
     assert!(created.metadata.uid.is_some());

@@ -1,10 +1,13 @@
 //! The `sluice` client commands against a running server: apply (file, directory, stdin,
 //! multi-document, errors per document with the field path), get (table, YAML, JSON), delete.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
-use sluice_test_support::Sluice;
+use serde_json::Value;
+use sluice_test_support::{Sluice, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 
@@ -26,6 +29,37 @@ fn sluice_cmd(s: &Sluice, args: &[&str], stdin: Option<&str>) -> Output {
 
 fn text(o: &Output) -> (String, String) {
     (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+/// The services by name: uid, generation, and the first container's TARGET.
+fn services(s: &Sluice) -> BTreeMap<String, (String, i64, String)> {
+    let out = sluice_cmd(s, &["get", "ksvc", "-o", "json"], None);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let list: Value = serde_json::from_slice(&out.stdout).expect("a JSON list");
+    let items = list["items"].as_array().expect("items");
+    items
+        .iter()
+        .map(|svc| {
+            let meta = &svc["metadata"];
+            let target = &svc["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"];
+            let field = |v: &Value| v.as_str().unwrap_or_default().to_string();
+            (field(&meta["name"]), (field(&meta["uid"]), meta["generation"].as_i64().unwrap_or(0), field(target)))
+        })
+        .collect()
+}
+
+/// The names of every revision, sorted.
+fn revision_names(s: &Sluice) -> Vec<String> {
+    let out = sluice_cmd(s, &["get", "revisions", "-o", "json"], None);
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let mut names: Vec<String> = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    names
 }
 
 const TWO_SERVICES: &str = "apiVersion: serving.knative.dev/v1
@@ -87,9 +121,31 @@ fn apply_get_and_delete_from_the_command_line() {
         "{stdout}"
     );
 
-    // A directory, applied again: both are updated in place, not duplicated.
+    // A directory, applied again with `two` changed: both are updated in place, not duplicated.
+    let before = services(&s);
+    std::fs::write(&file, TWO_SERVICES.replace("value: two", "value: deux")).expect("write");
     let out = sluice_cmd(&s, &["apply", "-f", dir.path().to_str().expect("utf8")], None);
-    assert!(out.status.success(), "{:?}", text(&out));
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("service.serving.knative.dev/two configured"), "{stdout}");
+    let after = services(&s);
+    assert_eq!(after.keys().collect::<Vec<_>>(), ["one", "two"], "still two services: {after:?}");
+    for (name, (uid, _, _)) in &after {
+        assert_eq!(Some(uid), before.get(name).map(|b| &b.0), "{name} kept its identity (not recreated)");
+    }
+    // `one` may move a generation too: `apply` replaces the object, and Knative defaults
+    // `enableServiceLinks` only on create (as `kubectl replace` would against Knative).
+    assert_eq!((before["two"].1, after["two"].1), (1, 2), "one spec change is one generation of `two`");
+    assert_eq!(after["two"].2, "deux", "the stored service shows the update");
+    // One update makes one more revision of `two`. (Not asserted for `one`: re-applying its
+    // unchanged manifest drops the create-time `enableServiceLinks: false` default from its
+    // template, which stamps a revision `one-00002` — reported, not enshrined here.)
+    let of_two = || revision_names(&s).into_iter().filter(|n| n.starts_with("two-")).collect::<Vec<_>>();
+    wait_for("the update's revision", Duration::from_secs(60), || {
+        of_two().contains(&"two-00002".to_string()).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}: have {:?}", revision_names(&s)));
+    assert_eq!(of_two(), ["two-00001", "two-00002"]);
 
     // Errors are reported per document, with the field path; the good document still lands.
     let out = sluice_cmd(&s, &["apply", "-f", "-"], Some(ONE_BAD));
@@ -108,7 +164,7 @@ fn apply_get_and_delete_from_the_command_line() {
 
     let out = sluice_cmd(&s, &["get", "service", "two", "-o", "yaml"], None);
     let (yaml, _) = text(&out);
-    assert!(yaml.contains("name: two") && yaml.contains("value: two"), "{yaml}");
+    assert!(yaml.contains("name: two") && yaml.contains("value: deux"), "{yaml}");
     let out = sluice_cmd(&s, &["get", "routes", "-o", "json"], None);
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(list["kind"], "List");

@@ -4,9 +4,11 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use sluice_test_support::samples::{self, COMPLETE};
-use sluice_test_support::{Sluice, kubectl};
+use sluice_test_support::traffic::Traffic;
+use sluice_test_support::{Sluice, kubectl, until};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 
@@ -165,21 +167,22 @@ fn kubectl_creates_namespaces_and_config_maps_and_deleting_a_namespace_takes_its
     );
     let table = ok(&sluice, &["get", "namespaces"]);
     assert!(table.lines().any(|l| l.starts_with("team-b") && l.contains("Active")), "{table}");
-    let url = format!("http://{router}/");
-    let served = |want: &str| {
-        sluice_test_support::wait_for("hello.team-b to answer", std::time::Duration::from_secs(60), || {
-            let out = Command::new("curl").args(["-s", "-H", "Host: hello.team-b.localhost", &url]).output().ok()?;
-            String::from_utf8_lossy(&out.stdout).contains(want).then_some(())
-        })
-    };
-    if Command::new("curl").arg("--version").output().is_ok() {
-        served("Hello World!").expect("the service in team-b answers");
-    }
+    // The routing checks use test-support's own HTTP client, so they run wherever this test does.
+    let http = tokio::runtime::Runtime::new().expect("a runtime for the HTTP checks");
+    let traffic = Traffic::new(&router);
+    let host = "hello.team-b.localhost";
+    let body = http
+        .block_on(traffic.wait_for(host, Duration::from_secs(60), |b| b.contains("Hello World!")))
+        .expect("the service in team-b answers");
+    assert_eq!(body, "Hello World!\n");
 
     ok(&sluice, &["delete", "namespace", "team-b"]);
     assert!(ok(&sluice, &["get", "ksvc,revisions", "-n", "team-b", "-o", "name"]).trim().is_empty());
-    if Command::new("curl").arg("--version").output().is_ok() {
-        served("no route for host").expect("its URL is gone");
-    }
+    let (code, body) = http
+        .block_on(until("its URL to be gone", Duration::from_secs(60), async || {
+            traffic.get(host, "/").await.ok().filter(|(code, _)| *code == 404)
+        }))
+        .expect("its URL is gone");
+    assert_eq!((code, body.as_str()), (404, "no route for host \"hello.team-b.localhost\"\n"));
     assert!(ok(&sluice, &["get", "ns", "-o", "name"]).contains("namespace/team-a"), "other namespaces stay");
 }

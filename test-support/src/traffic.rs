@@ -1,13 +1,24 @@
 //! Driving service traffic through the router in tests: wait for a URL to answer, count which
-//! revision answered, and keep a steady load running while the test edits routes.
+//! revision answered, keep a steady load running while the test edits routes, and hold one
+//! request in flight on an instance for as long as the test needs.
 
 use std::collections::BTreeMap;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+use http::{HeaderMap, Request};
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, Incoming};
+use hyper_util::client::legacy::Client as Legacy;
+use hyper_util::rt::TokioExecutor;
 use parking_lot::Mutex;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::http::Client;
 
@@ -33,7 +44,7 @@ pub struct LoadReport {
 /// A load running in the background until stopped.
 pub struct Load {
     stop: Arc<AtomicBool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    tasks: Vec<JoinHandle<()>>,
     report: Arc<Mutex<LoadReport>>,
     sent: Arc<AtomicU64>,
 }
@@ -75,7 +86,11 @@ impl Traffic {
     }
 
     /// Sends `n` requests to `host` over `concurrency` connections and counts the bodies;
-    /// any non-200 answer is counted under `"<status> <body>"`.
+    /// any non-200 answer is counted under `"<status> <body>"`. The route's split sequence is
+    /// shared in order of arrival, so when nothing else sends to the route and its table does
+    /// not change meanwhile, the `n` requests are one consecutive run of it whatever the
+    /// concurrency, and each target gets its share to within two requests. A task's panic
+    /// fails the caller.
     pub async fn split(&self, host: &str, n: usize, concurrency: usize) -> BTreeMap<String, usize> {
         let counts = Arc::new(Mutex::new(BTreeMap::new()));
         let next = Arc::new(AtomicU64::new(0));
@@ -93,9 +108,7 @@ impl Traffic {
                 }
             }));
         }
-        for t in tasks {
-            let _ = t.await;
-        }
+        join_all(tasks).await;
         counts.lock().clone()
     }
 
@@ -143,13 +156,24 @@ impl Load {
         self.sent.load(Ordering::Relaxed)
     }
 
-    /// Stops the load and returns what it saw.
+    /// Stops the load and returns what it saw; a load task's panic fails the caller.
     pub async fn stop(self) -> LoadReport {
         self.stop.store(true, Ordering::Relaxed);
-        for t in self.tasks {
-            let _ = t.await;
-        }
+        join_all(self.tasks).await;
         std::mem::take(&mut *self.report.lock())
+    }
+}
+
+/// Awaits every task; a task that panicked fails the caller with the task's own panic, so a
+/// failing load task fails the test.
+async fn join_all(tasks: Vec<JoinHandle<()>>) {
+    for t in tasks {
+        if let Err(e) = t.await {
+            match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(e) => panic!("a traffic task did not finish: {e}"),
+            }
+        }
     }
 }
 
@@ -160,4 +184,74 @@ pub fn percent(counts: &BTreeMap<String, usize>, key: &str) -> f64 {
         return 0.0;
     }
     100.0 * *counts.get(key).unwrap_or(&0) as f64 / total as f64
+}
+
+/// One request held in flight on an instance: `POST /echo` to the sample app (`sluice sample
+/// hello`) with its body still open. The instance has answered with its head (so the request
+/// has certainly reached it and is in flight there) and echoed the first chunk; the request
+/// cannot finish until [`finish`](Self::finish) ends the body.
+pub struct InFlight {
+    /// Status of the response head.
+    pub status: u16,
+    /// Headers of the response head; the sample app names its revision in `k-revision`.
+    pub headers: HeaderMap,
+    upload: mpsc::Sender<Bytes>,
+    echo: Incoming,
+    echoed: Vec<u8>,
+}
+
+/// A request body fed chunk by chunk from a channel; it ends when the sender is dropped.
+struct Upload(mpsc::Receiver<Bytes>);
+
+// === impl InFlight ===
+
+impl InFlight {
+    /// Sends `POST /echo` to `host` through `router` with `first` as the first chunk, and
+    /// returns once the answer's head and that chunk's echo are back, or fails after `deadline`.
+    pub async fn start(router: &str, host: &str, first: &str, deadline: Duration) -> anyhow::Result<Self> {
+        let client: Legacy<_, Upload> = Legacy::builder(TokioExecutor::new()).build_http();
+        let (upload, rx) = mpsc::channel(1);
+        let req = Request::post(format!("http://{router}/echo")).header("host", host).body(Upload(rx))?;
+        upload.send(Bytes::from(first.to_string())).await.context("queue the first chunk")?;
+        let started = async {
+            let res = client.request(req).await?;
+            let (parts, mut echo) = res.into_parts();
+            let mut echoed = Vec::new();
+            while echoed.len() < first.len() {
+                match echo.frame().await {
+                    Some(frame) => echoed.extend_from_slice(frame?.data_ref().map_or(&[][..], |d| &d[..])),
+                    None => bail!("the answer ended before the first chunk was echoed: {:?}", echoed),
+                }
+            }
+            Ok(Self { status: parts.status.as_u16(), headers: parts.headers, upload, echo, echoed })
+        };
+        tokio::time::timeout(deadline, started)
+            .await
+            .with_context(|| format!("no answer head and echo from {host} within {deadline:?}"))?
+    }
+
+    /// The revision that answered, from the sample app's `k-revision` header.
+    pub fn revision(&self) -> Option<&str> {
+        self.headers.get("k-revision").and_then(|v| v.to_str().ok())
+    }
+
+    /// Sends `last`, ends the upload, and returns everything the instance echoed.
+    pub async fn finish(mut self, last: &str) -> anyhow::Result<String> {
+        self.upload.send(Bytes::from(last.to_string())).await.context("send the last chunk")?;
+        drop(self.upload);
+        let rest = self.echo.collect().await.context("read the rest of the echo")?.to_bytes();
+        self.echoed.extend_from_slice(&rest);
+        Ok(String::from_utf8_lossy(&self.echoed).into_owned())
+    }
+}
+
+// === impl Upload ===
+
+impl Body for Upload {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        self.0.poll_recv(cx).map(|chunk| chunk.map(|c| Ok(Frame::data(c))))
+    }
 }

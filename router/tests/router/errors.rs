@@ -1,9 +1,11 @@
 //! Every failure is a response with a one-line plain-text reason.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::Request;
 use sluice_router::RouterConfig;
+use sluice_router::endpoints::{Instance, RevisionEndpoints};
 
 use crate::support::*;
 
@@ -37,18 +39,38 @@ async fn a_revision_without_ready_instances_gets_503_with_retry_after() {
     assert_eq!(reply.headers["retry-after"], "1");
 }
 
+/// Polls until the router holds a request for `rev`: a held request keeps its own reference to
+/// the revision's endpoints (above the `baseline` the test and the table hold) while no
+/// instance has been claimed.
+async fn until_held(rev: &Arc<RevisionEndpoints>, baseline: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while Arc::strong_count(rev) <= baseline {
+        assert!(tokio::time::Instant::now() < deadline, "the request never reached the router's hold");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(rev.requests(), 0, "held, not proxied: no instance was claimed");
+}
+
 #[tokio::test]
 async fn a_request_is_held_until_an_instance_is_ready() {
     let backend = Backend::echo("late").await;
     let rev = revision("hello-00001", &[]);
     let cfg = RouterConfig { ready_wait: Duration::from_secs(10), ..config() };
+    let ready_wait = cfg.ready_wait;
     let proxy = Proxy::start_with(hello(&rev), cfg, Duration::from_secs(5)).await;
+    let baseline = Arc::strong_count(&rev);
+    let sent = tokio::time::Instant::now();
     let pending = tokio::spawn(fetch(proxy.addr, "hello.default.localhost"));
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    assert!(!pending.is_finished(), "held while no instance is ready");
-    rev.add(sluice_router::endpoints::Instance::new(9_000_001, backend.addr));
-    let reply = tokio::time::timeout(Duration::from_secs(5), pending).await.expect("answered").expect("task");
-    assert_eq!(reply.status.as_u16(), 200, "body: {}", reply.text());
+    until_held(&rev, baseline).await;
+    assert!(!pending.is_finished(), "still pending when the instance appears");
+    rev.add(Instance::new(9_000_001, backend.addr));
+    // Answered by the instance that was added, before the hold would have given up.
+    let reply = tokio::time::timeout(ready_wait.saturating_sub(sent.elapsed()), pending)
+        .await
+        .expect("answered within ready_wait")
+        .expect("task");
+    assert_eq!((reply.status.as_u16(), reply.backend()), (200, "late"), "body: {}", reply.text());
+    assert_eq!(rev.requests(), 1, "proxied once, to the added instance");
 }
 
 #[tokio::test]
@@ -57,12 +79,20 @@ async fn a_held_request_follows_a_routing_edit() {
     let blue = revision("hello-00001", &[]);
     let green = revision("hello-00002", &[backend.addr]);
     let cfg = RouterConfig { ready_wait: Duration::from_secs(10), ..config() };
+    let ready_wait = cfg.ready_wait;
     let proxy = Proxy::start_with(hello(&blue), cfg, Duration::from_secs(5)).await;
+    let baseline = Arc::strong_count(&blue);
+    let sent = tokio::time::Instant::now();
     let pending = tokio::spawn(fetch(proxy.addr, "hello.default.localhost"));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    until_held(&blue, baseline).await;
+    assert!(!pending.is_finished(), "still pending when the route changes");
     proxy.swap(hello(&green));
-    let reply = tokio::time::timeout(Duration::from_secs(5), pending).await.expect("answered").expect("task");
-    assert_eq!(reply.status.as_u16(), 200, "body: {}", reply.text());
+    let reply = tokio::time::timeout(ready_wait.saturating_sub(sent.elapsed()), pending)
+        .await
+        .expect("answered within ready_wait")
+        .expect("task");
+    assert_eq!((reply.status.as_u16(), reply.backend()), (200, "green"), "body: {}", reply.text());
+    assert_eq!((blue.requests(), green.requests()), (0, 1), "served by the revision the edit routed to");
 }
 
 #[tokio::test]
@@ -72,7 +102,9 @@ async fn without_a_hold_no_instance_is_503_at_once() {
     let started = std::time::Instant::now();
     let reply = fetch(proxy.addr, "hello.default.localhost").await;
     assert_reason(&reply, 503, "no ready instance of revision default/hello-00001");
-    assert!(started.elapsed() < Duration::from_secs(5), "not held");
+    // A zero ready_wait means no hold, not the default one.
+    let default_hold = RouterConfig::default().ready_wait;
+    assert!(started.elapsed() < default_hold, "not held: answered after {:?}", started.elapsed());
 }
 
 #[tokio::test]
