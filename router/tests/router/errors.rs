@@ -99,7 +99,7 @@ async fn a_held_request_follows_a_routing_edit() {
 async fn without_a_hold_no_instance_is_503_at_once() {
     let cfg = RouterConfig { ready_wait: Duration::ZERO, ..config() };
     let proxy = Proxy::start_with(hello(&revision("hello-00001", &[])), cfg, Duration::from_secs(5)).await;
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let reply = fetch(proxy.addr, "hello.default.localhost").await;
     assert_reason(&reply, 503, "no ready instance of revision default/hello-00001");
     // A zero ready_wait means no hold, not the default one.
