@@ -7,6 +7,7 @@
 pub mod http;
 mod process;
 pub mod traffic;
+pub mod wire;
 
 pub use process::{Sluice, SluiceOptions, eventually, until, wait_for};
 
