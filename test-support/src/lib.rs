@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod http;
+pub mod logs;
 mod process;
 pub mod traffic;
 pub mod wire;
