@@ -1,6 +1,6 @@
 //! HTTP as written on the wire, for what the pooled [`Client`](crate::http::Client) will not
-//! send: a raw HTTP/1.1 exchange (a `CONNECT`, an exact status line) and a request over
-//! HTTP/2 with prior knowledge (h2c).
+//! do: a raw HTTP/1.1 exchange (a `CONNECT`, an exact status line), a request over HTTP/2 with
+//! prior knowledge (h2c), and a body read line by line as it arrives (a watch).
 
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 
 /// A response read off the socket.
 #[derive(Debug, Clone)]
@@ -94,4 +95,29 @@ pub async fn h2c_get(addr: &str, authority: &str, path: &str) -> anyhow::Result<
     };
     conn.abort();
     result
+}
+
+/// `GET url`, with the body handed over line by line as it arrives (a watch stream): the
+/// status, and a receiver that ends with the body. The reading task stops when the receiver is
+/// dropped.
+pub async fn lines(url: &str) -> anyhow::Result<(StatusCode, mpsc::Receiver<String>)> {
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let res = client.request(Request::get(url).body(Empty::new())?).await?;
+    let status = res.status();
+    let mut body = res.into_body();
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        let mut pending = Vec::new();
+        while let Some(Ok(frame)) = body.frame().await {
+            let Ok(data) = frame.into_data() else { continue };
+            pending.extend_from_slice(&data);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                if tx.send(String::from_utf8_lossy(&line[..end]).into_owned()).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    Ok((status, rx))
 }
