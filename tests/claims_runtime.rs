@@ -176,7 +176,13 @@ async fn an_exec_probe_gates_routing_and_failure_threshold_misses_take_an_instan
     let revisions: Api<Revision> = Api::namespaced(client(&s), "default");
     let status = revisions.get(rev).await.expect("revision").status.expect("status");
     assert_ne!(find(&status.conditions, "Ready").map(|c| c.status), Some(ConditionStatus::True));
-    assert_eq!(traffic.get(host, "/").await.expect("not routed").0, 503);
+    // (Once the route is programmed: before that the host is unknown.)
+    let (code, body) = until("the route to be programmed", WAIT, async || {
+        traffic.get(host, "/").await.ok().filter(|(code, _)| *code != 404)
+    })
+    .await
+    .expect("the route");
+    assert_eq!((code, body.as_str()), (503, "route default/probed has no traffic target\n"));
 
     std::fs::write(&ready, "").expect("probe passes");
     traffic.wait_for(host, WAIT, |b| b == "Hello probed!\n").await.expect("routed once the probe passes");
