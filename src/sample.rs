@@ -1,9 +1,10 @@
 //! `sluice sample hello`: the app Knative's `helloworld-go` image resolves to locally. It
 //! answers `Hello {TARGET}!` on `$PORT`, plus a few endpoints tests and demos use: `/echo`
-//! (streams the request body back), `/sleep?ms=N`, `/status/N`, `/env/NAME`, `/headers`, and
-//! `/crash?code=N` (writes a line to stderr and exits with code N at once, like a crash).
-//! Every response carries `K-Revision: $K_REVISION` (when set), so a test can tell which
-//! revision answered even where the body does not say (`/sleep`, `/echo`).
+//! (streams the request body back), `/sleep?ms=N`, `/status/N`, `/env/NAME`, `/headers`,
+//! `/version` (the HTTP version the request arrived in, e.g. `HTTP/2.0`: it speaks HTTP/1.1 and
+//! h2c), and `/crash?code=N` (writes a line to stderr and exits with code N at once, like a
+//! crash). Every response carries `K-Revision: $K_REVISION` (when set), so a test can tell
+//! which revision answered even where the body does not say (`/sleep`, `/echo`).
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -96,6 +97,7 @@ async fn handle(req: Request<Incoming>, greeting: Bytes) -> Result<Response<Body
             Ok(v) => text(StatusCode::OK, v),
             Err(_) => text(StatusCode::NOT_FOUND, "unset\n".into()),
         },
+        (_, "/version") => text(StatusCode::OK, format!("{:?}\n", req.version())),
         (_, "/healthz") => text(StatusCode::OK, "ok\n".into()),
         (_, "/crash") => {
             let code = query(&req, "code").and_then(|v| v.parse::<u8>().ok()).unwrap_or(1);

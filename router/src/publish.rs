@@ -45,12 +45,24 @@ pub struct Publisher {
     tag_header_routing: AtomicBool,
 }
 
-/// The programmed routes, by namespace and name, with the uid of the Route each came from; and
-/// the uids of deleted Routes, whose late programming is ignored.
+/// The programmed routes, by namespace and name, with the uid of the Route each came from and
+/// when it was first programmed; and the uids of deleted Routes, whose late programming is
+/// ignored.
 #[derive(Default)]
 struct Routes {
-    live: BTreeMap<(String, String), (String, RouteSpec)>,
+    live: BTreeMap<(String, String), Programmed>,
     deleted: Tombstones,
+    /// The next [`Programmed::since`].
+    next: u64,
+}
+
+/// One programmed route.
+struct Programmed {
+    uid: String,
+    /// Publication order: a host two routes claim goes to the one programmed first, so a new
+    /// route can never take over a URL another already serves.
+    since: u64,
+    spec: RouteSpec,
 }
 
 // === impl Publisher ===
@@ -68,17 +80,19 @@ impl Publisher {
 
     /// The uids of the routes programmed now, in namespace/name order.
     pub fn live_uids(&self) -> Vec<String> {
-        self.routes.lock().live.values().map(|(uid, _)| uid.clone()).collect()
+        self.routes.lock().live.values().map(|p| p.uid.clone()).collect()
     }
 
     /// Rebuilds the table from the programmed routes, under the routes lock so that two
-    /// rebuilds cannot store out of order. A route claiming a host another route already
-    /// serves is left out (and logged); the rest are published.
+    /// rebuilds cannot store out of order. A route claiming a host a route programmed before it
+    /// claims is left out (and logged); the rest are published.
     fn rebuild(&self, routes: &Routes) {
         let tag_header_routing = self.tag_header_routing.load(Ordering::SeqCst);
         let mut hosts = HashSet::new();
         let mut configs = Vec::with_capacity(routes.live.len());
-        for (_, spec) in routes.live.values() {
+        let mut by_age: Vec<&Programmed> = routes.live.values().collect();
+        by_age.sort_by_key(|p| p.since);
+        for Programmed { spec, .. } in by_age {
             let mine: Vec<&String> = spec.hosts.iter().chain(spec.tags.iter().flat_map(|t| t.hosts.iter())).collect();
             if let Some(taken) = mine.iter().find(|h| hosts.contains(h.as_str())) {
                 tracing::error!(route = %format!("{}/{}", spec.namespace, spec.name), host = %taken, "host already served by another route; route not published");
@@ -102,18 +116,24 @@ impl RoutePublisher for Publisher {
         if routes.deleted.contains(uid) {
             return;
         }
-        let changed = routes.live.get(&key).is_none_or(|(old_uid, old)| old_uid != uid || *old != route);
-        if changed {
-            routes.live.insert(key, (uid.to_string(), route));
-            self.rebuild(&routes);
-        }
+        let since = match routes.live.get(&key) {
+            Some(old) if old.uid == uid && old.spec == route => return,
+            // An edit keeps the route's place; a Route recreated under the same name takes a new one.
+            Some(old) if old.uid == uid => old.since,
+            _ => {
+                routes.next += 1;
+                routes.next
+            }
+        };
+        routes.live.insert(key, Programmed { uid: uid.to_string(), since, spec: route });
+        self.rebuild(&routes);
     }
 
     fn remove_route(&self, namespace: &str, name: &str, uid: &str) {
         let mut routes = self.routes.lock();
         routes.deleted.bury(uid);
         let key = (namespace.to_string(), name.to_string());
-        let ours = routes.live.get(&key).is_some_and(|(have, _)| uid.is_empty() || have == uid);
+        let ours = routes.live.get(&key).is_some_and(|p| uid.is_empty() || p.uid == uid);
         if ours {
             routes.live.remove(&key);
             self.rebuild(&routes);
@@ -123,7 +143,7 @@ impl RoutePublisher for Publisher {
     fn forget_revision(&self, key: &RevisionKey) {
         let routes = self.routes.lock();
         self.endpoints.forget(key);
-        if routes.live.values().any(|(_, spec)| spec.revisions().any(|k| k == key)) {
+        if routes.live.values().any(|p| p.spec.revisions().any(|k| k == key)) {
             self.rebuild(&routes);
         }
     }

@@ -148,7 +148,8 @@ pub fn environment(run: &RevisionRun, port: u16, state_dir: &Path, instance: &st
 }
 
 /// The argv of `container`: its `command` and `args` with `$(VAR)` expanded, or the image
-/// table's command for its image followed by its `args`.
+/// table's command for its image (expanded too, so an entry can say `$(PORT)`) followed by its
+/// `args`.
 pub fn argv(
     container: &Container,
     env: &[(OsString, OsString)],
@@ -157,7 +158,14 @@ pub fn argv(
     let lookup = |name: &str| env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.to_string_lossy().into_owned());
     let args = container.args.iter().map(|a| OsString::from(expand(a, lookup)));
     if container.command.is_empty() {
-        let mut argv = resolve(&container.image).ok_or_else(|| StartError::ImageNotFound(container.image.clone()))?;
+        let image = resolve(&container.image).ok_or_else(|| StartError::ImageNotFound(container.image.clone()))?;
+        let mut argv: Vec<OsString> = image
+            .into_iter()
+            .map(|a| match a.to_str() {
+                Some(text) => OsString::from(expand(text, lookup)),
+                None => a,
+            })
+            .collect();
         argv.extend(args);
         return Ok(argv);
     }

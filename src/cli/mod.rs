@@ -88,6 +88,10 @@ pub struct ServeArgs {
     /// testing API clients against a quiet server).
     #[arg(long)]
     pub no_controllers: bool,
+    /// Changes the store keeps for watches to resume from; a watch from an older resource
+    /// version gets 410 Gone (`Expired`) and must list again.
+    #[arg(long, default_value_t = sluice_apiserver::store::DEFAULT_HISTORY)]
+    pub watch_history: u64,
 }
 
 /// Where the CLI finds the API server.

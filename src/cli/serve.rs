@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use serde_json::json;
-use sluice_apiserver::store::{DEFAULT_HISTORY, Store};
+use sluice_apiserver::store::Store;
 use sluice_apiserver::{ApiServer, kubeconfig};
 use sluice_controller::Ctx;
 use sluice_router::endpoints::Endpoints;
@@ -63,7 +63,7 @@ where
     if swept > 0 {
         tracing::warn!(processes = swept, "stopped instances left behind by an earlier run");
     }
-    let store = Arc::new(Store::open(&state_dir.join("sluice.redb"), DEFAULT_HISTORY).context("opening the store")?);
+    let store = Arc::new(Store::open(&state_dir.join("sluice.redb"), args.watch_history).context("opening the store")?);
     let api_listener =
         TcpListener::bind(args.api).await.with_context(|| format!("binding the API server to {}", args.api))?;
     let http_listener =

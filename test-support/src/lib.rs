@@ -5,9 +5,11 @@
 #![warn(missing_docs)]
 
 pub mod http;
+pub mod logs;
 mod process;
 pub mod samples;
 pub mod traffic;
+pub mod wire;
 
 pub use process::{Sluice, SluiceOptions, eventually, until, wait_for};
 
