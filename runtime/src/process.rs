@@ -365,6 +365,10 @@ mod tests {
         let c = Container { image: "x/app:v1".into(), args: vec!["-v".into()], ..Default::default() };
         let got = argv(&c, &env, |i| (i == "x/app:v1").then(|| vec!["/bin/app".into()])).expect("image");
         assert_eq!(got, ["/bin/app", "-v"].map(OsString::from));
+        // An image-table entry may name the instance's variables, as the README's example does.
+        let table = |_: &str| Some(vec!["/bin/app".into(), "--listen".into(), "127.0.0.1:$(PORT)".into()]);
+        let got = argv(&c, &env, table).expect("image");
+        assert_eq!(got, ["/bin/app", "--listen", "127.0.0.1:9000", "-v"].map(OsString::from));
         let err = argv(&c, &env, |_| None).expect_err("unknown image");
         assert!(err.to_string().contains("x/app:v1"), "{err}");
     }

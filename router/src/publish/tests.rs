@@ -126,3 +126,31 @@ fn the_tag_header_feature_rebuilds_the_table() {
     publisher.set_tag_header_routing(false);
     assert_eq!(via_header(&publisher).as_deref(), Some("hello-00001"));
 }
+
+#[test]
+fn a_host_stays_with_the_route_programmed_first_whatever_the_names() {
+    let publisher = publisher();
+    // Route `b-a` serves `b-a.default`; then route `a` comes with tag `b`, whose host is the
+    // same. `a` sorts first by name, but `b-a` was there first and keeps its URL.
+    let mut first = spec("b-a-00001");
+    first.name = "b-a".into();
+    first.hosts = vec!["b-a.default".into()];
+    let mut second = spec("a-00001");
+    second.name = "a".into();
+    second.hosts = vec!["a.default".into()];
+    second.tags.push(TagConfig { tag: "b".into(), hosts: vec!["b-a.default".into()], target: target("a-00002") });
+    publisher.set_route("uid-b-a", first.clone());
+    publisher.set_route("uid-a", second.clone());
+    let name_at =
+        |p: &Publisher, host: &str| p.table().load().target(host, None, 0).map(|t| t.revision.key.name.clone());
+    assert_eq!(name_at(&publisher, "b-a.default").as_deref(), Some("b-a-00001"));
+    assert_eq!(name_at(&publisher, "a.default"), None, "the second route is left out whole");
+
+    // An edit of the first keeps its place; once it is deleted, the second is published.
+    first.traffic[0].1.timeout = Duration::from_secs(9);
+    publisher.set_route("uid-b-a", first);
+    assert_eq!(name_at(&publisher, "b-a.default").as_deref(), Some("b-a-00001"));
+    publisher.remove_route("default", "b-a", "uid-b-a");
+    assert_eq!(name_at(&publisher, "b-a.default").as_deref(), Some("a-00002"));
+    assert_eq!(name_at(&publisher, "a.default").as_deref(), Some("a-00001"));
+}
