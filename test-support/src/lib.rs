@@ -1,6 +1,7 @@
-//! Test helpers shared by Sluice's end-to-end tests: start the real `sluice serve` on ports the
-//! OS picks, wait for it with a deadline (never a fixed sleep), talk HTTP to it, and make sure no
-//! process outlives the test.
+//! Test helpers shared by Sluice's tests: start the real `sluice serve` on ports the OS picks,
+//! wait for it with a deadline (never a fixed sleep), talk HTTP to it (and raw HTTP/1.1 or h2c
+//! where the wire matters), read its logs, make sure no process outlives the test; and the one
+//! list of Knative's sample manifests.
 
 #![warn(missing_docs)]
 
