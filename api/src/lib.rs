@@ -1,8 +1,7 @@
 //! Knative `serving.knative.dev/v1` resource model: Service, Configuration, Route and Revision
-//! with Knative's fields, defaults, validation messages, naming and conditions; and the plain data other crates share (`RevisionKey`, the
-//! [`scale::Scaler`] port, [`tombstones::Tombstones`]). No I/O.
-
-#![warn(missing_docs)]
+//! with Knative's fields, defaults, validation messages, naming and conditions; and the plain
+//! data other crates share (`RevisionKey`, the [`scale::Scaler`] port,
+//! [`tombstones::Tombstones`]). No I/O.
 
 pub mod admission;
 pub mod conditions;

@@ -2,8 +2,6 @@
 //! ConfigMaps and Namespaces), so kubectl and kube-rs work against Sluice as they would against
 //! a cluster; and its durable [`store`] (redb), a module here until it has a second user.
 
-#![warn(missing_docs)]
-
 mod body;
 mod discovery;
 pub mod kubeconfig;

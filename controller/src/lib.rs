@@ -7,8 +7,6 @@
 //! [`RoutePublisher`] that takes each Route's routing state (the embedded router's table).
 //! It links neither the store nor the runtime; the binary wires them in.
 
-#![warn(missing_docs)]
-
 pub mod configuration;
 mod janitor;
 pub mod names;

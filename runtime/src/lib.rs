@@ -10,8 +10,6 @@
 //! An instance runs as `sluice instance-exec --parent-pid P -- ARGV` in its own process group:
 //! the trampoline arranges for the kernel to kill it if `sluice serve` dies, then becomes ARGV.
 
-#![warn(missing_docs)]
-
 mod images;
 mod probe;
 mod process;

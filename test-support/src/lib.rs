@@ -3,8 +3,6 @@
 //! where the wire matters), read its logs, make sure no process outlives the test; and the one
 //! list of Knative's sample manifests.
 
-#![warn(missing_docs)]
-
 pub mod http;
 pub mod logs;
 mod process;
