@@ -55,15 +55,17 @@ where
     let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
     std::fs::create_dir_all(&state_dir).with_context(|| format!("creating state directory {}", state_dir.display()))?;
     let state_dir = state_dir.canonicalize().unwrap_or(state_dir);
+    // The store's lock comes first: it proves no other `sluice serve` uses this state
+    // directory, so what follows may clear what an earlier run left behind. A second serve
+    // stops here, touching nothing of the running one.
+    let store = Arc::new(Store::open(&state_dir.join("sluice.redb"), args.watch_history).context("opening the store")?);
     let endpoints_file = state_dir.join("endpoints.json");
     // A stale file from an earlier run must never be mistaken for this run's addresses.
     let _ = std::fs::remove_file(&endpoints_file);
-
     let swept = Runtime::sweep_orphans(&state_dir);
     if swept > 0 {
         tracing::warn!(processes = swept, "stopped instances left behind by an earlier run");
     }
-    let store = Arc::new(Store::open(&state_dir.join("sluice.redb"), args.watch_history).context("opening the store")?);
     let api_listener =
         TcpListener::bind(args.api).await.with_context(|| format!("binding the API server to {}", args.api))?;
     let http_listener =
