@@ -22,7 +22,8 @@ type Body = BoxBody<Bytes, hyper::Error>;
 /// Serves until SIGTERM/SIGINT, then lets open requests finish.
 pub async fn hello() -> anyhow::Result<()> {
     let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(8080);
-    let listener = TcpListener::bind(("0.0.0.0", port)).await?;
+    // Loopback only: the router reaches it there, and nothing else should.
+    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
     let target = std::env::var("TARGET").unwrap_or_else(|_| "World".to_string());
     let greeting = Bytes::from(format!("Hello {target}!\n"));
     let revision = std::env::var("K_REVISION").ok().and_then(|r| HeaderValue::try_from(r).ok());

@@ -16,6 +16,9 @@ pub enum ProxyError {
     /// The request named no host (no `Host` header and no URI authority).
     #[error("request names no host")]
     MissingHost,
+    /// The request carries more than one `Host` header.
+    #[error("request has more than one Host header")]
+    DuplicateHost,
     /// No route serves the requested host.
     #[error("no route for host {0:?}")]
     UnknownHost(Box<str>),
@@ -74,7 +77,7 @@ impl ProxyError {
     /// The status the client sees.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::MissingHost | Self::InvalidTarget => StatusCode::BAD_REQUEST,
+            Self::MissingHost | Self::DuplicateHost | Self::InvalidTarget => StatusCode::BAD_REQUEST,
             Self::UnknownHost(_) => StatusCode::NOT_FOUND,
             Self::Connect => StatusCode::METHOD_NOT_ALLOWED,
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -88,6 +91,7 @@ impl ProxyError {
     pub fn blame(&self) -> Blame {
         match self {
             Self::MissingHost
+            | Self::DuplicateHost
             | Self::UnknownHost(_)
             | Self::Connect
             | Self::InvalidTarget
@@ -121,7 +125,9 @@ impl ProxyError {
         match self {
             Self::HeadersTooLarge(r) | Self::NoTraffic(r) | Self::NoReadyInstance(r) | Self::Timeout(r) => Some(r),
             Self::Unreachable { reason, .. } | Self::Upstream { reason, .. } => Some(reason),
-            Self::MissingHost | Self::UnknownHost(_) | Self::Connect | Self::InvalidTarget => None,
+            Self::MissingHost | Self::DuplicateHost | Self::UnknownHost(_) | Self::Connect | Self::InvalidTarget => {
+                None
+            }
         }
     }
 }

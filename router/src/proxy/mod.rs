@@ -198,6 +198,7 @@ impl hyper::service::Service<Request<Incoming>> for RouterService {
 fn miss(miss: table::Miss) -> ProxyError {
     match miss {
         table::Miss::MissingHost => ProxyError::MissingHost,
+        table::Miss::DuplicateHost => ProxyError::DuplicateHost,
         table::Miss::UnknownHost(host) => ProxyError::UnknownHost(host),
         table::Miss::NoTraffic(reason) => ProxyError::NoTraffic(reason),
     }

@@ -81,6 +81,9 @@ pub struct RouteConfig<R = Arc<RevisionEndpoints>> {
 pub enum Miss {
     /// The request names no host (no `Host` header and no URI authority).
     MissingHost,
+    /// The request carries more than one `Host` header (and no URI authority): which one it
+    /// meant cannot be told, and proxies that picked differently could be played off each other.
+    DuplicateHost,
     /// No route serves the host.
     UnknownHost(Box<str>),
     /// The route has no traffic target; the reason names the route.
@@ -262,7 +265,7 @@ impl RoutingTable {
     /// tag host, the `Knative-Serving-Tag` header, or the route's split. Reads only what the
     /// route needs and allocates nothing on success.
     pub fn resolve<B>(&self, req: &Request<B>) -> Result<&Arc<Backend>, Miss> {
-        let host = request_host(req).ok_or(Miss::MissingHost)?;
+        let host = request_host(req)?;
         let tag = || req.headers().get(&KNATIVE_SERVING_TAG).and_then(|v| v.to_str().ok());
         self.lookup(host, tag, |route| route.roller.roll())
     }
@@ -362,12 +365,17 @@ impl RoutingTable {
 }
 
 /// The host the client asked for: the URI authority (h2's `:authority`, or an absolute-form
-/// HTTP/1 target), else the `Host` header.
-fn request_host<B>(req: &Request<B>) -> Option<&str> {
-    match req.uri().authority() {
-        Some(authority) => Some(authority.host()),
-        None => req.headers().get(HOST)?.to_str().ok(),
+/// HTTP/1 target, which RFC 9112 says wins over `Host`), else the one `Host` header.
+fn request_host<B>(req: &Request<B>) -> Result<&str, Miss> {
+    if let Some(authority) = req.uri().authority() {
+        return Ok(authority.host());
     }
+    let mut hosts = req.headers().get_all(HOST).iter();
+    let host = hosts.next().ok_or(Miss::MissingHost)?;
+    if hosts.next().is_some() {
+        return Err(Miss::DuplicateHost);
+    }
+    host.to_str().map_err(|_| Miss::MissingHost)
 }
 
 // === impl Backend ===

@@ -32,6 +32,25 @@ async fn a_request_without_a_host_gets_400() {
 }
 
 #[tokio::test]
+async fn two_host_headers_get_400_and_reach_no_route() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let backend = Backend::echo("hello").await;
+    let rev = revision("hello-00001", &[backend.addr]);
+    let proxy = Proxy::start(hello(&rev)).await;
+    for hosts in ["Host: hello.default\r\nHost: other.default", "Host: other.default\r\nHost: hello.default"] {
+        let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.expect("connect");
+        let request = format!("GET / HTTP/1.1\r\n{hosts}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("send");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.expect("read");
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+        assert!(answer.ends_with("\r\n\r\nrequest has more than one Host header\n"), "{answer}");
+    }
+    assert_eq!(rev.requests(), 0, "nothing reached the revision");
+}
+
+#[tokio::test]
 async fn a_revision_without_ready_instances_gets_503_with_retry_after() {
     let proxy = Proxy::start(hello(&revision("hello-00001", &[]))).await;
     let reply = fetch(proxy.addr, "hello.default.localhost").await;
