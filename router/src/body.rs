@@ -14,12 +14,15 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
 
+use crate::activity::ActivityGuard;
 use crate::endpoints::InstanceGuard;
 
 /// The body of every response the router sends.
 #[derive(Debug)]
 pub struct RouterBody {
     kind: Kind,
+    /// Keeps the request counted on its client connection until the response is done.
+    activity: Option<ActivityGuard>,
 }
 
 #[derive(Debug)]
@@ -43,12 +46,19 @@ pub(crate) struct UpstreamBody {
 impl RouterBody {
     /// An instance's response body, holding `guard` until the body ends or is dropped.
     pub(crate) fn upstream(body: Incoming, guard: InstanceGuard) -> Self {
-        Self { kind: Kind::Upstream { body, guard: Some(guard) } }
+        Self { kind: Kind::Upstream { body, guard: Some(guard) }, activity: None }
+    }
+
+    /// The same body, keeping `activity` (its request's claim on the client connection) until
+    /// the body ends or is dropped.
+    pub(crate) fn counted(mut self, activity: ActivityGuard) -> Self {
+        self.activity = Some(activity);
+        self
     }
 
     /// A complete body of `text`.
     pub(crate) fn reason(text: Bytes) -> Self {
-        Self { kind: Kind::Reason(Some(text)) }
+        Self { kind: Kind::Reason(Some(text)), activity: None }
     }
 }
 
@@ -64,10 +74,17 @@ impl Body for RouterBody {
                     // The exchange is over: release the instance now rather than when hyper
                     // gets round to dropping the body.
                     guard.take();
+                    self.activity.take();
                 }
                 polled
             }
-            Kind::Reason(text) => Poll::Ready(text.take().map(|t| Ok(Frame::data(t)))),
+            Kind::Reason(text) => {
+                let frame = text.take();
+                if frame.is_none() {
+                    self.activity.take();
+                }
+                Poll::Ready(frame.map(|t| Ok(Frame::data(t))))
+            }
         }
     }
 

@@ -17,8 +17,13 @@ pub struct RouterConfig {
     /// (431 without a body) when it is 100 or more; below 100, and over h2, the router answers
     /// 431 with a reason. Default 100.
     pub max_headers: usize,
-    /// How long a client has to send a complete HTTP/1 request head. Default 30 s.
+    /// How long a client has to send a complete HTTP/1 request head, and a new connection its
+    /// first byte (HTTP/1 or h2c alike). Default 30 s.
     pub header_read_timeout: Duration,
+    /// How long a client connection with no request in flight is kept open (an h2
+    /// connection without streams; h1 keep-alive is bounded by `header_read_timeout` too).
+    /// Default 60 s.
+    pub idle_timeout: Duration,
     /// How long an idle pooled upstream connection is kept. Default 90 s.
     pub upstream_idle_timeout: Duration,
     /// How long a request whose revision has no ready instance is held for one to appear (an
@@ -35,6 +40,7 @@ impl Default for RouterConfig {
             max_header_bytes: 64 * 1024,
             max_headers: 100,
             header_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
             upstream_idle_timeout: Duration::from_secs(90),
             ready_wait: Duration::from_secs(5),
         }

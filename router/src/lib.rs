@@ -11,6 +11,7 @@
 //! Modules depend one way: `proxy` → `table` → `endpoints`/`reason`; `error` → `body`/`reason`;
 //! nothing below `proxy` knows about it.
 
+pub mod activity;
 pub mod body;
 pub mod config;
 pub mod endpoints;

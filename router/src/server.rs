@@ -1,12 +1,13 @@
 //! The listener: HTTP/1.1 and h2c (prior knowledge) on one port, header limits, and a
 //! graceful shutdown driven by a [`CancellationToken`].
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -20,10 +21,15 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// listener is closed at once), lets in-flight requests finish for up to `drain` (idle
 /// keep-alive connections close, h2 connections get GOAWAY), closes whatever is left, and
 /// returns. Every connection task is owned here and has ended when this returns.
+///
+/// A connection that sends no byte within `header_read_timeout`, or has no request in flight
+/// for `idle_timeout`, is closed (gracefully: GOAWAY for h2). When accepting fails (e.g. the
+/// process is out of file descriptors) the router keeps serving the connections it has,
+/// retries, and logs once per episode rather than per failure.
 pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken, drain: Duration) {
-    let builder = builder(router.config());
-    let graceful = GracefulShutdown::new();
+    let builder = Arc::new(builder(router.config()));
     let mut connections = JoinSet::new();
+    let mut accept_failing = false;
     loop {
         tokio::select! {
             biased;
@@ -31,28 +37,82 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Cancellation
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, remote)) => {
-                    // Small responses must not wait for Nagle; failure only costs latency.
-                    let _ = stream.set_nodelay(true);
-                    let conn = builder.serve_connection(TokioIo::new(stream), router.service(remote)).into_owned();
-                    let conn = graceful.watch(conn);
-                    connections.spawn(async move {
-                        if let Err(e) = conn.await {
-                            tracing::debug!(error = %e, client = %remote, "connection ended with an error");
-                        }
-                    });
+                    if std::mem::take(&mut accept_failing) {
+                        tracing::info!("accepting connections again");
+                    }
+                    connections.spawn(connection(stream, remote, builder.clone(), router.clone(), shutdown.clone()));
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
+                    if !std::mem::replace(&mut accept_failing, true) {
+                        tracing::warn!(error = %e, open = connections.len(), "accept failed; serving open connections and retrying");
+                    }
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                 }
             },
         }
     }
     drop(listener);
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+    let drained = tokio::time::timeout(drain, async { while connections.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
         tracing::warn!(drain = ?drain, "drain deadline passed; closing connections with requests in flight");
     }
     connections.shutdown().await;
+}
+
+/// One client connection, from its first byte to its close.
+async fn connection(
+    stream: TcpStream,
+    remote: SocketAddr,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    router: Router,
+    shutdown: CancellationToken,
+) {
+    let config = router.config();
+    // The version sniffing below reads without a deadline: a client that never sends a byte
+    // would hold the socket for good.
+    let mut first = [0u8; 1];
+    tokio::select! {
+        peeked = tokio::time::timeout(config.header_read_timeout, stream.peek(&mut first)) => match peeked {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return,
+        },
+        () = shutdown.cancelled() => return,
+    }
+    // Small responses must not wait for Nagle; failure only costs latency.
+    let _ = stream.set_nodelay(true);
+    let service = router.service(remote);
+    let activity = service.activity().clone();
+    let idle_timeout = config.idle_timeout;
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let mut closing = false;
+    // An idle connection closed gracefully still needs the client's part (h2 waits for the
+    // PING that follows GOAWAY to be acknowledged); one that does not play along is dropped.
+    let gone_by = tokio::time::sleep(Duration::MAX);
+    tokio::pin!(gone_by);
+    let mut idle_closing = false;
+    loop {
+        tokio::select! {
+            ended = conn.as_mut() => {
+                if let Err(e) = ended {
+                    tracing::debug!(error = %e, client = %remote, "connection ended with an error");
+                }
+                return;
+            }
+            () = shutdown.cancelled(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            () = activity.idle_for(idle_timeout), if !closing => {
+                tracing::debug!(client = %remote, "idle connection closed");
+                closing = true;
+                idle_closing = true;
+                gone_by.as_mut().reset(tokio::time::Instant::now() + config.header_read_timeout);
+                conn.as_mut().graceful_shutdown();
+            }
+            () = gone_by.as_mut(), if idle_closing => return,
+        }
+    }
 }
 
 /// hyper's server settings from `config`. hyper's and h2's header size limits are hard

@@ -26,6 +26,7 @@ use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Request, Response, Version};
 use hyper::body::Incoming;
 
+use crate::activity::Activity;
 use crate::body::RouterBody;
 use crate::config::RouterConfig;
 use crate::endpoints::{InstanceGuard, RevisionEndpoints};
@@ -53,6 +54,8 @@ pub struct RouterService {
     router: Router,
     /// The client's IP as an `X-Forwarded-For` value, formatted once per connection.
     client_ip: HeaderValue,
+    /// The connection's requests in flight, for its idle timeout.
+    activity: Arc<Activity>,
 }
 
 /// What [`RouterService`] returns: always a response.
@@ -120,7 +123,7 @@ impl Router {
     pub fn service(&self, remote: SocketAddr) -> RouterService {
         let ip = remote.ip().to_canonical().to_string();
         let client_ip = HeaderValue::try_from(ip).expect("an IP address is a valid header value");
-        RouterService { router: self.clone(), client_ip }
+        RouterService { router: self.clone(), client_ip, activity: Activity::new() }
     }
 
     /// Steps 2–4 of the module docs: everything up to the upstream call, without awaiting.
@@ -174,22 +177,35 @@ impl Router {
 
 // === impl RouterService ===
 
+impl RouterService {
+    /// The connection's requests in flight.
+    pub fn activity(&self) -> &Arc<Activity> {
+        &self.activity
+    }
+}
+
 impl hyper::service::Service<Request<Incoming>> for RouterService {
     type Response = Response<RouterBody>;
     type Error = Infallible;
     type Future = ResponseFuture;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
+        // Counted from here until the response body is done, so the idle timeout never cuts it.
+        let activity = self.activity.begin();
         match self.router.route(req, &self.client_ip) {
             Ok(routed) => {
                 let router = self.router.clone();
-                Box::pin(async move { Ok(forward::forward(&router.inner.upstream, routed).await) })
+                Box::pin(async move {
+                    Ok(forward::forward(&router.inner.upstream, routed).await.map(|b| b.counted(activity)))
+                })
             }
             Err(NotRouted::NoInstance(err, req, revision)) if !self.router.inner.config.ready_wait.is_zero() => {
                 let (router, ip) = (self.router.clone(), self.client_ip.clone());
-                Box::pin(async move { Ok(router.hold(req, ip, err, revision).await) })
+                Box::pin(async move { Ok(router.hold(req, ip, err, revision).await.map(|b| b.counted(activity))) })
             }
-            Err(NotRouted::NoInstance(err, ..) | NotRouted::Fail(err)) => Box::pin(ready(Ok(err.into_response()))),
+            Err(NotRouted::NoInstance(err, ..) | NotRouted::Fail(err)) => {
+                Box::pin(ready(Ok(err.into_response().map(|b| b.counted(activity)))))
+            }
         }
     }
 }

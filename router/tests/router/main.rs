@@ -6,6 +6,7 @@ mod support;
 mod errors;
 mod forwarding;
 mod h2c;
+mod idle;
 mod lifecycle;
 mod routing;
 mod streaming;

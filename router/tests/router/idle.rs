@@ -1,0 +1,83 @@
+//! Connections that send nothing, or stop between requests, do not hold the router's sockets.
+
+use std::time::Duration;
+
+use sluice_router::RouterConfig;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::*;
+
+/// How long the router under test lets a connection idle.
+const IDLE: Duration = Duration::from_millis(300);
+
+async fn proxy() -> (Proxy, Backend) {
+    let backend = Backend::echo("hello").await;
+    let config = RouterConfig { header_read_timeout: IDLE, idle_timeout: IDLE, ..config() };
+    let proxy =
+        Proxy::start_with(hello(&revision("hello-00001", &[backend.addr])), config, Duration::from_secs(5)).await;
+    (proxy, backend)
+}
+
+/// Reads until the router closes the connection; fails if it is still open after `within`.
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> Vec<u8> {
+    let mut seen = Vec::new();
+    let read = tokio::time::timeout(within, stream.read_to_end(&mut seen)).await;
+    assert!(read.is_ok(), "the connection was still open after {within:?}; read {:?}", String::from_utf8_lossy(&seen));
+    seen
+}
+
+#[tokio::test]
+async fn a_connection_that_sends_nothing_is_closed() {
+    let (proxy, _backend) = proxy().await;
+    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    let started = tokio::time::Instant::now();
+    closed_within(&mut stream, IDLE * 10).await;
+    assert!(started.elapsed() >= IDLE, "closed before the idle timeout: {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_keep_alive_connection_idle_after_a_request_is_closed() {
+    let (proxy, _backend) = proxy().await;
+    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: hello.default\r\n\r\n").await.expect("send");
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).await.expect("answer");
+    assert_eq!(&head, b"HTTP/1.1 200");
+    closed_within(&mut stream, IDLE * 10).await;
+}
+
+#[tokio::test]
+async fn a_request_head_that_never_ends_is_closed() {
+    let (proxy, _backend) = proxy().await;
+    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: hel").await.expect("send");
+    closed_within(&mut stream, IDLE * 10).await;
+}
+
+#[tokio::test]
+async fn an_idle_h2c_connection_is_closed() {
+    let (proxy, _backend) = proxy().await;
+    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    stream.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00").await.expect("preface");
+    closed_within(&mut stream, IDLE * 10).await;
+}
+
+#[tokio::test]
+async fn a_request_in_flight_longer_than_the_idle_timeout_is_not_cut() {
+    // The backend takes three idle timeouts to answer; the client's connection has a request
+    // in flight all along, over HTTP/1.1 and over h2c.
+    let slow = Backend::start("slow", |_req| async {
+        tokio::time::sleep(IDLE * 3).await;
+        http::Response::new(full("late but whole"))
+    })
+    .await;
+    let config = RouterConfig { header_read_timeout: IDLE, idle_timeout: IDLE, ..config() };
+    let proxy = Proxy::start_with(hello(&revision("hello-00001", &[slow.addr])), config, Duration::from_secs(5)).await;
+    let mut h1 = H1::connect(proxy.addr).await;
+    let reply = Reply::read(h1.send(get("hello.default")).await).await;
+    assert_eq!((reply.status.as_u16(), reply.text()), (200, "late but whole"));
+    let mut h2 = H2::connect(proxy.addr).await;
+    let reply = Reply::read(h2.send(get("hello.default")).await).await;
+    assert_eq!((reply.status.as_u16(), reply.text()), (200, "late but whole"));
+}
