@@ -66,8 +66,12 @@ where
     if swept > 0 {
         tracing::warn!(processes = swept, "stopped instances left behind by an earlier run");
     }
-    let api_listener =
-        TcpListener::bind(args.api).await.with_context(|| format!("binding the API server to {}", args.api))?;
+    // The API server runs on its own runtime (one worker thread), so a busy control plane
+    // (large bodies to parse, many watches) never holds up the router's worker threads. Its
+    // listener is bound here and handed over, as a std socket, to be registered there.
+    let api_listener = std::net::TcpListener::bind(args.api)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .with_context(|| format!("binding the API server to {}", args.api))?;
     let http_listener =
         TcpListener::bind(args.http).await.with_context(|| format!("binding the router to {}", args.http))?;
     let running = Running {
@@ -80,7 +84,21 @@ where
     let signal = CancellationToken::new();
     spawn_signal_handler(signal.clone());
     let api_stop = CancellationToken::new();
-    let api = tokio::spawn(ApiServer::new(store, api_stop.clone()).serve(api_listener));
+    let api_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("sluice-api")
+        .enable_all()
+        .build()
+        .context("starting the API server's runtime")?;
+    let api = api_runtime.spawn({
+        let server = ApiServer::new(store, api_stop.clone());
+        async move {
+            match TcpListener::from_std(api_listener) {
+                Ok(listener) => server.serve(listener).await,
+                Err(e) => tracing::error!(error = %e, "the API server could not use its socket"),
+            }
+        }
+    });
 
     let endpoints = Endpoints::new();
     let (runtime, health) = Runtime::new(runtime_config(&state_dir, args.images.as_deref())?, endpoints.clone());
@@ -125,6 +143,8 @@ where
     let _ = tokio::time::timeout(Duration::from_secs(5), controllers).await;
     api_stop.cancel();
     api.await.context("API server task")?;
+    // Its tasks have all ended with `serve`; nothing is left to wait for.
+    api_runtime.shutdown_background();
     tracing::info!("sluice stopped");
     Ok(ExitCode::SUCCESS)
 }
