@@ -24,7 +24,7 @@ use bytes::Bytes;
 use http::{Method, StatusCode, header};
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::{Value, json};
 use sluice_api::Kind;
@@ -41,6 +41,8 @@ use status::ApiError;
 
 /// How long open requests get to finish at shutdown.
 const DRAIN: Duration = Duration::from_secs(5);
+/// How long a client has to send a request head (and a new connection its first byte).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -60,6 +62,7 @@ pub struct Ctx {
 /// The API server.
 pub struct ApiServer {
     ctx: Arc<Ctx>,
+    header_read_timeout: Duration,
 }
 
 /// Where a request path leads.
@@ -82,7 +85,17 @@ enum Endpoint {
 impl ApiServer {
     /// A server over `store` that stops when `shutdown` is cancelled.
     pub fn new(store: Arc<Store>, shutdown: CancellationToken) -> Self {
-        Self { ctx: Arc::new(Ctx { store, shutdown, bookmark_interval: Duration::from_secs(30) }) }
+        Self {
+            ctx: Arc::new(Ctx { store, shutdown, bookmark_interval: Duration::from_secs(30) }),
+            header_read_timeout: HEADER_READ_TIMEOUT,
+        }
+    }
+
+    /// How long a new connection has to send its first byte, and an HTTP/1 request its head
+    /// (also what an idle keep-alive connection is given before it is closed). Default 30 s.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
     }
 
     /// Serves connections from `listener` until shutdown; then stops accepting, lets open
@@ -90,8 +103,12 @@ impl ApiServer {
     /// returns. Every connection task is owned here and has ended when this returns.
     pub async fn serve(self, listener: TcpListener) {
         let graceful = GracefulShutdown::new();
-        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder.http1().timer(TokioTimer::new()).header_read_timeout(self.header_read_timeout);
+        builder.http2().timer(TokioTimer::new());
+        let builder = Arc::new(builder);
         let mut connections = JoinSet::new();
+        let mut accept_failing = false;
         loop {
             tokio::select! {
                 biased;
@@ -99,18 +116,29 @@ impl ApiServer {
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
-                        let _ = stream.set_nodelay(true);
-                        let ctx = self.ctx.clone();
-                        let svc = hyper::service::service_fn(move |req| handle(ctx.clone(), req));
-                        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc).into_owned());
+                        accept_failing = false;
+                        let (ctx, builder, watcher) = (self.ctx.clone(), builder.clone(), graceful.watcher());
+                        let first_byte = self.header_read_timeout;
                         connections.spawn(async move {
+                            // Version sniffing reads without a deadline: a client that never
+                            // sends a byte would hold the socket for good.
+                            let mut first = [0u8; 1];
+                            match tokio::time::timeout(first_byte, stream.peek(&mut first)).await {
+                                Ok(Ok(n)) if n > 0 => {}
+                                _ => return,
+                            }
+                            let _ = stream.set_nodelay(true);
+                            let svc = hyper::service::service_fn(move |req| handle(ctx.clone(), req));
+                            let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), svc).into_owned());
                             if let Err(e) = conn.await {
                                 tracing::debug!(error = %e, "api connection ended");
                             }
                         });
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "api server accept failed");
+                        if !std::mem::replace(&mut accept_failing, true) {
+                            tracing::warn!(error = %e, open = connections.len(), "api server accept failed; serving open connections and retrying");
+                        }
                         tokio::time::sleep(ACCEPT_BACKOFF).await;
                     }
                 },
@@ -311,5 +339,39 @@ mod tests {
             Ok(0) | Err(_) => {}
             Ok(n) => panic!("unexpected answer: {}", String::from_utf8_lossy(&buf[..n])),
         }
+    }
+
+    #[tokio::test]
+    async fn connections_that_send_nothing_or_stall_are_closed() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        const TIMEOUT: Duration = Duration::from_millis(300);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::open(&dir.path().join("db.redb"), store::DEFAULT_HISTORY).expect("store"));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let stop = CancellationToken::new();
+        tokio::spawn(ApiServer::new(store, stop.clone()).header_read_timeout(TIMEOUT).serve(listener));
+
+        let closed_within = async |stream: &mut tokio::net::TcpStream| {
+            let mut seen = Vec::new();
+            let read = tokio::time::timeout(TIMEOUT * 10, stream.read_to_end(&mut seen)).await;
+            assert!(read.is_ok(), "still open; read {:?}", String::from_utf8_lossy(&seen));
+        };
+        // Nothing at all: the version sniffing used to wait forever.
+        let mut silent = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        closed_within(&mut silent).await;
+        // Half a request head.
+        let mut stalled = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        stalled.write_all(b"GET /version HTTP/1.1\r\nHo").await.expect("send");
+        closed_within(&mut stalled).await;
+        // Idle after a request on a keep-alive connection.
+        let mut idle = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        idle.write_all(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("send");
+        let mut head = [0u8; 12];
+        idle.read_exact(&mut head).await.expect("answer");
+        assert_eq!(&head, b"HTTP/1.1 200");
+        closed_within(&mut idle).await;
+        stop.cancel();
     }
 }
