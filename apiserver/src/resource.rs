@@ -341,7 +341,7 @@ async fn patch(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Respon
             }
             Err(e) => return Err(e),
         };
-        let patched = patch::apply(kind, &old, &patch).map_err(|e| ApiError::new(422, "Invalid", e.0))?;
+        let patched = patch::apply(kind, &old, &patch).map_err(ApiError::from)?;
         if meta::name(&patched) != meta::name(&old) || meta::namespace(&patched) != meta::namespace(&old) {
             return Err(ApiError::invalid(
                 t.kind,

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 use sluice_api::Kind;
 use sluice_api::admission::AdmissionError;
 
+use crate::patch::PatchError;
 use crate::store::StoreError;
 
 /// A request that failed, ready to render as a `Status`.
@@ -154,6 +155,13 @@ impl From<StoreError> for ApiError {
                 Self::new(500, "InternalError", format!("Internal error occurred: {message}"))
             }
         }
+    }
+}
+
+impl From<PatchError> for ApiError {
+    fn from(e: PatchError) -> Self {
+        let reason = if e.code() == 413 { "RequestEntityTooLarge" } else { "Invalid" };
+        Self::new(e.code(), reason, e.to_string())
     }
 }
 

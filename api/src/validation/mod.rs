@@ -114,6 +114,17 @@ fn go_list(items: &[String]) -> String {
     format!("[{}]", items.join(" "))
 }
 
+/// A JSON value as an error may quote it: a scalar as itself, a string, list or map by its
+/// type alone, since those can be as large as the request (and a patch can grow them).
+fn quotable(v: &Value) -> String {
+    match v {
+        Value::Null | Value::Bool(_) | Value::Number(_) => v.to_string(),
+        Value::String(_) => "string".into(),
+        Value::Array(_) => "array".into(),
+        Value::Object(_) => "object".into(),
+    }
+}
+
 /// Whether a JSON value is set in Go's sense: not null and not a scalar zero value.
 fn is_set(v: &Value) -> bool {
     match v {

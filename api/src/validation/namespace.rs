@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 use super::config_map::object_name;
+use super::quotable;
 use crate::field_error::FieldError;
 use crate::naming::dns1123_label;
 
@@ -13,10 +14,14 @@ pub fn validate(obj: &Value) -> FieldError {
         None | Some(Value::Null) => {}
         Some(Value::Object(spec)) => {
             if let Some(finalizers) = spec.get("finalizers").filter(|f| !f.is_null() && !f.is_array()) {
-                errs.push(FieldError::invalid_value_details(finalizers, "spec.finalizers", "must be a list of names"));
+                errs.push(FieldError::invalid_value_details(
+                    quotable(finalizers),
+                    "spec.finalizers",
+                    "must be a list of names",
+                ));
             }
         }
-        Some(other) => errs.push(FieldError::invalid_value_details(other, "spec", "must be an object")),
+        Some(other) => errs.push(FieldError::invalid_value_details(quotable(other), "spec", "must be an object")),
     }
     errs
 }

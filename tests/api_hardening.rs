@@ -1,0 +1,92 @@
+//! The API server against the requests of an attack on it, over raw HTTP through the real
+//! binary: patches that amplify themselves, query parameters and metadata Kubernetes refuses.
+//! Each is answered with the Kubernetes `Status` Kubernetes would give, promptly, and stores
+//! nothing.
+
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+use sluice_test_support::Sluice;
+use sluice_test_support::http::Client;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+const CONFIGMAPS: &str = "/api/v1/namespaces/default/configmaps";
+
+async fn send(c: &Client, s: &Sluice, method: Method, path: &str, ct: &str, body: impl Into<bytes::Bytes>) -> Answer {
+    let r = c.send(method, &format!("{}{path}", s.api), &[("content-type", ct)], body).await.expect("request");
+    Answer { code: r.status, len: r.body.len(), body: r.json() }
+}
+
+/// A response: status, body length, body as JSON.
+struct Answer {
+    code: StatusCode,
+    len: usize,
+    body: Value,
+}
+
+// === impl Answer ===
+
+impl Answer {
+    fn assert_status(&self, code: u16, reason: &str) {
+        assert_eq!(self.code.as_u16(), code, "{}", self.body);
+        assert_eq!(
+            (&self.body["kind"], &self.body["code"], &self.body["reason"]),
+            (&json!("Status"), &json!(code), &json!(reason)),
+            "{}",
+            self.body
+        );
+    }
+
+    fn message(&self) -> &str {
+        self.body["message"].as_str().unwrap_or_default()
+    }
+}
+
+fn config_map(name: &str, data: Value) -> String {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doubling_json_patch_copies_are_refused_promptly_without_echoing_the_value() {
+    let s = Sluice::start_api_only(BIN).expect("start sluice");
+    let c = Client::new();
+    let secret = "s".repeat(1024);
+    let created =
+        send(&c, &s, Method::POST, CONFIGMAPS, "application/json", config_map("cm", json!({"k": secret}))).await;
+    assert_eq!(created.code, StatusCode::CREATED, "{}", created.body);
+
+    // CVE-2019-1002100's pattern: each copy of /data into itself doubles the object; 17 of
+    // them (909 bytes) would make it 128 MiB.
+    let ops: Vec<Value> =
+        (0..17).map(|i| json!({"op": "copy", "from": "/data", "path": format!("/data/d{i}")})).collect();
+    let patch = Value::Array(ops).to_string();
+    assert!(patch.len() < 1024, "{}", patch.len());
+    let started = std::time::Instant::now();
+    let r = send(&c, &s, Method::PATCH, &format!("{CONFIGMAPS}/cm"), "application/json-patch+json", patch).await;
+    r.assert_status(422, "Invalid");
+    assert!(r.message().contains("operation 11: Unable to complete the copy"), "{}", r.message());
+    assert!(r.len < 1024 && !r.message().contains("sss"), "the value is not echoed: {} bytes", r.len);
+    // Before the bound this took seconds; what is left is one round trip.
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
+
+    let ops = vec![json!({"op": "test", "path": "/data/k", "value": "x"}); 10_001];
+    let r =
+        send(&c, &s, Method::PATCH, &format!("{CONFIGMAPS}/cm"), "application/json-patch+json", json!(ops).to_string())
+            .await;
+    r.assert_status(413, "RequestEntityTooLarge");
+    assert_eq!(r.message(), "The allowed maximum operations in a JSON patch is 10000, got 10001");
+
+    // A merge patch cannot make an object larger than a create could send either: 1 MiB of
+    // data and a 2.5 MiB patch, each within the body limit, would store 3.5 MiB.
+    let mib = "x".repeat(1024 * 1024 - 64);
+    let big = send(&c, &s, Method::POST, CONFIGMAPS, "application/json", config_map("big", json!({"k": mib}))).await;
+    assert_eq!(big.code, StatusCode::CREATED, "{}", big.body);
+    let pad = json!({"pad": "p".repeat(5 * 512 * 1024)}).to_string();
+    let r = send(&c, &s, Method::PATCH, &format!("{CONFIGMAPS}/big"), "application/merge-patch+json", pad).await;
+    r.assert_status(413, "RequestEntityTooLarge");
+    assert_eq!(r.message(), "the patched object is larger than the limit of 3145728 bytes");
+    let stored = c.get(&format!("{}{CONFIGMAPS}/big", s.api), &[]).await.expect("get").json();
+    assert_eq!(stored["metadata"]["resourceVersion"], big.body["metadata"]["resourceVersion"], "nothing stored");
+
+    let stored = c.get(&format!("{}{CONFIGMAPS}/cm", s.api), &[]).await.expect("get").json();
+    assert_eq!(stored["metadata"]["resourceVersion"], created.body["metadata"]["resourceVersion"], "nothing stored");
+}
