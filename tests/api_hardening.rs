@@ -90,3 +90,51 @@ async fn doubling_json_patch_copies_are_refused_promptly_without_echoing_the_val
     let stored = c.get(&format!("{}{CONFIGMAPS}/cm", s.api), &[]).await.expect("get").json();
     assert_eq!(stored["metadata"]["resourceVersion"], created.body["metadata"]["resourceVersion"], "nothing stored");
 }
+
+fn unsupported_dry_run(options: &str, given: &str) -> Value {
+    let cause = format!("Unsupported value: []string{{{given}}}: supported values: \"All\"");
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "code": 422,
+        "reason": "Invalid", "message": format!("{options}.meta.k8s.io \"\" is invalid: dryRun: {cause}"),
+        "details": {"group": "meta.k8s.io", "kind": options,
+            "causes": [{"reason": "FieldValueNotSupported", "message": cause, "field": "dryRun"}]}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_value_other_than_all_is_refused_and_nothing_is_written() {
+    let s = Sluice::start_api_only(BIN).expect("start sluice");
+    let c = Client::new();
+    let json_ct = "application/json";
+    let item = format!("{CONFIGMAPS}/cm");
+
+    let r =
+        send(&c, &s, Method::POST, &format!("{CONFIGMAPS}?dryRun=Bogus"), json_ct, config_map("cm", json!({}))).await;
+    assert_eq!((r.code.as_u16(), r.body), (422, unsupported_dry_run("CreateOptions", "\"Bogus\"")));
+    let path = format!("{CONFIGMAPS}?dryRun=All&dryRun=Bogus");
+    let r = send(&c, &s, Method::POST, &path, json_ct, config_map("cm", json!({}))).await;
+    assert_eq!((r.code.as_u16(), r.body), (422, unsupported_dry_run("CreateOptions", "\"All\", \"Bogus\"")));
+    let path = format!("{CONFIGMAPS}?dryRun=All&dryRun=All");
+    let r = send(&c, &s, Method::POST, &path, json_ct, config_map("cm", json!({}))).await;
+    assert_eq!(r.code, StatusCode::CREATED, "a real dry run answers as a create: {}", r.body);
+    let r = send(&c, &s, Method::GET, &item, json_ct, "").await;
+    r.assert_status(404, "NotFound");
+
+    let created = send(&c, &s, Method::POST, CONFIGMAPS, json_ct, config_map("cm", json!({"k": "v"}))).await;
+    assert_eq!(created.code, StatusCode::CREATED, "{}", created.body);
+    let mut edited = created.body.clone();
+    edited["data"]["k"] = json!("edited");
+    let r = send(&c, &s, Method::PUT, &format!("{item}?dryRun=Bogus"), json_ct, edited.to_string()).await;
+    assert_eq!((r.code.as_u16(), r.body), (422, unsupported_dry_run("UpdateOptions", "\"Bogus\"")));
+    let merge = json!({"data": {"k": "edited"}}).to_string();
+    let path = format!("{item}?dryRun=Bogus");
+    let r = send(&c, &s, Method::PATCH, &path, "application/merge-patch+json", merge).await;
+    assert_eq!((r.code.as_u16(), r.body), (422, unsupported_dry_run("PatchOptions", "\"Bogus\"")));
+    let r = send(&c, &s, Method::DELETE, &format!("{item}?dryRun=Bogus"), json_ct, "").await;
+    assert_eq!((r.code.as_u16(), r.body), (422, unsupported_dry_run("DeleteOptions", "\"Bogus\"")));
+    let r = send(&c, &s, Method::DELETE, &item, json_ct, json!({"dryRun": ["Bogus"]}).to_string()).await;
+    assert_eq!((r.code.as_u16(), r.body), (422, unsupported_dry_run("DeleteOptions", "\"Bogus\"")));
+    let r = send(&c, &s, Method::DELETE, &format!("{CONFIGMAPS}?dryRun=Bogus"), json_ct, "").await;
+    assert_eq!((r.code.as_u16(), r.body), (422, unsupported_dry_run("DeleteOptions", "\"Bogus\"")));
+
+    let stored = send(&c, &s, Method::GET, &item, json_ct, "").await;
+    assert_eq!(stored.body, created.body, "unchanged by the refused writes");
+}

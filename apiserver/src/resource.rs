@@ -11,7 +11,7 @@ use sluice_api::admission::{self, Operation};
 
 use super::body;
 use super::patch::{self, PatchKind};
-use super::query::Query;
+use super::query::{self, Query};
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
 use super::{ApiBody, Ctx, json_response, table, watch};
@@ -200,7 +200,7 @@ fn place(t: &Target, obj: &mut Value) -> Result<(), ApiError> {
 
 async fn create(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Response<ApiBody>, ApiError> {
     let obj = body::decode(&req.body, &req.media)?;
-    let created = create_object(ctx, t, obj, req.query.dry_run()).await?;
+    let created = create_object(ctx, t, obj, req.query.dry_run("CreateOptions")?).await?;
     Ok(json_response(StatusCode::CREATED, &created))
 }
 
@@ -258,6 +258,7 @@ fn ensure_type(kind: Kind, obj: &mut Value) -> Result<(), ApiError> {
 }
 
 async fn update(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Response<ApiBody>, ApiError> {
+    let dry_run = req.query.dry_run("UpdateOptions")?;
     let mut obj = body::decode(&req.body, &req.media)?;
     ensure_type(t.kind, &mut obj)?;
     let url_name = t.name.clone().unwrap_or_default();
@@ -284,7 +285,7 @@ async fn update(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Respo
         ));
     }
     let old = fetch(&ctx.store, t).await?;
-    let stored = write_update(ctx, t, &old, obj, Some(&rv), req.query.dry_run()).await?;
+    let stored = write_update(ctx, t, &old, obj, Some(&rv), dry_run).await?;
     Ok(json_response(StatusCode::OK, &stored))
 }
 
@@ -331,12 +332,13 @@ async fn write_update(
 
 async fn patch(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Response<ApiBody>, ApiError> {
     let kind = body::patch_kind(&req.media)?;
+    let dry_run = req.query.dry_run("PatchOptions")?;
     let patch = body::decode(&req.body, &req.media)?;
     for attempt in 1..=PATCH_ATTEMPTS {
         let old = match fetch(&ctx.store, t).await {
             Ok(old) => old,
             Err(e) if e.code == 404 && kind == PatchKind::Apply && !t.status => {
-                let created = create_object(ctx, t, patch, req.query.dry_run()).await?;
+                let created = create_object(ctx, t, patch, dry_run).await?;
                 return Ok(json_response(StatusCode::CREATED, &created));
             }
             Err(e) => return Err(e),
@@ -352,7 +354,7 @@ async fn patch(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Respon
         }
         let explicit = meta::resource_version(&patched);
         let precondition = (explicit != meta::resource_version(&old)).then(|| explicit.to_string());
-        match write_update(ctx, t, &old, patched, precondition.as_deref(), req.query.dry_run()).await {
+        match write_update(ctx, t, &old, patched, precondition.as_deref(), dry_run).await {
             Err(e) if e.reason == "Conflict" && precondition.is_none() && attempt < PATCH_ATTEMPTS => continue,
             Err(e) => return Err(e),
             Ok(stored) => return Ok(json_response(StatusCode::OK, &stored)),
@@ -380,7 +382,16 @@ fn delete_options(req: &Request) -> Result<DeleteOptions, ApiError> {
         }
     };
     let orphan = req.query.get("orphanDependents") == Some("true") || body["orphanDependents"] == json!(true);
-    let dry_run = req.query.dry_run() || body["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All"));
+    // Kubernetes reads DeleteOptions from the body when there is one, else from the query.
+    let dry_run = match body.get("dryRun") {
+        None | Some(Value::Null) => req.query.dry_run("DeleteOptions")?,
+        Some(v) => {
+            let values: Option<Vec<String>> =
+                v.as_array().and_then(|a| a.iter().map(|s| s.as_str().map(str::to_string)).collect());
+            let values = values.ok_or_else(|| ApiError::bad_request("dryRun: must be a list of strings"))?;
+            query::dry_run(&values, "DeleteOptions")?
+        }
+    };
     Ok(DeleteOptions {
         propagation: if orphan { Propagation::Orphan } else { propagation },
         uid: body["preconditions"]["uid"].as_str().map(str::to_string),

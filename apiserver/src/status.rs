@@ -79,6 +79,23 @@ impl ApiError {
         }
     }
 
+    /// 422 Invalid for a request option (`dryRun`) outside the values Kubernetes supports, as
+    /// its `ValidateCreateOptions` and kin report it: the options kind (`CreateOptions`) in
+    /// group `meta.k8s.io`, with Go's rendering of the values given.
+    pub fn unsupported_option(options: &str, field: &str, values: &[String], supported: &[&str]) -> Self {
+        let given: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+        let supported: Vec<String> = supported.iter().map(|v| format!("{v:?}")).collect();
+        let cause =
+            format!("Unsupported value: []string{{{}}}: supported values: {}", given.join(", "), supported.join(", "));
+        Self {
+            code: 422,
+            reason: "Invalid",
+            message: format!("{options}.meta.k8s.io \"\" is invalid: {field}: {cause}"),
+            details: Some(json!({"group": "meta.k8s.io", "kind": options,
+                "causes": [{"reason": "FieldValueNotSupported", "message": cause, "field": field}]})),
+        }
+    }
+
     /// Maps an admission failure of `kind`/`name`.
     pub fn from_admission(kind: Kind, name: &str, err: AdmissionError) -> Self {
         match err {
