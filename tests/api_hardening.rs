@@ -138,3 +138,46 @@ async fn a_dry_run_value_other_than_all_is_refused_and_nothing_is_written() {
     let stored = send(&c, &s, Method::GET, &item, json_ct, "").await;
     assert_eq!(stored.body, created.body, "unchanged by the refused writes");
 }
+
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_options_that_are_not_what_kubernetes_accepts_get_400() {
+    let s = Sluice::start_api_only(BIN).expect("start sluice");
+    let c = Client::new();
+    for name in ["a", "b"] {
+        let r = send(&c, &s, Method::POST, CONFIGMAPS, "application/json", config_map(name, json!({}))).await;
+        assert_eq!(r.code, StatusCode::CREATED, "{}", r.body);
+    }
+    let list = async |query: &str| send(&c, &s, Method::GET, &format!("{CONFIGMAPS}?{query}"), "", "").await;
+
+    let r = list("resourceVersion=abc").await;
+    r.assert_status(400, "BadRequest");
+    assert_eq!(r.message(), r#"invalid resource version "abc""#);
+    let r = list("limit=-1").await;
+    r.assert_status(400, "BadRequest");
+    assert_eq!(r.message(), r#"invalid limit "-1": must be a non-negative integer"#);
+    list("limit=abc").await.assert_status(400, "BadRequest");
+
+    // Paging still works, and its token is the only kind accepted.
+    let first = list("limit=1").await;
+    assert_eq!(first.code, StatusCode::OK, "{}", first.body);
+    assert_eq!(first.body["items"].as_array().map(Vec::len), Some(1), "{}", first.body);
+    let token = first.body["metadata"]["continue"].as_str().expect("a continue token").to_string();
+    let second = list(&format!("limit=1&continue={token}")).await;
+    assert_eq!(second.body["items"][0]["metadata"]["name"], "b", "{}", second.body);
+    let rv = first.body["metadata"]["resourceVersion"].as_str().expect("rv");
+    let r = list(&format!("limit=1&continue={token}&resourceVersion={rv}")).await;
+    r.assert_status(400, "BadRequest");
+    assert_eq!(r.message(), "specifying resource version is not allowed when using continue");
+
+    let garbage =
+        ["zz", "abc", &hex("zzzz"), &hex("configmaps/other/a"), &hex("routes/default/a"), &hex("configmaps/default/")];
+    for token in garbage {
+        let r = list(&format!("continue={token}")).await;
+        r.assert_status(400, "BadRequest");
+        assert!(r.message().contains("continue key is not valid"), "{token}: {}", r.message());
+    }
+}

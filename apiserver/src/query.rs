@@ -1,5 +1,5 @@
 //! Query strings: percent-decoded `key=value` pairs, and the options Kubernetes validates in
-//! them before any work (`dryRun`).
+//! them before any work (`dryRun`, `resourceVersion`, `limit`).
 
 use std::collections::HashMap;
 
@@ -38,6 +38,28 @@ impl Query {
     /// True when `key` is `true` or `1`.
     pub fn flag(&self, key: &str) -> bool {
         matches!(self.get(key), Some("true" | "1"))
+    }
+
+    /// `resourceVersion`, when given: an unsigned integer, else 400 (Kubernetes parses it as one).
+    pub fn resource_version(&self) -> Result<Option<u64>, ApiError> {
+        match self.get("resourceVersion").filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => {
+                v.parse::<u64>().map(Some).map_err(|_| ApiError::bad_request(format!("invalid resource version {v:?}")))
+            }
+        }
+    }
+
+    /// `limit`, when it limits: a non-negative integer, else 400; `0` (or none) is no limit.
+    pub fn limit(&self) -> Result<Option<usize>, ApiError> {
+        match self.get("limit").filter(|l| !l.is_empty()) {
+            None => Ok(None),
+            Some(l) => match l.parse::<u64>() {
+                Ok(0) => Ok(None),
+                Ok(n) => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
+                Err(_) => Err(ApiError::bad_request(format!("invalid limit {l:?}: must be a non-negative integer"))),
+            },
+        }
     }
 
     /// Whether the write is a dry run: `dryRun=All` (possibly repeated). Any other value is
@@ -92,6 +114,32 @@ mod tests {
         assert_eq!(q.get("x"), Some(""));
         assert_eq!(decode("100%"), "100%");
         assert_eq!(decode("%zz"), "%zz");
+    }
+
+    #[test]
+    fn list_options_are_integers_or_refused_with_400() {
+        let q = |raw: &str| Query::parse(Some(raw));
+        assert_eq!(q("resourceVersion=12").resource_version().expect("rv"), Some(12));
+        assert_eq!(q("resourceVersion=").resource_version().expect("empty rv"), None);
+        for raw in ["resourceVersion=abc", "resourceVersion=-1", "resourceVersion=1.5"] {
+            let err = q(raw).resource_version().expect_err(raw);
+            assert_eq!((err.code, err.reason), (400, "BadRequest"), "{raw}");
+        }
+        assert_eq!(
+            q("resourceVersion=abc").resource_version().expect_err("abc").message,
+            r#"invalid resource version "abc""#
+        );
+        assert_eq!(q("limit=5").limit().expect("limit"), Some(5));
+        assert_eq!(q("limit=0").limit().expect("zero is no limit"), None);
+        assert_eq!(q("x=1").limit().expect("none"), None);
+        for raw in ["limit=-1", "limit=abc", "limit=1e3"] {
+            let err = q(raw).limit().expect_err(raw);
+            assert_eq!((err.code, err.reason), (400, "BadRequest"), "{raw}");
+        }
+        assert_eq!(
+            q("limit=-1").limit().expect_err("-1").message,
+            r#"invalid limit "-1": must be a non-negative integer"#
+        );
     }
 
     #[test]

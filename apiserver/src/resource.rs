@@ -91,12 +91,7 @@ fn selectors(q: &Query) -> Result<(LabelSelector, FieldSelector), ApiError> {
 
 fn start_watch(ctx: &Arc<Ctx>, t: &Target, q: &Query) -> Result<http::Response<ApiBody>, ApiError> {
     let (labels, fields) = selectors(q)?;
-    let resource_version = match q.get("resourceVersion").filter(|v| !v.is_empty()) {
-        Some(v) => {
-            Some(v.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid resource version {v:?}")))?)
-        }
-        None => None,
-    };
+    let resource_version = q.resource_version()?;
     let timeout = q.get("timeoutSeconds").and_then(|s| s.parse::<u64>().ok()).unwrap_or(1800);
     let params = watch::WatchParams {
         kind: t.kind,
@@ -115,9 +110,15 @@ fn start_watch(ctx: &Arc<Ctx>, t: &Target, q: &Query) -> Result<http::Response<A
 
 async fn list(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Response<ApiBody>, ApiError> {
     let (labels, fields) = selectors(&req.query)?;
-    let limit = req.query.get("limit").and_then(|l| l.parse::<usize>().ok());
+    // A list is always served from the latest state, which satisfies any resourceVersion a
+    // client may name (Kubernetes' NotOlderThan); it is parsed to refuse what is not one.
+    let resource_version = req.query.resource_version()?;
+    let limit = req.query.limit()?;
     let start_after = match req.query.get("continue").filter(|c| !c.is_empty()) {
-        Some(token) => Some(decode_continue(token)?),
+        Some(_) if resource_version.is_some_and(|rv| rv != 0) => {
+            return Err(ApiError::bad_request("specifying resource version is not allowed when using continue"));
+        }
+        Some(token) => Some(decode_continue(token, t)?),
         None => None,
     };
     let (kind, ns) = (t.kind, t.namespace.clone());
@@ -443,12 +444,23 @@ fn encode_continue(key: &str) -> String {
     key.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
-fn decode_continue(token: &str) -> Result<String, ApiError> {
-    let bad = || ApiError::bad_request(format!("invalid continue token {token:?}"));
+/// The store key a continue token names, which must be one a list of `t` could have handed
+/// out: under `{plural}/` (and `{namespace}/` for a namespaced list), as the store lays out
+/// keys. Anything else is 400, as Kubernetes answers a token it did not issue.
+fn decode_continue(token: &str, t: &Target) -> Result<String, ApiError> {
+    let bad = || ApiError::bad_request(format!("invalid continue token {token:?}: continue key is not valid"));
     if !token.len().is_multiple_of(2) {
         return Err(bad());
     }
     let bytes: Result<Vec<u8>, _> =
         (0..token.len()).step_by(2).map(|i| u8::from_str_radix(token.get(i..i + 2).unwrap_or("zz"), 16)).collect();
-    String::from_utf8(bytes.map_err(|_| bad())?).map_err(|_| bad())
+    let key = String::from_utf8(bytes.map_err(|_| bad())?).map_err(|_| bad())?;
+    let prefix = match &t.namespace {
+        Some(ns) => format!("{}/{ns}/", t.kind.info().plural),
+        None => format!("{}/", t.kind.info().plural),
+    };
+    match key.strip_prefix(&prefix) {
+        Some(rest) if !rest.is_empty() => Ok(key),
+        _ => Err(bad()),
+    }
 }
