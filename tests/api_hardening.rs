@@ -181,3 +181,48 @@ async fn list_options_that_are_not_what_kubernetes_accepts_get_400() {
         assert!(r.message().contains("continue key is not valid"), "{token}: {}", r.message());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn label_and_annotation_keys_and_label_values_kubernetes_refuses_get_422_on_every_kind() {
+    let s = Sluice::start_api_only(BIN).expect("start sluice");
+    let c = Client::new();
+    let json_ct = "application/json";
+    let services = "/apis/serving.knative.dev/v1/namespaces/default/services";
+    let service = json!({"apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": "svc"},
+        "spec": {"template": {"spec": {"containers": [{"image": "img"}]}}}});
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}});
+    let kinds = [
+        (CONFIGMAPS, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}})),
+        ("/api/v1/namespaces", namespace),
+        (services, service),
+    ];
+    let bad = [
+        ("labels", json!({"bad key!": "v"}), "\"bad key!\"", "name part must consist of alphanumeric characters"),
+        ("labels", json!({"app": "v".repeat(100)}), "\"vvvv", "must be no more than 63 characters"),
+        ("annotations", json!({"bad key!": "v"}), "\"bad key!\"", "name part must consist of alphanumeric characters"),
+    ];
+    for (path, obj) in &kinds {
+        for (field, map, quoted, why) in &bad {
+            let mut obj = obj.clone();
+            obj["metadata"][field] = map.clone();
+            let r = send(&c, &s, Method::POST, path, json_ct, obj.to_string()).await;
+            r.assert_status(422, "Invalid");
+            let cause = &r.body["details"]["causes"][0];
+            assert_eq!(cause["field"], format!("metadata.{field}"), "{path}: {}", r.body);
+            let message = cause["message"].as_str().unwrap_or_default();
+            assert!(message.starts_with(&format!("invalid value: {quoted}")) && message.contains(why), "{message}");
+        }
+        let list = send(&c, &s, Method::GET, path, json_ct, "").await;
+        assert_eq!(list.body["items"], json!([]), "{path}: nothing stored");
+    }
+
+    // A patch cannot bring them in either; a valid label still goes in.
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "labels": {"app": "web"}}});
+    let created = send(&c, &s, Method::POST, CONFIGMAPS, json_ct, cm.to_string()).await;
+    assert_eq!(created.code, StatusCode::CREATED, "{}", created.body);
+    let patch = json!({"metadata": {"labels": {"bad key!": "v"}}}).to_string();
+    let r = send(&c, &s, Method::PATCH, &format!("{CONFIGMAPS}/cm"), "application/merge-patch+json", patch).await;
+    r.assert_status(422, "Invalid");
+    let stored = send(&c, &s, Method::GET, &format!("{CONFIGMAPS}/cm"), json_ct, "").await;
+    assert_eq!(stored.body, created.body);
+}

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::quotable;
+use super::{kube_metadata, quotable};
 use crate::field_error::FieldError;
 use crate::naming::dns1123_subdomain;
 
@@ -14,6 +14,7 @@ const KEY_ERR: &str = "a valid config key must consist of alphanumeric character
 /// Validates a ConfigMap given as JSON; paths relative to the object.
 pub fn validate(obj: &Value) -> FieldError {
     let mut errs = object_name(obj.get("metadata"), dns1123_subdomain);
+    errs.push(kube_metadata::validate_json(obj.get("metadata")));
     let data = entries(obj, "data", &mut errs);
     let binary = entries(obj, "binaryData", &mut errs);
     let mut size = 0;

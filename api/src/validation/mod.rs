@@ -13,6 +13,7 @@ mod config_map;
 mod container;
 mod diff;
 mod duration;
+mod kube_metadata;
 mod metadata;
 mod namespace;
 mod podspec;

@@ -3,13 +3,14 @@
 use serde_json::Value;
 
 use super::config_map::object_name;
-use super::quotable;
+use super::{kube_metadata, quotable};
 use crate::field_error::FieldError;
 use crate::naming::dns1123_label;
 
 /// Validates a Namespace given as JSON; paths relative to the object.
 pub fn validate(obj: &Value) -> FieldError {
     let mut errs = object_name(obj.get("metadata"), dns1123_label);
+    errs.push(kube_metadata::validate_json(obj.get("metadata")));
     match obj.get("spec") {
         None | Some(Value::Null) => {}
         Some(Value::Object(spec)) => {

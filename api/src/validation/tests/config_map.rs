@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use super::{accepted, rejected, with};
 use crate::kinds::Kind;
 
-fn config_map() -> Value {
+pub(super) fn config_map() -> Value {
     json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",
