@@ -139,6 +139,24 @@ pub fn qualified_name(value: &str) -> Vec<String> {
     errs
 }
 
+/// Kubernetes' `IsValidLabelValue`: at most 63 characters, empty or a qualified name's name part.
+pub fn label_value(value: &str) -> Vec<String> {
+    const VALUE_ERR: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+    let mut errs = Vec::new();
+    if value.len() > LONGEST {
+        errs.push(format!("must be no more than {LONGEST} characters"));
+    }
+    let b = value.as_bytes();
+    let ok = b.is_empty()
+        || (b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.')));
+    if !ok {
+        errs.push(VALUE_ERR.to_string());
+    }
+    errs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,5 +189,9 @@ mod tests {
         assert!(qualified_name("hello-00001").is_empty());
         assert!(qualified_name("example.com/x").is_empty());
         assert!(!qualified_name("bad name").is_empty());
+        assert!(label_value("").is_empty());
+        assert!(label_value("My_value.1").is_empty());
+        assert!(!label_value("-x").is_empty());
+        assert_eq!(label_value(&"v".repeat(64)), vec!["must be no more than 63 characters".to_string()]);
     }
 }

@@ -11,7 +11,7 @@ use sluice_api::admission::{self, Operation};
 
 use super::body;
 use super::patch::{self, PatchKind};
-use super::query::Query;
+use super::query::{self, Query};
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
 use super::{ApiBody, Ctx, json_response, table, watch};
@@ -91,12 +91,7 @@ fn selectors(q: &Query) -> Result<(LabelSelector, FieldSelector), ApiError> {
 
 fn start_watch(ctx: &Arc<Ctx>, t: &Target, q: &Query) -> Result<http::Response<ApiBody>, ApiError> {
     let (labels, fields) = selectors(q)?;
-    let resource_version = match q.get("resourceVersion").filter(|v| !v.is_empty()) {
-        Some(v) => {
-            Some(v.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid resource version {v:?}")))?)
-        }
-        None => None,
-    };
+    let resource_version = q.resource_version()?;
     let timeout = q.get("timeoutSeconds").and_then(|s| s.parse::<u64>().ok()).unwrap_or(1800);
     let params = watch::WatchParams {
         kind: t.kind,
@@ -115,9 +110,15 @@ fn start_watch(ctx: &Arc<Ctx>, t: &Target, q: &Query) -> Result<http::Response<A
 
 async fn list(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Response<ApiBody>, ApiError> {
     let (labels, fields) = selectors(&req.query)?;
-    let limit = req.query.get("limit").and_then(|l| l.parse::<usize>().ok());
+    // A list is always served from the latest state, which satisfies any resourceVersion a
+    // client may name (Kubernetes' NotOlderThan); it is parsed to refuse what is not one.
+    let resource_version = req.query.resource_version()?;
+    let limit = req.query.limit()?;
     let start_after = match req.query.get("continue").filter(|c| !c.is_empty()) {
-        Some(token) => Some(decode_continue(token)?),
+        Some(_) if resource_version.is_some_and(|rv| rv != 0) => {
+            return Err(ApiError::bad_request("specifying resource version is not allowed when using continue"));
+        }
+        Some(token) => Some(decode_continue(token, t)?),
         None => None,
     };
     let (kind, ns) = (t.kind, t.namespace.clone());
@@ -200,7 +201,7 @@ fn place(t: &Target, obj: &mut Value) -> Result<(), ApiError> {
 
 async fn create(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Response<ApiBody>, ApiError> {
     let obj = body::decode(&req.body, &req.media)?;
-    let created = create_object(ctx, t, obj, req.query.dry_run()).await?;
+    let created = create_object(ctx, t, obj, req.query.dry_run("CreateOptions")?).await?;
     Ok(json_response(StatusCode::CREATED, &created))
 }
 
@@ -258,6 +259,7 @@ fn ensure_type(kind: Kind, obj: &mut Value) -> Result<(), ApiError> {
 }
 
 async fn update(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Response<ApiBody>, ApiError> {
+    let dry_run = req.query.dry_run("UpdateOptions")?;
     let mut obj = body::decode(&req.body, &req.media)?;
     ensure_type(t.kind, &mut obj)?;
     let url_name = t.name.clone().unwrap_or_default();
@@ -284,7 +286,7 @@ async fn update(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Respo
         ));
     }
     let old = fetch(&ctx.store, t).await?;
-    let stored = write_update(ctx, t, &old, obj, Some(&rv), req.query.dry_run()).await?;
+    let stored = write_update(ctx, t, &old, obj, Some(&rv), dry_run).await?;
     Ok(json_response(StatusCode::OK, &stored))
 }
 
@@ -331,17 +333,18 @@ async fn write_update(
 
 async fn patch(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Response<ApiBody>, ApiError> {
     let kind = body::patch_kind(&req.media)?;
+    let dry_run = req.query.dry_run("PatchOptions")?;
     let patch = body::decode(&req.body, &req.media)?;
     for attempt in 1..=PATCH_ATTEMPTS {
         let old = match fetch(&ctx.store, t).await {
             Ok(old) => old,
             Err(e) if e.code == 404 && kind == PatchKind::Apply && !t.status => {
-                let created = create_object(ctx, t, patch, req.query.dry_run()).await?;
+                let created = create_object(ctx, t, patch, dry_run).await?;
                 return Ok(json_response(StatusCode::CREATED, &created));
             }
             Err(e) => return Err(e),
         };
-        let patched = patch::apply(kind, &old, &patch).map_err(|e| ApiError::new(422, "Invalid", e.0))?;
+        let patched = patch::apply(kind, &old, &patch).map_err(ApiError::from)?;
         if meta::name(&patched) != meta::name(&old) || meta::namespace(&patched) != meta::namespace(&old) {
             return Err(ApiError::invalid(
                 t.kind,
@@ -352,7 +355,7 @@ async fn patch(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Respon
         }
         let explicit = meta::resource_version(&patched);
         let precondition = (explicit != meta::resource_version(&old)).then(|| explicit.to_string());
-        match write_update(ctx, t, &old, patched, precondition.as_deref(), req.query.dry_run()).await {
+        match write_update(ctx, t, &old, patched, precondition.as_deref(), dry_run).await {
             Err(e) if e.reason == "Conflict" && precondition.is_none() && attempt < PATCH_ATTEMPTS => continue,
             Err(e) => return Err(e),
             Ok(stored) => return Ok(json_response(StatusCode::OK, &stored)),
@@ -380,7 +383,16 @@ fn delete_options(req: &Request) -> Result<DeleteOptions, ApiError> {
         }
     };
     let orphan = req.query.get("orphanDependents") == Some("true") || body["orphanDependents"] == json!(true);
-    let dry_run = req.query.dry_run() || body["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All"));
+    // Kubernetes reads DeleteOptions from the body when there is one, else from the query.
+    let dry_run = match body.get("dryRun") {
+        None | Some(Value::Null) => req.query.dry_run("DeleteOptions")?,
+        Some(v) => {
+            let values: Option<Vec<String>> =
+                v.as_array().and_then(|a| a.iter().map(|s| s.as_str().map(str::to_string)).collect());
+            let values = values.ok_or_else(|| ApiError::bad_request("dryRun: must be a list of strings"))?;
+            query::dry_run(&values, "DeleteOptions")?
+        }
+    };
     Ok(DeleteOptions {
         propagation: if orphan { Propagation::Orphan } else { propagation },
         uid: body["preconditions"]["uid"].as_str().map(str::to_string),
@@ -432,12 +444,23 @@ fn encode_continue(key: &str) -> String {
     key.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
-fn decode_continue(token: &str) -> Result<String, ApiError> {
-    let bad = || ApiError::bad_request(format!("invalid continue token {token:?}"));
+/// The store key a continue token names, which must be one a list of `t` could have handed
+/// out: under `{plural}/` (and `{namespace}/` for a namespaced list), as the store lays out
+/// keys. Anything else is 400, as Kubernetes answers a token it did not issue.
+fn decode_continue(token: &str, t: &Target) -> Result<String, ApiError> {
+    let bad = || ApiError::bad_request(format!("invalid continue token {token:?}: continue key is not valid"));
     if !token.len().is_multiple_of(2) {
         return Err(bad());
     }
     let bytes: Result<Vec<u8>, _> =
         (0..token.len()).step_by(2).map(|i| u8::from_str_radix(token.get(i..i + 2).unwrap_or("zz"), 16)).collect();
-    String::from_utf8(bytes.map_err(|_| bad())?).map_err(|_| bad())
+    let key = String::from_utf8(bytes.map_err(|_| bad())?).map_err(|_| bad())?;
+    let prefix = match &t.namespace {
+        Some(ns) => format!("{}/{ns}/", t.kind.info().plural),
+        None => format!("{}/", t.kind.info().plural),
+    };
+    match key.strip_prefix(&prefix) {
+        Some(rest) if !rest.is_empty() => Ok(key),
+        _ => Err(bad()),
+    }
 }

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 use sluice_api::Kind;
 use sluice_api::admission::AdmissionError;
 
+use crate::patch::PatchError;
 use crate::store::StoreError;
 
 /// A request that failed, ready to render as a `Status`.
@@ -75,6 +76,23 @@ impl ApiError {
             reason: "Invalid",
             message: format!("{} {name:?} is invalid: {message}", qualified(kind)),
             details: Some(json!({"name": name, "group": info.group, "kind": info.kind, "causes": causes})),
+        }
+    }
+
+    /// 422 Invalid for a request option (`dryRun`) outside the values Kubernetes supports, as
+    /// its `ValidateCreateOptions` and kin report it: the options kind (`CreateOptions`) in
+    /// group `meta.k8s.io`, with Go's rendering of the values given.
+    pub fn unsupported_option(options: &str, field: &str, values: &[String], supported: &[&str]) -> Self {
+        let given: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+        let supported: Vec<String> = supported.iter().map(|v| format!("{v:?}")).collect();
+        let cause =
+            format!("Unsupported value: []string{{{}}}: supported values: {}", given.join(", "), supported.join(", "));
+        Self {
+            code: 422,
+            reason: "Invalid",
+            message: format!("{options}.meta.k8s.io \"\" is invalid: {field}: {cause}"),
+            details: Some(json!({"group": "meta.k8s.io", "kind": options,
+                "causes": [{"reason": "FieldValueNotSupported", "message": cause, "field": field}]})),
         }
     }
 
@@ -154,6 +172,13 @@ impl From<StoreError> for ApiError {
                 Self::new(500, "InternalError", format!("Internal error occurred: {message}"))
             }
         }
+    }
+}
+
+impl From<PatchError> for ApiError {
+    fn from(e: PatchError) -> Self {
+        let reason = if e.code() == 413 { "RequestEntityTooLarge" } else { "Invalid" };
+        Self::new(e.code(), reason, e.to_string())
     }
 }
 

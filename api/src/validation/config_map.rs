@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value};
 
+use super::{kube_metadata, quotable};
 use crate::field_error::FieldError;
 use crate::naming::dns1123_subdomain;
 
@@ -13,6 +14,7 @@ const KEY_ERR: &str = "a valid config key must consist of alphanumeric character
 /// Validates a ConfigMap given as JSON; paths relative to the object.
 pub fn validate(obj: &Value) -> FieldError {
     let mut errs = object_name(obj.get("metadata"), dns1123_subdomain);
+    errs.push(kube_metadata::validate_json(obj.get("metadata")));
     let data = entries(obj, "data", &mut errs);
     let binary = entries(obj, "binaryData", &mut errs);
     let mut size = 0;
@@ -28,7 +30,9 @@ pub fn validate(obj: &Value) -> FieldError {
         }
         match value.as_str() {
             Some(s) => size += s.len(),
-            None => errs.push(FieldError::invalid_value_details(value, &path, "ConfigMap values must be strings")),
+            None => {
+                errs.push(FieldError::invalid_value_details(quotable(value), &path, "ConfigMap values must be strings"))
+            }
         }
     }
     for (key, value) in binary.into_iter().flatten() {
@@ -37,9 +41,11 @@ pub fn validate(obj: &Value) -> FieldError {
         match value.as_str() {
             Some(s) if is_base64(s) => size += s.len() / 4 * 3,
             Some(_) => errs.push(FieldError::invalid_value("not base64-encoded", &path)),
-            None => {
-                errs.push(FieldError::invalid_value_details(value, &path, "binaryData values must be base64 strings"))
-            }
+            None => errs.push(FieldError::invalid_value_details(
+                quotable(value),
+                &path,
+                "binaryData values must be base64 strings",
+            )),
         }
     }
     if size > MAX_SIZE {
@@ -54,7 +60,7 @@ fn entries<'a>(obj: &'a Value, field: &str, errs: &mut FieldError) -> Option<&'a
         None | Some(Value::Null) => None,
         Some(Value::Object(map)) => Some(map),
         Some(other) => {
-            errs.push(FieldError::invalid_value_details(other, field, "must be a map of strings"));
+            errs.push(FieldError::invalid_value_details(quotable(other), field, "must be a map of strings"));
             None
         }
     }

@@ -13,6 +13,7 @@ mod config_map;
 mod container;
 mod diff;
 mod duration;
+mod kube_metadata;
 mod metadata;
 mod namespace;
 mod podspec;
@@ -112,6 +113,17 @@ pub fn default_namespace(obj: &mut Value) {
 /// Go's `%v` of a `[]string`: `[first second]`.
 fn go_list(items: &[String]) -> String {
     format!("[{}]", items.join(" "))
+}
+
+/// A JSON value as an error may quote it: a scalar as itself, a string, list or map by its
+/// type alone, since those can be as large as the request (and a patch can grow them).
+fn quotable(v: &Value) -> String {
+    match v {
+        Value::Null | Value::Bool(_) | Value::Number(_) => v.to_string(),
+        Value::String(_) => "string".into(),
+        Value::Array(_) => "array".into(),
+        Value::Object(_) => "object".into(),
+    }
 }
 
 /// Whether a JSON value is set in Go's sense: not null and not a scalar zero value.

@@ -3,20 +3,26 @@
 use serde_json::Value;
 
 use super::config_map::object_name;
+use super::{kube_metadata, quotable};
 use crate::field_error::FieldError;
 use crate::naming::dns1123_label;
 
 /// Validates a Namespace given as JSON; paths relative to the object.
 pub fn validate(obj: &Value) -> FieldError {
     let mut errs = object_name(obj.get("metadata"), dns1123_label);
+    errs.push(kube_metadata::validate_json(obj.get("metadata")));
     match obj.get("spec") {
         None | Some(Value::Null) => {}
         Some(Value::Object(spec)) => {
             if let Some(finalizers) = spec.get("finalizers").filter(|f| !f.is_null() && !f.is_array()) {
-                errs.push(FieldError::invalid_value_details(finalizers, "spec.finalizers", "must be a list of names"));
+                errs.push(FieldError::invalid_value_details(
+                    quotable(finalizers),
+                    "spec.finalizers",
+                    "must be a list of names",
+                ));
             }
         }
-        Some(other) => errs.push(FieldError::invalid_value_details(other, "spec", "must be an object")),
+        Some(other) => errs.push(FieldError::invalid_value_details(quotable(other), "spec", "must be an object")),
     }
     errs
 }

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use super::{accepted, rejected, with};
 use crate::kinds::Kind;
 
-fn config_map() -> Value {
+pub(super) fn config_map() -> Value {
     json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -40,7 +40,19 @@ fn config_map_data_must_be_strings_under_valid_keys() {
     let msg = rejected(Kind::ConfigMap, with(config_map(), "/data/..x", json!("x")));
     assert_eq!(msg, "invalid value: \"..x\": data[..x]\nmust not start with '..'");
     let msg = rejected(Kind::ConfigMap, with(config_map(), "/data", json!(["a"])));
-    assert_eq!(msg, "invalid value: [\"a\"]: data\nmust be a map of strings");
+    assert_eq!(msg, "invalid value: array: data\nmust be a map of strings");
+}
+
+#[test]
+fn errors_name_a_non_string_value_by_its_type_never_quote_it() {
+    // A patch can grow a value to any size; an error that quotes it grows with it.
+    let big = json!({"copy": {"of": "v".repeat(10_000)}});
+    let msg = rejected(Kind::ConfigMap, with(config_map(), "/data/big", big.clone()));
+    assert_eq!(msg, "invalid value: object: data[big]\nConfigMap values must be strings");
+    let msg = rejected(Kind::ConfigMap, with(config_map(), "/binaryData", json!({"b": [big]})));
+    assert_eq!(msg, "invalid value: array: binaryData[b]\nbinaryData values must be base64 strings");
+    let msg = rejected(Kind::ConfigMap, with(config_map(), "/data", json!("v".repeat(10_000))));
+    assert_eq!(msg, "invalid value: string: data\nmust be a map of strings");
 }
 
 #[test]
