@@ -97,14 +97,14 @@ fn start_watch(ctx: &Arc<Ctx>, t: &Target, q: &Query) -> Result<http::Response<A
         }
         None => None,
     };
-    let timeout = q.get("timeoutSeconds").and_then(|s| s.parse::<u64>().ok()).unwrap_or(1800);
+    let timeout = watch::timeout(q.get("timeoutSeconds"))?;
     let params = watch::WatchParams {
         kind: t.kind,
         namespace: t.namespace.clone(),
         labels,
         fields,
         resource_version,
-        timeout: std::time::Duration::from_secs(timeout),
+        timeout,
         bookmarks: q.flag("allowWatchBookmarks"),
         bookmark_interval: ctx.bookmark_interval,
         send_initial_events: q.flag("sendInitialEvents"),

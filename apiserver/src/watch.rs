@@ -21,6 +21,12 @@ use crate::store::{ListRequest, Store, StoreError, meta};
 
 /// Events read from the log per batch.
 const BATCH: usize = 500;
+/// How long a watch lasts when the client names no `timeoutSeconds` (or 0), as Kubernetes'
+/// default `--min-request-timeout` does.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+/// The longest a watch lasts whatever `timeoutSeconds` asks: a longer one is ended at this
+/// point, and the client watches again from the last version it saw, as after any close.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// What a watch asks for.
 #[derive(Clone, Debug)]
@@ -45,6 +51,27 @@ pub struct WatchParams {
     pub send_initial_events: bool,
 }
 
+/// The watch duration `timeoutSeconds` asks for: absent, empty or 0 is the default, a number
+/// beyond [`MAX_TIMEOUT`] (however many digits) is clamped to it, and anything else — a sign,
+/// a fraction, text — is a 400.
+pub fn timeout(raw: Option<&str>) -> Result<Duration, ApiError> {
+    let raw = raw.unwrap_or("");
+    if raw.is_empty() {
+        return Ok(DEFAULT_TIMEOUT);
+    }
+    if !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::bad_request(format!(
+            "invalid timeoutSeconds {raw:?}: must be a whole number of seconds, 0 or more"
+        )));
+    }
+    // All digits: the only parse failure left is overflow, which is a very long watch.
+    let secs = raw.parse::<u64>().unwrap_or(u64::MAX);
+    Ok(match secs {
+        0 => DEFAULT_TIMEOUT,
+        s => Duration::from_secs(s).min(MAX_TIMEOUT),
+    })
+}
+
 /// Starts a watch; the returned receiver yields the stream's lines.
 pub fn start(store: Arc<Store>, params: WatchParams, shutdown: CancellationToken) -> mpsc::Receiver<Bytes> {
     let (tx, rx) = mpsc::channel(64);
@@ -59,7 +86,7 @@ pub fn start(store: Arc<Store>, params: WatchParams, shutdown: CancellationToken
 }
 
 async fn run(store: &Store, p: &WatchParams, tx: &mpsc::Sender<Bytes>) {
-    let deadline = tokio::time::Instant::now() + p.timeout;
+    let deadline = tokio::time::Instant::now() + p.timeout.min(MAX_TIMEOUT);
     let mut latest = store.subscribe();
     latest.borrow_and_update();
     let mut cursor = match p.resource_version.filter(|rv| *rv > 0) {
@@ -219,6 +246,21 @@ mod tests {
         assert_eq!(translate(&p, &modified(&[("app", "b")], &[("app", "a")])).map(|t| t.0), Some("ADDED"));
         assert_eq!(translate(&p, &modified(&[("app", "a")], &[("app", "b")])).map(|t| t.0), Some("DELETED"));
         assert_eq!(translate(&p, &modified(&[("app", "b")], &[("app", "c")])), None);
+    }
+
+    #[test]
+    fn timeout_seconds_is_parsed_strictly_and_clamped() {
+        assert_eq!(timeout(None).expect("absent"), DEFAULT_TIMEOUT);
+        assert_eq!(timeout(Some("")).expect("empty"), DEFAULT_TIMEOUT);
+        assert_eq!(timeout(Some("0")).expect("zero"), DEFAULT_TIMEOUT);
+        assert_eq!(timeout(Some("290")).expect("kube-rs"), Duration::from_secs(290));
+        for huge in ["9223372036854775807", "18446744073709551615", "99999999999999999999999999"] {
+            assert_eq!(timeout(Some(huge)).expect(huge), MAX_TIMEOUT, "{huge}");
+        }
+        for bad in ["abc", "-1", "+5", "1.5", " 5", "5s", "-9223372036854775808"] {
+            let e = timeout(Some(bad)).expect_err(bad);
+            assert_eq!((e.code, e.reason), (400, "BadRequest"), "{bad}");
+        }
     }
 
     #[test]
