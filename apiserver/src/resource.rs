@@ -109,7 +109,7 @@ fn start_watch(ctx: &Arc<Ctx>, t: &Target, q: &Query) -> Result<http::Response<A
         bookmark_interval: ctx.bookmark_interval,
         send_initial_events: q.flag("sendInitialEvents"),
     };
-    let lines = watch::start(ctx.store.clone(), params, ctx.shutdown.clone());
+    let lines = watch::start(ctx, params)?;
     Ok(super::stream_response(lines))
 }
 

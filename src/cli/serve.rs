@@ -12,7 +12,7 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 use serde_json::json;
 use sluice_apiserver::store::Store;
-use sluice_apiserver::{ApiServer, kubeconfig};
+use sluice_apiserver::{ApiServer, WatchLimits, kubeconfig};
 use sluice_controller::Ctx;
 use sluice_router::endpoints::Endpoints;
 use sluice_router::publish::Publisher;
@@ -78,7 +78,8 @@ where
     let signal = CancellationToken::new();
     spawn_signal_handler(signal.clone());
     let api_stop = CancellationToken::new();
-    let api = tokio::spawn(ApiServer::new(store, api_stop.clone()).serve(api_listener));
+    let limits = WatchLimits { max_watches: args.max_watches, ..WatchLimits::default() };
+    let api = tokio::spawn(ApiServer::with_watch_limits(store, api_stop.clone(), limits).serve(api_listener));
 
     let endpoints = Endpoints::new();
     let (runtime, health) = Runtime::new(runtime_config(&state_dir, args.images.as_deref())?, endpoints.clone());

@@ -3,21 +3,28 @@
 //!
 //! The stream reads the log rather than a broadcast, so it sees every change exactly once and in
 //! order no matter how many writers race, and a client that reconnects after a restart with the
-//! last version it saw resumes where it left off.
+//! last version it saw resumes where it left off. What waits to be sent is bounded
+//! ([`outbox`]); a client that stops reading is closed, and the number of watches is capped
+//! ([`limits`]).
 
-use std::sync::Arc;
+mod limits;
+mod outbox;
+
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
 use sluice_api::Kind;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::Ctx;
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
 use crate::store::event::{Event, EventType};
 use crate::store::{ListRequest, Store, StoreError, meta};
+pub use limits::{CONNECTION, DEFAULT_MAX_WATCHES, WatchLimits, Watches};
+pub use outbox::{BufferLimits, Lines};
+use outbox::{Outbox, Refused, outbox};
 
 /// Events read from the log per batch.
 const BATCH: usize = 500;
@@ -72,93 +79,109 @@ pub fn timeout(raw: Option<&str>) -> Result<Duration, ApiError> {
     })
 }
 
-/// Starts a watch; the returned receiver yields the stream's lines.
-pub fn start(store: Arc<Store>, params: WatchParams, shutdown: CancellationToken) -> mpsc::Receiver<Bytes> {
-    let (tx, rx) = mpsc::channel(64);
+/// Starts a watch under the server's limits; the returned stream yields its lines. 429 when
+/// the server runs as many watches as it allows.
+pub fn start(ctx: &Ctx, params: WatchParams) -> Result<Lines, ApiError> {
+    let slot = ctx.watches.admit()?;
+    let (out, lines) = outbox(ctx.watches.buffer());
+    // Outside a connection (tests calling in directly) a watch that falls behind just ends.
+    let connection = CONNECTION.try_with(CancellationToken::clone).ok();
+    let (store, shutdown) = (ctx.store.clone(), ctx.shutdown.clone());
     tokio::spawn(async move {
+        let _slot = slot;
         tokio::select! {
-            () = run(&store, &params, &tx) => {}
+            () = run(&store, &params, &out, connection.as_ref()) => {}
             () = shutdown.cancelled() => {}
-            () = tx.closed() => {}
+            () = out.closed() => {}
         }
     });
-    rx
+    Ok(lines)
 }
 
-async fn run(store: &Store, p: &WatchParams, tx: &mpsc::Sender<Bytes>) {
+/// Follows the watch until it ends; closes the connection of a client that fell behind.
+async fn run(store: &Store, p: &WatchParams, out: &Outbox, connection: Option<&CancellationToken>) {
+    if let Err(Refused::Behind) = follow(store, p, out).await {
+        tracing::warn!(
+            kind = p.kind.info().kind,
+            namespace = p.namespace.as_deref().unwrap_or("*"),
+            queued = out.queued(),
+            "watch client fell behind (its buffer stayed full); closing the watch, the client must watch again"
+        );
+        if let Some(connection) = connection {
+            connection.cancel();
+        }
+    }
+}
+
+/// Sends the watch's events until its deadline, a store failure or the client's end.
+async fn follow(store: &Store, p: &WatchParams, out: &Outbox) -> Result<(), Refused> {
     let deadline = tokio::time::Instant::now() + p.timeout.min(MAX_TIMEOUT);
     let mut latest = store.subscribe();
     latest.borrow_and_update();
     let mut cursor = match p.resource_version.filter(|rv| *rv > 0) {
         Some(rv) => rv,
-        None => match initial_events(store, p, tx).await {
+        None => match initial_events(store, p, out).await? {
             Some(rv) => rv,
-            None => return,
+            None => return Ok(()),
         },
     };
     loop {
         latest.borrow_and_update();
-        match replay(store, p, tx, cursor).await {
-            Ok(Some(upto)) => cursor = upto,
-            Ok(None) => return,
-            Err(e) => {
-                let _ = tx.send(line("ERROR", ApiError::from(e).to_status())).await;
-                return;
-            }
+        match replay(store, p, out, cursor).await? {
+            Ok(upto) => cursor = upto,
+            Err(e) => return out.send(line("ERROR", ApiError::from(e).to_status())).await,
         }
         let bookmark = tokio::time::sleep(p.bookmark_interval);
         tokio::select! {
-            changed = latest.changed() => if changed.is_err() { return },
-            () = tokio::time::sleep_until(deadline) => return,
-            () = bookmark, if p.bookmarks => {
-                if tx.send(line("BOOKMARK", bookmark_object(p.kind, cursor, false))).await.is_err() {
-                    return;
-                }
-            }
+            changed = latest.changed() => if changed.is_err() { return Ok(()) },
+            () = tokio::time::sleep_until(deadline) => return Ok(()),
+            () = bookmark, if p.bookmarks => out.send(line("BOOKMARK", bookmark_object(p.kind, cursor, false))).await?,
         }
     }
 }
 
-/// Sends the current objects as ADDED; returns the version they were read at.
-async fn initial_events(store: &Store, p: &WatchParams, tx: &mpsc::Sender<Bytes>) -> Option<u64> {
+/// Sends the current objects as ADDED; returns the version they were read at, or None when
+/// the store failed (reported to the client as an ERROR event).
+async fn initial_events(store: &Store, p: &WatchParams, out: &Outbox) -> Result<Option<u64>, Refused> {
     let req = ListRequest { namespace: p.namespace.as_deref(), ..Default::default() };
     let page = match store.list(p.kind, &req, |o| p.fields.matches(o) && p.labels.matches(&meta::labels(o))) {
         Ok(page) => page,
         Err(e) => {
-            let _ = tx.send(line("ERROR", ApiError::from(e).to_status())).await;
-            return None;
+            out.send(line("ERROR", ApiError::from(e).to_status())).await?;
+            return Ok(None);
         }
     };
     for obj in page.items {
-        tx.send(line("ADDED", obj)).await.ok()?;
+        out.send(line("ADDED", obj)).await?;
     }
     if p.send_initial_events {
-        tx.send(line("BOOKMARK", bookmark_object(p.kind, page.resource_version, true))).await.ok()?;
+        out.send(line("BOOKMARK", bookmark_object(p.kind, page.resource_version, true))).await?;
     }
-    Some(page.resource_version)
+    Ok(Some(page.resource_version))
 }
 
-/// Sends every matching event after `cursor`; returns the version read up to, or None when the
-/// client has gone.
+/// Sends every matching event after `cursor`; returns the version read up to, or the store's
+/// failure.
 async fn replay(
     store: &Store,
     p: &WatchParams,
-    tx: &mpsc::Sender<Bytes>,
+    out: &Outbox,
     mut cursor: u64,
-) -> Result<Option<u64>, StoreError> {
+) -> Result<Result<u64, StoreError>, Refused> {
     loop {
-        let page = store.events_after(cursor, BATCH)?;
+        let page = match store.events_after(cursor, BATCH) {
+            Ok(page) => page,
+            Err(e) => return Ok(Err(e)),
+        };
         let full = page.events.len() == BATCH;
         for event in &page.events {
-            if let Some((kind, obj)) = translate(p, event)
-                && tx.send(line(kind, obj)).await.is_err()
-            {
-                return Ok(None);
+            if let Some((kind, obj)) = translate(p, event) {
+                out.send(line(kind, obj)).await?;
             }
         }
         cursor = page.upto;
         if !full {
-            return Ok(Some(cursor));
+            return Ok(Ok(cursor));
         }
     }
 }
@@ -206,71 +229,4 @@ fn line(kind: &str, object: Value) -> Bytes {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use super::*;
-    use crate::store::event::StoredEvent;
-
-    fn params(labels: &str) -> WatchParams {
-        WatchParams {
-            kind: Kind::Route,
-            namespace: Some("default".into()),
-            labels: LabelSelector::parse(labels).expect("selector"),
-            fields: FieldSelector::default(),
-            resource_version: None,
-            timeout: Duration::from_secs(1),
-            bookmarks: false,
-            bookmark_interval: Duration::from_secs(1),
-            send_initial_events: false,
-        }
-    }
-
-    fn modified(prev: &[(&str, &str)], now: &[(&str, &str)]) -> Event {
-        let labels: BTreeMap<String, String> = now.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Event {
-            rv: 5,
-            stored: StoredEvent {
-                event_type: EventType::Modified,
-                resource: "routes".into(),
-                object: json!({"metadata": {"name": "r", "namespace": "default", "labels": labels}}),
-                prev_labels: Some(prev.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
-            },
-        }
-    }
-
-    #[test]
-    fn label_changes_enter_and_leave_the_selection() {
-        let p = params("app=a");
-        assert_eq!(translate(&p, &modified(&[("app", "a")], &[("app", "a")])).map(|t| t.0), Some("MODIFIED"));
-        assert_eq!(translate(&p, &modified(&[("app", "b")], &[("app", "a")])).map(|t| t.0), Some("ADDED"));
-        assert_eq!(translate(&p, &modified(&[("app", "a")], &[("app", "b")])).map(|t| t.0), Some("DELETED"));
-        assert_eq!(translate(&p, &modified(&[("app", "b")], &[("app", "c")])), None);
-    }
-
-    #[test]
-    fn timeout_seconds_is_parsed_strictly_and_clamped() {
-        assert_eq!(timeout(None).expect("absent"), DEFAULT_TIMEOUT);
-        assert_eq!(timeout(Some("")).expect("empty"), DEFAULT_TIMEOUT);
-        assert_eq!(timeout(Some("0")).expect("zero"), DEFAULT_TIMEOUT);
-        assert_eq!(timeout(Some("290")).expect("kube-rs"), Duration::from_secs(290));
-        for huge in ["9223372036854775807", "18446744073709551615", "99999999999999999999999999"] {
-            assert_eq!(timeout(Some(huge)).expect(huge), MAX_TIMEOUT, "{huge}");
-        }
-        for bad in ["abc", "-1", "+5", "1.5", " 5", "5s", "-9223372036854775808"] {
-            let e = timeout(Some(bad)).expect_err(bad);
-            assert_eq!((e.code, e.reason), (400, "BadRequest"), "{bad}");
-        }
-    }
-
-    #[test]
-    fn other_kinds_and_namespaces_are_filtered() {
-        let p = params("");
-        let mut e = modified(&[], &[]);
-        e.stored.resource = "services".into();
-        assert_eq!(translate(&p, &e), None);
-        let mut e = modified(&[], &[]);
-        e.stored.object["metadata"]["namespace"] = json!("other");
-        assert_eq!(translate(&p, &e), None);
-    }
-}
+mod tests;
