@@ -31,13 +31,13 @@ use sluice_api::Kind;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::Store;
 use query::Query;
 use resource::Target;
 use status::ApiError;
+pub use watch::{BufferLimits, DEFAULT_MAX_WATCHES, WatchLimits};
 
 /// How long open requests get to finish at shutdown.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -57,6 +57,8 @@ pub struct Ctx {
     pub shutdown: CancellationToken,
     /// How often an idle watch sends a BOOKMARK.
     pub bookmark_interval: Duration,
+    /// How many watches may run, and how much each may buffer.
+    pub(crate) watches: watch::Watches,
 }
 
 /// The API server.
@@ -85,8 +87,14 @@ enum Endpoint {
 impl ApiServer {
     /// A server over `store` that stops when `shutdown` is cancelled.
     pub fn new(store: Arc<Store>, shutdown: CancellationToken) -> Self {
+        Self::with_watch_limits(store, shutdown, WatchLimits::default())
+    }
+
+    /// A server as [`ApiServer::new`] with these watch limits.
+    pub fn with_watch_limits(store: Arc<Store>, shutdown: CancellationToken, limits: WatchLimits) -> Self {
+        let watches = watch::Watches::new(limits);
         Self {
-            ctx: Arc::new(Ctx { store, shutdown, bookmark_interval: Duration::from_secs(30) }),
+            ctx: Arc::new(Ctx { store, shutdown, bookmark_interval: Duration::from_secs(30), watches }),
             header_read_timeout: HEADER_READ_TIMEOUT,
         }
     }
@@ -128,10 +136,18 @@ impl ApiServer {
                                 _ => return,
                             }
                             let _ = stream.set_nodelay(true);
-                            let svc = hyper::service::service_fn(move |req| handle(ctx.clone(), req));
+                            // Cancelled by a watch on this connection that falls behind.
+                            let close = CancellationToken::new();
+                            let closer = close.clone();
+                            let svc = hyper::service::service_fn(move |req| {
+                                watch::CONNECTION.scope(closer.clone(), handle(ctx.clone(), req))
+                            });
                             let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), svc).into_owned());
-                            if let Err(e) = conn.await {
-                                tracing::debug!(error = %e, "api connection ended");
+                            tokio::select! {
+                                ended = conn => if let Err(e) = ended {
+                                    tracing::debug!(error = %e, "api connection ended");
+                                },
+                                () = close.cancelled() => tracing::debug!("api connection closed: its watch fell behind"),
                             }
                         });
                     }
@@ -159,7 +175,15 @@ async fn handle(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Result<http::Res
         Ok(r) => r,
         Err(e) => {
             tracing::debug!(%method, %path, code = e.code, message = %e.message, "api request failed");
-            json_response(StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &e.to_status())
+            let mut res = json_response(
+                StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                &e.to_status(),
+            );
+            if e.code == 429 {
+                // As Kubernetes' max-in-flight filter: clients back off and retry.
+                res.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            }
+            res
         }
     };
     Ok(response)
@@ -265,8 +289,8 @@ fn text_response(code: StatusCode, text: &'static str) -> http::Response<ApiBody
 }
 
 /// A chunked JSON stream of watch events.
-fn stream_response(lines: tokio::sync::mpsc::Receiver<Bytes>) -> http::Response<ApiBody> {
-    let frames = ReceiverStream::new(lines).map(|b| Ok::<_, Infallible>(Frame::data(b)));
+fn stream_response(lines: watch::Lines) -> http::Response<ApiBody> {
+    let frames = lines.map(|b| Ok::<_, Infallible>(Frame::data(b)));
     http::Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")

@@ -92,19 +92,19 @@ fn selectors(q: &Query) -> Result<(LabelSelector, FieldSelector), ApiError> {
 fn start_watch(ctx: &Arc<Ctx>, t: &Target, q: &Query) -> Result<http::Response<ApiBody>, ApiError> {
     let (labels, fields) = selectors(q)?;
     let resource_version = q.resource_version()?;
-    let timeout = q.get("timeoutSeconds").and_then(|s| s.parse::<u64>().ok()).unwrap_or(1800);
+    let timeout = watch::timeout(q.get("timeoutSeconds"))?;
     let params = watch::WatchParams {
         kind: t.kind,
         namespace: t.namespace.clone(),
         labels,
         fields,
         resource_version,
-        timeout: std::time::Duration::from_secs(timeout),
+        timeout,
         bookmarks: q.flag("allowWatchBookmarks"),
         bookmark_interval: ctx.bookmark_interval,
         send_initial_events: q.flag("sendInitialEvents"),
     };
-    let lines = watch::start(ctx.store.clone(), params, ctx.shutdown.clone());
+    let lines = watch::start(ctx, params)?;
     Ok(super::stream_response(lines))
 }
 

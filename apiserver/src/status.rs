@@ -168,7 +168,7 @@ impl From<StoreError> for ApiError {
             StoreError::Gone { requested, oldest } => {
                 Self::new(410, "Expired", format!("too old resource version: {requested} ({oldest})"))
             }
-            StoreError::Storage(message) => {
+            StoreError::Storage(message) | StoreError::Io(message) => {
                 Self::new(500, "InternalError", format!("Internal error occurred: {message}"))
             }
         }

@@ -92,6 +92,10 @@ pub struct ServeArgs {
     /// version gets 410 Gone (`Expired`) and must list again.
     #[arg(long, default_value_t = sluice_apiserver::store::DEFAULT_HISTORY)]
     pub watch_history: u64,
+    /// Watches the API server runs at once; one more is refused with 429 `TooManyRequests`.
+    /// (Each may buffer a bounded amount; a client that stops reading is closed.)
+    #[arg(long, default_value_t = sluice_apiserver::DEFAULT_MAX_WATCHES)]
+    pub max_watches: usize,
 }
 
 /// Where the CLI finds the API server.

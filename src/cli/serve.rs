@@ -12,7 +12,7 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 use serde_json::json;
 use sluice_apiserver::store::Store;
-use sluice_apiserver::{ApiServer, kubeconfig};
+use sluice_apiserver::{ApiServer, WatchLimits, kubeconfig};
 use sluice_controller::Ctx;
 use sluice_router::endpoints::Endpoints;
 use sluice_router::publish::Publisher;
@@ -91,7 +91,8 @@ where
         .build()
         .context("starting the API server's runtime")?;
     let api = api_runtime.spawn({
-        let server = ApiServer::new(store, api_stop.clone());
+        let limits = WatchLimits { max_watches: args.max_watches, ..WatchLimits::default() };
+        let server = ApiServer::with_watch_limits(store, api_stop.clone(), limits);
         async move {
             match TcpListener::from_std(api_listener) {
                 Ok(listener) => server.serve(listener).await,

@@ -54,25 +54,45 @@ pub enum StoreError {
     /// The database failed; the transaction was rolled back.
     #[error("storage error: {0}")]
     Storage(String),
+    /// Reading or writing the database file failed (e.g. the disk is full); the transaction
+    /// was rolled back and the database is reopened.
+    #[error("storage I/O error: {0}")]
+    Io(String),
 }
 
 macro_rules! storage_errors {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
             fn from(e: $t) -> Self {
-                StoreError::Storage(e.to_string())
+                match redb::Error::from(e) {
+                    e @ (redb::Error::Io(_) | redb::Error::PreviousIo) => StoreError::Io(e.to_string()),
+                    e => StoreError::Storage(e.to_string()),
+                }
             }
         }
     )*};
 }
 
 storage_errors!(
-    redb::Error,
     redb::DatabaseError,
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
     redb::CommitError,
-    redb::SetDurabilityError,
-    serde_json::Error
+    redb::SetDurabilityError
 );
+
+impl From<redb::Error> for StoreError {
+    fn from(e: redb::Error) -> Self {
+        match e {
+            redb::Error::Io(_) | redb::Error::PreviousIo => StoreError::Io(e.to_string()),
+            e => StoreError::Storage(e.to_string()),
+        }
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Storage(e.to_string())
+    }
+}

@@ -6,6 +6,7 @@
 //! log in the same transaction; watches replay that log, so they see every change exactly once
 //! and in order, across restarts, until the log is trimmed (then they get 410 Gone).
 
+mod db;
 mod error;
 pub mod event;
 pub mod meta;
@@ -38,7 +39,7 @@ pub const COMMIT_DURABILITY: Durability = Durability::Immediate;
 
 /// The durable object store.
 pub struct Store {
-    db: Database,
+    db: db::Db,
     latest: watch::Sender<u64>,
     history: u64,
 }
@@ -105,25 +106,39 @@ pub struct ListRequest<'a> {
 // === impl Store ===
 
 impl Store {
-    /// Opens (or creates) the database at `path`, keeping `history` events for watches.
+    /// Opens (or creates) the database at `path`, keeping `history` events for watches. After
+    /// an I/O failure the database is opened again from `path`.
     pub fn open(path: &Path, history: u64) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => {
-                StoreError::Storage(format!("{} is already open in another sluice process", path.display()))
-            }
-            e => StoreError::Storage(format!("{}: {e}", path.display())),
-        })?;
-        Self::with_database(db, history)
+        let path = path.to_path_buf();
+        Self::with_opener(
+            Box::new(move || {
+                Database::create(&path).map_err(|e| match e {
+                    redb::DatabaseError::DatabaseAlreadyOpen => {
+                        StoreError::Storage(format!("{} is already open in another sluice process", path.display()))
+                    }
+                    e => match StoreError::from(e) {
+                        StoreError::Io(m) => StoreError::Io(format!("{}: {m}", path.display())),
+                        e => StoreError::Storage(format!("{}: {e}", path.display())),
+                    },
+                })
+            }),
+            history,
+        )
     }
 
-    /// The store over an opened database (tests open one over an instrumented backend).
-    fn with_database(db: Database, history: u64) -> Result<Self, StoreError> {
-        let mut txn = db.begin_write()?;
-        txn.set_durability(COMMIT_DURABILITY)?;
-        txn.open_table(OBJECTS)?;
-        txn.open_table(EVENTS)?;
-        let rv = txn.open_table(COUNTERS)?.get(RESOURCE_VERSION)?.map(|v| v.value()).unwrap_or(0);
-        txn.commit()?;
+    /// The store over the database `open` opens, now and after each I/O failure (tests open
+    /// one over an instrumented backend).
+    fn with_opener(open: db::Opener, history: u64) -> Result<Self, StoreError> {
+        let db = db::Db::new(open)?;
+        let rv = db.run("open", |db| {
+            let mut txn = db.begin_write()?;
+            txn.set_durability(COMMIT_DURABILITY)?;
+            txn.open_table(OBJECTS)?;
+            txn.open_table(EVENTS)?;
+            let rv = txn.open_table(COUNTERS)?.get(RESOURCE_VERSION)?.map(|v| v.value()).unwrap_or(0);
+            txn.commit()?;
+            Ok(rv)
+        })?;
         let (latest, _) = watch::channel(rv);
         Ok(Self { db, latest, history: history.max(1) })
     }
@@ -140,10 +155,12 @@ impl Store {
 
     /// The stored object, if any.
     pub fn get(&self, kind: Kind, namespace: &str, name: &str) -> Result<Option<Value>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let objects = txn.open_table(OBJECTS)?;
-        let got = objects.get(object_key(kind, namespace, name).as_str())?;
-        got.map(|v| serde_json::from_slice(v.value()).map_err(StoreError::from)).transpose()
+        self.db.run("get", |db| {
+            let txn = db.begin_read()?;
+            let objects = txn.open_table(OBJECTS)?;
+            let got = objects.get(object_key(kind, namespace, name).as_str())?;
+            got.map(|v| serde_json::from_slice(v.value()).map_err(StoreError::from)).transpose()
+        })
     }
 
     /// Lists objects of `kind` passing `filter`, from one consistent snapshot.
@@ -153,35 +170,37 @@ impl Store {
         req: &ListRequest<'_>,
         filter: impl Fn(&Value) -> bool,
     ) -> Result<ListPage, StoreError> {
-        let txn = self.db.begin_read()?;
-        let resource_version = txn.open_table(COUNTERS)?.get(RESOURCE_VERSION)?.map(|v| v.value()).unwrap_or(0);
-        let objects = txn.open_table(OBJECTS)?;
-        let (start, end) = prefix_range(kind, req.namespace);
-        let lower = match req.start_after {
-            Some(after) if after.as_bytes() >= start.as_bytes() => format!("{after}\0"),
-            _ => start,
-        };
-        let limit = req.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
-        let mut page = ListPage { items: Vec::new(), resource_version, continue_after: None, remaining: 0 };
-        for row in objects.range(lower.as_str()..end.as_str())? {
-            let (key, value) = row?;
-            let obj: Value = serde_json::from_slice(value.value())?;
-            if !filter(&obj) {
-                continue;
+        self.db.run("list", |db| {
+            let txn = db.begin_read()?;
+            let resource_version = txn.open_table(COUNTERS)?.get(RESOURCE_VERSION)?.map(|v| v.value()).unwrap_or(0);
+            let objects = txn.open_table(OBJECTS)?;
+            let (start, end) = prefix_range(kind, req.namespace);
+            let lower = match req.start_after {
+                Some(after) if after.as_bytes() >= start.as_bytes() => format!("{after}\0"),
+                _ => start,
+            };
+            let limit = req.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
+            let mut page = ListPage { items: Vec::new(), resource_version, continue_after: None, remaining: 0 };
+            for row in objects.range(lower.as_str()..end.as_str())? {
+                let (key, value) = row?;
+                let obj: Value = serde_json::from_slice(value.value())?;
+                if !filter(&obj) {
+                    continue;
+                }
+                if page.items.len() == limit {
+                    page.remaining += 1;
+                    continue;
+                }
+                if page.items.len() + 1 == limit {
+                    page.continue_after = Some(key.value().to_string());
+                }
+                page.items.push(obj);
             }
-            if page.items.len() == limit {
-                page.remaining += 1;
-                continue;
+            if page.remaining == 0 {
+                page.continue_after = None;
             }
-            if page.items.len() + 1 == limit {
-                page.continue_after = Some(key.value().to_string());
-            }
-            page.items.push(obj);
-        }
-        if page.remaining == 0 {
-            page.continue_after = None;
-        }
-        Ok(page)
+            Ok(page)
+        })
     }
 
     /// Stores a new object: fills uid, creationTimestamp, generation and resourceVersion.
@@ -265,42 +284,46 @@ impl Store {
 
     /// The events after `rv`, at most `max` of them, or Gone when they were trimmed.
     pub fn events_after(&self, rv: u64, max: usize) -> Result<EventPage, StoreError> {
-        let txn = self.db.begin_read()?;
-        let counters = txn.open_table(COUNTERS)?;
-        let latest = counters.get(RESOURCE_VERSION)?.map(|v| v.value()).unwrap_or(0);
-        let compacted = counters.get(COMPACTED)?.map(|v| v.value()).unwrap_or(0);
-        if rv < compacted {
-            return Err(StoreError::Gone { requested: rv, oldest: compacted + 1 });
-        }
-        let events = txn.open_table(EVENTS)?;
-        let mut page = EventPage { events: Vec::new(), upto: latest };
-        for row in events.range(rv.saturating_add(1)..)? {
-            let (key, value) = row?;
-            if page.events.len() == max {
-                page.upto = page.events.last().map_or(rv, |e: &Event| e.rv);
-                break;
+        self.db.run("events_after", |db| {
+            let txn = db.begin_read()?;
+            let counters = txn.open_table(COUNTERS)?;
+            let latest = counters.get(RESOURCE_VERSION)?.map(|v| v.value()).unwrap_or(0);
+            let compacted = counters.get(COMPACTED)?.map(|v| v.value()).unwrap_or(0);
+            if rv < compacted {
+                return Err(StoreError::Gone { requested: rv, oldest: compacted + 1 });
             }
-            let stored: StoredEvent = serde_json::from_slice(value.value())?;
-            page.events.push(Event { rv: key.value(), stored });
-        }
-        Ok(page)
+            let events = txn.open_table(EVENTS)?;
+            let mut page = EventPage { events: Vec::new(), upto: latest };
+            for row in events.range(rv.saturating_add(1)..)? {
+                let (key, value) = row?;
+                if page.events.len() == max {
+                    page.upto = page.events.last().map_or(rv, |e: &Event| e.rv);
+                    break;
+                }
+                let stored: StoredEvent = serde_json::from_slice(value.value())?;
+                page.events.push(Event { rv: key.value(), stored });
+            }
+            Ok(page)
+        })
     }
 
     /// Runs `f` in one write transaction; commits it unless `dry_run`, then wakes watchers.
     fn write<T>(&self, dry_run: bool, f: impl FnOnce(&mut Tx) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let mut tx = Tx::begin(&self.db)?;
-        let out = f(&mut tx)?;
-        if dry_run {
-            tx.abort()?;
-            return Ok(out);
-        }
-        let rv = tx.commit(self.history)?;
-        self.latest.send_if_modified(|latest| {
-            let changed = rv > *latest;
-            *latest = (*latest).max(rv);
-            changed
-        });
-        Ok(out)
+        self.db.run("write", |db| {
+            let mut tx = Tx::begin(db)?;
+            let out = f(&mut tx)?;
+            if dry_run {
+                tx.abort()?;
+                return Ok(out);
+            }
+            let rv = tx.commit(self.history)?;
+            self.latest.send_if_modified(|latest| {
+                let changed = rv > *latest;
+                *latest = (*latest).max(rv);
+                changed
+            });
+            Ok(out)
+        })
     }
 }
 

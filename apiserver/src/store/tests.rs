@@ -5,6 +5,8 @@ use super::event::EventType;
 use super::meta::{self, UpdateMode};
 use super::*;
 
+mod faults;
+
 fn open(dir: &tempfile::TempDir) -> Store {
     Store::open(&dir.path().join("db.redb"), DEFAULT_HISTORY).expect("open store")
 }
@@ -346,18 +348,14 @@ impl redb::StorageBackend for CountingBackend {
 fn every_acknowledged_write_is_fsynced_before_it_returns() {
     assert!(matches!(COMMIT_DURABILITY, Durability::Immediate), "commits must be durable");
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(dir.path().join("db.redb"))
-        .expect("file");
+    let path = dir.path().join("db.redb");
     let syncs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let backend =
-        CountingBackend { file: redb::backends::FileBackend::new(file).expect("backend"), syncs: syncs.clone() };
-    let db = redb::Builder::new().create_with_backend(backend).expect("database");
-    let store = Store::with_database(db, DEFAULT_HISTORY).expect("store");
+    let counter = syncs.clone();
+    let open = move || -> Result<redb::Database, StoreError> {
+        let backend = CountingBackend { file: faults::file_backend(&path)?, syncs: counter.clone() };
+        Ok(redb::Builder::new().create_with_backend(backend)?)
+    };
+    let store = Store::with_opener(Box::new(open), DEFAULT_HISTORY).expect("store");
     let mut last = syncs.load(std::sync::atomic::Ordering::SeqCst);
     let r = store.create(Kind::Route, route("r"), false).expect("create");
     let now = syncs.load(std::sync::atomic::Ordering::SeqCst);
