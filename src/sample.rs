@@ -3,8 +3,9 @@
 //! (streams the request body back), `/sleep?ms=N`, `/status/N`, `/env/NAME`, `/headers`,
 //! `/version` (the HTTP version the request arrived in, e.g. `HTTP/2.0`: it speaks HTTP/1.1 and
 //! h2c), and `/crash?code=N` (writes a line to stderr and exits with code N at once, like a
-//! crash). Every response carries `K-Revision: $K_REVISION` (when set), so a test can tell
-//! which revision answered even where the body does not say (`/sleep`, `/echo`).
+//! crash). It reads every request body to its end before it answers. Every response carries
+//! `K-Revision: $K_REVISION` (when set), so a test can tell which revision answered even where
+//! the body does not say (`/sleep`, `/echo`).
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -64,16 +65,26 @@ pub async fn hello() -> anyhow::Result<()> {
 }
 
 async fn handle(req: Request<Incoming>, greeting: Bytes) -> Result<Response<Body>, Infallible> {
+    if matches!(*req.method(), Method::POST | Method::PUT) && req.uri().path() == "/echo" {
+        let ct = req.headers().get(http::header::CONTENT_TYPE).cloned();
+        let mut res = Response::new(req.into_body().boxed());
+        if let Some(ct) = ct {
+            res.headers_mut().insert(http::header::CONTENT_TYPE, ct);
+        }
+        return Ok(res);
+    }
+    // Read the request body to its end (keeping none of it) before answering: a server that
+    // answers and closes with body bytes unread makes the kernel reset the connection, and the
+    // client (or the router in front) may lose the answer.
+    let (parts, mut body) = req.into_parts();
+    while let Some(frame) = body.frame().await {
+        if frame.is_err() {
+            break;
+        }
+    }
+    let req = Request::from_parts(parts, ());
     let path = req.uri().path().to_string();
     let response = match (req.method(), path.as_str()) {
-        (&Method::POST | &Method::PUT, "/echo") => {
-            let ct = req.headers().get(http::header::CONTENT_TYPE).cloned();
-            let mut res = Response::new(req.into_body().boxed());
-            if let Some(ct) = ct {
-                res.headers_mut().insert(http::header::CONTENT_TYPE, ct);
-            }
-            res
-        }
         (_, "/sleep") => {
             let ms = query(&req, "ms").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
             tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -110,7 +121,7 @@ async fn handle(req: Request<Incoming>, greeting: Bytes) -> Result<Response<Body
     Ok(response)
 }
 
-fn query<'a>(req: &'a Request<Incoming>, key: &str) -> Option<&'a str> {
+fn query<'a, B>(req: &'a Request<B>, key: &str) -> Option<&'a str> {
     req.uri().query()?.split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
 }
 
