@@ -28,6 +28,10 @@ pub enum ProxyError {
     /// The request target cannot be forwarded.
     #[error("invalid request target")]
     InvalidTarget,
+    /// The client's request body could not be read (malformed chunked encoding, or the client
+    /// stopped sending it) while it was being forwarded.
+    #[error("request body is malformed or incomplete")]
+    RequestBody,
     /// The request's headers exceed a configured limit.
     #[error("{0}")]
     HeadersTooLarge(Reason),
@@ -77,7 +81,9 @@ impl ProxyError {
     /// The status the client sees.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::MissingHost | Self::DuplicateHost | Self::InvalidTarget => StatusCode::BAD_REQUEST,
+            Self::MissingHost | Self::DuplicateHost | Self::InvalidTarget | Self::RequestBody => {
+                StatusCode::BAD_REQUEST
+            }
             Self::UnknownHost(_) => StatusCode::NOT_FOUND,
             Self::Connect => StatusCode::METHOD_NOT_ALLOWED,
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -92,6 +98,7 @@ impl ProxyError {
         match self {
             Self::MissingHost
             | Self::DuplicateHost
+            | Self::RequestBody
             | Self::UnknownHost(_)
             | Self::Connect
             | Self::InvalidTarget
@@ -125,9 +132,12 @@ impl ProxyError {
         match self {
             Self::HeadersTooLarge(r) | Self::NoTraffic(r) | Self::NoReadyInstance(r) | Self::Timeout(r) => Some(r),
             Self::Unreachable { reason, .. } | Self::Upstream { reason, .. } => Some(reason),
-            Self::MissingHost | Self::DuplicateHost | Self::UnknownHost(_) | Self::Connect | Self::InvalidTarget => {
-                None
-            }
+            Self::MissingHost
+            | Self::DuplicateHost
+            | Self::RequestBody
+            | Self::UnknownHost(_)
+            | Self::Connect
+            | Self::InvalidTarget => None,
         }
     }
 }

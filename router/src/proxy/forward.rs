@@ -2,6 +2,8 @@
 //! another instance when the connect failed (nothing was sent), and the response wrapped so
 //! the instance stays claimed until its body ends.
 
+use std::error::Error as _;
+
 use http::request::Parts;
 use http::uri::{self, PathAndQuery, Scheme};
 use http::{Request, Response, Uri, Version};
@@ -65,8 +67,27 @@ fn finish(attempt: Attempt, guard: InstanceGuard, backend: &Backend) -> Result<R
         Attempt::Failed(source) if source.is_connect() => {
             Err(ProxyError::Unreachable { reason: backend.unreachable.clone(), source })
         }
+        // The client's own body broke (malformed chunking, or cut short): its fault, not the
+        // instance's.
+        Attempt::Failed(source) if client_body_failed(&source) => Err(ProxyError::RequestBody),
         Attempt::Failed(source) => Err(ProxyError::Upstream { reason: backend.failed.clone(), source }),
     }
+}
+
+/// True when sending failed because reading the client's request body failed: hyper reports
+/// an error of the body it was given (ours, streaming the client's), whose cause is the
+/// client connection's own hyper error.
+fn client_body_failed(error: &hyper_util::client::legacy::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if let Some(h) = e.downcast_ref::<hyper::Error>()
+            && h.is_user()
+        {
+            return h.source().is_some_and(|s| s.is::<hyper::Error>());
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// The instance's response for the client: hop-by-hop headers out, body holding the claim.

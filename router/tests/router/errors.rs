@@ -220,3 +220,19 @@ async fn headers_beyond_the_hard_limit_get_431_from_hyper() {
     let reply = Reply::read(H1::connect(proxy.addr).await.send(with_headers(1, 40 * 1024)).await).await;
     assert_eq!(reply.status, 431);
 }
+
+#[tokio::test]
+async fn a_malformed_chunked_request_body_gets_400_not_502() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let backend = Backend::mirror("hello").await;
+    let proxy = Proxy::start(hello(&revision("hello-00001", &[backend.addr]))).await;
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.expect("connect");
+    let request =
+        "POST /echo HTTP/1.1\r\nHost: hello.default\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n";
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut answer = String::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut answer)).await;
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(answer.ends_with("\r\n\r\nrequest body is malformed or incomplete\n"), "{answer}");
+}
