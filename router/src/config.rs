@@ -24,6 +24,9 @@ pub struct RouterConfig {
     /// connection without streams; h1 keep-alive is bounded by `header_read_timeout` too).
     /// Default 60 s.
     pub idle_timeout: Duration,
+    /// How many idle connections to one instance the pool keeps; a burst of concurrent
+    /// requests opens more, and those are closed as they come back idle. Default 32.
+    pub upstream_max_idle_per_instance: usize,
     /// How long an idle pooled upstream connection is kept. Default 90 s.
     pub upstream_idle_timeout: Duration,
     /// How long a request whose revision has no ready instance is held for one to appear (an
@@ -41,6 +44,7 @@ impl Default for RouterConfig {
             max_headers: 100,
             header_read_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
+            upstream_max_idle_per_instance: 32,
             upstream_idle_timeout: Duration::from_secs(90),
             ready_wait: Duration::from_secs(5),
         }

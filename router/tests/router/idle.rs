@@ -81,3 +81,77 @@ async fn a_request_in_flight_longer_than_the_idle_timeout_is_not_cut() {
     let reply = Reply::read(h2.send(get("hello.default")).await).await;
     assert_eq!((reply.status.as_u16(), reply.text()), (200, "late but whole"));
 }
+
+/// A backend answering every request at once, counting its open connections.
+async fn counting_backend() -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Open(Arc<AtomicUsize>);
+    impl Drop for Open {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let open = Arc::new(AtomicUsize::new(0));
+    let counter = open.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let guard = Open(counter.clone());
+            tokio::spawn(async move {
+                let _guard = guard;
+                let svc = hyper::service::service_fn(|_req| async {
+                    // Slow enough that a burst needs a connection per request.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    Ok::<_, std::convert::Infallible>(http::Response::new(full("ok")))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, open)
+}
+
+#[tokio::test]
+async fn a_burst_leaves_at_most_the_configured_idle_connections_to_an_instance() {
+    use std::sync::atomic::Ordering;
+
+    let (addr, open) = counting_backend().await;
+    let config = RouterConfig { upstream_max_idle_per_instance: 8, ..config() };
+    let proxy = Proxy::start_with(hello(&revision("hello-00001", &[addr])), config, Duration::from_secs(5)).await;
+    // 100 concurrent streams on one h2c connection: the router needs ~100 upstream connections.
+    let stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    let (h2, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("h2c");
+    let conn = tokio::spawn(conn);
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let mut h2 = h2.clone();
+        tasks.push(tokio::spawn(async move {
+            h2.ready().await.expect("ready");
+            let res = h2.send_request(get("hello.default")).await.expect("response");
+            Reply::read(res).await.status.as_u16()
+        }));
+    }
+    let mut peak = 0;
+    for t in tasks {
+        assert_eq!(t.await.expect("task"), 200);
+        peak = peak.max(open.load(Ordering::SeqCst));
+    }
+    assert!(peak > 8, "the burst used {peak} connections; the test needs more than the idle bound");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while open.load(Ordering::SeqCst) > 8 {
+        assert!(tokio::time::Instant::now() < deadline, "{} idle connections kept", open.load(Ordering::SeqCst));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    conn.abort();
+}
