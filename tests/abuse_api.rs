@@ -48,3 +48,37 @@ async fn a_yaml_alias_bomb_is_refused_and_stores_nothing() {
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
     assert_eq!(res.json()["data"], json!({"k": "v", "j": "v"}));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_in_the_path_that_no_namespace_could_have_is_not_found() {
+    let s = Sluice::start_api_only(BIN).expect("start sluice");
+    let c = Client::new();
+    let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m"}, "data": {"k": "v"}});
+    let long = "a".repeat(70);
+    for (in_path, named) in [
+        ("%2E%2E", ".."),
+        ("..%2F..%2Ftmp", "../../tmp"),
+        ("a%2Fb", "a/b"),
+        ("UPPER", "UPPER"),
+        (long.as_str(), long.as_str()),
+        ("-dash", "-dash"),
+    ] {
+        let url = format!("{}/api/v1/namespaces/{in_path}/configmaps", s.api);
+        let res =
+            c.send(Method::POST, &url, &[("content-type", "application/json")], body.to_string()).await.expect("post");
+        assert_eq!(res.status, StatusCode::NOT_FOUND, "{named}: {}", res.text());
+        let status = res.json();
+        assert_eq!(status["message"], format!("namespaces {named:?} not found"), "{status}");
+        assert_eq!(status["reason"], "NotFound");
+        let listed = c.get(&url, &[]).await.expect("list");
+        assert_eq!(listed.status, StatusCode::NOT_FOUND, "{named}");
+    }
+    // Nothing was stored anywhere.
+    let all = c.get(&format!("{}/api/v1/configmaps", s.api), &[]).await.expect("list all").json();
+    assert_eq!(all["items"], json!([]));
+    // A proper name still works.
+    let url = format!("{}/api/v1/namespaces/team-a/configmaps", s.api);
+    let res =
+        c.send(Method::POST, &url, &[("content-type", "application/json")], body.to_string()).await.expect("post");
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+}

@@ -33,7 +33,7 @@ use tokio::task::JoinSet;
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use query::Query;
 use resource::Target;
 use status::ApiError;
@@ -195,6 +195,14 @@ async fn dispatch(ctx: &Arc<Ctx>, req: http::Request<Incoming>) -> Result<http::
     let ok = |v: Value| Ok(json_response(StatusCode::OK, &v));
     match endpoint {
         Endpoint::Resource(target) => {
+            // A namespace in the path must be a name a Namespace could have (an RFC 1123
+            // label): `..`, `a/b` or `UPPER` name none, so nothing can be stored under them
+            // (and no instance log can be written outside its directory).
+            if let Some(ns) = target.namespace.as_deref()
+                && !sluice_api::naming::dns1123_label(ns).is_empty()
+            {
+                return Err(StoreError::NotFound { kind: Kind::Namespace, name: ns.to_string() }.into());
+            }
             let (parts, body) = req.into_parts();
             let header = |h: header::HeaderName| parts.headers.get(h).and_then(|v| v.to_str().ok()).map(str::to_string);
             let body = match parts.method {
