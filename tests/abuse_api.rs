@@ -76,9 +76,23 @@ async fn a_namespace_in_the_path_that_no_namespace_could_have_is_not_found() {
     // Nothing was stored anywhere.
     let all = c.get(&format!("{}/api/v1/configmaps", s.api), &[]).await.expect("list all").json();
     assert_eq!(all["items"], json!([]));
-    // A proper name still works.
+    // A proper name of a namespace that does not exist is not found either, as in Kubernetes;
+    // once the namespace is created, the same write succeeds.
     let url = format!("{}/api/v1/namespaces/team-a/configmaps", s.api);
-    let res =
-        c.send(Method::POST, &url, &[("content-type", "application/json")], body.to_string()).await.expect("post");
+    let post = async |url: &str, body: String| {
+        c.send(Method::POST, url, &[("content-type", "application/json")], body).await.expect("post")
+    };
+    let res = post(&url, body.to_string()).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND, "{}", res.text());
+    assert_eq!(res.json()["message"], "namespaces \"team-a\" not found");
+    let namespaces = format!("{}/api/v1/namespaces", s.api);
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}});
+    assert_eq!(post(&namespaces, ns.to_string()).await.status, StatusCode::CREATED);
+    let res = post(&url, body.to_string()).await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    // `default` and `knative-serving` are always there.
+    let listed = c.get(&namespaces, &[]).await.expect("list").json();
+    let names: Vec<&str> =
+        listed["items"].as_array().expect("items").iter().filter_map(|n| n["metadata"]["name"].as_str()).collect();
+    assert_eq!(names, ["default", "knative-serving", "team-a"]);
 }

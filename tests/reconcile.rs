@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use sluice_api::scale::{RevisionHealth, RevisionRun, Scaler};
 use sluice_api::{Configuration, Revision, RevisionKey, Route, Service};
 use sluice_apiserver::ApiServer;
-use sluice_apiserver::store::{DEFAULT_HISTORY, Store};
+use sluice_apiserver::store::{BUILTIN_NAMESPACES, DEFAULT_HISTORY, Store};
 use sluice_controller::{Ctx, configuration, revision, route, service};
 use sluice_router::publish::{RoutePublisher, RouteSpec};
 use tokio::net::TcpListener;
@@ -70,6 +70,7 @@ impl Harness {
     async fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(Store::open(&dir.path().join("sluice.redb"), DEFAULT_HISTORY).expect("store"));
+        store.ensure_namespaces(BUILTIN_NAMESPACES).expect("namespaces");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let stop = CancellationToken::new();

@@ -233,7 +233,17 @@ async fn create_object(ctx: &Arc<Ctx>, t: &Target, mut obj: Value, dry_run: bool
     }
     let admitted =
         admission::admit(kind, Operation::Create, None, obj).map_err(|e| ApiError::from_admission(kind, &name, e))?;
-    blocking(&ctx.store, move |s| s.create(kind, admitted, dry_run)).await
+    blocking(&ctx.store, move |s| {
+        // As Kubernetes' NamespaceLifecycle admission: nothing goes into a namespace that does
+        // not exist. (Checked before the write, as Kubernetes does; a namespace deleted in
+        // between takes what was written into it with it.)
+        let ns = meta::namespace(&admitted);
+        if kind.info().namespaced && s.get(Kind::Namespace, "", ns)?.is_none() {
+            return Err(StoreError::NotFound { kind: Kind::Namespace, name: ns.to_string() });
+        }
+        s.create(kind, admitted, dry_run)
+    })
+    .await
 }
 
 /// Sets `apiVersion` and `kind` when missing; refuses a body of another type.

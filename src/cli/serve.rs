@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use serde_json::json;
-use sluice_apiserver::store::Store;
+use sluice_apiserver::store::{BUILTIN_NAMESPACES, Store};
 use sluice_apiserver::{ApiServer, WatchLimits, kubeconfig};
 use sluice_controller::Ctx;
 use sluice_router::endpoints::Endpoints;
@@ -59,6 +59,7 @@ where
     // directory, so what follows may clear what an earlier run left behind. A second serve
     // stops here, touching nothing of the running one.
     let store = Arc::new(Store::open(&state_dir.join("sluice.redb"), args.watch_history).context("opening the store")?);
+    store.ensure_namespaces(BUILTIN_NAMESPACES).context("creating the built-in namespaces")?;
     let endpoints_file = state_dir.join("endpoints.json");
     // A stale file from an earlier run must never be mistaken for this run's addresses.
     let _ = std::fs::remove_file(&endpoints_file);

@@ -32,6 +32,10 @@ const COMPACTED: &str = "compacted";
 /// The default number of events kept for watches to resume from.
 pub const DEFAULT_HISTORY: u64 = 10_000;
 
+/// Namespaces that always exist, as a cluster has `default` (and Knative's `knative-serving`,
+/// where its configuration maps live); `sluice serve` creates them when missing.
+pub const BUILTIN_NAMESPACES: &[&str] = &["default", "knative-serving"];
+
 /// How every write transaction commits: `Immediate` makes redb fsync the file before
 /// `commit` returns, so a write acknowledged to a client survives power loss, not only a crash
 /// of this process. (`None` would leave it in the page cache until a later durable commit.)
@@ -141,6 +145,46 @@ impl Store {
         })?;
         let (latest, _) = watch::channel(rv);
         Ok(Self { db, latest, history: history.max(1) })
+    }
+
+    /// Creates the Namespaces in `names` that do not exist, and one for every namespace that
+    /// holds objects but has none (a store written before objects needed their namespace).
+    pub fn ensure_namespaces(&self, names: &[&str]) -> Result<(), StoreError> {
+        let mut wanted: std::collections::BTreeSet<String> = names.iter().map(|n| n.to_string()).collect();
+        self.db.run("namespaces", |db| {
+            let txn = db.begin_read()?;
+            let objects = txn.open_table(OBJECTS)?;
+            for kind in Kind::ALL.into_iter().filter(|k| k.info().namespaced) {
+                let (start, end) = prefix_range(kind, None);
+                for row in objects.range(start.as_str()..end.as_str())? {
+                    let (key, _) = row?;
+                    if let Some(ns) = key.value().split('/').nth(1) {
+                        wanted.insert(ns.to_string());
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        let mut missing = Vec::new();
+        for ns in wanted {
+            if self.get(Kind::Namespace, "", &ns)?.is_none() {
+                missing.push(ns);
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        self.write(false, |tx| {
+            for ns in &missing {
+                let mut obj = serde_json::json!({
+                    "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "status": {"phase": "Active"}
+                });
+                let uid = uuid::Uuid::new_v4().to_string();
+                meta::prepare_create(&mut obj, &uid, &tx.now, Kind::Namespace.info().has_status);
+                tx.write(Kind::Namespace, &mut obj, EventType::Added, None)?;
+            }
+            Ok(())
+        })
     }
 
     /// A receiver that changes whenever a write commits; its value is the newest version.

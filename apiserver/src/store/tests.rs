@@ -368,3 +368,22 @@ fn every_acknowledged_write_is_fsynced_before_it_returns() {
     store.delete(Kind::Route, "default", "r", &DeleteOptions::default()).expect("delete");
     assert!(syncs.load(std::sync::atomic::Ordering::SeqCst) > last, "a delete returned before any fsync");
 }
+
+#[test]
+fn ensure_namespaces_creates_the_builtin_ones_and_those_objects_use() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    // An object in a namespace nobody created, as a store from before namespaces had to exist.
+    let mut r = route("r");
+    r["metadata"]["namespace"] = json!("legacy");
+    store.create(Kind::Route, r, false).expect("create");
+    store.ensure_namespaces(BUILTIN_NAMESPACES).expect("ensure");
+    let names = |s: &Store| {
+        let page = s.list(Kind::Namespace, &ListRequest::default(), |_| true).expect("list");
+        page.items.iter().map(|n| meta::name(n).to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(names(&store), ["default", "knative-serving", "legacy"]);
+    let rv = store.latest();
+    store.ensure_namespaces(BUILTIN_NAMESPACES).expect("again");
+    assert_eq!(store.latest(), rv, "nothing to do the second time");
+}
