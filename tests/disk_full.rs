@@ -89,7 +89,7 @@ async fn writes_work_again_once_a_full_disk_has_space() {
         SluiceOptions { state_dir: Some(state), args: vec!["--no-controllers".into()], ..Default::default() },
     )
     .expect("start sluice");
-    let c = Client::new();
+    let c = s.client();
     assert_eq!(create(&c, &s, "before", 100).await.0, StatusCode::CREATED);
 
     let filler = fill(tmpfs.path());
