@@ -421,6 +421,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn one_port_serves_plain_http_and_tls_with_the_token_required_on_both() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::open(&dir.path().join("db.redb"), store::DEFAULT_HISTORY).expect("store"));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let stop = CancellationToken::new();
+        let identity = tls::Identity::generate(None).expect("certificate");
+        let server =
+            ApiServer::new(store, stop.clone(), auth::Token::parse("t").expect("token")).tls(&identity).expect("tls");
+        tokio::spawn(server.serve(listener));
+
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(identity.certificate().clone()).expect("root");
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let status_line = async |auth: &str, over_tls: bool| {
+            let request = format!("GET /api/v1/configmaps HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n");
+            let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let mut answer = Vec::new();
+            if over_tls {
+                let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name");
+                let mut tls = connector.connect(name, tcp).await.expect("handshake, certificate verified");
+                tls.write_all(request.as_bytes()).await.expect("send");
+                let _ = tls.read_to_end(&mut answer).await;
+            } else {
+                let mut tcp = tcp;
+                tcp.write_all(request.as_bytes()).await.expect("send");
+                let _ = tcp.read_to_end(&mut answer).await;
+            }
+            String::from_utf8_lossy(&answer).lines().next().unwrap_or_default().to_string()
+        };
+        for over_tls in [false, true] {
+            assert_eq!(status_line("", over_tls).await, "HTTP/1.1 401 Unauthorized", "tls: {over_tls}");
+            assert_eq!(status_line("Authorization: Bearer x\r\n", over_tls).await, "HTTP/1.1 403 Forbidden");
+            assert_eq!(status_line("Authorization: Bearer t\r\n", over_tls).await, "HTTP/1.1 200 OK");
+        }
+        stop.cancel();
+    }
+
+    #[tokio::test]
     async fn connections_that_send_nothing_or_stall_are_closed() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -55,6 +55,11 @@ impl Identity {
         Ok(Self { cert: CertificateDer::from(cert), key: Arc::new(PrivatePkcs8KeyDer::from(pkcs8.as_ref().to_vec())) })
     }
 
+    /// The certificate (DER).
+    pub fn certificate(&self) -> &CertificateDer<'static> {
+        &self.cert
+    }
+
     /// The certificate in PEM, base64-encoded again: a kubeconfig's `certificate-authority-data`.
     pub fn authority_data(&self) -> String {
         let b64 = base64::engine::general_purpose::STANDARD;
