@@ -55,7 +55,7 @@ HOST=helloworld-go.default.localhost
 poll 30 curl -sf "$API/version"
 
 start=$(now_ms)
-"$SLUICE" apply --api "$API" -f manifests/samples/knative/helloworld-go.service.yaml >/dev/null
+"$SLUICE" apply --api "$API" --state-dir "$WORK/state" -f manifests/samples/knative/helloworld-go.service.yaml >/dev/null
 poll 30 curl -sf -H "Host: $HOST" "http://$HTTP/"
 cold=$(( $(now_ms) - start ))
 

@@ -4,7 +4,6 @@
 use http::{Method, StatusCode};
 use serde_json::json;
 use sluice_test_support::Sluice;
-use sluice_test_support::http::Client;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 const CONFIGMAPS: &str = "/api/v1/namespaces/default/configmaps";
@@ -24,7 +23,7 @@ fn alias_bomb() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_yaml_alias_bomb_is_refused_and_stores_nothing() {
     let s = Sluice::start_api_only(BIN).expect("start sluice");
-    let c = Client::new();
+    let c = s.client();
     let url = format!("{}{CONFIGMAPS}", s.api);
     let bomb = alias_bomb();
     assert!(bomb.len() < 700, "{} bytes", bomb.len());
@@ -52,7 +51,7 @@ async fn a_yaml_alias_bomb_is_refused_and_stores_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_namespace_in_the_path_that_no_namespace_could_have_is_not_found() {
     let s = Sluice::start_api_only(BIN).expect("start sluice");
-    let c = Client::new();
+    let c = s.client();
     let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m"}, "data": {"k": "v"}});
     let long = "a".repeat(70);
     for (in_path, named) in [

@@ -41,7 +41,7 @@ fn assert_status(got: &(StatusCode, Value), code: u16, reason: &str) {
 #[tokio::test]
 async fn refused_writes_get_kubernetes_status_errors_and_store_nothing() {
     let s = Sluice::start_api_only(BIN).expect("start sluice");
-    let c = Client::new();
+    let c = s.client();
     let json_ct = "application/json";
 
     let r =
@@ -110,7 +110,7 @@ async fn refused_writes_get_kubernetes_status_errors_and_store_nothing() {
 #[tokio::test]
 async fn status_subresource_and_main_resource_each_change_only_their_part() {
     let s = Sluice::start_api_only(BIN).expect("start sluice");
-    let c = Client::new();
+    let c = s.client();
     let json_ct = "application/json";
     let created = send(&c, &s, Method::POST, ROUTES, json_ct, route("r", &[100]).to_string()).await.1;
 

@@ -48,7 +48,7 @@ fn config_map(name: &str, data: Value) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doubling_json_patch_copies_are_refused_promptly_without_echoing_the_value() {
     let s = Sluice::start_api_only(BIN).expect("start sluice");
-    let c = Client::new();
+    let c = s.client();
     let secret = "s".repeat(1024);
     let created =
         send(&c, &s, Method::POST, CONFIGMAPS, "application/json", config_map("cm", json!({"k": secret}))).await;
@@ -102,7 +102,7 @@ fn unsupported_dry_run(options: &str, given: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_value_other_than_all_is_refused_and_nothing_is_written() {
     let s = Sluice::start_api_only(BIN).expect("start sluice");
-    let c = Client::new();
+    let c = s.client();
     let json_ct = "application/json";
     let item = format!("{CONFIGMAPS}/cm");
 
@@ -146,7 +146,7 @@ fn hex(s: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_options_that_are_not_what_kubernetes_accepts_get_400() {
     let s = Sluice::start_api_only(BIN).expect("start sluice");
-    let c = Client::new();
+    let c = s.client();
     for name in ["a", "b"] {
         let r = send(&c, &s, Method::POST, CONFIGMAPS, "application/json", config_map(name, json!({}))).await;
         assert_eq!(r.code, StatusCode::CREATED, "{}", r.body);
@@ -185,7 +185,7 @@ async fn list_options_that_are_not_what_kubernetes_accepts_get_400() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn label_and_annotation_keys_and_label_values_kubernetes_refuses_get_422_on_every_kind() {
     let s = Sluice::start_api_only(BIN).expect("start sluice");
-    let c = Client::new();
+    let c = s.client();
     let json_ct = "application/json";
     let services = "/apis/serving.knative.dev/v1/namespaces/default/services";
     let service = json!({"apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": "svc"},

@@ -15,8 +15,7 @@ use sluice_test_support::Sluice;
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 
 fn client(sluice: &Sluice) -> kube::Client {
-    let config = kube::Config::new(sluice.api.parse().expect("api url"));
-    kube::Client::try_from(config).expect("client")
+    sluice.kube_client().expect("client")
 }
 
 fn service(name: &str) -> Service {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use sluice_test_support::http::Client;
-use sluice_test_support::wire::{exchange, lines};
+use sluice_test_support::wire::{authorization, exchange, lines};
 use sluice_test_support::{Sluice, SluiceOptions, until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -43,7 +43,8 @@ async fn watch_timeout_seconds_garbage_is_a_bad_request_and_huge_values_still_wa
     let s = Sluice::start_api_only(BIN).expect("start sluice");
     for bad in ["abc", "-1", "1.5"] {
         let req = format!(
-            "GET {CONFIGMAPS}?watch=true&timeoutSeconds={bad} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            "GET {CONFIGMAPS}?watch=true&timeoutSeconds={bad} HTTP/1.1\r\nHost: x\r\n{}Connection: close\r\n\r\n",
+            authorization(s.token())
         );
         let res = exchange(authority(&s), &req, Duration::from_secs(5)).await.expect("a complete answer, not a watch");
         assert!(res.status_line.starts_with("HTTP/1.1 400"), "{bad}: {}", res.status_line);
@@ -51,12 +52,14 @@ async fn watch_timeout_seconds_garbage_is_a_bad_request_and_huge_values_still_wa
         assert_eq!((&status["kind"], &status["reason"]), (&json!("Status"), &json!("BadRequest")), "{status}");
     }
 
-    let c = Client::new();
+    let c = s.client();
     for (i, huge) in ["9223372036854775807", "99999999999999999999999"].into_iter().enumerate() {
-        let (status, mut events) =
-            lines(&format!("{}{CONFIGMAPS}?watch=true&resourceVersion=0&timeoutSeconds={huge}", s.api))
-                .await
-                .expect("watch");
+        let (status, mut events) = lines(
+            &format!("{}{CONFIGMAPS}?watch=true&resourceVersion=0&timeoutSeconds={huge}", s.api),
+            Some(s.token()),
+        )
+        .await
+        .expect("watch");
         assert_eq!(status, StatusCode::OK);
         let name = format!("after-{i}");
         create(&c, &s, &name, "v").await;
@@ -97,7 +100,10 @@ async fn stalled_watch(s: &Sluice, rv: &str) -> TcpStream {
     let socket = TcpSocket::new_v4().expect("socket");
     socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
     let mut stream = socket.connect(authority(s).parse().expect("addr")).await.expect("connect");
-    let req = format!("GET {CONFIGMAPS}?watch=true&resourceVersion={rv} HTTP/1.1\r\nHost: x\r\n\r\n");
+    let req = format!(
+        "GET {CONFIGMAPS}?watch=true&resourceVersion={rv} HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        authorization(s.token())
+    );
     stream.write_all(req.as_bytes()).await.expect("send watch");
     stream
 }
@@ -122,7 +128,7 @@ async fn watchers_that_never_read_are_closed_and_memory_stays_bounded() {
     const WRITES: usize = 40;
     let s = Sluice::start_api_only(BIN).expect("start sluice");
     let pid = s.pid().expect("pid");
-    let c = Client::new();
+    let c = s.client();
     let big = "x".repeat(1_000_000);
     // One large write first, so what the store itself keeps for large objects is in the baseline.
     create(&c, &s, "warm-up", &big).await;
@@ -137,7 +143,9 @@ async fn watchers_that_never_read_are_closed_and_memory_stays_bounded() {
         stalled.push(stalled_watch(&s, &rv).await);
     }
     let (status, mut reader) =
-        lines(&format!("{}{CONFIGMAPS}?watch=true&resourceVersion={rv}", s.api)).await.expect("reading watch");
+        lines(&format!("{}{CONFIGMAPS}?watch=true&resourceVersion={rv}", s.api), Some(s.token()))
+            .await
+            .expect("reading watch");
     assert_eq!(status, StatusCode::OK);
     let mut seen = Vec::new();
     for i in 0..WRITES {
@@ -187,11 +195,11 @@ async fn watches_beyond_the_cap_get_too_many_requests() {
     let mut open = Vec::new();
     // The third ends by itself after 5 s, giving its slot back.
     for query in ["", "", "&timeoutSeconds=5"] {
-        let (status, rx) = lines(&format!("{url}{query}")).await.expect("watch");
+        let (status, rx) = lines(&format!("{url}{query}"), Some(s.token())).await.expect("watch");
         assert_eq!(status, StatusCode::OK);
         open.push(rx);
     }
-    let c = Client::new();
+    let c = s.client();
     let refused = c.get(&url, &[]).await.expect("fourth watch");
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{}", refused.text());
     let status = refused.json();
@@ -202,7 +210,7 @@ async fn watches_beyond_the_cap_get_too_many_requests() {
     assert_eq!(refused.headers.get("retry-after").map(|v| v.as_bytes()), Some(&b"1"[..]));
 
     until("a watch slot freed by a watch that ended", Duration::from_secs(20), async || {
-        let (status, rx) = lines(&url).await.ok()?;
+        let (status, rx) = lines(&url, Some(s.token())).await.ok()?;
         (status == StatusCode::OK).then_some(rx)
     })
     .await

@@ -79,12 +79,12 @@ fn within_two(counts: &BTreeMap<String, usize>, body: &str, want: usize) {
 async fn blue_green_by_route_edits_with_zero_failed_requests() {
     let s = Sluice::start(BIN).expect("start sluice");
     let traffic = Traffic::new(s.http.as_deref().expect("router address"));
-    let client = kube::Client::try_from(kube::Config::new(s.api.parse().expect("url"))).expect("client");
+    let client = s.kube_client().expect("client");
     let routes: Api<Route> = Api::namespaced(client, "default");
 
     // Step 1: blue, and a route sending it everything.
-    apply(BIN, &s.api, &configuration("blue")).expect("blue configuration");
-    apply(BIN, &s.api, &sample(ROOT, "blue-green-1-route-100-first.yaml", "blue-green-demo").expect("sample"))
+    apply(BIN, &s, &configuration("blue")).expect("blue configuration");
+    apply(BIN, &s, &sample(ROOT, "blue-green-1-route-100-first.yaml", "blue-green-demo").expect("sample"))
         .expect("step 1");
     traffic.wait_for(MAIN, WAIT, |b| b.contains(BLUE)).await.expect("blue serves");
     // The load runs across every edit. It shares the route's split sequence, which does not
@@ -95,12 +95,12 @@ async fn blue_green_by_route_edits_with_zero_failed_requests() {
     all(&traffic.split(MAIN, 2000, 8).await, BLUE, 2000);
 
     // Green is stamped; traffic does not move until the route says so.
-    apply(BIN, &s.api, &configuration("green")).expect("green configuration");
+    apply(BIN, &s, &configuration("green")).expect("green configuration");
     all(&traffic.split(MAIN, 500, 8).await, BLUE, 500);
 
     // Step 2: green staged under the v2 tag at 0%. The router is programmed before the route's
     // status says so, so every request below is sent after the edit reached the router.
-    apply(BIN, &s.api, &sample(ROOT, "blue-green-2-route-stage-v2-0pct.yaml", "blue-green-demo").expect("sample"))
+    apply(BIN, &s, &sample(ROOT, "blue-green-2-route-stage-v2-0pct.yaml", "blue-green-demo").expect("sample"))
         .expect("step 2");
     assigned(&routes, &[("blue-green-demo-00001", 100), ("blue-green-demo-00002", 0)]).await;
     all(&traffic.split(MAIN, 2000, 8).await, BLUE, 2000);
@@ -108,8 +108,7 @@ async fn blue_green_by_route_edits_with_zero_failed_requests() {
 
     // Step 3: half and half, measured with the load stopped: the 2,000 requests are then a
     // consecutive run of the route's sequence, all sent after the 50/50 table was in place.
-    apply(BIN, &s.api, &sample(ROOT, "blue-green-3-route-50-50.yaml", "blue-green-demo").expect("sample"))
-        .expect("step 3");
+    apply(BIN, &s, &sample(ROOT, "blue-green-3-route-50-50.yaml", "blue-green-demo").expect("sample")).expect("step 3");
     assigned(&routes, &[("blue-green-demo-00001", 50), ("blue-green-demo-00002", 50)]).await;
     let before = load.stop().await;
     let counts = traffic.split(MAIN, 2000, 8).await;
@@ -120,8 +119,7 @@ async fn blue_green_by_route_edits_with_zero_failed_requests() {
 
     // Step 4: all green, under load again.
     let load = traffic.start_load(MAIN, 4);
-    apply(BIN, &s.api, &sample(ROOT, "blue-green-4-route-0-100.yaml", "blue-green-demo").expect("sample"))
-        .expect("step 4");
+    apply(BIN, &s, &sample(ROOT, "blue-green-4-route-0-100.yaml", "blue-green-demo").expect("sample")).expect("step 4");
     assigned(&routes, &[("blue-green-demo-00001", 0), ("blue-green-demo-00002", 100)]).await;
     all(&traffic.split(MAIN, 2000, 8).await, GREEN, 2000);
     all(&traffic.split(V2, 500, 4).await, GREEN, 500);
@@ -138,5 +136,5 @@ async fn blue_green_by_route_edits_with_zero_failed_requests() {
         );
     }
     // And the controllers agree: once the last edit is in, nothing keeps rewriting objects.
-    settled(&s.api, Duration::from_millis(500), Duration::from_secs(10)).await.expect("the store settles");
+    settled(&s, Duration::from_millis(500), Duration::from_secs(10)).await.expect("the store settles");
 }

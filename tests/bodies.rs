@@ -38,7 +38,7 @@ async fn read(res: hyper::Response<hyper::body::Incoming>) -> (StatusCode, Strin
 async fn bodies_from_empty_to_ten_mib_are_answered_over_http1_and_h2c() {
     let s = Sluice::start(BIN).expect("start sluice");
     let router = s.http.clone().expect("router");
-    apply(BIN, &s.api, &sample(ROOT, "helloworld-go.service.yaml", "").expect("sample")).expect("apply");
+    apply(BIN, &s, &sample(ROOT, "helloworld-go.service.yaml", "").expect("sample")).expect("apply");
     Traffic::new(&router).wait_for(HOST, WAIT, |b| b == ANSWER).await.expect("served");
     let payload = |n: usize| Bytes::from((0..n).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
 

@@ -42,7 +42,8 @@ async fn next_event(rx: &mut Receiver<String>, deadline: Duration) -> Value {
 }
 
 async fn watch(s: &Sluice, query: &str) -> Receiver<String> {
-    let (status, rx) = lines(&format!("{}{CONFIGMAPS}?watch=true&{query}", s.api)).await.expect("watch");
+    let (status, rx) =
+        lines(&format!("{}{CONFIGMAPS}?watch=true&{query}", s.api), Some(s.token())).await.expect("watch");
     assert_eq!(status, StatusCode::OK);
     rx
 }
@@ -50,7 +51,7 @@ async fn watch(s: &Sluice, query: &str) -> Receiver<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn initial_events_end_with_a_bookmark_at_the_version_they_were_read_at() {
     let s = Sluice::start_api_only(BIN).expect("start sluice");
-    let c = Client::new();
+    let c = s.client();
     create_config_map(&c, &s, "a").await;
     let rv = create_config_map(&c, &s, "b").await;
     let mut events =
@@ -70,7 +71,7 @@ async fn initial_events_end_with_a_bookmark_at_the_version_they_were_read_at() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_watch_gets_a_bookmark_only_when_it_allows_them() {
     let s = Sluice::start_api_only(BIN).expect("start sluice");
-    let c = Client::new();
+    let c = s.client();
     let first = create_config_map(&c, &s, "first").await;
     let mut with = watch(&s, &format!("resourceVersion={first}&allowWatchBookmarks=true")).await;
     let mut without = watch(&s, &format!("resourceVersion={first}")).await;
@@ -94,7 +95,7 @@ async fn an_idle_watch_gets_a_bookmark_only_when_it_allows_them() {
 async fn a_watch_from_a_trimmed_resource_version_gets_410_expired() {
     let args = ["--no-controllers", "--watch-history", "10"].map(String::from).to_vec();
     let s = Sluice::start_with(BIN, SluiceOptions { args, ..Default::default() }).expect("start sluice");
-    let c = Client::new();
+    let c = s.client();
     let mut versions = Vec::new();
     for i in 0..15 {
         versions.push(create_config_map(&c, &s, &format!("c{i}")).await);
@@ -127,7 +128,7 @@ fn unsupported(got: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_in_an_unsupported_media_type_gets_415_and_changes_nothing() {
     let s = Sluice::start_api_only(BIN).expect("start sluice");
-    let c = Client::new();
+    let c = s.client();
     let url = format!("{}{ROUTES}", s.api);
     let route = json!({"apiVersion": "serving.knative.dev/v1", "kind": "Route", "metadata": {"name": "r"},
         "spec": {"traffic": [{"revisionName": "r-00001", "percent": 100}]}});

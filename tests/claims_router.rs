@@ -36,7 +36,7 @@ spec:
 }
 
 fn client(s: &Sluice) -> kube::Client {
-    kube::Client::try_from(kube::Config::new(s.api.parse().expect("url"))).expect("client")
+    s.kube_client().expect("client")
 }
 
 fn router(s: &Sluice) -> String {
@@ -48,8 +48,8 @@ async fn a_container_port_named_h2c_is_reached_over_http2_prior_knowledge() {
     let s = Sluice::start(BIN).expect("start sluice");
     let traffic = Traffic::new(&router(&s));
     let h2c_port = "          ports:\n            - name: h2c\n              containerPort: 8080\n";
-    apply(BIN, &s.api, &service("streams", "", h2c_port, "")).expect("h2c service");
-    apply(BIN, &s.api, &service("plain", "", "", "")).expect("plain service");
+    apply(BIN, &s, &service("streams", "", h2c_port, "")).expect("h2c service");
+    apply(BIN, &s, &service("plain", "", "", "")).expect("plain service");
     traffic.wait_for("streams.default.localhost", WAIT, |b| b == "Hello streams!\n").await.expect("h2c serves");
     traffic.wait_for("plain.default.localhost", WAIT, |b| b == "Hello plain!\n").await.expect("plain serves");
 
@@ -72,7 +72,7 @@ async fn a_container_port_named_h2c_is_reached_over_http2_prior_knowledge() {
 async fn a_response_slower_than_timeout_seconds_gets_504_naming_the_revision() {
     let s = Sluice::start(BIN).expect("start sluice");
     let traffic = Traffic::new(&router(&s));
-    apply(BIN, &s.api, &service("slow", "      timeoutSeconds: 1\n", "", "")).expect("apply");
+    apply(BIN, &s, &service("slow", "      timeoutSeconds: 1\n", "", "")).expect("apply");
     let host = "slow.default.localhost";
     traffic.wait_for(host, WAIT, |b| b == "Hello slow!\n").await.expect("served");
 
@@ -88,7 +88,7 @@ async fn a_response_slower_than_timeout_seconds_gets_504_naming_the_revision() {
 async fn connect_gets_405_even_on_a_served_host() {
     let s = Sluice::start(BIN).expect("start sluice");
     let traffic = Traffic::new(&router(&s));
-    apply(BIN, &s.api, &service("hello", "", "", "")).expect("apply");
+    apply(BIN, &s, &service("hello", "", "", "")).expect("apply");
     let host = "hello.default.localhost";
     traffic.wait_for(host, WAIT, |b| b == "Hello hello!\n").await.expect("served");
 
@@ -149,11 +149,11 @@ spec:
         )
     };
     let host = "tagged.default.localhost";
-    apply(BIN, &s.api, &rev(1, "first")).expect("first revision");
+    apply(BIN, &s, &rev(1, "first")).expect("first revision");
     traffic.wait_for(host, WAIT, |b| b == "Hello first!\n").await.expect("first serves");
     // Knative's sample: the first revision keeps a tag and 0 %, the second takes everything.
     let split = "    - revisionName: tagged-rev1\n      percent: 0\n      tag: rev1\n    - revisionName: tagged-rev2\n      percent: 100\n";
-    apply(BIN, &s.api, &format!("{}  traffic:\n{split}", rev(2, "second"))).expect("second revision");
+    apply(BIN, &s, &format!("{}  traffic:\n{split}", rev(2, "second"))).expect("second revision");
     traffic.wait_for(host, WAIT, |b| b == "Hello second!\n").await.expect("second serves");
     traffic.wait_for("rev1-tagged.default.localhost", WAIT, |b| b == "Hello first!\n").await.expect("tag host");
 
@@ -172,20 +172,21 @@ data:
 "
         )
     };
-    apply(BIN, &s.api, &features("enabled")).expect("enable");
+    apply(BIN, &s, &features("enabled")).expect("enable");
     until_tag_header_answers(&traffic, host, "rev1", "Hello first!\n").await;
     assert_eq!(with_tag_header(&traffic, host, "rev1", 20).await, ["200 Hello first!\n"]);
     // An unknown tag falls back to the split; no header, the split.
     assert_eq!(with_tag_header(&traffic, host, "nope", 10).await, ["200 Hello second!\n"]);
     assert_eq!(traffic.get(host, "/").await.expect("no header"), (200, "Hello second!\n".to_string()));
 
-    apply(BIN, &s.api, &features("disabled")).expect("disable");
+    apply(BIN, &s, &features("disabled")).expect("disable");
     until_tag_header_answers(&traffic, host, "rev1", "Hello second!\n").await;
     assert_eq!(with_tag_header(&traffic, host, "rev1", 20).await, ["200 Hello second!\n"]);
 
-    apply(BIN, &s.api, &features("Enabled")).expect("enable again");
+    apply(BIN, &s, &features("Enabled")).expect("enable again");
     until_tag_header_answers(&traffic, host, "rev1", "Hello first!\n").await;
-    let out = std::process::Command::new(BIN)
+    let out = s
+        .command(BIN)
         .args(["delete", "configmap", "config-features", "-n", "knative-serving", "--api", &s.api])
         .output()
         .expect("sluice delete");
@@ -200,10 +201,9 @@ async fn a_host_claimed_by_a_second_route_stays_with_the_route_that_served_it_fi
     let traffic = Traffic::new(&router(&s));
     // Route `b-a` serves b-a.default.localhost; then route `a` tags a target `b`, whose host
     // is b-a.default.localhost too.
-    apply(BIN, &s.api, &service("b-a", "", "", "")).expect("b-a");
+    apply(BIN, &s, &service("b-a", "", "", "")).expect("b-a");
     traffic.wait_for("b-a.default.localhost", WAIT, |b| b == "Hello b-a!\n").await.expect("b-a serves");
-    apply(BIN, &s.api, &service("a", "", "", "    - latestRevision: true\n      percent: 100\n      tag: b\n"))
-        .expect("a");
+    apply(BIN, &s, &service("a", "", "", "    - latestRevision: true\n      percent: 100\n      tag: b\n")).expect("a");
     // The router is programmed before the Route's status shows the traffic.
     let routes: Api<Route> = Api::namespaced(client(&s), "default");
     until("route a to be assigned its traffic", WAIT, async || {
@@ -223,10 +223,7 @@ async fn a_host_claimed_by_a_second_route_stays_with_the_route_that_served_it_fi
     assert!(s.log_text().contains("route not published"), "{}", s.log_text());
 
     // Once the first route is gone, the second is published whole.
-    let out = std::process::Command::new(BIN)
-        .args(["delete", "ksvc", "b-a", "--api", &s.api])
-        .output()
-        .expect("sluice delete");
+    let out = s.command(BIN).args(["delete", "ksvc", "b-a", "--api", &s.api]).output().expect("sluice delete");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     traffic.wait_for("a.default.localhost", WAIT, |b| b == "Hello a!\n").await.expect("a serves");
     traffic.wait_for("b-a.default.localhost", WAIT, |b| b == "Hello a!\n").await.expect("tag b of a");

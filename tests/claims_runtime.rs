@@ -22,7 +22,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 const WAIT: Duration = Duration::from_secs(60);
 
 fn client(s: &Sluice) -> kube::Client {
-    kube::Client::try_from(kube::Config::new(s.api.parse().expect("url"))).expect("client")
+    s.kube_client().expect("client")
 }
 
 /// A Service `name` whose container is `container` (YAML lines under `- `, indented 10).
@@ -91,7 +91,7 @@ async fn a_crash_loop_backs_off_from_100_ms_doubling_and_a_10_s_healthy_run_rese
         "image: example.com/crashy:v1\n          command: [\"sh\", \"-c\", {}]\n",
         serde_json::to_string(&script).expect("json")
     );
-    apply(BIN, &s.api, &service("crashy", &container)).expect("apply");
+    apply(BIN, &s, &service("crashy", &container)).expect("apply");
 
     // Six announced delays: 100 ms, 200, 400, 800, 1.6 s, then (after the healthy run) 100 ms.
     let record = eventually("six announced restart delays", Duration::from_secs(40), || {
@@ -155,7 +155,7 @@ async fn an_exec_probe_gates_routing_and_failure_threshold_misses_take_an_instan
 ",
         ready.display()
     );
-    apply(BIN, &s.api, &service("probed", &container)).expect("apply");
+    apply(BIN, &s, &service("probed", &container)).expect("apply");
     let host = "probed.default.localhost";
     let rev = "probed-00001";
 
@@ -229,12 +229,12 @@ async fn an_exec_probe_gates_routing_and_failure_threshold_misses_take_an_instan
 async fn sluice_logs_follow_prints_what_the_instance_writes_later() {
     let s = Sluice::start(BIN).expect("start sluice");
     let traffic = Traffic::new(s.http.as_deref().expect("router"));
-    apply(BIN, &s.api, &service("chatty", "image: ghcr.io/knative/helloworld-go\n")).expect("apply");
+    apply(BIN, &s, &service("chatty", "image: ghcr.io/knative/helloworld-go\n")).expect("apply");
     let host = "chatty.default.localhost";
     traffic.wait_for(host, WAIT, |b| b == "Hello World!\n").await.expect("served");
 
     let mut follower = Owned(
-        Command::new(BIN)
+        s.command(BIN)
             .args(["logs", "chatty-00001", "-f", "--api", &s.api])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -289,8 +289,8 @@ async fn an_images_file_maps_an_image_to_a_command() {
             - name: TARGET
               value: from the image table
 ";
-    apply(BIN, &s.api, &service("greeter", greeter)).expect("greeter");
-    apply(BIN, &s.api, &service("stranger", "image: example.com/team/stranger:v1\n")).expect("stranger");
+    apply(BIN, &s, &service("greeter", greeter)).expect("greeter");
+    apply(BIN, &s, &service("stranger", "image: example.com/team/stranger:v1\n")).expect("stranger");
     traffic
         .wait_for("greeter.default.localhost", WAIT, |b| b == "Hello from the image table!\n")
         .await
@@ -332,7 +332,7 @@ async fn sigint_drains_stops_instances_and_exits_0() {
     let s = Sluice::start(BIN).expect("start sluice");
     let state = s.state_dir.canonicalize().expect("state dir");
     let traffic = Traffic::new(s.http.as_deref().expect("router"));
-    apply(BIN, &s.api, &service("hello", "image: ghcr.io/knative/helloworld-go\n")).expect("apply");
+    apply(BIN, &s, &service("hello", "image: ghcr.io/knative/helloworld-go\n")).expect("apply");
     let host = "hello.default.localhost";
     traffic.wait_for(host, WAIT, |b| b == "Hello World!\n").await.expect("served");
     let instances = instance_pids(&state);

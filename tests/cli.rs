@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -12,9 +12,9 @@ use sluice_test_support::{Sluice, wait_for};
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 
 fn sluice_cmd(s: &Sluice, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(BIN)
+    let mut child = s
+        .command(BIN)
         .args(args)
-        .env("SLUICE_API", &s.api)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -89,7 +89,7 @@ async fn writes_work_again_once_a_full_disk_has_space() {
         SluiceOptions { state_dir: Some(state), args: vec!["--no-controllers".into()], ..Default::default() },
     )
     .expect("start sluice");
-    let c = Client::new();
+    let c = s.client();
     let (code, before) = create(&c, &s, "before", 100).await;
     assert_eq!(code, StatusCode::CREATED, "{before}");
     let before_rv: u64 = before["metadata"]["resourceVersion"].as_str().and_then(|v| v.parse().ok()).expect("rv");

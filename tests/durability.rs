@@ -14,8 +14,7 @@ use sluice_test_support::{Sluice, SluiceOptions, eventually};
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 
 fn api(sluice: &Sluice) -> Api<ConfigMap> {
-    let config = kube::Config::new(sluice.api.parse().expect("api url"));
-    Api::namespaced(kube::Client::try_from(config).expect("client"), "default")
+    Api::namespaced(sluice.kube_client().expect("client"), "default")
 }
 
 fn config_map(name: &str, value: &str) -> ConfigMap {

@@ -51,7 +51,7 @@ const SPLIT_70_30: &str = "    - revisionName: shop-blue
 ";
 
 fn client(s: &Sluice) -> kube::Client {
-    kube::Client::try_from(kube::Config::new(s.api.parse().expect("url"))).expect("client")
+    s.kube_client().expect("client")
 }
 
 fn canonical(dir: &Path) -> PathBuf {
@@ -92,9 +92,9 @@ async fn sigterm_drains_and_stops_instances_and_a_restart_serves_the_same_urls_a
     let http = s.http.clone().expect("router");
     let traffic = Traffic::new(&http);
     let host = "shop.default.localhost";
-    apply(BIN, &s.api, &shop("blue", "")).expect("blue");
+    apply(BIN, &s, &shop("blue", "")).expect("blue");
     traffic.wait_for(host, WAIT, |b| b == "Hello blue!\n").await.expect("blue serves");
-    apply(BIN, &s.api, &shop("green", SPLIT_70_30)).expect("green split");
+    apply(BIN, &s, &shop("green", SPLIT_70_30)).expect("green split");
     traffic.wait_for("candidate-shop.default.localhost", WAIT, |b| b == "Hello green!\n").await.expect("tag");
     assert_split(&traffic, host).await;
     let pids = instance_pids(&state);
@@ -162,7 +162,7 @@ async fn after_kill_9_no_instance_outlives_the_server_and_a_restart_brings_every
     let state = canonical(&s.state_dir);
     let http = s.http.clone().expect("router");
     let traffic = Traffic::new(&http);
-    apply(BIN, &s.api, &sample(ROOT, "helloworld-go.service.yaml", "").expect("sample")).expect("apply");
+    apply(BIN, &s, &sample(ROOT, "helloworld-go.service.yaml", "").expect("sample")).expect("apply");
     let host = "helloworld-go.default.localhost";
     traffic.wait_for(host, WAIT, |b| b.contains("Hello")).await.expect("served");
     let pids = instance_pids(&state);
@@ -189,7 +189,7 @@ async fn after_kill_9_no_instance_outlives_the_server_and_a_restart_brings_every
 async fn a_crashed_instance_restarts_under_load_and_its_revision_counts_it() {
     let s = Sluice::start(BIN).expect("start sluice");
     let traffic = Traffic::new(s.http.as_deref().expect("router"));
-    apply(BIN, &s.api, &sample(ROOT, "helloworld-go.service.yaml", "").expect("sample")).expect("apply");
+    apply(BIN, &s, &sample(ROOT, "helloworld-go.service.yaml", "").expect("sample")).expect("apply");
     let host = "helloworld-go.default.localhost";
     traffic.wait_for(host, WAIT, |b| b.contains("Hello")).await.expect("served");
 
@@ -225,10 +225,7 @@ async fn a_crashed_instance_restarts_under_load_and_its_revision_counts_it() {
     assert_eq!(rev.status.as_ref().and_then(|s| s.actual_replicas), Some(1));
 
     // The log tells the story: the app's last words and the runtime's restart.
-    let out = std::process::Command::new(BIN)
-        .args(["logs", "helloworld-go-00001", "--api", &s.api])
-        .output()
-        .expect("sluice logs");
+    let out = s.command(BIN).args(["logs", "helloworld-go-00001", "--api", &s.api]).output().expect("sluice logs");
     let log = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(log.contains("crashing on request with exit code 7"), "{log}");
@@ -251,7 +248,7 @@ spec:
         - image: example.com/broken:v1
           command: ["sh", "-c", "echo fatal: DATABASE_URL is not set >&2; exit 3"]
 "#;
-    apply(BIN, &s.api, manifest).expect("apply");
+    apply(BIN, &s, manifest).expect("apply");
     let revisions: Api<Revision> = Api::namespaced(client(&s), "default");
     let cond = until("ContainerHealthy to turn False", WAIT, async || {
         let rev = revisions.get("broken-00001").await.ok()?;
@@ -278,7 +275,7 @@ async fn a_revision_no_route_references_stops_once_its_in_flight_requests_finish
     let router = s.http.clone().expect("router");
     let traffic = Traffic::new(&router);
     let host = "shop.default.localhost";
-    apply(BIN, &s.api, &shop("blue", "")).expect("blue");
+    apply(BIN, &s, &shop("blue", "")).expect("blue");
     traffic.wait_for(host, WAIT, |b| b == "Hello blue!\n").await.expect("blue serves");
     let blue = instance_pids(&state);
     assert_eq!(blue.len(), 1, "{blue:?}");
@@ -287,7 +284,7 @@ async fn a_revision_no_route_references_stops_once_its_in_flight_requests_finish
     // referenced by no route, yet must keep running until that request finishes.
     let held = InFlight::start(&router, host, "held on blue;", HOLD).await.expect("a request in flight on blue");
     assert_eq!((held.status, held.revision()), (200, Some("shop-blue")));
-    apply(BIN, &s.api, &shop("green", "")).expect("green");
+    apply(BIN, &s, &shop("green", "")).expect("green");
     traffic.wait_for(host, WAIT, |b| b == "Hello green!\n").await.expect("green serves");
     assert!(blue.iter().all(|p| alive(*p)), "blue keeps running while its request is in flight");
     let echoed = held.finish(" answered by blue").await.expect("the in-flight request is answered");

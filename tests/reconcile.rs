@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use sluice_api::scale::{RevisionHealth, RevisionRun, Scaler};
 use sluice_api::{Configuration, Revision, RevisionKey, Route, Service};
 use sluice_apiserver::ApiServer;
+use sluice_apiserver::auth::Token;
 use sluice_apiserver::store::{BUILTIN_NAMESPACES, DEFAULT_HISTORY, Store};
 use sluice_controller::{Ctx, configuration, revision, route, service};
 use sluice_router::publish::{RoutePublisher, RouteSpec};
@@ -74,8 +75,11 @@ impl Harness {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let stop = CancellationToken::new();
-        tokio::spawn(ApiServer::new(store, stop.clone()).serve(listener));
-        let client = kube::Client::try_from(kube::Config::new(url.parse().expect("url"))).expect("client");
+        let token = Token::generate().expect("token");
+        tokio::spawn(ApiServer::new(store, stop.clone(), token.clone()).serve(listener));
+        let mut config = kube::Config::new(url.parse().expect("url"));
+        config.auth_info.token = Some(token.as_str().to_string().into());
+        let client = kube::Client::try_from(config).expect("client");
         let recorder = Arc::new(Recorder::default());
         let ctx = Arc::new(Ctx {
             client,

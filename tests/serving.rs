@@ -23,14 +23,14 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const WAIT: Duration = Duration::from_secs(60);
 
 fn client(s: &Sluice) -> kube::Client {
-    kube::Client::try_from(kube::Config::new(s.api.parse().expect("url"))).expect("client")
+    s.kube_client().expect("client")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helloworld_sample_answers_on_its_url_and_reports_ready() {
     let s = Sluice::start(BIN).expect("start sluice");
     let traffic = Traffic::new(s.http.as_deref().expect("router"));
-    apply(BIN, &s.api, &sample(ROOT, "helloworld-go.service.yaml", "").expect("sample")).expect("apply");
+    apply(BIN, &s, &sample(ROOT, "helloworld-go.service.yaml", "").expect("sample")).expect("apply");
     let host = "helloworld-go.default.localhost";
     let body = traffic.wait_for(host, WAIT, |b| b.contains("Hello")).await.expect("served");
     assert_eq!(body, "Hello Go Sample v1!\n");
@@ -54,7 +54,7 @@ async fn helloworld_sample_answers_on_its_url_and_reports_ready() {
     assert_eq!(st.latest_ready_revision_name.as_deref(), Some("helloworld-go-00001"));
     assert_eq!(st.traffic[0].percent, Some(100));
     // Once Ready, nothing rewrites anything: the controllers agree on every object.
-    settled(&s.api, Duration::from_millis(500), Duration::from_secs(10)).await.expect("the store settles");
+    settled(&s, Duration::from_millis(500), Duration::from_secs(10)).await.expect("the store settles");
     // Unknown hosts get a 404 that names them.
     let (code, body) = traffic.get("nope.default.localhost", "/").await.expect("404");
     assert_eq!(code, 404);
@@ -70,9 +70,9 @@ async fn latest_and_named_revision_split_fifty_fifty() {
     let first = sample(ROOT, "first-traffic-split-hello.yaml", "").expect("sample");
     let v1 = first.replace("value: \"Knative\"", "value: \"World\"");
     let v1 = &v1[..v1.find("  traffic:").expect("traffic block")];
-    apply(BIN, &s.api, v1).expect("first revision");
+    apply(BIN, &s, v1).expect("first revision");
     traffic.wait_for(host, WAIT, |b| b.contains("Hello World!")).await.expect("v1 serves");
-    apply(BIN, &s.api, &first).expect("split");
+    apply(BIN, &s, &first).expect("split");
     let routes: Api<Route> = Api::namespaced(client(&s), "default");
     until("the 50/50 split to be assigned", WAIT, async || {
         let rt = routes.get("hello").await.ok()?;
@@ -99,7 +99,7 @@ async fn latest_and_named_revision_split_fifty_fifty() {
 async fn a_route_naming_a_missing_revision_keeps_its_traffic_and_says_why() {
     let s = Sluice::start(BIN).expect("start sluice");
     let traffic = Traffic::new(s.http.as_deref().expect("router"));
-    apply(BIN, &s.api, &sample(ROOT, "helloworld-go.service.yaml", "").expect("sample")).expect("apply");
+    apply(BIN, &s, &sample(ROOT, "helloworld-go.service.yaml", "").expect("sample")).expect("apply");
     let host = "helloworld-go.default.localhost";
     traffic.wait_for(host, WAIT, |b| b.contains("Hello")).await.expect("served");
 
@@ -161,7 +161,7 @@ async fn a_100_mib_upload_streams_through_with_flat_memory() {
     let s = Sluice::start(BIN).expect("start sluice");
     let router = s.http.clone().expect("router");
     let traffic = Traffic::new(&router);
-    apply(BIN, &s.api, &sample(ROOT, "helloworld-go.service.yaml", "").expect("sample")).expect("apply");
+    apply(BIN, &s, &sample(ROOT, "helloworld-go.service.yaml", "").expect("sample")).expect("apply");
     let host = "helloworld-go.default.localhost";
     traffic.wait_for(host, WAIT, |b| b.contains("Hello")).await.expect("served");
     let pid = s.pid().expect("pid");
@@ -196,7 +196,7 @@ async fn a_service_deleted_mid_rollout_leaves_no_route_and_no_instance() {
     let traffic = Traffic::new(s.http.as_deref().expect("router"));
     let services: Api<Service> = Api::namespaced(client(&s), "default");
     for round in 0..3 {
-        apply(BIN, &s.api, &sample(ROOT, "helloworld-go.service.yaml", "").expect("sample")).expect("apply");
+        apply(BIN, &s, &sample(ROOT, "helloworld-go.service.yaml", "").expect("sample")).expect("apply");
         let host = "helloworld-go.default.localhost";
         traffic.wait_for(host, WAIT, |b| b.contains("Hello")).await.expect("served");
         // A new revision, and the service deleted while the controllers are busy with it.
@@ -215,13 +215,10 @@ async fn a_service_deleted_mid_rollout_leaves_no_route_and_no_instance() {
         until("every instance to stop", WAIT, async || sluice_runtime::instance_pids(&state).is_empty().then_some(()))
             .await
             .expect("every instance to stop");
-        settled(&s.api, Duration::from_millis(500), Duration::from_secs(10)).await.expect("the store settles");
+        settled(&s, Duration::from_millis(500), Duration::from_secs(10)).await.expect("the store settles");
         // Nothing the controllers were writing survives its owner.
         for kind in ["configurations", "routes", "revisions"] {
-            let out = std::process::Command::new(BIN)
-                .args(["get", kind, "--api", &s.api, "-o", "json"])
-                .output()
-                .expect("get");
+            let out = s.command(BIN).args(["get", kind, "--api", &s.api, "-o", "json"]).output().expect("get");
             let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
             assert_eq!(list["items"].as_array().map(Vec::len), Some(0), "{kind} left behind: {list}");
         }

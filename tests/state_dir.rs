@@ -15,7 +15,7 @@ const WAIT: Duration = Duration::from_secs(60);
 async fn a_second_serve_on_a_state_dir_in_use_refuses_and_leaves_the_first_running() {
     let first = Sluice::start(BIN).expect("start sluice");
     let traffic = Traffic::new(first.http.as_deref().expect("router"));
-    apply(BIN, &first.api, &sample(ROOT, "helloworld-go.service.yaml", "").expect("sample")).expect("apply");
+    apply(BIN, &first, &sample(ROOT, "helloworld-go.service.yaml", "").expect("sample")).expect("apply");
     let host = "helloworld-go.default.localhost";
     traffic.wait_for(host, WAIT, |b| b == "Hello Go Sample v1!\n").await.expect("served");
     let pids = instance_pids(&first.state_dir);

@@ -1,28 +1,29 @@
 //! The kubeconfig `sluice serve` writes into its state directory, so kubectl (and kube-rs) reach
-//! the embedded API server with `KUBECONFIG=<state>/kubeconfig`.
+//! the embedded API server with `KUBECONFIG=<state>/kubeconfig`. It carries the API token, so
+//! it is written readable by its owner only; and it names the server by `https://` with this
+//! run's certificate, since client-go sends no credentials to a plain `http://` server.
 
-use std::io::Write;
 use std::path::Path;
+
+use crate::auth::{self, Token};
 
 /// The name used for the cluster, user and context entries.
 pub const CONTEXT: &str = "sluice";
 
-/// The kubeconfig text for a server at `server` (e.g. `http://127.0.0.1:6443`).
-pub fn render(server: &str) -> String {
+/// The kubeconfig text for a server at `server` (e.g. `https://127.0.0.1:6443`) whose
+/// certificate is `authority_data` (base64 of its PEM) and whose user authenticates with `token`.
+pub fn render(server: &str, authority_data: &str, token: &Token) -> String {
+    // A generated or parsed token is printable ASCII without spaces; quoting keeps YAML from
+    // reading one that looks like a number or a boolean as anything but a string.
+    let token = token.as_str();
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: {CONTEXT}\n  cluster:\n    server: {server}\nusers:\n- name: {CONTEXT}\n  user: {{}}\ncontexts:\n- name: {CONTEXT}\n  context:\n    cluster: {CONTEXT}\n    user: {CONTEXT}\n    namespace: default\ncurrent-context: {CONTEXT}\npreferences: {{}}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: {CONTEXT}\n  cluster:\n    server: {server}\n    certificate-authority-data: {authority_data}\nusers:\n- name: {CONTEXT}\n  user:\n    token: \"{token}\"\ncontexts:\n- name: {CONTEXT}\n  context:\n    cluster: {CONTEXT}\n    user: {CONTEXT}\n    namespace: default\ncurrent-context: {CONTEXT}\npreferences: {{}}\n"
     )
 }
 
-/// Writes the kubeconfig to `path` atomically (temporary file, fsync, rename).
-pub fn write(path: &Path, server: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(render(server).as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
+/// Writes the kubeconfig to `path` atomically (temporary file, fsync, rename), mode 0600.
+pub fn write(path: &Path, server: &str, authority_data: &str, token: &Token) -> std::io::Result<()> {
+    auth::write_private(path, render(server, authority_data, token).as_bytes())
 }
 
 #[cfg(test)]
@@ -30,9 +31,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kubeconfig_names_the_server_and_context() {
-        let text = render("http://127.0.0.1:1234");
-        assert!(text.contains("server: http://127.0.0.1:1234"));
+    fn kubeconfig_names_the_server_context_and_token() {
+        let token = Token::parse("abc123").expect("token");
+        let text = render("https://127.0.0.1:1234", "Q0E=", &token);
+        assert!(text.contains("server: https://127.0.0.1:1234\n    certificate-authority-data: Q0E=\n"));
         assert!(text.contains("current-context: sluice"));
+        assert!(text.contains("  user:\n    token: \"abc123\"\n"), "{text}");
     }
 }

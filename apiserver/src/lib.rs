@@ -2,6 +2,7 @@
 //! ConfigMaps and Namespaces), so kubectl and kube-rs work against Sluice as they would against
 //! a cluster; and its durable [`store`] (redb), a module here until it has a second user.
 
+pub mod auth;
 mod body;
 mod discovery;
 pub mod kubeconfig;
@@ -14,6 +15,7 @@ pub mod selector;
 pub mod status;
 pub mod store;
 mod table;
+pub mod tls;
 mod watch;
 
 use std::convert::Infallible;
@@ -33,6 +35,7 @@ use tokio::task::JoinSet;
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Token;
 use crate::store::{Store, StoreError};
 use query::Query;
 use resource::Target;
@@ -59,12 +62,15 @@ pub struct Ctx {
     pub bookmark_interval: Duration,
     /// How many watches may run, and how much each may buffer.
     pub(crate) watches: watch::Watches,
+    /// The bearer token every request but the public ones must carry.
+    pub(crate) token: Token,
 }
 
 /// The API server.
 pub struct ApiServer {
     ctx: Arc<Ctx>,
     header_read_timeout: Duration,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// Where a request path leads.
@@ -85,18 +91,33 @@ enum Endpoint {
 // === impl ApiServer ===
 
 impl ApiServer {
-    /// A server over `store` that stops when `shutdown` is cancelled.
-    pub fn new(store: Arc<Store>, shutdown: CancellationToken) -> Self {
-        Self::with_watch_limits(store, shutdown, WatchLimits::default())
+    /// A server over `store` that admits requests bearing `token` and stops when `shutdown` is
+    /// cancelled.
+    pub fn new(store: Arc<Store>, shutdown: CancellationToken, token: Token) -> Self {
+        Self::with_watch_limits(store, shutdown, token, WatchLimits::default())
     }
 
     /// A server as [`ApiServer::new`] with these watch limits.
-    pub fn with_watch_limits(store: Arc<Store>, shutdown: CancellationToken, limits: WatchLimits) -> Self {
+    pub fn with_watch_limits(
+        store: Arc<Store>,
+        shutdown: CancellationToken,
+        token: Token,
+        limits: WatchLimits,
+    ) -> Self {
         let watches = watch::Watches::new(limits);
         Self {
-            ctx: Arc::new(Ctx { store, shutdown, bookmark_interval: Duration::from_secs(30), watches }),
+            ctx: Arc::new(Ctx { store, shutdown, bookmark_interval: Duration::from_secs(30), watches, token }),
             header_read_timeout: HEADER_READ_TIMEOUT,
+            tls: None,
         }
+    }
+
+    /// Also serves TLS with `identity` on the same port: a connection that opens with a TLS
+    /// handshake is served over TLS (what kubectl needs to send the token), any other as
+    /// plain HTTP.
+    pub fn tls(mut self, identity: &tls::Identity) -> Result<Self, tls::CertificateError> {
+        self.tls = Some(identity.acceptor()?);
+        Ok(self)
     }
 
     /// How long a new connection has to send its first byte, and an HTTP/1 request its head
@@ -126,7 +147,7 @@ impl ApiServer {
                     Ok((stream, _)) => {
                         accept_failing = false;
                         let (ctx, builder, watcher) = (self.ctx.clone(), builder.clone(), graceful.watcher());
-                        let first_byte = self.header_read_timeout;
+                        let (first_byte, tls) = (self.header_read_timeout, self.tls.clone());
                         connections.spawn(async move {
                             // Version sniffing reads without a deadline: a client that never
                             // sends a byte would hold the socket for good.
@@ -136,18 +157,15 @@ impl ApiServer {
                                 _ => return,
                             }
                             let _ = stream.set_nodelay(true);
-                            // Cancelled by a watch on this connection that falls behind.
-                            let close = CancellationToken::new();
-                            let closer = close.clone();
-                            let svc = hyper::service::service_fn(move |req| {
-                                watch::CONNECTION.scope(closer.clone(), handle(ctx.clone(), req))
-                            });
-                            let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), svc).into_owned());
-                            tokio::select! {
-                                ended = conn => if let Err(e) = ended {
-                                    tracing::debug!(error = %e, "api connection ended");
+                            match tls.filter(|_| first[0] == tls::HANDSHAKE) {
+                                None => serve_connection(ctx, &builder, watcher, stream).await,
+                                // The handshake shares the first-byte deadline's purpose: a
+                                // client that stalls in it must not hold the socket.
+                                Some(tls) => match tokio::time::timeout(first_byte, tls.accept(stream)).await {
+                                    Ok(Ok(stream)) => serve_connection(ctx, &builder, watcher, stream).await,
+                                    Ok(Err(e)) => tracing::debug!(error = %e, "api TLS handshake failed"),
+                                    Err(_) => tracing::debug!("api TLS handshake timed out"),
                                 },
-                                () = close.cancelled() => tracing::debug!("api connection closed: its watch fell behind"),
                             }
                         });
                     }
@@ -168,10 +186,41 @@ impl ApiServer {
     }
 }
 
-/// The outermost handler: every failure becomes a `Status` response.
+type ConnBuilder = hyper_util::server::conn::auto::Builder<TokioExecutor>;
+
+/// Serves one connection (plain or TLS) until it ends, the drain closes it, or a watch on it
+/// falls behind.
+async fn serve_connection<I>(
+    ctx: Arc<Ctx>,
+    builder: &ConnBuilder,
+    watcher: hyper_util::server::graceful::Watcher,
+    io: I,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    // Cancelled by a watch on this connection that falls behind.
+    let close = CancellationToken::new();
+    let closer = close.clone();
+    let svc = hyper::service::service_fn(move |req| watch::CONNECTION.scope(closer.clone(), handle(ctx.clone(), req)));
+    let conn = watcher.watch(builder.serve_connection(TokioIo::new(io), svc).into_owned());
+    tokio::select! {
+        ended = conn => if let Err(e) = ended {
+            tracing::debug!(error = %e, "api connection ended");
+        },
+        () = close.cancelled() => tracing::debug!("api connection closed: its watch fell behind"),
+    }
+}
+
+/// The outermost handler: authentication first, so nothing of a request without this server's
+/// token is read or acted on; then every failure becomes a `Status` response.
 async fn handle(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Result<http::Response<ApiBody>, Infallible> {
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
-    let response = match dispatch(&ctx, req).await {
+    let admitted = auth::check(&ctx.token, &method, &path, req.headers());
+    let result = match admitted {
+        Ok(()) => dispatch(&ctx, req).await,
+        Err(e) => Err(e),
+    };
+    let response = match result {
         Ok(r) => r,
         Err(e) => {
             tracing::debug!(%method, %path, code = e.code, message = %e.message, "api request failed");
@@ -182,6 +231,11 @@ async fn handle(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Result<http::Res
             if e.code == 429 {
                 // As Kubernetes' max-in-flight filter: clients back off and retry.
                 res.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            }
+            if e.code == 401 {
+                // RFC 6750: a 401 names the scheme that would be accepted.
+                res.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer realm=\"sluice\""));
             }
             res
         }
@@ -343,11 +397,12 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let stop = CancellationToken::new();
-        let server = tokio::spawn(ApiServer::new(store, stop.clone()).serve(listener));
+        let server =
+            tokio::spawn(ApiServer::new(store, stop.clone(), auth::Token::parse("t").expect("token")).serve(listener));
 
         // A write whose body never finishes: its handler is still reading when shutdown starts.
         let mut client = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let head = "POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: x\r\n\
+        let head = "POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\n\
                     Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"kind\":";
         client.write_all(head.as_bytes()).await.expect("send head");
         // Shutdown waits for this request; a simple GET on another connection proves the
@@ -374,6 +429,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn one_port_serves_plain_http_and_tls_with_the_token_required_on_both() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::open(&dir.path().join("db.redb"), store::DEFAULT_HISTORY).expect("store"));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let stop = CancellationToken::new();
+        let identity = tls::Identity::generate(None).expect("certificate");
+        let server =
+            ApiServer::new(store, stop.clone(), auth::Token::parse("t").expect("token")).tls(&identity).expect("tls");
+        tokio::spawn(server.serve(listener));
+
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(identity.certificate().clone()).expect("root");
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let status_line = async |auth: &str, over_tls: bool| {
+            let request = format!("GET /api/v1/configmaps HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n");
+            let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let mut answer = Vec::new();
+            if over_tls {
+                let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name");
+                let mut tls = connector.connect(name, tcp).await.expect("handshake, certificate verified");
+                tls.write_all(request.as_bytes()).await.expect("send");
+                let _ = tls.read_to_end(&mut answer).await;
+            } else {
+                let mut tcp = tcp;
+                tcp.write_all(request.as_bytes()).await.expect("send");
+                let _ = tcp.read_to_end(&mut answer).await;
+            }
+            String::from_utf8_lossy(&answer).lines().next().unwrap_or_default().to_string()
+        };
+        for over_tls in [false, true] {
+            assert_eq!(status_line("", over_tls).await, "HTTP/1.1 401 Unauthorized", "tls: {over_tls}");
+            assert_eq!(status_line("Authorization: Bearer x\r\n", over_tls).await, "HTTP/1.1 403 Forbidden");
+            assert_eq!(status_line("Authorization: Bearer t\r\n", over_tls).await, "HTTP/1.1 200 OK");
+        }
+        stop.cancel();
+    }
+
+    #[tokio::test]
     async fn connections_that_send_nothing_or_stall_are_closed() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -383,7 +484,11 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let stop = CancellationToken::new();
-        tokio::spawn(ApiServer::new(store, stop.clone()).header_read_timeout(TIMEOUT).serve(listener));
+        tokio::spawn(
+            ApiServer::new(store, stop.clone(), auth::Token::parse("t").expect("token"))
+                .header_read_timeout(TIMEOUT)
+                .serve(listener),
+        );
 
         let closed_within = async |stream: &mut tokio::net::TcpStream| {
             let mut seen = Vec::new();

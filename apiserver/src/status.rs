@@ -39,6 +39,16 @@ impl ApiError {
         Self::new(404, "NotFound", format!("the server could not find the requested resource ({path})"))
     }
 
+    /// 401 Unauthorized: no bearer token, or a malformed `Authorization` header.
+    pub fn unauthorized() -> Self {
+        Self::new(401, "Unauthorized", "Unauthorized")
+    }
+
+    /// 403 Forbidden: a bearer token that is not this server's.
+    pub fn forbidden_token() -> Self {
+        Self::new(403, "Forbidden", "forbidden: the bearer token is not valid for this server")
+    }
+
     /// 405 MethodNotAllowed.
     pub fn method_not_allowed(method: &http::Method) -> Self {
         Self::new(

@@ -1,6 +1,6 @@
 //! `sluice apply`, `get` and `delete`: a small client of the API server, through kube-rs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
@@ -8,16 +8,46 @@ use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
 use kube::core::ApiResource;
 use serde_json::Value;
 use sluice_api::Kind;
+use sluice_apiserver::auth::Token;
 
 use super::ApiArgs;
 use super::documents::{self, Document};
 use super::output::{self, Format};
 
-/// A client for the API server named by `--api` / `SLUICE_API`.
+/// A client for the API server named by `--api` / `SLUICE_API`, with the token [`token`] finds.
 fn client(api: &ApiArgs) -> anyhow::Result<kube::Client> {
     let url = if api.api.contains("://") { api.api.clone() } else { format!("http://{}", api.api) };
-    let config = kube::Config::new(url.parse().with_context(|| format!("invalid API address {url:?}"))?);
+    connect(&url, &token(api)?)
+}
+
+/// A client for the API server at `url` that shows it `token`.
+pub(super) fn connect(url: &str, token: &Token) -> anyhow::Result<kube::Client> {
+    let mut config = kube::Config::new(url.parse().with_context(|| format!("invalid API address {url:?}"))?);
+    config.auth_info.token = Some(token.as_str().to_string().into());
     kube::Client::try_from(config).context("building the API client")
+}
+
+/// The API token: `--token` or `SLUICE_TOKEN` when given, else the token file of the state
+/// directory (`--state-dir`, `SLUICE_STATE_DIR`, or `serve`'s default).
+fn token(api: &ApiArgs) -> anyhow::Result<Token> {
+    if let Some(text) = &api.token {
+        return Token::parse(text).ok_or_else(|| {
+            anyhow!("the token from --token or SLUICE_TOKEN is empty or holds a space, quote or non-ASCII character")
+        });
+    }
+    let dir = api.state_dir.clone().unwrap_or_else(super::serve::default_state_dir);
+    let file = dir.join(super::TOKEN_FILE);
+    Token::read(&file)
+        .with_context(|| format!("reading the API token from {}", file.display()))?
+        .ok_or_else(|| no_token(&file, &api.api))
+}
+
+fn no_token(file: &Path, api: &str) -> anyhow::Error {
+    anyhow!(
+        "no API token for {api}: {} does not exist. Give the server's token with --token TOKEN, the SLUICE_TOKEN environment variable, or --state-dir DIR naming the state directory of its `sluice serve` (the token is in DIR/{})",
+        file.display(),
+        super::TOKEN_FILE
+    )
 }
 
 fn resource(kind: Kind) -> ApiResource {
@@ -50,9 +80,14 @@ fn what(kind: Kind) -> String {
     if i.group.is_empty() { i.singular.to_string() } else { format!("{}.{}", i.singular, i.group) }
 }
 
-/// What went wrong, in the server's words when it answered.
+/// What went wrong, in the server's words when it answered, with how to give a token when
+/// the server wanted a different one.
 fn explain(e: kube::Error) -> String {
+    const HOW: &str = "give this server's token with --token, SLUICE_TOKEN or --state-dir";
     match e {
+        kube::Error::Api(s) if s.code == 401 || s.code == 403 && s.reason == "Forbidden" => {
+            format!("{} ({HOW})", s.message)
+        }
         kube::Error::Api(s) => s.message,
         other => format!("{other}"),
     }

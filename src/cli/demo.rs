@@ -11,8 +11,7 @@ use sluice_api::Service;
 const SAMPLE: &str = include_str!("../../manifests/samples/knative/helloworld-go.service.yaml");
 
 /// Creates the sample Service unless it exists, and says how to reach it.
-pub async fn apply_sample(api_url: String, http: SocketAddr) -> anyhow::Result<()> {
-    let client = kube::Client::try_from(kube::Config::new(api_url.parse()?))?;
+pub async fn apply_sample(client: kube::Client, http: SocketAddr) -> anyhow::Result<()> {
     let svc: Service = serde_saphyr::from_str(SAMPLE).context("the embedded sample parses")?;
     let api: Api<Service> = Api::namespaced(client, "default");
     let name = svc.metadata.name.clone().unwrap_or_default();

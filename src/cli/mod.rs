@@ -14,6 +14,8 @@ use clap::{Args, Parser, Subcommand};
 
 /// The default address of the embedded API server.
 pub const DEFAULT_API: &str = "127.0.0.1:8070";
+/// The file in the state directory that holds the API server's bearer token.
+pub const TOKEN_FILE: &str = "token";
 
 /// Sluice: Knative-style revisions and traffic splitting on one machine.
 #[derive(Debug, Parser)]
@@ -98,12 +100,21 @@ pub struct ServeArgs {
     pub max_watches: usize,
 }
 
-/// Where the CLI finds the API server.
+/// Where the CLI finds the API server, and the token it shows it. The token is the first of:
+/// `--token`, `SLUICE_TOKEN`, the `token` file in `--state-dir` (default: `serve`'s default).
 #[derive(Debug, Args)]
 pub struct ApiArgs {
     /// API server address (host:port or URL).
     #[arg(long, env = "SLUICE_API", default_value = DEFAULT_API, global = true)]
     pub api: String,
+    /// The API server's bearer token. Prefer SLUICE_TOKEN or the token file: other users of
+    /// this machine can read a flag's value in the process list.
+    #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// The state directory of the `sluice serve` to talk to; its `token` file is read when no
+    /// token is given.
+    #[arg(long, env = "SLUICE_STATE_DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 //! processes, and routes service traffic. Writes a kubeconfig and `endpoints.json` (the bound
 //! addresses), and on SIGINT/SIGTERM stops accepting, drains, stops instances, and exits 0.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,8 +12,9 @@ use std::time::Duration;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use serde_json::json;
+use sluice_apiserver::auth::Token;
 use sluice_apiserver::store::{BUILTIN_NAMESPACES, Store};
-use sluice_apiserver::{ApiServer, WatchLimits, kubeconfig};
+use sluice_apiserver::{ApiServer, WatchLimits, kubeconfig, tls};
 use sluice_controller::Ctx;
 use sluice_router::endpoints::Endpoints;
 use sluice_router::publish::Publisher;
@@ -42,14 +44,15 @@ pub fn default_state_dir() -> PathBuf {
 /// Everything `serve` started, to be stopped in order.
 struct Running {
     api_url: String,
-    http_addr: std::net::SocketAddr,
+    http_addr: SocketAddr,
     kubeconfig: PathBuf,
 }
 
-/// Runs the server until a signal asks it to stop; `after_start` runs once everything is up.
+/// Runs the server until a signal asks it to stop; `after_start` runs once everything is up,
+/// with an authenticated client of the API server and the router's address.
 pub async fn run<F, Fut>(args: ServeArgs, after_start: F) -> anyhow::Result<ExitCode>
 where
-    F: FnOnce(String, std::net::SocketAddr) -> Fut,
+    F: FnOnce(kube::Client, SocketAddr) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
@@ -60,6 +63,9 @@ where
     // stops here, touching nothing of the running one.
     let store = Arc::new(Store::open(&state_dir.join("sluice.redb"), args.watch_history).context("opening the store")?);
     store.ensure_namespaces(BUILTIN_NAMESPACES).context("creating the built-in namespaces")?;
+    let token_file = state_dir.join(super::TOKEN_FILE);
+    let token = Token::load_or_create(&token_file)
+        .with_context(|| format!("reading or creating the API token {}", token_file.display()))?;
     let endpoints_file = state_dir.join("endpoints.json");
     // A stale file from an earlier run must never be mistaken for this run's addresses.
     let _ = std::fs::remove_file(&endpoints_file);
@@ -75,12 +81,22 @@ where
         .with_context(|| format!("binding the API server to {}", args.api))?;
     let http_listener =
         TcpListener::bind(args.http).await.with_context(|| format!("binding the router to {}", args.http))?;
+    let api_addr = api_listener.local_addr()?;
+    if !api_addr.ip().is_loopback() {
+        tracing::warn!(
+            api = %api_addr,
+            "the API server listens beyond this machine: anyone who can reach {api_addr} and has the API token can run commands as this user; TLS is not implemented for sluice's own clients yet (only kubectl's kubeconfig uses it), so the token they send travels in clear text"
+        );
+    }
     let running = Running {
-        api_url: format!("http://{}", api_listener.local_addr()?),
+        api_url: format!("http://{}", connectable(api_addr)),
         http_addr: http_listener.local_addr()?,
         kubeconfig: state_dir.join("kubeconfig"),
     };
-    kubeconfig::write(&running.kubeconfig, &running.api_url).context("writing the kubeconfig")?;
+    let identity = tls::Identity::generate(Some(api_addr.ip()))?;
+    let kube_server = format!("https://{}", connectable(api_addr));
+    kubeconfig::write(&running.kubeconfig, &kube_server, &identity.authority_data(), &token)
+        .context("writing the kubeconfig")?;
 
     let signal = CancellationToken::new();
     spawn_signal_handler(signal.clone());
@@ -93,7 +109,7 @@ where
         .context("starting the API server's runtime")?;
     let api = api_runtime.spawn({
         let limits = WatchLimits { max_watches: args.max_watches, ..WatchLimits::default() };
-        let server = ApiServer::with_watch_limits(store, api_stop.clone(), limits);
+        let server = ApiServer::with_watch_limits(store, api_stop.clone(), token.clone(), limits).tls(&identity)?;
         async move {
             match TcpListener::from_std(api_listener) {
                 Ok(listener) => server.serve(listener).await,
@@ -105,10 +121,9 @@ where
     let endpoints = Endpoints::new();
     let (runtime, health) = Runtime::new(runtime_config(&state_dir, args.images.as_deref())?, endpoints.clone());
     let table = Arc::new(ArcSwap::from_pointee(RoutingTable::default()));
-    let client = kube::Client::try_from(kube::Config::new(running.api_url.parse()?))
-        .context("building the controller's API client")?;
+    let client = super::client::connect(&running.api_url, &token).context("building the controller's API client")?;
     let ctx = Arc::new(Ctx {
-        client,
+        client: client.clone(),
         scaler: runtime.clone(),
         publisher: Arc::new(Publisher::new(table.clone(), endpoints)),
         domain: args.domain.clone(),
@@ -126,14 +141,16 @@ where
     write_endpoints(&endpoints_file, &running)?;
     tracing::info!(api = %running.api_url, http = %running.http_addr, state_dir = %state_dir.display(), "sluice is serving");
     eprintln!(
-        "Sluice is serving.\n  services:  http://{{name}}.{{namespace}}.{} on {}\n  API:       {}\n  kubectl:   KUBECONFIG={} kubectl get ksvc\n  sluice:    sluice apply -f service.yaml --api {}",
+        "Sluice is serving.\n  services:  http://{{name}}.{{namespace}}.{} on {}\n  API:       {} (bearer token in {})\n  kubectl:   KUBECONFIG={} kubectl get ksvc\n  sluice:    sluice apply -f service.yaml --api {} --state-dir {}",
         args.domain,
         running.http_addr,
         running.api_url,
+        token_file.display(),
         running.kubeconfig.display(),
-        running.api_url
+        running.api_url,
+        state_dir.display()
     );
-    if let Err(e) = after_start(running.api_url.clone(), running.http_addr).await {
+    if let Err(e) = after_start(client, running.http_addr).await {
         tracing::error!(error = %format!("{e:#}"), "startup step failed");
     }
 
@@ -149,6 +166,16 @@ where
     api_runtime.shutdown_background();
     tracing::info!("sluice stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// An address a client on this machine can connect to for a server bound to `addr`: the
+/// loopback address in place of "any" (`0.0.0.0`, `::`).
+fn connectable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port()),
+        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port()),
+        _ => addr,
+    }
 }
 
 fn runtime_config(state_dir: &Path, images_file: Option<&Path>) -> anyhow::Result<RuntimeConfig> {
@@ -190,4 +217,17 @@ fn spawn_signal_handler(shutdown: CancellationToken) {
         }
         shutdown.cancel();
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_address_is_reached_through_loopback() {
+        let addr = |s: &str| s.parse::<SocketAddr>().expect("address");
+        assert_eq!(connectable(addr("0.0.0.0:8070")), addr("127.0.0.1:8070"));
+        assert_eq!(connectable(addr("[::]:8070")), addr("[::1]:8070"));
+        assert_eq!(connectable(addr("192.0.2.7:8070")), addr("192.0.2.7:8070"));
+    }
 }

@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as Legacy;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -37,10 +37,12 @@ pub struct Response {
     pub body: Bytes,
 }
 
-/// A pooled HTTP/1.1 client.
+/// A pooled HTTP/1.1 client; with a token ([`Client::with_token`], `Sluice::client`) it sends
+/// `Authorization: Bearer <token>` on every request that does not set its own.
 #[derive(Clone)]
 pub struct Client {
     inner: Legacy<HttpConnector, Full<Bytes>>,
+    authorization: Option<HeaderValue>,
 }
 
 // === impl Response ===
@@ -66,11 +68,17 @@ impl Default for Client {
 }
 
 impl Client {
-    /// A new client.
+    /// A new client that sends no credentials (for the router, or to test the API's refusals).
     pub fn new() -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        Self { inner: Legacy::builder(TokioExecutor::new()).build(connector) }
+        Self { inner: Legacy::builder(TokioExecutor::new()).build(connector), authorization: None }
+    }
+
+    /// A new client that shows the API server `token`.
+    pub fn with_token(token: &str) -> Self {
+        let authorization = HeaderValue::from_str(&format!("Bearer {token}")).ok();
+        Self { authorization, ..Self::new() }
     }
 
     /// Sends a request; `headers` are added as given (e.g. `("host", "hello.default.localhost")`).
@@ -85,6 +93,10 @@ impl Client {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
+        let own = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(header::AUTHORIZATION.as_str()));
+        if let Some(auth) = self.authorization.as_ref().filter(|_| !own) {
+            req = req.header(header::AUTHORIZATION, auth.clone());
+        }
         let res = self.inner.request(req.body(Full::new(body.into()))?).await?;
         let (parts, body) = res.into_parts();
         let body = body.collect().await?.to_bytes();
@@ -97,13 +109,13 @@ impl Client {
     }
 }
 
-/// Waits until the API server at `api` stops writing: its resourceVersion (one counter for
+/// Waits until the API server of `sluice` stops writing: its resourceVersion (one counter for
 /// every write) unchanged across `quiet`. Controllers that disagree about an object rewrite
 /// it in turn forever; this is how a test notices. Errors after `deadline` with the last two
 /// versions seen.
-pub async fn settled(api: &str, quiet: Duration, deadline: Duration) -> anyhow::Result<()> {
-    let client = Client::new();
-    let url = format!("{api}/apis/serving.knative.dev/v1/services?limit=1");
+pub async fn settled(sluice: &crate::Sluice, quiet: Duration, deadline: Duration) -> anyhow::Result<()> {
+    let client = sluice.client();
+    let url = format!("{}/apis/serving.knative.dev/v1/services?limit=1", sluice.api);
     let version = async || -> anyhow::Result<String> {
         let res = client.get(&url, &[]).await?;
         anyhow::ensure!(res.status == StatusCode::OK, "GET {url}: {}", res.status);

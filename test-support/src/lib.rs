@@ -18,12 +18,14 @@ pub fn kubectl() -> Option<std::path::PathBuf> {
     std::env::split_paths(&path).map(|d| d.join("kubectl")).find(|p| p.is_file())
 }
 
-/// Applies YAML with the real `sluice apply -f -` (the CLI under test), failing with its output.
-pub fn apply(binary: &str, api: &str, yaml: &str) -> anyhow::Result<String> {
+/// Applies YAML to `sluice` with the real `sluice apply -f -` (the CLI under test, given the
+/// server's address and token), failing with its output.
+pub fn apply(binary: &str, sluice: &Sluice, yaml: &str) -> anyhow::Result<String> {
     use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(binary)
-        .args(["apply", "-f", "-", "--api", api])
+    use std::process::Stdio;
+    let mut child = sluice
+        .command(binary)
+        .args(["apply", "-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

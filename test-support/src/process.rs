@@ -36,6 +36,8 @@ pub struct Sluice {
     pub http: Option<String>,
     /// Where the server's stderr goes.
     pub log: PathBuf,
+    /// The API server's bearer token, read from `<state_dir>/token`.
+    token: String,
 }
 
 /// Polls `f` every 20 ms until it returns Some, or fails after `deadline` with `what`.
@@ -96,7 +98,15 @@ impl Sluice {
             .stderr(stderr);
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child = cmd.spawn().with_context(|| format!("spawning {binary}"))?;
-        let mut me = Self { child: Some(child), _tmp: tmp, state_dir, api: String::new(), http: None, log };
+        let mut me = Self {
+            child: Some(child),
+            _tmp: tmp,
+            state_dir,
+            api: String::new(),
+            http: None,
+            log,
+            token: String::new(),
+        };
         let ep: Value = wait_for("endpoints.json", START_DEADLINE, || {
             if me.exited() {
                 return Some(Value::Null);
@@ -108,11 +118,42 @@ impl Sluice {
         }
         me.api = ep["api"].as_str().ok_or_else(|| anyhow!("endpoints.json has no api"))?.to_string();
         me.http = ep["http"].as_str().map(str::to_string);
+        // Written before endpoints.json, so it is there now.
+        let token_file = me.state_dir.join("token");
+        me.token = std::fs::read_to_string(&token_file)
+            .with_context(|| format!("reading {}", token_file.display()))?
+            .trim()
+            .to_string();
         let ready = format!("{}/readyz", me.api);
         wait_for("the API server to answer /readyz", START_DEADLINE, || {
             crate::http::blocking_get_ok(&ready).then_some(())
         })?;
         Ok(me)
+    }
+
+    /// The API server's bearer token.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// An HTTP client that sends this server's token with every request.
+    pub fn client(&self) -> crate::http::Client {
+        crate::http::Client::with_token(&self.token)
+    }
+
+    /// A kube-rs client of this server's API, with its token.
+    pub fn kube_client(&self) -> anyhow::Result<kube::Client> {
+        let mut config = kube::Config::new(self.api.parse()?);
+        config.auth_info.token = Some(self.token.clone().into());
+        Ok(kube::Client::try_from(config)?)
+    }
+
+    /// `binary` (the `sluice` CLI) set up to talk to this server: `SLUICE_API` and
+    /// `SLUICE_TOKEN` in its environment, and no state directory of the user's to fall back on.
+    pub fn command(&self, binary: &str) -> Command {
+        let mut cmd = Command::new(binary);
+        cmd.env("SLUICE_API", &self.api).env("SLUICE_TOKEN", &self.token).env_remove("SLUICE_STATE_DIR");
+        cmd
     }
 
     /// The kubeconfig the server wrote.

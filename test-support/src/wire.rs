@@ -97,12 +97,22 @@ pub async fn h2c_get(addr: &str, authority: &str, path: &str) -> anyhow::Result<
     result
 }
 
-/// `GET url`, with the body handed over line by line as it arrives (a watch stream): the
-/// status, and a receiver that ends with the body. The reading task stops when the receiver is
-/// dropped.
-pub async fn lines(url: &str) -> anyhow::Result<(StatusCode, mpsc::Receiver<String>)> {
+/// The `Authorization` header line (with its CRLF) that shows the API server `token`, for a
+/// raw request given to [`exchange`].
+pub fn authorization(token: &str) -> String {
+    format!("Authorization: Bearer {token}\r\n")
+}
+
+/// `GET url`, with the body handed over line by line as it arrives (a watch stream), sending
+/// `token` as a bearer token when given: the status, and a receiver that ends with the body.
+/// The reading task stops when the receiver is dropped.
+pub async fn lines(url: &str, token: Option<&str>) -> anyhow::Result<(StatusCode, mpsc::Receiver<String>)> {
     let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let res = client.request(Request::get(url).body(Empty::new())?).await?;
+    let mut req = Request::get(url);
+    if let Some(token) = token {
+        req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let res = client.request(req.body(Empty::new())?).await?;
     let status = res.status();
     let mut body = res.into_body();
     let (tx, rx) = mpsc::channel(64);
@@ -117,6 +127,10 @@ pub async fn lines(url: &str) -> anyhow::Result<(StatusCode, mpsc::Receiver<Stri
                     return;
                 }
             }
+        }
+        // A body that is not a stream (a `Status` refusing the watch) has no final newline.
+        if !pending.is_empty() {
+            let _ = tx.send(String::from_utf8_lossy(&pending).into_owned()).await;
         }
     });
     Ok((status, rx))
