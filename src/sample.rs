@@ -1,11 +1,11 @@
 //! `sluice sample hello`: the app Knative's `helloworld-go` image resolves to locally. It
 //! answers `Hello {TARGET}!` on `$PORT`, plus a few endpoints tests and demos use: `/echo`
-//! (streams the request body back), `/sleep?ms=N`, `/status/N`, `/env/NAME`, `/headers`,
+//! (streams the request body back), `/sleep?ms=N`, `/status/N`, `/headers`,
 //! `/version` (the HTTP version the request arrived in, e.g. `HTTP/2.0`: it speaks HTTP/1.1 and
-//! h2c), and `/crash?code=N` (writes a line to stderr and exits with code N at once, like a
-//! crash). It reads every request body to its end before it answers. Every response carries
-//! `K-Revision: $K_REVISION` (when set), so a test can tell which revision answered even where
-//! the body does not say (`/sleep`, `/echo`).
+//! h2c); and with `--test-endpoints` (Sluice's tests only) `/env/NAME` and `/crash?code=N`
+//! (writes a line to stderr and exits with code N at once, like a crash). It reads every
+//! request body to its end before it answers. Every response carries `K-Revision: $K_REVISION`
+//! (when set), so a test can tell which revision answered even where the body does not say.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 type Body = BoxBody<Bytes, hyper::Error>;
 
 /// Serves until SIGTERM/SIGINT, then lets open requests finish.
-pub async fn hello() -> anyhow::Result<()> {
+pub async fn hello(test_endpoints: bool) -> anyhow::Result<()> {
     let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(8080);
     // Loopback only: the router reaches it there, and nothing else should.
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
@@ -45,7 +45,7 @@ pub async fn hello() -> anyhow::Result<()> {
         let svc = hyper::service::service_fn(move |req| {
             let (greeting, revision) = (greeting.clone(), revision.clone());
             async move {
-                let mut res = handle(req, greeting).await?;
+                let mut res = handle(req, greeting, test_endpoints).await?;
                 if let Some(revision) = revision {
                     res.headers_mut().insert("k-revision", revision);
                 }
@@ -64,7 +64,7 @@ pub async fn hello() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn handle(req: Request<Incoming>, greeting: Bytes) -> Result<Response<Body>, Infallible> {
+async fn handle(req: Request<Incoming>, greeting: Bytes, test_endpoints: bool) -> Result<Response<Body>, Infallible> {
     if matches!(*req.method(), Method::POST | Method::PUT) && req.uri().path() == "/echo" {
         let ct = req.headers().get(http::header::CONTENT_TYPE).cloned();
         let mut res = Response::new(req.into_body().boxed());
@@ -105,13 +105,13 @@ async fn handle(req: Request<Incoming>, greeting: Bytes) -> Result<Response<Body
                 None => text(StatusCode::BAD_REQUEST, "status must be a number 100-999\n".into()),
             }
         }
-        (_, p) if p.starts_with("/env/") => match std::env::var(&p["/env/".len()..]) {
+        (_, p) if test_endpoints && p.starts_with("/env/") => match std::env::var(&p["/env/".len()..]) {
             Ok(v) => text(StatusCode::OK, v),
             Err(_) => text(StatusCode::NOT_FOUND, "unset\n".into()),
         },
         (_, "/version") => text(StatusCode::OK, format!("{:?}\n", req.version())),
         (_, "/healthz") => text(StatusCode::OK, "ok\n".into()),
-        (_, "/crash") => {
+        (_, "/crash") if test_endpoints => {
             let code = query(&req, "code").and_then(|v| v.parse::<u8>().ok()).unwrap_or(1);
             eprintln!("crashing on request with exit code {code}");
             std::process::exit(i32::from(code));

@@ -40,6 +40,7 @@ pub enum ImageTableError {
 pub struct ImageTable {
     sluice: PathBuf,
     entries: BTreeMap<String, Vec<OsString>>,
+    sample_test_endpoints: bool,
 }
 
 #[derive(Deserialize)]
@@ -71,7 +72,14 @@ pub fn repository(image: &str) -> &str {
 impl ImageTable {
     /// The built-in table; `sluice` is the executable that runs the sample apps.
     pub fn builtin(sluice: &Path) -> Self {
-        Self { sluice: sluice.to_path_buf(), entries: BTreeMap::new() }
+        Self { sluice: sluice.to_path_buf(), entries: BTreeMap::new(), sample_test_endpoints: false }
+    }
+
+    /// The built-in sample apps also serve their test endpoints (`/env/NAME`, `/crash`): for
+    /// Sluice's own tests, never for a server others reach.
+    pub fn with_sample_test_endpoints(mut self) -> Self {
+        self.sample_test_endpoints = true;
+        self
     }
 
     /// Adds the entries of a YAML table file; its entries win over earlier ones.
@@ -108,7 +116,13 @@ impl ImageTable {
             }
         }
         match short_name(image) {
-            "helloworld-go" => Some(vec![self.sluice.clone().into_os_string(), "sample".into(), "hello".into()]),
+            "helloworld-go" => {
+                let mut argv = vec![self.sluice.clone().into_os_string(), "sample".into(), "hello".into()];
+                if self.sample_test_endpoints {
+                    argv.push("--test-endpoints".into());
+                }
+                Some(argv)
+            }
             _ => None,
         }
     }

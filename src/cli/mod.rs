@@ -65,7 +65,12 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum SampleApp {
     /// Knative's helloworld: answers `Hello {TARGET}!` on $PORT.
-    Hello,
+    Hello {
+        /// Also serve `/env/NAME` and `/crash` (for Sluice's own tests; `serve
+        /// --sample-test-endpoints` starts its samples with it).
+        #[arg(long, hide = true)]
+        test_endpoints: bool,
+    },
 }
 
 /// `sluice serve`.
@@ -98,6 +103,10 @@ pub struct ServeArgs {
     /// (Each may buffer a bounded amount; a client that stops reading is closed.)
     #[arg(long, default_value_t = sluice_apiserver::DEFAULT_MAX_WATCHES)]
     pub max_watches: usize,
+    /// Start the built-in sample apps with their test endpoints (`/env/NAME`, `/crash`), which
+    /// Sluice's own tests use; never for a server others reach.
+    #[arg(long, env = "SLUICE_SAMPLE_TEST_ENDPOINTS", hide = true)]
+    pub sample_test_endpoints: bool,
 }
 
 /// Where the CLI finds the API server, and the token it shows it. The token is the first of:
@@ -226,8 +235,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             client::get(&g.api, &g.kind, g.name.as_deref(), ns, g.output, g.selector.as_deref()).await
         }
         Command::Delete(d) => client::delete(&d.api, &d.kind, &d.names, &d.namespace).await,
-        Command::Sample { app: SampleApp::Hello } => {
-            crate::sample::hello().await?;
+        Command::Sample { app: SampleApp::Hello { test_endpoints } } => {
+            crate::sample::hello(test_endpoints).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Crds => {

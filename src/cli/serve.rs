@@ -119,7 +119,10 @@ where
     });
 
     let endpoints = Endpoints::new();
-    let (runtime, health) = Runtime::new(runtime_config(&state_dir, args.images.as_deref())?, endpoints.clone());
+    let (runtime, health) = Runtime::new(
+        runtime_config(&state_dir, args.images.as_deref(), args.sample_test_endpoints)?,
+        endpoints.clone(),
+    );
     let table = Arc::new(ArcSwap::from_pointee(RoutingTable::default()));
     let client = super::client::connect(&running.api_url, &token).context("building the controller's API client")?;
     let ctx = Arc::new(Ctx {
@@ -178,9 +181,13 @@ fn connectable(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-fn runtime_config(state_dir: &Path, images_file: Option<&Path>) -> anyhow::Result<RuntimeConfig> {
+fn runtime_config(state_dir: &Path, images_file: Option<&Path>, test_endpoints: bool) -> anyhow::Result<RuntimeConfig> {
     let exe = std::env::current_exe().context("locating the sluice executable")?;
     let mut images = ImageTable::builtin(&exe);
+    if test_endpoints {
+        tracing::warn!("--sample-test-endpoints: sample apps serve /env and /crash to anyone who reaches them");
+        images = images.with_sample_test_endpoints();
+    }
     let default_file = state_dir.join("images.yaml");
     match images_file {
         Some(file) => images.merge_file(file).with_context(|| format!("reading image table {}", file.display()))?,

@@ -91,6 +91,9 @@ impl Sluice {
                 cmd.args([flag, "127.0.0.1:0"]);
             }
         }
+        // The sample apps' test endpoints (`/env`, `/crash`), which tests use; a test that
+        // checks they are off by default sets this to "false" in its `env`.
+        cmd.env("SLUICE_SAMPLE_TEST_ENDPOINTS", "true");
         cmd.args(&opts.args)
             .envs(opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
