@@ -201,4 +201,39 @@ mod tests {
         assert!(FieldSelector::parse("metadata.namespace==ns,metadata.name=a").expect("parse").matches(&obj));
         assert!(FieldSelector::parse("spec.x=1").is_err());
     }
+
+    proptest::proptest! {
+        /// Any text is parsed or refused, never a panic.
+        #[test]
+        fn any_text_is_parsed_or_refused(text in "\\PC{0,64}") {
+            let _ = LabelSelector::parse(&text);
+            let _ = FieldSelector::parse(&text);
+        }
+
+        /// A selector printed from requirements matches exactly the label sets that meet every
+        /// one of them: equality, inequality, set membership and existence, in any mix.
+        #[test]
+        fn printed_requirements_match_what_they_say(
+            labels in proptest::collection::btree_map("[a-c]", "[x-z]", 0..4),
+            reqs in proptest::collection::vec(("[a-c]", 0u8..6, proptest::collection::vec("[x-z]", 1..3)), 1..4),
+        ) {
+            let mut printed = Vec::new();
+            let mut expected = true;
+            for (key, op, values) in &reqs {
+                let have = labels.get(key);
+                let (text, holds) = match op {
+                    0 => (format!("{key}={}", values[0]), have == Some(&values[0])),
+                    1 => (format!("{key}=={}", values[0]), have == Some(&values[0])),
+                    2 => (format!("{key}!={}", values[0]), have != Some(&values[0])),
+                    3 => (format!("{key} in ({})", values.join(",")), have.is_some_and(|v| values.contains(v))),
+                    4 => (format!("{key} notin ({})", values.join(",")), !have.is_some_and(|v| values.contains(v))),
+                    _ => (key.clone(), have.is_some()),
+                };
+                printed.push(text);
+                expected &= holds;
+            }
+            let selector = LabelSelector::parse(&printed.join(",")).expect("a printed selector parses");
+            proptest::prop_assert_eq!(selector.matches(&labels), expected, "{} on {:?}", printed.join(","), labels);
+        }
+    }
 }
