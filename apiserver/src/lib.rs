@@ -8,7 +8,7 @@ mod discovery;
 pub mod kubeconfig;
 mod openapi;
 pub mod patch;
-mod protobuf;
+pub mod protobuf;
 mod query;
 mod resource;
 pub mod selector;

@@ -1,0 +1,51 @@
+//! The routing decision over a fixed table: any Host header, authority and tag header resolve
+//! to a target or a miss, never a panic.
+#![no_main]
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use libfuzzer_sys::fuzz_target;
+use sluice_router::endpoints::{RevisionEndpoints, RevisionKey};
+use sluice_router::table::{Protocol, RouteConfig, RoutingTable, TagConfig, Target};
+
+fn table() -> &'static RoutingTable {
+    static TABLE: OnceLock<RoutingTable> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let target = |name: &str| Target {
+            revision: RevisionEndpoints::new(RevisionKey::new("default", name)),
+            timeout: Duration::from_secs(30),
+            protocol: Protocol::Http1,
+        };
+        let route = RouteConfig {
+            namespace: "default".into(),
+            name: "hello".into(),
+            hosts: vec!["hello.default.localhost".into(), "hello.default".into(), "[::1]".into()],
+            traffic: vec![(60, target("a")), (40, target("b"))],
+            tags: vec![TagConfig { tag: "v2".into(), hosts: vec!["v2-hello.default".into()], target: target("b") }],
+            tag_header_routing: true,
+        };
+        RoutingTable::new(vec![route]).expect("a valid table")
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    // Up to three parts split by NUL: Host header bytes, request target, tag header bytes.
+    let mut parts = data.splitn(3, |b| *b == 0);
+    let host = parts.next().unwrap_or_default();
+    let uri = parts.next().unwrap_or_default();
+    let tag = parts.next();
+    let mut req = http::Request::builder();
+    if let Ok(uri) = std::str::from_utf8(uri).ok().and_then(|u| u.parse::<http::Uri>().ok()).ok_or(()) {
+        req = req.uri(uri);
+    }
+    if let Ok(value) = http::HeaderValue::from_bytes(host) {
+        req = req.header(http::header::HOST, value);
+    }
+    if let Some(Ok(value)) = tag.map(http::HeaderValue::from_bytes) {
+        req = req.header("knative-serving-tag", value);
+    }
+    if let Ok(req) = req.body(()) {
+        let _ = table().resolve(&req);
+    }
+});
