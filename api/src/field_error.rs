@@ -25,6 +25,23 @@ pub struct FieldIssue {
     pub details: String,
 }
 
+/// The longest text quoted whole in an error message: a label value or patch path comes from
+/// the request and can be as large as it is.
+pub const MAX_QUOTED: usize = 256;
+
+/// `s` quoted for an error message, cut to [`MAX_QUOTED`] bytes (at a character boundary) with
+/// its full length noted, so a message never echoes a request back at length.
+pub fn quote_cut(s: &str) -> String {
+    if s.len() <= MAX_QUOTED {
+        return format!("{s:?}");
+    }
+    let mut end = MAX_QUOTED;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}... ({} bytes)", &s[..end], s.len())
+}
+
 // === impl FieldError ===
 
 impl FieldError {

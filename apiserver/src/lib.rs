@@ -388,17 +388,24 @@ mod tests {
         assert_eq!(route("/apis/apps/v1/namespaces/x/deployments"), None);
     }
 
-    #[tokio::test]
-    async fn shutdown_closes_connections_it_could_not_drain() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
+    /// A server over a fresh store (token `t`) and its listener on port 0, not yet serving;
+    /// the directory lives as long as the returned guard.
+    async fn test_server() -> (tempfile::TempDir, ApiServer, TcpListener, std::net::SocketAddr, CancellationToken) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(Store::open(&dir.path().join("db.redb"), store::DEFAULT_HISTORY).expect("store"));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let stop = CancellationToken::new();
-        let server =
-            tokio::spawn(ApiServer::new(store, stop.clone(), auth::Token::parse("t").expect("token")).serve(listener));
+        let server = ApiServer::new(store, stop.clone(), auth::Token::parse("t").expect("token"));
+        (dir, server, listener, addr, stop)
+    }
+
+    #[tokio::test]
+    async fn shutdown_closes_connections_it_could_not_drain() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let (_dir, server, listener, addr, stop) = test_server().await;
+        let server = tokio::spawn(server.serve(listener));
 
         // A write whose body never finishes: its handler is still reading when shutdown starts.
         let mut client = tokio::net::TcpStream::connect(addr).await.expect("connect");
@@ -432,14 +439,9 @@ mod tests {
     async fn one_port_serves_plain_http_and_tls_with_the_token_required_on_both() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(Store::open(&dir.path().join("db.redb"), store::DEFAULT_HISTORY).expect("store"));
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let stop = CancellationToken::new();
+        let (_dir, server, listener, addr, stop) = test_server().await;
         let identity = tls::Identity::generate(None).expect("certificate");
-        let server =
-            ApiServer::new(store, stop.clone(), auth::Token::parse("t").expect("token")).tls(&identity).expect("tls");
+        let server = server.tls(&identity).expect("tls");
         tokio::spawn(server.serve(listener));
 
         let mut roots = rustls::RootCertStore::empty();
@@ -479,16 +481,8 @@ mod tests {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
         const TIMEOUT: Duration = Duration::from_millis(300);
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(Store::open(&dir.path().join("db.redb"), store::DEFAULT_HISTORY).expect("store"));
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let stop = CancellationToken::new();
-        tokio::spawn(
-            ApiServer::new(store, stop.clone(), auth::Token::parse("t").expect("token"))
-                .header_read_timeout(TIMEOUT)
-                .serve(listener),
-        );
+        let (_dir, server, listener, addr, stop) = test_server().await;
+        tokio::spawn(server.header_read_timeout(TIMEOUT).serve(listener));
 
         let closed_within = async |stream: &mut tokio::net::TcpStream| {
             let mut seen = Vec::new();

@@ -7,13 +7,11 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::quotable;
-use crate::field_error::FieldError;
+use crate::field_error::{FieldError, quote_cut as quote};
 use crate::naming::{label_value, qualified_name};
 
 /// Kubernetes' limit on the total size of an object's annotation keys and values.
 const MAX_ANNOTATIONS_BYTES: usize = 256 * 1024;
-/// The longest value quoted in an error; a label value can be as large as the request.
-const MAX_QUOTED: usize = 256;
 
 /// Label keys are qualified names and values label values; annotation keys are qualified
 /// names in any case, and annotations total at most 256 KiB.
@@ -71,16 +69,4 @@ pub fn validate_json(metadata: Option<&Value>) -> FieldError {
     }
     let [labels, annotations] = maps;
     errs.also(validate(&labels, &annotations)).via_field("metadata")
-}
-
-/// `s` quoted, cut to [`MAX_QUOTED`] bytes.
-fn quote(s: &str) -> String {
-    if s.len() <= MAX_QUOTED {
-        return format!("{s:?}");
-    }
-    let mut end = MAX_QUOTED;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{:?}... ({} bytes)", &s[..end], s.len())
 }

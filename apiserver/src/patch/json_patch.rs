@@ -3,11 +3,9 @@
 //! budget a few hundred bytes of patch grow it past any memory).
 
 use serde_json::Value;
+use sluice_api::field_error::quote_cut as quote;
 
 use super::{MAX_COPY_BYTES, MAX_OPERATIONS, PatchError, encoded_len};
-
-/// The longest path quoted in an error; a path comes from the request and can be megabytes.
-const MAX_QUOTED: usize = 256;
 
 /// Applies the JSON patch `patch` to `target`.
 pub(super) fn apply(target: &Value, patch: &Value) -> Result<Value, PatchError> {
@@ -74,18 +72,6 @@ fn charge_copy(v: &Value, copied: usize) -> Result<usize, String> {
             "Unable to complete the copy, the accumulated size increase of copy would exceed the limit {MAX_COPY_BYTES}"
         )),
     }
-}
-
-/// `s` quoted, cut to [`MAX_QUOTED`] bytes.
-fn quote(s: &str) -> String {
-    if s.len() <= MAX_QUOTED {
-        return format!("{s:?}");
-    }
-    let mut end = MAX_QUOTED;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{:?}... ({} bytes)", &s[..end], s.len())
 }
 
 fn tokens(path: &str) -> Result<Vec<String>, String> {
