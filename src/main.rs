@@ -13,6 +13,9 @@ fn main() -> ExitCode {
     if let Some(failed) = args.exec_instance() {
         return failed;
     }
+    if let Some(done) = args.run_warden() {
+        return done;
+    }
     // Only ring is built in; installing it explicitly keeps rustls from guessing.
     let _ = rustls::crypto::ring::default_provider().install_default();
     cli::init_tracing(args.verbose);

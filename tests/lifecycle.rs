@@ -1,7 +1,8 @@
 //! The life of `sluice serve` and its instances, through the real binary: SIGTERM drains
 //! in-flight requests, stops every instance and exits 0, and a restart serves the same URLs
 //! with the same splits; after `kill -9` no instance outlives the server and a restart brings
-//! everything back; a crashing instance restarts under load and its Revision says so.
+//! everything back, and neither does what an instance started; a crashing instance restarts
+//! under load and its Revision says so, and what it started is stopped with it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -183,6 +184,65 @@ async fn after_kill_9_no_instance_outlives_the_server_and_a_restart_brings_every
     assert_eq!(revisions.list(&ListParams::default()).await.expect("list").items.len(), 1, "no new revision");
     drop(s);
     drop(keep);
+}
+
+/// A service whose instance starts a background `sleep` (a grandchild of `sluice serve`, in the
+/// instance's process group) and writes its pid to `pid_file` before becoming the hello app.
+fn with_grandchild(pid_file: &Path) -> String {
+    format!(
+        "apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: parent
+spec:
+  template:
+    spec:
+      containers:
+        - image: ghcr.io/knative/helloworld-go:latest
+          command: [/bin/sh, -c, 'sleep 600 & echo $! > {pid}; exec {BIN} sample hello']
+",
+        pid = pid_file.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_kill_9_what_an_instance_started_dies_too_without_waiting_for_a_restart() {
+    let mut s = Sluice::start(BIN).expect("start sluice");
+    let traffic = Traffic::new(s.http.as_deref().expect("router"));
+    let pid_file = s.state_dir.join("grandchild.pid");
+    apply(BIN, &s, &with_grandchild(&pid_file)).expect("apply");
+    traffic.wait_for("parent.default.localhost", WAIT, |b| b.contains("Hello")).await.expect("served");
+    let grandchild: u32 = std::fs::read_to_string(&pid_file).expect("pid file").trim().parse().expect("a pid");
+    assert!(alive(grandchild), "the background job runs while its instance does");
+
+    s.kill9().expect("kill -9");
+    eventually("the instance's background job to die with sluice serve", Duration::from_secs(10), || {
+        (!alive(grandchild)).then_some(())
+    })
+    .await
+    .expect("nothing an instance started outlives a killed sluice serve");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_crashed_instance_started_is_stopped_with_it() {
+    let s = Sluice::start(BIN).expect("start sluice");
+    let traffic = Traffic::new(s.http.as_deref().expect("router"));
+    let pid_file = s.state_dir.join("grandchild.pid");
+    apply(BIN, &s, &with_grandchild(&pid_file)).expect("apply");
+    traffic.wait_for("parent.default.localhost", WAIT, |b| b.contains("Hello")).await.expect("served");
+    let first: u32 = std::fs::read_to_string(&pid_file).expect("pid file").trim().parse().expect("a pid");
+    let instance =
+        instance_pids(&canonical(&s.state_dir)).into_iter().find(|p| *p != first).expect("the instance's own process");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(instance).expect("pid")),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the instance");
+    eventually("the crashed instance's background job to be stopped", Duration::from_secs(10), || {
+        (!alive(first)).then_some(())
+    })
+    .await
+    .expect("an instance's leftovers go with it");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

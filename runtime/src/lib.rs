@@ -9,11 +9,14 @@
 //!
 //! An instance runs as `sluice instance-exec --parent-pid P -- ARGV` in its own process group:
 //! the trampoline arranges for the kernel to kill it if `sluice serve` dies, then becomes ARGV.
+//! What it starts in turn is stopped with its group: by the runtime when the instance stops or
+//! exits, and by the [`Warden`] when `sluice serve` is killed.
 
 mod images;
 mod probe;
 mod process;
 mod supervisor;
+mod warden;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -35,6 +38,7 @@ use sluice_api::tombstones::Tombstones;
 pub use images::{ImageTable, ImageTableError, repository, short_name};
 pub use process::{ExecError, INSTANCE_ENV, STATE_DIR_ENV, StartError, exec_instance, instance_pids};
 pub use sluice_api::scale::{Failure, RevisionHealth, RevisionRun};
+pub use warden::{Warden, WardenError, keep_watch};
 
 /// How the runtime runs instances.
 #[derive(Clone, Debug)]
@@ -44,6 +48,10 @@ pub struct RuntimeConfig {
     /// Program and leading arguments every instance is started through (`sluice
     /// instance-exec`); empty starts instances directly.
     pub launcher: Vec<OsString>,
+    /// Stops instances' process groups if `sluice serve` dies without stopping them; none
+    /// leaves only the kernel's parent-death signal (which reaches an instance's first
+    /// process, not what it started) and the next start's sweep.
+    pub warden: Option<Arc<Warden>>,
     /// Image → command, for containers without a `command`.
     pub images: ImageTable,
     /// How often a starting instance is probed.
@@ -93,6 +101,7 @@ impl RuntimeConfig {
         Self {
             state_dir,
             launcher: Vec::new(),
+            warden: None,
             images,
             readiness_poll: Duration::from_millis(50),
             stop_grace: Duration::from_secs(5),

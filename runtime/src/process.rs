@@ -241,6 +241,15 @@ pub async fn terminate(child: &mut Child, grace: Duration) -> Option<ExitStatus>
     status
 }
 
+/// Kills the process group led by `pgid` (what is left of an instance that has exited).
+pub fn kill_group(pgid: u32) {
+    if let Ok(raw) = i32::try_from(pgid)
+        && raw > 1
+    {
+        let _ = killpg(Pid::from_raw(raw), Signal::SIGKILL);
+    }
+}
+
 fn signal_group(child: &Child, signal: Signal) {
     let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) else {
         return;
@@ -316,15 +325,27 @@ pub fn instance_pids(state_dir: &Path) -> Vec<u32> {
 /// Kills every instance an earlier `sluice serve` on `state_dir` left behind (it was killed
 /// before it could stop them); returns how many.
 pub fn sweep_orphans(state_dir: &Path) -> usize {
+    let own_group = nix::unistd::getpgrp();
     let mut killed = 0;
     for pid in instance_pids(state_dir) {
         let Ok(raw) = i32::try_from(pid) else { continue };
-        let _ = killpg(Pid::from_raw(raw), Signal::SIGKILL);
+        // The group it is in: its own, or that of the instance that started it.
+        if let Some(pgid) = process_group(pid).filter(|g| *g > 1 && Pid::from_raw(*g) != own_group) {
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        }
         if kill(Pid::from_raw(raw), Signal::SIGKILL).is_ok() {
             killed += 1;
         }
     }
     killed
+}
+
+/// The process group of `pid`, from `/proc/PID/stat` (the fields after the command's `)` are
+/// state, parent pid, process group).
+fn process_group(pid: u32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(2)?.parse().ok()
 }
 
 /// True when `program` would be found: a path that exists, or a name on `PATH`.

@@ -119,6 +119,9 @@ fn start(rt: &Runtime, run: &RevisionRun, id: u64, log: &std::path::Path) -> Res
     }
     process::log_marker(log, &format!("instance {id} starting on port {port}: {argv:?}"));
     let child = process::spawn(&rt.config.launcher, &argv, &env, run.container.working_dir.as_deref(), log)?;
+    if let (Some(warden), Some(pid)) = (&rt.config.warden, child.id()) {
+        warden.watch(pid);
+    }
     let prober = Prober::readiness(&run.container, port, &env);
     Ok((child, port, prober))
 }
@@ -134,9 +137,17 @@ struct Lifetime<'a> {
 
 impl Lifetime<'_> {
     async fn run(&self, mut child: Child, prober: Prober, stop: &CancellationToken, log: &std::path::Path) -> Outcome {
+        let pgid = child.id();
         self.health.lock().running += 1;
         self.rt.announce(&self.run.key);
         let outcome = self.watch(&mut child, &prober, stop).await;
+        if let Some(pgid) = pgid {
+            // Whatever the instance started goes with it, as a container's processes do.
+            process::kill_group(pgid);
+            if let Some(warden) = &self.rt.config.warden {
+                warden.release(pgid);
+            }
+        }
         self.health.lock().running -= 1;
         match &outcome {
             Outcome::Stopped => process::log_marker(log, &format!("instance {} stopped", self.id)),

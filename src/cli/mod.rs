@@ -55,6 +55,10 @@ enum Command {
         #[arg(last = true, required = true)]
         argv: Vec<std::ffi::OsString>,
     },
+    /// Stop the instances' process groups named on stdin once stdin closes (`serve` starts
+    /// one, so that what an instance started does not outlive a killed `serve`).
+    #[command(hide = true)]
+    InstanceWarden,
     /// Run a sample app (what Knative's sample images resolve to locally).
     Sample {
         #[command(subcommand)]
@@ -204,6 +208,19 @@ impl Cli {
         eprintln!("[sluice] cannot start instance {argv:?}: {err}");
         Some(ExitCode::from(err.exit_code()))
     }
+
+    /// For `instance-warden`: watches stdin until it closes, then stops the groups still
+    /// listed (no async runtime needed); `None` for any other command.
+    pub fn run_warden(&self) -> Option<ExitCode> {
+        if !matches!(self.command, Command::InstanceWarden) {
+            return None;
+        }
+        let killed = sluice_runtime::keep_watch(std::io::stdin().lock());
+        if killed > 0 {
+            eprintln!("[sluice] instance warden: sluice serve is gone; stopped {killed} instance process groups");
+        }
+        Some(ExitCode::SUCCESS)
+    }
 }
 
 /// Logs to stderr; `RUST_LOG` wins over `-v`.
@@ -228,7 +245,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => serve::run(args, demo::apply_sample).await,
         Command::Logs(l) => client::logs(&l.api, &l.revision, &l.namespace, l.follow).await,
         // Became the instance above, or failed there.
-        Command::InstanceExec { .. } => Ok(ExitCode::FAILURE),
+        Command::InstanceExec { .. } | Command::InstanceWarden => Ok(ExitCode::FAILURE),
         Command::Apply(a) => client::apply(&a.api, &a.files, &a.namespace).await,
         Command::Get(g) => {
             let ns = (!g.all_namespaces).then_some(g.namespace.as_str());

@@ -20,7 +20,7 @@ use sluice_router::endpoints::Endpoints;
 use sluice_router::publish::Publisher;
 use sluice_router::table::RoutingTable;
 use sluice_router::{Router, RouterConfig};
-use sluice_runtime::{ImageTable, Runtime, RuntimeConfig};
+use sluice_runtime::{ImageTable, Runtime, RuntimeConfig, Warden};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -198,6 +198,10 @@ fn runtime_config(state_dir: &Path, images_file: Option<&Path>, test_endpoints: 
     }
     let mut config = RuntimeConfig::new(state_dir.to_path_buf(), images);
     // Instances run through `sluice instance-exec`, which ties their life to this process.
+    config.warden = Some(Arc::new(
+        Warden::start(&[exe.clone().into_os_string(), "instance-warden".into()])
+            .context("starting the instance warden")?,
+    ));
     config.launcher = vec![exe.into_os_string(), "instance-exec".into()];
     Ok(config)
 }
