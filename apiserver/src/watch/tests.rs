@@ -64,3 +64,157 @@ fn other_kinds_and_namespaces_are_filtered() {
     e.stored.object["metadata"]["namespace"] = json!("other");
     assert_eq!(translate(&p, &e), None);
 }
+
+/// One write of the ordering property test: put (create or relabel) or delete `ns/name`.
+#[derive(Clone, Debug)]
+enum Op {
+    Put { ns: usize, name: usize, app: usize },
+    Delete { ns: usize, name: usize },
+}
+
+const NAMESPACES: [&str; 2] = ["default", "other"];
+const APPS: [&str; 3] = ["a", "b", "c"];
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        3 => (0..2usize, 0..4usize, 0..3usize).prop_map(|(ns, name, app)| Op::Put { ns, name, app }),
+        1 => (0..2usize, 0..4usize).prop_map(|(ns, name)| Op::Delete { ns, name }),
+    ]
+}
+
+/// Applies `op` to the store as a client would (read, change, replace on the version read).
+fn write(store: &crate::store::Store, op: &Op) {
+    use crate::store::{DeleteOptions, meta::UpdateMode};
+    match *op {
+        Op::Put { ns, name, app } => {
+            let (ns, name) = (NAMESPACES[ns], format!("r{name}"));
+            match store.get(Kind::Route, ns, &name).expect("get") {
+                None => {
+                    let obj = json!({"apiVersion": "serving.knative.dev/v1", "kind": "Route",
+                        "metadata": {"name": name, "namespace": ns, "labels": {"app": APPS[app]}},
+                        "spec": {"traffic": [{"revisionName": "x", "percent": 100}]}});
+                    store.create(Kind::Route, obj, false).expect("create");
+                }
+                Some(stored) => {
+                    let mut body = stored.clone();
+                    body["metadata"]["labels"]["app"] = json!(APPS[app]);
+                    body["spec"]["traffic"][0]["revisionName"] = json!(format!("x{}", store.latest()));
+                    let next = meta::merge_update(&stored, body, UpdateMode::Main);
+                    store.replace(Kind::Route, next, meta::resource_version(&stored), false).expect("replace");
+                }
+            }
+        }
+        Op::Delete { ns, name } => {
+            let (ns, name) = (NAMESPACES[ns], format!("r{name}"));
+            if store.get(Kind::Route, ns, &name).expect("get").is_some() {
+                store.delete(Kind::Route, ns, &name, &DeleteOptions::default()).expect("delete");
+            }
+        }
+    }
+}
+
+/// The objects `p` selects now, by `namespace/name`, with their resource versions.
+fn selected(store: &crate::store::Store, p: &WatchParams) -> BTreeMap<String, String> {
+    let req = ListRequest { namespace: p.namespace.as_deref(), ..Default::default() };
+    let page = store.list(Kind::Route, &req, |o| p.labels.matches(&meta::labels(o))).expect("list");
+    page.items
+        .iter()
+        .map(|o| (format!("{}/{}", meta::namespace(o), meta::name(o)), meta::resource_version(o).to_string()))
+        .collect()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
+
+    /// The informer's contract, with writes racing the watch: the objects selected at the
+    /// watch's start (or its initial ADDED events), with its events applied in order, are
+    /// exactly the objects selected at the end; every event's resourceVersion is above the
+    /// start and above the one before it; bookmarks never go back.
+    #[test]
+    fn a_watch_sees_every_change_once_in_resource_version_order(
+        before in proptest::collection::vec(op(), 0..12),
+        during in proptest::collection::vec((op(), 0..3usize), 1..16),
+        from_version in proptest::bool::ANY,
+        one_namespace in proptest::bool::ANY,
+        selector in proptest::sample::select(vec!["", "app=a", "app!=b"]),
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = std::sync::Arc::new(crate::store::Store::open(&dir.path().join("db.redb"), 10_000).expect("store"));
+        for op in &before {
+            write(&store, op);
+        }
+        let p = WatchParams {
+            namespace: one_namespace.then(|| "default".to_string()),
+            resource_version: from_version.then(|| store.latest()).filter(|rv| *rv > 0),
+            timeout: Duration::from_secs(30),
+            bookmarks: true,
+            bookmark_interval: Duration::from_millis(2),
+            send_initial_events: !from_version,
+            ..params(selector)
+        };
+        let start = p.resource_version.unwrap_or(0);
+        let mut cache = if p.resource_version.is_some() { selected(&store, &p) } else { BTreeMap::new() };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let (end, seen) = runtime.block_on(async {
+            use tokio_stream::StreamExt;
+            let limits = BufferLimits { events: 10_000, bytes: 64 << 20, stall: Duration::from_secs(5) };
+            let (out, mut lines) = outbox::outbox(limits);
+            let (task_store, task_p) = (store.clone(), p.clone());
+            let task = tokio::spawn(async move { follow(&task_store, &task_p, &out).await });
+            // Writes interleave with the watch: it runs whenever the writer yields.
+            for (op, yields) in &during {
+                write(&store, op);
+                for _ in 0..*yields {
+                    tokio::task::yield_now().await;
+                }
+            }
+            let end = store.latest();
+            let mut seen = Vec::new();
+            // Read until a bookmark says the watch has read everything written.
+            while let Some(line) = tokio::time::timeout(Duration::from_secs(10), lines.next()).await.expect("the watch goes on") {
+                let event: Value = serde_json::from_slice(&line).expect("a JSON line");
+                let rv: u64 = meta::resource_version(&event["object"]).parse().expect("a version");
+                let kind = event["type"].as_str().unwrap_or_default().to_string();
+                let done = kind == "BOOKMARK" && rv >= end;
+                seen.push((kind, rv, event["object"].clone()));
+                if done {
+                    break;
+                }
+            }
+            drop(lines);
+            let _ = task.await;
+            (end, seen)
+        });
+        // Without a version, the watch opens with the current objects as ADDED events (in
+        // store order, each at its own older version) closed by the initial-events bookmark.
+        let mut initial = p.resource_version.is_none();
+        let mut last = start;
+        for (kind, rv, obj) in &seen {
+            let key = format!("{}/{}", meta::namespace(obj), meta::name(obj));
+            match kind.as_str() {
+                "BOOKMARK" => {
+                    proptest::prop_assert!(*rv >= last, "bookmark at {rv} after an event at {last}");
+                    initial = false;
+                    last = *rv;
+                }
+                "ADDED" if initial => {
+                    cache.insert(key, rv.to_string());
+                }
+                "ADDED" | "MODIFIED" | "DELETED" => {
+                    proptest::prop_assert!(*rv > last, "{kind} at {rv} after {last}: out of order or repeated");
+                    last = *rv;
+                    if kind == "DELETED" {
+                        cache.remove(&key);
+                    } else {
+                        cache.insert(key, rv.to_string());
+                    }
+                }
+                other => proptest::prop_assert!(false, "unexpected event {other}"),
+            }
+        }
+        proptest::prop_assert!(!initial, "the initial events end with a bookmark");
+        proptest::prop_assert!(end >= last);
+        proptest::prop_assert_eq!(cache, selected(&store, &p), "list + watch must equal the selection at the end");
+    }
+}
