@@ -16,6 +16,11 @@ struct Rule {
 const RULES: &[Rule] = &[
     Rule { package: "sluice-api", workspace_allowed: &[], forbidden: &["tokio", "hyper", "hyper-util", "redb"] },
     Rule {
+        package: "sluice-activator",
+        workspace_allowed: &[],
+        forbidden: &["hyper", "hyper-util", "kube", "redb", "nix", "sluice-router", "sluice-runtime"],
+    },
+    Rule {
         package: "sluice-apiserver",
         workspace_allowed: &["sluice-api"],
         forbidden: &["kube", "sluice-router", "sluice-runtime", "sluice-controller", "nix"],
