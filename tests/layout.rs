@@ -37,7 +37,7 @@ const RULES: &[Rule] = &[
     },
     Rule {
         package: "sluice-router",
-        workspace_allowed: &["sluice-api"],
+        workspace_allowed: &["sluice-api", "sluice-activator"],
         forbidden: &["sluice-controller", "sluice-apiserver", "sluice-runtime"],
     },
 ];

@@ -9,16 +9,14 @@
 //! waiter whose request is dropped (its client went away) leaves the queue at once.
 //!
 //! Capacity is `containerConcurrency × ready instances`, unlimited once one instance is ready
-//! when `containerConcurrency` is 0 ([`capacity`]). The per-instance half of the limit is
-//! [`Slots`]: the router takes a slot on the instance it picks, so no instance ever holds more
-//! than its limit. The gate also counts what the autoscaler samples: requests in flight plus
+//! when `containerConcurrency` is 0 ([`capacity`]). The per-instance half of the limit is the
+//! router's: it claims an instance only while that instance holds fewer requests than its
+//! limit, so no instance ever holds more. The gate also counts what the autoscaler samples: requests in flight plus
 //! waiting ([`Gate::concurrency`]) and requests admitted ([`Gate::admitted`]).
 
 mod gate;
-mod slots;
 
 pub use gate::{Gate, Permit, Refused, Settings};
-pub use slots::{Slot, Slots};
 
 /// A revision's capacity: `container_concurrency × ready` requests, or unlimited (`u64::MAX`)
 /// when `container_concurrency` is 0 and at least one instance is ready; 0 with none ready.

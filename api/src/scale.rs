@@ -43,6 +43,8 @@ pub struct RevisionRun {
     pub container: Container,
     /// The revision's request timeout: how long a stopping instance's requests may take.
     pub timeout: Duration,
+    /// Requests one instance may hold at once (`containerConcurrency`; 0 for no limit).
+    pub container_concurrency: u64,
 }
 
 /// Why an instance last stopped on its own or could not start.

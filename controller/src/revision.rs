@@ -37,6 +37,7 @@ pub fn run_spec(rev: &Revision) -> Option<RevisionRun> {
         timeout: Duration::from_secs(
             rev.spec.timeout_seconds.unwrap_or(sluice_api::DEFAULT_TIMEOUT_SECONDS).max(1) as u64
         ),
+        container_concurrency: u64::try_from(rev.spec.container_concurrency.unwrap_or(0)).unwrap_or(0),
     })
 }
 

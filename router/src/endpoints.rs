@@ -1,6 +1,12 @@
 //! Live instances of each revision: written by the runtime as instances pass readiness or go
 //! away, read by the router on every request without taking a lock.
 //!
+//! Admission comes first: each revision has an activator [`Gate`] whose capacity is
+//! `containerConcurrency × ready instances`, kept current here as instances come and go. A
+//! request takes a [`Permit`] from it, then claims an instance with a free slot (never more
+//! than `containerConcurrency` requests on one instance); the claim's [`InstanceGuard`] holds
+//! the permit, so both are given back together when the response ends.
+//!
 //! Draining is race-free: the runtime marks an instance draining *before* it waits for the
 //! instance's in-flight count to reach zero, and the router re-checks the mark *after* it has
 //! counted its request in. Either the router sees the mark and picks another instance, or the
@@ -15,8 +21,13 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use http::uri::Authority;
 use parking_lot::Mutex;
+pub use sluice_activator::{Gate, Permit, Refused, Settings as AdmissionSettings};
 pub use sluice_api::RevisionKey;
 use tokio::sync::Notify;
+
+/// Called with a revision's key when a request starts waiting for its capacity: the autoscaler's
+/// cue to scale it up now.
+pub type Poke = Arc<dyn Fn(&RevisionKey) + Send + Sync>;
 
 /// One running, ready instance of a revision.
 #[derive(Debug)]
@@ -37,6 +48,7 @@ pub struct Instance {
 pub struct InstanceGuard {
     instance: Arc<Instance>,
     revision: Arc<RevisionEndpoints>,
+    permit: Option<Permit>,
 }
 
 /// The ready instances of one revision and its request counters.
@@ -49,13 +61,18 @@ pub struct RevisionEndpoints {
     requests: AtomicU64,
     next: AtomicUsize,
     changed: Notify,
+    /// Requests one instance may hold at once; 0 for no limit.
+    container_concurrency: AtomicU64,
+    gate: Gate,
 }
 
 /// Every revision's endpoints. Only the control path touches this map; the router holds the
 /// `Arc<RevisionEndpoints>` its routing snapshot was built with.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Endpoints {
     revisions: Mutex<HashMap<RevisionKey, Arc<RevisionEndpoints>>>,
+    admission: AdmissionSettings,
+    poke: Option<Poke>,
 }
 
 // === impl Instance ===
@@ -118,6 +135,11 @@ impl InstanceGuard {
     pub fn revision(&self) -> &Arc<RevisionEndpoints> {
         &self.revision
     }
+
+    /// Takes the request's admission out of this claim, to carry it to another instance.
+    pub fn take_permit(&mut self) -> Option<Permit> {
+        self.permit.take()
+    }
 }
 
 impl Drop for InstanceGuard {
@@ -132,8 +154,20 @@ impl Drop for InstanceGuard {
 // === impl RevisionEndpoints ===
 
 impl RevisionEndpoints {
-    /// Endpoints for `key`, with no instance yet.
+    /// Endpoints for `key`, with no instance yet and no concurrency limit.
     pub fn new(key: RevisionKey) -> Arc<Self> {
+        Self::with_admission(key, AdmissionSettings::default(), None)
+    }
+
+    /// Endpoints for `key` whose gate queues as `settings` say and calls `poke` when a request
+    /// starts to wait.
+    pub fn with_admission(key: RevisionKey, settings: AdmissionSettings, poke: Option<Poke>) -> Arc<Self> {
+        let poked = key.clone();
+        let gate = Gate::new(settings, move || {
+            if let Some(poke) = &poke {
+                poke(&poked);
+            }
+        });
         Arc::new(Self {
             key,
             ready: ArcSwap::from_pointee(Vec::new()),
@@ -141,7 +175,31 @@ impl RevisionEndpoints {
             requests: AtomicU64::new(0),
             next: AtomicUsize::new(0),
             changed: Notify::new(),
+            container_concurrency: AtomicU64::new(0),
+            gate,
         })
+    }
+
+    /// The revision's admission: its capacity, queue and counters.
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    /// Sets how many requests one instance may hold at once (the revision's
+    /// `containerConcurrency`; 0 for no limit).
+    pub fn set_container_concurrency(&self, limit: u64) {
+        self.container_concurrency.store(limit, Ordering::SeqCst);
+        self.update_capacity();
+    }
+
+    /// Requests one instance may hold at once (0: no limit).
+    pub fn container_concurrency(&self) -> u64 {
+        self.container_concurrency.load(Ordering::SeqCst)
+    }
+
+    fn update_capacity(&self) {
+        let ready = self.ready.load().iter().filter(|i| !i.is_draining()).count();
+        self.gate.set_capacity(sluice_activator::capacity(self.container_concurrency(), ready));
     }
 
     /// The ready instances now.
@@ -171,6 +229,7 @@ impl RevisionEndpoints {
             next.push(instance.clone());
             next
         });
+        self.update_capacity();
         self.changed.notify_waiters();
     }
 
@@ -185,31 +244,55 @@ impl RevisionEndpoints {
         if let Some(i) = &removed {
             i.draining.store(true, Ordering::SeqCst);
         }
+        self.update_capacity();
         self.changed.notify_waiters();
         removed
     }
 
-    /// Claims the least-loaded ready instance for one request; None when none is ready.
+    /// Admits one request (a permit from the gate, if capacity is free and nobody waits) and
+    /// claims the least-loaded ready instance with a free slot for it; None when either fails.
     pub fn pick(self: &Arc<Self>) -> Option<InstanceGuard> {
-        self.pick_least_loaded(None)
+        let permit = self.gate.try_acquire()?;
+        self.pick_least_loaded(None, Some(permit))
+    }
+
+    /// Claims an instance for a request already admitted with `permit`; hands the permit back
+    /// when no instance has a free slot (one is being drained, say), so it can wait again.
+    pub fn pick_admitted(self: &Arc<Self>, permit: Permit) -> Result<InstanceGuard, Permit> {
+        let mut permit = Some(permit);
+        match self.pick_from(None, &mut permit) {
+            Some(guard) => Ok(guard),
+            None => Err(permit.unwrap_or_else(|| unreachable!("a failed pick keeps its permit"))),
+        }
     }
 
     /// Like [`pick`](Self::pick), but never the instance `except` (one that just refused a
-    /// connection); None when no other instance is ready.
-    pub fn pick_other(self: &Arc<Self>, except: u64) -> Option<InstanceGuard> {
-        self.pick_least_loaded(Some(except))
+    /// connection), and carrying the request's `permit` over; None when no other instance is
+    /// ready.
+    pub fn pick_other(self: &Arc<Self>, except: u64, permit: Option<Permit>) -> Option<InstanceGuard> {
+        self.pick_least_loaded(Some(except), permit)
+    }
+
+    fn pick_least_loaded(self: &Arc<Self>, except: Option<u64>, permit: Option<Permit>) -> Option<InstanceGuard> {
+        let mut permit = permit;
+        self.pick_from(except, &mut permit)
     }
 
     /// One pass over the ready set, without allocating: the least-loaded instance that is not
-    /// draining, ties broken by a rotating start so equally loaded instances share the work.
-    /// A claim lost to a drain that began meanwhile is retried on the rest; each retry sees one
-    /// more draining instance, so this ends.
-    fn pick_least_loaded(self: &Arc<Self>, except: Option<u64>) -> Option<InstanceGuard> {
+    /// draining and has a free slot, ties broken by a rotating start so equally loaded instances
+    /// share the work. A claim lost to a drain that began meanwhile, or to another request that
+    /// took the instance's last slot, is retried: the next pass sees that instance draining or
+    /// full. The permit moves into the claim; on failure it stays in `permit`.
+    fn pick_from(self: &Arc<Self>, except: Option<u64>, permit: &mut Option<Permit>) -> Option<InstanceGuard> {
         let ready = self.ready.load();
         let n = ready.len();
         if n == 0 {
             return None;
         }
+        let limit = match self.container_concurrency() {
+            0 => usize::MAX,
+            cc => usize::try_from(cc).unwrap_or(usize::MAX),
+        };
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         loop {
             let mut best: Option<(&Arc<Instance>, usize)> = None;
@@ -219,26 +302,37 @@ impl RevisionEndpoints {
                     continue;
                 }
                 let load = instance.inflight();
-                if best.is_none_or(|(_, least)| load < least) {
+                if load < limit && best.is_none_or(|(_, least)| load < least) {
                     best = Some((instance, load));
                 }
             }
             let (instance, _) = best?;
-            if let Some(guard) = self.claim(instance) {
+            if let Some(guard) = self.claim_within(instance, limit, permit) {
                 return Some(guard);
             }
         }
     }
 
-    /// Claims a specific instance; None when it is draining.
+    /// Claims a specific instance, without a limit or a permit; None when it is draining.
     pub fn claim(self: &Arc<Self>, instance: &Arc<Instance>) -> Option<InstanceGuard> {
-        instance.inflight.fetch_add(1, Ordering::SeqCst);
+        self.claim_within(instance, usize::MAX, &mut None)
+    }
+
+    /// Claims `instance` if it holds fewer than `limit` requests and is not draining.
+    fn claim_within(
+        self: &Arc<Self>,
+        instance: &Arc<Instance>,
+        limit: usize,
+        permit: &mut Option<Permit>,
+    ) -> Option<InstanceGuard> {
+        instance.inflight.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < limit).then_some(n + 1)).ok()?;
         self.inflight.fetch_add(1, Ordering::SeqCst);
-        let guard = InstanceGuard { instance: instance.clone(), revision: self.clone() };
+        let mut guard = InstanceGuard { instance: instance.clone(), revision: self.clone(), permit: None };
         if instance.is_draining() {
             // Dropping the guard undoes the claim and wakes a waiting drain.
             return None;
         }
+        guard.permit = permit.take();
         self.requests.fetch_add(1, Ordering::Relaxed);
         Some(guard)
     }
@@ -251,15 +345,31 @@ impl RevisionEndpoints {
 
 // === impl Endpoints ===
 
+impl std::fmt::Debug for Endpoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoints").field("revisions", &self.revisions.lock().len()).finish()
+    }
+}
+
 impl Endpoints {
     /// An empty registry.
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
     }
 
+    /// An empty registry whose revisions queue as `settings` say and call `poke` when a request
+    /// starts to wait for capacity.
+    pub fn with_admission(settings: AdmissionSettings, poke: Poke) -> Arc<Self> {
+        Arc::new(Self { revisions: Mutex::default(), admission: settings, poke: Some(poke) })
+    }
+
     /// The endpoints of `key`, created empty on first use.
     pub fn revision(&self, key: &RevisionKey) -> Arc<RevisionEndpoints> {
-        self.revisions.lock().entry(key.clone()).or_insert_with(|| RevisionEndpoints::new(key.clone())).clone()
+        self.revisions
+            .lock()
+            .entry(key.clone())
+            .or_insert_with(|| RevisionEndpoints::with_admission(key.clone(), self.admission, self.poke.clone()))
+            .clone()
     }
 
     /// The endpoints of `key`, if any.

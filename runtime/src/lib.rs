@@ -150,6 +150,8 @@ impl Runtime {
             // Revisions are immutable; a different run means the revision was recreated.
             slot.run = Arc::new(run.clone());
         }
+        // The router enforces the limit per instance and admits up to limit × ready.
+        self.endpoints.revision(&run.key).set_container_concurrency(run.container_concurrency);
         slot.health.lock().desired = scale;
         while slot.supervisors.len() > scale {
             if let Some(stop) = slot.supervisors.pop() {

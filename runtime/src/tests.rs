@@ -24,6 +24,7 @@ fn run(name: &str, container: Container) -> RevisionRun {
         service: "s".into(),
         container,
         timeout: Duration::from_secs(5),
+        container_concurrency: 0,
     }
 }
 

@@ -50,10 +50,10 @@ async fn drain_waits_for_in_flight_requests() {
 fn pick_other_never_returns_the_excluded_instance() {
     let rev = RevisionEndpoints::new(RevisionKey::new("default", "r-00001"));
     rev.add(Instance::new(1, addr(1)));
-    assert!(rev.pick_other(1).is_none(), "the only instance is excluded");
+    assert!(rev.pick_other(1, None).is_none(), "the only instance is excluded");
     rev.add(Instance::new(2, addr(2)));
     for _ in 0..4 {
-        assert_eq!(rev.pick_other(1).expect("another instance").instance().id, 2);
+        assert_eq!(rev.pick_other(1, None).expect("another instance").instance().id, 2);
     }
     assert_eq!(rev.requests(), 4);
 }
@@ -73,4 +73,63 @@ fn authority_matches_the_address() {
     assert_eq!(Instance::new(1, addr(8080)).authority().as_str(), "127.0.0.1:8080");
     let v6 = Instance::new(2, SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 81)));
     assert_eq!(v6.authority().as_str(), "[::1]:81");
+}
+
+#[test]
+fn capacity_follows_container_concurrency_and_ready_instances() {
+    let rev = RevisionEndpoints::new(RevisionKey::new("default", "r-00001"));
+    rev.set_container_concurrency(2);
+    assert_eq!(rev.gate().capacity(), 0, "no instance, no capacity");
+    rev.add(Instance::new(1, addr(1)));
+    rev.add(Instance::new(2, addr(2)));
+    assert_eq!(rev.gate().capacity(), 4);
+    rev.remove(2);
+    assert_eq!(rev.gate().capacity(), 2, "a draining instance gives no capacity");
+    rev.set_container_concurrency(0);
+    assert_eq!(rev.gate().capacity(), u64::MAX, "0: no limit once one instance is ready");
+}
+
+#[test]
+fn no_instance_ever_holds_more_than_container_concurrency() {
+    let rev = RevisionEndpoints::new(RevisionKey::new("default", "r-00001"));
+    rev.set_container_concurrency(2);
+    rev.add(Instance::new(1, addr(1)));
+    rev.add(Instance::new(2, addr(2)));
+    let held: Vec<InstanceGuard> = (0..4).map(|_| rev.pick().expect("within capacity")).collect();
+    assert!(rev.pick().is_none(), "capacity 4 is used up");
+    for id in [1, 2] {
+        assert_eq!(held.iter().filter(|g| g.instance().id == id).count(), 2, "two on each instance");
+    }
+    assert_eq!(rev.gate().in_flight(), 4);
+    drop(held);
+    assert_eq!((rev.gate().in_flight(), rev.inflight()), (0, 0), "claims and permits come back together");
+}
+
+#[test]
+fn an_admitted_request_finds_no_full_instance_and_keeps_its_permit() {
+    let rev = RevisionEndpoints::new(RevisionKey::new("default", "r-00001"));
+    rev.set_container_concurrency(1);
+    rev.add(Instance::new(1, addr(1)));
+    let permit = rev.gate().try_acquire().expect("capacity 1");
+    // Another claim (one made before the limit was known, say) fills the only instance.
+    let inst = rev.ready()[0].clone();
+    let other = rev.claim(&inst).expect("unlimited claim");
+    let permit = rev.pick_admitted(permit).expect_err("the instance is full");
+    drop(other);
+    let guard = rev.pick_admitted(permit).expect("a slot is free again");
+    assert_eq!(guard.instance().id, 1);
+}
+
+#[test]
+fn a_retry_on_another_instance_carries_the_permit() {
+    let rev = RevisionEndpoints::new(RevisionKey::new("default", "r-00001"));
+    rev.set_container_concurrency(1);
+    rev.add(Instance::new(1, addr(1)));
+    rev.add(Instance::new(2, addr(2)));
+    let mut first = rev.pick().expect("first");
+    let next = rev.pick_other(first.instance().id, first.take_permit()).expect("the other instance");
+    drop(first);
+    assert_eq!(rev.gate().in_flight(), 1, "one request, one permit");
+    drop(next);
+    assert_eq!(rev.gate().in_flight(), 0);
 }

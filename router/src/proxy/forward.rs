@@ -45,8 +45,11 @@ async fn send(upstream: &Upstream, routed: Routed) -> Result<Response<RouterBody
     // The connect failed, so no byte was sent: the body is handed back untouched (if the
     // revision has another instance) and the request goes there instead.
     let body = reclaimed.and_then(|mut rx| rx.try_recv().ok());
+    // The request's admission goes with it to the other instance.
+    let mut guard = guard;
+    let mut permit = guard.take_permit();
     let retry = replay.zip(body).and_then(|(replay, body)| {
-        let next = backend.target.revision.pick_other(guard.instance().id)?;
+        let next = backend.target.revision.pick_other(guard.instance().id, permit.take())?;
         Some((replay, body, next))
     });
     let Some((replay, body, next)) = retry else {
