@@ -1,0 +1,45 @@
+//! Knative's KPA autoscaler as a pure decider: per-revision desired instances from
+//! per-second metric samples and an injected clock, with Knative's settings, defaults,
+//! validation messages and arithmetic. No I/O, no clock reads, no runtime.
+//!
+//! # How it is driven
+//!
+//! One owner per revision (a task in `sluice serve`, later) holds its [`Autoscaler`] and
+//! [`Metrics`] and, every second:
+//!
+//! 1. records the second's [`Sample`] (time-weighted average concurrency and request count,
+//!    summed over the revision's instances, each request counted once) with
+//!    [`Metrics::record`];
+//! 2. calls [`Autoscaler::decide`] with a [`Tick`] (time since its epoch, ready instances,
+//!    whether a route reaches the revision) and applies [`Decision::desired`] through the
+//!    runtime's scaler.
+//!
+//! When `config-autoscaler` (namespace `knative-serving`) or the revision's annotations
+//! change, it re-reads them with [`Settings::from_config_map`] and
+//! [`Effective::from_annotations`], then calls [`Autoscaler::update`] and
+//! [`Metrics::reconfigure`]. The activator's "poke" (a request for a revision at zero) is a
+//! sample plus an immediate extra tick.
+//!
+//! Knative ticks its decider every 2 s; this one expects a tick every second, which only makes
+//! the scale-down-delay window finer (one-second granularity).
+
+mod autoscaler;
+mod decider;
+mod delay;
+mod go;
+mod metrics;
+mod revision;
+mod settings;
+
+pub use autoscaler::{Activity, Autoscaler, Decision, Reason, Tick};
+pub use decider::{Decider, Recommendation};
+pub use delay::DelayWindow;
+pub use metrics::{Buckets, Metrics, Observed, Sample};
+pub use revision::{Aggregation, Effective, Metric};
+pub use settings::{
+    CONFIG_MAP, KPA_CLASS, NAMESPACE, RPS_TARGET_UTILIZATION, Settings, SettingsError, TARGET_MIN, WINDOW_MAX,
+    WINDOW_MIN,
+};
+
+#[cfg(test)]
+mod tests;
