@@ -69,7 +69,7 @@ impl Decider {
         let secs = config.scale_down_delay.as_secs();
         if secs == 0 {
             self.delay = None;
-        } else if self.delay.as_ref().is_none_or(|d| d.len() != secs) {
+        } else if self.delay.as_ref().is_none_or(|d| d.seconds() != secs) {
             self.delay = Some(DelayWindow::new(secs));
         }
     }

@@ -22,7 +22,7 @@ impl DelayWindow {
     }
 
     /// The window's length in seconds.
-    pub fn len(&self) -> u64 {
+    pub fn seconds(&self) -> u64 {
         self.len
     }
 

@@ -33,8 +33,7 @@ mod settings;
 
 pub use autoscaler::{Activity, Autoscaler, Decision, Reason, Tick};
 pub use decider::{Decider, Recommendation};
-pub use delay::DelayWindow;
-pub use metrics::{Buckets, Metrics, Observed, Sample};
+pub use metrics::{Metrics, Observed, Sample};
 pub use revision::{Aggregation, Effective, Metric};
 pub use settings::{
     CONFIG_MAP, KPA_CLASS, NAMESPACE, RPS_TARGET_UTILIZATION, Settings, SettingsError, TARGET_MIN, WINDOW_MAX,

@@ -38,18 +38,18 @@ impl Buckets {
     }
 
     /// The window length in seconds.
-    pub fn len(&self) -> u64 {
+    pub fn seconds(&self) -> u64 {
         self.buckets.len() as u64
     }
 
     fn slot(&self, sec: u64) -> usize {
-        (sec % self.len()) as usize
+        (sec % self.seconds()) as usize
     }
 
     /// Adds `value` to the bucket of second `sec`. Seconds skipped since the last write become
     /// zeros; a write older than a window before the newest is dropped.
     pub fn record(&mut self, sec: u64, value: f64) {
-        let window = self.len();
+        let window = self.seconds();
         match self.last_write {
             Some(last) if last == sec => {}
             Some(last) if sec + window <= last => return,
@@ -86,7 +86,7 @@ impl Buckets {
 
     /// True when nothing was written in the window before `sec`.
     pub fn is_empty(&self, sec: u64) -> bool {
-        self.last_write.is_none_or(|last| sec.saturating_sub(last) > self.len())
+        self.last_write.is_none_or(|last| sec.saturating_sub(last) > self.seconds())
     }
 
     /// The window's average at second `sec` by the configured algorithm; 0 when empty.
@@ -102,7 +102,7 @@ impl Buckets {
     /// after the last write count as zeros; rounded to 6 decimals.
     fn linear(&self, sec: u64) -> f64 {
         let Some(last) = self.last_write else { return 0.0 };
-        let window = self.len();
+        let window = self.seconds();
         let since_first = last - self.first_write + 1;
         if sec <= last {
             return round(self.total / since_first.min(window) as f64);
@@ -123,7 +123,7 @@ impl Buckets {
             return 0.0;
         }
         let mut multiplier = self.smoothing;
-        let mut count = self.len();
+        let mut count = self.seconds();
         if sec > last {
             let zeros = sec - last;
             multiplier *= (1.0 - self.smoothing).powi(i32::try_from(zeros).unwrap_or(i32::MAX));
@@ -132,7 +132,7 @@ impl Buckets {
         let mut sum = 0.0;
         for i in 0..count {
             // `i < count <= len`, so this is `last - i` on the ring without going below zero.
-            let s = (last + self.len() - i) % self.len();
+            let s = (last + self.seconds() - i) % self.seconds();
             sum += self.buckets[s as usize] * multiplier;
             multiplier *= 1.0 - self.smoothing;
         }
@@ -144,7 +144,7 @@ impl Buckets {
     pub fn resized(&self, len: usize, algorithm: Aggregation) -> Self {
         let mut new = Buckets::new(len, algorithm);
         if let Some(last) = self.last_write {
-            let keep = self.len().min(new.len()).min(last - self.first_write + 1);
+            let keep = self.seconds().min(new.seconds()).min(last - self.first_write + 1);
             for s in last + 1 - keep..=last {
                 new.record(s, self.buckets[self.slot(s)]);
             }
@@ -220,7 +220,7 @@ mod tests {
         }
         // (997 + 998 + 999) / 3.
         assert_eq!(b.average(999), 998.0);
-        assert_eq!(b.len(), 3);
+        assert_eq!(b.seconds(), 3);
         // A write older than the window is ignored.
         b.record(990, 1e9);
         assert_eq!(b.average(999), 998.0);

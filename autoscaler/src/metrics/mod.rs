@@ -9,11 +9,10 @@
 
 use std::time::Duration;
 
-mod buckets;
-
-pub use buckets::Buckets;
-
 use crate::revision::{Effective, Metric};
+use buckets::Buckets;
+
+mod buckets;
 
 /// What one instance (or the proxy in front of all of them) observed over one second.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
