@@ -20,8 +20,19 @@
 //! [`Metrics::reconfigure`]. The activator's "poke" (a request for a revision at zero) is a
 //! sample plus an immediate extra tick.
 //!
-//! Knative ticks its decider every 2 s; this one expects a tick every second, which only makes
-//! the scale-down-delay window finer (one-second granularity).
+//! # Where it differs from Knative
+//!
+//! - Knative ticks its decider every 2 s; this one expects a tick every second, which only
+//!   makes the scale-down-delay window finer (one-second granularity).
+//! - Empty windows are decided as zero load; Knative makes no decision (`ErrNoData`) and keeps
+//!   the last one, which by then is zero too.
+//! - Sluice's proxy sees every request and buffers whenever a revision has no capacity, so the
+//!   activator is always "in the path": once Inactive, a revision scales to zero after
+//!   `max(grace period, pod retention)`, with no activator probe or SKS proxy-mode wait.
+//! - No activation timeout: Activating holds the asked-for scale until instances are ready; a
+//!   revision that never becomes ready is the Revision reconciler's failure to report.
+//! - Only the KPA class runs; `hpa.autoscaling.knative.dev` (or any other class) is refused.
+//! - `NaN` is refused in settings, and samples that are not finite are dropped.
 
 mod autoscaler;
 mod decider;

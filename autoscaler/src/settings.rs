@@ -1,6 +1,10 @@
 //! Cluster-wide autoscaler settings: Knative's `config-autoscaler` ConfigMap (namespace
 //! `knative-serving`), its keys, defaults and validation messages
 //! (`pkg/autoscaler/config/config.go`).
+//!
+//! Knative has no `target-utilization-percentage` or `activation-scale` key here: the
+//! ConfigMap's utilization is `container-concurrency-target-percentage` (concurrency only),
+//! and activation scale, like a per-revision utilization, is an annotation.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -61,9 +61,15 @@ impl Metrics {
     /// Records `sample` at `now` (an offset from the owner's epoch; its whole seconds pick the
     /// bucket). Samples from several sources in the same second add up, as Knative adds the
     /// activator's and the pods' stats; the caller must not count a request twice.
+    ///
+    /// A value that is not finite is dropped: one NaN would otherwise stay in the window's sum
+    /// for good.
     pub fn record(&mut self, now: Duration, sample: Sample) {
         let sec = now.as_secs();
         for (w, v) in [(&mut self.concurrency, sample.concurrency), (&mut self.rps, sample.requests)] {
+            if !v.is_finite() {
+                continue;
+            }
             w.stable.record(sec, v);
             w.panic.record(sec, v);
         }
@@ -90,5 +96,49 @@ impl Metrics {
             w.stable = w.stable.resized(config.stable_buckets(), config.aggregation);
             w.panic = w.panic.resized(config.panic_buckets(), config.aggregation);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Settings;
+
+    #[test]
+    fn samples_feed_both_windows_of_their_metric() {
+        let config = Effective::defaults(0, &Settings::default());
+        let mut m = Metrics::new(&config);
+        for s in 1..=10 {
+            m.record(Duration::from_secs(s), Sample { concurrency: s as f64, requests: 100.0 });
+        }
+        let now = Duration::from_secs(10);
+        // Stable: (1 + … + 10) / 10; panic (6 s): (5 + … + 10) / 6.
+        assert_eq!(m.observed(now, Metric::Concurrency), Observed { stable: 5.5, panic: 7.5 });
+        assert_eq!(m.observed(now, Metric::Rps), Observed { stable: 100.0, panic: 100.0 });
+        assert!(!m.is_empty(now));
+    }
+
+    #[test]
+    fn a_value_that_is_not_finite_is_dropped() {
+        let config = Effective::defaults(0, &Settings::default());
+        let mut m = Metrics::new(&config);
+        m.record(Duration::from_secs(1), Sample { concurrency: 4.0, requests: 1.0 });
+        m.record(Duration::from_secs(1), Sample { concurrency: f64::NAN, requests: f64::INFINITY });
+        let got = m.observed(Duration::from_secs(1), Metric::Concurrency);
+        assert_eq!(got, Observed { stable: 4.0, panic: 4.0 });
+        assert_eq!(m.observed(Duration::from_secs(1), Metric::Rps).stable, 1.0);
+    }
+
+    #[test]
+    fn reconfiguring_keeps_the_newest_seconds() {
+        let settings = Settings::default();
+        let mut m = Metrics::new(&Effective::defaults(0, &settings));
+        for s in 1..=60 {
+            m.record(Duration::from_secs(s), Sample { concurrency: s as f64, requests: 0.0 });
+        }
+        let short = Settings { stable_window: Duration::from_secs(10), ..settings };
+        m.reconfigure(&Effective::defaults(0, &short));
+        // Stable now 10 s: (51 + … + 60) / 10; panic 1 s: 60.
+        assert_eq!(m.observed(Duration::from_secs(60), Metric::Concurrency), Observed { stable: 55.5, panic: 60.0 });
     }
 }
