@@ -203,12 +203,17 @@ impl Raw {
         Ok(raw)
     }
 
-    /// Knative's `validate`, check for check and message for message.
+    /// Knative's `validate`, check for check, in its order, and message for message.
     fn validate(self) -> Result<Settings, SettingsError> {
-        let [up, down, fraction, cc_default, rps_default, tbc, panic_window, activator, panic_threshold] = self.floats;
-        let [initial, min, max, limit] = self.ints;
-        let [stable, delay, grace, retention] = self.durations;
-        let bad = |msg: String| Err(SettingsError::Invalid(msg));
+        self.check_periods()?;
+        self.check_targets()?;
+        self.check_windows()?;
+        self.check_scales()?;
+        Ok(self.into_settings())
+    }
+
+    fn check_periods(&self) -> Result<(), SettingsError> {
+        let [_, delay, grace, retention] = self.durations;
         let d = go::fmt_duration;
         if grace <= 0 {
             return bad(format!("scale-to-zero-grace-period must be positive, was: {}", d(grace)));
@@ -222,6 +227,11 @@ impl Raw {
         if retention < 0 {
             return bad(format!("scale-to-zero-pod-retention-period cannot be negative, was: {}", d(retention)));
         }
+        Ok(())
+    }
+
+    fn check_targets(&self) -> Result<(), SettingsError> {
+        let [up, down, fraction, cc_default, rps_default, tbc, _, activator, _] = self.floats;
         if tbc < 0.0 && tbc != -1.0 {
             return bad(format!(
                 "target-burst-capacity must be either non-negative or -1 (for unlimited), was: {tbc:.6}"
@@ -252,6 +262,13 @@ impl Raw {
         if down <= 1.0 {
             return bad(format!("max-scale-down-rate = {down}, must be greater than 1.0"));
         }
+        Ok(())
+    }
+
+    fn check_windows(&self) -> Result<(), SettingsError> {
+        let stable = self.durations[0];
+        let panic_window = self.floats[6];
+        let d = go::fmt_duration;
         let (lo, hi) = (WINDOW_MIN.as_secs() as i64 * SECOND, WINDOW_MAX.as_secs() as i64 * SECOND);
         if !(lo..=hi).contains(&stable) {
             return bad(format!("stable-window = {}, must be in [{}; {}] range", d(stable), d(lo), d(hi)));
@@ -262,6 +279,11 @@ impl Raw {
         if !(1.0..=100.0).contains(&panic_window) {
             return bad(format!("panic-window-percentage = {panic_window}, must be in [1, 100] interval"));
         }
+        Ok(())
+    }
+
+    fn check_scales(&self) -> Result<(), SettingsError> {
+        let [initial, min, max, limit] = self.ints;
         if initial < 0 || (initial == 0 && !self.zero_initial) {
             return bad(format!(
                 "initial-scale = {initial}, must be at least 0 (or at least 1 when allow-zero-initial-scale is false)"
@@ -280,9 +302,17 @@ impl Raw {
         if min > max && max > 0 {
             return bad(format!("min-scale ({min}) must be less than max-scale ({max})"));
         }
+        Ok(())
+    }
+
+    /// The validated values as settings.
+    fn into_settings(self) -> Settings {
+        let [up, down, fraction, cc_default, rps_default, tbc, panic_window, activator, panic_threshold] = self.floats;
+        let [initial, min, max, limit] = self.ints;
+        let [stable, delay, grace, retention] = self.durations;
         // Every count was checked to be non-negative above.
         let count = |v: i32| u32::try_from(v).unwrap_or(0);
-        Ok(Settings {
+        Settings {
             pod_autoscaler_class: self.class,
             enable_scale_to_zero: self.to_zero,
             allow_zero_initial_scale: self.zero_initial,
@@ -303,8 +333,13 @@ impl Raw {
             scale_down_delay: go::to_std(delay),
             scale_to_zero_grace_period: go::to_std(grace),
             scale_to_zero_pod_retention_period: go::to_std(retention),
-        })
+        }
     }
+}
+
+/// An out-of-range value, with Knative's message.
+fn bad(msg: String) -> Result<(), SettingsError> {
+    Err(SettingsError::Invalid(msg))
 }
 
 /// Parses `data[key]` into `slot` when present.

@@ -148,3 +148,12 @@ fn out_of_range_values_get_knatives_messages() {
         assert_eq!(refused(pairs), *want, "{pairs:?}");
     }
 }
+
+#[test]
+fn the_first_failure_in_knatives_order_is_reported() {
+    // Parsing comes before validation, and validation checks periods before windows.
+    let both = [("stable-window", "5s"), ("scale-to-zero-grace-period", "0s")];
+    assert_eq!(refused(&both), "scale-to-zero-grace-period must be positive, was: 0s");
+    let with_parse_error = [("stable-window", "5s"), ("max-scale", "many")];
+    assert!(refused(&with_parse_error).starts_with(r#"failed to parse data: failed to parse "max-scale""#));
+}
