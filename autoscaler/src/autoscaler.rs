@@ -38,7 +38,7 @@ pub enum Activity {
     },
 }
 
-/// Why the desired scale is what it is; the first rule that set it, from last applied.
+/// Why the desired scale is what it is: the last rule that set or changed it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {
     /// The stable window's demand.
