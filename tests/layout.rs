@@ -15,6 +15,21 @@ struct Rule {
 
 const RULES: &[Rule] = &[
     Rule { package: "sluice-api", workspace_allowed: &[], forbidden: &["tokio", "hyper", "hyper-util", "redb"] },
+    // A pure decider: the model crate and small pure helpers only, no runtime or I/O.
+    Rule {
+        package: "sluice-autoscaler",
+        workspace_allowed: &["sluice-api"],
+        forbidden: &[
+            "tokio",
+            "hyper",
+            "redb",
+            "kube",
+            "sluice-router",
+            "sluice-runtime",
+            "sluice-apiserver",
+            "sluice-controller",
+        ],
+    },
     Rule {
         package: "sluice-activator",
         workspace_allowed: &[],

@@ -43,17 +43,32 @@ const WINDOW_MAX: i64 = 3_600 * SECOND;
 /// Annotation keys are paths of their own: `autoscaling.knative.dev/min-scale`.
 type Annotations = BTreeMap<String, String>;
 
-/// Validates the autoscaling annotations; paths are the annotation keys.
+/// The `config-autoscaler` settings that annotation validation depends on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClusterLimits {
+    /// `allow-zero-initial-scale`: whether `initial-scale: "0"` is allowed.
+    pub allow_zero_initial_scale: bool,
+    /// `max-scale-limit`: the largest `max-scale` a revision may ask for; 0 for no limit.
+    pub max_scale_limit: i32,
+}
+
+/// Validates the autoscaling annotations with the stock `config-autoscaler`; paths are the
+/// annotation keys.
 pub fn validate(annos: &Annotations) -> FieldError {
+    validate_with(annos, &ClusterLimits::default())
+}
+
+/// Validates the autoscaling annotations against the cluster's `limits`.
+pub fn validate_with(annos: &Annotations, limits: &ClusterLimits) -> FieldError {
     let mut errs = class(annos);
-    errs.push(min_max_scale(annos));
+    errs.push(min_max_scale(annos, limits.max_scale_limit));
     errs.push(floats(annos));
     errs.push(window(annos));
     errs.push(bounded_duration(annos, POD_RETENTION, false));
     errs.push(bounded_duration(annos, SCALE_DOWN_DELAY, true));
     errs.push(metric(annos));
     errs.push(algorithm(annos));
-    errs.push(initial_scale(annos));
+    errs.push(initial_scale(annos, limits.allow_zero_initial_scale));
     errs
 }
 
@@ -92,7 +107,7 @@ fn is_range_error(e: &std::num::ParseIntError) -> bool {
     matches!(e.kind(), PosOverflow | NegOverflow)
 }
 
-fn min_max_scale(annos: &Annotations) -> FieldError {
+fn min_max_scale(annos: &Annotations, max_scale_limit: i32) -> FieldError {
     let (min, mut errs) = int_ge0(annos, MIN_SCALE);
     let (max, err) = int_ge0(annos, MAX_SCALE);
     errs.push(err);
@@ -101,6 +116,9 @@ fn min_max_scale(annos: &Annotations) -> FieldError {
             format!("max-scale={max} is less than min-scale={min}"),
             &[MAX_SCALE[0], MIN_SCALE[0]],
         ));
+    }
+    if let Some((k, _)) = get(annos, MAX_SCALE) {
+        errs.push(max_scale_within_limit(k, max, max_scale_limit));
     }
     if let Some((k, v)) = get(annos, ACTIVATION_SCALE) {
         let msg = match v.parse::<i32>() {
@@ -116,6 +134,21 @@ fn min_max_scale(annos: &Annotations) -> FieldError {
         if let Some(msg) = msg {
             errs.push(FieldError::new(msg, &[k]));
         }
+    }
+    errs
+}
+
+/// Knative's `validateMaxScaleWithinLimit`.
+fn max_scale_within_limit(key: &str, max: i32, limit: i32) -> FieldError {
+    let mut errs = FieldError::default();
+    if limit == 0 {
+        return errs;
+    }
+    if max > limit {
+        errs.push(FieldError::out_of_bounds(max, 1, limit, key));
+    }
+    if max == 0 {
+        errs.push(FieldError::new(format!("max-scale=0 (unlimited), must be less than {limit}"), &[key]));
     }
     errs
 }
@@ -212,7 +245,7 @@ fn algorithm(annos: &Annotations) -> FieldError {
     }
 }
 
-fn initial_scale(annos: &Annotations) -> FieldError {
+fn initial_scale(annos: &Annotations, allow_zero: bool) -> FieldError {
     let Some((k, v)) = get(annos, INITIAL_SCALE) else {
         return FieldError::default();
     };
@@ -220,7 +253,7 @@ fn initial_scale(annos: &Annotations) -> FieldError {
     match v.parse::<i64>() {
         Err(_) => FieldError::invalid_value(v, k),
         Ok(i) if i < 0 => FieldError::invalid_value(v, &format!("{k} must be greater than 0")),
-        Ok(0) => FieldError::invalid_value(v, &format!("{k}=0 not allowed by cluster")),
+        Ok(0) if !allow_zero => FieldError::invalid_value(v, &format!("{k}=0 not allowed by cluster")),
         Ok(_) => FieldError::default(),
     }
 }

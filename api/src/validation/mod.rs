@@ -12,7 +12,7 @@ mod autoscaling;
 mod config_map;
 mod container;
 mod diff;
-mod duration;
+pub mod duration;
 mod kube_metadata;
 mod metadata;
 mod namespace;
@@ -21,6 +21,8 @@ mod probe;
 mod revision;
 mod route;
 mod volumes;
+
+pub use autoscaling::ClusterLimits;
 
 /// Validates a Service; `old` is the stored object on update.
 pub fn service(new: &Service, old: Option<&Service>) -> FieldError {
@@ -93,6 +95,13 @@ pub fn revision(new: &Revision, old: Option<&Revision>) -> FieldError {
         }
         None => errs.also(revision::spec(&new.spec).via_field("spec")),
     }
+}
+
+/// Validates a revision's `autoscaling.knative.dev/*` annotations against the cluster's
+/// `config-autoscaler` limits, as Knative's `autoscaling.ValidateAnnotations` does; paths are the
+/// annotation keys.
+pub fn autoscaling_annotations(annos: &BTreeMap<String, String>, limits: &ClusterLimits) -> FieldError {
+    autoscaling::validate_with(annos, limits)
 }
 
 /// Validates a ConfigMap.
