@@ -76,6 +76,24 @@ pub struct RouteConfig<R = Arc<RevisionEndpoints>> {
     pub tag_header_routing: bool,
 }
 
+/// Knative's `http-protocol` (ConfigMap `config-network` in `knative-serving`): what a
+/// plain-HTTP request for a service host gets when the router also serves HTTPS.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum HttpProtocol {
+    /// Served over HTTP as over HTTPS.
+    #[default]
+    Enabled,
+    /// `301 Moved Permanently` to the same URL on HTTPS.
+    Redirected,
+    /// `404`: the service is reachable over HTTPS only.
+    Disabled,
+}
+
+/// An `http-protocol` value Knative does not define.
+#[derive(Debug, thiserror::Error)]
+#[error("http-protocol {0:?} is not one of Enabled, Redirected, Disabled")]
+pub struct UnknownHttpProtocol(pub String);
+
 /// Why the table has no backend for a request. [`crate::proxy`] turns it into the response.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Miss {
@@ -132,6 +150,7 @@ pub enum TableError {
 pub struct RoutingTable {
     hosts: HashMap<Box<str>, HostEntry>,
     routes: Vec<Route>,
+    http_protocol: HttpProtocol,
 }
 
 /// A target with the error bodies a request to it may need, built once.
@@ -163,6 +182,22 @@ struct Route {
     no_traffic: Reason,
     /// Tag → target, present only when tag-header routing is on.
     header_tags: Option<HashMap<Box<str>, Arc<Backend>>>,
+}
+
+// === impl HttpProtocol ===
+
+impl std::str::FromStr for HttpProtocol {
+    type Err = UnknownHttpProtocol;
+
+    /// Knative's values, in any case (it lowercases them).
+    fn from_str(s: &str) -> Result<Self, UnknownHttpProtocol> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "enabled" => Ok(Self::Enabled),
+            "redirected" => Ok(Self::Redirected),
+            "disabled" => Ok(Self::Disabled),
+            _ => Err(UnknownHttpProtocol(s.to_string())),
+        }
+    }
 }
 
 // === impl Target ===
@@ -226,7 +261,7 @@ impl RoutingTable {
     /// (same namespace and name) continues its split sequence where it is, so a rebuild for
     /// another route's sake does not disturb its shares.
     pub fn rebuild(&self, routes: Vec<RouteConfig>) -> Result<Self, TableError> {
-        let mut table = Self::default();
+        let mut table = Self { http_protocol: self.http_protocol, ..Self::default() };
         let mut owners: HashMap<Box<str>, Arc<str>> = HashMap::new();
         for config in routes {
             let name: Arc<str> = format!("{}/{}", config.namespace, config.name).into();
@@ -238,6 +273,23 @@ impl RoutingTable {
             table.add(name, config, roller, &mut owners)?;
         }
         Ok(table)
+    }
+
+    /// The same table with Knative's `http-protocol` set to `protocol`.
+    pub fn with_http_protocol(mut self, protocol: HttpProtocol) -> Self {
+        self.http_protocol = protocol;
+        self
+    }
+
+    /// Knative's `http-protocol`, as published with this table.
+    pub fn http_protocol(&self) -> HttpProtocol {
+        self.http_protocol
+    }
+
+    /// The host `req` asks for (its port and any trailing dot removed) when a route serves it.
+    pub fn served_host<'r, B>(&self, req: &'r Request<B>) -> Option<&'r str> {
+        let raw = request_host(req).ok()?;
+        host::with_key(raw, |key| self.hosts.contains_key(key)).then(|| host::strip(raw))
     }
 
     /// Number of routes.
