@@ -111,9 +111,10 @@ mod tests {
     use super::*;
 
     fn network(data: &[(&str, &str)]) -> ConfigMap {
-        let mut cm = ConfigMap::default();
-        cm.data = Some(data.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
-        cm
+        ConfigMap {
+            data: Some(data.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            ..Default::default()
+        }
     }
 
     #[test]
