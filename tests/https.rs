@@ -1,7 +1,8 @@
 //! `sluice serve --https` through the real binary: the sample app over HTTPS with HTTP/2 and
 //! HTTP/1.1 by ALPN, trusting the local CA the server keeps in its state directory (key mode
-//! 0600, the same CA after a restart); `config-network`'s `http-protocol: Redirected` sending
-//! plain HTTP to the HTTPS port; and a certificate file that cannot be used stopping `serve`.
+//! 0600, the same CA after a restart); `config-network`'s `http-protocol: Redirected` (or the
+//! Service's `networking.knative.dev/http-protocol` annotation) sending plain HTTP to the HTTPS
+//! port; and a certificate file that cannot be used stopping `serve`.
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
@@ -146,6 +147,19 @@ async fn http_protocol_redirected_sends_plain_http_to_the_https_port() {
 
     apply(BIN, &s, &network("Enabled")).expect("config-network");
     traffic.wait_for(HOST, WAIT, |b| b == "Hello tls!\n").await.expect("plain HTTP again");
+
+    // The Service's own annotation wins over the cluster's setting.
+    let annotated = SERVICE.replace(
+        "  name: hello\n",
+        "  name: hello\n  annotations:\n    networking.knative.dev/http-protocol: redirected\n",
+    );
+    apply(BIN, &s, &annotated).expect("annotated service");
+    until("a redirect by annotation", WAIT, async || {
+        let res = exchange(&http, &request, Duration::from_secs(10)).await.ok()?;
+        res.status_line.contains(" 301 ").then_some(())
+    })
+    .await
+    .expect("redirected by the annotation");
 }
 
 #[test]

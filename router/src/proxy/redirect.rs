@@ -1,7 +1,9 @@
 //! Knative's `http-protocol` for plain-HTTP requests to service hosts: `Redirected` answers
 //! `301 Moved Permanently` with the same URL on the HTTPS listener, `Disabled` answers 404.
-//! Only hosts under the service domain are affected, and only when the router has an HTTPS
-//! listener to send clients to; without one the setting is logged once and ignored.
+//! The route's own setting (Knative's `networking.knative.dev/http-protocol` annotation) wins
+//! over the cluster's (`config-network`). Only hosts under the service domain are affected,
+//! and only when the router has an HTTPS listener to send clients to; without one the
+//! cluster's setting is logged once and ignored.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -34,12 +36,9 @@ impl Redirect {
 
     /// The answer to a plain-HTTP request that must not be proxied, or None to proxy it.
     pub(crate) fn answer<B>(&self, table: &RoutingTable, req: &Request<B>) -> Option<Response<RouterBody>> {
-        let protocol = table.http_protocol();
-        if protocol == HttpProtocol::Enabled {
-            return None;
-        }
         let Some(https) = &self.https else {
-            if !self.warned.swap(true, Ordering::Relaxed) {
+            let protocol = table.http_protocol();
+            if protocol != HttpProtocol::Enabled && !self.warned.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     ?protocol,
                     "config-network asks for http-protocol {protocol:?}, but the router has no HTTPS listener (serve --https); plain HTTP is served as before"
@@ -47,8 +46,8 @@ impl Redirect {
             }
             return None;
         };
-        let host = table.served_host(req)?;
-        if !ends_with_ignore_case(host, &self.suffix) {
+        let (host, protocol) = table.served_host(req)?;
+        if protocol == HttpProtocol::Enabled || !ends_with_ignore_case(host, &self.suffix) {
             return None;
         }
         match protocol {

@@ -74,6 +74,9 @@ pub struct RouteConfig<R = Arc<RevisionEndpoints>> {
     /// Knative's `tag-header-based-routing`: a `Knative-Serving-Tag: <tag>` header on a default
     /// host picks that tag's target; an unknown tag falls back to the default split.
     pub tag_header_routing: bool,
+    /// The route's own `http-protocol` (Knative's `networking.knative.dev/http-protocol`
+    /// annotation), over the cluster's `config-network` setting.
+    pub http_protocol: Option<HttpProtocol>,
 }
 
 /// Knative's `http-protocol` (ConfigMap `config-network` in `knative-serving`): what a
@@ -168,8 +171,8 @@ pub struct Backend {
 enum HostEntry {
     /// A default host: index into `routes`.
     Route(usize),
-    /// A tag host: all of its traffic to one target.
-    Tag(Arc<Backend>),
+    /// A tag host: all of its traffic to one target; and the index of its route.
+    Tag(Arc<Backend>, usize),
 }
 
 #[derive(Debug)]
@@ -182,6 +185,8 @@ struct Route {
     no_traffic: Reason,
     /// Tag → target, present only when tag-header routing is on.
     header_tags: Option<HashMap<Box<str>, Arc<Backend>>>,
+    /// The route's own `http-protocol`, over the table's.
+    http_protocol: Option<HttpProtocol>,
 }
 
 // === impl HttpProtocol ===
@@ -220,6 +225,7 @@ impl<R> Default for RouteConfig<R> {
             traffic: Vec::new(),
             tags: Vec::new(),
             tag_header_routing: false,
+            http_protocol: None,
         }
     }
 }
@@ -239,6 +245,7 @@ impl<R> RouteConfig<R> {
                 .map(|t| TagConfig { tag: t.tag, hosts: t.hosts, target: t.target.map(&mut f) })
                 .collect(),
             tag_header_routing: self.tag_header_routing,
+            http_protocol: self.http_protocol,
         }
     }
 
@@ -286,10 +293,15 @@ impl RoutingTable {
         self.http_protocol
     }
 
-    /// The host `req` asks for (its port and any trailing dot removed) when a route serves it.
-    pub fn served_host<'r, B>(&self, req: &'r Request<B>) -> Option<&'r str> {
+    /// The host `req` asks for (its port and any trailing dot removed) when a route serves
+    /// it, and the `http-protocol` that applies to it: its route's, else the table's.
+    pub fn served_host<'r, B>(&self, req: &'r Request<B>) -> Option<(&'r str, HttpProtocol)> {
         let raw = request_host(req).ok()?;
-        host::with_key(raw, |key| self.hosts.contains_key(key)).then(|| host::strip(raw))
+        let index = host::with_key(raw, |key| match self.hosts.get(key)? {
+            HostEntry::Route(i) | HostEntry::Tag(_, i) => Some(*i),
+        })?;
+        let protocol = self.routes.get(index).and_then(|r| r.http_protocol).unwrap_or(self.http_protocol);
+        Some((host::strip(raw), protocol))
     }
 
     /// Number of routes.
@@ -333,7 +345,7 @@ impl RoutingTable {
         let entry = host::with_key(raw_host, |key| self.hosts.get(key));
         let route = match entry {
             None => return Err(Miss::UnknownHost(raw_host.into())),
-            Some(HostEntry::Tag(backend)) => return Ok(backend),
+            Some(HostEntry::Tag(backend, _)) => return Ok(backend),
             Some(HostEntry::Route(i)) => &self.routes[*i],
         };
         if let Some(tags) = &route.header_tags
@@ -369,7 +381,7 @@ impl RoutingTable {
             }
             let backend = Backend::new(tag.target);
             for raw in &tag.hosts {
-                self.claim(raw, HostEntry::Tag(backend.clone()), &name, owners)?;
+                self.claim(raw, HostEntry::Tag(backend.clone(), index), &name, owners)?;
             }
             if let Some(tags) = &mut header_tags {
                 tags.insert(tag.tag.clone().into_boxed_str(), backend);
@@ -378,7 +390,8 @@ impl RoutingTable {
         }
         let split = Split::new(config.traffic.into_iter().map(|(p, t)| (p, Backend::new(t))));
         let no_traffic = Reason::new(format_args!("route {name} has no traffic target"));
-        self.routes.push(Route { name, split, roller, no_traffic, header_tags });
+        let http_protocol = config.http_protocol;
+        self.routes.push(Route { name, split, roller, no_traffic, header_tags, http_protocol });
         Ok(())
     }
 
@@ -410,7 +423,7 @@ impl RoutingTable {
     fn same_entry(&self, key: &str, entry: &HostEntry) -> bool {
         match (self.hosts.get(key), entry) {
             (Some(HostEntry::Route(a)), HostEntry::Route(b)) => a == b,
-            (Some(HostEntry::Tag(a)), HostEntry::Tag(b)) => Arc::ptr_eq(a, b),
+            (Some(HostEntry::Tag(a, _)), HostEntry::Tag(b, _)) => Arc::ptr_eq(a, b),
             _ => false,
         }
     }

@@ -58,6 +58,29 @@ fn enabled_proxies_and_disabled_answers_404() {
 }
 
 #[test]
+fn a_routes_own_setting_wins_over_the_tables() {
+    let with_route = |own: Option<HttpProtocol>, cluster| {
+        let t = table(HttpProtocol::Enabled);
+        let route = RouteConfig {
+            namespace: "default".into(),
+            name: "own".into(),
+            hosts: vec!["own.default.example.com".into()],
+            http_protocol: own,
+            ..RouteConfig::default()
+        };
+        t.rebuild(vec![route]).expect("table").with_http_protocol(cluster)
+    };
+    let req = request("own.default.example.com", "/");
+    let status = |t: &RoutingTable| https(8443).answer(t, &req).map(|r| r.status());
+    assert_eq!(
+        status(&with_route(Some(HttpProtocol::Redirected), HttpProtocol::Enabled)),
+        Some(StatusCode::MOVED_PERMANENTLY)
+    );
+    assert_eq!(status(&with_route(Some(HttpProtocol::Enabled), HttpProtocol::Redirected)), None);
+    assert_eq!(status(&with_route(None, HttpProtocol::Disabled)), Some(StatusCode::NOT_FOUND));
+}
+
+#[test]
 fn without_an_https_listener_nothing_is_redirected() {
     let plain = Redirect::new(None);
     for protocol in [HttpProtocol::Redirected, HttpProtocol::Disabled] {
