@@ -45,6 +45,15 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
 }
 
+// === impl TlsError ===
+
+impl TlsError {
+    /// The file at `path` cannot be used, for `reason`.
+    pub(crate) fn file(path: impl Into<PathBuf>, reason: impl std::fmt::Display) -> Self {
+        Self::File { path: path.into(), reason: reason.to_string() }
+    }
+}
+
 /// The crypto provider: ring.
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -58,12 +67,6 @@ pub fn server_config(resolver: CertResolver) -> Result<Arc<ServerConfig>, TlsErr
         .with_cert_resolver(Arc::new(resolver));
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
-}
-
-impl TlsError {
-    pub(crate) fn file(path: impl Into<PathBuf>, reason: impl std::fmt::Display) -> Self {
-        Self::File { path: path.into(), reason: reason.to_string() }
-    }
 }
 
 #[cfg(test)]
