@@ -57,6 +57,8 @@ impl RoutePublisher for Recorder {
     fn forget_revision(&self, _key: &RevisionKey) {}
 
     fn set_tag_header_routing(&self, _on: bool) {}
+
+    fn set_http_protocol(&self, _protocol: sluice_router::table::HttpProtocol) {}
 }
 
 /// The API server in this process, and a controller context against it.

@@ -1,6 +1,6 @@
 //! What a reconcile never sees, because the object is gone: stopping a deleted revision's
 //! instances, unpublishing a deleted route and releasing its revisions; and following
-//! Knative's `config-features` ConfigMap.
+//! Knative's `config-features` and `config-network` ConfigMaps.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::watcher::{self, Event};
 use sluice_api::{Configuration, Revision, Route};
+use sluice_router::table::HttpProtocol;
 use tokio_util::sync::CancellationToken;
 
 use super::{Ctx, revision, route};
@@ -22,7 +23,7 @@ const SYSTEM_NAMESPACE: &str = "knative-serving";
 pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) {
     tokio::select! {
         () = shutdown.cancelled() => {}
-        () = async { tokio::join!(revisions(ctx.clone()), routes(ctx.clone()), features(ctx.clone())); } => {}
+        () = async { tokio::join!(revisions(ctx.clone()), routes(ctx.clone()), features(ctx.clone()), network(ctx.clone())); } => {}
     }
 }
 
@@ -74,5 +75,53 @@ async fn features(ctx: Arc<Ctx>) {
             Ok(Event::Delete(_)) => ctx.publisher.set_tag_header_routing(false),
             _ => {}
         }
+    }
+}
+
+/// `config-network`'s `http-protocol` (Knative also reads the older `httpProtocol`): what
+/// plain HTTP to a service host gets when the router serves HTTPS. An unknown value is logged
+/// and leaves plain HTTP enabled, as the map's absence does.
+async fn network(ctx: Arc<Ctx>) {
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), SYSTEM_NAMESPACE);
+    let cfg = watcher::Config::default().fields("metadata.name=config-network");
+    let mut events = watcher::watcher(api, cfg).boxed();
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(Event::Apply(cm) | Event::InitApply(cm)) => ctx.publisher.set_http_protocol(http_protocol(&cm)),
+            Ok(Event::Delete(_)) => ctx.publisher.set_http_protocol(HttpProtocol::Enabled),
+            _ => {}
+        }
+    }
+}
+
+/// The `http-protocol` a `config-network` map sets.
+fn http_protocol(cm: &ConfigMap) -> HttpProtocol {
+    let data = cm.data.as_ref();
+    let Some(value) = data.and_then(|d| d.get("http-protocol").or_else(|| d.get("httpProtocol"))) else {
+        return HttpProtocol::Enabled;
+    };
+    value.parse().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "config-network: keeping plain HTTP enabled");
+        HttpProtocol::Enabled
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn network(data: &[(&str, &str)]) -> ConfigMap {
+        ConfigMap {
+            data: Some(data.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn http_protocol_is_read_in_any_case_and_defaults_to_enabled() {
+        assert_eq!(http_protocol(&network(&[])), HttpProtocol::Enabled);
+        assert_eq!(http_protocol(&network(&[("http-protocol", "Redirected")])), HttpProtocol::Redirected);
+        assert_eq!(http_protocol(&network(&[("httpProtocol", "disabled")])), HttpProtocol::Disabled);
+        assert_eq!(http_protocol(&network(&[("http-protocol", "sometimes")])), HttpProtocol::Enabled);
     }
 }

@@ -7,9 +7,13 @@ use std::time::Duration;
 use kube::ResourceExt;
 use sluice_api::{Revision, RevisionKey, Route, TrafficTarget};
 use sluice_router::publish::RouteSpec;
-use sluice_router::table::{Protocol, TagConfig, Target};
+use sluice_router::table::{HttpProtocol, Protocol, TagConfig, Target};
 
 use super::names;
+
+/// Knative's per-route `http-protocol` annotation, and its older name.
+const HTTP_PROTOCOL: &str = "networking.knative.dev/http-protocol";
+const HTTP_OPTION: &str = "networking.knative.dev/httpOption";
 
 /// The router's view of a route with `traffic` assigned.
 pub fn route_config(route: &Route, traffic: &[TrafficTarget], revisions: &[Revision], domain: &str) -> RouteSpec {
@@ -47,7 +51,16 @@ pub fn route_config(route: &Route, traffic: &[TrafficTarget], revisions: &[Revis
         traffic: split,
         tags,
         tag_header_routing: false,
+        http_protocol: http_protocol(route),
     }
+}
+
+/// The route's `networking.knative.dev/http-protocol` annotation (or the older `httpOption`),
+/// which a Service passes to its Route; a value Knative does not define counts as none.
+fn http_protocol(route: &Route) -> Option<HttpProtocol> {
+    let annotations = route.annotations();
+    let value = annotations.get(HTTP_PROTOCOL).or_else(|| annotations.get(HTTP_OPTION))?;
+    value.parse().ok()
 }
 
 #[cfg(test)]
@@ -55,6 +68,22 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn the_http_protocol_annotation_is_the_routes_own_setting() {
+        let route = |annotations: serde_json::Value| -> Route {
+            serde_json::from_value(json!({
+                "apiVersion": "serving.knative.dev/v1", "kind": "Route",
+                "metadata": {"name": "hello", "namespace": "default", "annotations": annotations}, "spec": {}
+            }))
+            .expect("route")
+        };
+        let of = |a| route_config(&route(a), &[], &[], "localhost").http_protocol;
+        assert_eq!(of(json!({})), None);
+        assert_eq!(of(json!({HTTP_PROTOCOL: "redirected"})), Some(HttpProtocol::Redirected));
+        assert_eq!(of(json!({HTTP_OPTION: "Enabled"})), Some(HttpProtocol::Enabled));
+        assert_eq!(of(json!({HTTP_PROTOCOL: "maybe"})), None);
+    }
 
     fn revision(name: &str, spec: serde_json::Value) -> Revision {
         serde_json::from_value(json!({

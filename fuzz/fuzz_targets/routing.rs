@@ -24,6 +24,7 @@ fn table() -> &'static RoutingTable {
             traffic: vec![(60, target("a")), (40, target("b"))],
             tags: vec![TagConfig { tag: "v2".into(), hosts: vec!["v2-hello.default".into()], target: target("b") }],
             tag_header_routing: true,
+            http_protocol: None,
         };
         RoutingTable::new(vec![route]).expect("a valid table")
     })

@@ -33,6 +33,21 @@ pub struct RouterConfig {
     /// instance restarting after a crash, a routing edit being published) before it gets 503.
     /// Zero answers 503 at once. Default 5 s.
     pub ready_wait: Duration,
+    /// The HTTPS listener, when there is one: where plain-HTTP requests for service hosts are
+    /// sent when Knative's `http-protocol` is `Redirected`. Without one that setting is
+    /// ignored (with a warning), so plain HTTP is never redirected to nowhere. Default none.
+    pub https: Option<HttpsListener>,
+}
+
+/// What plain-HTTP redirects need to know of the HTTPS listener.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpsListener {
+    /// Its port (left out of `Location` when 443).
+    pub port: u16,
+    /// The service domain: only hosts under it (`name.namespace.{domain}`) are redirected or
+    /// refused; cluster-local hosts (`name.namespace`, `....svc.cluster.local`) keep plain HTTP,
+    /// as in Knative, where `http-protocol` applies to the external ingress.
+    pub domain: String,
 }
 
 // === impl RouterConfig ===
@@ -47,6 +62,7 @@ impl Default for RouterConfig {
             upstream_max_idle_per_instance: 32,
             upstream_idle_timeout: Duration::from_secs(90),
             ready_wait: Duration::from_secs(5),
+            https: None,
         }
     }
 }

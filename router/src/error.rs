@@ -22,6 +22,9 @@ pub enum ProxyError {
     /// No route serves the requested host.
     #[error("no route for host {0:?}")]
     UnknownHost(Box<str>),
+    /// The host is served over HTTPS only (Knative's `http-protocol: Disabled`).
+    #[error("host {0:?} is served over HTTPS only")]
+    HttpsOnly(Box<str>),
     /// `CONNECT` tunnels are not proxied.
     #[error("method CONNECT is not supported")]
     Connect,
@@ -84,7 +87,7 @@ impl ProxyError {
             Self::MissingHost | Self::DuplicateHost | Self::InvalidTarget | Self::RequestBody => {
                 StatusCode::BAD_REQUEST
             }
-            Self::UnknownHost(_) => StatusCode::NOT_FOUND,
+            Self::UnknownHost(_) | Self::HttpsOnly(_) => StatusCode::NOT_FOUND,
             Self::Connect => StatusCode::METHOD_NOT_ALLOWED,
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::NoTraffic(_) | Self::NoReadyInstance(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -100,6 +103,7 @@ impl ProxyError {
             | Self::DuplicateHost
             | Self::RequestBody
             | Self::UnknownHost(_)
+            | Self::HttpsOnly(_)
             | Self::Connect
             | Self::InvalidTarget
             | Self::HeadersTooLarge(_) => Blame::Downstream,
@@ -136,6 +140,7 @@ impl ProxyError {
             | Self::DuplicateHost
             | Self::RequestBody
             | Self::UnknownHost(_)
+            | Self::HttpsOnly(_)
             | Self::Connect
             | Self::InvalidTarget => None,
         }

@@ -3,8 +3,9 @@
 //! The controller describes each route as plain data ([`publish::RouteSpec`]) and hands it to
 //! a [`publish::RoutePublisher`]; the embedded [`publish::Publisher`] resolves it against the
 //! live [`endpoints`] into an immutable [`table::RoutingTable`] and swaps it into an
-//! `Arc<ArcSwap<RoutingTable>>`. [`server::serve`] accepts HTTP/1.1 and h2c connections and
-//! hands each request to a [`Router`], which reads the table once per request and never locks.
+//! `Arc<ArcSwap<RoutingTable>>`. [`server::serve`] accepts HTTP/1.1 and h2c connections
+//! ([`server::serve_tls`] HTTPS ones, with certificates from [`tls`]) and hands each request
+//! to a [`Router`], which reads the table once per request and never locks.
 //! Every failure becomes a one-line plain-text response ([`error::ProxyError`], texts in
 //! [`reason`]).
 //!
@@ -21,8 +22,9 @@ pub mod publish;
 pub mod reason;
 pub mod server;
 pub mod table;
+pub mod tls;
 
 pub use body::RouterBody;
-pub use config::RouterConfig;
+pub use config::{HttpsListener, RouterConfig};
 pub use error::ProxyError;
 pub use proxy::{Router, RouterService};

@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use sluice_api::tombstones::Tombstones;
 
 use crate::endpoints::{Endpoints, RevisionKey};
-use crate::table::{RouteConfig, RoutingTable};
+use crate::table::{HttpProtocol, RouteConfig, RoutingTable};
 
 /// A route as the controller describes it: revisions named by key.
 pub type RouteSpec = RouteConfig<RevisionKey>;
@@ -35,6 +35,9 @@ pub trait RoutePublisher: Send + Sync {
 
     /// Turns Knative's `tag-header-based-routing` feature on or off.
     fn set_tag_header_routing(&self, on: bool);
+
+    /// Sets Knative's `http-protocol` (plain HTTP enabled, redirected to HTTPS, or disabled).
+    fn set_http_protocol(&self, protocol: HttpProtocol);
 }
 
 /// Owns the live routing table of the embedded router.
@@ -54,6 +57,8 @@ struct Routes {
     deleted: Tombstones,
     /// The next [`Programmed::since`].
     next: u64,
+    /// Published with every table.
+    http_protocol: HttpProtocol,
 }
 
 /// One programmed route.
@@ -103,7 +108,7 @@ impl Publisher {
             configs.push(config.map(|key| self.endpoints.revision(&key)));
         }
         match self.table.load().rebuild(configs) {
-            Ok(table) => self.table.store(Arc::new(table)),
+            Ok(table) => self.table.store(Arc::new(table.with_http_protocol(routes.http_protocol))),
             Err(e) => tracing::error!(error = %e, "routing table not published"),
         }
     }
@@ -151,6 +156,14 @@ impl RoutePublisher for Publisher {
     fn set_tag_header_routing(&self, on: bool) {
         let routes = self.routes.lock();
         if self.tag_header_routing.swap(on, Ordering::SeqCst) != on {
+            self.rebuild(&routes);
+        }
+    }
+
+    fn set_http_protocol(&self, protocol: HttpProtocol) {
+        let mut routes = self.routes.lock();
+        if routes.http_protocol != protocol {
+            routes.http_protocol = protocol;
             self.rebuild(&routes);
         }
     }

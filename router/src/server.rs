@@ -1,5 +1,6 @@
-//! The listener: HTTP/1.1 and h2c (prior knowledge) on one port, header limits, and a
-//! graceful shutdown driven by a [`CancellationToken`].
+//! The listeners: HTTP/1.1 and h2c (prior knowledge) on one port ([`serve`]), HTTPS with
+//! HTTP/2 or HTTP/1.1 by ALPN on another ([`serve_tls`]); header limits, and a graceful
+//! shutdown driven by a [`CancellationToken`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,8 +8,11 @@ use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use rustls::ServerConfig;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RouterConfig;
@@ -16,6 +20,23 @@ use crate::proxy::Router;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// hyper's connection builders, made once per listener.
+struct Builders {
+    /// Plain TCP: HTTP/1.1 or h2c, told apart by the first bytes.
+    auto: auto::Builder<TokioExecutor>,
+    /// TLS with ALPN `h2`.
+    h2: auto::Builder<TokioExecutor>,
+    /// TLS with ALPN `http/1.1` or none.
+    h1: auto::Builder<TokioExecutor>,
+}
+
+/// How a listener's connections begin.
+#[derive(Clone)]
+enum Transport {
+    Plain,
+    Tls(TlsAcceptor),
+}
 
 /// Serves `router` on `listener` until `shutdown` is cancelled; then stops accepting (the
 /// listener is closed at once), lets in-flight requests finish for up to `drain` (idle
@@ -27,7 +48,34 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// process is out of file descriptors) the router keeps serving the connections it has,
 /// retries, and logs once per episode rather than per failure.
 pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken, drain: Duration) {
-    let builder = Arc::new(builder(router.config()));
+    accept(listener, Transport::Plain, router, shutdown, drain).await;
+}
+
+/// [`serve`] for HTTPS: each connection's TLS handshake must finish within
+/// `header_read_timeout` (a client that opens a connection and sends nothing, or half a
+/// handshake, is dropped); then it is served as HTTP/2 when ALPN chose `h2`, else as
+/// HTTP/1.1, with the same limits, timeouts and shutdown as plain connections. Requests reach
+/// the router marked as HTTPS (`X-Forwarded-Proto: https`, and never redirected).
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: Arc<ServerConfig>,
+    router: Router,
+    shutdown: CancellationToken,
+    drain: Duration,
+) {
+    accept(listener, Transport::Tls(TlsAcceptor::from(tls)), router, shutdown, drain).await;
+}
+
+async fn accept(
+    listener: TcpListener,
+    transport: Transport,
+    router: Router,
+    shutdown: CancellationToken,
+    drain: Duration,
+) {
+    let builder = builder(router.config());
+    let builders =
+        Arc::new(Builders { h2: builder.clone().http2_only(), h1: builder.clone().http1_only(), auto: builder });
     let mut connections = JoinSet::new();
     let mut accept_failing = false;
     loop {
@@ -40,7 +88,7 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Cancellation
                     if std::mem::take(&mut accept_failing) {
                         tracing::info!("accepting connections again");
                     }
-                    connections.spawn(connection(stream, remote, builder.clone(), router.clone(), shutdown.clone()));
+                    connections.spawn(connection(stream, remote, transport.clone(), builders.clone(), router.clone(), shutdown.clone()));
                 }
                 Err(e) => {
                     if !std::mem::replace(&mut accept_failing, true) {
@@ -63,27 +111,68 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Cancellation
 async fn connection(
     stream: TcpStream,
     remote: SocketAddr,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    transport: Transport,
+    builders: Arc<Builders>,
     router: Router,
     shutdown: CancellationToken,
 ) {
-    let config = router.config();
-    // The version sniffing below reads without a deadline: a client that never sends a byte
-    // would hold the socket for good.
-    let mut first = [0u8; 1];
-    tokio::select! {
-        peeked = tokio::time::timeout(config.header_read_timeout, stream.peek(&mut first)) => match peeked {
-            Ok(Ok(n)) if n > 0 => {}
-            _ => return,
-        },
-        () = shutdown.cancelled() => return,
-    }
+    let deadline = router.config().header_read_timeout;
     // Small responses must not wait for Nagle; failure only costs latency.
     let _ = stream.set_nodelay(true);
-    let service = router.service(remote);
+    match transport {
+        Transport::Plain => {
+            // The version sniffing reads without a deadline: a client that never sends a
+            // byte would hold the socket for good.
+            let mut first = [0u8; 1];
+            tokio::select! {
+                peeked = tokio::time::timeout(deadline, stream.peek(&mut first)) => match peeked {
+                    Ok(Ok(n)) if n > 0 => {}
+                    _ => return,
+                },
+                () = shutdown.cancelled() => return,
+            }
+            let service = router.service(remote);
+            serve_connection(&builders.auto, stream, remote, service, &router, &shutdown).await;
+        }
+        Transport::Tls(acceptor) => {
+            let stream = tokio::select! {
+                accepted = tokio::time::timeout(deadline, acceptor.accept(stream)) => match accepted {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, client = %remote, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(client = %remote, "TLS handshake not finished in time");
+                        return;
+                    }
+                },
+                () = shutdown.cancelled() => return,
+            };
+            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+            let builder = if h2 { &builders.h2 } else { &builders.h1 };
+            let service = router.tls_service(remote);
+            serve_connection(builder, stream, remote, service, &router, &shutdown).await;
+        }
+    }
+}
+
+/// HTTP on an open connection (plain or TLS) until it ends, is idle too long, or shutdown
+/// closes it.
+async fn serve_connection<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    remote: SocketAddr,
+    service: crate::RouterService,
+    router: &Router,
+    shutdown: &CancellationToken,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let config = router.config();
     let activity = service.activity().clone();
     let idle_timeout = config.idle_timeout;
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let mut closing = false;
     // An idle connection closed gracefully still needs the client's part (h2 waits for the

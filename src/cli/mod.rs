@@ -89,6 +89,16 @@ pub struct ServeArgs {
     /// Address the router serves service traffic on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub http: SocketAddr,
+    /// Also serve service traffic over HTTPS on this address (port 0 picks a free port), with
+    /// HTTP/2 and HTTP/1.1 by ALPN. Certificates are chosen by SNI among --tls-host-cert ones;
+    /// other hosts under --domain get one from a local CA kept in <state-dir>/tls/router-ca.crt
+    /// (trust it once: `curl --cacert`).
+    #[arg(long, value_name = "ADDR")]
+    pub https: Option<SocketAddr>,
+    /// A certificate for HTTPS, `DOMAIN=CERT.pem:KEY.pem` (repeatable): DOMAIN is a host, or
+    /// `*.` and a domain for the hosts one label below it; CERT.pem holds the chain, leaf first.
+    #[arg(long = "tls-host-cert", value_name = "DOMAIN=CERT.pem:KEY.pem", requires = "https")]
+    pub tls_host_cert: Vec<sluice_router::tls::HostCertSpec>,
     /// Domain of service URLs: http://{name}.{namespace}.{domain}.
     #[arg(long, default_value = "localhost")]
     pub domain: String,

@@ -19,7 +19,8 @@ use sluice_controller::Ctx;
 use sluice_router::endpoints::Endpoints;
 use sluice_router::publish::Publisher;
 use sluice_router::table::RoutingTable;
-use sluice_router::{Router, RouterConfig};
+use sluice_router::tls::{CertResolver, LocalCa};
+use sluice_router::{HttpsListener, Router, RouterConfig};
 use sluice_runtime::{ImageTable, Runtime, RuntimeConfig, Warden};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -45,7 +46,15 @@ pub fn default_state_dir() -> PathBuf {
 struct Running {
     api_url: String,
     http_addr: SocketAddr,
+    https_addr: Option<SocketAddr>,
     kubeconfig: PathBuf,
+}
+
+/// The HTTPS listener, bound, with its TLS configuration.
+struct Https {
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    ca_cert: PathBuf,
 }
 
 /// Runs the server until a signal asks it to stop; `after_start` runs once everything is up,
@@ -81,6 +90,10 @@ where
         .with_context(|| format!("binding the API server to {}", args.api))?;
     let http_listener =
         TcpListener::bind(args.http).await.with_context(|| format!("binding the router to {}", args.http))?;
+    let https = match args.https {
+        Some(addr) => Some(bind_https(addr, &args, &state_dir).await?),
+        None => None,
+    };
     let api_addr = api_listener.local_addr()?;
     if !api_addr.ip().is_loopback() {
         tracing::warn!(
@@ -91,6 +104,7 @@ where
     let running = Running {
         api_url: format!("http://{}", connectable(api_addr)),
         http_addr: http_listener.local_addr()?,
+        https_addr: https.as_ref().map(|h| h.listener.local_addr()).transpose()?,
         kubeconfig: state_dir.join("kubeconfig"),
     };
     let identity = tls::Identity::generate(Some(api_addr.ip()))?;
@@ -138,11 +152,17 @@ where
     } else {
         tokio::spawn(sluice_controller::run(ctx, health, controllers_stop.clone()))
     };
-    let router = Router::new(table, RouterConfig::default());
+    let https_listener =
+        running.https_addr.map(|addr| HttpsListener { port: addr.port(), domain: args.domain.clone() });
+    let router = Router::new(table, RouterConfig { https: https_listener, ..RouterConfig::default() });
+    let https_task = https.map(|h| {
+        tracing::info!(ca = %h.ca_cert.display(), "HTTPS certificates not given per host are issued by the local CA");
+        tokio::spawn(sluice_router::server::serve_tls(h.listener, h.tls, router.clone(), signal.clone(), DRAIN))
+    });
     let router_task = tokio::spawn(sluice_router::server::serve(http_listener, router, signal.clone(), DRAIN));
 
     write_endpoints(&endpoints_file, &running)?;
-    tracing::info!(api = %running.api_url, http = %running.http_addr, state_dir = %state_dir.display(), "sluice is serving");
+    tracing::info!(api = %running.api_url, http = %running.http_addr, https = ?running.https_addr, state_dir = %state_dir.display(), "sluice is serving");
     eprintln!(
         "Sluice is serving.\n  services:  http://{{name}}.{{namespace}}.{} on {}\n  API:       {} (bearer token in {})\n  kubectl:   KUBECONFIG={} kubectl get ksvc\n  sluice:    sluice apply -f service.yaml --api {} --state-dir {}",
         args.domain,
@@ -153,6 +173,13 @@ where
         running.api_url,
         state_dir.display()
     );
+    if let Some(addr) = running.https_addr {
+        eprintln!(
+            "  https:     https://{{name}}.{{namespace}}.{} on {addr} (curl --cacert {})",
+            args.domain,
+            state_dir.join(sluice_router::tls::CA_CERT_FILE).display()
+        );
+    }
     if let Err(e) = after_start(client, running.http_addr).await {
         tracing::error!(error = %format!("{e:#}"), "startup step failed");
     }
@@ -160,6 +187,9 @@ where
     // Shutdown, in order: the router stops accepting and drains; then instances stop (each after
     // its in-flight requests); then the controllers and the API server.
     router_task.await.context("router task")?;
+    if let Some(task) = https_task {
+        task.await.context("HTTPS router task")?;
+    }
     runtime.shutdown(DRAIN).await;
     controllers_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), controllers).await;
@@ -169,6 +199,19 @@ where
     api_runtime.shutdown_background();
     tracing::info!("sluice stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Binds the HTTPS listener and reads its certificates: those given per host, and the local
+/// CA (created on first use) for the other hosts under the domain. A file that cannot be used
+/// stops `serve` with an error naming it.
+async fn bind_https(addr: SocketAddr, args: &ServeArgs, state_dir: &Path) -> anyhow::Result<Https> {
+    let ca = LocalCa::load_or_create(state_dir).context("setting up the router's local certificate authority")?;
+    let ca_cert = ca.cert_path().to_path_buf();
+    let resolver =
+        CertResolver::new(&args.tls_host_cert, Some((ca, &args.domain))).context("reading --tls-host-cert")?;
+    let tls = sluice_router::tls::server_config(resolver)?;
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("binding the HTTPS router to {addr}"))?;
+    Ok(Https { listener, tls, ca_cert })
 }
 
 /// An address a client on this machine can connect to for a server bound to `addr`: the
@@ -208,7 +251,10 @@ fn runtime_config(state_dir: &Path, images_file: Option<&Path>, test_endpoints: 
 
 fn write_endpoints(path: &Path, running: &Running) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
-    let doc = json!({"api": running.api_url, "http": running.http_addr.to_string(), "pid": std::process::id()});
+    let mut doc = json!({"api": running.api_url, "http": running.http_addr.to_string(), "pid": std::process::id()});
+    if let Some(addr) = running.https_addr {
+        doc["https"] = json!(addr.to_string());
+    }
     std::fs::write(&tmp, serde_json::to_vec_pretty(&doc)?)?;
     std::fs::rename(&tmp, path).context("writing endpoints.json")
 }

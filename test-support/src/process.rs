@@ -34,6 +34,8 @@ pub struct Sluice {
     pub api: String,
     /// `127.0.0.1:PORT` of the router, when it reports one.
     pub http: Option<String>,
+    /// `127.0.0.1:PORT` of the router's HTTPS listener, when `--https` was given.
+    pub https: Option<String>,
     /// Where the server's stderr goes.
     pub log: PathBuf,
     /// The API server's bearer token, read from `<state_dir>/token`.
@@ -107,6 +109,7 @@ impl Sluice {
             state_dir,
             api: String::new(),
             http: None,
+            https: None,
             log,
             token: String::new(),
         };
@@ -121,6 +124,7 @@ impl Sluice {
         }
         me.api = ep["api"].as_str().ok_or_else(|| anyhow!("endpoints.json has no api"))?.to_string();
         me.http = ep["http"].as_str().map(str::to_string);
+        me.https = ep["https"].as_str().map(str::to_string);
         // Written before endpoints.json, so it is there now.
         let token_file = me.state_dir.join("token");
         me.token = std::fs::read_to_string(&token_file)

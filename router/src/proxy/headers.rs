@@ -13,6 +13,7 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static HTTP: HeaderValue = HeaderValue::from_static("http");
+static HTTPS: HeaderValue = HeaderValue::from_static("https");
 static TRAILERS: HeaderValue = HeaderValue::from_static("trailers");
 
 /// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1 and the classic
@@ -49,8 +50,9 @@ pub(crate) fn strip_response(headers: &mut HeaderMap) {
 }
 
 /// Adds `X-Forwarded-For` (appending `client_ip` to any the client sent), and sets
-/// `X-Forwarded-Proto: http` and `X-Forwarded-Host` (the original `Host`).
-pub(crate) fn set_forwarded(headers: &mut HeaderMap, client_ip: &HeaderValue) {
+/// `X-Forwarded-Proto` (`https` when the client came over TLS, else `http`; whatever the
+/// client sent is replaced) and `X-Forwarded-Host` (the original `Host`).
+pub(crate) fn set_forwarded(headers: &mut HeaderMap, client_ip: &HeaderValue, https: bool) {
     match headers.entry(&X_FORWARDED_FOR) {
         Entry::Vacant(slot) => {
             slot.insert(client_ip.clone());
@@ -60,7 +62,7 @@ pub(crate) fn set_forwarded(headers: &mut HeaderMap, client_ip: &HeaderValue) {
             slot.insert(joined);
         }
     }
-    headers.insert(&X_FORWARDED_PROTO, HTTP.clone());
+    headers.insert(&X_FORWARDED_PROTO, if https { HTTPS.clone() } else { HTTP.clone() });
     if let Some(host) = headers.get(HOST).cloned() {
         headers.insert(&X_FORWARDED_HOST, host);
     }
@@ -170,13 +172,14 @@ mod tests {
         let ip = HeaderValue::from_static("10.0.0.9");
         let mut h =
             map(&[("host", "hello.default:8080"), ("x-forwarded-for", "1.2.3.4"), ("x-forwarded-for", "5.6.7.8")]);
-        set_forwarded(&mut h, &ip);
+        set_forwarded(&mut h, &ip, false);
         assert_eq!(h.get_all(&X_FORWARDED_FOR).iter().collect::<Vec<_>>(), ["1.2.3.4, 5.6.7.8, 10.0.0.9"]);
         assert_eq!(h[&X_FORWARDED_PROTO], "http");
         assert_eq!(h[&X_FORWARDED_HOST], "hello.default:8080");
-        let mut h = HeaderMap::new();
-        set_forwarded(&mut h, &ip);
+        let mut h = map(&[("x-forwarded-proto", "http")]);
+        set_forwarded(&mut h, &ip, true);
         assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.9");
+        assert_eq!(h.get_all(&X_FORWARDED_PROTO).iter().collect::<Vec<_>>(), ["https"]);
     }
 
     #[test]

@@ -2,14 +2,17 @@
 //!
 //! 1. [`RouterService`] (one per connection) is the edge: `Error = Infallible`, every failure
 //!    becomes a response through [`ProxyError::into_response`].
-//! 2. Limits: headers beyond the configured limits get 431 before any routing work.
+//! 2. Plain HTTP to a service host is redirected to HTTPS, or refused, when Knative's
+//!    `http-protocol` asks (`redirect.rs`). Limits: headers beyond the configured limits get
+//!    431 before any routing work.
 //! 3. Routing: one `ArcSwap::load` of the table, host lookup, tag or weighted pick of a target,
 //!    then [`RevisionEndpoints::pick`](crate::endpoints::RevisionEndpoints::pick) claims an
 //!    instance. The request keeps its own `Arc`s from here on, so a table swapped mid-request
 //!    does not move it. When the revision has no ready instance, the request is held (up to
 //!    `RouterConfig::ready_wait`) and routed again, from a fresh table, whenever the instance
 //!    set changes: a crashed instance restarting or a routing edit costs latency, not errors.
-//! 4. Rewriting: hop-by-hop headers out, `X-Forwarded-*` in, origin-form URI for the instance.
+//! 4. Rewriting: hop-by-hop headers out, `X-Forwarded-*` in (`X-Forwarded-Proto` says whether
+//!    the client came over TLS), origin-form URI for the instance.
 //! 5. Forwarding (`forward.rs`): the pooled client, a deadline for the response head, one retry on another
 //!    instance when the connect was refused, and the response body that holds the instance's
 //!    claim until it ends.
@@ -37,6 +40,7 @@ use crate::table::{self, Backend, Protocol, RoutingTable};
 mod client;
 mod forward;
 mod headers;
+mod redirect;
 
 /// How often a held request re-reads the routing table.
 const HOLD_RECHECK: std::time::Duration = std::time::Duration::from_millis(25);
@@ -52,10 +56,18 @@ pub struct Router {
 #[derive(Clone, Debug)]
 pub struct RouterService {
     router: Router,
-    /// The client's IP as an `X-Forwarded-For` value, formatted once per connection.
-    client_ip: HeaderValue,
+    client: Client,
     /// The connection's requests in flight, for its idle timeout.
     activity: Arc<Activity>,
+}
+
+/// What the router knows of the client's connection.
+#[derive(Clone, Debug)]
+struct Client {
+    /// The client's IP as an `X-Forwarded-For` value, formatted once per connection.
+    ip: HeaderValue,
+    /// The connection is TLS.
+    https: bool,
 }
 
 /// What [`RouterService`] returns: always a response.
@@ -68,6 +80,8 @@ struct Inner {
     upstream: client::Upstream,
     too_many_headers: Reason,
     headers_too_large: Reason,
+    /// Plain-HTTP redirects: the HTTPS listener, and whether the missing one was warned about.
+    redirect: redirect::Redirect,
 }
 
 /// Why a request could not be routed now.
@@ -104,6 +118,7 @@ impl Router {
             upstream: client::Upstream::new(&config),
             too_many_headers: Reason::new(format_args!("request has more than {} headers", config.max_headers)),
             headers_too_large: Reason::new(format_args!("request headers exceed {} bytes", config.max_header_bytes)),
+            redirect: redirect::Redirect::new(config.https.clone()),
             config,
         };
         Self { inner: Arc::new(inner) }
@@ -119,15 +134,24 @@ impl Router {
         &self.inner.table
     }
 
-    /// The service for one connection from `remote`.
+    /// The service for one plain-HTTP connection from `remote`.
     pub fn service(&self, remote: SocketAddr) -> RouterService {
+        self.service_for(remote, false)
+    }
+
+    /// The service for one TLS connection from `remote`.
+    pub fn tls_service(&self, remote: SocketAddr) -> RouterService {
+        self.service_for(remote, true)
+    }
+
+    fn service_for(&self, remote: SocketAddr, https: bool) -> RouterService {
         let ip = remote.ip().to_canonical().to_string();
-        let client_ip = HeaderValue::try_from(ip).expect("an IP address is a valid header value");
-        RouterService { router: self.clone(), client_ip, activity: Activity::new() }
+        let ip = HeaderValue::try_from(ip).expect("an IP address is a valid header value");
+        RouterService { router: self.clone(), client: Client { ip, https }, activity: Activity::new() }
     }
 
     /// Steps 2–4 of the module docs: everything up to the upstream call, without awaiting.
-    fn route(&self, req: Request<Incoming>, client_ip: &HeaderValue) -> Result<Routed, NotRouted> {
+    fn route(&self, req: Request<Incoming>, client: &Client) -> Result<Routed, NotRouted> {
         let inner = &*self.inner;
         if !headers::within_limits(req.headers(), inner.config.max_headers, inner.config.max_header_bytes) {
             let reason = if req.headers().len() > inner.config.max_headers {
@@ -145,7 +169,7 @@ impl Router {
             let err = ProxyError::NoReadyInstance(backend.no_instance.clone());
             return Err(NotRouted::NoInstance(err, Box::new(req), backend.target.revision.clone()));
         };
-        let (parts, path, body) = rewrite(req, client_ip, backend.target.protocol);
+        let (parts, path, body) = rewrite(req, client, backend.target.protocol);
         Ok(Routed { backend, guard, parts, path, body })
     }
 
@@ -154,7 +178,7 @@ impl Router {
     async fn hold(
         self,
         mut req: Box<Request<Incoming>>,
-        client_ip: HeaderValue,
+        client: Client,
         mut err: ProxyError,
         mut revision: Arc<RevisionEndpoints>,
     ) -> Response<RouterBody> {
@@ -166,7 +190,7 @@ impl Router {
                 () = tokio::time::sleep(HOLD_RECHECK) => {}
                 () = tokio::time::sleep_until(deadline) => return err.into_response(),
             }
-            match self.route(*req, &client_ip) {
+            match self.route(*req, &client) {
                 Ok(routed) => return forward::forward(&self.inner.upstream, routed).await,
                 Err(NotRouted::Fail(e)) => return e.into_response(),
                 Err(NotRouted::NoInstance(e, r, rev)) => (err, req, revision) = (e, r, rev),
@@ -192,7 +216,12 @@ impl hyper::service::Service<Request<Incoming>> for RouterService {
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         // Counted from here until the response body is done, so the idle timeout never cuts it.
         let activity = self.activity.begin();
-        match self.router.route(req, &self.client_ip) {
+        if !self.client.https
+            && let Some(res) = self.router.inner.redirect.answer(&self.router.inner.table.load(), &req)
+        {
+            return Box::pin(ready(Ok(res.map(|b| b.counted(activity)))));
+        }
+        match self.router.route(req, &self.client) {
             Ok(routed) => {
                 let router = self.router.clone();
                 Box::pin(async move {
@@ -200,8 +229,8 @@ impl hyper::service::Service<Request<Incoming>> for RouterService {
                 })
             }
             Err(NotRouted::NoInstance(err, req, revision)) if !self.router.inner.config.ready_wait.is_zero() => {
-                let (router, ip) = (self.router.clone(), self.client_ip.clone());
-                Box::pin(async move { Ok(router.hold(req, ip, err, revision).await.map(|b| b.counted(activity))) })
+                let (router, client) = (self.router.clone(), self.client.clone());
+                Box::pin(async move { Ok(router.hold(req, client, err, revision).await.map(|b| b.counted(activity))) })
             }
             Err(NotRouted::NoInstance(err, ..) | NotRouted::Fail(err)) => {
                 Box::pin(ready(Ok(err.into_response().map(|b| b.counted(activity)))))
@@ -225,7 +254,7 @@ fn miss(miss: table::Miss) -> ProxyError {
 /// path and query as the origin-form target.
 fn rewrite(
     req: Request<Incoming>,
-    client_ip: &HeaderValue,
+    client: &Client,
     protocol: Protocol,
 ) -> (http::request::Parts, PathAndQuery, Incoming) {
     let (mut parts, body) = req.into_parts();
@@ -236,7 +265,7 @@ fn rewrite(
         parts.headers.insert(HOST, host);
     }
     headers::strip_request(&mut parts.headers);
-    headers::set_forwarded(&mut parts.headers, client_ip);
+    headers::set_forwarded(&mut parts.headers, &client.ip, client.https);
     parts.version = match protocol {
         Protocol::Http1 => Version::HTTP_11,
         Protocol::H2c => Version::HTTP_2,

@@ -128,6 +128,18 @@ fn the_tag_header_feature_rebuilds_the_table() {
 }
 
 #[test]
+fn the_http_protocol_is_published_and_kept_across_route_changes() {
+    let publisher = publisher();
+    assert_eq!(publisher.table().load().http_protocol(), HttpProtocol::Enabled);
+    publisher.set_http_protocol(HttpProtocol::Redirected);
+    assert_eq!(publisher.table().load().http_protocol(), HttpProtocol::Redirected);
+    publisher.set_route("a", spec("hello-00001"));
+    assert_eq!(publisher.table().load().http_protocol(), HttpProtocol::Redirected, "a route edit keeps it");
+    publisher.set_http_protocol(HttpProtocol::Enabled);
+    assert_eq!(publisher.table().load().http_protocol(), HttpProtocol::Enabled);
+}
+
+#[test]
 fn a_host_stays_with_the_route_programmed_first_whatever_the_names() {
     let publisher = publisher();
     // Route `b-a` serves `b-a.default`; then route `a` comes with tag `b`, whose host is the

@@ -74,7 +74,28 @@ pub struct RouteConfig<R = Arc<RevisionEndpoints>> {
     /// Knative's `tag-header-based-routing`: a `Knative-Serving-Tag: <tag>` header on a default
     /// host picks that tag's target; an unknown tag falls back to the default split.
     pub tag_header_routing: bool,
+    /// The route's own `http-protocol` (Knative's `networking.knative.dev/http-protocol`
+    /// annotation), over the cluster's `config-network` setting.
+    pub http_protocol: Option<HttpProtocol>,
 }
+
+/// Knative's `http-protocol` (ConfigMap `config-network` in `knative-serving`): what a
+/// plain-HTTP request for a service host gets when the router also serves HTTPS.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum HttpProtocol {
+    /// Served over HTTP as over HTTPS.
+    #[default]
+    Enabled,
+    /// `301 Moved Permanently` to the same URL on HTTPS.
+    Redirected,
+    /// `404`: the service is reachable over HTTPS only.
+    Disabled,
+}
+
+/// An `http-protocol` value Knative does not define.
+#[derive(Debug, thiserror::Error)]
+#[error("http-protocol {0:?} is not one of Enabled, Redirected, Disabled")]
+pub struct UnknownHttpProtocol(pub String);
 
 /// Why the table has no backend for a request. [`crate::proxy`] turns it into the response.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -132,6 +153,7 @@ pub enum TableError {
 pub struct RoutingTable {
     hosts: HashMap<Box<str>, HostEntry>,
     routes: Vec<Route>,
+    http_protocol: HttpProtocol,
 }
 
 /// A target with the error bodies a request to it may need, built once.
@@ -149,8 +171,8 @@ pub struct Backend {
 enum HostEntry {
     /// A default host: index into `routes`.
     Route(usize),
-    /// A tag host: all of its traffic to one target.
-    Tag(Arc<Backend>),
+    /// A tag host: all of its traffic to one target; and the index of its route.
+    Tag(Arc<Backend>, usize),
 }
 
 #[derive(Debug)]
@@ -163,6 +185,24 @@ struct Route {
     no_traffic: Reason,
     /// Tag → target, present only when tag-header routing is on.
     header_tags: Option<HashMap<Box<str>, Arc<Backend>>>,
+    /// The route's own `http-protocol`, over the table's.
+    http_protocol: Option<HttpProtocol>,
+}
+
+// === impl HttpProtocol ===
+
+impl std::str::FromStr for HttpProtocol {
+    type Err = UnknownHttpProtocol;
+
+    /// Knative's values, in any case (it lowercases them).
+    fn from_str(s: &str) -> Result<Self, UnknownHttpProtocol> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "enabled" => Ok(Self::Enabled),
+            "redirected" => Ok(Self::Redirected),
+            "disabled" => Ok(Self::Disabled),
+            _ => Err(UnknownHttpProtocol(s.to_string())),
+        }
+    }
 }
 
 // === impl Target ===
@@ -185,6 +225,7 @@ impl<R> Default for RouteConfig<R> {
             traffic: Vec::new(),
             tags: Vec::new(),
             tag_header_routing: false,
+            http_protocol: None,
         }
     }
 }
@@ -204,6 +245,7 @@ impl<R> RouteConfig<R> {
                 .map(|t| TagConfig { tag: t.tag, hosts: t.hosts, target: t.target.map(&mut f) })
                 .collect(),
             tag_header_routing: self.tag_header_routing,
+            http_protocol: self.http_protocol,
         }
     }
 
@@ -226,7 +268,7 @@ impl RoutingTable {
     /// (same namespace and name) continues its split sequence where it is, so a rebuild for
     /// another route's sake does not disturb its shares.
     pub fn rebuild(&self, routes: Vec<RouteConfig>) -> Result<Self, TableError> {
-        let mut table = Self::default();
+        let mut table = Self { http_protocol: self.http_protocol, ..Self::default() };
         let mut owners: HashMap<Box<str>, Arc<str>> = HashMap::new();
         for config in routes {
             let name: Arc<str> = format!("{}/{}", config.namespace, config.name).into();
@@ -238,6 +280,28 @@ impl RoutingTable {
             table.add(name, config, roller, &mut owners)?;
         }
         Ok(table)
+    }
+
+    /// The same table with Knative's `http-protocol` set to `protocol`.
+    pub fn with_http_protocol(mut self, protocol: HttpProtocol) -> Self {
+        self.http_protocol = protocol;
+        self
+    }
+
+    /// Knative's `http-protocol`, as published with this table.
+    pub fn http_protocol(&self) -> HttpProtocol {
+        self.http_protocol
+    }
+
+    /// The host `req` asks for (its port and any trailing dot removed) when a route serves
+    /// it, and the `http-protocol` that applies to it: its route's, else the table's.
+    pub fn served_host<'r, B>(&self, req: &'r Request<B>) -> Option<(&'r str, HttpProtocol)> {
+        let raw = request_host(req).ok()?;
+        let index = host::with_key(raw, |key| match self.hosts.get(key)? {
+            HostEntry::Route(i) | HostEntry::Tag(_, i) => Some(*i),
+        })?;
+        let protocol = self.routes.get(index).and_then(|r| r.http_protocol).unwrap_or(self.http_protocol);
+        Some((host::strip(raw), protocol))
     }
 
     /// Number of routes.
@@ -281,7 +345,7 @@ impl RoutingTable {
         let entry = host::with_key(raw_host, |key| self.hosts.get(key));
         let route = match entry {
             None => return Err(Miss::UnknownHost(raw_host.into())),
-            Some(HostEntry::Tag(backend)) => return Ok(backend),
+            Some(HostEntry::Tag(backend, _)) => return Ok(backend),
             Some(HostEntry::Route(i)) => &self.routes[*i],
         };
         if let Some(tags) = &route.header_tags
@@ -317,7 +381,7 @@ impl RoutingTable {
             }
             let backend = Backend::new(tag.target);
             for raw in &tag.hosts {
-                self.claim(raw, HostEntry::Tag(backend.clone()), &name, owners)?;
+                self.claim(raw, HostEntry::Tag(backend.clone(), index), &name, owners)?;
             }
             if let Some(tags) = &mut header_tags {
                 tags.insert(tag.tag.clone().into_boxed_str(), backend);
@@ -326,7 +390,8 @@ impl RoutingTable {
         }
         let split = Split::new(config.traffic.into_iter().map(|(p, t)| (p, Backend::new(t))));
         let no_traffic = Reason::new(format_args!("route {name} has no traffic target"));
-        self.routes.push(Route { name, split, roller, no_traffic, header_tags });
+        let http_protocol = config.http_protocol;
+        self.routes.push(Route { name, split, roller, no_traffic, header_tags, http_protocol });
         Ok(())
     }
 
@@ -358,7 +423,7 @@ impl RoutingTable {
     fn same_entry(&self, key: &str, entry: &HostEntry) -> bool {
         match (self.hosts.get(key), entry) {
             (Some(HostEntry::Route(a)), HostEntry::Route(b)) => a == b,
-            (Some(HostEntry::Tag(a)), HostEntry::Tag(b)) => Arc::ptr_eq(a, b),
+            (Some(HostEntry::Tag(a, _)), HostEntry::Tag(b, _)) => Arc::ptr_eq(a, b),
             _ => false,
         }
     }

@@ -1,5 +1,5 @@
 //! The router over real sockets: an in-test hyper backend on 127.0.0.1:0, the router serving
-//! a hand-built table, and hyper clients speaking HTTP/1.1 or h2c.
+//! a hand-built table, and hyper clients speaking HTTP/1.1 or h2c, or either over TLS.
 
 mod support;
 
@@ -10,3 +10,4 @@ mod idle;
 mod lifecycle;
 mod routing;
 mod streaming;
+mod tls;

@@ -9,6 +9,7 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
@@ -51,8 +52,12 @@ pub struct H1 {
 
 impl H1 {
     pub async fn connect(addr: SocketAddr) -> H1 {
-        let stream = TcpStream::connect(addr).await.expect("connect to proxy");
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("h1 handshake");
+        Self::over(TcpStream::connect(addr).await.expect("connect to proxy")).await
+    }
+
+    /// HTTP/1.1 over an open connection (e.g. TLS).
+    pub async fn over<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(io: I) -> H1 {
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await.expect("h1 handshake");
         let conn = tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -87,10 +92,13 @@ pub struct H2 {
 
 impl H2 {
     pub async fn connect(addr: SocketAddr) -> H2 {
-        let stream = TcpStream::connect(addr).await.expect("connect to proxy");
-        let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .expect("h2 handshake");
+        Self::over(TcpStream::connect(addr).await.expect("connect to proxy")).await
+    }
+
+    /// HTTP/2 over an open connection (e.g. TLS with ALPN h2).
+    pub async fn over<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(io: I) -> H2 {
+        let (sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io)).await.expect("h2 handshake");
         let conn = tokio::spawn(async move {
             let _ = conn.await;
         });
