@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Token;
 use crate::store::{Store, StoreError};
-pub use conn::{PlainHttp, Settings as ConnSettings};
+pub use conn::PlainHttp;
 use query::Query;
 use resource::Target;
 use status::ApiError;
@@ -61,7 +61,7 @@ pub struct Ctx {
 /// The API server.
 pub struct ApiServer {
     ctx: Arc<Ctx>,
-    conn: ConnSettings,
+    conn: conn::Settings,
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
@@ -99,7 +99,7 @@ impl ApiServer {
         let watches = watch::Watches::new(limits);
         Self {
             ctx: Arc::new(Ctx { store, shutdown, bookmark_interval: Duration::from_secs(30), watches, token }),
-            conn: ConnSettings::default(),
+            conn: conn::Settings::default(),
             tls: None,
         }
     }

@@ -287,3 +287,18 @@ pub async fn logs(api: &ApiArgs, revision: &str, ns: &str, follow: bool) -> anyh
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_hosts_may_be_spoken_to_in_plain_http() {
+        for host in ["localhost", "LOCALHOST", "127.0.0.1", "127.0.0.2", "[::1]"] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in ["192.0.2.7", "[fd00::2]", "example.com", "localhost.example.com", "0.0.0.0"] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
+}

@@ -48,15 +48,15 @@ pub enum PlainHttp {
 
 /// Deadlines and policy for the API port's connections.
 #[derive(Clone, Debug)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// How long a new connection has to send its first byte, and an HTTP/1 request its head.
-    pub header_read_timeout: Duration,
+    pub(crate) header_read_timeout: Duration,
     /// How long a TLS handshake may take.
-    pub tls_handshake_timeout: Duration,
+    pub(crate) tls_handshake_timeout: Duration,
     /// How long a connection may have no request in flight before it is closed.
-    pub idle_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
     /// Plain HTTP beside TLS.
-    pub plain_http: PlainHttp,
+    pub(crate) plain_http: PlainHttp,
 }
 
 /// The connection builders: sniffing (plain HTTP: HTTP/1.1 or h2 with prior knowledge), and

@@ -91,6 +91,9 @@ fn load_or_create_ca(dir: &Path) -> Result<(String, Issuer<'static, KeyPair>), T
             .map_err(|e| invalid(&cert_path, format!("not a CA certificate: {e}")))?;
         return Ok((cert_pem, issuer));
     }
+    if cert_path.exists() || key_path.exists() {
+        tracing::warn!(dir = %dir.display(), "half of the local CA is missing ({CA_CERT} or {CA_KEY}); making a new CA: clients must be given the new {CA_CERT}");
+    }
     let key = KeyPair::generate().map_err(|e| TlsError::Generate(e.to_string()))?;
     let mut params = CertificateParams::default();
     params.distinguished_name = distinguished_name(CA_NAME);

@@ -75,10 +75,9 @@ impl Identity {
             reason: format!("no private key (PEM: PKCS#8, PKCS#1 or SEC1): {e}"),
         })?;
         let authority = match ca {
-            Some(ca) => {
-                read_certificates(ca)?;
-                Some(std::fs::read_to_string(ca).map_err(|source| TlsError::Io { path: ca.to_path_buf(), source })?)
-            }
+            // Only its certificates, re-encoded: whatever else the file holds stays out of
+            // the kubeconfig.
+            Some(ca) => Some(read_certificates(ca)?.iter().map(pem_certificate).collect()),
             None => None,
         };
         let identity = Self { chain, key: Arc::new(key_der), authority };
@@ -129,6 +128,13 @@ impl Identity {
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(config)
     }
+}
+
+/// One certificate as PEM text.
+fn pem_certificate(cert: &CertificateDer<'_>) -> String {
+    let body = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+    let lines: Vec<&str> = body.as_bytes().chunks(64).filter_map(|c| std::str::from_utf8(c).ok()).collect();
+    format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))
 }
 
 /// The certificates of a PEM file; an error naming it when it has none or cannot be read.
