@@ -45,6 +45,12 @@ impl Identity {
     /// server is bound to and the host's name, when it listens beyond loopback), reused while
     /// it covers them and is valid for 30 more days, else issued again.
     pub fn local(state_dir: &Path, names: &[String]) -> Result<Self, TlsError> {
+        Self::local_renewing_at(state_dir, names, UnixTime::since_unix_epoch(now_since_epoch() + RENEW_BEFORE))
+    }
+
+    /// [`Identity::local`], keeping the server certificate only if it is still valid at
+    /// `renew_at`.
+    pub(super) fn local_renewing_at(state_dir: &Path, names: &[String], renew_at: UnixTime) -> Result<Self, TlsError> {
         let dir = state_dir.join(TLS_DIR);
         std::fs::create_dir_all(&dir).map_err(|source| TlsError::Io { path: dir.clone(), source })?;
         let (ca_pem, issuer) = load_or_create_ca(&dir)?;
@@ -52,7 +58,6 @@ impl Identity {
             .map_err(|e| invalid(&dir.join(CA_CERT), format!("not a PEM certificate: {e}")))?;
         let names = server_names(names);
         let (cert_path, key_path) = (dir.join(SERVER_CERT), dir.join(SERVER_KEY));
-        let renew_at = UnixTime::since_unix_epoch(now_since_epoch() + RENEW_BEFORE);
         if let Some((cert, key)) = read_pair(&cert_path, &key_path)
             && covers(&ca, &cert, &names, renew_at)
         {

@@ -20,7 +20,7 @@ fn in_days(days: u64) -> UnixTime {
 }
 
 #[test]
-fn the_local_ca_is_made_once_and_the_server_certificate_reissued_only_for_new_names() {
+fn the_local_ca_is_made_once_and_the_server_certificate_reissued_for_new_names_or_near_expiry() {
     let state = tempfile::tempdir().expect("tempdir");
     let tls = state.path().join(TLS_DIR);
     let first = Identity::local(state.path(), &[]).expect("first start");
@@ -42,12 +42,17 @@ fn the_local_ca_is_made_once_and_the_server_certificate_reissued_only_for_new_na
     let again = Identity::local(state.path(), &[]).expect("second start");
     assert_eq!(again.authority_pem(), first.authority_pem(), "the CA is kept");
     assert_eq!(again.chain(), first.chain(), "a certificate that still covers the names is kept");
+    // One that would expire before the renewal horizon is issued again, by the same CA.
+    let renewed = Identity::local_renewing_at(state.path(), &[], in_days(400)).expect("renewal");
+    assert_eq!(renewed.authority_pem(), first.authority_pem());
+    assert_ne!(renewed.chain(), first.chain(), "a certificate expiring within 30 days is reissued");
+    assert!(covers(&ca[0], &renewed.chain()[0], &names, UnixTime::now()));
 
     // Bound to another address: a new server certificate covering it, from the same CA.
     std::fs::set_permissions(tls.join(CA_KEY), std::fs::Permissions::from_mode(0o644)).expect("chmod");
     let wider = Identity::local(state.path(), &["192.0.2.7".into(), "build-box".into()]).expect("third start");
     assert_eq!(wider.authority_pem(), first.authority_pem());
-    assert_ne!(wider.chain(), first.chain());
+    assert_ne!(wider.chain(), renewed.chain());
     let all = ["localhost", "127.0.0.1", "::1", "192.0.2.7", "build-box"].map(String::from);
     assert!(covers(&ca[0], &wider.chain()[0], &all, UnixTime::now()));
     assert_eq!(mode(&tls.join(CA_KEY)), 0o600, "a CA key others could read is narrowed");
