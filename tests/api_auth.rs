@@ -248,11 +248,22 @@ async fn an_api_on_every_address_warns_and_the_kubeconfig_names_loopback() {
     let s = Sluice::start_with(BIN, opts).expect("start sluice");
     let log = s.log_text();
     let warning = log.lines().find(|l| l.contains("WARN") && l.contains("beyond this machine")).unwrap_or_default();
-    assert!(warning.contains("run commands as this user") && warning.contains("clear text"), "{log}");
+    assert!(warning.contains("run commands as this user") && warning.contains("Only TLS is served"), "{log}");
     let port = s.api.rsplit(':').next().expect("port");
     assert_eq!(s.api, format!("http://127.0.0.1:{port}"), "endpoints.json names a connectable address");
     let kubeconfig = std::fs::read_to_string(s.kubeconfig()).expect("kubeconfig");
     assert!(kubeconfig.contains(&format!("server: https://127.0.0.1:{port}\n")), "{kubeconfig}");
+    assert!(kubeconfig.contains("certificate-authority-data: "), "{kubeconfig}");
+    // Plain HTTP still answers on loopback (a connection to 127.0.0.1 comes from this machine).
     let res = s.client().get(&format!("{}{CONFIGMAPS}", s.api), &[]).await.expect("list");
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    // From any other address only TLS is served.
+    match sluice_test_support::non_loopback_address() {
+        Ok(ip) => {
+            let res = Client::new().get(&format!("http://{ip}:{port}/version"), &[]).await.expect("request");
+            assert_eq!(res.status, StatusCode::BAD_REQUEST, "{}", res.text());
+            assert_eq!(res.text(), "Client sent an HTTP request to an HTTPS server.\n");
+        }
+        Err(why) => eprintln!("skipping the plain-HTTP-refused part: no address beyond loopback ({why})"),
+    }
 }

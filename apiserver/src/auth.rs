@@ -69,11 +69,7 @@ impl Token {
     /// the file does not exist yet. An existing file readable by others is narrowed to 0600.
     pub fn load_or_create(path: &Path) -> std::io::Result<Self> {
         if let Some(token) = Self::read(path)? {
-            let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
-            if mode != PRIVATE {
-                tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "the API token file was readable by others; setting mode 0600");
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(PRIVATE))?;
-            }
+            keep_private(path, "the API token file")?;
             return Ok(token);
         }
         let token = Self::generate()?;
@@ -101,12 +97,28 @@ impl fmt::Debug for Token {
 
 /// Writes `bytes` to `path` with mode 0600 from the first byte on (temporary file, fsync, rename).
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic(path, bytes, PRIVATE)
+}
+
+/// Narrows a private file that others may read to mode 0600, with a warning naming it.
+pub(crate) fn keep_private(path: &Path, what: &str) -> std::io::Result<()> {
+    let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+    if mode != PRIVATE {
+        tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "{what} was readable by others; setting mode 0600");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(PRIVATE))?;
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` with `mode` from the first byte on (temporary file, fsync, rename),
+/// so a reader never sees half a file and a crash leaves the old one or the new one.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let _ = std::fs::remove_file(&tmp);
     {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(PRIVATE).open(&tmp)?;
-        // The umask can only narrow the mode; this makes it exactly 0600 whatever it is.
-        f.set_permissions(std::fs::Permissions::from_mode(PRIVATE))?;
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+        // The umask can only narrow the mode; this makes it exactly `mode` whatever it is.
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         f.write_all(bytes)?;
         f.sync_all()?;
     }

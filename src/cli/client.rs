@@ -1,4 +1,5 @@
-//! `sluice apply`, `get` and `delete`: a small client of the API server, through kube-rs.
+//! `sluice apply`, `get` and `delete`: a small client of the API server, through kube-rs, over
+//! https with the server's name verified against the CA it is given.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -6,25 +7,61 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow};
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
 use kube::core::ApiResource;
+use rustls::pki_types::CertificateDer;
 use serde_json::Value;
 use sluice_api::Kind;
 use sluice_apiserver::auth::Token;
+use sluice_apiserver::tls;
 
 use super::ApiArgs;
 use super::documents::{self, Document};
 use super::output::{self, Format};
 
-/// A client for the API server named by `--api` / `SLUICE_API`, with the token [`token`] finds.
+/// A client for the API server named by `--api` / `SLUICE_API` (https unless the URL says
+/// `http://` to a loopback address), with the token [`token`] finds and the CA [`trust`] finds.
 fn client(api: &ApiArgs) -> anyhow::Result<kube::Client> {
-    let url = if api.api.contains("://") { api.api.clone() } else { format!("http://{}", api.api) };
-    connect(&url, &token(api)?)
+    let url = if api.api.contains("://") { api.api.clone() } else { format!("https://{}", api.api) };
+    let uri: http::Uri = url.parse().with_context(|| format!("invalid API address {url:?}"))?;
+    let roots = match uri.scheme_str() {
+        Some("https") => trust(api)?,
+        Some("http") if uri.host().is_some_and(is_loopback) => Vec::new(),
+        Some("http") => {
+            return Err(anyhow!(
+                "refusing to send the API token to {url} in clear text: use https:// (or host:port, which means https)"
+            ));
+        }
+        _ => return Err(anyhow!("the API address {url:?} is neither https:// nor http://")),
+    };
+    connect(&url, &token(api)?, &roots)
 }
 
-/// A client for the API server at `url` that shows it `token`.
-pub(super) fn connect(url: &str, token: &Token) -> anyhow::Result<kube::Client> {
+/// A client for the API server at `url` that shows it `token` and, over https, trusts `roots`
+/// (DER; none: the system's trust store). The server name is verified against its certificate.
+pub(super) fn connect(url: &str, token: &Token, roots: &[CertificateDer<'_>]) -> anyhow::Result<kube::Client> {
     let mut config = kube::Config::new(url.parse().with_context(|| format!("invalid API address {url:?}"))?);
     config.auth_info.token = Some(token.as_str().to_string().into());
+    if !roots.is_empty() {
+        config.root_cert = Some(roots.iter().map(|c| c.to_vec()).collect());
+    }
     kube::Client::try_from(config).context("building the API client")
+}
+
+/// The CA to trust: `--certificate-authority`, else the state directory's `tls/ca.crt` when it
+/// exists, else none (the system's trust store, for a server with a publicly trusted
+/// certificate).
+fn trust(api: &ApiArgs) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    if let Some(file) = &api.certificate_authority {
+        return Ok(tls::read_certificates(file)?);
+    }
+    let dir = api.state_dir.clone().unwrap_or_else(super::serve::default_state_dir);
+    let ca = dir.join(tls::TLS_DIR).join(tls::CA_CERT);
+    if ca.exists() { Ok(tls::read_certificates(&ca)?) } else { Ok(Vec::new()) }
+}
+
+/// True for `localhost` and loopback addresses (`[::1]` as a URL writes it).
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The API token: `--token` or `SLUICE_TOKEN` when given, else the token file of the state
@@ -81,15 +118,23 @@ fn what(kind: Kind) -> String {
 }
 
 /// What went wrong, in the server's words when it answered, with how to give a token when
-/// the server wanted a different one.
+/// the server wanted a different one, or its CA when its certificate was not trusted.
 fn explain(e: kube::Error) -> String {
     const HOW: &str = "give this server's token with --token, SLUICE_TOKEN or --state-dir";
+    const CA: &str = "give the CA of this server's certificate with --certificate-authority FILE, or --state-dir DIR to trust DIR/tls/ca.crt";
     match e {
         kube::Error::Api(s) if s.code == 401 || s.code == 403 && s.reason == "Forbidden" => {
             format!("{} ({HOW})", s.message)
         }
         kube::Error::Api(s) => s.message,
-        other => format!("{other}"),
+        other => {
+            let text = format!("{other}");
+            let chain = std::iter::successors(Some(&other as &dyn std::error::Error), |e| e.source())
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join(": ");
+            if chain.contains("certificate") { format!("{chain} ({CA})") } else { text }
+        }
     }
 }
 
@@ -240,5 +285,20 @@ pub async fn logs(api: &ApiArgs, revision: &str, ns: &str, follow: bool) -> anyh
             return Ok(ExitCode::SUCCESS);
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_hosts_may_be_spoken_to_in_plain_http() {
+        for host in ["localhost", "LOCALHOST", "127.0.0.1", "127.0.0.2", "[::1]"] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in ["192.0.2.7", "[fd00::2]", "example.com", "localhost.example.com", "0.0.0.0"] {
+            assert!(!is_loopback(host), "{host}");
+        }
     }
 }

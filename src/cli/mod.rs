@@ -117,17 +117,31 @@ pub struct ServeArgs {
     /// (Each may buffer a bounded amount; a client that stops reading is closed.)
     #[arg(long, default_value_t = sluice_apiserver::DEFAULT_MAX_WATCHES)]
     pub max_watches: usize,
+    /// The API server's TLS certificate (PEM: the leaf, then any intermediates) instead of one
+    /// issued by the local CA Sluice keeps in `<state-dir>/tls`.
+    #[arg(long, requires = "tls_key", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, requires = "tls_cert", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// The CA (PEM) clients should trust for --tls-cert; the kubeconfig carries it. Without it
+    /// the kubeconfig names no CA and clients use the system's trust store.
+    #[arg(long, requires = "tls_cert", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
     /// Start the built-in sample apps with their test endpoints (`/env/NAME`, `/crash`), which
     /// Sluice's own tests use; never for a server others reach.
     #[arg(long, env = "SLUICE_SAMPLE_TEST_ENDPOINTS", hide = true)]
     pub sample_test_endpoints: bool,
 }
 
-/// Where the CLI finds the API server, and the token it shows it. The token is the first of:
-/// `--token`, `SLUICE_TOKEN`, the `token` file in `--state-dir` (default: `serve`'s default).
+/// Where the CLI finds the API server, the token it shows it, and the CA it trusts. The token
+/// is the first of: `--token`, `SLUICE_TOKEN`, the `token` file in `--state-dir` (default:
+/// `serve`'s default). The CA: `--certificate-authority`, else `<state-dir>/tls/ca.crt` when it
+/// exists, else the system's trust store.
 #[derive(Debug, Args)]
 pub struct ApiArgs {
-    /// API server address (host:port or URL).
+    /// API server address: host:port (spoken to over https) or a URL. `http://` is allowed
+    /// only to a loopback address, so the token never crosses a network in clear text.
     #[arg(long, env = "SLUICE_API", default_value = DEFAULT_API, global = true)]
     pub api: String,
     /// The API server's bearer token. Prefer SLUICE_TOKEN or the token file: other users of
@@ -135,9 +149,13 @@ pub struct ApiArgs {
     #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
     /// The state directory of the `sluice serve` to talk to; its `token` file is read when no
-    /// token is given.
+    /// token is given, and its `tls/ca.crt` trusted when no CA is given.
     #[arg(long, env = "SLUICE_STATE_DIR", global = true)]
     pub state_dir: Option<PathBuf>,
+    /// The CA (PEM) that issued the API server's certificate, e.g. `<state-dir>/tls/ca.crt`,
+    /// or the --tls-ca given to `sluice serve`.
+    #[arg(long, env = "SLUICE_CERTIFICATE_AUTHORITY", global = true, value_name = "FILE")]
+    pub certificate_authority: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

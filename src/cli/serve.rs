@@ -14,7 +14,7 @@ use arc_swap::ArcSwap;
 use serde_json::json;
 use sluice_apiserver::auth::Token;
 use sluice_apiserver::store::{BUILTIN_NAMESPACES, Store};
-use sluice_apiserver::{ApiServer, WatchLimits, kubeconfig, tls};
+use sluice_apiserver::{ApiServer, PlainHttp, WatchLimits, kubeconfig, tls};
 use sluice_controller::Ctx;
 use sluice_router::endpoints::Endpoints;
 use sluice_router::publish::Publisher;
@@ -44,7 +44,10 @@ pub fn default_state_dir() -> PathBuf {
 
 /// Everything `serve` started, to be stopped in order.
 struct Running {
+    /// What the controller uses: plain HTTP over loopback where it can.
     api_url: String,
+    /// What other clients use.
+    https_url: String,
     http_addr: SocketAddr,
     https_addr: Option<SocketAddr>,
     kubeconfig: PathBuf,
@@ -95,21 +98,33 @@ where
         None => None,
     };
     let api_addr = api_listener.local_addr()?;
-    if !api_addr.ip().is_loopback() {
+    let identity = tls_identity(&args, &state_dir, api_addr.ip())?;
+    let beyond_loopback = !api_addr.ip().to_canonical().is_loopback();
+    if beyond_loopback {
+        let certificate = match &args.tls_cert {
+            Some(cert) => cert.display().to_string(),
+            None => format!("one from the local CA {}", state_dir.join(tls::TLS_DIR).join(tls::CA_CERT).display()),
+        };
         tracing::warn!(
             api = %api_addr,
-            "the API server listens beyond this machine: anyone who can reach {api_addr} and has the API token can run commands as this user; TLS is not implemented for sluice's own clients yet (only kubectl's kubeconfig uses it), so the token they send travels in clear text"
+            "the API server listens beyond this machine: anyone who can reach {api_addr} and holds the API token ({}, also in the kubeconfig) can run commands as this user. Only TLS is served to other machines (plain HTTP gets 400), with the certificate {certificate}; keep the token secret and the port firewalled to the machines that need it",
+            token_file.display()
         );
     }
+    let https_url = format!("https://{}", connectable(api_addr));
+    // The controller in this process talks to the API over loopback in plain HTTP, which the
+    // API serves to connections made to a loopback address; bound to one other address it
+    // can only reach it there, over TLS.
+    let local = connectable(api_addr);
+    let api_url = if local.ip().is_loopback() { format!("http://{local}") } else { https_url.clone() };
     let running = Running {
-        api_url: format!("http://{}", connectable(api_addr)),
+        api_url,
+        https_url,
         http_addr: http_listener.local_addr()?,
         https_addr: https.as_ref().map(|h| h.listener.local_addr()).transpose()?,
         kubeconfig: state_dir.join("kubeconfig"),
     };
-    let identity = tls::Identity::generate(Some(api_addr.ip()))?;
-    let kube_server = format!("https://{}", connectable(api_addr));
-    kubeconfig::write(&running.kubeconfig, &kube_server, &identity.authority_data(), &token)
+    kubeconfig::write(&running.kubeconfig, &running.https_url, identity.authority_data().as_deref(), &token)
         .context("writing the kubeconfig")?;
 
     let signal = CancellationToken::new();
@@ -123,7 +138,9 @@ where
         .context("starting the API server's runtime")?;
     let api = api_runtime.spawn({
         let limits = WatchLimits { max_watches: args.max_watches, ..WatchLimits::default() };
-        let server = ApiServer::with_watch_limits(store, api_stop.clone(), token.clone(), limits).tls(&identity)?;
+        let server = ApiServer::with_watch_limits(store, api_stop.clone(), token.clone(), limits)
+            .tls(&identity)?
+            .plain_http(PlainHttp::LoopbackOnly);
         async move {
             match TcpListener::from_std(api_listener) {
                 Ok(listener) => server.serve(listener).await,
@@ -138,7 +155,8 @@ where
         endpoints.clone(),
     );
     let table = Arc::new(ArcSwap::from_pointee(RoutingTable::default()));
-    let client = super::client::connect(&running.api_url, &token).context("building the controller's API client")?;
+    let client = super::client::connect(&running.api_url, &token, &identity.authority_certificates())
+        .context("building the controller's API client")?;
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         scaler: runtime.clone(),
@@ -162,15 +180,15 @@ where
     let router_task = tokio::spawn(sluice_router::server::serve(http_listener, router, signal.clone(), DRAIN));
 
     write_endpoints(&endpoints_file, &running)?;
-    tracing::info!(api = %running.api_url, http = %running.http_addr, https = ?running.https_addr, state_dir = %state_dir.display(), "sluice is serving");
+    tracing::info!(api = %running.https_url, http = %running.http_addr, https = ?running.https_addr, state_dir = %state_dir.display(), "sluice is serving");
     eprintln!(
         "Sluice is serving.\n  services:  http://{{name}}.{{namespace}}.{} on {}\n  API:       {} (bearer token in {})\n  kubectl:   KUBECONFIG={} kubectl get ksvc\n  sluice:    sluice apply -f service.yaml --api {} --state-dir {}",
         args.domain,
         running.http_addr,
-        running.api_url,
+        running.https_url,
         token_file.display(),
         running.kubeconfig.display(),
-        running.api_url,
+        running.https_url,
         state_dir.display()
     );
     if let Some(addr) = running.https_addr {
@@ -224,6 +242,28 @@ fn connectable(addr: SocketAddr) -> SocketAddr {
     }
 }
 
+/// The API server's TLS identity: `--tls-cert/--tls-key` when given, else a certificate from
+/// the local CA covering the loopback names and, when the server listens beyond loopback,
+/// the bound address and this host's name.
+fn tls_identity(args: &ServeArgs, state_dir: &Path, bound: IpAddr) -> anyhow::Result<tls::Identity> {
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        return Ok(tls::Identity::from_files(cert, key, args.tls_ca.as_deref())?);
+    }
+    let mut names = Vec::new();
+    if !bound.to_canonical().is_loopback() {
+        if !bound.is_unspecified() {
+            names.push(bound.to_canonical().to_string());
+        }
+        // The kernel's name for this host, as clients on the network may call it.
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let host = host.trim();
+        if !host.is_empty() && sluice_api::naming::dns1123_subdomain(host).is_empty() {
+            names.push(host.to_string());
+        }
+    }
+    Ok(tls::Identity::local(state_dir, &names)?)
+}
+
 fn runtime_config(state_dir: &Path, images_file: Option<&Path>, test_endpoints: bool) -> anyhow::Result<RuntimeConfig> {
     let exe = std::env::current_exe().context("locating the sluice executable")?;
     let mut images = ImageTable::builtin(&exe);
@@ -251,7 +291,12 @@ fn runtime_config(state_dir: &Path, images_file: Option<&Path>, test_endpoints: 
 
 fn write_endpoints(path: &Path, running: &Running) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
-    let mut doc = json!({"api": running.api_url, "http": running.http_addr.to_string(), "pid": std::process::id()});
+    let mut doc = json!({
+        "api": running.api_url,
+        "api_https": running.https_url,
+        "http": running.http_addr.to_string(),
+        "pid": std::process::id(),
+    });
     if let Some(addr) = running.https_addr {
         doc["https"] = json!(addr.to_string());
     }

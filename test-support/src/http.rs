@@ -1,4 +1,4 @@
-//! Plain HTTP for tests: a blocking readiness probe, and an async pooled client that returns
+//! HTTP for tests: blocking readiness probes (plain and https), and an async pooled client that returns
 //! status, headers and the whole body.
 
 use std::io::{Read, Write};
@@ -24,6 +24,40 @@ pub fn blocking_get_ok(url: &str) -> bool {
     let mut buf = String::new();
     let _ = s.read_to_string(&mut buf);
     buf.starts_with("HTTP/1.1 200")
+}
+
+/// True when `GET url` (`https://`) answers 200 within a second, the server's certificate
+/// verified against the CA in `ca` (PEM).
+pub fn blocking_get_ok_tls(url: &str, ca: &std::path::Path) -> bool {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let Some(rest) = url.strip_prefix("https://") else { return false };
+    let (authority, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
+    let Some((host, _)) = authority.rsplit_once(':') else { return false };
+    let Ok(name) = ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']').to_string()) else {
+        return false;
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).into_iter().flatten().flatten() {
+        let _ = roots.add(cert);
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let Ok(builder) = rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions()
+    else {
+        return false;
+    };
+    let config = builder.with_root_certificates(roots).with_no_client_auth();
+    let Ok(conn) = rustls::ClientConnection::new(std::sync::Arc::new(config), name) else { return false };
+    let Ok(tcp) = TcpStream::connect(authority) else { return false };
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(1)));
+    let _ = tcp.set_write_timeout(Some(Duration::from_secs(1)));
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    if write!(tls, "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut buf = Vec::new();
+    let _ = tls.read_to_end(&mut buf);
+    buf.starts_with(b"HTTP/1.1 200")
 }
 
 /// A whole response.

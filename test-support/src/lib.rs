@@ -18,6 +18,19 @@ pub fn kubectl() -> Option<std::path::PathBuf> {
     std::env::split_paths(&path).map(|d| d.join("kubectl")).find(|p| p.is_file())
 }
 
+/// An address of this machine other than loopback (the source address of its default route),
+/// for tests of what Sluice does when it listens beyond loopback; Err says why there is none.
+pub fn non_loopback_address() -> Result<std::net::IpAddr, String> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").map_err(|e| format!("no UDP socket: {e}"))?;
+    // Connecting a UDP socket sends nothing; it only picks the route and so the source address.
+    socket.connect("198.51.100.1:9").map_err(|e| format!("no route beyond this machine: {e}"))?;
+    let ip = socket.local_addr().map_err(|e| e.to_string())?.ip();
+    if ip.is_loopback() || ip.is_unspecified() {
+        return Err(format!("the default route's source address is {ip}"));
+    }
+    Ok(ip)
+}
+
 /// Applies YAML to `sluice` with the real `sluice apply -f -` (the CLI under test, given the
 /// server's address and token), failing with its output.
 pub fn apply(binary: &str, sluice: &Sluice, yaml: &str) -> anyhow::Result<String> {

@@ -22,6 +22,9 @@ pub struct SluiceOptions {
     pub args: Vec<String>,
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
+    /// The CA that issued the API server's certificate, for a server started with
+    /// `--tls-cert`; default `<state_dir>/tls/ca.crt`, the local CA.
+    pub ca: Option<PathBuf>,
 }
 
 /// A running `sluice serve`.
@@ -30,8 +33,11 @@ pub struct Sluice {
     _tmp: Option<tempfile::TempDir>,
     /// The state directory.
     pub state_dir: PathBuf,
-    /// `http://127.0.0.1:PORT` of the API server.
+    /// `http://127.0.0.1:PORT` of the API server (what its own controller uses: `https://`
+    /// when it listens on one address beyond loopback).
     pub api: String,
+    /// `https://HOST:PORT` of the API server, what the CLI and kubectl use.
+    pub api_https: String,
     /// `127.0.0.1:PORT` of the router, when it reports one.
     pub http: Option<String>,
     /// `127.0.0.1:PORT` of the router's HTTPS listener, when `--https` was given.
@@ -40,6 +46,8 @@ pub struct Sluice {
     pub log: PathBuf,
     /// The API server's bearer token, read from `<state_dir>/token`.
     token: String,
+    /// The CA clients trust, when not the local CA.
+    ca: Option<PathBuf>,
 }
 
 /// Polls `f` every 20 ms until it returns Some, or fails after `deadline` with `what`.
@@ -108,10 +116,12 @@ impl Sluice {
             _tmp: tmp,
             state_dir,
             api: String::new(),
+            api_https: String::new(),
             http: None,
             https: None,
             log,
             token: String::new(),
+            ca: opts.ca,
         };
         let ep: Value = wait_for("endpoints.json", START_DEADLINE, || {
             if me.exited() {
@@ -123,6 +133,7 @@ impl Sluice {
             bail!("sluice serve exited during startup:\n{}", me.log_text());
         }
         me.api = ep["api"].as_str().ok_or_else(|| anyhow!("endpoints.json has no api"))?.to_string();
+        me.api_https = ep["api_https"].as_str().ok_or_else(|| anyhow!("endpoints.json has no api_https"))?.to_string();
         me.http = ep["http"].as_str().map(str::to_string);
         me.https = ep["https"].as_str().map(str::to_string);
         // Written before endpoints.json, so it is there now.
@@ -131,9 +142,16 @@ impl Sluice {
             .with_context(|| format!("reading {}", token_file.display()))?
             .trim()
             .to_string();
+        // As its own controller reaches it: plain HTTP over loopback, else https.
         let ready = format!("{}/readyz", me.api);
+        let ca = me.ca_file();
         wait_for("the API server to answer /readyz", START_DEADLINE, || {
-            crate::http::blocking_get_ok(&ready).then_some(())
+            let ok = if ready.starts_with("https://") {
+                crate::http::blocking_get_ok_tls(&ready, &ca)
+            } else {
+                crate::http::blocking_get_ok(&ready)
+            };
+            ok.then_some(())
         })?;
         Ok(me)
     }
@@ -148,18 +166,33 @@ impl Sluice {
         crate::http::Client::with_token(&self.token)
     }
 
-    /// A kube-rs client of this server's API, with its token.
+    /// A kube-rs client of this server's API over https, the server's name verified against
+    /// the local CA, with its token (what the kubeconfig says; `tests/api_tls.rs` reads that).
     pub fn kube_client(&self) -> anyhow::Result<kube::Client> {
-        let mut config = kube::Config::new(self.api.parse()?);
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let mut config = kube::Config::new(self.api_https.parse()?);
+        let roots = CertificateDer::pem_file_iter(self.ca_file())?.collect::<Result<Vec<_>, _>>()?;
+        config.root_cert = Some(roots.iter().map(|c| c.to_vec()).collect());
         config.auth_info.token = Some(self.token.clone().into());
         Ok(kube::Client::try_from(config)?)
     }
 
-    /// `binary` (the `sluice` CLI) set up to talk to this server: `SLUICE_API` and
-    /// `SLUICE_TOKEN` in its environment, and no state directory of the user's to fall back on.
+    /// The CA that issued the API server's certificate: the local CA's, or
+    /// [`SluiceOptions::ca`].
+    pub fn ca_file(&self) -> PathBuf {
+        self.ca.clone().unwrap_or_else(|| self.state_dir.join("tls").join("ca.crt"))
+    }
+
+    /// `binary` (the `sluice` CLI) set up to talk to this server over https: `SLUICE_API`,
+    /// `SLUICE_TOKEN` and `SLUICE_CERTIFICATE_AUTHORITY` in its environment, and no state
+    /// directory of the user's to fall back on.
     pub fn command(&self, binary: &str) -> Command {
         let mut cmd = Command::new(binary);
-        cmd.env("SLUICE_API", &self.api).env("SLUICE_TOKEN", &self.token).env_remove("SLUICE_STATE_DIR");
+        cmd.env("SLUICE_API", &self.api_https)
+            .env("SLUICE_TOKEN", &self.token)
+            .env("SLUICE_CERTIFICATE_AUTHORITY", self.ca_file())
+            .env_remove("SLUICE_STATE_DIR");
         cmd
     }
 
