@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RouterConfig;
+use crate::linger::Lingering;
 use crate::proxy::Router;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
@@ -83,7 +84,7 @@ async fn connection(
     let service = router.service(remote);
     let activity = service.activity().clone();
     let idle_timeout = config.idle_timeout;
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let conn = builder.serve_connection(TokioIo::new(Lingering::new(stream)), service);
     tokio::pin!(conn);
     let mut closing = false;
     // An idle connection closed gracefully still needs the client's part (h2 waits for the

@@ -35,6 +35,7 @@ use crate::reason::Reason;
 use crate::table::{self, Backend, Protocol, RoutingTable};
 
 mod client;
+mod connect;
 mod forward;
 mod headers;
 
