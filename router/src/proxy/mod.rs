@@ -27,7 +27,7 @@ use http::{HeaderValue, Method, Request, Response, Version};
 use hyper::body::Incoming;
 
 use crate::activity::Activity;
-use crate::body::RouterBody;
+use crate::body::{BodyEnd, RouterBody};
 use crate::config::RouterConfig;
 use crate::endpoints::{InstanceGuard, RevisionEndpoints};
 use crate::error::ProxyError;
@@ -57,6 +57,8 @@ pub struct RouterService {
     client_ip: HeaderValue,
     /// The connection's requests in flight, for its idle timeout.
     activity: Arc<Activity>,
+    /// Whether the current request body has ended (used on HTTP/1 connections only).
+    body_end: Arc<BodyEnd>,
 }
 
 /// What [`RouterService`] returns: always a response.
@@ -93,6 +95,8 @@ struct Routed {
     parts: http::request::Parts,
     path: PathAndQuery,
     body: Incoming,
+    /// For an HTTP/1 client: its connection's [`BodyEnd`].
+    body_end: Option<Arc<BodyEnd>>,
 }
 
 // === impl Router ===
@@ -124,11 +128,16 @@ impl Router {
     pub fn service(&self, remote: SocketAddr) -> RouterService {
         let ip = remote.ip().to_canonical().to_string();
         let client_ip = HeaderValue::try_from(ip).expect("an IP address is a valid header value");
-        RouterService { router: self.clone(), client_ip, activity: Activity::new() }
+        RouterService { router: self.clone(), client_ip, activity: Activity::new(), body_end: BodyEnd::new() }
     }
 
     /// Steps 2–4 of the module docs: everything up to the upstream call, without awaiting.
-    fn route(&self, req: Request<Incoming>, client_ip: &HeaderValue) -> Result<Routed, NotRouted> {
+    fn route(
+        &self,
+        req: Request<Incoming>,
+        client_ip: &HeaderValue,
+        body_end: &Arc<BodyEnd>,
+    ) -> Result<Routed, NotRouted> {
         let inner = &*self.inner;
         if !headers::within_limits(req.headers(), inner.config.max_headers, inner.config.max_header_bytes) {
             let reason = if req.headers().len() > inner.config.max_headers {
@@ -146,8 +155,9 @@ impl Router {
             let err = ProxyError::NoReadyInstance(backend.no_instance.clone());
             return Err(NotRouted::NoInstance(err, Box::new(req), backend.target.revision.clone()));
         };
+        let body_end = (req.version() < Version::HTTP_2).then(|| body_end.clone());
         let (parts, path, body) = rewrite(req, client_ip, backend.target.protocol);
-        Ok(Routed { backend, guard, parts, path, body })
+        Ok(Routed { backend, guard, parts, path, body, body_end })
     }
 
     /// Holds a request whose revision has no ready instance, routing it again (from the table
@@ -156,6 +166,7 @@ impl Router {
         self,
         mut req: Box<Request<Incoming>>,
         client_ip: HeaderValue,
+        body_end: Arc<BodyEnd>,
         mut err: ProxyError,
         mut revision: Arc<RevisionEndpoints>,
     ) -> Response<RouterBody> {
@@ -167,7 +178,7 @@ impl Router {
                 () = tokio::time::sleep(HOLD_RECHECK) => {}
                 () = tokio::time::sleep_until(deadline) => return err.into_response(),
             }
-            match self.route(*req, &client_ip) {
+            match self.route(*req, &client_ip, &body_end) {
                 Ok(routed) => return forward::forward(&self.inner.upstream, routed).await,
                 Err(NotRouted::Fail(e)) => return e.into_response(),
                 Err(NotRouted::NoInstance(e, r, rev)) => (err, req, revision) = (e, r, rev),
@@ -193,7 +204,7 @@ impl hyper::service::Service<Request<Incoming>> for RouterService {
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         // Counted from here until the response body is done, so the idle timeout never cuts it.
         let activity = self.activity.begin();
-        match self.router.route(req, &self.client_ip) {
+        match self.router.route(req, &self.client_ip, &self.body_end) {
             Ok(routed) => {
                 let router = self.router.clone();
                 Box::pin(async move {
@@ -201,8 +212,8 @@ impl hyper::service::Service<Request<Incoming>> for RouterService {
                 })
             }
             Err(NotRouted::NoInstance(err, req, revision)) if !self.router.inner.config.ready_wait.is_zero() => {
-                let (router, ip) = (self.router.clone(), self.client_ip.clone());
-                Box::pin(async move { Ok(router.hold(req, ip, err, revision).await.map(|b| b.counted(activity))) })
+                let (router, ip, end) = (self.router.clone(), self.client_ip.clone(), self.body_end.clone());
+                Box::pin(async move { Ok(router.hold(req, ip, end, err, revision).await.map(|b| b.counted(activity))) })
             }
             Err(NotRouted::NoInstance(err, ..) | NotRouted::Fail(err)) => {
                 Box::pin(ready(Ok(err.into_response().map(|b| b.counted(activity)))))

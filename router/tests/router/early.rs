@@ -52,15 +52,21 @@ async fn run(proxy: &Proxy, mode: Mode) -> (Vec<(usize, Reply)>, usize) {
         Mode::KeepAlive => {
             let mut client = H1::connect(proxy.addr).await;
             let mut connections = 1;
+            let mut said_close = false;
             for n in SIZES {
                 for _ in 0..ROUNDS {
-                    if !client.ready().await {
+                    // The router closes a connection only after saying so: otherwise a client
+                    // could send its next request into a closing connection.
+                    assert_eq!(client.ready().await, !said_close, "{n} bytes: connection open unless told");
+                    if said_close {
                         client = H1::connect(proxy.addr).await;
                         connections += 1;
                     }
                     let res = client.try_send(post(payload.slice(..n), mode)).await;
                     let res = res.unwrap_or_else(|e| panic!("{n} bytes over keep-alive: {e}"));
-                    replies.push((n, Reply::read(res).await));
+                    let reply = Reply::read(res).await;
+                    said_close = reply.headers.get("connection").is_some_and(|v| v == "close");
+                    replies.push((n, reply));
                 }
             }
             (replies, connections)
