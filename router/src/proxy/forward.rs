@@ -16,7 +16,7 @@ use super::{Routed, headers};
 use crate::body::{BodyEnd, RouterBody, UpstreamBody};
 use crate::endpoints::{Instance, InstanceGuard};
 use crate::error::ProxyError;
-use crate::table::Backend;
+use crate::table::{Backend, Protocol};
 
 /// What a retry needs of the request: its head, cloned before the first attempt consumes it.
 struct Replay {
@@ -68,7 +68,7 @@ fn finish(
     body_end: Option<&BodyEnd>,
 ) -> Result<Response<RouterBody>, ProxyError> {
     match attempt {
-        Attempt::Response(res) => Ok(respond(res, guard, body_end)),
+        Attempt::Response(res) => Ok(respond(res, guard, backend.target.protocol, body_end)),
         Attempt::TimedOut => Err(ProxyError::Timeout(backend.timed_out.clone())),
         Attempt::Failed(source) if source.is_connect() => {
             Err(ProxyError::Unreachable { reason: backend.unreachable.clone(), source })
@@ -98,13 +98,24 @@ fn client_body_failed(error: &hyper_util::client::legacy::Error) -> bool {
 
 /// The instance's response for the client: hop-by-hop headers out, body holding the claim.
 ///
-/// An HTTP/1 client whose request body has not ended when the instance answers and says it is
-/// closing (an early answer, such as a 413 sent without reading the body) is told
-/// `Connection: close`: the router stops reading that body once the instance is gone, so the
-/// connection cannot carry another request, and the client learns it before sending one.
-fn respond(res: Response<Incoming>, guard: InstanceGuard, body_end: Option<&BodyEnd>) -> Response<RouterBody> {
+/// An HTTP/1 client whose request body has not ended when the instance gives an early answer
+/// is told `Connection: close`: the router stops reading that body once the instance has
+/// dropped it, so the connection cannot carry another request, and the client must learn that
+/// before it sends one. An early answer is one from an HTTP/1.1 instance that says it is
+/// closing, or an error status from an h2c instance (which then resets the stream); a success
+/// before the body ends is taken for a full-duplex exchange and keeps the connection.
+fn respond(
+    res: Response<Incoming>,
+    guard: InstanceGuard,
+    protocol: Protocol,
+    body_end: Option<&BodyEnd>,
+) -> Response<RouterBody> {
     let (mut parts, body) = res.into_parts();
-    let close = body_end.is_some_and(|end| !end.ended()) && headers::says_close(&parts.headers);
+    let close = body_end.is_some_and(|end| !end.ended())
+        && match protocol {
+            Protocol::Http1 => headers::says_close(&parts.headers),
+            Protocol::H2c => parts.status.is_client_error() || parts.status.is_server_error(),
+        };
     headers::strip_response(&mut parts.headers);
     if close {
         parts.headers.insert(CONNECTION, headers::CLOSE.clone());

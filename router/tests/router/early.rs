@@ -155,3 +155,24 @@ async fn an_instance_closing_under_a_large_body_without_answering_gets_502() {
         assert_eq!(reply.text(), "revision default/hello-00001 closed the connection before responding\n");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_answer_from_an_h2c_instance_reaches_the_client_in_every_mode() {
+    // hyper's h2 server resets the stream (NO_ERROR) once the answer is out and the body dropped.
+    let backend = Backend::start("early-h2c", |_req| async {
+        let mut res = http::Response::new(full(EARLY_ANSWER));
+        *res.status_mut() = http::StatusCode::PAYLOAD_TOO_LARGE;
+        res
+    })
+    .await;
+    let rev = revision("hello-00001", &[backend.addr]);
+    let mut t = target(&rev);
+    t.protocol = sluice_router::table::Protocol::H2c;
+    let proxy = Proxy::start(table(vec![route("hello", vec![(100, t)])])).await;
+    for mode in MODES {
+        let (replies, _) = tokio::time::timeout(HANG, run(&proxy, mode)).await.expect("no hang");
+        for (n, reply) in replies {
+            assert_eq!((reply.status.as_u16(), reply.text()), (413, EARLY_ANSWER), "{n} bytes, {mode:?}");
+        }
+    }
+}
