@@ -145,7 +145,9 @@ impl ApiServer {
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
-                        accept_failing = false;
+                        if std::mem::take(&mut accept_failing) {
+                            tracing::info!("api server accepting connections again");
+                        }
                         let (ctx, builder, watcher) = (self.ctx.clone(), builder.clone(), graceful.watcher());
                         let (first_byte, tls) = (self.header_read_timeout, self.tls.clone());
                         connections.spawn(async move {

@@ -107,9 +107,12 @@ where
         .enable_all()
         .build()
         .context("starting the API server's runtime")?;
+    let header_read_timeout = Duration::from_millis(args.header_read_timeout_ms);
     let api = api_runtime.spawn({
         let limits = WatchLimits { max_watches: args.max_watches, ..WatchLimits::default() };
-        let server = ApiServer::with_watch_limits(store, api_stop.clone(), token.clone(), limits).tls(&identity)?;
+        let server = ApiServer::with_watch_limits(store, api_stop.clone(), token.clone(), limits)
+            .tls(&identity)?
+            .header_read_timeout(header_read_timeout);
         async move {
             match TcpListener::from_std(api_listener) {
                 Ok(listener) => server.serve(listener).await,
@@ -138,7 +141,7 @@ where
     } else {
         tokio::spawn(sluice_controller::run(ctx, health, controllers_stop.clone()))
     };
-    let router = Router::new(table, RouterConfig::default());
+    let router = Router::new(table, RouterConfig { header_read_timeout, ..RouterConfig::default() });
     let router_task = tokio::spawn(sluice_router::server::serve(http_listener, router, signal.clone(), DRAIN));
 
     write_endpoints(&endpoints_file, &running)?;
