@@ -2,9 +2,10 @@
 //! answers `Hello {TARGET}!` on `$PORT`, plus a few endpoints tests and demos use: `/echo`
 //! (streams the request body back), `/sleep?ms=N`, `/status/N`, `/headers`,
 //! `/version` (the HTTP version the request arrived in, e.g. `HTTP/2.0`: it speaks HTTP/1.1 and
-//! h2c); and with `--test-endpoints` (Sluice's tests only) `/env/NAME` and `/crash?code=N`
-//! (writes a line to stderr and exits with code N at once, like a crash). It reads every
-//! request body to its end before it answers. Every response carries `K-Revision: $K_REVISION`
+//! h2c); and with `--test-endpoints` (Sluice's tests only) `/env/NAME`, `/crash?code=N`
+//! (writes a line to stderr and exits with code N at once, like a crash) and `/early` (answers
+//! 413 with `Connection: close` without reading the request body, as a server refusing an
+//! upload does). Everywhere else it reads every request body to its end before it answers. Every response carries `K-Revision: $K_REVISION`
 //! (when set), so a test can tell which revision answered even where the body does not say.
 
 use std::convert::Infallible;
@@ -71,6 +72,11 @@ async fn handle(req: Request<Incoming>, greeting: Bytes, test_endpoints: bool) -
         if let Some(ct) = ct {
             res.headers_mut().insert(http::header::CONTENT_TYPE, ct);
         }
+        return Ok(res);
+    }
+    if test_endpoints && req.uri().path() == "/early" {
+        let mut res = text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large; not reading it\n".into());
+        res.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
         return Ok(res);
     }
     // Read the request body to its end (keeping none of it) before answering: a server that

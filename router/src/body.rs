@@ -4,9 +4,13 @@
 //!   [`InstanceGuard`] until the body ends or is dropped, or a precomputed one-line reason.
 //! - [`UpstreamBody`] is what the instance receives: the client's body, which can be handed
 //!   back (through a oneshot, on drop) if the upstream client gave up before reading any of it,
-//!   so a request refused at connect can be sent to another instance.
+//!   so a request refused at connect can be sent to another instance. On an HTTP/1 client
+//!   connection it also records in a [`BodyEnd`] whether the client's body has been read to its
+//!   end, which decides whether an early answer must close the connection.
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -39,7 +43,15 @@ pub(crate) struct UpstreamBody {
     body: Option<Incoming>,
     /// Set while the body is untouched and a retry could still use it.
     reclaim: Option<oneshot::Sender<Incoming>>,
+    /// Where an HTTP/1 client connection learns that its current request body has ended.
+    end: Option<Arc<BodyEnd>>,
 }
+
+/// Whether the current request body of an HTTP/1 client connection has been read to its end.
+/// Such a connection carries one request at a time, so one flag per connection serves them all
+/// and a request costs no allocation for it.
+#[derive(Debug)]
+pub(crate) struct BodyEnd(AtomicBool);
 
 // === impl RouterBody ===
 
@@ -106,14 +118,21 @@ impl Body for RouterBody {
 // === impl UpstreamBody ===
 
 impl UpstreamBody {
-    /// `body` as sent upstream; with `reclaimable`, also the receiver that gets it back if the
-    /// upstream client drops it unread.
-    pub(crate) fn new(body: Incoming, reclaimable: bool) -> (Self, Option<oneshot::Receiver<Incoming>>) {
+    /// `body` as sent upstream, recording its end in `end` (if given); with `reclaimable`, also
+    /// the receiver that gets it back if the upstream client drops it unread.
+    pub(crate) fn new(
+        body: Incoming,
+        reclaimable: bool,
+        end: Option<Arc<BodyEnd>>,
+    ) -> (Self, Option<oneshot::Receiver<Incoming>>) {
+        if let Some(end) = &end {
+            end.set(body.is_end_stream());
+        }
         if !reclaimable {
-            return (Self { body: Some(body), reclaim: None }, None);
+            return (Self { body: Some(body), reclaim: None, end }, None);
         }
         let (tx, rx) = oneshot::channel();
-        (Self { body: Some(body), reclaim: Some(tx) }, Some(rx))
+        (Self { body: Some(body), reclaim: Some(tx), end }, Some(rx))
     }
 }
 
@@ -124,10 +143,19 @@ impl Body for UpstreamBody {
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         // Once a frame may have gone upstream, the body can no longer be replayed.
         self.reclaim = None;
-        match &mut self.body {
-            Some(body) => Pin::new(body).poll_frame(cx),
-            None => Poll::Ready(None),
+        let Some(body) = &mut self.body else {
+            return Poll::Ready(None);
+        };
+        let polled = Pin::new(&mut *body).poll_frame(cx);
+        let ended = match &polled {
+            Poll::Ready(None) => true,
+            Poll::Ready(Some(Ok(_))) => body.is_end_stream(),
+            _ => false,
+        };
+        if ended && let Some(end) = &self.end {
+            end.set(true);
         }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -145,5 +173,23 @@ impl Drop for UpstreamBody {
             // The receiver is gone when the request already ended; nothing to hand back then.
             let _ = tx.send(body);
         }
+    }
+}
+
+// === impl BodyEnd ===
+
+impl BodyEnd {
+    /// A flag for one connection (the body of a request not begun counts as ended).
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self(AtomicBool::new(true)))
+    }
+
+    /// True once the current request's body has been read to its end.
+    pub(crate) fn ended(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn set(&self, ended: bool) {
+        self.0.store(ended, Ordering::Release);
     }
 }

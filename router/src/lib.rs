@@ -17,6 +17,7 @@ pub mod body;
 pub mod config;
 pub mod endpoints;
 pub mod error;
+mod linger;
 pub mod proxy;
 pub mod publish;
 pub mod reason;

@@ -16,6 +16,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RouterConfig;
+use crate::linger::Lingering;
 use crate::proxy::Router;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
@@ -172,7 +173,7 @@ async fn serve_connection<I>(
     let config = router.config();
     let activity = service.activity().clone();
     let idle_timeout = config.idle_timeout;
-    let conn = builder.serve_connection(TokioIo::new(io), service);
+    let conn = builder.serve_connection(TokioIo::new(Lingering::new(io)), service);
     tokio::pin!(conn);
     let mut closing = false;
     // An idle connection closed gracefully still needs the client's part (h2 waits for the

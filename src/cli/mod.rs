@@ -132,6 +132,11 @@ pub struct ServeArgs {
     /// Sluice's own tests use; never for a server others reach.
     #[arg(long, env = "SLUICE_SAMPLE_TEST_ENDPOINTS", hide = true)]
     pub sample_test_endpoints: bool,
+    /// How long, in milliseconds, a new connection to the API server or the router has to send
+    /// its first byte and an HTTP/1 request its head (tests shorten it to see idle sockets
+    /// closed).
+    #[arg(long, default_value_t = 30_000, hide = true)]
+    pub header_read_timeout_ms: u64,
 }
 
 /// Where the CLI finds the API server, the token it shows it, and the CA it trusts. The token

@@ -136,11 +136,13 @@ where
         .enable_all()
         .build()
         .context("starting the API server's runtime")?;
+    let header_read_timeout = Duration::from_millis(args.header_read_timeout_ms);
     let api = api_runtime.spawn({
         let limits = WatchLimits { max_watches: args.max_watches, ..WatchLimits::default() };
         let server = ApiServer::with_watch_limits(store, api_stop.clone(), token.clone(), limits)
             .tls(&identity)?
-            .plain_http(PlainHttp::LoopbackOnly);
+            .plain_http(PlainHttp::LoopbackOnly)
+            .header_read_timeout(header_read_timeout);
         async move {
             match TcpListener::from_std(api_listener) {
                 Ok(listener) => server.serve(listener).await,
@@ -172,7 +174,8 @@ where
     };
     let https_listener =
         running.https_addr.map(|addr| HttpsListener { port: addr.port(), domain: args.domain.clone() });
-    let router = Router::new(table, RouterConfig { https: https_listener, ..RouterConfig::default() });
+    let router =
+        Router::new(table, RouterConfig { https: https_listener, header_read_timeout, ..RouterConfig::default() });
     let https_task = https.map(|h| {
         tracing::info!(ca = %h.ca_cert.display(), "HTTPS certificates not given per host are issued by the local CA");
         tokio::spawn(sluice_router::server::serve_tls(h.listener, h.tls, router.clone(), signal.clone(), DRAIN))

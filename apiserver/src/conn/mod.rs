@@ -113,7 +113,9 @@ pub(crate) async fn serve(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    accept_failing = false;
+                    if std::mem::take(&mut accept_failing) {
+                        tracing::info!("api server accepting connections again");
+                    }
                     let (ctx, settings, builders, tls) = (ctx.clone(), settings.clone(), builders.clone(), tls.clone());
                     connections.spawn(accept(ctx, settings, builders, tls, stream));
                 }

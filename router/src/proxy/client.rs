@@ -6,6 +6,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 
+use super::connect::EarlyAnswerConnector;
 use crate::body::UpstreamBody;
 use crate::config::RouterConfig;
 use crate::table::Protocol;
@@ -13,7 +14,8 @@ use crate::table::Protocol;
 /// Connection pools to instances, keyed by instance address (the URI authority).
 #[derive(Clone, Debug)]
 pub(crate) struct Upstream {
-    http1: Client<HttpConnector, UpstreamBody>,
+    /// Its connections relay an answer sent before the request body was read (`connect.rs`).
+    http1: Client<EarlyAnswerConnector, UpstreamBody>,
     h2c: Client<HttpConnector, UpstreamBody>,
 }
 
@@ -39,7 +41,7 @@ impl Upstream {
             .timer(TokioTimer::new())
             .pool_idle_timeout(config.upstream_idle_timeout)
             .pool_max_idle_per_host(config.upstream_max_idle_per_instance);
-        let http1 = builder.build(connector.clone());
+        let http1 = builder.build(EarlyAnswerConnector::new(connector.clone()));
         let h2c = builder.http2_only(true).build(connector);
         Self { http1, h2c }
     }
@@ -51,11 +53,11 @@ impl Upstream {
         req: http::Request<UpstreamBody>,
         deadline: Instant,
     ) -> Attempt {
-        let client = match protocol {
-            Protocol::Http1 => &self.http1,
-            Protocol::H2c => &self.h2c,
+        let response = match protocol {
+            Protocol::Http1 => self.http1.request(req),
+            Protocol::H2c => self.h2c.request(req),
         };
-        match tokio::time::timeout_at(deadline, client.request(req)).await {
+        match tokio::time::timeout_at(deadline, response).await {
             Ok(Ok(res)) => Attempt::Response(res),
             Ok(Err(e)) => Attempt::Failed(e),
             Err(_) => Attempt::TimedOut,

@@ -4,6 +4,7 @@
 
 use std::error::Error as _;
 
+use http::header::CONNECTION;
 use http::request::Parts;
 use http::uri::{self, PathAndQuery, Scheme};
 use http::{Request, Response, Uri, Version};
@@ -12,10 +13,10 @@ use tokio::time::Instant;
 
 use super::client::{Attempt, Upstream};
 use super::{Routed, headers};
-use crate::body::{RouterBody, UpstreamBody};
+use crate::body::{BodyEnd, RouterBody, UpstreamBody};
 use crate::endpoints::{Instance, InstanceGuard};
 use crate::error::ProxyError;
-use crate::table::Backend;
+use crate::table::{Backend, Protocol};
 
 /// What a retry needs of the request: its head, cloned before the first attempt consumes it.
 struct Replay {
@@ -32,15 +33,15 @@ pub(super) async fn forward(upstream: &Upstream, routed: Routed) -> Response<Rou
 }
 
 async fn send(upstream: &Upstream, routed: Routed) -> Result<Response<RouterBody>, ProxyError> {
-    let Routed { backend, guard, parts, path, body } = routed;
+    let Routed { backend, guard, parts, path, body, body_end } = routed;
     let deadline = Instant::now() + backend.target.timeout;
     // Cloning the head costs allocations, so only when there is another instance to retry on.
     let replay = (backend.target.revision.ready_count() > 1).then(|| Replay::of(&parts, &path));
-    let (body, reclaimed) = UpstreamBody::new(body, replay.is_some());
+    let (body, reclaimed) = UpstreamBody::new(body, replay.is_some(), body_end.clone());
     let req = request(parts, path, guard.instance(), body)?;
     let error = match upstream.send(backend.target.protocol, req, deadline).await {
         Attempt::Failed(e) if e.is_connect() => e,
-        other => return finish(other, guard, &backend),
+        other => return finish(other, guard, &backend, body_end.as_deref()),
     };
     // The connect failed, so no byte was sent: the body is handed back untouched (if the
     // revision has another instance) and the request goes there instead.
@@ -57,15 +58,20 @@ async fn send(upstream: &Upstream, routed: Routed) -> Result<Response<RouterBody
     };
     tracing::debug!(revision = %backend.target.revision.key, instance = guard.instance().id, error = %error, "connect failed; retrying on another instance");
     drop(guard);
-    let (body, _) = UpstreamBody::new(body, false);
+    let (body, _) = UpstreamBody::new(body, false, body_end.clone());
     let req = request(replay.parts, replay.path, next.instance(), body)?;
-    finish(upstream.send(backend.target.protocol, req, deadline).await, next, &backend)
+    finish(upstream.send(backend.target.protocol, req, deadline).await, next, &backend, body_end.as_deref())
 }
 
 /// The client's response, or the error for a failed attempt.
-fn finish(attempt: Attempt, guard: InstanceGuard, backend: &Backend) -> Result<Response<RouterBody>, ProxyError> {
+fn finish(
+    attempt: Attempt,
+    guard: InstanceGuard,
+    backend: &Backend,
+    body_end: Option<&BodyEnd>,
+) -> Result<Response<RouterBody>, ProxyError> {
     match attempt {
-        Attempt::Response(res) => Ok(respond(res, guard)),
+        Attempt::Response(res) => Ok(respond(res, guard, backend.target.protocol, body_end)),
         Attempt::TimedOut => Err(ProxyError::Timeout(backend.timed_out.clone())),
         Attempt::Failed(source) if source.is_connect() => {
             Err(ProxyError::Unreachable { reason: backend.unreachable.clone(), source })
@@ -94,9 +100,29 @@ fn client_body_failed(error: &hyper_util::client::legacy::Error) -> bool {
 }
 
 /// The instance's response for the client: hop-by-hop headers out, body holding the claim.
-fn respond(res: Response<Incoming>, guard: InstanceGuard) -> Response<RouterBody> {
+///
+/// An HTTP/1 client whose request body has not ended when the instance gives an early answer
+/// is told `Connection: close`: the router stops reading that body once the instance has
+/// dropped it, so the connection cannot carry another request, and the client must learn that
+/// before it sends one. An early answer is one from an HTTP/1.1 instance that says it is
+/// closing, or an error status from an h2c instance (which then resets the stream); a success
+/// before the body ends is taken for a full-duplex exchange and keeps the connection.
+fn respond(
+    res: Response<Incoming>,
+    guard: InstanceGuard,
+    protocol: Protocol,
+    body_end: Option<&BodyEnd>,
+) -> Response<RouterBody> {
     let (mut parts, body) = res.into_parts();
+    let close = body_end.is_some_and(|end| !end.ended())
+        && match protocol {
+            Protocol::Http1 => headers::says_close(&parts.headers),
+            Protocol::H2c => parts.status.is_client_error() || parts.status.is_server_error(),
+        };
     headers::strip_response(&mut parts.headers);
+    if close {
+        parts.headers.insert(CONNECTION, headers::CLOSE.clone());
+    }
     // hyper speaks the client's protocol whatever this says; HTTP/1.1 takes its fast path.
     parts.version = Version::HTTP_11;
     Response::from_parts(parts, RouterBody::upstream(body, guard))

@@ -15,6 +15,8 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 static HTTP: HeaderValue = HeaderValue::from_static("http");
 static HTTPS: HeaderValue = HeaderValue::from_static("https");
 static TRAILERS: HeaderValue = HeaderValue::from_static("trailers");
+/// `Connection: close`.
+pub(crate) static CLOSE: HeaderValue = HeaderValue::from_static("close");
 
 /// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1 and the classic
 /// proxy list).
@@ -47,6 +49,12 @@ pub(crate) fn strip_response(headers: &mut HeaderMap) {
     if has_hop_by_hop(headers) {
         strip(headers);
     }
+}
+
+/// True when `headers` carry `Connection: close`: the sender closes the connection after this
+/// message.
+pub(crate) fn says_close(headers: &HeaderMap) -> bool {
+    headers.get_all(CONNECTION).iter().flat_map(tokens).any(|t| t.eq_ignore_ascii_case("close"))
 }
 
 /// Adds `X-Forwarded-For` (appending `client_ip` to any the client sent), and sets
@@ -180,6 +188,13 @@ mod tests {
         set_forwarded(&mut h, &ip, true);
         assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.9");
         assert_eq!(h.get_all(&X_FORWARDED_PROTO).iter().collect::<Vec<_>>(), ["https"]);
+    }
+
+    #[test]
+    fn close_is_found_among_connection_tokens() {
+        assert!(says_close(&map(&[("connection", "keep-alive"), ("connection", "Upgrade, Close")])));
+        assert!(!says_close(&map(&[("connection", "keep-alive, closed")])));
+        assert!(!says_close(&HeaderMap::new()));
     }
 
     #[test]

@@ -30,7 +30,7 @@ use http::{HeaderValue, Method, Request, Response, Version};
 use hyper::body::Incoming;
 
 use crate::activity::Activity;
-use crate::body::RouterBody;
+use crate::body::{BodyEnd, RouterBody};
 use crate::config::RouterConfig;
 use crate::endpoints::{InstanceGuard, RevisionEndpoints};
 use crate::error::ProxyError;
@@ -38,6 +38,7 @@ use crate::reason::Reason;
 use crate::table::{self, Backend, Protocol, RoutingTable};
 
 mod client;
+mod connect;
 mod forward;
 mod headers;
 mod redirect;
@@ -59,6 +60,8 @@ pub struct RouterService {
     client: Client,
     /// The connection's requests in flight, for its idle timeout.
     activity: Arc<Activity>,
+    /// Whether the current request body has ended (used on HTTP/1 connections only).
+    body_end: Arc<BodyEnd>,
 }
 
 /// What the router knows of the client's connection.
@@ -106,6 +109,8 @@ struct Routed {
     parts: http::request::Parts,
     path: PathAndQuery,
     body: Incoming,
+    /// For an HTTP/1 client: its connection's [`BodyEnd`].
+    body_end: Option<Arc<BodyEnd>>,
 }
 
 // === impl Router ===
@@ -147,11 +152,16 @@ impl Router {
     fn service_for(&self, remote: SocketAddr, https: bool) -> RouterService {
         let ip = remote.ip().to_canonical().to_string();
         let ip = HeaderValue::try_from(ip).expect("an IP address is a valid header value");
-        RouterService { router: self.clone(), client: Client { ip, https }, activity: Activity::new() }
+        RouterService {
+            router: self.clone(),
+            client: Client { ip, https },
+            activity: Activity::new(),
+            body_end: BodyEnd::new(),
+        }
     }
 
     /// Steps 2–4 of the module docs: everything up to the upstream call, without awaiting.
-    fn route(&self, req: Request<Incoming>, client: &Client) -> Result<Routed, NotRouted> {
+    fn route(&self, req: Request<Incoming>, client: &Client, body_end: &Arc<BodyEnd>) -> Result<Routed, NotRouted> {
         let inner = &*self.inner;
         if !headers::within_limits(req.headers(), inner.config.max_headers, inner.config.max_header_bytes) {
             let reason = if req.headers().len() > inner.config.max_headers {
@@ -169,8 +179,9 @@ impl Router {
             let err = ProxyError::NoReadyInstance(backend.no_instance.clone());
             return Err(NotRouted::NoInstance(err, Box::new(req), backend.target.revision.clone()));
         };
+        let body_end = (req.version() < Version::HTTP_2).then(|| body_end.clone());
         let (parts, path, body) = rewrite(req, client, backend.target.protocol);
-        Ok(Routed { backend, guard, parts, path, body })
+        Ok(Routed { backend, guard, parts, path, body, body_end })
     }
 
     /// Holds a request whose revision has no ready instance, routing it again (from the table
@@ -179,6 +190,7 @@ impl Router {
         self,
         mut req: Box<Request<Incoming>>,
         client: Client,
+        body_end: Arc<BodyEnd>,
         mut err: ProxyError,
         mut revision: Arc<RevisionEndpoints>,
     ) -> Response<RouterBody> {
@@ -190,7 +202,7 @@ impl Router {
                 () = tokio::time::sleep(HOLD_RECHECK) => {}
                 () = tokio::time::sleep_until(deadline) => return err.into_response(),
             }
-            match self.route(*req, &client) {
+            match self.route(*req, &client, &body_end) {
                 Ok(routed) => return forward::forward(&self.inner.upstream, routed).await,
                 Err(NotRouted::Fail(e)) => return e.into_response(),
                 Err(NotRouted::NoInstance(e, r, rev)) => (err, req, revision) = (e, r, rev),
@@ -221,7 +233,7 @@ impl hyper::service::Service<Request<Incoming>> for RouterService {
         {
             return Box::pin(ready(Ok(res.map(|b| b.counted(activity)))));
         }
-        match self.router.route(req, &self.client) {
+        match self.router.route(req, &self.client, &self.body_end) {
             Ok(routed) => {
                 let router = self.router.clone();
                 Box::pin(async move {
@@ -229,8 +241,10 @@ impl hyper::service::Service<Request<Incoming>> for RouterService {
                 })
             }
             Err(NotRouted::NoInstance(err, req, revision)) if !self.router.inner.config.ready_wait.is_zero() => {
-                let (router, client) = (self.router.clone(), self.client.clone());
-                Box::pin(async move { Ok(router.hold(req, client, err, revision).await.map(|b| b.counted(activity))) })
+                let (router, client, end) = (self.router.clone(), self.client.clone(), self.body_end.clone());
+                Box::pin(
+                    async move { Ok(router.hold(req, client, end, err, revision).await.map(|b| b.counted(activity))) },
+                )
             }
             Err(NotRouted::NoInstance(err, ..) | NotRouted::Fail(err)) => {
                 Box::pin(ready(Ok(err.into_response().map(|b| b.counted(activity)))))

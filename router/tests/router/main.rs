@@ -3,6 +3,7 @@
 
 mod support;
 
+mod early;
 mod errors;
 mod forwarding;
 mod h2c;

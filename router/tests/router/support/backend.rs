@@ -170,3 +170,83 @@ impl GateHandle {
         let _ = open.wait_for(|o| *o).await;
     }
 }
+
+/// Answers every request with its body's length (`received N`), after reading all of it.
+pub async fn counter(name: &'static str) -> Backend {
+    Backend::start(name, |req: Request<Incoming>| async move {
+        let mut body = req.into_body();
+        let mut len = 0usize;
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(frame) => len += frame.data_ref().map_or(0, |d| d.len()),
+                Err(e) => return Response::new(super::full(format!("body failed after {len} bytes: {e}"))),
+            }
+        }
+        Response::new(super::full(format!("received {len}")))
+    })
+    .await
+}
+
+/// The answer [`early_answerer`] sends.
+pub const EARLY_ANSWER: &str = "request body too large; not reading it\n";
+
+/// A raw HTTP/1.1 server that, as soon as it has a request head, answers
+/// `413` with [`EARLY_ANSWER`] and `Connection: close`, then closes the connection without
+/// reading the body (so the kernel resets it when body bytes are left unread). Counts heads.
+pub async fn early_answerer() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>, JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let heads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = heads.clone();
+    let task = tokio::spawn(async move {
+        let mut conns = JoinSet::new();
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let heads = counted.clone();
+            conns.spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                heads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let answer = format!(
+                    "HTTP/1.1 413 Payload Too Large\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{EARLY_ANSWER}",
+                    EARLY_ANSWER.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+                let _ = stream.flush().await;
+            });
+        }
+    });
+    (addr, heads, task)
+}
+
+/// A raw HTTP/1.1 server that reads a request head and closes the connection without answering
+/// or reading the body.
+pub async fn head_then_hang_up() -> (SocketAddr, JoinHandle<()>) {
+    use tokio::io::AsyncReadExt;
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        let mut conns = JoinSet::new();
+        while let Ok((mut stream, _)) = listener.accept().await {
+            conns.spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+            });
+        }
+    });
+    (addr, task)
+}

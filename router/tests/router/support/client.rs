@@ -73,6 +73,11 @@ impl H1 {
         self.sender.send_request(req).await
     }
 
+    /// Whether the connection can take another request (false once either side closed it).
+    pub async fn ready(&mut self) -> bool {
+        self.sender.ready().await.is_ok()
+    }
+
     pub async fn get(&mut self, host: &str) -> Reply {
         Reply::read(self.send(get(host)).await).await
     }
