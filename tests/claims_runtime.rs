@@ -1,7 +1,7 @@
 //! The runtime's README claims through the real binary: a crash-looping instance restarts at
 //! once, then after 100 ms doubling, and a 10 s healthy run resets the backoff; an `exec`
 //! readiness probe gates routing, `failureThreshold` misses take a ready instance out (requests
-//! are held, then 503) and a passing probe brings it back; `sluice logs -f` follows new output;
+//! are held, then 504 at the revision's timeout) and a passing probe brings it back; `sluice logs -f` follows new output;
 //! `--images FILE` maps an image to a command; SIGINT stops `sluice serve` with exit 0.
 
 use std::io::{BufRead, BufReader};
@@ -155,7 +155,10 @@ async fn an_exec_probe_gates_routing_and_failure_threshold_misses_take_an_instan
 ",
         ready.display()
     );
-    apply(BIN, &s, &service("probed", &container)).expect("apply");
+    // A 5 s request timeout: what a request waiting for a ready instance may wait.
+    let manifest = service("probed", &container)
+        .replace("    spec:\n      containers:", "    spec:\n      timeoutSeconds: 5\n      containers:");
+    apply(BIN, &s, &manifest).expect("apply");
     let host = "probed.default.localhost";
     let rev = "probed-00001";
 
@@ -203,10 +206,13 @@ async fn an_exec_probe_gates_routing_and_failure_threshold_misses_take_an_instan
     })
     .await
     .expect("the instance to leave routing");
-    // A held request gets 503 once the hold (5 s) ends.
+    // A held request gets 504 once the revision's timeout (5 s) has passed waiting.
     let held = tokio::time::Instant::now();
     let (code, body) = traffic.get(host, "/").await.expect("answer");
-    assert_eq!((code, body.as_str()), (503, "no ready instance of revision default/probed-00001\n"));
+    assert_eq!(
+        (code, body.as_str()),
+        (504, "no instance of revision default/probed-00001 could take the request within its timeout of 5s\n")
+    );
     assert!(held.elapsed() >= Duration::from_millis(4500), "held for {:?}", held.elapsed());
 
     // A request held while the probe fails is sent on as soon as it passes again.

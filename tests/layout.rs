@@ -47,7 +47,7 @@ const RULES: &[Rule] = &[
     },
     Rule {
         package: "sluice-controller",
-        workspace_allowed: &["sluice-api", "sluice-router"],
+        workspace_allowed: &["sluice-api", "sluice-router", "sluice-autoscaler"],
         forbidden: &["redb", "hyper", "nix", "sluice-apiserver", "sluice-runtime"],
     },
     Rule {

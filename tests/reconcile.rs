@@ -15,6 +15,7 @@ use sluice_api::{Configuration, Revision, RevisionKey, Route, Service};
 use sluice_apiserver::ApiServer;
 use sluice_apiserver::auth::Token;
 use sluice_apiserver::store::{BUILTIN_NAMESPACES, DEFAULT_HISTORY, Store};
+use sluice_controller::autoscale::Autoscaling;
 use sluice_controller::{Ctx, configuration, revision, route, service};
 use sluice_router::publish::{RoutePublisher, RouteSpec};
 use tokio::net::TcpListener;
@@ -83,10 +84,15 @@ impl Harness {
         config.auth_info.token = Some(token.as_str().to_string().into());
         let client = kube::Client::try_from(config).expect("client");
         let recorder = Arc::new(Recorder::default());
+        // No requests: the router's counters for revisions nothing routes to.
+        let (_pokes, pokes) = tokio::sync::mpsc::channel(1);
+        let demand = sluice_router::endpoints::Endpoints::new();
+        let (autoscaling, _scaled) = Autoscaling::start(recorder.clone(), demand, pokes, stop.clone());
         let ctx = Arc::new(Ctx {
             client,
             scaler: recorder.clone(),
             publisher: recorder.clone(),
+            autoscaling,
             domain: "example.com".into(),
         });
         Self { ctx, recorder, stop, _dir: dir }
@@ -268,7 +274,13 @@ async fn a_revision_asks_the_scaler_for_its_instances_and_reports_what_it_sees()
     obj["metadata"]["labels"] = json!({"serving.knative.dev/routingState": "active"});
     let rev: Revision = h.create(obj).await;
     revision::reconcile(Arc::new(rev), h.ctx.clone()).await.expect("revision");
-    assert_eq!(*h.recorder.scales.lock().expect("lock"), [("hello-00001".to_string(), 1)]);
+    // The autoscaler asks for the initial scale at its first tick.
+    let asked = || h.recorder.scales.lock().expect("lock").clone();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while asked().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(asked(), [("hello-00001".to_string(), 1)]);
     let rev: Revision = h.get("hello-00001").await;
     let status = rev.status.clone().expect("status");
     assert_eq!(status.log_url.as_deref(), Some("test://default/hello-00001"));

@@ -23,7 +23,7 @@ const SYSTEM_NAMESPACE: &str = "knative-serving";
 pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) {
     tokio::select! {
         () = shutdown.cancelled() => {}
-        () = async { tokio::join!(revisions(ctx.clone()), routes(ctx.clone()), features(ctx.clone()), network(ctx.clone())); } => {}
+        () = async { tokio::join!(revisions(ctx.clone()), routes(ctx.clone()), features(ctx.clone()), network(ctx.clone()), autoscaler(ctx.clone())); } => {}
     }
 }
 
@@ -31,6 +31,7 @@ async fn revisions(ctx: Arc<Ctx>) {
     let mut events = watcher::watcher(Api::<Revision>::all(ctx.client.clone()), watcher::Config::default()).boxed();
     while let Some(event) = events.next().await {
         if let Ok(Event::Delete(rev)) = event {
+            ctx.autoscaling.forget(&revision::key(&rev), &rev.uid().unwrap_or_default());
             ctx.scaler.forget(&revision::key(&rev), &rev.uid().unwrap_or_default());
             ctx.publisher.forget_revision(&revision::key(&rev));
         }
@@ -54,6 +55,31 @@ async fn routes(ctx: Arc<Ctx>) {
         }
         if let Ok(list) = cfgs.list(&ListParams::default()).await {
             let _ = route::label(&cfgs, &rt.name_any(), &none, &list.items, false).await;
+        }
+    }
+}
+
+/// Knative's `config-autoscaler`, read live: a map that does not validate is logged and the
+/// settings before it stay, as Knative does; a deleted map means the defaults.
+async fn autoscaler(ctx: Arc<Ctx>) {
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), SYSTEM_NAMESPACE);
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={}", sluice_autoscaler::CONFIG_MAP));
+    let mut events = watcher::watcher(api, cfg).boxed();
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(Event::Apply(cm) | Event::InitApply(cm)) => {
+                match sluice_autoscaler::Settings::from_config_map(&cm.data.unwrap_or_default()) {
+                    Ok(settings) => {
+                        tracing::info!("config-autoscaler applied");
+                        ctx.autoscaling.set_settings(settings);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "config-autoscaler does not validate; keeping the settings before it")
+                    }
+                }
+            }
+            Ok(Event::Delete(_)) => ctx.autoscaling.set_settings(sluice_autoscaler::Settings::default()),
+            _ => {}
         }
     }
 }

@@ -7,6 +7,7 @@
 //! [`RoutePublisher`] that takes each Route's routing state (the embedded router's table).
 //! It links neither the store nor the runtime; the binary wires them in.
 
+pub mod autoscale;
 pub mod configuration;
 mod janitor;
 pub mod names;
@@ -38,6 +39,8 @@ pub struct Ctx {
     pub scaler: Arc<dyn Scaler>,
     /// Takes each Route's routing state.
     pub publisher: Arc<dyn RoutePublisher>,
+    /// Decides each revision's scale (the one writer of it).
+    pub autoscaling: Arc<autoscale::Autoscaling>,
     /// Domain of route URLs.
     pub domain: String,
 }
@@ -84,8 +87,13 @@ where
 }
 
 /// Runs every controller until `shutdown`; `health` carries the runtime's "this revision's
-/// health changed" notices.
-pub async fn run(ctx: Arc<Ctx>, health: UnboundedReceiver<RevisionKey>, shutdown: CancellationToken) {
+/// health changed" notices, `scaled` the autoscaler's "this revision's scale changed".
+pub async fn run(
+    ctx: Arc<Ctx>,
+    health: UnboundedReceiver<RevisionKey>,
+    scaled: tokio::sync::mpsc::Receiver<RevisionKey>,
+    shutdown: CancellationToken,
+) {
     let client = ctx.client.clone();
     let wc = watcher::Config::default;
 
@@ -122,8 +130,11 @@ pub async fn run(ctx: Arc<Ctx>, health: UnboundedReceiver<RevisionKey>, shutdown
         .run(route::reconcile, error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
 
-    let health = tokio_stream::wrappers::UnboundedReceiverStream::new(health)
-        .map(|key: RevisionKey| ObjectRef::<Revision>::new(&key.name).within(&key.namespace));
+    let health = futures::stream::select(
+        tokio_stream::wrappers::UnboundedReceiverStream::new(health),
+        tokio_stream::wrappers::ReceiverStream::new(scaled),
+    )
+    .map(|key: RevisionKey| ObjectRef::<Revision>::new(&key.name).within(&key.namespace));
     let revisions = Controller::new(Api::<Revision>::all(client.clone()), wc())
         .reconcile_on(health)
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())

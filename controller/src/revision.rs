@@ -1,9 +1,9 @@
 //! Revision → the instances the runtime should run, and the Revision's status from what the
 //! runtime reports: ResourcesAvailable, ContainerHealthy, Ready, and Active (outside Ready).
 //!
-//! Scale (until the autoscaler arrives): a revision a route references (`routingState=active`)
-//! runs one instance; a new revision runs one until it has been ready once, so it can become
-//! Ready; a revision no route references runs none.
+//! Scale is the autoscaler's ([`crate::autoscale`]): the reconciler tells it what the revision
+//! is (its run, annotations, whether a route reaches it, whether it failed for good) and writes
+//! the decision it reads back into the status (`desiredReplicas`, the autoscaler's view).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +14,7 @@ use sluice_api::conditions::{ConditionUpdate, set_condition};
 use sluice_api::scale::{RevisionHealth, RevisionRun};
 use sluice_api::{ContainerStatus, Revision, RevisionKey, RevisionStatus, labels};
 
+use super::autoscale::{View, ViewActivity, Wish};
 use super::{Ctx, Error, shell};
 
 /// How long a revision may take to become ready the first time (Knative's default).
@@ -60,37 +61,32 @@ fn is_ready_once(rev: &Revision) -> bool {
     rev.status.as_ref().is_some_and(|s| sluice_api::conditions::is_true(&s.conditions, "ResourcesAvailable"))
 }
 
-/// How long a ready revision that no route has claimed yet keeps its instance, counted from
-/// its creation: long enough for its route to label it, so the instance that proved it ready
-/// is the one that serves.
-const PENDING_GRACE: Duration = Duration::from_secs(30);
-
-/// How long until a pending revision's grace ends; None when it has ended or does not apply.
-fn pending_grace_left(rev: &Revision, now: jiff::Timestamp) -> Option<Duration> {
-    if !matches!(rev.labels().get(labels::ROUTING_STATE).map(String::as_str), None | Some("pending")) {
-        return None;
-    }
-    let created = rev.metadata.creation_timestamp.as_ref()?.0;
-    let age = now.duration_since(created).as_secs_f64().max(0.0);
-    let left = PENDING_GRACE.as_secs_f64() - age;
-    (left > 0.0).then(|| Duration::from_secs_f64(left))
+/// Whether a route sends the revision traffic, or may soon: every routing state but `reserve`
+/// (a new revision no route has claimed yet is `pending`, and runs its initial scale so it can
+/// become Ready).
+pub fn reachable(rev: &Revision) -> bool {
+    rev.labels().get(labels::ROUTING_STATE).map(String::as_str) != Some("reserve")
 }
 
-/// How many instances `rev` should run.
-pub fn desired_scale(rev: &Revision, health: Option<&RevisionHealth>, now: jiff::Timestamp) -> usize {
-    if past_deadline(rev, health, now) {
-        return 0;
-    }
-    match rev.labels().get(labels::ROUTING_STATE).map(String::as_str) {
-        Some("active") => 1,
-        Some("reserve") => 0,
-        // Pending: run until ready once, so the revision can become Ready, and through the
-        // grace its route has to claim it.
-        _ => {
-            let ready_once = health.is_some_and(|h| h.ever_ready) || is_ready_once(rev);
-            usize::from(!ready_once || pending_grace_left(rev, now).is_some())
-        }
-    }
+/// What the autoscaler (Knative's PodAutoscaler) sees of the revision, as `status.autoscaler`:
+/// the metric it scales on, its stable and panic averages against the target per instance,
+/// panic mode, its Active state and why it wants what it wants.
+pub fn autoscaler_status(view: &View) -> serde_json::Value {
+    let round = |v: f64| (v * 1000.0).round() / 1000.0;
+    serde_json::json!({
+        "desiredScale": view.desired,
+        "metric": view.metric,
+        "stableValue": round(view.stable),
+        "panicValue": round(view.panic),
+        "targetPerInstance": round(view.target),
+        "panicking": view.panicking,
+        "active": match view.activity {
+            ViewActivity::Activating => "Activating",
+            ViewActivity::Active => "Active",
+            ViewActivity::Inactive => "Inactive",
+        },
+        "reason": view.reason,
+    })
 }
 
 /// The revision's status from the runtime's view of it.
@@ -169,6 +165,7 @@ pub fn revision_status(
 pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let key = key(&rev);
     if rev.metadata.deletion_timestamp.is_some() {
+        ctx.autoscaling.forget(&key, &rev.uid().unwrap_or_default());
         ctx.scaler.forget(&key, &rev.uid().unwrap_or_default());
         return Ok(Action::await_change());
     }
@@ -178,15 +175,14 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Erro
     let now = jiff::Timestamp::now();
     let health = ctx.scaler.health(&key);
     let deadline_passed = past_deadline(&rev, health.as_ref(), now);
-    let desired = desired_scale(&rev, health.as_ref(), now);
-    ctx.scaler.set_scale(&run, desired);
+    let wish =
+        Wish { run, annotations: rev.annotations().clone(), reachable: reachable(&rev), stopped: deadline_passed };
+    let view = ctx.autoscaling.track(wish);
+    let desired = view.desired as usize;
     let log_url = ctx.scaler.log_url(&key);
-    let status = revision_status(&rev, health.as_ref(), desired, &log_url, &super::now(), deadline_passed);
+    let mut status = revision_status(&rev, health.as_ref(), desired, &log_url, &super::now(), deadline_passed);
+    status.extra.insert("autoscaler".into(), autoscaler_status(&view));
     shell::patch_status::<Revision, _>(&ctx.client, &rev, rev.status.as_ref(), &status).await?;
-    // Re-check a pending revision when its grace ends.
-    if let Some(left) = pending_grace_left(&rev, now) {
-        return Ok(Action::requeue(left + Duration::from_millis(100)));
-    }
     // Re-check a revision still coming up at its progress deadline.
     if !status
         .conditions

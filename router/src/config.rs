@@ -29,10 +29,6 @@ pub struct RouterConfig {
     pub upstream_max_idle_per_instance: usize,
     /// How long an idle pooled upstream connection is kept. Default 90 s.
     pub upstream_idle_timeout: Duration,
-    /// How long a request whose revision has no ready instance is held for one to appear (an
-    /// instance restarting after a crash, a routing edit being published) before it gets 503.
-    /// Zero answers 503 at once. Default 5 s.
-    pub ready_wait: Duration,
     /// The HTTPS listener, when there is one: where plain-HTTP requests for service hosts are
     /// sent when Knative's `http-protocol` is `Redirected`. Without one that setting is
     /// ignored (with a warning), so plain HTTP is never redirected to nowhere. Default none.
@@ -61,7 +57,6 @@ impl Default for RouterConfig {
             idle_timeout: Duration::from_secs(60),
             upstream_max_idle_per_instance: 32,
             upstream_idle_timeout: Duration::from_secs(90),
-            ready_wait: Duration::from_secs(5),
             https: None,
         }
     }

@@ -41,9 +41,12 @@ pub enum ProxyError {
     /// The route has no traffic target (its split is empty).
     #[error("{0}")]
     NoTraffic(Reason),
-    /// The picked revision has no ready instance.
+    /// The picked revision's queue of requests waiting for capacity is full.
     #[error("{0}")]
-    NoReadyInstance(Reason),
+    QueueFull(Reason),
+    /// The request waited for capacity until the revision's timeout ran out.
+    #[error("{0}")]
+    NoCapacity(Reason),
     /// No connection could be made to an instance; nothing was sent.
     #[error("{reason}")]
     Unreachable {
@@ -90,9 +93,9 @@ impl ProxyError {
             Self::UnknownHost(_) | Self::HttpsOnly(_) => StatusCode::NOT_FOUND,
             Self::Connect => StatusCode::METHOD_NOT_ALLOWED,
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Self::NoTraffic(_) | Self::NoReadyInstance(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NoTraffic(_) | Self::QueueFull(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unreachable { .. } | Self::Upstream { .. } => StatusCode::BAD_GATEWAY,
-            Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::Timeout(_) | Self::NoCapacity(_) => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
@@ -107,7 +110,7 @@ impl ProxyError {
             | Self::Connect
             | Self::InvalidTarget
             | Self::HeadersTooLarge(_) => Blame::Downstream,
-            Self::NoTraffic(_) | Self::NoReadyInstance(_) => Blame::Unavailable,
+            Self::NoTraffic(_) | Self::QueueFull(_) | Self::NoCapacity(_) => Blame::Unavailable,
             Self::Unreachable { .. } | Self::Upstream { .. } | Self::Timeout(_) => Blame::Upstream,
         }
     }
@@ -134,7 +137,11 @@ impl ProxyError {
 
     fn reason(&self) -> Option<&Reason> {
         match self {
-            Self::HeadersTooLarge(r) | Self::NoTraffic(r) | Self::NoReadyInstance(r) | Self::Timeout(r) => Some(r),
+            Self::HeadersTooLarge(r)
+            | Self::NoTraffic(r)
+            | Self::QueueFull(r)
+            | Self::NoCapacity(r)
+            | Self::Timeout(r) => Some(r),
             Self::Unreachable { reason, .. } | Self::Upstream { reason, .. } => Some(reason),
             Self::MissingHost
             | Self::DuplicateHost
@@ -161,9 +168,11 @@ mod tests {
 
     #[test]
     fn unavailable_responses_ask_to_retry_after_a_second() {
-        let res = ProxyError::NoReadyInstance(Reason::new("no ready instance of revision default/a")).into_response();
+        let res = ProxyError::QueueFull(Reason::new("too many requests are waiting")).into_response();
         assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(res.headers()[RETRY_AFTER], "1");
+        let res = ProxyError::NoCapacity(Reason::new("no instance could take it")).into_response();
+        assert_eq!(res.status(), StatusCode::GATEWAY_TIMEOUT);
         let res = ProxyError::UnknownHost("h".into()).into_response();
         assert!(res.headers().get(RETRY_AFTER).is_none());
     }

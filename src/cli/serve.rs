@@ -16,7 +16,8 @@ use sluice_apiserver::auth::Token;
 use sluice_apiserver::store::{BUILTIN_NAMESPACES, Store};
 use sluice_apiserver::{ApiServer, PlainHttp, WatchLimits, kubeconfig, tls};
 use sluice_controller::Ctx;
-use sluice_router::endpoints::Endpoints;
+use sluice_controller::autoscale::{self, Autoscaling};
+use sluice_router::endpoints::{AdmissionSettings, Endpoints, Poke, RevisionKey};
 use sluice_router::publish::Publisher;
 use sluice_router::table::RoutingTable;
 use sluice_router::tls::{CertResolver, LocalCa};
@@ -151,11 +152,20 @@ where
         }
     });
 
-    let endpoints = Endpoints::new();
+    // A request that starts waiting for a revision's capacity pokes its autoscaler.
+    let (poke, pokes) = tokio::sync::mpsc::channel(autoscale::POKE_QUEUE);
+    let poke: Poke = Arc::new(move |key: &RevisionKey| {
+        // Full means pokes are already queued; the next tick comes within a second anyway.
+        let _ = poke.try_send(key.clone());
+    });
+    let endpoints = Endpoints::with_admission(AdmissionSettings::default(), poke);
     let (runtime, health) = Runtime::new(
         runtime_config(&state_dir, args.images.as_deref(), args.sample_test_endpoints)?,
         endpoints.clone(),
     );
+    let controllers_stop = CancellationToken::new();
+    let (autoscaling, scaled) =
+        Autoscaling::start(runtime.clone(), endpoints.clone(), pokes, controllers_stop.child_token());
     let table = Arc::new(ArcSwap::from_pointee(RoutingTable::default()));
     let client = super::client::connect(&running.api_url, &token, &identity.authority_certificates())
         .context("building the controller's API client")?;
@@ -163,14 +173,14 @@ where
         client: client.clone(),
         scaler: runtime.clone(),
         publisher: Arc::new(Publisher::new(table.clone(), endpoints)),
+        autoscaling,
         domain: args.domain.clone(),
     });
-    let controllers_stop = CancellationToken::new();
     let controllers = if args.no_controllers {
         tracing::warn!("--no-controllers: objects are stored but not reconciled");
         tokio::spawn(async {})
     } else {
-        tokio::spawn(sluice_controller::run(ctx, health, controllers_stop.clone()))
+        tokio::spawn(sluice_controller::run(ctx, health, scaled, controllers_stop.clone()))
     };
     let https_listener =
         running.https_addr.map(|addr| HttpsListener { port: addr.port(), domain: args.domain.clone() });

@@ -33,27 +33,10 @@ fn cond(s: &RevisionStatus, t: &str) -> (ConditionStatus, Option<String>) {
 }
 
 #[test]
-fn scale_follows_routing_state() {
-    let now = jiff::Timestamp::now();
-    assert_eq!(desired_scale(&with_state("active"), None, now), 1);
-    assert_eq!(desired_scale(&with_state("reserve"), Some(&health(1, true, None)), now), 0);
-    assert_eq!(desired_scale(&with_state("pending"), None, now), 1, "a new revision runs until ready once");
-    assert_eq!(desired_scale(&with_state("pending"), Some(&health(1, true, None)), now), 0);
-}
-
-#[test]
-fn a_new_ready_revision_keeps_its_instance_while_its_route_claims_it() {
-    let now = jiff::Timestamp::now();
-    let mut rev = with_state("pending");
-    rev.metadata.creation_timestamp =
-        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now - jiff::SignedDuration::from_secs(5)));
-    assert_eq!(desired_scale(&rev, Some(&health(1, true, None)), now), 1, "within the grace");
-    assert!(pending_grace_left(&rev, now).is_some_and(|d| d <= PENDING_GRACE - Duration::from_secs(4)));
-    let later = now + jiff::SignedDuration::from_secs(60);
-    assert_eq!(desired_scale(&rev, Some(&health(1, true, None)), later), 0, "unclaimed after the grace");
-    assert_eq!(pending_grace_left(&rev, later), None);
-    rev.metadata.labels.get_or_insert_with(Default::default).insert(labels::ROUTING_STATE.into(), "reserve".into());
-    assert_eq!(desired_scale(&rev, Some(&health(1, true, None)), now), 0, "a route let it go");
+fn only_a_revision_a_route_let_go_is_unreachable() {
+    assert!(reachable(&with_state("active")));
+    assert!(reachable(&with_state("pending")), "a new revision runs its initial scale to become Ready");
+    assert!(!reachable(&with_state("reserve")));
 }
 
 #[test]

@@ -33,8 +33,8 @@ pub(super) async fn forward(upstream: &Upstream, routed: Routed) -> Response<Rou
 }
 
 async fn send(upstream: &Upstream, routed: Routed) -> Result<Response<RouterBody>, ProxyError> {
-    let Routed { backend, guard, parts, path, body, body_end } = routed;
-    let deadline = Instant::now() + backend.target.timeout;
+    let Routed { backend, guard, parts, path, body, body_end, deadline } = routed;
+    let deadline = deadline.unwrap_or_else(|| Instant::now() + backend.target.timeout);
     // Cloning the head costs allocations, so only when there is another instance to retry on.
     let replay = (backend.target.revision.ready_count() > 1).then(|| Replay::of(&parts, &path));
     let (body, reclaimed) = UpstreamBody::new(body, replay.is_some(), body_end.clone());

@@ -7,10 +7,13 @@
 //!    431 before any routing work.
 //! 3. Routing: one `ArcSwap::load` of the table, host lookup, tag or weighted pick of a target,
 //!    then [`RevisionEndpoints::pick`](crate::endpoints::RevisionEndpoints::pick) claims an
-//!    instance. The request keeps its own `Arc`s from here on, so a table swapped mid-request
-//!    does not move it. When the revision has no ready instance, the request is held (up to
-//!    `RouterConfig::ready_wait`) and routed again, from a fresh table, whenever the instance
-//!    set changes: a crashed instance restarting or a routing edit costs latency, not errors.
+//!    instance, after the revision's activator gate admitted the request (one compare-and-swap
+//!    while capacity is free). The request keeps its own `Arc`s from here on, so a table
+//!    swapped mid-request does not move it. Beyond capacity, or for a revision at zero, the
+//!    request waits in the gate's FIFO queue for the target its split picked (it is not split
+//!    again; the wait pokes the autoscaler): forwarded as soon as capacity appears, 503 with
+//!    `Retry-After` when the queue is full, 504 when the revision's `timeoutSeconds` (which the
+//!    wait counts against) runs out, and out of the queue at once when the client goes away.
 //! 4. Rewriting: hop-by-hop headers out, `X-Forwarded-*` in (`X-Forwarded-Proto` says whether
 //!    the client came over TLS), origin-form URI for the instance.
 //! 5. Forwarding (`forward.rs`): the pooled client, a deadline for the response head, one retry on another
@@ -32,7 +35,7 @@ use hyper::body::Incoming;
 use crate::activity::Activity;
 use crate::body::{BodyEnd, RouterBody};
 use crate::config::RouterConfig;
-use crate::endpoints::{InstanceGuard, RevisionEndpoints};
+use crate::endpoints::{InstanceGuard, Refused};
 use crate::error::ProxyError;
 use crate::reason::Reason;
 use crate::table::{self, Backend, Protocol, RoutingTable};
@@ -42,9 +45,6 @@ mod connect;
 mod forward;
 mod headers;
 mod redirect;
-
-/// How often a held request re-reads the routing table.
-const HOLD_RECHECK: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// The data plane: shares the controller's routing table and the upstream connection pools.
 /// Cheap to clone.
@@ -91,9 +91,9 @@ struct Inner {
 enum NotRouted {
     /// For good: answer with the error.
     Fail(ProxyError),
-    /// The revision has no ready instance; the request may wait for one.
+    /// The revision has no capacity now; the request waits for it, for this backend.
     /// (Boxed: this is the rare path, and it keeps `Result<Routed, NotRouted>` small.)
-    NoInstance(ProxyError, Box<Request<Incoming>>, Arc<RevisionEndpoints>),
+    Wait(Box<Request<Incoming>>, Arc<Backend>),
 }
 
 impl From<ProxyError> for NotRouted {
@@ -111,6 +111,9 @@ struct Routed {
     body: Incoming,
     /// For an HTTP/1 client: its connection's [`BodyEnd`].
     body_end: Option<Arc<BodyEnd>>,
+    /// When the revision's timeout ends, for a request that waited (it counts the wait);
+    /// otherwise the timeout starts when the request is sent.
+    deadline: Option<tokio::time::Instant>,
 }
 
 // === impl Router ===
@@ -176,39 +179,69 @@ impl Router {
         }
         let backend = inner.table.load().resolve(&req).map_err(miss)?.clone();
         let Some(guard) = backend.target.revision.pick() else {
-            let err = ProxyError::NoReadyInstance(backend.no_instance.clone());
-            return Err(NotRouted::NoInstance(err, Box::new(req), backend.target.revision.clone()));
+            return Err(NotRouted::Wait(Box::new(req), backend));
         };
-        let body_end = (req.version() < Version::HTTP_2).then(|| body_end.clone());
-        let (parts, path, body) = rewrite(req, client, backend.target.protocol);
-        Ok(Routed { backend, guard, parts, path, body, body_end })
+        Ok(routed(req, client, body_end, backend, guard, None))
     }
 
-    /// Holds a request whose revision has no ready instance, routing it again (from the table
-    /// as it is then) each time the revision's instances change, until `ready_wait` ends.
-    async fn hold(
+    /// Waits in the gate of the revision `backend` picked until it admits the request and an
+    /// instance has a free slot, then forwards it; or answers 503 (queue full) or 504 (the
+    /// revision's timeout ran out while waiting). Dropping this future (the client went away)
+    /// leaves the queue.
+    async fn wait(
         self,
-        mut req: Box<Request<Incoming>>,
+        req: Box<Request<Incoming>>,
         client: Client,
         body_end: Arc<BodyEnd>,
-        mut err: ProxyError,
-        mut revision: Arc<RevisionEndpoints>,
+        backend: Arc<Backend>,
     ) -> Response<RouterBody> {
-        let deadline = tokio::time::Instant::now() + self.inner.config.ready_wait;
+        let deadline = tokio::time::Instant::now() + backend.target.timeout;
+        let revision = backend.target.revision.clone();
         loop {
-            tokio::select! {
-                () = revision.changed() => {}
-                // A routing edit swaps the table without touching this revision.
-                () = tokio::time::sleep(HOLD_RECHECK) => {}
-                () = tokio::time::sleep_until(deadline) => return err.into_response(),
-            }
-            match self.route(*req, &client, &body_end) {
-                Ok(routed) => return forward::forward(&self.inner.upstream, routed).await,
-                Err(NotRouted::Fail(e)) => return e.into_response(),
-                Err(NotRouted::NoInstance(e, r, rev)) => (err, req, revision) = (e, r, rev),
+            let permit = match revision.gate().acquire(deadline).await {
+                Ok(permit) => permit,
+                Err(Refused::QueueFull { .. }) => {
+                    return ProxyError::QueueFull(backend.queue_full.clone()).into_response();
+                }
+                Err(Refused::Timeout { .. }) => {
+                    return ProxyError::NoCapacity(backend.no_capacity.clone()).into_response();
+                }
+            };
+            match revision.pick_admitted(permit) {
+                Ok(guard) => {
+                    let routed = routed(*req, &client, &body_end, backend, guard, Some(deadline));
+                    return forward::forward(&self.inner.upstream, routed).await;
+                }
+                // Admitted, but every instance was full or draining (one leaving routing just
+                // now): give the permit back and wait for the instance set to change.
+                Err(permit) => {
+                    let changed = revision.changed();
+                    drop(permit);
+                    tokio::select! {
+                        () = changed => {}
+                        () = tokio::time::sleep_until(deadline) => {
+                            return ProxyError::NoCapacity(backend.no_capacity.clone()).into_response();
+                        }
+                    }
+                }
             }
         }
     }
+}
+
+/// The request rewritten for `guard`'s instance; `deadline` when time already counts against
+/// the revision's timeout (a request that waited).
+fn routed(
+    req: Request<Incoming>,
+    client: &Client,
+    body_end: &Arc<BodyEnd>,
+    backend: Arc<Backend>,
+    guard: InstanceGuard,
+    deadline: Option<tokio::time::Instant>,
+) -> Routed {
+    let body_end = (req.version() < Version::HTTP_2).then(|| body_end.clone());
+    let (parts, path, body) = rewrite(req, client, backend.target.protocol);
+    Routed { backend, guard, parts, path, body, body_end, deadline }
 }
 
 // === impl RouterService ===
@@ -240,15 +273,11 @@ impl hyper::service::Service<Request<Incoming>> for RouterService {
                     Ok(forward::forward(&router.inner.upstream, routed).await.map(|b| b.counted(activity)))
                 })
             }
-            Err(NotRouted::NoInstance(err, req, revision)) if !self.router.inner.config.ready_wait.is_zero() => {
+            Err(NotRouted::Wait(req, backend)) => {
                 let (router, client, end) = (self.router.clone(), self.client.clone(), self.body_end.clone());
-                Box::pin(
-                    async move { Ok(router.hold(req, client, end, err, revision).await.map(|b| b.counted(activity))) },
-                )
+                Box::pin(async move { Ok(router.wait(req, client, end, backend).await.map(|b| b.counted(activity))) })
             }
-            Err(NotRouted::NoInstance(err, ..) | NotRouted::Fail(err)) => {
-                Box::pin(ready(Ok(err.into_response().map(|b| b.counted(activity)))))
-            }
+            Err(NotRouted::Fail(err)) => Box::pin(ready(Ok(err.into_response().map(|b| b.counted(activity))))),
         }
     }
 }

@@ -161,7 +161,8 @@ pub struct RoutingTable {
 pub struct Backend {
     /// Where the traffic goes.
     pub target: Target,
-    pub(crate) no_instance: Reason,
+    pub(crate) queue_full: Reason,
+    pub(crate) no_capacity: Reason,
     pub(crate) unreachable: Reason,
     pub(crate) failed: Reason,
     pub(crate) timed_out: Reason,
@@ -449,7 +450,11 @@ impl Backend {
     fn new(target: Target) -> Arc<Self> {
         let key = &target.revision.key;
         Arc::new(Self {
-            no_instance: Reason::new(format_args!("no ready instance of revision {key}")),
+            queue_full: Reason::new(format_args!("too many requests are waiting for revision {key}; retry later")),
+            no_capacity: Reason::new(format_args!(
+                "no instance of revision {key} could take the request within its timeout of {:?}",
+                target.timeout
+            )),
             unreachable: Reason::new(format_args!("could not connect to revision {key}")),
             failed: Reason::new(format_args!("revision {key} closed the connection before responding")),
             timed_out: Reason::new(format_args!("revision {key} did not respond within {:?}", target.timeout)),

@@ -186,7 +186,14 @@ fn error_bodies_are_precomputed_per_target() {
     let t = target("hello-00001");
     t.revision.add(Instance::new(1, SocketAddr::from(([127, 0, 0, 1], 1))));
     let backend = Backend::new(t);
-    assert_eq!(backend.no_instance.body().as_ref(), b"no ready instance of revision default/hello-00001\n");
+    assert_eq!(
+        backend.queue_full.body().as_ref(),
+        b"too many requests are waiting for revision default/hello-00001; retry later\n"
+    );
+    assert_eq!(
+        backend.no_capacity.to_string(),
+        "no instance of revision default/hello-00001 could take the request within its timeout of 300s"
+    );
     assert_eq!(backend.timed_out.to_string(), "revision default/hello-00001 did not respond within 300s");
 }
 

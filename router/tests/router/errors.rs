@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use http::Request;
 use sluice_router::RouterConfig;
-use sluice_router::endpoints::{Instance, RevisionEndpoints};
+use sluice_router::endpoints::{AdmissionSettings, Instance, RevisionEndpoints, RevisionKey};
+use sluice_router::table::RoutingTable;
 
 use crate::support::*;
 
@@ -50,21 +51,57 @@ async fn two_host_headers_get_400_and_reach_no_route() {
     assert_eq!(rev.requests(), 0, "nothing reached the revision");
 }
 
+/// `hello` with `revision` behind a route whose timeout is `timeout`.
+fn hello_within(revision: &Arc<RevisionEndpoints>, timeout: Duration) -> RoutingTable {
+    let mut target = target(revision);
+    target.timeout = timeout;
+    table(vec![route("hello", vec![(100, target)])])
+}
+
 #[tokio::test]
-async fn a_revision_without_ready_instances_gets_503_with_retry_after() {
-    let proxy = Proxy::start(hello(&revision("hello-00001", &[]))).await;
+async fn a_revision_without_ready_instances_gets_504_once_its_timeout_ran_out_waiting() {
+    let timeout = Duration::from_millis(300);
+    let proxy = Proxy::start(hello_within(&revision("hello-00001", &[]), timeout)).await;
+    let started = tokio::time::Instant::now();
     let reply = fetch(proxy.addr, "hello.default.localhost").await;
-    assert_reason(&reply, 503, "no ready instance of revision default/hello-00001");
+    assert_reason(
+        &reply,
+        504,
+        "no instance of revision default/hello-00001 could take the request within its timeout of 300ms",
+    );
+    assert!(started.elapsed() >= timeout, "waited {:?}", started.elapsed());
     assert_eq!(reply.headers["retry-after"], "1");
 }
 
-/// Polls until the router holds a request for `rev`: a held request keeps its own reference to
-/// the revision's endpoints (above the `baseline` the test and the table hold) while no
+#[tokio::test]
+async fn a_full_queue_answers_503_with_retry_after_at_once() {
+    let rev = RevisionEndpoints::with_admission(
+        RevisionKey::new("default", "hello-00001"),
+        AdmissionSettings { queue_depth: 1 },
+        None,
+    );
+    let proxy = Proxy::start(hello(&rev)).await;
+    let baseline = Arc::strong_count(&rev);
+    let first = tokio::spawn(fetch(proxy.addr, "hello.default.localhost"));
+    until_held(&rev, baseline).await;
+    assert_eq!(rev.gate().waiting(), 1);
+    let reply = fetch(proxy.addr, "hello.default.localhost").await;
+    assert_reason(&reply, 503, "too many requests are waiting for revision default/hello-00001; retry later");
+    assert_eq!(reply.headers["retry-after"], "1");
+    // The one in the queue is served once an instance appears.
+    let backend = Backend::echo("late").await;
+    rev.add(Instance::new(9_000_002, backend.addr));
+    let reply = first.await.expect("task");
+    assert_eq!((reply.status.as_u16(), reply.backend()), (200, "late"), "body: {}", reply.text());
+}
+
+/// Polls until the router holds a request for `rev`: a waiting request keeps its own reference
+/// to the revision's endpoints (above the `baseline` the test and the table hold) while no
 /// instance has been claimed.
 async fn until_held(rev: &Arc<RevisionEndpoints>, baseline: usize) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while Arc::strong_count(rev) <= baseline {
-        assert!(tokio::time::Instant::now() < deadline, "the request never reached the router's hold");
+    while Arc::strong_count(rev) <= baseline || rev.gate().waiting() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the request never started waiting");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert_eq!(rev.requests(), 0, "held, not proxied: no instance was claimed");
@@ -74,56 +111,48 @@ async fn until_held(rev: &Arc<RevisionEndpoints>, baseline: usize) {
 async fn a_request_is_held_until_an_instance_is_ready() {
     let backend = Backend::echo("late").await;
     let rev = revision("hello-00001", &[]);
-    let cfg = RouterConfig { ready_wait: Duration::from_secs(10), ..config() };
-    let ready_wait = cfg.ready_wait;
-    let proxy = Proxy::start_with(hello(&rev), cfg, Duration::from_secs(5)).await;
+    let proxy = Proxy::start(hello(&rev)).await;
     let baseline = Arc::strong_count(&rev);
-    let sent = tokio::time::Instant::now();
     let pending = tokio::spawn(fetch(proxy.addr, "hello.default.localhost"));
     until_held(&rev, baseline).await;
     assert!(!pending.is_finished(), "still pending when the instance appears");
     rev.add(Instance::new(9_000_001, backend.addr));
-    // Answered by the instance that was added, before the hold would have given up.
-    let reply = tokio::time::timeout(ready_wait.saturating_sub(sent.elapsed()), pending)
-        .await
-        .expect("answered within ready_wait")
-        .expect("task");
+    let reply = tokio::time::timeout(Duration::from_secs(10), pending).await.expect("answered").expect("task");
     assert_eq!((reply.status.as_u16(), reply.backend()), (200, "late"), "body: {}", reply.text());
     assert_eq!(rev.requests(), 1, "proxied once, to the added instance");
 }
 
 #[tokio::test]
-async fn a_held_request_follows_a_routing_edit() {
-    let backend = Backend::echo("green").await;
+async fn a_held_request_keeps_the_target_its_split_picked_across_a_routing_edit() {
+    let (blue_backend, green_backend) = (Backend::echo("blue").await, Backend::echo("green").await);
     let blue = revision("hello-00001", &[]);
-    let green = revision("hello-00002", &[backend.addr]);
-    let cfg = RouterConfig { ready_wait: Duration::from_secs(10), ..config() };
-    let ready_wait = cfg.ready_wait;
-    let proxy = Proxy::start_with(hello(&blue), cfg, Duration::from_secs(5)).await;
+    let green = revision("hello-00002", &[green_backend.addr]);
+    let proxy = Proxy::start(hello(&blue)).await;
     let baseline = Arc::strong_count(&blue);
-    let sent = tokio::time::Instant::now();
     let pending = tokio::spawn(fetch(proxy.addr, "hello.default.localhost"));
     until_held(&blue, baseline).await;
-    assert!(!pending.is_finished(), "still pending when the route changes");
     proxy.swap(hello(&green));
-    let reply = tokio::time::timeout(ready_wait.saturating_sub(sent.elapsed()), pending)
-        .await
-        .expect("answered within ready_wait")
-        .expect("task");
-    assert_eq!((reply.status.as_u16(), reply.backend()), (200, "green"), "body: {}", reply.text());
-    assert_eq!((blue.requests(), green.requests()), (0, 1), "served by the revision the edit routed to");
+    let fresh = fetch(proxy.addr, "hello.default.localhost").await;
+    assert_eq!(fresh.backend(), "green", "new requests follow the edit");
+    assert!(!pending.is_finished(), "the held one is not split again");
+    blue.add(Instance::new(9_000_003, blue_backend.addr));
+    let reply = tokio::time::timeout(Duration::from_secs(10), pending).await.expect("answered").expect("task");
+    assert_eq!((reply.status.as_u16(), reply.backend()), (200, "blue"), "body: {}", reply.text());
 }
 
 #[tokio::test]
-async fn without_a_hold_no_instance_is_503_at_once() {
-    let cfg = RouterConfig { ready_wait: Duration::ZERO, ..config() };
-    let proxy = Proxy::start_with(hello(&revision("hello-00001", &[])), cfg, Duration::from_secs(5)).await;
-    let started = tokio::time::Instant::now();
-    let reply = fetch(proxy.addr, "hello.default.localhost").await;
-    assert_reason(&reply, 503, "no ready instance of revision default/hello-00001");
-    // A zero ready_wait means no hold, not the default one.
-    let default_hold = RouterConfig::default().ready_wait;
-    assert!(started.elapsed() < default_hold, "not held: answered after {:?}", started.elapsed());
+async fn a_client_that_gives_up_leaves_the_queue_at_once() {
+    let rev = revision("hello-00001", &[]);
+    let proxy = Proxy::start(hello(&rev)).await;
+    let baseline = Arc::strong_count(&rev);
+    let pending = tokio::spawn(fetch(proxy.addr, "hello.default.localhost"));
+    until_held(&rev, baseline).await;
+    pending.abort();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while rev.gate().waiting() > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "still queued after its client went away");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 #[tokio::test]

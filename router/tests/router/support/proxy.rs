@@ -48,7 +48,7 @@ impl Drop for Proxy {
     }
 }
 
-/// Tests' config: a reproducible split, and a short hold so 503s come quickly.
+/// Tests' config: the defaults.
 pub fn config() -> RouterConfig {
-    RouterConfig { ready_wait: Duration::from_millis(200), ..RouterConfig::default() }
+    RouterConfig::default()
 }
