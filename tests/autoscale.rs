@@ -190,8 +190,13 @@ async fn container_concurrency_1_never_puts_two_requests_on_one_instance() {
     let (mut served, mut peaks) = (0, Vec::new());
     for port in &ports {
         let direct = Traffic::new(&format!("127.0.0.1:{port}"));
-        let (code, body) = direct.get(&host, "/stats").await.expect("stats");
-        assert_eq!(code, 200, "{body}");
+        // (An instance started as the load ended may only now be listening.)
+        let body = until("the instance's stats", WAIT, async || match direct.get(&host, "/stats").await {
+            Ok((200, body)) => Some(body),
+            _ => None,
+        })
+        .await
+        .expect("stats");
         let stats: serde_json::Value = serde_json::from_str(&body).expect("stats JSON");
         served += stats["served"].as_u64().expect("served");
         peaks.push(stats["max_in_flight"].as_u64().expect("max_in_flight"));
