@@ -1,4 +1,7 @@
-//! `sluice sample hello`: the app Knative's `helloworld-go` image resolves to locally. It
+//! The sample apps Knative's sample images resolve to locally; `autoscale.rs` has
+//! `sluice sample autoscale` (Knative's `autoscale-go`).
+//!
+//! `sluice sample hello` is the app Knative's `helloworld-go` image resolves to locally. It
 //! answers `Hello {TARGET}!` on `$PORT`, plus a few endpoints tests and demos use: `/echo`
 //! (streams the request body back), `/sleep?ms=N`, `/status/N`, `/headers`,
 //! `/version` (the HTTP version the request arrived in, e.g. `HTTP/2.0`: it speaks HTTP/1.1 and
@@ -21,13 +24,27 @@ use tokio::net::TcpListener;
 
 type Body = BoxBody<Bytes, hyper::Error>;
 
+mod autoscale;
+
+pub use autoscale::autoscale;
+
 /// Serves until SIGTERM/SIGINT, then lets open requests finish.
 pub async fn hello(test_endpoints: bool) -> anyhow::Result<()> {
+    let target = std::env::var("TARGET").unwrap_or_else(|_| "World".to_string());
+    let greeting = Bytes::from(format!("Hello {target}!\n"));
+    serve(move |req| handle(req, greeting.clone(), test_endpoints)).await
+}
+
+/// Serves `handler` on `127.0.0.1:$PORT` (HTTP/1.1 and h2c) until SIGTERM/SIGINT, then lets
+/// open requests finish (for up to 30 s). Every response carries `K-Revision: $K_REVISION`.
+async fn serve<F, Fut>(handler: F) -> anyhow::Result<()>
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Response<Body>, Infallible>> + Send + 'static,
+{
     let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(8080);
     // Loopback only: the router reaches it there, and nothing else should.
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
-    let target = std::env::var("TARGET").unwrap_or_else(|_| "World".to_string());
-    let greeting = Bytes::from(format!("Hello {target}!\n"));
     let revision = std::env::var("K_REVISION").ok().and_then(|r| HeaderValue::try_from(r).ok());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let graceful = GracefulShutdown::new();
@@ -42,11 +59,11 @@ pub async fn hello(test_endpoints: bool) -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => break,
         };
         let _ = stream.set_nodelay(true);
-        let (greeting, revision) = (greeting.clone(), revision.clone());
+        let (handler, revision) = (handler.clone(), revision.clone());
         let svc = hyper::service::service_fn(move |req| {
-            let (greeting, revision) = (greeting.clone(), revision.clone());
+            let (handler, revision) = (handler.clone(), revision.clone());
             async move {
-                let mut res = handle(req, greeting, test_endpoints).await?;
+                let mut res = handler(req).await?;
                 if let Some(revision) = revision {
                     res.headers_mut().insert("k-revision", revision);
                 }
@@ -82,13 +99,7 @@ async fn handle(req: Request<Incoming>, greeting: Bytes, test_endpoints: bool) -
     // Read the request body to its end (keeping none of it) before answering: a server that
     // answers and closes with body bytes unread makes the kernel reset the connection, and the
     // client (or the router in front) may lose the answer.
-    let (parts, mut body) = req.into_parts();
-    while let Some(frame) = body.frame().await {
-        if frame.is_err() {
-            break;
-        }
-    }
-    let req = Request::from_parts(parts, ());
+    let req = drained(req).await;
     let path = req.uri().path().to_string();
     let response = match (req.method(), path.as_str()) {
         (_, "/sleep") => {
@@ -125,6 +136,17 @@ async fn handle(req: Request<Incoming>, greeting: Bytes, test_endpoints: bool) -
         _ => Response::new(Full::new(greeting).map_err(|never| match never {}).boxed()),
     };
     Ok(response)
+}
+
+/// Reads the request body to its end, keeping none of it.
+async fn drained(req: Request<Incoming>) -> Request<()> {
+    let (parts, mut body) = req.into_parts();
+    while let Some(frame) = body.frame().await {
+        if frame.is_err() {
+            break;
+        }
+    }
+    Request::from_parts(parts, ())
 }
 
 fn query<'a, B>(req: &'a Request<B>, key: &str) -> Option<&'a str> {

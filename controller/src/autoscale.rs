@@ -249,8 +249,11 @@ impl Autoscaling {
         let mut sampling = tokio::time::interval(SAMPLE_EVERY);
         sampling.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_tick: Option<Instant> = None;
+        // A poke that came too soon after a decision waits for the next sample, not the next
+        // tick: a request arriving just as the revision scaled to zero must not wait a second.
+        let mut poke_pending = false;
         loop {
-            let poked = tokio::select! {
+            poke_pending |= tokio::select! {
                 () = tracked.stop.cancelled() => return,
                 _ = sampling.tick() => false,
                 () = tracked.poke.notified() => true,
@@ -261,10 +264,11 @@ impl Autoscaling {
             let now = Instant::now();
             let due = last_tick.is_none_or(|t| now >= t + TICK_EVERY);
             // A poke decides at once, but not more often than demand is sampled.
-            let poke_due = poked && last_tick.is_some_and(|t| now >= t + SAMPLE_EVERY);
+            let poke_due = poke_pending && last_tick.is_some_and(|t| now >= t + SAMPLE_EVERY);
             if !due && !poke_due {
                 continue;
             }
+            let poked = std::mem::take(&mut poke_pending);
             last_tick = Some(now);
             let at = now.saturating_duration_since(self.epoch);
             // One sample per second. A poke later in a second already recorded adds what demand

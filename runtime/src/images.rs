@@ -1,5 +1,6 @@
 //! The local image table: what command a container that names only an `image` runs on this
-//! machine. Built in, Knative's `helloworld-go` sample image runs Sluice's own sample app; a
+//! machine. Built in, Knative's `helloworld-go` and `autoscale-go` sample images run Sluice's own
+//! sample apps (`sluice sample hello`, `sluice sample autoscale`); a
 //! YAML file extends the table:
 //!
 //! ```yaml
@@ -75,7 +76,7 @@ impl ImageTable {
         Self { sluice: sluice.to_path_buf(), entries: BTreeMap::new(), sample_test_endpoints: false }
     }
 
-    /// The built-in sample apps also serve their test endpoints (`/env/NAME`, `/crash`): for
+    /// The built-in sample apps also serve their test endpoints (`/env/NAME`, `/crash`, `/stats`): for
     /// Sluice's own tests, never for a server others reach.
     pub fn with_sample_test_endpoints(mut self) -> Self {
         self.sample_test_endpoints = true;
@@ -115,16 +116,16 @@ impl ImageTable {
                 return Some(argv.clone());
             }
         }
-        match short_name(image) {
-            "helloworld-go" => {
-                let mut argv = vec![self.sluice.clone().into_os_string(), "sample".into(), "hello".into()];
-                if self.sample_test_endpoints {
-                    argv.push("--test-endpoints".into());
-                }
-                Some(argv)
-            }
-            _ => None,
+        let app = match short_name(image) {
+            "helloworld-go" => "hello",
+            "autoscale-go" => "autoscale",
+            _ => return None,
+        };
+        let mut argv = vec![self.sluice.clone().into_os_string(), "sample".into(), app.into()];
+        if self.sample_test_endpoints {
+            argv.push("--test-endpoints".into());
         }
+        Some(argv)
     }
 }
 
@@ -147,8 +148,27 @@ mod tests {
         let t = ImageTable::builtin(Path::new("/bin/sluice"));
         let argv = t.resolve("ghcr.io/knative/helloworld-go:latest").expect("built in");
         assert_eq!(argv, ["/bin/sluice", "sample", "hello"].map(OsString::from));
-        assert!(t.resolve("ghcr.io/knative/autoscale-go:latest").is_none());
         assert!(t.resolve("docker.io/acme/helloworld-go-extra").is_none());
+    }
+
+    #[test]
+    fn autoscale_go_is_built_in_with_test_endpoints_when_asked() {
+        let t = ImageTable::builtin(Path::new("/bin/sluice"));
+        let argv = ["/bin/sluice", "sample", "autoscale"].map(OsString::from);
+        assert_eq!(t.resolve("ghcr.io/knative/autoscale-go:latest"), Some(argv.to_vec()));
+        assert_eq!(t.resolve("gcr.io/knative-samples/autoscale-go@sha256:abc"), Some(argv.to_vec()));
+        assert_eq!(t.resolve("autoscale-go"), Some(argv.to_vec()));
+        assert!(t.resolve("ghcr.io/knative/autoscale-go-v2:latest").is_none());
+        assert!(t.resolve("ghcr.io/autoscale-go/other:latest").is_none(), "only the last segment names it");
+        let t = t.with_sample_test_endpoints();
+        assert_eq!(
+            t.resolve("ghcr.io/knative/autoscale-go:latest"),
+            Some(["/bin/sluice", "sample", "autoscale", "--test-endpoints"].map(OsString::from).to_vec())
+        );
+        assert_eq!(
+            t.resolve("ghcr.io/knative/helloworld-go:latest"),
+            Some(["/bin/sluice", "sample", "hello", "--test-endpoints"].map(OsString::from).to_vec())
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use sluice_router::endpoints::AdmissionSettings;
 
 /// The default address of the embedded API server.
 pub const DEFAULT_API: &str = "127.0.0.1:8070";
@@ -75,6 +76,14 @@ enum SampleApp {
         #[arg(long, hide = true)]
         test_endpoints: bool,
     },
+    /// Knative's autoscale-go: `?sleep=MS`, `?prime=N`, `?bloat=MB` make a request do work
+    /// (capped at 10 minutes, 10,000,000 and 1,024 MiB), for trying the autoscaler.
+    Autoscale {
+        /// Also serve `/stats` (requests in flight, the most held at once, answered), for
+        /// Sluice's own tests (`serve --sample-test-endpoints` starts its samples with it).
+        #[arg(long, hide = true)]
+        test_endpoints: bool,
+    },
 }
 
 /// `sluice serve`.
@@ -128,7 +137,7 @@ pub struct ServeArgs {
     /// the kubeconfig names no CA and clients use the system's trust store.
     #[arg(long, requires = "tls_cert", value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
-    /// Start the built-in sample apps with their test endpoints (`/env/NAME`, `/crash`), which
+    /// Start the built-in sample apps with their test endpoints (`/env/NAME`, `/crash`, `/stats`), which
     /// Sluice's own tests use; never for a server others reach.
     #[arg(long, env = "SLUICE_SAMPLE_TEST_ENDPOINTS", hide = true)]
     pub sample_test_endpoints: bool,
@@ -137,6 +146,10 @@ pub struct ServeArgs {
     /// closed).
     #[arg(long, default_value_t = 30_000, hide = true)]
     pub header_read_timeout_ms: u64,
+    /// Requests one revision may queue while it has no free capacity (at zero, or every
+    /// instance holding its containerConcurrency); one more is answered 503 with Retry-After.
+    #[arg(long, default_value_t = AdmissionSettings::default().queue_depth, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub queue_depth: usize,
 }
 
 /// Where the CLI finds the API server, the token it shows it, and the CA it trusts. The token
@@ -287,6 +300,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Delete(d) => client::delete(&d.api, &d.kind, &d.names, &d.namespace).await,
         Command::Sample { app: SampleApp::Hello { test_endpoints } } => {
             crate::sample::hello(test_endpoints).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sample { app: SampleApp::Autoscale { test_endpoints } } => {
+            crate::sample::autoscale(test_endpoints).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Crds => {

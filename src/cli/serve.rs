@@ -158,7 +158,7 @@ where
         // Full means pokes are already queued; the next tick comes within a second anyway.
         let _ = poke.try_send(key.clone());
     });
-    let endpoints = Endpoints::with_admission(AdmissionSettings::default(), poke);
+    let endpoints = Endpoints::with_admission(AdmissionSettings { queue_depth: args.queue_depth }, poke);
     let (runtime, health) = Runtime::new(
         runtime_config(&state_dir, args.images.as_deref(), args.sample_test_endpoints)?,
         endpoints.clone(),
@@ -281,7 +281,7 @@ fn runtime_config(state_dir: &Path, images_file: Option<&Path>, test_endpoints: 
     let exe = std::env::current_exe().context("locating the sluice executable")?;
     let mut images = ImageTable::builtin(&exe);
     if test_endpoints {
-        tracing::warn!("--sample-test-endpoints: sample apps serve /env and /crash to anyone who reaches them");
+        tracing::warn!("--sample-test-endpoints: sample apps serve /env, /crash and /stats to anyone who reaches them");
         images = images.with_sample_test_endpoints();
     }
     let default_file = state_dir.join("images.yaml");

@@ -114,16 +114,21 @@ impl Traffic {
 
     /// Starts `clients` loops of back-to-back requests to `host`.
     pub fn start_load(&self, host: &str, clients: usize) -> Load {
+        self.start_load_on(host, "/", clients)
+    }
+
+    /// Starts `clients` loops of back-to-back `GET path` requests to `host`.
+    pub fn start_load_on(&self, host: &str, path: &str, clients: usize) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let report = Arc::new(Mutex::new(LoadReport::default()));
         let sent = Arc::new(AtomicU64::new(0));
         let tasks = (0..clients)
             .map(|_| {
-                let (me, host, stop, report, sent) =
-                    (self.clone(), host.to_string(), stop.clone(), report.clone(), sent.clone());
+                let (me, host, path, stop, report, sent) =
+                    (self.clone(), host.to_string(), path.to_string(), stop.clone(), report.clone(), sent.clone());
                 tokio::spawn(async move {
                     while !stop.load(Ordering::Relaxed) {
-                        let result = me.get(&host, "/").await;
+                        let result = me.get(&host, &path).await;
                         sent.fetch_add(1, Ordering::Relaxed);
                         let mut r = report.lock();
                         match result {

@@ -133,6 +133,31 @@ async fn a_poke_at_zero_scales_up_at_once_not_at_the_next_tick() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_poke_just_after_the_scale_to_zero_decision_scales_up_within_a_sample_not_a_tick() {
+    let r = rig();
+    let w = wish(&[("autoscaling.knative.dev/window", "6s")], true);
+    r.autoscaling.set_settings(
+        Settings::from_config_map(&[("scale-to-zero-grace-period".to_string(), "1s".to_string())].into())
+            .expect("settings"),
+    );
+    r.autoscaling.track(w.clone());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(r.scale(), 1, "initial scale");
+    // The moment it decides zero, a request starts waiting and pokes.
+    while r.scale() != 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    r.load.0.store(1, Ordering::SeqCst);
+    let poked_at = Instant::now();
+    r.pokes.send(w.run.key.clone()).await.expect("poke");
+    while r.scale() == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let took = Instant::now() - poked_at;
+    assert!(took <= SAMPLE_EVERY + Duration::from_millis(2), "scaled from zero {took:?} after the poke");
+}
+
+#[tokio::test(start_paused = true)]
 async fn min_scale_holds_through_idleness_and_max_scale_caps() {
     let r = rig();
     r.autoscaling
