@@ -180,3 +180,39 @@ fn apply_get_and_delete_from_the_command_line() {
     assert!(!out.status.success());
     assert!(text(&out).1.contains("unknown kind"), "{:?}", text(&out));
 }
+
+#[test]
+fn without_api_flags_the_cli_finds_the_server_its_state_directory_names() {
+    let s = Sluice::start(BIN).expect("start sluice");
+    // No --api, SLUICE_API, token or CA: only the state directory, as a user of a second
+    // terminal has it.
+    let out = std::process::Command::new(BIN)
+        .args(["get", "ksvc", "--state-dir"])
+        .arg(&s.state_dir)
+        .env_remove("SLUICE_API")
+        .env_remove("SLUICE_TOKEN")
+        .env_remove("SLUICE_CERTIFICATE_AUTHORITY")
+        .env_remove("SLUICE_STATE_DIR")
+        .output()
+        .expect("run sluice");
+    // The server listens on a port of its own choosing, so an answer means endpoints.json
+    // named it (and the state directory's token and CA were used).
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert_eq!(text(&out).0, "No resources found.\n");
+}
+
+#[test]
+fn a_server_that_does_not_answer_is_named_with_how_to_start_one() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let out = std::process::Command::new(BIN)
+        .args(["get", "ksvc", "--token", "abc", "--api"])
+        .arg(format!("http://127.0.0.1:{port}"))
+        .env_remove("SLUICE_STATE_DIR")
+        .output()
+        .expect("run sluice");
+    assert!(!out.status.success());
+    let (_, stderr) = text(&out);
+    assert!(stderr.contains(&format!("no Sluice API server answers at http://127.0.0.1:{port}")), "{stderr}");
+    assert!(stderr.contains("sluice serve"), "{stderr}");
+}

@@ -20,7 +20,8 @@ use super::output::{self, Format};
 /// A client for the API server named by `--api` / `SLUICE_API` (https unless the URL says
 /// `http://` to a loopback address), with the token [`token`] finds and the CA [`trust`] finds.
 fn client(api: &ApiArgs) -> anyhow::Result<kube::Client> {
-    let url = if api.api.contains("://") { api.api.clone() } else { format!("https://{}", api.api) };
+    let address = address(api);
+    let url = if address.contains("://") { address } else { format!("https://{address}") };
     let uri: http::Uri = url.parse().with_context(|| format!("invalid API address {url:?}"))?;
     let roots = match uri.scheme_str() {
         Some("https") => trust(api)?,
@@ -33,6 +34,37 @@ fn client(api: &ApiArgs) -> anyhow::Result<kube::Client> {
         _ => return Err(anyhow!("the API address {url:?} is neither https:// nor http://")),
     };
     connect(&url, &token(api)?, &roots)
+}
+
+/// The API server's address: `--api` or `SLUICE_API`, else what the state directory's
+/// `endpoints.json` says `sluice serve` bound (its https address), else the default.
+pub(super) fn address(api: &ApiArgs) -> String {
+    if let Some(given) = &api.api {
+        return given.clone();
+    }
+    let dir = api.state_dir.clone().unwrap_or_else(super::serve::default_state_dir);
+    let written = std::fs::read(dir.join(super::serve::ENDPOINTS_FILE))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .and_then(|doc| doc.get("api_https").and_then(Value::as_str).map(str::to_string));
+    written.unwrap_or_else(|| super::DEFAULT_API.to_string())
+}
+
+/// `error` with a hint when it is a failure to reach the server at all: which address was
+/// tried, and how to start or name a server.
+pub(super) fn hint_unreachable(error: anyhow::Error, api: &ApiArgs) -> anyhow::Error {
+    // The client's errors reach here as text (see `explain`), the whole chain of causes.
+    let text = format!("{error:#}");
+    let unreachable = ["tcp connect error", "Connection refused", "No route to host", "dns error"]
+        .iter()
+        .any(|needle| text.contains(needle));
+    if !unreachable {
+        return error;
+    }
+    let tried = address(api);
+    error.context(format!(
+        "no Sluice API server answers at {tried}: start one with `sluice serve`, or name it with --api HOST:PORT (or SLUICE_API, or --state-dir DIR of the `sluice serve` to use)"
+    ))
 }
 
 /// A client for the API server at `url` that shows it `token` and, over https, trusts `roots`
@@ -76,7 +108,7 @@ fn token(api: &ApiArgs) -> anyhow::Result<Token> {
     let file = dir.join(super::TOKEN_FILE);
     Token::read(&file)
         .with_context(|| format!("reading the API token from {}", file.display()))?
-        .ok_or_else(|| no_token(&file, &api.api))
+        .ok_or_else(|| no_token(&file, &address(api)))
 }
 
 fn no_token(file: &Path, api: &str) -> anyhow::Error {
@@ -128,12 +160,11 @@ fn explain(e: kube::Error) -> String {
         }
         kube::Error::Api(s) => s.message,
         other => {
-            let text = format!("{other}");
             let chain = std::iter::successors(Some(&other as &dyn std::error::Error), |e| e.source())
                 .map(|e| e.to_string())
                 .collect::<Vec<_>>()
                 .join(": ");
-            if chain.contains("certificate") { format!("{chain} ({CA})") } else { text }
+            if chain.contains("certificate") { format!("{chain} ({CA})") } else { chain }
         }
     }
 }

@@ -152,7 +152,9 @@ pub struct ServeArgs {
     pub queue_depth: usize,
 }
 
-/// Where the CLI finds the API server, the token it shows it, and the CA it trusts. The token
+/// Where the CLI finds the API server, the token it shows it, and the CA it trusts. The server:
+/// `--api`, else `SLUICE_API`, else the `endpoints.json` of the state directory, else
+/// 127.0.0.1:8070. The token
 /// is the first of: `--token`, `SLUICE_TOKEN`, the `token` file in `--state-dir` (default:
 /// `serve`'s default). The CA: `--certificate-authority`, else `<state-dir>/tls/ca.crt` when it
 /// exists, else the system's trust store.
@@ -160,8 +162,10 @@ pub struct ServeArgs {
 pub struct ApiArgs {
     /// API server address: host:port (spoken to over https) or a URL. `http://` is allowed
     /// only to a loopback address, so the token never crosses a network in clear text.
-    #[arg(long, env = "SLUICE_API", default_value = DEFAULT_API, global = true)]
-    pub api: String,
+    /// Without it (or SLUICE_API): the address in the state directory's `endpoints.json`
+    /// (written by `sluice serve`), else 127.0.0.1:8070.
+    #[arg(long, env = "SLUICE_API", global = true)]
+    pub api: Option<String>,
     /// The API server's bearer token. Prefer SLUICE_TOKEN or the token file: other users of
     /// this machine can read a flag's value in the process list.
     #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true, global = true)]
@@ -289,15 +293,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::run(args, |_, _| async { Ok(()) }).await,
         Command::Demo(args) => serve::run(args, demo::apply_sample).await,
-        Command::Logs(l) => client::logs(&l.api, &l.revision, &l.namespace, l.follow).await,
+        Command::Logs(l) => client::logs(&l.api, &l.revision, &l.namespace, l.follow)
+            .await
+            .map_err(|e| client::hint_unreachable(e, &l.api)),
         // Became the instance above, or failed there.
         Command::InstanceExec { .. } | Command::InstanceWarden => Ok(ExitCode::FAILURE),
-        Command::Apply(a) => client::apply(&a.api, &a.files, &a.namespace).await,
+        Command::Apply(a) => {
+            client::apply(&a.api, &a.files, &a.namespace).await.map_err(|e| client::hint_unreachable(e, &a.api))
+        }
         Command::Get(g) => {
             let ns = (!g.all_namespaces).then_some(g.namespace.as_str());
-            client::get(&g.api, &g.kind, g.name.as_deref(), ns, g.output, g.selector.as_deref()).await
+            client::get(&g.api, &g.kind, g.name.as_deref(), ns, g.output, g.selector.as_deref())
+                .await
+                .map_err(|e| client::hint_unreachable(e, &g.api))
         }
-        Command::Delete(d) => client::delete(&d.api, &d.kind, &d.names, &d.namespace).await,
+        Command::Delete(d) => client::delete(&d.api, &d.kind, &d.names, &d.namespace)
+            .await
+            .map_err(|e| client::hint_unreachable(e, &d.api)),
         Command::Sample { app: SampleApp::Hello { test_endpoints } } => {
             crate::sample::hello(test_endpoints).await?;
             Ok(ExitCode::SUCCESS)

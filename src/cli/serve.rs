@@ -28,6 +28,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::ServeArgs;
 
+/// The file in the state directory naming the addresses `serve` bound (read by the CLI).
+pub const ENDPOINTS_FILE: &str = "endpoints.json";
+
 /// How long in-flight requests get to finish at shutdown.
 const DRAIN: Duration = Duration::from_secs(30);
 
@@ -79,7 +82,7 @@ where
     let token_file = state_dir.join(super::TOKEN_FILE);
     let token = Token::load_or_create(&token_file)
         .with_context(|| format!("reading or creating the API token {}", token_file.display()))?;
-    let endpoints_file = state_dir.join("endpoints.json");
+    let endpoints_file = state_dir.join(ENDPOINTS_FILE);
     // A stale file from an earlier run must never be mistaken for this run's addresses.
     let _ = std::fs::remove_file(&endpoints_file);
     let swept = Runtime::sweep_orphans(&state_dir);
