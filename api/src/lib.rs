@@ -16,6 +16,7 @@ pub mod podspec;
 mod revision_key;
 pub mod scale;
 mod schema;
+pub mod strict;
 pub mod tombstones;
 pub mod validation;
 

@@ -6,6 +6,7 @@ pub mod auth;
 mod body;
 mod conn;
 mod discovery;
+mod fields;
 pub mod kubeconfig;
 mod openapi;
 pub mod patch;

@@ -10,6 +10,7 @@ use sluice_api::Kind;
 use sluice_api::admission::{self, Operation};
 
 use super::body;
+use super::fields::{FieldValidation, Warnings};
 use super::patch::{self, PatchKind};
 use super::query::{self, Query};
 use super::selector::{FieldSelector, LabelSelector};
@@ -200,9 +201,16 @@ fn place(t: &Target, obj: &mut Value) -> Result<(), ApiError> {
 }
 
 async fn create(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Response<ApiBody>, ApiError> {
+    let validation = FieldValidation::parse(req.query.get("fieldValidation"))?;
     let obj = body::decode(&req.body, &req.media)?;
+    let warnings = validation.check(t.kind, meta::name(&obj), &obj, json_text(req), &[])?;
     let created = create_object(ctx, t, obj, req.query.dry_run("CreateOptions")?).await?;
-    Ok(json_response(StatusCode::CREATED, &created))
+    Ok(warnings.attach(json_response(StatusCode::CREATED, &created)))
+}
+
+/// The body's text when it is JSON (where duplicate keys are looked for).
+fn json_text(req: &Request) -> Option<&[u8]> {
+    req.media.contains("json").then_some(&req.body[..])
 }
 
 async fn create_object(ctx: &Arc<Ctx>, t: &Target, mut obj: Value, dry_run: bool) -> Result<Value, ApiError> {
@@ -270,7 +278,13 @@ fn ensure_type(kind: Kind, obj: &mut Value) -> Result<(), ApiError> {
 
 async fn update(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Response<ApiBody>, ApiError> {
     let dry_run = req.query.dry_run("UpdateOptions")?;
+    let validation = FieldValidation::parse(req.query.get("fieldValidation"))?;
     let mut obj = body::decode(&req.body, &req.media)?;
+    let warnings = if t.status {
+        Warnings::default()
+    } else {
+        validation.check(t.kind, t.name.as_deref().unwrap_or_default(), &obj, json_text(req), &[])?
+    };
     ensure_type(t.kind, &mut obj)?;
     let url_name = t.name.clone().unwrap_or_default();
     let m = meta::metadata_mut(&mut obj);
@@ -297,7 +311,7 @@ async fn update(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Respo
     }
     let old = fetch(&ctx.store, t).await?;
     let stored = write_update(ctx, t, &old, obj, Some(&rv), dry_run).await?;
-    Ok(json_response(StatusCode::OK, &stored))
+    Ok(warnings.attach(json_response(StatusCode::OK, &stored)))
 }
 
 /// Merges `body` onto `old` for the addressed part, admits and stores it. `precondition` is the
@@ -344,13 +358,17 @@ async fn write_update(
 async fn patch(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Response<ApiBody>, ApiError> {
     let kind = body::patch_kind(&req.media)?;
     let dry_run = req.query.dry_run("PatchOptions")?;
+    let validation = FieldValidation::parse(req.query.get("fieldValidation"))?;
     let patch = body::decode(&req.body, &req.media)?;
+    // Keys repeated in the patch's own JSON are lost to the last one, as in a whole object.
+    let duplicates = validation.check(t.kind, "", &json!({}), json_text(req), &[])?;
     for attempt in 1..=PATCH_ATTEMPTS {
         let old = match fetch(&ctx.store, t).await {
             Ok(old) => old,
             Err(e) if e.code == 404 && kind == PatchKind::Apply && !t.status => {
+                let warnings = validation.check(t.kind, meta::name(&patch), &patch, None, &[])?;
                 let created = create_object(ctx, t, patch, dry_run).await?;
-                return Ok(json_response(StatusCode::CREATED, &created));
+                return Ok(duplicates.attach(warnings.attach(json_response(StatusCode::CREATED, &created))));
             }
             Err(e) => return Err(e),
         };
@@ -363,12 +381,22 @@ async fn patch(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Respon
                 vec![("metadata.name".into(), "field is immutable".into())],
             ));
         }
+        // What the patch adds that the schema does not have (fields stored before, under
+        // another directive, are not the patch's doing).
+        let warnings = if t.status {
+            Warnings::default()
+        } else {
+            let stored_unknown = sluice_api::strict::unknown_fields(t.kind, &old);
+            validation.check(t.kind, meta::name(&old), &patched, None, &stored_unknown)?
+        };
         let explicit = meta::resource_version(&patched);
         let precondition = (explicit != meta::resource_version(&old)).then(|| explicit.to_string());
         match write_update(ctx, t, &old, patched, precondition.as_deref(), dry_run).await {
             Err(e) if e.reason == "Conflict" && precondition.is_none() && attempt < PATCH_ATTEMPTS => continue,
             Err(e) => return Err(e),
-            Ok(stored) => return Ok(json_response(StatusCode::OK, &stored)),
+            Ok(stored) => {
+                return Ok(duplicates.attach(warnings.attach(json_response(StatusCode::OK, &stored))));
+            }
         }
     }
     Err(ApiError::new(409, "Conflict", "the patch kept conflicting with concurrent writes; try again"))

@@ -194,6 +194,13 @@ async fn apply_one(client: &kube::Client, doc: &Document, default_ns: &str) -> a
     }
     let kind = Kind::from_type(api_version, kind_name)
         .ok_or_else(|| anyhow!("kind {kind_name:?} in {api_version:?} is not served by Sluice"))?;
+    // As kubectl's default (--validate=strict): a field the schema does not have is a typo
+    // that would otherwise be stored and silently not honoured.
+    let unknown = sluice_api::strict::unknown_fields(kind, &doc.value);
+    if !unknown.is_empty() {
+        let fields: Vec<String> = unknown.iter().map(|p| format!("unknown field {p:?}")).collect();
+        return Err(anyhow!("strict decoding error: {}", fields.join(", ")));
+    }
     let mut obj: DynamicObject =
         serde_json::from_value(doc.value.clone()).map_err(|e| anyhow!("not a Kubernetes object: {e}"))?;
     let ns = obj.metadata.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| default_ns.to_string());

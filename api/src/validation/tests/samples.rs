@@ -51,6 +51,24 @@ fn knative_samples_pass_defaults_and_validation() {
 }
 
 #[test]
+fn knative_samples_have_no_unknown_fields() {
+    for file in COMPLETE {
+        let mut text = samples::read(file);
+        for (from, to) in PLACEHOLDERS {
+            text = text.replace(from, to);
+        }
+        for doc in documents(&text) {
+            let kind = Kind::from_type(
+                doc["apiVersion"].as_str().unwrap_or_default(),
+                doc["kind"].as_str().unwrap_or_default(),
+            )
+            .unwrap_or_else(|| panic!("{file}: unknown kind"));
+            assert_eq!(crate::strict::unknown_fields(kind, &doc), Vec::<String>::new(), "{file}");
+        }
+    }
+}
+
+#[test]
 fn unknown_fields_survive_admission_at_every_depth() {
     let mut svc = service();
     svc["spec"]["foo"] = json!({"bar": 1});
