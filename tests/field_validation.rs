@@ -124,3 +124,48 @@ fn kubectl_and_sluice_apply_refuse_a_misspelled_manifest_naming_the_field() {
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("spec.trafic"), "kubectl names the field: {text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fields_sluice_does_not_apply_are_warned_at_admission_and_in_the_revision() {
+    let s = Sluice::start(BIN).expect("start sluice");
+    let c = s.client();
+    let svc = json!({
+        "apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": "limited"},
+        "spec": {"template": {"spec": {"containers": [{"image": "ghcr.io/knative/helloworld-go",
+            "resources": {"limits": {"memory": "64Mi"}}}]}}}
+    });
+    let r = c
+        .send(
+            Method::POST,
+            &format!("{}{SERVICES}?fieldValidation=Strict", s.api),
+            &[("content-type", "application/json")],
+            svc.to_string(),
+        )
+        .await
+        .expect("create");
+    assert_eq!(r.status, StatusCode::CREATED, "a known field, just not applied: {}", r.text());
+    let warnings: Vec<&str> = r.headers.get_all("warning").iter().filter_map(|v| v.to_str().ok()).collect();
+    assert_eq!(
+        warnings,
+        [
+            "299 - \"spec.template.spec.containers[0].resources: resource requests and limits are not enforced on Sluice's local runtime\""
+        ]
+    );
+    let url = format!("{}/apis/serving.knative.dev/v1/namespaces/default/revisions/limited-00001", s.api);
+    let condition = sluice_test_support::until(
+        "the revision's FieldsHonoured condition",
+        std::time::Duration::from_secs(30),
+        async || {
+            let rev = c.get(&url, &[]).await.ok()?.json();
+            rev["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == "FieldsHonoured").cloned()
+        },
+    )
+    .await
+    .expect("condition");
+    assert_eq!(
+        (condition["status"].as_str(), condition["severity"].as_str()),
+        (Some("False"), Some("Warning")),
+        "{condition}"
+    );
+    assert!(condition["message"].as_str().unwrap_or_default().contains("spec.containers[0].resources"), "{condition}");
+}

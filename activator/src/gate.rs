@@ -45,6 +45,9 @@ pub enum Refused {
         /// How long it waited.
         waited: Duration,
     },
+    /// The gate was closed (its revision is gone): the request should be routed again.
+    #[error("the revision is gone")]
+    Closed,
 }
 
 /// A revision's admission.
@@ -66,6 +69,8 @@ struct Inner {
     waiting: AtomicUsize,
     /// Permits ever given.
     admitted: AtomicU64,
+    /// Set once by [`Gate::close`].
+    closed: std::sync::atomic::AtomicBool,
     queue: Mutex<Queue>,
     depth: usize,
     poke: Box<dyn Fn() + Send + Sync>,
@@ -102,6 +107,7 @@ impl Gate {
             in_flight: AtomicU64::new(0),
             waiting: AtomicUsize::new(0),
             admitted: AtomicU64::new(0),
+            closed: std::sync::atomic::AtomicBool::new(false),
             queue: Mutex::new(Queue::default()),
             depth: settings.queue_depth,
             poke: Box::new(poke),
@@ -111,10 +117,30 @@ impl Gate {
 
     /// Sets the capacity (see [`crate::capacity`]); waiters get the permits it frees at once.
     pub fn set_capacity(&self, capacity: u64) {
+        if self.is_closed() {
+            return;
+        }
         self.inner.capacity.store(capacity, SeqCst);
         if self.inner.waiting.load(SeqCst) > 0 {
             self.inner.grant(&mut self.inner.queue.lock());
         }
+    }
+
+    /// Closes the gate for good (its revision is gone): no more permits, and every waiter gets
+    /// [`Refused::Closed`] at once, so it can be routed elsewhere instead of waiting out its
+    /// deadline. Permits already given stay valid until dropped.
+    pub fn close(&self) {
+        self.inner.closed.store(true, SeqCst);
+        self.inner.capacity.store(0, SeqCst);
+        let waiters = std::mem::take(&mut self.inner.queue.lock().waiters);
+        self.inner.waiting.fetch_sub(waiters.len(), SeqCst);
+        // Dropping the senders wakes each waiter with a closed channel.
+        drop(waiters);
+    }
+
+    /// True once [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(SeqCst)
     }
 
     /// The capacity now.
@@ -141,6 +167,10 @@ impl Gate {
         let (tx, rx) = oneshot::channel();
         let id = {
             let mut queue = self.inner.queue.lock();
+            // Checked under the lock `close` takes, so no waiter joins a closed queue.
+            if self.is_closed() {
+                return Err(Refused::Closed);
+            }
             if queue.waiters.len() >= self.inner.depth {
                 return Err(Refused::QueueFull { depth: self.inner.depth });
             }
@@ -158,9 +188,9 @@ impl Gate {
         drop(leave);
         match granted {
             Ok(Ok(permit)) => Ok(permit),
-            // The sender lives in the queue, which this gate owns: it is only ever dropped
-            // after sending. Treated as a timeout all the same.
-            Ok(Err(_)) | Err(_) => Err(Refused::Timeout { waited: started.elapsed() }),
+            // Senders are dropped unsent only by `close`.
+            Ok(Err(_)) => Err(Refused::Closed),
+            Err(_) => Err(Refused::Timeout { waited: started.elapsed() }),
         }
     }
 

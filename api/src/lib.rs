@@ -8,6 +8,7 @@ pub mod conditions;
 pub mod crd;
 pub mod defaults;
 pub mod field_error;
+pub mod honoured;
 pub mod kinds;
 pub mod labels;
 pub mod naming;

@@ -94,6 +94,19 @@ fn warning(text: &str) -> Option<HeaderValue> {
 // === impl Warnings ===
 
 impl Warnings {
+    /// One warning per field of `obj` that Sluice accepts but does not act on (see
+    /// [`sluice_api::honoured`]), sent whatever the `fieldValidation` directive.
+    pub fn not_honoured(mut self, kind: Kind, obj: &Value) -> Self {
+        // Unknown fields are fieldValidation's to report (or, under Ignore, not to).
+        for n in sluice_api::honoured::not_honoured(kind, obj)
+            .into_iter()
+            .filter(|n| n.message != sluice_api::honoured::UNKNOWN)
+        {
+            self.0.extend(warning(&format!("{}: {}", n.path, n.message)));
+        }
+        self
+    }
+
     /// Adds the warnings to `res`.
     pub fn attach<B>(self, mut res: http::Response<B>) -> http::Response<B> {
         for w in self.0 {

@@ -203,7 +203,7 @@ fn place(t: &Target, obj: &mut Value) -> Result<(), ApiError> {
 async fn create(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Response<ApiBody>, ApiError> {
     let validation = FieldValidation::parse(req.query.get("fieldValidation"))?;
     let obj = body::decode(&req.body, &req.media)?;
-    let warnings = validation.check(t.kind, meta::name(&obj), &obj, json_text(req), &[])?;
+    let warnings = validation.check(t.kind, meta::name(&obj), &obj, json_text(req), &[])?.not_honoured(t.kind, &obj);
     let created = create_object(ctx, t, obj, req.query.dry_run("CreateOptions")?).await?;
     Ok(warnings.attach(json_response(StatusCode::CREATED, &created)))
 }
@@ -283,7 +283,9 @@ async fn update(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Respo
     let warnings = if t.status {
         Warnings::default()
     } else {
-        validation.check(t.kind, t.name.as_deref().unwrap_or_default(), &obj, json_text(req), &[])?
+        validation
+            .check(t.kind, t.name.as_deref().unwrap_or_default(), &obj, json_text(req), &[])?
+            .not_honoured(t.kind, &obj)
     };
     ensure_type(t.kind, &mut obj)?;
     let url_name = t.name.clone().unwrap_or_default();
@@ -366,7 +368,8 @@ async fn patch(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Respon
         let old = match fetch(&ctx.store, t).await {
             Ok(old) => old,
             Err(e) if e.code == 404 && kind == PatchKind::Apply && !t.status => {
-                let warnings = validation.check(t.kind, meta::name(&patch), &patch, None, &[])?;
+                let warnings =
+                    validation.check(t.kind, meta::name(&patch), &patch, None, &[])?.not_honoured(t.kind, &patch);
                 let created = create_object(ctx, t, patch, dry_run).await?;
                 return Ok(duplicates.attach(warnings.attach(json_response(StatusCode::CREATED, &created))));
             }
@@ -387,7 +390,7 @@ async fn patch(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Respon
             Warnings::default()
         } else {
             let stored_unknown = sluice_api::strict::unknown_fields(t.kind, &old);
-            validation.check(t.kind, meta::name(&old), &patched, None, &stored_unknown)?
+            validation.check(t.kind, meta::name(&old), &patched, None, &stored_unknown)?.not_honoured(t.kind, &patched)
         };
         let explicit = meta::resource_version(&patched);
         let precondition = (explicit != meta::resource_version(&old)).then(|| explicit.to_string());

@@ -377,9 +377,12 @@ impl Endpoints {
         self.revisions.lock().get(key).cloned()
     }
 
-    /// Forgets `key` (its revision is gone).
+    /// Forgets `key` (its revision is gone); requests waiting for its capacity are sent away to
+    /// be routed again.
     pub fn forget(&self, key: &RevisionKey) {
-        self.revisions.lock().remove(key);
+        if let Some(gone) = self.revisions.lock().remove(key) {
+            gone.gate().close();
+        }
     }
 }
 

@@ -159,3 +159,25 @@ fn under_racing_threads_in_flight_never_exceeds_capacity_and_nothing_is_lost() {
         assert_eq!((gate.in_flight(), gate.waiting(), gate.admitted()), (0, 0, 64 * 200));
     });
 }
+
+#[tokio::test(start_paused = true)]
+async fn closing_the_gate_sends_every_waiter_away_at_once() {
+    let (gate, _) = gate(10);
+    let gate = Arc::new(gate);
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            let gate = gate.clone();
+            tokio::spawn(async move { gate.acquire(far()).await })
+        })
+        .collect();
+    settle().await;
+    assert_eq!(gate.waiting(), 3);
+    gate.close();
+    for w in waiters {
+        assert_eq!(w.await.expect("task").expect_err("closed"), Refused::Closed);
+    }
+    assert_eq!(gate.waiting(), 0);
+    gate.set_capacity(5);
+    assert!(gate.try_acquire().is_none(), "a closed gate admits nobody");
+    assert_eq!(gate.acquire(far()).await.expect_err("closed"), Refused::Closed);
+}

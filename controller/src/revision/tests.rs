@@ -83,3 +83,22 @@ fn never_ready_past_the_deadline_fails() {
     let s = revision_status(&rev, None, 0, "file:///l", "t", true);
     assert_eq!(cond(&s, "ResourcesAvailable"), (ConditionStatus::False, Some("ProgressDeadlineExceeded".into())));
 }
+
+#[test]
+fn fields_the_runtime_does_not_apply_are_a_warning_condition_beside_ready() {
+    let mut rev = with_state("active");
+    rev.spec.extra.insert("volumes".into(), serde_json::json!([{"name": "v"}]));
+    let s = revision_status(&rev, Some(&health(1, true, None)), 1, "", "2026-01-01T00:00:00Z", false);
+    let c = find(&s.conditions, "FieldsHonoured").expect("condition");
+    assert_eq!(
+        (c.status, c.reason.as_deref(), c.severity.as_deref()),
+        (ConditionStatus::False, Some("NotHonoured"), Some("Warning"))
+    );
+    assert!(c.message.as_deref().unwrap_or_default().starts_with("spec.volumes: volumes are not mounted"), "{c:?}");
+    assert_eq!(cond(&s, "Ready").0, ConditionStatus::True, "Ready is about serving, and it serves");
+
+    rev.spec.extra.remove("volumes");
+    rev.status = Some(s);
+    let s = revision_status(&rev, Some(&health(1, true, None)), 1, "", "2026-01-01T00:00:00Z", false);
+    assert!(find(&s.conditions, "FieldsHonoured").is_none(), "gone once nothing is left to say");
+}

@@ -40,6 +40,13 @@ use crate::error::ProxyError;
 use crate::reason::Reason;
 use crate::table::{self, Backend, Protocol, RoutingTable};
 
+/// How often a waiting request checks that its host is still served.
+const ROUTE_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// How long a request whose revision was deleted while it waited pauses before it is routed
+/// again (the table naming the revision is being replaced).
+const REROUTE_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+
 mod client;
 mod connect;
 mod forward;
@@ -186,25 +193,60 @@ impl Router {
 
     /// Waits in the gate of the revision `backend` picked until it admits the request and an
     /// instance has a free slot, then forwards it; or answers 503 (queue full) or 504 (the
-    /// revision's timeout ran out while waiting). Dropping this future (the client went away)
-    /// leaves the queue.
+    /// revision's timeout ran out while waiting). A revision deleted meanwhile closes its gate:
+    /// the request is routed again from the table as it is then (404 once its route is gone).
+    /// Dropping this future (the client went away) leaves the queue.
     async fn wait(
         self,
-        req: Box<Request<Incoming>>,
+        mut req: Box<Request<Incoming>>,
         client: Client,
         body_end: Arc<BodyEnd>,
-        backend: Arc<Backend>,
+        mut backend: Arc<Backend>,
     ) -> Response<RouterBody> {
         let deadline = tokio::time::Instant::now() + backend.target.timeout;
-        let revision = backend.target.revision.clone();
         loop {
-            let permit = match revision.gate().acquire(deadline).await {
+            let revision = backend.target.revision.clone();
+            let acquire = revision.gate().acquire(deadline);
+            tokio::pin!(acquire);
+            let mut check = tokio::time::interval(ROUTE_CHECK);
+            check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let admitted = loop {
+                tokio::select! {
+                    admitted = &mut acquire => break admitted,
+                    // A waiting request keeps its revision, but not a host that is no longer
+                    // served (its service deleted): that is answered as a new request would be.
+                    _ = check.tick() => {
+                        if let Err(gone) = self.inner.table.load().resolve(&req) {
+                            return miss(gone).into_response();
+                        }
+                    }
+                }
+            };
+            let permit = match admitted {
                 Ok(permit) => permit,
                 Err(Refused::QueueFull { .. }) => {
                     return ProxyError::QueueFull(backend.queue_full.clone()).into_response();
                 }
                 Err(Refused::Timeout { .. }) => {
                     return ProxyError::NoCapacity(backend.no_capacity.clone()).into_response();
+                }
+                Err(Refused::Closed) => {
+                    // The table that still names the deleted revision is replaced right after
+                    // its endpoints are forgotten; give that a moment, within the deadline.
+                    tokio::select! {
+                        () = tokio::time::sleep(REROUTE_PAUSE) => {}
+                        () = tokio::time::sleep_until(deadline) => {
+                            return ProxyError::NoCapacity(backend.no_capacity.clone()).into_response();
+                        }
+                    }
+                    match self.route(*req, &client, &body_end) {
+                        Ok(routed) => return forward::forward(&self.inner.upstream, routed).await,
+                        Err(NotRouted::Fail(e)) => return e.into_response(),
+                        Err(NotRouted::Wait(again, next)) => {
+                            (req, backend) = (again, next);
+                            continue;
+                        }
+                    }
                 }
             };
             match revision.pick_admitted(permit) {

@@ -265,3 +265,32 @@ async fn a_malformed_chunked_request_body_gets_400_not_502() {
     assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
     assert!(answer.ends_with("\r\n\r\nrequest body is malformed or incomplete\n"), "{answer}");
 }
+
+#[tokio::test]
+async fn a_request_waiting_for_a_deleted_revision_is_routed_again() {
+    let rev = revision("hello-00001", &[]);
+    let proxy = Proxy::start(hello(&rev)).await;
+    let baseline = Arc::strong_count(&rev);
+    let pending = tokio::spawn(fetch(proxy.addr, "hello.default.localhost"));
+    until_held(&rev, baseline).await;
+    // The service is deleted: its route leaves the table and the revision's endpoints are
+    // forgotten (which closes its gate).
+    proxy.swap(table(vec![]));
+    rev.gate().close();
+    let reply = tokio::time::timeout(Duration::from_secs(5), pending).await.expect("promptly").expect("task");
+    assert_reason(&reply, 404, r#"no route for host "hello.default.localhost""#);
+}
+
+#[tokio::test]
+async fn a_request_waiting_on_a_host_that_leaves_the_table_gets_404() {
+    let rev = revision("hello-00001", &[]);
+    let proxy = Proxy::start(hello(&rev)).await;
+    let baseline = Arc::strong_count(&rev);
+    let pending = tokio::spawn(fetch(proxy.addr, "hello.default.localhost"));
+    until_held(&rev, baseline).await;
+    // The route is removed; the revision (not yet deleted) keeps its endpoints.
+    proxy.swap(table(vec![]));
+    let reply = tokio::time::timeout(Duration::from_secs(5), pending).await.expect("promptly").expect("task");
+    assert_reason(&reply, 404, r#"no route for host "hello.default.localhost""#);
+    assert_eq!(rev.gate().waiting(), 0, "it left the queue");
+}
