@@ -12,10 +12,11 @@
 #      `autoscaling.knative.dev/window: 6s` (the shortest stable window Knative allows);
 #   2. N times: wait until the revision's instance has stopped (its log says so), send one
 #      request through the router and time request sent → first response byte;
-#   3. N times each: start `sluice sample hello` (what the sample's image runs) directly on a free
-#      port and time spawn → first HTTP response, polling every 50 ms (Sluice's default readiness
-#      poll before this script existed) and every 1 ms (the process's own start → ready);
-#   4. p50/p90/max of each, and Sluice's p50 minus the process's.
+#   3. after each, start `sluice sample hello` (what the sample's image runs) directly on a free
+#      port and time spawn → first HTTP response, polling every 1 ms (the process's own start →
+#      ready) and every 50 ms (Sluice's fixed readiness poll before this script existed);
+#   4. p50/p90/max of each, where Sluice's time went (from the revision log's markers), and
+#      Sluice's p50 minus the process's.
 # Every 7-8 s cold start waits for the scale to zero, so N=10 takes about two minutes.
 set -euo pipefail
 
@@ -37,7 +38,7 @@ WORK=$(mktemp -d)
 SERVE=
 cleanup() {
     [[ -n $SERVE ]] && { kill -TERM "$SERVE" 2>/dev/null || true; wait "$SERVE" 2>/dev/null || true; }
-    rm -rf "$WORK"
+    [[ -n ${KEEP:-} ]] && cp -r "$WORK/state/logs" "$KEEP"; rm -rf "$WORK"
 }
 trap cleanup EXIT
 
@@ -64,7 +65,7 @@ grep -q 'autoscaling.knative.dev/window' "$WORK/hello.yaml" || { echo "cold-star
 "$SLUICE" apply --api "$API" --state-dir "$WORK/state" -f "$WORK/hello.yaml" >/dev/null
 
 python3 - "$N" "$SLUICE" "$HTTP" "$WORK/state/logs/default/helloworld-go-00001.log" <<'EOF'
-import os, socket, subprocess, sys, time
+import calendar, os, socket, subprocess, sys, time
 
 n, sluice, http, log = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 host, port = http.rsplit(":", 1)
@@ -148,25 +149,44 @@ while first_byte((host, int(port)), HOST, 5) is None:
         fail("the router did not answer")
     time.sleep(0.05)
 
-sluice_runs = []
+def marker_times(kind):
+    """Wall-clock seconds of the revision log's `instance N <kind>` markers, in order."""
+    out = []
+    for line in open(log, encoding="utf-8", errors="replace"):
+        parts = line.split(" ", 4)
+        if len(parts) >= 4 and parts[0] == "[sluice]" and parts[2] == "instance" and parts[4].startswith(kind):
+            stamp = parts[1].rstrip("Z")
+            whole, _, frac = stamp.partition(".")
+            out.append(calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float("0." + (frac or "0")))
+    return out
+
+sluice_runs, phases, poll1, poll50 = [], [], [], []
 for i in range(n):
     wait_for_zero()
+    sent = time.time()
     t = first_byte((host, int(port)), HOST, 30)
     if t is None:
         fail("cannot connect to the router")
     sluice_runs.append(t)
-    print(f"  cold start {i + 1}/{n}: {t * 1000:.1f} ms", file=sys.stderr)
-
-poll50 = [direct(0.05) for _ in range(n)]
-poll1 = [direct(0.001) for _ in range(n)]
+    # Where the time went, from the revision log's markers (wall clock, so approximate).
+    starting, ready = marker_times("starting")[-1], marker_times("ready")[-1]
+    phases.append((starting - sent, ready - starting, sent + t - ready))
+    # The app alone right after, so both see the same load on a shared machine.
+    poll1.append(direct(0.001))
+    poll50.append(direct(0.05))
+    print(f"  cold start {i + 1}/{n}: through sluice {t * 1000:.1f} ms, "
+          f"app alone {poll1[-1] * 1000:.1f} ms (1 ms polling)", file=sys.stderr)
 
 rows = [("through sluice: request → first byte, at zero", sluice_runs),
-        ("sample app alone, polled every 50 ms", poll50),
-        ("sample app alone, polled every 1 ms", poll1)]
+        ("sample app alone, polled every 1 ms", poll1),
+        ("sample app alone, polled every 50 ms", poll50)]
 print(f"\n== cold start, {n} runs each ({os.cpu_count()} cores) ==")
 print(f"{'':48} {'p50':>8} {'p90':>8} {'max':>8}")
 for name, xs in rows:
     print(f"{name:48} " + " ".join(f"{v:6.1f}ms" for v in stats(xs)))
+names = ("request → spawn", "spawn → probe passed", "probe passed → first byte")
+print("through sluice, by phase (p50; from the log's markers): " +
+      ", ".join(f"{name} {stats([p[k] for p in phases])[0]:.1f} ms" for k, name in enumerate(names)))
 s50, p50 = stats(sluice_runs)[0], stats(poll1)[0]
 print(f"Sluice's share at p50 (through sluice − app alone, 1 ms polling): {s50 - p50:.1f} ms")
 EOF

@@ -181,6 +181,8 @@ impl Lifetime<'_> {
         }
         let mut serving = Some(self.join(&endpoints));
         let ready_at = Instant::now();
+        let log = self.rt.log_path(&self.run.key);
+        process::log_marker(&log, &format!("instance {} ready after {:?}", self.id, started.elapsed()));
         let mut misses = 0u32;
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + prober.period, prober.period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
