@@ -5,6 +5,7 @@
 #   scripts/cold-start.sh              # 10 cold starts each
 #   scripts/cold-start.sh -n 30        # 30 each
 #   SLUICE=path/to/sluice scripts/cold-start.sh   # skip the build, use this binary
+#   KEEP=dir scripts/cold-start.sh    # keep the revision logs (markers: starting, ready, stopped)
 #
 # What it does (release build):
 #   1. `sluice serve` on free ports with a temporary state dir; config-autoscaler with
