@@ -3,6 +3,7 @@
 #
 #   scripts/bench-router.sh            # 10 s per wrk run
 #   DURATION=5s ROUNDS=1 scripts/bench-router.sh
+#   SLUICE=path/to/sluice scripts/bench-router.sh   # skip the build, use this binary
 #
 # What it does (release build):
 #   1. cold start: `sluice serve` on free ports, apply Knative's helloworld-go sample, and time
@@ -21,8 +22,10 @@ cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "bench-router: wrk is not installed (apt-get install wrk)" >&2; exit 2; }
 command -v curl >/dev/null || { echo "bench-router: curl is not installed" >&2; exit 2; }
 
-cargo build --release -q
-SLUICE=$PWD/target/release/sluice
+if [[ -z ${SLUICE:-} ]]; then
+    cargo build --release -q
+    SLUICE=${CARGO_TARGET_DIR:-$PWD/target}/release/sluice
+fi
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {

@@ -249,11 +249,10 @@ impl Autoscaling {
         let mut sampling = tokio::time::interval(SAMPLE_EVERY);
         sampling.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_tick: Option<Instant> = None;
-        // A poke that came too soon after a decision waits for the next sample, not the next
-        // tick: a request arriving just as the revision scaled to zero must not wait a second.
-        let mut poke_pending = false;
+        let mut poked = false;
         loop {
-            poke_pending |= tokio::select! {
+            // A poke not acted on yet is remembered for the next sample.
+            poked |= tokio::select! {
                 () = tracked.stop.cancelled() => return,
                 _ = sampling.tick() => false,
                 () = tracked.poke.notified() => true,
@@ -263,13 +262,15 @@ impl Autoscaling {
             samples += 1;
             let now = Instant::now();
             let due = last_tick.is_none_or(|t| now >= t + TICK_EVERY);
-            // A poke decides at once, but not more often than demand is sampled.
-            let poke_due = poke_pending && last_tick.is_some_and(|t| now >= t + SAMPLE_EVERY);
+            // A poke decides at once at zero (a request is waiting for the first instance);
+            // otherwise not more often than demand is sampled.
+            let at_zero = applied.as_ref().is_some_and(|(desired, _)| *desired == 0);
+            let poke_due = poked && (at_zero || last_tick.is_some_and(|t| now >= t + SAMPLE_EVERY));
             if !due && !poke_due {
                 continue;
             }
-            let poked = std::mem::take(&mut poke_pending);
             last_tick = Some(now);
+            let poked = std::mem::take(&mut poked);
             let at = now.saturating_duration_since(self.epoch);
             // One sample per second. A poke later in a second already recorded adds what demand
             // grew by since (samples in one second add up), so a request waiting at zero

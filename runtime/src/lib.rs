@@ -54,7 +54,8 @@ pub struct RuntimeConfig {
     pub warden: Option<Arc<Warden>>,
     /// Image → command, for containers without a `command`.
     pub images: ImageTable,
-    /// How often a starting instance is probed.
+    /// The longest gap between probes of a starting instance (probing starts at 1 ms gaps and
+    /// backs off to this).
     pub readiness_poll: Duration,
     /// How long a stopping instance has between SIGTERM and SIGKILL.
     pub stop_grace: Duration,
@@ -96,7 +97,8 @@ struct RevisionSlot {
 // === impl RuntimeConfig ===
 
 impl RuntimeConfig {
-    /// Defaults: instances started directly, probed every 50 ms, 5 s of grace at stop.
+    /// Defaults: instances started directly, probed at most 50 ms apart while starting, 5 s of
+    /// grace at stop.
     pub fn new(state_dir: PathBuf, images: ImageTable) -> Self {
         Self {
             state_dir,

@@ -1,6 +1,13 @@
 //! Readiness probes: `httpGet` (any 2xx or 3xx), `tcpSocket` (a connect), `exec` (exit 0), with
 //! the serving port mapped to the port the instance was given. gRPC probes are checked as a TCP
 //! connect.
+//!
+//! Until an instance is first ready it is probed at a quickening pace, as Knative's queue-proxy
+//! probes aggressively at startup: the gap between probes is a tenth of the time probing has
+//! taken so far, at least 1 ms and at most the runtime's `readiness_poll`
+//! ([`startup_gap`]), so an instance that takes `t` to start is seen ready within about
+//! `t / 10` of it (and within 1 ms for a compiled server that starts in a few). After the first
+//! success the probe's own `periodSeconds` paces it.
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -28,6 +35,15 @@ enum Check {
     Http { port: u16, request: Vec<u8> },
     Tcp { host: String, port: u16 },
     Exec { argv: Vec<OsString>, env: Vec<(OsString, OsString)> },
+}
+
+/// The shortest gap between probes of a starting instance.
+pub const STARTUP_GAP_MIN: Duration = Duration::from_millis(1);
+
+/// The gap before the next probe of an instance that is not yet ready, `probing` after its first
+/// probe: a tenth of that, between [`STARTUP_GAP_MIN`] and `max`.
+pub fn startup_gap(probing: Duration, max: Duration) -> Duration {
+    (probing / 10).clamp(STARTUP_GAP_MIN, max.max(STARTUP_GAP_MIN))
 }
 
 /// Resolves a probe's port: the serving port (by number or name, or unset) is the instance's port.
@@ -184,6 +200,18 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_starting_instance_is_probed_every_tenth_of_its_start_time_within_bounds() {
+        let max = Duration::from_millis(50);
+        let ms = Duration::from_millis;
+        assert_eq!(startup_gap(Duration::ZERO, max), ms(1), "at once the gap is the minimum");
+        assert_eq!(startup_gap(ms(9), max), ms(1));
+        assert_eq!(startup_gap(ms(40), max), ms(4), "a tenth of the time probing so far");
+        assert_eq!(startup_gap(ms(200), max), ms(20));
+        assert_eq!(startup_gap(Duration::from_secs(5), max), max, "never slower than the poll");
+        assert_eq!(startup_gap(ms(100), Duration::ZERO), ms(1), "a zero poll does not spin");
     }
 
     #[tokio::test]

@@ -169,18 +169,8 @@ impl Lifetime<'_> {
     async fn watch(&self, child: &mut Child, prober: &Prober, stop: &CancellationToken) -> Outcome {
         let endpoints = self.rt.endpoints.revision(&self.run.key);
         let started = Instant::now();
-        // Until ready: probe every `readiness_poll`.
-        let became_ready = async {
-            tokio::time::sleep(prober.initial_delay).await;
-            let mut tick = tokio::time::interval(self.rt.config.readiness_poll);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                if prober.check().await {
-                    return;
-                }
-            }
-        };
+        // Until ready: probe quickly at first, backing off to `readiness_poll`.
+        let became_ready = until_ready(prober, self.rt.config.readiness_poll);
         tokio::select! {
             () = became_ready => {}
             status = child.wait() => return self.exited(status, started),
@@ -191,6 +181,8 @@ impl Lifetime<'_> {
         }
         let mut serving = Some(self.join(&endpoints));
         let ready_at = Instant::now();
+        let log = self.rt.log_path(&self.run.key);
+        process::log_marker(&log, &format!("instance {} ready after {:?}", self.id, started.elapsed()));
         let mut misses = 0u32;
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + prober.period, prober.period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -274,6 +266,21 @@ impl Lifetime<'_> {
     }
 }
 
+/// Returns once `prober` first passes: after the probe's initial delay, probes spaced by
+/// [`startup_gap`](super::probe::startup_gap) (1 ms at first, up to `poll`).
+async fn until_ready(prober: &Prober, poll: Duration) {
+    tokio::time::sleep(prober.initial_delay).await;
+    let first = tokio::time::Instant::now();
+    loop {
+        let at = tokio::time::Instant::now();
+        if prober.check().await {
+            return;
+        }
+        let gap = super::probe::startup_gap(at.duration_since(first), poll);
+        tokio::time::sleep_until(at + gap).await;
+    }
+}
+
 /// The last line an instance wrote to its log (not one of Sluice's markers), shortened.
 fn last_line(log: &std::path::Path) -> String {
     use std::io::{Read, Seek, SeekFrom};
@@ -292,6 +299,25 @@ fn last_line(log: &std::path::Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_starting_instance_is_seen_ready_long_before_the_poll_interval() {
+        // A port nothing listens on yet; it starts listening 30 ms later.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+        let prober = Prober::readiness(&sluice_api::podspec::Container::default(), port, &[]);
+        let started = Instant::now();
+        let listen = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("rebind")
+        });
+        let poll = Duration::from_secs(10);
+        tokio::time::timeout(Duration::from_secs(5), until_ready(&prober, poll))
+            .await
+            .expect("ready well before the 10 s poll");
+        let listening = listen.await.expect("listener task");
+        assert!(started.elapsed() < Duration::from_secs(1), "seen ready after {:?}", started.elapsed());
+        drop(listening);
+    }
 
     #[test]
     fn backoff_is_immediate_then_doubles_to_a_cap() {

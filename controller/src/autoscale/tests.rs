@@ -158,6 +158,27 @@ async fn a_poke_just_after_the_scale_to_zero_decision_scales_up_within_a_sample_
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_poke_at_zero_just_after_a_tick_scales_up_at_once() {
+    let r = rig();
+    let w = wish(&[("autoscaling.knative.dev/window", "6s")], true);
+    r.autoscaling.set_settings(
+        Settings::from_config_map(&[("scale-to-zero-grace-period".to_string(), "1s".to_string())].into())
+            .expect("settings"),
+    );
+    r.autoscaling.track(w.clone());
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert_eq!(r.scale(), 0, "idle past the window and the grace period");
+    // 20 ms after a decision: sooner than demand is sampled, but a request is waiting at zero.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    r.load.0.store(1, Ordering::SeqCst);
+    let poked_at = Instant::now();
+    r.pokes.send(w.run.key.clone()).await.expect("poke");
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(r.scale(), 1, "scaled from zero on the poke");
+    assert!(Instant::now() - poked_at <= Duration::from_millis(1));
+}
+
+#[tokio::test(start_paused = true)]
 async fn min_scale_holds_through_idleness_and_max_scale_caps() {
     let r = rig();
     r.autoscaling
