@@ -163,11 +163,34 @@ async fn http_ok(port: u16, request: &[u8]) -> bool {
     if !line.starts_with(b"HTTP/1.") {
         return false;
     }
-    std::str::from_utf8(&line[9..12])
+    let ok = std::str::from_utf8(&line[9..12])
         .ok()
         .and_then(|s| s.parse::<u16>().ok())
-        .is_some_and(|code| (200..400).contains(&code))
+        .is_some_and(|code| (200..400).contains(&code));
+    // The request said `Connection: close`: read the rest until the app closes, so closing
+    // here sends a FIN, not the reset that unread data makes the kernel send (an app would log
+    // a connection reset on every probe). In the background, so an app that keeps the
+    // connection open anyway does not hold up the probe's answer; bounded in bytes and time.
+    tokio::spawn(async move {
+        let drain = async {
+            let mut scratch = [0u8; 4096];
+            let mut drained = 0;
+            while drained < PROBE_DRAIN {
+                match stream.read(&mut scratch).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => drained += n,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(PROBE_DRAIN_TIME, drain).await;
+    });
+    ok
 }
+
+/// How long the rest of a probe response is read for, at most.
+const PROBE_DRAIN_TIME: Duration = Duration::from_secs(1);
+/// The most of a probe response read after its status line.
+const PROBE_DRAIN: usize = 1 << 20;
 
 #[cfg(test)]
 mod tests {
@@ -212,6 +235,47 @@ mod tests {
         assert_eq!(startup_gap(ms(200), max), ms(20));
         assert_eq!(startup_gap(Duration::from_secs(5), max), max, "never slower than the poll");
         assert_eq!(startup_gap(ms(100), Duration::ZERO), ms(1), "a zero poll does not spin");
+    }
+
+    #[tokio::test]
+    async fn an_http_probe_reads_the_whole_answer_so_the_app_sees_no_reset() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let app = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            let body = "x".repeat(256 * 1024);
+            let answer =
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            // Written in pieces, as an app does; a reset from the prober fails a later piece.
+            for chunk in answer.as_bytes().chunks(8 * 1024) {
+                s.write_all(chunk).await?;
+                tokio::task::yield_now().await;
+            }
+            s.shutdown().await?;
+            // A clean close from the prober reads as end of file, a reset as an error.
+            s.read(&mut buf).await.map(|_| ())
+        });
+        assert!(Prober::readiness(&http_container("/"), port, &[]).check().await);
+        app.await.expect("app").expect("the app wrote its answer and saw a clean close");
+    }
+
+    #[tokio::test]
+    async fn an_app_that_keeps_the_probe_connection_open_is_still_ready_at_once() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let _app = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+            // Keep-alive, whatever the request said.
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        });
+        let started = tokio::time::Instant::now();
+        assert!(Prober::readiness(&http_container("/"), port, &[]).check().await);
+        assert!(started.elapsed() < Duration::from_millis(500), "answered after {:?}", started.elapsed());
     }
 
     #[tokio::test]
