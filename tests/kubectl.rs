@@ -186,3 +186,45 @@ fn kubectl_creates_namespaces_and_config_maps_and_deleting_a_namespace_takes_its
     assert_eq!((code, body.as_str()), (404, "no route for host \"hello.team-b.localhost\"\n"));
     assert!(ok(&sluice, &["get", "ns", "-o", "name"]).contains("namespace/team-a"), "other namespaces stay");
 }
+
+#[test]
+fn kubectl_get_watch_prints_the_same_columns_as_get() {
+    let Some(kubectl) = kubectl() else {
+        eprintln!("skipping: kubectl is not installed");
+        return;
+    };
+    let s = Sluice::start(BIN).expect("start sluice");
+    let dir = tempfile::tempdir().expect("tempdir");
+    ok(&s, &["apply", "-f", &filled(dir.path(), "helloworld-go.service.yaml")]);
+    let mut watch = Command::new(kubectl)
+        .args(["get", "ksvc", "-w"])
+        .env("KUBECONFIG", s.kubeconfig())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("kubectl get -w");
+    let stdout = watch.stdout.take().expect("stdout");
+    // The list's header and row, then a row for the change below, which comes by the watch.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let next = || rx.recv_timeout(Duration::from_secs(30));
+    let (header, listed) = (next(), next());
+    ok(&s, &["label", "ksvc", "helloworld-go", "watched=yes"]);
+    let watched = next();
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let header = header.expect("a header");
+    let columns: Vec<&str> = header.split_whitespace().collect();
+    assert_eq!(columns[..4], ["NAME", "URL", "LATESTCREATED", "LATESTREADY"], "{header}");
+    assert!(listed.expect("the listed row").starts_with("helloworld-go "));
+    // Without Table watch events kubectl prints a new `NAME AGE` header and a bare row here.
+    let watched = watched.expect("a row for the change");
+    assert!(watched.contains("http://helloworld-go.default.localhost"), "the watched row has every column: {watched}");
+}

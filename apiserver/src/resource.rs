@@ -59,7 +59,7 @@ pub async fn handle(ctx: &Arc<Ctx>, target: Target, req: Request) -> Result<http
         namespace(&target)?;
     }
     match (&req.method, target.name.is_some()) {
-        (&Method::GET, false) if req.query.flag("watch") => start_watch(ctx, &target, &req.query),
+        (&Method::GET, false) if req.query.flag("watch") => start_watch(ctx, &target, &req.query, &req.accept),
         (&Method::GET, false) => list(ctx, &target, &req).await,
         (&Method::POST, false) if !target.status => create(ctx, &target, &req).await,
         (&Method::DELETE, false) if !target.status => delete_collection(ctx, &target, &req).await,
@@ -90,7 +90,7 @@ fn selectors(q: &Query) -> Result<(LabelSelector, FieldSelector), ApiError> {
     ))
 }
 
-fn start_watch(ctx: &Arc<Ctx>, t: &Target, q: &Query) -> Result<http::Response<ApiBody>, ApiError> {
+fn start_watch(ctx: &Arc<Ctx>, t: &Target, q: &Query, accept: &str) -> Result<http::Response<ApiBody>, ApiError> {
     let (labels, fields) = selectors(q)?;
     let resource_version = q.resource_version()?;
     let timeout = watch::timeout(q.get("timeoutSeconds"))?;
@@ -104,6 +104,7 @@ fn start_watch(ctx: &Arc<Ctx>, t: &Target, q: &Query) -> Result<http::Response<A
         bookmarks: q.flag("allowWatchBookmarks"),
         bookmark_interval: ctx.bookmark_interval,
         send_initial_events: q.flag("sendInitialEvents"),
+        table: table::wants_table(accept),
     };
     let lines = watch::start(ctx, params)?;
     Ok(super::stream_response(lines))

@@ -56,6 +56,9 @@ pub struct WatchParams {
     pub bookmark_interval: Duration,
     /// Mark the end of the initial ADDED events with a bookmark (`sendInitialEvents=true`).
     pub send_initial_events: bool,
+    /// Send each object as a one-row `Table` (`Accept: ...;as=Table`, what `kubectl get -w`
+    /// asks for), with the column definitions in the first such event only, as Kubernetes does.
+    pub table: bool,
 }
 
 /// The watch duration `timeoutSeconds` asks for: absent, empty or 0 is the default, a number
@@ -118,16 +121,17 @@ async fn follow(store: &Store, p: &WatchParams, out: &Outbox) -> Result<(), Refu
     let deadline = tokio::time::Instant::now() + p.timeout.min(MAX_TIMEOUT);
     let mut latest = store.subscribe();
     latest.borrow_and_update();
+    let mut columns_sent = false;
     let mut cursor = match p.resource_version.filter(|rv| *rv > 0) {
         Some(rv) => rv,
-        None => match initial_events(store, p, out).await? {
+        None => match initial_events(store, p, out, &mut columns_sent).await? {
             Some(rv) => rv,
             None => return Ok(()),
         },
     };
     loop {
         latest.borrow_and_update();
-        match replay(store, p, out, cursor).await? {
+        match replay(store, p, out, cursor, &mut columns_sent).await? {
             Ok(upto) => cursor = upto,
             Err(e) => return out.send(line("ERROR", ApiError::from(e).to_status())).await,
         }
@@ -142,7 +146,12 @@ async fn follow(store: &Store, p: &WatchParams, out: &Outbox) -> Result<(), Refu
 
 /// Sends the current objects as ADDED; returns the version they were read at, or None when
 /// the store failed (reported to the client as an ERROR event).
-async fn initial_events(store: &Store, p: &WatchParams, out: &Outbox) -> Result<Option<u64>, Refused> {
+async fn initial_events(
+    store: &Store,
+    p: &WatchParams,
+    out: &Outbox,
+    columns_sent: &mut bool,
+) -> Result<Option<u64>, Refused> {
     let req = ListRequest { namespace: p.namespace.as_deref(), ..Default::default() };
     let page = match store.list(p.kind, &req, |o| p.fields.matches(o) && p.labels.matches(&meta::labels(o))) {
         Ok(page) => page,
@@ -152,7 +161,7 @@ async fn initial_events(store: &Store, p: &WatchParams, out: &Outbox) -> Result<
         }
     };
     for obj in page.items {
-        out.send(line("ADDED", obj)).await?;
+        out.send(line("ADDED", shaped(p, obj, columns_sent))).await?;
     }
     if p.send_initial_events {
         out.send(line("BOOKMARK", bookmark_object(p.kind, page.resource_version, true))).await?;
@@ -167,6 +176,7 @@ async fn replay(
     p: &WatchParams,
     out: &Outbox,
     mut cursor: u64,
+    columns_sent: &mut bool,
 ) -> Result<Result<u64, StoreError>, Refused> {
     loop {
         let page = match store.events_after(cursor, BATCH) {
@@ -176,7 +186,7 @@ async fn replay(
         let full = page.events.len() == BATCH;
         for event in &page.events {
             if let Some((kind, obj)) = translate(p, event) {
-                out.send(line(kind, obj)).await?;
+                out.send(line(kind, shaped(p, obj, columns_sent))).await?;
             }
         }
         cursor = page.upto;
@@ -212,6 +222,20 @@ fn translate(p: &WatchParams, event: &Event) -> Option<(&'static str, Value)> {
         }
     };
     Some((kind, obj.clone()))
+}
+
+/// The object as the watch sends it: itself, or a one-row Table whose column definitions come
+/// only with the first.
+fn shaped(p: &WatchParams, obj: Value, columns_sent: &mut bool) -> Value {
+    if !p.table {
+        return obj;
+    }
+    let rv = meta::resource_version(&obj).to_string();
+    let mut table = crate::table::render(p.kind, std::slice::from_ref(&obj), &rv, None, jiff::Timestamp::now());
+    if std::mem::replace(columns_sent, true) {
+        table["columnDefinitions"] = Value::Array(Vec::new());
+    }
+    table
 }
 
 fn bookmark_object(kind: Kind, rv: u64, initial_end: bool) -> Value {

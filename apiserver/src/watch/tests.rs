@@ -14,6 +14,7 @@ fn params(labels: &str) -> WatchParams {
         bookmarks: false,
         bookmark_interval: Duration::from_secs(1),
         send_initial_events: false,
+        table: false,
     }
 }
 
@@ -28,6 +29,27 @@ fn modified(prev: &[(&str, &str)], now: &[(&str, &str)]) -> Event {
             prev_labels: Some(prev.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
         },
     }
+}
+
+#[test]
+fn a_table_watch_sends_one_row_tables_with_the_columns_first_only() {
+    let p = WatchParams { table: true, ..params("") };
+    let obj = json!({"apiVersion": "serving.knative.dev/v1", "kind": "Route",
+                     "metadata": {"name": "r", "namespace": "default", "resourceVersion": "7"},
+                     "status": {"url": "http://r.default.localhost"}});
+    let mut sent = false;
+    let first = shaped(&p, obj.clone(), &mut sent);
+    assert_eq!(first["kind"], "Table");
+    let headers: Vec<&str> =
+        first["columnDefinitions"].as_array().expect("columns").iter().filter_map(|c| c["name"].as_str()).collect();
+    assert_eq!(headers.first(), Some(&"Name"));
+    assert!(headers.contains(&"URL"), "the CRD's printer columns: {headers:?}");
+    assert_eq!(first["rows"][0]["cells"][0], "r");
+    assert_eq!(first["metadata"]["resourceVersion"], "7");
+    let second = shaped(&p, obj.clone(), &mut sent);
+    assert_eq!(second["columnDefinitions"], json!([]), "definitions come once");
+    assert_eq!(second["rows"][0]["cells"][0], "r");
+    assert_eq!(shaped(&params(""), obj.clone(), &mut false), obj, "without as=Table the object itself");
 }
 
 #[test]
