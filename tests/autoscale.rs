@@ -177,9 +177,17 @@ fn assert_load_ok(what: &str, report: &LoadReport) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn container_concurrency_1_never_puts_two_requests_on_one_instance() {
     let (s, traffic, _) = fast_sluice(&[]).await;
-    apply(BIN, &s, &service("one", AUTOSCALE_GO, &[("max-scale", "3")], &["containerConcurrency: 1"])).expect("apply");
+    // Three instances from start to end: none is scaled away (taking its counts with it) before
+    // it is asked below.
+    let bounds = [("min-scale", "3"), ("max-scale", "3")];
+    apply(BIN, &s, &service("one", AUTOSCALE_GO, &bounds, &["containerConcurrency: 1"])).expect("apply");
     let host = host("one");
     traffic.wait_for(&host, WAIT, |_| true).await.expect("serves");
+    until("min-scale's three instances", WAIT, async || {
+        (actual_replicas(&s, "one-00001").await == Some(3)).then_some(())
+    })
+    .await
+    .expect("three instances");
     let answers = concurrent(&traffic, &host, "/?sleep=200", 5, 4).await;
     assert_all_ok(&answers);
     assert!(answers.iter().all(|(_, b)| b == "Slept for 200 milliseconds.\n"), "{answers:?}");
