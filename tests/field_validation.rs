@@ -169,3 +169,51 @@ async fn fields_sluice_does_not_apply_are_warned_at_admission_and_in_the_revisio
     );
     assert!(condition["message"].as_str().unwrap_or_default().contains("spec.containers[0].resources"), "{condition}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knative_annotations_sluice_does_not_act_on_are_warned_and_shown_on_the_service_and_route() {
+    let s = Sluice::start(BIN).expect("start sluice");
+    let c = s.client();
+    let svc = json!({
+        "apiVersion": "serving.knative.dev/v1", "kind": "Service",
+        "metadata": {"name": "gradual", "annotations": {"serving.knative.dev/rollout-duration": "120s"}},
+        "spec": {"template": {"spec": {"containers": [{"image": "ghcr.io/knative/helloworld-go"}]}}}
+    });
+    let r = c
+        .send(
+            Method::POST,
+            &format!("{}{SERVICES}?fieldValidation=Strict", s.api),
+            &[("content-type", "application/json")],
+            svc.to_string(),
+        )
+        .await
+        .expect("create");
+    assert_eq!(r.status, StatusCode::CREATED, "Knative accepts it, so Sluice does: {}", r.text());
+    let warnings: Vec<&str> = r.headers.get_all("warning").iter().filter_map(|v| v.to_str().ok()).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("metadata.annotations.serving.knative.dev/rollout-duration: gradual rollout is not done"),
+        "{warnings:?}"
+    );
+    for (what, url) in [
+        ("service", format!("{}{SERVICES}/gradual", s.api)),
+        ("route", format!("{}/apis/serving.knative.dev/v1/namespaces/default/routes/gradual", s.api)),
+    ] {
+        let condition = sluice_test_support::until(
+            &format!("the {what}'s FieldsHonoured condition"),
+            std::time::Duration::from_secs(30),
+            async || {
+                let obj = c.get(&url, &[]).await.ok()?.json();
+                obj["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == "FieldsHonoured").cloned()
+            },
+        )
+        .await
+        .expect("condition");
+        assert_eq!(
+            (condition["status"].as_str(), condition["severity"].as_str()),
+            (Some("False"), Some("Warning")),
+            "{what}: {condition}"
+        );
+        assert!(condition["message"].as_str().unwrap_or_default().contains("rollout-duration"), "{what}: {condition}");
+    }
+}

@@ -37,6 +37,9 @@ const CONTAINER: &[&str] = &[
     "terminationMessagePolicy",
 ];
 
+/// The type of the condition that lists what is not honoured.
+pub const CONDITION: &str = "FieldsHonoured";
+
 /// The message for a field Knative's schema does not have.
 pub const UNKNOWN: &str = "not a field of Knative's schema (misspelled?); ignored";
 
@@ -51,12 +54,12 @@ pub struct NotHonoured {
 
 /// The fields of `obj` (a `kind` object as JSON) that Sluice accepts but does not act on.
 pub fn not_honoured(kind: Kind, obj: &Value) -> Vec<NotHonoured> {
+    let mut out = annotations(kind, obj);
     let (spec, prefix) = match kind {
         Kind::Service | Kind::Configuration => (obj.pointer("/spec/template/spec"), "spec.template.spec"),
         Kind::Revision => (obj.get("spec"), "spec"),
-        _ => return Vec::new(),
+        _ => return out,
     };
-    let mut out = Vec::new();
     let Some(spec) = spec.and_then(Value::as_object) else { return out };
     for key in spec.keys().filter(|k| !POD.contains(&k.as_str())) {
         out.push(NotHonoured { path: format!("{prefix}.{key}"), message: pod_message(key) });
@@ -98,6 +101,76 @@ pub fn not_honoured(kind: Kind, obj: &Value) -> Vec<NotHonoured> {
         }
     }
     out
+}
+
+/// The annotations of `obj` (and of its revision template) that Knative acts on and Sluice does
+/// not. Knative's validation accepts them, so a manifest carrying them must apply; the user is
+/// told what happens instead.
+fn annotations(kind: Kind, obj: &Value) -> Vec<NotHonoured> {
+    if !Kind::SERVING.contains(&kind) {
+        return Vec::new();
+    }
+    let mut places = vec![("/metadata/annotations", "metadata.annotations")];
+    if matches!(kind, Kind::Service | Kind::Configuration) {
+        places.push(("/spec/template/metadata/annotations", "spec.template.metadata.annotations"));
+    }
+    let mut out = Vec::new();
+    for (pointer, prefix) in places {
+        let Some(annos) = obj.pointer(pointer).and_then(Value::as_object) else { continue };
+        for key in annos.keys() {
+            if let Some(message) = annotation_message(key) {
+                out.push(NotHonoured { path: format!("{prefix}.{key}"), message });
+            }
+        }
+    }
+    out
+}
+
+/// What Sluice does instead of what the annotation `key` asks for; None when it is honoured or
+/// not Knative's.
+fn annotation_message(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "serving.knative.dev/rollout-duration" => {
+            "gradual rollout is not done on Sluice: traffic moves to a new revision at once, once it is ready"
+        }
+        "networking.knative.dev/certificate-class"
+        | "networking.knative.dev/certificate.class"
+        | "networking.knative.dev/disable-auto-tls"
+        | "networking.knative.dev/disableAutoTLS"
+        | "networking.knative.dev/disable-external-domain-tls" => {
+            "certificates are not provisioned per service on Sluice: serve --https uses --tls-host-cert or the local CA for every host"
+        }
+        "networking.knative.dev/ingress-class" | "networking.knative.dev/ingress.class" => {
+            "Sluice's own router is the only ingress; the class is not used"
+        }
+        _ if key.starts_with("features.knative.dev/") => "Knative's feature flags are not applied on Sluice",
+        _ => return None,
+    })
+}
+
+/// The `FieldsHonoured` condition for `notes`: False with each path and what Sluice does
+/// instead, or None when there is nothing to say (the condition is then removed). It is a
+/// warning beside Ready, which it does not take part in.
+pub fn condition(notes: &[NotHonoured]) -> Option<crate::conditions::ConditionUpdate> {
+    if notes.is_empty() {
+        return None;
+    }
+    let message: Vec<String> = notes.iter().map(|n| format!("{}: {}", n.path, n.message)).collect();
+    Some(crate::conditions::ConditionUpdate::failed(CONDITION, "NotHonoured", message.join("; ")))
+}
+
+/// Writes the `FieldsHonoured` condition of `obj` (a `kind` object as JSON) into `conditions`,
+/// or removes it when everything present is honoured.
+pub fn set_condition(conditions: &mut Vec<crate::conditions::Condition>, kind: Kind, obj: &Value, now: &str) {
+    match condition(&not_honoured(kind, obj)) {
+        None => conditions.retain(|c| c.type_ != CONDITION),
+        Some(update) => {
+            crate::conditions::set_condition(conditions, update, now);
+            if let Some(c) = conditions.iter_mut().find(|c| c.type_ == CONDITION) {
+                c.severity = Some("Warning".into());
+            }
+        }
+    }
 }
 
 fn pod_message(key: &str) -> &'static str {
@@ -163,5 +236,46 @@ mod tests {
             "env": [{"name": "TARGET", "value": "Go Sample v1"}]}]}}}});
         assert!(not_honoured(Kind::Service, &svc).is_empty());
         assert!(not_honoured(Kind::Route, &json!({"spec": {"traffic": []}})).is_empty());
+    }
+
+    #[test]
+    fn knative_annotations_sluice_does_not_act_on_are_listed_where_they_are() {
+        let svc = json!({"metadata": {"annotations": {
+            "serving.knative.dev/rollout-duration": "380s",
+            "networking.knative.dev/ingress-class": "kourier.ingress.networking.knative.dev",
+            "serving.knative.dev/creator": "me"}},
+        "spec": {"template": {"metadata": {"annotations": {
+            "autoscaling.knative.dev/min-scale": "1",
+            "features.knative.dev/http-full-duplex": "Enabled",
+            "networking.knative.dev/disable-auto-tls": "true"}},
+        "spec": {"containers": [{"image": "app"}]}}}});
+        assert_eq!(
+            paths(Kind::Service, &svc),
+            [
+                "metadata.annotations.serving.knative.dev/rollout-duration",
+                "metadata.annotations.networking.knative.dev/ingress-class",
+                "spec.template.metadata.annotations.features.knative.dev/http-full-duplex",
+                "spec.template.metadata.annotations.networking.knative.dev/disable-auto-tls",
+            ]
+        );
+        let route = json!({"metadata": {"annotations": {"serving.knative.dev/rollout-duration": "60s"}},
+            "spec": {"traffic": []}});
+        assert_eq!(paths(Kind::Route, &route), ["metadata.annotations.serving.knative.dev/rollout-duration"]);
+        assert!(not_honoured(Kind::ConfigMap, &route).is_empty(), "only Knative's kinds");
+    }
+
+    #[test]
+    fn the_condition_is_a_warning_that_goes_once_nothing_is_left_to_say() {
+        let route = json!({"metadata": {"annotations": {"serving.knative.dev/rollout-duration": "60s"}}});
+        let mut conditions = Vec::new();
+        set_condition(&mut conditions, Kind::Route, &route, "2026-01-01T00:00:00Z");
+        let c = &conditions[0];
+        assert_eq!(
+            (c.type_.as_str(), c.reason.as_deref(), c.severity.as_deref()),
+            (CONDITION, Some("NotHonoured"), Some("Warning"))
+        );
+        assert!(c.message.as_deref().unwrap_or_default().contains("traffic moves to a new revision at once"), "{c:?}");
+        set_condition(&mut conditions, Kind::Route, &json!({"metadata": {}}), "2026-01-01T00:00:01Z");
+        assert!(conditions.is_empty());
     }
 }

@@ -151,22 +151,8 @@ pub fn revision_status(
         active.severity = Some("Info".into());
     }
     // What Sluice accepted but does not act on is said here, never only at admission.
-    let notes = serde_json::to_value(rev)
-        .map(|json| sluice_api::honoured::not_honoured(sluice_api::Kind::Revision, &json))
-        .unwrap_or_default();
-    if notes.is_empty() {
-        s.conditions.retain(|c| c.type_ != "FieldsHonoured");
-    } else {
-        let message: Vec<String> = notes.iter().map(|n| format!("{}: {}", n.path, n.message)).collect();
-        set_condition(
-            &mut s.conditions,
-            ConditionUpdate::failed("FieldsHonoured", "NotHonoured", message.join("; ")),
-            now,
-        );
-        if let Some(c) = s.conditions.iter_mut().find(|c| c.type_ == "FieldsHonoured") {
-            // A warning beside Ready, which it does not take part in.
-            c.severity = Some("Warning".into());
-        }
+    if let Ok(json) = serde_json::to_value(rev) {
+        sluice_api::honoured::set_condition(&mut s.conditions, sluice_api::Kind::Revision, &json, now);
     }
     s.actual_replicas = Some(i32::try_from(ready).unwrap_or(i32::MAX));
     s.desired_replicas = Some(i32::try_from(desired).unwrap_or(i32::MAX));

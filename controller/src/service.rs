@@ -132,6 +132,9 @@ pub fn service_status(
     set_condition(&mut status.conditions, route_cond, now);
     let ready = conditions::summarize(&status.conditions, "Ready", &["ConfigurationsReady", "RoutesReady"]);
     set_condition(&mut status.conditions, ready, now);
+    if let Ok(json) = serde_json::to_value(svc) {
+        sluice_api::honoured::set_condition(&mut status.conditions, sluice_api::Kind::Service, &json, now);
+    }
     status
 }
 

@@ -82,6 +82,9 @@ pub fn route_status(
         &["AllTrafficAssigned", "IngressReady", "CertificateProvisioned"],
     );
     set_condition(&mut s.conditions, ready, now);
+    if let Ok(json) = serde_json::to_value(route) {
+        sluice_api::honoured::set_condition(&mut s.conditions, sluice_api::Kind::Route, &json, now);
+    }
     s
 }
 
