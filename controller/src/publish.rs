@@ -25,9 +25,12 @@ pub fn route_config(route: &Route, traffic: &[TrafficTarget], revisions: &[Revis
         let h2c =
             rev.and_then(|r| r.spec.serving_container()).and_then(|c| c.ports.first()).and_then(|p| p.name.as_deref())
                 == Some("h2c");
+        let seconds = |s: Option<i64>| s.filter(|s| *s > 0).map(|s| Duration::from_secs(s.unsigned_abs()));
         Target {
             revision: RevisionKey::new(ns.clone(), rev_name),
             timeout: Duration::from_secs(timeout.unsigned_abs()),
+            response_start: seconds(rev.and_then(|r| r.spec.response_start_timeout_seconds)),
+            idle: seconds(rev.and_then(|r| r.spec.idle_timeout_seconds)),
             protocol: if h2c { Protocol::H2c } else { Protocol::Http1 },
         }
     };
@@ -102,7 +105,11 @@ mod tests {
         }))
         .expect("route");
         let revisions = [
-            revision("hello-00001", json!({"timeoutSeconds": 7, "containers": [{"image": "x"}]})),
+            revision(
+                "hello-00001",
+                json!({"timeoutSeconds": 7, "responseStartTimeoutSeconds": 3, "idleTimeoutSeconds": 2,
+                    "containers": [{"image": "x"}]}),
+            ),
             revision(
                 "hello-00002",
                 json!({"containers": [{"image": "x", "ports": [{"name": "h2c", "containerPort": 8080}]}]}),
@@ -119,12 +126,15 @@ mod tests {
         let (percent, first) = &spec.traffic[0];
         assert_eq!((*percent, first.revision.name.as_str()), (100, "hello-00001"));
         assert_eq!((first.timeout, first.protocol), (Duration::from_secs(7), Protocol::Http1));
+        let secs = |s| Some(Duration::from_secs(s));
+        assert_eq!((first.response_start, first.idle), (secs(3), secs(2)));
         let tags: Vec<(&str, &str)> =
             spec.tags.iter().map(|t| (t.tag.as_str(), t.target.revision.name.as_str())).collect();
         assert_eq!(tags, [("v1", "hello-00001"), ("v2", "hello-00002")]);
         assert_eq!(spec.tags[1].hosts[0], "v2-hello.default.example.com");
         assert_eq!(spec.tags[1].target.protocol, Protocol::H2c);
         assert_eq!(spec.tags[1].target.timeout, Duration::from_secs(300), "Knative's default timeout");
+        assert_eq!((spec.tags[1].target.response_start, spec.tags[1].target.idle), (None, None), "off by default");
         assert_eq!(spec, route_config(&route, &traffic, &revisions, "example.com"), "a pure function");
     }
 }

@@ -14,7 +14,7 @@ fn table() -> &'static RoutingTable {
     TABLE.get_or_init(|| {
         let target = |name: &str| Target {
             revision: RevisionEndpoints::new(RevisionKey::new("default", name)),
-            timeout: Duration::from_secs(30),
+            timeout: Duration::from_secs(30), response_start: None, idle: None,
             protocol: Protocol::Http1,
         };
         let route = RouteConfig {

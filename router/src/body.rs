@@ -1,7 +1,11 @@
 //! Bodies at the two edges of the proxy. Both stream frame by frame; neither buffers a body.
 //!
 //! - [`RouterBody`] is what the client receives: an upstream body that holds the request's
-//!   [`InstanceGuard`] until the body ends or is dropped, or a precomputed one-line reason.
+//!   [`InstanceGuard`] until the body ends or is dropped, or a precomputed one-line reason. An
+//!   upstream body is cut (an error, which aborts the response) when the revision's timeout
+//!   ends or the instance sends nothing for its idle timeout, as Knative's queue-proxy does;
+//!   the timer is armed only once the body has had to wait, so a body that streams straight
+//!   through costs no timer.
 //! - [`UpstreamBody`] is what the instance receives: the client's body, which can be handed
 //!   back (through a oneshot, on drop) if the upstream client gave up before reading any of it,
 //!   so a request refused at connect can be sent to another instance. On an HTTP/1 client
@@ -12,11 +16,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
+use tokio::time::{Instant, Sleep};
 
 use crate::activity::ActivityGuard;
 use crate::endpoints::InstanceGuard;
@@ -32,9 +38,35 @@ pub struct RouterBody {
 #[derive(Debug)]
 enum Kind {
     /// Streamed from an instance; the guard keeps the instance's in-flight count until the end.
-    Upstream { body: Incoming, guard: Option<InstanceGuard> },
+    Upstream { body: Incoming, guard: Option<InstanceGuard>, limits: BodyLimits },
     /// A reason, sent once.
     Reason(Option<Bytes>),
+}
+
+/// When an upstream body is cut: the end of the revision's timeout, and the longest gap
+/// allowed between its frames.
+#[derive(Debug)]
+pub(crate) struct BodyLimits {
+    end: Instant,
+    idle: Option<Duration>,
+    /// When the last frame came (tracked only with an idle timeout).
+    last: Option<Instant>,
+    /// Armed the first time the body has to wait.
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+/// Why a response body failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The instance's body failed.
+    #[error(transparent)]
+    Upstream(#[from] hyper::Error),
+    /// The revision's timeout ended before the body did.
+    #[error("the revision's timeout ended before the response did")]
+    Timeout,
+    /// The instance sent nothing for the revision's idle timeout.
+    #[error("the instance sent nothing for the revision's idle timeout")]
+    Idle,
 }
 
 /// The client's request body on its way to an instance.
@@ -57,8 +89,8 @@ pub(crate) struct BodyEnd(AtomicBool);
 
 impl RouterBody {
     /// An instance's response body, holding `guard` until the body ends or is dropped.
-    pub(crate) fn upstream(body: Incoming, guard: InstanceGuard) -> Self {
-        Self { kind: Kind::Upstream { body, guard: Some(guard) }, activity: None }
+    pub(crate) fn upstream(body: Incoming, guard: InstanceGuard, limits: BodyLimits) -> Self {
+        Self { kind: Kind::Upstream { body, guard: Some(guard), limits }, activity: None }
     }
 
     /// The same body, keeping `activity` (its request's claim on the client connection) until
@@ -76,18 +108,26 @@ impl RouterBody {
 
 impl Body for RouterBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match &mut self.kind {
-            Kind::Upstream { body, guard } => {
-                let polled = Pin::new(body).poll_frame(cx);
-                if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
-                    // The exchange is over: release the instance now rather than when hyper
-                    // gets round to dropping the body.
-                    guard.take();
-                    self.activity.take();
-                }
+            Kind::Upstream { body, guard, limits } => {
+                let polled = match Pin::new(body).poll_frame(cx) {
+                    Poll::Pending => match limits.poll_expired(cx) {
+                        Poll::Ready(cut) => Poll::Ready(Some(Err(cut))),
+                        Poll::Pending => return Poll::Pending,
+                    },
+                    Poll::Ready(Some(Ok(frame))) => {
+                        limits.touch();
+                        return Poll::Ready(Some(Ok(frame)));
+                    }
+                    Poll::Ready(other) => Poll::Ready(other.map(|r| r.map_err(BodyError::from))),
+                };
+                // The exchange is over: release the instance now rather than when hyper gets
+                // round to dropping the body.
+                guard.take();
+                self.activity.take();
                 polled
             }
             Kind::Reason(text) => {
@@ -111,6 +151,37 @@ impl Body for RouterBody {
         match &self.kind {
             Kind::Upstream { body, .. } => body.size_hint(),
             Kind::Reason(text) => SizeHint::with_exact(text.as_ref().map_or(0, |t| t.len() as u64)),
+        }
+    }
+}
+
+// === impl BodyLimits ===
+
+impl BodyLimits {
+    /// Limits ending at `end`, with `idle` the longest gap between frames (none: no limit).
+    pub(crate) fn new(end: Instant, idle: Option<Duration>) -> Self {
+        Self { end, idle, last: idle.map(|_| Instant::now()), timer: None }
+    }
+
+    /// A frame came.
+    fn touch(&mut self) {
+        if self.idle.is_some() {
+            self.last = Some(Instant::now());
+        }
+    }
+
+    /// Ready with the reason once the body must be cut; the waker is registered otherwise.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<BodyError> {
+        let idle_end = self.last.zip(self.idle).map(|(last, idle)| last + idle);
+        let due = idle_end.map_or(self.end, |i| i.min(self.end));
+        let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        if timer.deadline() != due {
+            timer.as_mut().reset(due);
+        }
+        match timer.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) if due == self.end => Poll::Ready(BodyError::Timeout),
+            Poll::Ready(()) => Poll::Ready(BodyError::Idle),
         }
     }
 }

@@ -25,7 +25,7 @@ pub mod server;
 pub mod table;
 pub mod tls;
 
-pub use body::RouterBody;
+pub use body::{BodyError, RouterBody};
 pub use config::{HttpsListener, RouterConfig};
 pub use error::ProxyError;
 pub use proxy::{Router, RouterService};

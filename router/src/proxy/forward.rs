@@ -1,6 +1,7 @@
 //! Sending a routed request to its instance: deadline for the response head, one retry on
 //! another instance when the connect failed (nothing was sent), and the response wrapped so
-//! the instance stays claimed until its body ends.
+//! the instance stays claimed until its body ends, and the body is cut when the revision's
+//! timeout or idle timeout runs out.
 
 use std::error::Error as _;
 
@@ -13,7 +14,7 @@ use tokio::time::Instant;
 
 use super::client::{Attempt, Upstream};
 use super::{Routed, headers};
-use crate::body::{BodyEnd, RouterBody, UpstreamBody};
+use crate::body::{BodyEnd, BodyLimits, RouterBody, UpstreamBody};
 use crate::endpoints::{Instance, InstanceGuard};
 use crate::error::ProxyError;
 use crate::table::{Backend, Protocol};
@@ -33,15 +34,16 @@ pub(super) async fn forward(upstream: &Upstream, routed: Routed) -> Response<Rou
 }
 
 async fn send(upstream: &Upstream, routed: Routed) -> Result<Response<RouterBody>, ProxyError> {
-    let Routed { backend, guard, parts, path, body, body_end, deadline } = routed;
-    let deadline = deadline.unwrap_or_else(|| Instant::now() + backend.target.timeout);
+    let Routed { backend, guard, parts, path, body, body_end, arrived } = routed;
+    let arrived = arrived.unwrap_or_else(Instant::now);
+    let deadline = arrived + backend.target.head_timeout();
     // Cloning the head costs allocations, so only when there is another instance to retry on.
     let replay = (backend.target.revision.ready_count() > 1).then(|| Replay::of(&parts, &path));
     let (body, reclaimed) = UpstreamBody::new(body, replay.is_some(), body_end.clone());
     let req = request(parts, path, guard.instance(), body)?;
     let error = match upstream.send(backend.target.protocol, req, deadline).await {
         Attempt::Failed(e) if e.is_connect() => e,
-        other => return finish(other, guard, &backend, body_end.as_deref()),
+        other => return finish(other, guard, &backend, body_end.as_deref(), arrived),
     };
     // The connect failed, so no byte was sent: the body is handed back untouched (if the
     // revision has another instance) and the request goes there instead.
@@ -60,7 +62,7 @@ async fn send(upstream: &Upstream, routed: Routed) -> Result<Response<RouterBody
     drop(guard);
     let (body, _) = UpstreamBody::new(body, false, body_end.clone());
     let req = request(replay.parts, replay.path, next.instance(), body)?;
-    finish(upstream.send(backend.target.protocol, req, deadline).await, next, &backend, body_end.as_deref())
+    finish(upstream.send(backend.target.protocol, req, deadline).await, next, &backend, body_end.as_deref(), arrived)
 }
 
 /// The client's response, or the error for a failed attempt.
@@ -69,9 +71,13 @@ fn finish(
     guard: InstanceGuard,
     backend: &Backend,
     body_end: Option<&BodyEnd>,
+    arrived: Instant,
 ) -> Result<Response<RouterBody>, ProxyError> {
     match attempt {
-        Attempt::Response(res) => Ok(respond(res, guard, backend.target.protocol, body_end)),
+        Attempt::Response(res) => {
+            let limits = BodyLimits::new(arrived + backend.target.timeout, backend.target.idle);
+            Ok(respond(res, guard, backend.target.protocol, body_end, limits))
+        }
         Attempt::TimedOut => Err(ProxyError::Timeout(backend.timed_out.clone())),
         Attempt::Failed(source) if source.is_connect() => {
             Err(ProxyError::Unreachable { reason: backend.unreachable.clone(), source })
@@ -112,6 +118,7 @@ fn respond(
     guard: InstanceGuard,
     protocol: Protocol,
     body_end: Option<&BodyEnd>,
+    limits: BodyLimits,
 ) -> Response<RouterBody> {
     let (mut parts, body) = res.into_parts();
     let close = body_end.is_some_and(|end| !end.ended())
@@ -125,7 +132,7 @@ fn respond(
     }
     // hyper speaks the client's protocol whatever this says; HTTP/1.1 takes its fast path.
     parts.version = Version::HTTP_11;
-    Response::from_parts(parts, RouterBody::upstream(body, guard))
+    Response::from_parts(parts, RouterBody::upstream(body, guard, limits))
 }
 
 /// The upstream request: `http://{instance}{path}`, head as rewritten.

@@ -118,9 +118,9 @@ struct Routed {
     body: Incoming,
     /// For an HTTP/1 client: its connection's [`BodyEnd`].
     body_end: Option<Arc<BodyEnd>>,
-    /// When the revision's timeout ends, for a request that waited (it counts the wait);
-    /// otherwise the timeout starts when the request is sent.
-    deadline: Option<tokio::time::Instant>,
+    /// When a request that waited arrived (its timeouts count the wait); otherwise they start
+    /// when it is sent.
+    arrived: Option<tokio::time::Instant>,
 }
 
 // === impl Router ===
@@ -203,7 +203,8 @@ impl Router {
         body_end: Arc<BodyEnd>,
         mut backend: Arc<Backend>,
     ) -> Response<RouterBody> {
-        let deadline = tokio::time::Instant::now() + backend.target.timeout;
+        let arrived = tokio::time::Instant::now();
+        let deadline = arrived + backend.target.head_timeout();
         loop {
             let revision = backend.target.revision.clone();
             let acquire = revision.gate().acquire(deadline);
@@ -251,7 +252,7 @@ impl Router {
             };
             match revision.pick_admitted(permit) {
                 Ok(guard) => {
-                    let routed = routed(*req, &client, &body_end, backend, guard, Some(deadline));
+                    let routed = routed(*req, &client, &body_end, backend, guard, Some(arrived));
                     return forward::forward(&self.inner.upstream, routed).await;
                 }
                 // Admitted, but every instance was full or draining (one leaving routing just
@@ -271,19 +272,19 @@ impl Router {
     }
 }
 
-/// The request rewritten for `guard`'s instance; `deadline` when time already counts against
-/// the revision's timeout (a request that waited).
+/// The request rewritten for `guard`'s instance; `arrived` when time already counts against
+/// the revision's timeouts (a request that waited).
 fn routed(
     req: Request<Incoming>,
     client: &Client,
     body_end: &Arc<BodyEnd>,
     backend: Arc<Backend>,
     guard: InstanceGuard,
-    deadline: Option<tokio::time::Instant>,
+    arrived: Option<tokio::time::Instant>,
 ) -> Routed {
     let body_end = (req.version() < Version::HTTP_2).then(|| body_end.clone());
     let (parts, path, body) = rewrite(req, client, backend.target.protocol);
-    Routed { backend, guard, parts, path, body, body_end, deadline }
+    Routed { backend, guard, parts, path, body, body_end, arrived }
 }
 
 // === impl RouterService ===

@@ -23,6 +23,8 @@ fn target(revision: &str) -> Target<RevisionKey> {
     Target {
         revision: RevisionKey::new("default", revision),
         timeout: Duration::from_secs(300),
+        response_start: None,
+        idle: None,
         protocol: Protocol::Http1,
     }
 }

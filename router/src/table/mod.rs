@@ -40,8 +40,14 @@ pub enum Protocol {
 pub struct Target<R = Arc<RevisionEndpoints>> {
     /// The revision (its ready instances and counters, once resolved).
     pub revision: R,
-    /// How long an instance may take to send a response head (the revision's `timeoutSeconds`).
+    /// How long a request may take from its arrival to the end of its response, waiting
+    /// included (the revision's `timeoutSeconds`, Knative's hard cap).
     pub timeout: Duration,
+    /// How long the response head may take to start (`responseStartTimeoutSeconds`); applied
+    /// when shorter than `timeout`, as in Knative.
+    pub response_start: Option<Duration>,
+    /// The longest gap allowed between parts of the response body (`idleTimeoutSeconds`).
+    pub idle: Option<Duration>,
     /// HTTP/1.1 or h2c.
     pub protocol: Protocol,
 }
@@ -211,7 +217,18 @@ impl std::str::FromStr for HttpProtocol {
 impl<R> Target<R> {
     /// The same target with its revision reference mapped by `f`.
     pub fn map<S>(self, f: &mut impl FnMut(R) -> S) -> Target<S> {
-        Target { revision: f(self.revision), timeout: self.timeout, protocol: self.protocol }
+        Target {
+            revision: f(self.revision),
+            timeout: self.timeout,
+            response_start: self.response_start,
+            idle: self.idle,
+            protocol: self.protocol,
+        }
+    }
+
+    /// How long after its arrival a request's response head must have started.
+    pub fn head_timeout(&self) -> Duration {
+        self.response_start.filter(|r| *r < self.timeout).unwrap_or(self.timeout)
     }
 }
 
@@ -453,11 +470,11 @@ impl Backend {
             queue_full: Reason::new(format_args!("too many requests are waiting for revision {key}; retry later")),
             no_capacity: Reason::new(format_args!(
                 "no instance of revision {key} could take the request within its timeout of {:?}",
-                target.timeout
+                target.head_timeout()
             )),
             unreachable: Reason::new(format_args!("could not connect to revision {key}")),
             failed: Reason::new(format_args!("revision {key} closed the connection before responding")),
-            timed_out: Reason::new(format_args!("revision {key} did not respond within {:?}", target.timeout)),
+            timed_out: Reason::new(format_args!("revision {key} did not respond within {:?}", target.head_timeout())),
             target,
         })
     }

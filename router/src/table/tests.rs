@@ -8,6 +8,8 @@ fn target(name: &str) -> Target {
     Target {
         revision: RevisionEndpoints::new(RevisionKey::new("default", name)),
         timeout: Duration::from_secs(300),
+        response_start: None,
+        idle: None,
         protocol: Protocol::Http1,
     }
 }

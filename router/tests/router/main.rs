@@ -11,4 +11,5 @@ mod idle;
 mod lifecycle;
 mod routing;
 mod streaming;
+mod timeouts;
 mod tls;

@@ -1,13 +1,11 @@
 //! Bodies stream both ways without being held whole, and the instance stays claimed exactly as
 //! long as the response body.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::Request;
 use http_body_util::BodyExt;
-use parking_lot::Mutex;
 
 use crate::support::*;
 
@@ -58,18 +56,6 @@ async fn chunks_flow_one_at_a_time_in_both_directions() {
     })
     .await
     .expect("no whole-body buffering");
-}
-
-/// A backend whose (single) response body is fed by the test.
-async fn fed_backend() -> (Backend, tokio::sync::mpsc::Sender<Bytes>) {
-    let (tx, body) = Channel::pair();
-    let body = Arc::new(Mutex::new(Some(body)));
-    let backend = Backend::start("fed", move |_req| {
-        let body = body.lock().take().unwrap_or_else(empty);
-        async move { Response::new(body) }
-    })
-    .await;
-    (backend, tx)
 }
 
 #[tokio::test]

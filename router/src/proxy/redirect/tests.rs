@@ -8,6 +8,8 @@ fn table(protocol: HttpProtocol) -> RoutingTable {
     let target = Target {
         revision: RevisionEndpoints::new(RevisionKey::new("default", "hello-00001")),
         timeout: Duration::from_secs(300),
+        response_start: None,
+        idle: None,
         protocol: Protocol::Http1,
     };
     let route = RouteConfig {

@@ -250,3 +250,15 @@ pub async fn head_then_hang_up() -> (SocketAddr, JoinHandle<()>) {
     });
     (addr, task)
 }
+
+/// A backend whose (single) response body is fed by the test.
+pub async fn fed_backend() -> (Backend, mpsc::Sender<bytes::Bytes>) {
+    let (tx, body) = super::Channel::pair();
+    let body = Arc::new(parking_lot::Mutex::new(Some(body)));
+    let backend = Backend::start("fed", move |_req| {
+        let body = body.lock().take().unwrap_or_else(super::empty);
+        async move { Response::new(body) }
+    })
+    .await;
+    (backend, tx)
+}

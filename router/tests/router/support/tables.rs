@@ -20,7 +20,13 @@ pub fn revision(name: &str, addrs: &[SocketAddr]) -> Arc<RevisionEndpoints> {
 }
 
 pub fn target(revision: &Arc<RevisionEndpoints>) -> Target {
-    Target { revision: revision.clone(), timeout: Duration::from_secs(30), protocol: Protocol::Http1 }
+    Target {
+        revision: revision.clone(),
+        timeout: Duration::from_secs(30),
+        response_start: None,
+        idle: None,
+        protocol: Protocol::Http1,
+    }
 }
 
 /// Route `default/<name>` on Knative's four default hosts.
