@@ -217,3 +217,54 @@ async fn knative_annotations_sluice_does_not_act_on_are_warned_and_shown_on_the_
         assert!(condition["message"].as_str().unwrap_or_default().contains("rollout-duration"), "{what}: {condition}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knative_config_map_keys_sluice_does_not_read_are_warned_about() {
+    let s = Sluice::start(BIN).expect("start sluice");
+    let c = s.client();
+    let cm = json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "config-network", "namespace": "knative-serving"},
+        "data": {"rollout-duration": "380s", "http-protocol": "Enabled", "_example": "documentation"}
+    });
+    let r = c
+        .send(
+            Method::POST,
+            &format!("{}/api/v1/namespaces/knative-serving/configmaps", s.api),
+            &[("content-type", "application/json")],
+            cm.to_string(),
+        )
+        .await
+        .expect("create");
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let warnings: Vec<&str> = r.headers.get_all("warning").iter().filter_map(|v| v.to_str().ok()).collect();
+    assert_eq!(warnings.len(), 1, "only the key Sluice does not read: {warnings:?}");
+    assert!(warnings[0].contains("data[rollout-duration]: gradual rollout is not done on Sluice"), "{warnings:?}");
+
+    let Some(kubectl) = kubectl() else {
+        eprintln!("skipping the kubectl half: kubectl is not installed");
+        return;
+    };
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/samples/knative/serving-config-defaults.yaml");
+    let out = Command::new(&kubectl)
+        .args(["apply", "-f", sample])
+        .env("KUBECONFIG", s.kubeconfig())
+        .output()
+        .expect("kubectl");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "Knative's own map applies: {stderr}");
+    // The stock map holds only `_example`: nothing is set, so there is nothing to warn about.
+    assert!(!stderr.contains("Warning"), "{stderr}");
+    let out = Command::new(&kubectl)
+        .args(["-n", "knative-serving", "patch", "configmap", "config-defaults", "--type", "merge", "-p"])
+        .arg(r#"{"data":{"revision-timeout-seconds":"600"}}"#)
+        .env("KUBECONFIG", s.kubeconfig())
+        .output()
+        .expect("kubectl");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Warning: data[revision-timeout-seconds]: Sluice applies Knative's stock defaults"),
+        "{stderr}"
+    );
+}

@@ -8,6 +8,8 @@
 //! `containerConcurrency`, `timeoutSeconds`; `enableServiceLinks` (Knative's default, which has
 //! no meaning without Kubernetes Services). Everything else present is listed here.
 
+mod config_maps;
+
 use serde_json::Value;
 
 use crate::kinds::Kind;
@@ -54,6 +56,9 @@ pub struct NotHonoured {
 
 /// The fields of `obj` (a `kind` object as JSON) that Sluice accepts but does not act on.
 pub fn not_honoured(kind: Kind, obj: &Value) -> Vec<NotHonoured> {
+    if kind == Kind::ConfigMap {
+        return config_maps::not_honoured(obj);
+    }
     let mut out = annotations(kind, obj);
     let (spec, prefix) = match kind {
         Kind::Service | Kind::Configuration => (obj.pointer("/spec/template/spec"), "spec.template.spec"),
