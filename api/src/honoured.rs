@@ -122,8 +122,8 @@ fn annotations(kind: Kind, obj: &Value) -> Vec<NotHonoured> {
     let mut out = Vec::new();
     for (pointer, prefix) in places {
         let Some(annos) = obj.pointer(pointer).and_then(Value::as_object) else { continue };
-        for key in annos.keys() {
-            if let Some(message) = annotation_message(key) {
+        for (key, value) in annos {
+            if let Some(message) = annotation_message(key, value.as_str().unwrap_or_default()) {
                 out.push(NotHonoured { path: format!("{prefix}.{key}"), message });
             }
         }
@@ -131,10 +131,13 @@ fn annotations(kind: Kind, obj: &Value) -> Vec<NotHonoured> {
     out
 }
 
-/// What Sluice does instead of what the annotation `key` asks for; None when it is honoured or
-/// not Knative's.
-fn annotation_message(key: &str) -> Option<&'static str> {
+/// What Sluice does instead of what the annotation `key` = `value` asks for; None when it is
+/// honoured or not Knative's.
+fn annotation_message(key: &str, value: &str) -> Option<&'static str> {
     Some(match key {
+        "autoscaling.knative.dev/class" if value != "kpa.autoscaling.knative.dev" => {
+            "Sluice runs only Knative's own autoscaler (kpa.autoscaling.knative.dev, on concurrency or rps); this revision is scaled by it, with the cluster's settings"
+        }
         "serving.knative.dev/rollout-duration" => {
             "gradual rollout is not done on Sluice: traffic moves to a new revision at once, once it is ready"
         }
@@ -251,6 +254,7 @@ mod tests {
             "serving.knative.dev/creator": "me"}},
         "spec": {"template": {"metadata": {"annotations": {
             "autoscaling.knative.dev/min-scale": "1",
+            "autoscaling.knative.dev/class": "hpa.autoscaling.knative.dev",
             "features.knative.dev/http-full-duplex": "Enabled",
             "networking.knative.dev/disable-auto-tls": "true"}},
         "spec": {"containers": [{"image": "app"}]}}}});
@@ -259,6 +263,7 @@ mod tests {
             [
                 "metadata.annotations.serving.knative.dev/rollout-duration",
                 "metadata.annotations.networking.knative.dev/ingress-class",
+                "spec.template.metadata.annotations.autoscaling.knative.dev/class",
                 "spec.template.metadata.annotations.features.knative.dev/http-full-duplex",
                 "spec.template.metadata.annotations.networking.knative.dev/disable-auto-tls",
             ]
@@ -267,6 +272,9 @@ mod tests {
             "spec": {"traffic": []}});
         assert_eq!(paths(Kind::Route, &route), ["metadata.annotations.serving.knative.dev/rollout-duration"]);
         assert!(not_honoured(Kind::ConfigMap, &route).is_empty(), "only Knative's kinds");
+        let kpa =
+            json!({"metadata": {"annotations": {"autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev"}}});
+        assert!(not_honoured(Kind::Revision, &kpa).is_empty(), "the KPA is what runs");
     }
 
     #[test]

@@ -220,8 +220,9 @@ impl Autoscaling {
     }
 
     /// The revision's effective configuration under the current settings; annotations that do
-    /// not validate (admission refuses them, so only a settings change can cause this) fall back
-    /// to the settings alone.
+    /// not validate fall back to the settings alone: a class other than the KPA (admission warns
+    /// about it, and the revision's FieldsHonoured condition says so), or annotations a settings
+    /// change made invalid (admission refuses invalid ones).
     fn effective(&self, wish: &Wish) -> Effective {
         let settings = self.settings();
         let cc = wish.run.container_concurrency;
