@@ -322,6 +322,39 @@ async fn an_idle_revision_scales_to_zero_after_the_grace_period_and_serves_the_n
     assert_eq!(instance_pids(&state).len(), 1, "one instance started for it");
 }
 
+/// Scale to zero is Knative's default, so a blue-green edit usually names a revision that has
+/// gone idle: the route must take it at once (requests wake it), not wait for an instance that
+/// only traffic would start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_edit_naming_a_revision_at_zero_is_assigned_and_its_request_wakes_it() {
+    let (s, traffic, state) = fast_sluice(&[]).await;
+    apply(BIN, &s, &service("bg", HELLO, &[], &[])).expect("apply v1");
+    let host = host("bg");
+    serve_then_idle_to_zero(&traffic, &host, &state).await;
+    until("actualReplicas 0", WAIT, async || (actual_replicas(&s, "bg-00001").await == Some(0)).then_some(()))
+        .await
+        .expect("status says zero");
+    // v2, with v1 kept at half the traffic under a tag.
+    let v2 = service("bg", HELLO, &[], &[]).replace(
+        "      containers:\n        - image: ghcr.io/knative/helloworld-go:latest\n",
+        "      containers:\n        - image: ghcr.io/knative/helloworld-go:latest\n          env: [{name: TARGET, value: v2}]\n  traffic:\n    - {revisionName: bg-00001, percent: 50, tag: old}\n    - {latestRevision: true, percent: 50}\n",
+    );
+    assert!(v2.contains("tag: old"), "{v2}");
+    apply(BIN, &s, &v2).expect("apply v2");
+    let old = format!("old-{host}");
+    let answer = traffic.wait_for(&old, WAIT, |_| true).await.expect("the tag serves");
+    assert_eq!(answer, "Hello World!\n", "the old revision, woken by the request");
+    let services: Api<sluice_api::Service> = Api::namespaced(s.kube_client().expect("client"), "default");
+    until("the service Ready with both targets", WAIT, async || {
+        let svc = services.get("bg").await.ok()?;
+        let status = svc.status?;
+        let ready = sluice_api::conditions::is_true(&status.conditions, "Ready");
+        (ready && status.traffic.len() == 2).then_some(())
+    })
+    .await
+    .expect("the route took the revision at zero");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scaling_down_under_load_loses_no_request() {
     let (s, traffic, state) = fast_sluice(&[]).await;

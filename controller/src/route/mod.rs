@@ -98,7 +98,11 @@ pub async fn reconcile(route: Arc<Route>, ctx: Arc<Ctx>) -> Result<Action, Error
     let revs: Api<Revision> = Api::namespaced(ctx.client.clone(), &ns);
     let configurations = configs.list(&ListParams::default()).await?.items;
     let revisions = revs.list(&ListParams::default()).await?.items;
-    let serving = |name: &str| ctx.scaler.health(&RevisionKey::new(ns.clone(), name)).is_some_and(|h| h.ready > 0);
+    // A ready revision can take traffic once an instance serves it, or when the autoscaler has
+    // it at zero on purpose: requests then wait at its gate, which wakes it.
+    let serving = |name: &str| {
+        ctx.scaler.health(&RevisionKey::new(ns.clone(), name)).is_some_and(|h| h.ready > 0 || h.desired == 0)
+    };
     let lookup = Lookup { configurations: &configurations, revisions: &revisions, serving: &serving };
     let resolved = traffic::resolve(&route, &lookup);
     let status = route_status(&route, resolved.as_ref(), &ctx.domain, &super::now());

@@ -16,7 +16,8 @@ pub struct Lookup<'a> {
     pub configurations: &'a [Configuration],
     /// Revisions in the route's namespace.
     pub revisions: &'a [Revision],
-    /// True when the named revision has a ready instance.
+    /// Whether the revision can take traffic now: an instance serves it, or the autoscaler has
+    /// it at zero (requests wait at its gate and wake it).
     pub serving: &'a (dyn Fn(&str) -> bool + Sync),
 }
 
