@@ -355,6 +355,44 @@ async fn a_route_edit_naming_a_revision_at_zero_is_assigned_and_its_request_wake
     .expect("the route took the revision at zero");
 }
 
+/// `initial-scale: 0` is refused until the cluster's `config-autoscaler` allows it; then the
+/// revision is Ready without ever starting an instance, and the first request starts one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initial_scale_zero_needs_the_cluster_s_leave_and_is_ready_without_an_instance() {
+    let s = Sluice::start(BIN).expect("start sluice");
+    let state = s.state_dir.canonicalize().unwrap_or_else(|_| s.state_dir.clone());
+    let traffic = Traffic::new(s.http.as_deref().expect("router"));
+    let svc = service("lazy", HELLO, &[("initial-scale", "0")], &[]);
+    let refused = apply(BIN, &s, &svc).expect_err("the stock config-autoscaler does not allow it");
+    assert!(
+        refused.to_string().contains("autoscaling.knative.dev/initial-scale=0 not allowed by cluster"),
+        "{refused}"
+    );
+
+    let allow = FAST.replace("\ndata:\n", "\ndata:\n  allow-zero-initial-scale: \"true\"\n");
+    apply(BIN, &s, &allow).expect("apply config-autoscaler");
+    // Admission reads the stored map; the autoscaler must have adopted it too.
+    eventually("config-autoscaler to be adopted", WAIT, || {
+        s.log_text().contains("config-autoscaler applied").then_some(())
+    })
+    .await
+    .expect("settings adopted");
+    apply(BIN, &s, &svc).expect("allowed now");
+    let services: Api<sluice_api::Service> = Api::namespaced(s.kube_client().expect("client"), "default");
+    until("the service Ready", WAIT, async || {
+        let status = services.get("lazy").await.ok()?.status?;
+        sluice_api::conditions::is_true(&status.conditions, "Ready").then_some(())
+    })
+    .await
+    .expect("Ready at zero");
+    assert!(instance_pids(&state).is_empty(), "no instance was started");
+    assert_eq!(actual_replicas(&s, "lazy-00001").await, Some(0));
+
+    let answer = traffic.get(&host("lazy"), "/").await.expect("answer");
+    assert_eq!(answer, (200, "Hello World!\n".to_string()), "the first request starts it");
+    assert_eq!(instance_pids(&state).len(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scaling_down_under_load_loses_no_request() {
     let (s, traffic, state) = fast_sluice(&[]).await;
@@ -401,7 +439,14 @@ async fn scaling_down_under_load_loses_no_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_answers_503_with_retry_after_and_a_wait_past_the_timeout_504() {
     let (s, traffic, state) = fast_sluice(&["--queue-depth", "2"]).await;
-    let svc = service("full", HELLO, &[("max-scale", "1")], &["containerConcurrency: 1", "timeoutSeconds: 2"]);
+    // Waiting counts against the response-start timeout (2 s); the held request's body runs
+    // under the longer hard cap (10 s), so its slot stays taken while the others wait.
+    let svc = service(
+        "full",
+        HELLO,
+        &[("max-scale", "1")],
+        &["containerConcurrency: 1", "timeoutSeconds: 10", "responseStartTimeoutSeconds: 2"],
+    );
     apply(BIN, &s, &svc).expect("apply");
     let host = host("full");
     traffic.wait_for(&host, WAIT, |b| b == "Hello World!\n").await.expect("serves");

@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::field_error::FieldError;
 use crate::kinds::Kind;
 pub use crate::operation::Operation;
+use crate::validation::ClusterLimits;
 use crate::{Configuration, Revision, Route, Service, defaults, validation};
 
 /// Why an object was refused.
@@ -26,16 +27,31 @@ pub enum AdmissionError {
     Invalid(FieldError),
 }
 
-/// Defaults and validates `obj` for `op`; `old` is the stored object on update. Returns the
-/// object to store.
+/// Defaults and validates `obj` for `op` under Knative's stock `config-autoscaler`; `old` is the
+/// stored object on update. Returns the object to store.
 pub fn admit(kind: Kind, op: Operation, old: Option<&Value>, obj: Value) -> Result<Value, AdmissionError> {
+    admit_with(kind, op, old, obj, &ClusterLimits::default())
+}
+
+/// [`admit`] under the cluster's autoscaling `limits` (from its `config-autoscaler`).
+pub fn admit_with(
+    kind: Kind,
+    op: Operation,
+    old: Option<&Value>,
+    obj: Value,
+    limits: &ClusterLimits,
+) -> Result<Value, AdmissionError> {
     match kind {
-        Kind::Service => admit_typed::<Service>(op, old, obj, defaults::service, validation::service),
-        Kind::Configuration => {
-            admit_typed::<Configuration>(op, old, obj, defaults::configuration, validation::configuration)
+        Kind::Service => {
+            admit_typed::<Service>(op, old, obj, defaults::service, |n, o| validation::service(n, o, limits))
         }
+        Kind::Configuration => admit_typed::<Configuration>(op, old, obj, defaults::configuration, |n, o| {
+            validation::configuration(n, o, limits)
+        }),
         Kind::Route => admit_typed::<Route>(op, old, obj, defaults::route, validation::route),
-        Kind::Revision => admit_typed::<Revision>(op, old, obj, defaults::revision, validation::revision),
+        Kind::Revision => {
+            admit_typed::<Revision>(op, old, obj, defaults::revision, |n, o| validation::revision(n, o, limits))
+        }
         Kind::ConfigMap => {
             validation::config_map(&obj).into_result().map_err(AdmissionError::Invalid)?;
             Ok(obj)
@@ -69,7 +85,7 @@ fn admit_typed<T: DeserializeOwned + Serialize>(
     old: Option<&Value>,
     obj: Value,
     default: fn(&mut T, Operation),
-    validate: fn(&T, Option<&T>) -> FieldError,
+    validate: impl Fn(&T, Option<&T>) -> FieldError,
 ) -> Result<Value, AdmissionError> {
     let mut typed: T = decode(obj)?;
     if op == Operation::UpdateStatus {

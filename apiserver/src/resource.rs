@@ -8,6 +8,7 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use sluice_api::Kind;
 use sluice_api::admission::{self, Operation};
+use sluice_api::validation::ClusterLimits;
 
 use super::body;
 use super::fields::{FieldValidation, Warnings};
@@ -210,6 +211,17 @@ async fn create(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Respo
 }
 
 /// The body's text when it is JSON (where duplicate keys are looked for).
+/// The autoscaling limits a revision template is validated under: those of the stored
+/// `knative-serving/config-autoscaler`, as Knative's webhook reads them (read only for the kinds
+/// that carry a template).
+async fn cluster_limits(ctx: &Arc<Ctx>, kind: Kind) -> Result<ClusterLimits, ApiError> {
+    if !matches!(kind, Kind::Service | Kind::Configuration | Kind::Revision) {
+        return Ok(ClusterLimits::default());
+    }
+    let map = blocking(&ctx.store, |s| s.get(Kind::ConfigMap, "knative-serving", "config-autoscaler")).await?;
+    Ok(ClusterLimits::from_config_autoscaler(map.as_ref().and_then(|m| m.get("data"))))
+}
+
 fn json_text(req: &Request) -> Option<&[u8]> {
     req.media.contains("json").then_some(&req.body[..])
 }
@@ -240,8 +252,9 @@ async fn create_object(ctx: &Arc<Ctx>, t: &Target, mut obj: Value, dry_run: bool
             vec![("metadata.name".into(), "Required value: name or generateName is required".into())],
         ));
     }
-    let admitted =
-        admission::admit(kind, Operation::Create, None, obj).map_err(|e| ApiError::from_admission(kind, &name, e))?;
+    let limits = cluster_limits(ctx, kind).await?;
+    let admitted = admission::admit_with(kind, Operation::Create, None, obj, &limits)
+        .map_err(|e| ApiError::from_admission(kind, &name, e))?;
     blocking(&ctx.store, move |s| {
         // As Kubernetes' NamespaceLifecycle admission: nothing goes into a namespace that does
         // not exist. (Checked before the write, as Kubernetes does; a namespace deleted in
@@ -354,7 +367,9 @@ async fn write_update(
     let (mode, op) =
         if t.status { (UpdateMode::Status, Operation::UpdateStatus) } else { (UpdateMode::Main, Operation::Update) };
     let next = meta::merge_update(old, body, mode);
-    let admitted = admission::admit(kind, op, Some(old), next).map_err(|e| ApiError::from_admission(kind, &name, e))?;
+    let limits = cluster_limits(ctx, kind).await?;
+    let admitted = admission::admit_with(kind, op, Some(old), next, &limits)
+        .map_err(|e| ApiError::from_admission(kind, &name, e))?;
     blocking(&ctx.store, move |s| s.replace(kind, admitted, &old_rv, dry_run)).await
 }
 

@@ -78,6 +78,9 @@ pub struct View {
     pub target: f64,
     /// Why `desired` is what it is.
     pub reason: String,
+    /// The revision's initial scale: at 0 (`allow-zero-initial-scale`) it is ready without ever
+    /// running an instance, as Knative's scale target is initialized at once.
+    pub initial_scale: u32,
 }
 
 /// [`Activity`] without its timestamps.
@@ -351,6 +354,7 @@ impl View {
             panic: 0.0,
             target: effective.target,
             reason: "InitialScale".into(),
+            initial_scale: effective.initial_scale,
         }
     }
 
@@ -373,6 +377,7 @@ impl View {
             panic: decision.panic_value,
             target: effective.target,
             reason,
+            initial_scale: effective.initial_scale,
         }
     }
 }

@@ -56,6 +56,20 @@ fn past_deadline(rev: &Revision, health: Option<&RevisionHealth>, now: jiff::Tim
     created.is_some_and(|c| now.duration_since(c).as_secs() > deadline.as_secs() as i64)
 }
 
+/// A revision whose initial scale is 0 counts as ready once (Knative's scale target is
+/// initialized at once): it is Ready without an instance, and the first request starts one. A
+/// failure seen since still counts.
+fn initialized_at_zero(health: Option<RevisionHealth>, view: &View) -> Option<RevisionHealth> {
+    if view.initial_scale != 0 {
+        return health;
+    }
+    let mut health = health.unwrap_or_default();
+    if health.last_failure.is_none() {
+        health.ever_ready = true;
+    }
+    Some(health)
+}
+
 /// True when a stored status says the revision became ready at some point.
 fn is_ready_once(rev: &Revision) -> bool {
     rev.status.as_ref().is_some_and(|s| sluice_api::conditions::is_true(&s.conditions, "ResourcesAvailable"))
@@ -184,6 +198,7 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Erro
     let view = ctx.autoscaling.track(wish);
     let desired = view.desired as usize;
     let log_url = ctx.scaler.log_url(&key);
+    let health = initialized_at_zero(health, &view);
     let mut status = revision_status(&rev, health.as_ref(), desired, &log_url, &super::now(), deadline_passed);
     status.extra.insert("autoscaler".into(), autoscaler_status(&view));
     shell::patch_status::<Revision, _>(&ctx.client, &rev, rev.status.as_ref(), &status).await?;

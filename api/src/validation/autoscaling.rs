@@ -52,10 +52,22 @@ pub struct ClusterLimits {
     pub max_scale_limit: i32,
 }
 
-/// Validates the autoscaling annotations with the stock `config-autoscaler`; paths are the
-/// annotation keys.
-pub fn validate(annos: &Annotations) -> FieldError {
-    validate_with(annos, &ClusterLimits::default())
+// === impl ClusterLimits ===
+
+impl ClusterLimits {
+    /// The limits a `config-autoscaler` ConfigMap's `data` sets (as JSON). A value that does not
+    /// parse counts as absent, leaving Knative's default; the autoscaler reports such a map.
+    pub fn from_config_autoscaler(data: Option<&serde_json::Value>) -> Self {
+        let value = |key: &str| data.and_then(|d| d.get(key)).and_then(serde_json::Value::as_str);
+        Self {
+            // Go's strconv.ParseBool.
+            allow_zero_initial_scale: matches!(
+                value("allow-zero-initial-scale"),
+                Some("1" | "t" | "T" | "true" | "TRUE" | "True")
+            ),
+            max_scale_limit: value("max-scale-limit").and_then(|v| v.parse().ok()).filter(|l| *l >= 0).unwrap_or(0),
+        }
+    }
 }
 
 /// Validates the autoscaling annotations against the cluster's `limits`.

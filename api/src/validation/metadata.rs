@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::{autoscaling, duration, go_list, kube_metadata};
+use super::autoscaling::{self, ClusterLimits};
+use super::{duration, go_list, kube_metadata};
 use crate::field_error::FieldError;
 use crate::labels;
 use crate::naming::name_is_dns1035_label;
@@ -32,15 +33,18 @@ pub fn annotations(meta: &ObjectMeta) -> &BTreeMap<String, String> {
 }
 
 /// Knative's `serving.ValidateObjectMetadata`, paths relative to `metadata`. Autoscaling
-/// annotations are validated when allowed (Revision) and refused otherwise. Kubernetes' own
-/// rules on labels and annotations, which its API server applies before Knative's webhook,
-/// come first.
-pub fn object_meta(meta: &ObjectMeta, allow_autoscaling: bool) -> FieldError {
+/// annotations are validated against the cluster's limits when allowed (a Revision) and
+/// refused otherwise (None). Kubernetes' own rules on labels and annotations, which its API
+/// server applies before Knative's webhook, come first.
+pub fn object_meta(meta: &ObjectMeta, autoscaling: Option<&ClusterLimits>) -> FieldError {
     static EMPTY: BTreeMap<String, String> = BTreeMap::new();
     let mut errs = name_and_generate_name(meta);
     let annos = annotations(meta);
     errs.push(kube_metadata::validate(meta.labels.as_ref().unwrap_or(&EMPTY), annos));
-    let anno_errs = if allow_autoscaling { autoscaling::validate(annos) } else { no_autoscaling(annos) };
+    let anno_errs = match autoscaling {
+        Some(limits) => autoscaling::validate_with(annos, limits),
+        None => no_autoscaling(annos),
+    };
     errs.push(anno_errs.via_field("annotations"));
     errs
 }

@@ -24,13 +24,14 @@ mod volumes;
 
 pub use autoscaling::ClusterLimits;
 
-/// Validates a Service; `old` is the stored object on update.
-pub fn service(new: &Service, old: Option<&Service>) -> FieldError {
+/// Validates a Service under the cluster's autoscaling `limits`; `old` is the stored object on
+/// update.
+pub fn service(new: &Service, old: Option<&Service>, limits: &ClusterLimits) -> FieldError {
     let annos = metadata::annotations(&new.metadata);
-    let mut errs = metadata::object_meta(&new.metadata, false)
+    let mut errs = metadata::object_meta(&new.metadata, None)
         .also(metadata::rollout_duration(annos).via_field("annotations"))
         .via_field("metadata");
-    errs.push(revision::template(&new.spec.template, &new.metadata).via_field("spec.template"));
+    errs.push(revision::template(&new.spec.template, &new.metadata, limits).via_field("spec.template"));
     errs.push(route::traffic(&new.spec.traffic, route::Owner::Service).via_field("spec.traffic"));
     if let Some(old) = old {
         let spec_changed = old.spec != new.spec;
@@ -43,11 +44,12 @@ pub fn service(new: &Service, old: Option<&Service>) -> FieldError {
     errs
 }
 
-/// Validates a Configuration; `old` is the stored object on update.
-pub fn configuration(new: &Configuration, old: Option<&Configuration>) -> FieldError {
+/// Validates a Configuration under the cluster's autoscaling `limits`; `old` is the stored
+/// object on update.
+pub fn configuration(new: &Configuration, old: Option<&Configuration>, limits: &ClusterLimits) -> FieldError {
     let owner = metadata::label_owner_ref(&new.metadata, labels::SERVICE, "Service");
-    let mut errs = metadata::object_meta(&new.metadata, false).also(owner.via_field("labels")).via_field("metadata");
-    errs.push(revision::template(&new.spec.template, &new.metadata).via_field("spec.template"));
+    let mut errs = metadata::object_meta(&new.metadata, None).also(owner.via_field("labels")).via_field("metadata");
+    errs.push(revision::template(&new.spec.template, &new.metadata, limits).via_field("spec.template"));
     if let Some(old) = old {
         // Objects a Service owns carry the Service's creator, not the user's.
         if new.metadata.owner_references.is_none() {
@@ -66,7 +68,7 @@ pub fn configuration(new: &Configuration, old: Option<&Configuration>) -> FieldE
 pub fn route(new: &Route, old: Option<&Route>) -> FieldError {
     let annos = metadata::annotations(&new.metadata);
     let owner = metadata::label_owner_ref(&new.metadata, labels::SERVICE, "Service");
-    let mut errs = metadata::object_meta(&new.metadata, false)
+    let mut errs = metadata::object_meta(&new.metadata, None)
         .also(owner.via_field("labels"))
         .also(metadata::rollout_duration(annos).via_field("annotations"))
         .via_field("metadata");
@@ -83,10 +85,11 @@ pub fn route(new: &Route, old: Option<&Route>) -> FieldError {
     errs
 }
 
-/// Validates a Revision; `old` is the stored object on update, when only metadata may change.
-pub fn revision(new: &Revision, old: Option<&Revision>) -> FieldError {
+/// Validates a Revision under the cluster's autoscaling `limits`; `old` is the stored object on
+/// update, when only metadata may change.
+pub fn revision(new: &Revision, old: Option<&Revision>, limits: &ClusterLimits) -> FieldError {
     let owner = metadata::label_owner_ref(&new.metadata, labels::CONFIGURATION, "Configuration");
-    let errs = metadata::object_meta(&new.metadata, true).also(owner.via_field("labels")).via_field("metadata");
+    let errs = metadata::object_meta(&new.metadata, Some(limits)).also(owner.via_field("labels")).via_field("metadata");
     match old {
         Some(old) => {
             // Knative reports a spec change alone, and does not re-validate an unchanged spec.

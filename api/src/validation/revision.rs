@@ -3,7 +3,8 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::{autoscaling, diff, metadata, podspec};
+use super::autoscaling::{self, ClusterLimits};
+use super::{diff, metadata, podspec};
 use crate::field_error::FieldError;
 use crate::{MAX_CONTAINER_CONCURRENCY, MAX_TIMEOUT_SECONDS, RevisionSpec, RevisionTemplateSpec};
 
@@ -24,12 +25,12 @@ pub fn spec(spec: &RevisionSpec) -> FieldError {
     errs
 }
 
-/// `RevisionTemplateSpec.Validate` inside `parent` (the Service or Configuration); paths relative
-/// to the template.
-pub fn template(t: &RevisionTemplateSpec, parent: &ObjectMeta) -> FieldError {
+/// `RevisionTemplateSpec.Validate` inside `parent` (the Service or Configuration), under the
+/// cluster's autoscaling `limits`; paths relative to the template.
+pub fn template(t: &RevisionTemplateSpec, parent: &ObjectMeta, limits: &ClusterLimits) -> FieldError {
     let annos = metadata::annotations(&t.metadata);
     let mut errs = spec(&t.spec).via_field("spec");
-    let anno_errs = autoscaling::validate(annos)
+    let anno_errs = autoscaling::validate_with(annos, limits)
         .also(metadata::networking_annotations(annos))
         .also(metadata::progress_deadline(annos));
     errs.push(anno_errs.via_field("metadata.annotations"));
