@@ -150,6 +150,16 @@ pub struct ServeArgs {
     /// instance holding its containerConcurrency); one more is answered 503 with Retry-After.
     #[arg(long, default_value_t = AdmissionSettings::default().queue_depth, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub queue_depth: usize,
+    /// How long a revision may take to become ready the first time (a Go duration, whole
+    /// seconds: `600s`, `10m`, `1m30s`) before it fails with ProgressDeadlineExceeded and its
+    /// instances stop; Knative's `config-deployment` `progress-deadline` overrides it, a
+    /// revision's `serving.knative.dev/progress-deadline` annotation overrides both.
+    #[arg(long, default_value = "600s", value_name = "DURATION", value_parser = parse_progress_deadline)]
+    pub progress_deadline: std::time::Duration,
+}
+
+fn parse_progress_deadline(text: &str) -> Result<std::time::Duration, String> {
+    sluice_controller::deadline::parse_setting(text).map_err(|e| e.to_string())
 }
 
 /// Where the CLI finds the API server, the token it shows it, and the CA it trusts. The server:

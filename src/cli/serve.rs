@@ -16,6 +16,7 @@ use sluice_apiserver::auth::Token;
 use sluice_apiserver::store::{BUILTIN_NAMESPACES, Store};
 use sluice_apiserver::{ApiServer, PlainHttp, WatchLimits, kubeconfig, tls};
 use sluice_controller::Ctx;
+use sluice_controller::deadline::ProgressDeadline;
 use sluice_controller::autoscale::{self, Autoscaling};
 use sluice_router::endpoints::{AdmissionSettings, Endpoints, Poke, RevisionKey};
 use sluice_router::publish::Publisher;
@@ -178,6 +179,7 @@ where
         publisher: Arc::new(Publisher::new(table.clone(), endpoints)),
         autoscaling,
         domain: args.domain.clone(),
+        progress_deadline: ProgressDeadline::new(args.progress_deadline),
     });
     let controllers = if args.no_controllers {
         tracing::warn!("--no-controllers: objects are stored but not reconciled");

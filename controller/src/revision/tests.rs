@@ -82,6 +82,24 @@ fn never_ready_past_the_deadline_fails() {
     let rev = with_state("pending");
     let s = revision_status(&rev, None, 0, "file:///l", "t", true);
     assert_eq!(cond(&s, "ResourcesAvailable"), (ConditionStatus::False, Some("ProgressDeadlineExceeded".into())));
+    let ready = find(&s.conditions, "Ready").expect("Ready");
+    assert_eq!(ready.status, ConditionStatus::False);
+    assert_eq!(ready.message.as_deref(), Some("Initial scale was never achieved"));
+}
+
+#[test]
+fn the_deadline_counts_from_creation_until_the_first_ready() {
+    let mut rev = with_state("pending");
+    let created: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().expect("time");
+    rev.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(created));
+    let at = |secs: i64| created + jiff::SignedDuration::from_secs(secs);
+    let two = Duration::from_secs(2);
+    assert_eq!(deadline_left(&rev, None, at(0), two), Some(two));
+    assert_eq!(deadline_left(&rev, None, at(1), two), Some(Duration::from_secs(1)));
+    assert_eq!(deadline_left(&rev, None, at(2), two), Some(Duration::ZERO));
+    assert_eq!(deadline_left(&rev, None, at(90), two), Some(Duration::ZERO));
+    assert_eq!(deadline_left(&rev, Some(&health(1, true, None)), at(90), two), None, "once ready, never");
+    assert_eq!(deadline_left(&rev, None, at(-5), two), Some(two), "a clock behind the stamp waits");
 }
 
 #[test]
