@@ -93,15 +93,17 @@ async fn deployment(ctx: Arc<Ctx>) {
     let mut events = watcher::watcher(api, cfg).boxed();
     while let Some(event) = events.next().await {
         match event {
-            Ok(Event::Apply(cm) | Event::InitApply(cm)) => match deadline::from_config_map(&cm.data.unwrap_or_default()) {
-                Ok(d) => {
-                    tracing::info!(progress_deadline = ?d, "config-deployment applied");
-                    ctx.progress_deadline.set_config_map(d);
+            Ok(Event::Apply(cm) | Event::InitApply(cm)) => {
+                match deadline::from_config_map(&cm.data.unwrap_or_default()) {
+                    Ok(d) => {
+                        tracing::info!(progress_deadline = ?d, "config-deployment applied");
+                        ctx.progress_deadline.set_config_map(d);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "config-deployment does not validate; keeping the progress deadline before it")
+                    }
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "config-deployment does not validate; keeping the progress deadline before it")
-                }
-            },
+            }
             Ok(Event::Delete(_)) => ctx.progress_deadline.set_config_map(None),
             _ => {}
         }

@@ -134,7 +134,9 @@ pub fn revision_status(
         let resources = if ever_ready {
             ConditionUpdate::ok("ResourcesAvailable")
         } else {
-            ConditionUpdate::unknown("ResourcesAvailable", "Deploying", "")
+            // What the runtime sees of a slow start (an app listening on another port).
+            let waiting = health.and_then(|h| h.waiting.clone()).unwrap_or_default();
+            ConditionUpdate::unknown("ResourcesAvailable", "Deploying", waiting)
         };
         (resources, healthy)
     };

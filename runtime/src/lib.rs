@@ -13,6 +13,7 @@
 //! exits, and by the [`Warden`] when `sluice serve` is killed.
 
 mod images;
+mod listeners;
 mod probe;
 mod process;
 mod supervisor;
@@ -35,7 +36,7 @@ use tokio_util::task::TaskTracker;
 
 use sluice_api::tombstones::Tombstones;
 
-pub use images::{ImageTable, ImageTableError, repository, short_name};
+pub use images::{ImageFile, ImageTable, ImageTableError, Images, repository, short_name};
 pub use process::{ExecError, INSTANCE_ENV, STATE_DIR_ENV, StartError, exec_instance, instance_pids};
 pub use sluice_api::scale::{Failure, RevisionHealth, RevisionRun};
 pub use warden::{Warden, WardenError, keep_watch};
@@ -52,8 +53,9 @@ pub struct RuntimeConfig {
     /// leaves only the kernel's parent-death signal (which reaches an instance's first
     /// process, not what it started) and the next start's sweep.
     pub warden: Option<Arc<Warden>>,
-    /// Image → command, for containers without a `command`.
-    pub images: ImageTable,
+    /// Image → command, for containers without a `command`; replaced whole when its file
+    /// changes ([`ImageFile::follow`]).
+    pub images: Images,
     /// The longest gap between probes of a starting instance (probing starts at 1 ms gaps and
     /// backs off to this).
     pub readiness_poll: Duration,
@@ -104,7 +106,7 @@ impl RuntimeConfig {
             state_dir,
             launcher: Vec::new(),
             warden: None,
-            images,
+            images: Images::new(images),
             readiness_poll: Duration::from_millis(50),
             stop_grace: Duration::from_secs(5),
         }

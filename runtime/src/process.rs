@@ -30,7 +30,7 @@ const INHERITED: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "
 pub enum StartError {
     /// The container names an image the local image table does not know.
     #[error(
-        "image {0:?} is not in the local image table: give the container a `command`, or map the image in images.yaml (`sluice serve --images`; read when sluice serve starts)"
+        "image {0:?} is not in the local image table: give the container a `command`, or map the image in images.yaml (`sluice serve --images`, reloaded when it changes)"
     )]
     ImageNotFound(String),
     /// The log file could not be opened.

@@ -112,6 +112,8 @@ pub struct ServeArgs {
     #[arg(long, default_value = "localhost")]
     pub domain: String,
     /// Image table (YAML `images: {name: [command, args...]}`); default `<state-dir>/images.yaml`.
+    /// Read again each second: a change applies without a restart (a file that does not parse
+    /// is logged and the table before it stays).
     #[arg(long)]
     pub images: Option<PathBuf>,
     /// Serve the API and the router only: no controllers, so nothing is reconciled or run (for

@@ -17,6 +17,7 @@ fn health(ready: usize, ever_ready: bool, failure: Option<(&str, Option<i32>)>) 
             message: format!("{reason} happened"),
             exit_code: code,
         }),
+        waiting: None,
     }
 }
 
@@ -85,6 +86,25 @@ fn never_ready_past_the_deadline_fails() {
     let ready = find(&s.conditions, "Ready").expect("Ready");
     assert_eq!(ready.status, ConditionStatus::False);
     assert_eq!(ready.message.as_deref(), Some("Initial scale was never achieved"));
+}
+
+#[test]
+fn why_a_starting_instance_is_not_ready_is_the_deploying_message_until_it_is() {
+    let rev = with_state("active");
+    let note = "listening on 127.0.0.1:8089, but Sluice passed PORT=41234: read $PORT";
+    let waiting = RevisionHealth { waiting: Some(note.into()), ..health(0, false, None) };
+    let s = revision_status(&rev, Some(&waiting), 1, "file:///l", "t", false);
+    for t in ["ResourcesAvailable", "Ready"] {
+        let c = find(&s.conditions, t).expect(t);
+        assert_eq!(
+            (c.status, c.reason.as_deref(), c.message.as_deref()),
+            (ConditionStatus::Unknown, Some("Deploying"), Some(note))
+        );
+    }
+    let mut rev = rev;
+    rev.status = Some(s);
+    let s = revision_status(&rev, Some(&health(0, false, None)), 1, "file:///l", "t", false);
+    assert_eq!(find(&s.conditions, "Ready").and_then(|c| c.message.as_deref()), None, "cleared with the note");
 }
 
 #[test]
