@@ -64,6 +64,25 @@ async fn service_ready(s: &Sluice, name: &str) -> anyhow::Result<()> {
     .await
 }
 
+/// Sees revision `name` start an instance, then fail with Knative's reason and message, then
+/// its instances stop, as Knative scales a failed revision down.
+async fn fails_at_its_deadline(s: &Sluice, name: &str) {
+    let state = s.state_dir.canonicalize().unwrap_or_else(|_| s.state_dir.clone());
+    eventually("the instance to start", WAIT, || (!instance_pids(&state).is_empty()).then_some(()))
+        .await
+        .expect("an instance");
+    let failed = |c: &Condition| c.status == ConditionStatus::False;
+    for type_ in ["ResourcesAvailable", "Ready"] {
+        let c = revision_condition(s, name, type_, failed).await.expect("failed");
+        assert_eq!(c.reason.as_deref(), Some("ProgressDeadlineExceeded"), "{type_}");
+        assert_eq!(c.message.as_deref(), Some("Initial scale was never achieved"), "{type_}");
+    }
+    eventually("the instance to stop", WAIT, || instance_pids(&state).is_empty().then_some(())).await.expect("stopped");
+}
+
+/// A container that never listens.
+const NEVER_READY: &str = "image: example.com/never-ready\n          command: [\"sleep\", \"600\"]\n";
+
 /// `a:b` of "listening on 127.0.0.1:a, but Sluice passed PORT=b: read $PORT".
 fn ports_of(message: &str) -> Option<(u16, u16)> {
     let rest = message.strip_prefix("listening on 127.0.0.1:")?;
@@ -115,22 +134,8 @@ async fn an_app_on_another_port_is_told_to_read_port_until_it_listens_there() {
 async fn a_revision_never_ready_within_its_progress_deadline_fails_and_a_new_one_recovers() {
     let s = Sluice::start(BIN).expect("start sluice");
     let deadline = "        serving.knative.dev/progress-deadline: 2s\n";
-    let never = "image: example.com/never-ready\n          command: [\"sleep\", \"600\"]\n";
-    apply(BIN, &s, &service("slow", deadline, never)).expect("apply");
-    // Started, then failed at its deadline.
-    eventually("the instance to start", WAIT, || (!instance_pids(&s.state_dir).is_empty()).then_some(()))
-        .await
-        .expect("an instance");
-    let failed = |c: &Condition| c.status == ConditionStatus::False;
-    for type_ in ["ResourcesAvailable", "Ready"] {
-        let c = revision_condition(&s, "slow-00001", type_, failed).await.expect("failed");
-        assert_eq!(c.reason.as_deref(), Some("ProgressDeadlineExceeded"), "{type_}");
-        assert_eq!(c.message.as_deref(), Some("Initial scale was never achieved"), "{type_}");
-    }
-    // Its instances stop, as Knative scales it down.
-    eventually("the instance to stop", WAIT, || instance_pids(&s.state_dir).is_empty().then_some(()))
-        .await
-        .expect("no instance left");
+    apply(BIN, &s, &service("slow", deadline, NEVER_READY)).expect("apply");
+    fails_at_its_deadline(&s, "slow-00001").await;
 
     // A new revision that becomes ready recovers the service.
     let hello = "image: ghcr.io/knative/helloworld-go:latest\n";
@@ -140,6 +145,46 @@ async fn a_revision_never_ready_within_its_progress_deadline_fails_and_a_new_one
     traffic.wait_for("slow.default.localhost", WAIT, |b| b == "Hello World!\n").await.expect("served");
     let old = revision_condition(&s, "slow-00001", "Ready", |_| true).await.expect("the old revision");
     assert_eq!(old.reason.as_deref(), Some("ProgressDeadlineExceeded"), "the failed revision stays failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_deadline_is_the_serve_setting_and_config_deployment_overrides_it() {
+    // A bad setting is refused with Knative's message before anything starts.
+    let out = std::process::Command::new(BIN).args(["serve", "--progress-deadline", "1500ms"]).output().expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("progress-deadline must be rounded to a whole second, was: 1.5s"), "{err}");
+
+    let args = vec!["--progress-deadline".to_string(), "2s".to_string()];
+    let s = Sluice::start_with(BIN, SluiceOptions { args, ..Default::default() }).expect("start sluice");
+    apply(BIN, &s, &service("by-flag", "", NEVER_READY)).expect("apply");
+    fails_at_its_deadline(&s, "by-flag-00001").await;
+    drop(s);
+
+    let args = vec!["--progress-deadline".to_string(), "1h".to_string()];
+    let s = Sluice::start_with(BIN, SluiceOptions { args, ..Default::default() }).expect("start sluice");
+    let config = |value: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: config-deployment\n  namespace: knative-serving\ndata:\n  progress-deadline: {value}\n"
+        )
+    };
+    apply(BIN, &s, &config("0s")).expect("apply a bad config-deployment");
+    eventually("the bad value to be logged", WAIT, || {
+        s.log_text()
+            .lines()
+            .any(|l| l.contains("ERROR") && l.contains("progress-deadline cannot be a non-positive duration, was 0s"))
+            .then_some(())
+    })
+    .await
+    .expect("logged with Knative's message");
+    apply(BIN, &s, &config("2s")).expect("apply config-deployment");
+    eventually("config-deployment to be adopted", WAIT, || {
+        s.log_text().contains("config-deployment applied").then_some(())
+    })
+    .await
+    .expect("adopted");
+    apply(BIN, &s, &service("by-map", "", NEVER_READY)).expect("apply");
+    fails_at_its_deadline(&s, "by-map-00001").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
