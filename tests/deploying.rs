@@ -215,3 +215,46 @@ async fn an_image_mapped_in_images_yaml_while_serving_starts_the_revision_waitin
     let traffic = Traffic::new(s.http.as_deref().expect("router"));
     traffic.wait_for("late.default.localhost", WAIT, |b| b == "Hello World!\n").await.expect("served");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_network_namespaces_instances_listen_on_their_declared_port_side_by_side() {
+    let limit = std::fs::read_to_string("/proc/sys/user/max_user_namespaces").unwrap_or_default();
+    if limit.trim() == "0" {
+        eprintln!("skipped: this kernel allows no user namespaces (user.max_user_namespaces = 0)");
+        return;
+    }
+    let args = vec!["--network-namespaces".to_string()];
+    let s = Sluice::start_with(BIN, SluiceOptions { args, ..Default::default() }).expect("start sluice");
+    // Two instances of an app that insists on port 9000, as the container declares.
+    let container = format!(
+        "image: example.com/team/pinned
+          command: [\"sh\", \"-c\", \"echo given PORT=$PORT; PORT=9000 exec \\\"$0\\\" sample hello\", \"{BIN}\"]
+          ports:
+            - containerPort: 9000
+"
+    );
+    let annotations = "        autoscaling.knative.dev/min-scale: \"2\"\n";
+    apply(BIN, &s, &service("pinned", annotations, &container)).expect("apply");
+    let revisions: Api<Revision> = Api::namespaced(s.kube_client().expect("client"), "default");
+    until("two ready instances", WAIT, async || {
+        let rev = revisions.get("pinned-00001").await.ok()?;
+        (rev.status?.actual_replicas == Some(2)).then_some(())
+    })
+    .await
+    .expect("both ready on port 9000");
+    service_ready(&s, "pinned").await.expect("ready");
+    let traffic = Traffic::new(s.http.as_deref().expect("router"));
+    traffic.wait_for("pinned.default.localhost", WAIT, |b| b == "Hello World!\n").await.expect("served");
+    let log = std::fs::read_to_string(s.state_dir.join("logs/default/pinned-00001.log")).unwrap_or_default();
+    assert_eq!(log.matches("given PORT=9000").count(), 2, "each was given its declared port: {log}");
+
+    // Each in a network namespace of its own, not this one.
+    let state = s.state_dir.canonicalize().unwrap_or_else(|_| s.state_dir.clone());
+    let ns = |pid: u32| std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
+    let ours = std::fs::read_link("/proc/self/ns/net").expect("our namespace");
+    let mut theirs: Vec<_> = instance_pids(&state).into_iter().filter_map(ns).collect();
+    theirs.sort();
+    theirs.dedup();
+    assert_eq!(theirs.len(), 2, "two namespaces: {theirs:?}");
+    assert!(!theirs.contains(&ours), "{theirs:?} vs ours {ours:?}");
+}

@@ -14,6 +14,7 @@
 
 mod images;
 mod listeners;
+pub mod netns;
 mod probe;
 mod process;
 mod supervisor;
@@ -61,6 +62,9 @@ pub struct RuntimeConfig {
     pub readiness_poll: Duration,
     /// How long a stopping instance has between SIGTERM and SIGKILL.
     pub stop_grace: Duration,
+    /// Each instance in a network namespace of its own ([`netns`]), given its declared port;
+    /// needs a launcher.
+    pub network_namespaces: bool,
 }
 
 /// The local runtime.
@@ -109,6 +113,7 @@ impl RuntimeConfig {
             images: Images::new(images),
             readiness_poll: Duration::from_millis(50),
             stop_grace: Duration::from_secs(5),
+            network_namespaces: false,
         }
     }
 }

@@ -51,9 +51,9 @@ pub async fn supervise(
         // Before the table is read, so a table stored after this start cannot go unseen.
         let mut new_images = rt.config.images.subscribe();
         let outcome = match start(&rt, &run, id, &log) {
-            Ok((child, port, prober)) => {
+            Ok((child, port, passed, prober)) => {
                 forget_missing_image(&rt, &run, &health);
-                let lifetime = Lifetime { rt: &rt, run: &run, health: &health, id, port };
+                let lifetime = Lifetime { rt: &rt, run: &run, health: &health, id, port, passed };
                 lifetime.run(child, prober, &stop, &log).await
             }
             Err(e) => {
@@ -131,11 +131,28 @@ fn record_failure(rt: &Runtime, run: &RevisionRun, health: &Mutex<RevisionHealth
 }
 
 /// Starts one instance process of `run`.
-fn start(rt: &Runtime, run: &RevisionRun, id: u64, log: &std::path::Path) -> Result<(Child, u16, Prober), StartError> {
+/// Returns the process, the port Sluice reaches it on, the `PORT` it was given (the same port,
+/// unless it runs in a network namespace of its own), and its readiness prober.
+fn start(
+    rt: &Runtime,
+    run: &RevisionRun,
+    id: u64,
+    log: &std::path::Path,
+) -> Result<(Child, u16, u16, Prober), StartError> {
     let port =
         process::free_port().map_err(|source| StartError::Spawn { program: "bind 127.0.0.1:0".into(), source })?;
     let instance = format!("{}#{id}", run.key);
-    let env = process::environment(run, port, &rt.config.state_dir, &instance);
+    // In a namespace of its own, the instance listens on its declared port; a forwarder
+    // outside takes `port`.
+    let mut launcher = rt.config.launcher.clone();
+    let inside = if rt.config.network_namespaces && !launcher.is_empty() {
+        let inside = run.container.serving_port();
+        launcher.extend(["--forward".into(), format!("{port}:{inside}").into()]);
+        inside
+    } else {
+        port
+    };
+    let env = process::environment(run, inside, &rt.config.state_dir, &instance);
     let argv = process::argv(&run.container, &env, |image| rt.config.images.resolve(image))?;
     let path = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_os_str());
     if let Some(program) = argv.first().filter(|p| !process::exists(p, path)) {
@@ -144,13 +161,14 @@ fn start(rt: &Runtime, run: &RevisionRun, id: u64, log: &std::path::Path) -> Res
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory, or not on PATH"),
         });
     }
-    process::log_marker(log, &format!("instance {id} starting on port {port}: {argv:?}"));
-    let child = process::spawn(&rt.config.launcher, &argv, &env, run.container.working_dir.as_deref(), log)?;
+    let netns = if inside == port { String::new() } else { format!(" (PORT={inside} in its own network namespace)") };
+    process::log_marker(log, &format!("instance {id} starting on port {port}: {argv:?}{netns}"));
+    let child = process::spawn(&launcher, &argv, &env, run.container.working_dir.as_deref(), log)?;
     if let (Some(warden), Some(pid)) = (&rt.config.warden, child.id()) {
         warden.watch(pid);
     }
     let prober = Prober::readiness(&run.container, port, &env);
-    Ok((child, port, prober))
+    Ok((child, port, inside, prober))
 }
 
 /// One instance process, from start to exit.
@@ -159,7 +177,10 @@ struct Lifetime<'a> {
     run: &'a RevisionRun,
     health: &'a Mutex<RevisionHealth>,
     id: u64,
+    /// Where Sluice reaches it.
     port: u16,
+    /// The `PORT` it was given.
+    passed: u16,
 }
 
 impl Lifetime<'_> {
@@ -263,7 +284,7 @@ impl Lifetime<'_> {
         tokio::time::sleep(EXPLAIN_AFTER).await;
         loop {
             if let Some(pgid) = pgid {
-                let port = self.port;
+                let port = self.passed;
                 let look = tokio::task::spawn_blocking(move || {
                     super::listeners::wrong_port_note(&super::listeners::of_group(pgid), port)
                 });

@@ -166,7 +166,9 @@ where
         let _ = poke.try_send(key.clone());
     });
     let endpoints = Endpoints::with_admission(AdmissionSettings { queue_depth: args.queue_depth }, poke);
-    let (runtime_config, image_file) = runtime_config(&state_dir, args.images.as_deref(), args.sample_test_endpoints)?;
+    let (mut runtime_config, image_file) =
+        runtime_config(&state_dir, args.images.as_deref(), args.sample_test_endpoints)?;
+    runtime_config.network_namespaces = args.network_namespaces;
     let images = runtime_config.images.clone();
     let (runtime, health) = Runtime::new(runtime_config, endpoints.clone());
     let controllers_stop = CancellationToken::new();
