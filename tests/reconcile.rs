@@ -16,6 +16,7 @@ use sluice_apiserver::ApiServer;
 use sluice_apiserver::auth::Token;
 use sluice_apiserver::store::{BUILTIN_NAMESPACES, DEFAULT_HISTORY, Store};
 use sluice_controller::autoscale::Autoscaling;
+use sluice_controller::deadline::{self, ProgressDeadline};
 use sluice_controller::{Ctx, configuration, revision, route, service};
 use sluice_router::publish::{RoutePublisher, RouteSpec};
 use tokio::net::TcpListener;
@@ -94,6 +95,7 @@ impl Harness {
             publisher: recorder.clone(),
             autoscaling,
             domain: "example.com".into(),
+            progress_deadline: ProgressDeadline::new(deadline::DEFAULT),
         });
         Self { ctx, recorder, stop, _dir: dir }
     }

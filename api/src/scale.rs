@@ -73,4 +73,7 @@ pub struct RevisionHealth {
     pub restarts: u32,
     /// The last crash or start failure.
     pub last_failure: Option<Failure>,
+    /// Why a starting instance is not ready yet, when the runtime can tell (it listens on
+    /// another port than the `$PORT` it was given); None once one is ready.
+    pub waiting: Option<String>,
 }

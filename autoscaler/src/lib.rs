@@ -37,7 +37,7 @@
 mod autoscaler;
 mod decider;
 mod delay;
-mod go;
+pub mod go;
 mod metrics;
 mod revision;
 mod settings;

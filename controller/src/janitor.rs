@@ -1,6 +1,6 @@
 //! What a reconcile never sees, because the object is gone: stopping a deleted revision's
 //! instances, unpublishing a deleted route and releasing its revisions; and following
-//! Knative's `config-features` and `config-network` ConfigMaps.
+//! Knative's `config-features`, `config-network` and `config-deployment` ConfigMaps.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use sluice_api::{Configuration, Revision, Route};
 use sluice_router::table::HttpProtocol;
 use tokio_util::sync::CancellationToken;
 
-use super::{Ctx, revision, route};
+use super::{Ctx, deadline, revision, route};
 
 /// Namespace of Knative's configuration maps.
 const SYSTEM_NAMESPACE: &str = "knative-serving";
@@ -23,7 +23,7 @@ const SYSTEM_NAMESPACE: &str = "knative-serving";
 pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) {
     tokio::select! {
         () = shutdown.cancelled() => {}
-        () = async { tokio::join!(revisions(ctx.clone()), routes(ctx.clone()), features(ctx.clone()), network(ctx.clone()), autoscaler(ctx.clone())); } => {}
+        () = async { tokio::join!(revisions(ctx.clone()), routes(ctx.clone()), features(ctx.clone()), network(ctx.clone()), autoscaler(ctx.clone()), deployment(ctx.clone())); } => {}
     }
 }
 
@@ -79,6 +79,32 @@ async fn autoscaler(ctx: Arc<Ctx>) {
                 }
             }
             Ok(Event::Delete(_)) => ctx.autoscaling.set_settings(sluice_autoscaler::Settings::default()),
+            _ => {}
+        }
+    }
+}
+
+/// `config-deployment`'s `progress-deadline`, read live: a value that does not validate is
+/// logged and the deadline before it stays, as Knative does; a deleted map or key means the
+/// `sluice serve` setting.
+async fn deployment(ctx: Arc<Ctx>) {
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), SYSTEM_NAMESPACE);
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={}", deadline::CONFIG_MAP));
+    let mut events = watcher::watcher(api, cfg).boxed();
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(Event::Apply(cm) | Event::InitApply(cm)) => {
+                match deadline::from_config_map(&cm.data.unwrap_or_default()) {
+                    Ok(d) => {
+                        tracing::info!(progress_deadline = ?d, "config-deployment applied");
+                        ctx.progress_deadline.set_config_map(d);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "config-deployment does not validate; keeping the progress deadline before it")
+                    }
+                }
+            }
+            Ok(Event::Delete(_)) => ctx.progress_deadline.set_config_map(None),
             _ => {}
         }
     }

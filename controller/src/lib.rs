@@ -9,6 +9,7 @@
 
 pub mod autoscale;
 pub mod configuration;
+pub mod deadline;
 mod janitor;
 pub mod names;
 pub mod publish;
@@ -43,6 +44,8 @@ pub struct Ctx {
     pub autoscaling: Arc<autoscale::Autoscaling>,
     /// Domain of route URLs.
     pub domain: String,
+    /// How long a revision may take to become ready the first time.
+    pub progress_deadline: deadline::ProgressDeadline,
 }
 
 /// A reconcile that did not finish; it is retried.

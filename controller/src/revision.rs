@@ -17,8 +17,8 @@ use sluice_api::{ContainerStatus, Revision, RevisionKey, RevisionStatus, labels}
 use super::autoscale::{View, ViewActivity, Wish};
 use super::{Ctx, Error, shell};
 
-/// How long a revision may take to become ready the first time (Knative's default).
-const PROGRESS_DEADLINE: Duration = Duration::from_secs(600);
+/// How often a revision not yet ready is reconciled again without news of it.
+const RECHECK: Duration = Duration::from_secs(30);
 
 /// The revision's key in the runtime and router.
 pub fn key(rev: &Revision) -> RevisionKey {
@@ -42,18 +42,21 @@ pub fn run_spec(rev: &Revision) -> Option<RevisionRun> {
     })
 }
 
-/// True once the revision has waited longer than its progress deadline without ever being ready.
-fn past_deadline(rev: &Revision, health: Option<&RevisionHealth>, now: jiff::Timestamp) -> bool {
+/// How long the revision has left to become ready the first time (zero once its progress
+/// deadline has passed); None once it has been ready, or when it has no creation time. Counted
+/// from `creationTimestamp`, which has whole seconds.
+fn deadline_left(
+    rev: &Revision,
+    health: Option<&RevisionHealth>,
+    now: jiff::Timestamp,
+    deadline: Duration,
+) -> Option<Duration> {
     if health.is_some_and(|h| h.ever_ready) || is_ready_once(rev) {
-        return false;
+        return None;
     }
-    let deadline = rev
-        .annotations()
-        .get("serving.knative.dev/progress-deadline")
-        .and_then(|d| d.trim_end_matches('s').parse::<u64>().ok())
-        .map_or(PROGRESS_DEADLINE, Duration::from_secs);
-    let created = rev.metadata.creation_timestamp.as_ref().map(|t| t.0);
-    created.is_some_and(|c| now.duration_since(c).as_secs() > deadline.as_secs() as i64)
+    let created = rev.metadata.creation_timestamp.as_ref()?.0;
+    let waited = Duration::try_from(now.duration_since(created)).unwrap_or(Duration::ZERO);
+    Some(deadline.saturating_sub(waited))
 }
 
 /// A revision whose initial scale is 0 counts as ready once (Knative's scale target is
@@ -145,7 +148,9 @@ pub fn revision_status(
         let resources = if ever_ready {
             ConditionUpdate::ok("ResourcesAvailable")
         } else {
-            ConditionUpdate::unknown("ResourcesAvailable", "Deploying", "")
+            // What the runtime sees of a slow start (an app listening on another port).
+            let waiting = health.and_then(|h| h.waiting.clone()).unwrap_or_default();
+            ConditionUpdate::unknown("ResourcesAvailable", "Deploying", waiting)
         };
         (resources, healthy)
     };
@@ -192,7 +197,8 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Erro
     };
     let now = jiff::Timestamp::now();
     let health = ctx.scaler.health(&key);
-    let deadline_passed = past_deadline(&rev, health.as_ref(), now);
+    let left = deadline_left(&rev, health.as_ref(), now, ctx.progress_deadline.of(rev.annotations()));
+    let deadline_passed = left == Some(Duration::ZERO);
     let wish =
         Wish { run, annotations: rev.annotations().clone(), reachable: reachable(&rev), stopped: deadline_passed };
     let view = ctx.autoscaling.track(wish);
@@ -202,13 +208,17 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Erro
     let mut status = revision_status(&rev, health.as_ref(), desired, &log_url, &super::now(), deadline_passed);
     status.extra.insert("autoscaler".into(), autoscaler_status(&view));
     shell::patch_status::<Revision, _>(&ctx.client, &rev, rev.status.as_ref(), &status).await?;
-    // Re-check a revision still coming up at its progress deadline.
+    // Re-check a revision still coming up at its progress deadline (and every 30 s).
     if !status
         .conditions
         .iter()
         .any(|c| c.type_ == "ResourcesAvailable" && c.status == sluice_api::conditions::ConditionStatus::True)
     {
-        return Ok(Action::requeue(Duration::from_secs(30)));
+        let recheck = match left {
+            Some(left) if !left.is_zero() => left.min(RECHECK) + Duration::from_millis(50),
+            _ => RECHECK,
+        };
+        return Ok(Action::requeue(recheck));
     }
     Ok(Action::await_change())
 }

@@ -8,12 +8,18 @@
 //!   ghcr.io/acme/shop:v2: ["/opt/shop/bin/shop", "--serve"]   # one exact reference
 //!   shop: ["/opt/shop/bin/shop"]                              # any tag of any registry's shop
 //! ```
+//!
+//! The file is followed while `sluice serve` runs ([`reload`]).
+
+mod reload;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+pub use reload::{ImageFile, Images};
 
 /// Why an image table file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -87,9 +93,14 @@ impl ImageTable {
     pub fn merge_file(&mut self, path: &Path) -> Result<(), ImageTableError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ImageTableError::Read { path: path.into(), source })?;
-        let file: TableFile = serde_saphyr::from_str(&text)
+        self.merge_text(path, &text)
+    }
+
+    /// Adds the entries of `text`, read from `path`; on an error the table is unchanged.
+    pub fn merge_text(&mut self, path: &Path, text: &str) -> Result<(), ImageTableError> {
+        let file: TableFile = serde_saphyr::from_str(text)
             .map_err(|e| ImageTableError::Invalid { path: path.into(), reason: e.to_string() })?;
-        for (image, argv) in file.images {
+        for (image, argv) in &file.images {
             if image.trim().is_empty() {
                 return Err(ImageTableError::Invalid {
                     path: path.into(),
@@ -102,6 +113,8 @@ impl ImageTable {
                     reason: format!("images.{image}: the command is empty; give at least the program to run"),
                 });
             }
+        }
+        for (image, argv) in file.images {
             self.entries.insert(image, argv.into_iter().map(OsString::from).collect());
         }
         Ok(())

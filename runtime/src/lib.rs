@@ -13,6 +13,8 @@
 //! exits, and by the [`Warden`] when `sluice serve` is killed.
 
 mod images;
+mod listeners;
+pub mod netns;
 mod probe;
 mod process;
 mod supervisor;
@@ -35,7 +37,7 @@ use tokio_util::task::TaskTracker;
 
 use sluice_api::tombstones::Tombstones;
 
-pub use images::{ImageTable, ImageTableError, repository, short_name};
+pub use images::{ImageFile, ImageTable, ImageTableError, Images, repository, short_name};
 pub use process::{ExecError, INSTANCE_ENV, STATE_DIR_ENV, StartError, exec_instance, instance_pids};
 pub use sluice_api::scale::{Failure, RevisionHealth, RevisionRun};
 pub use warden::{Warden, WardenError, keep_watch};
@@ -52,13 +54,17 @@ pub struct RuntimeConfig {
     /// leaves only the kernel's parent-death signal (which reaches an instance's first
     /// process, not what it started) and the next start's sweep.
     pub warden: Option<Arc<Warden>>,
-    /// Image → command, for containers without a `command`.
-    pub images: ImageTable,
+    /// Image → command, for containers without a `command`; replaced whole when its file
+    /// changes ([`ImageFile::follow`]).
+    pub images: Images,
     /// The longest gap between probes of a starting instance (probing starts at 1 ms gaps and
     /// backs off to this).
     pub readiness_poll: Duration,
     /// How long a stopping instance has between SIGTERM and SIGKILL.
     pub stop_grace: Duration,
+    /// Each instance in a network namespace of its own ([`netns`]), given its declared port;
+    /// needs a launcher.
+    pub network_namespaces: bool,
 }
 
 /// The local runtime.
@@ -104,9 +110,10 @@ impl RuntimeConfig {
             state_dir,
             launcher: Vec::new(),
             warden: None,
-            images,
+            images: Images::new(images),
             readiness_poll: Duration::from_millis(50),
             stop_grace: Duration::from_secs(5),
+            network_namespaces: false,
         }
     }
 }

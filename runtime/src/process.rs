@@ -30,7 +30,7 @@ const INHERITED: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "
 pub enum StartError {
     /// The container names an image the local image table does not know.
     #[error(
-        "image {0:?} is not in the local image table: give the container a `command`, or map the image in images.yaml (`sluice serve --images`; read when sluice serve starts)"
+        "image {0:?} is not in the local image table: give the container a `command`, or map the image in images.yaml (`sluice serve --images`, reloaded when it changes)"
     )]
     ImageNotFound(String),
     /// The log file could not be opened.
@@ -268,12 +268,8 @@ pub fn exit_code(status: &ExitStatus) -> i32 {
 /// that started it dies, checks that `parent_pid` is still the parent, then executes `argv`.
 /// Returns only on failure.
 pub fn exec_instance(parent_pid: u32, argv: &[OsString]) -> ExecError {
-    if let Err(errno) = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL) {
-        return ExecError::Sys { call: "prctl(PR_SET_PDEATHSIG)", errno };
-    }
-    // The parent may have died between fork and prctl; then nobody would stop us.
-    if u32::try_from(nix::unistd::getppid().as_raw()).ok() != Some(parent_pid) {
-        return ExecError::ParentGone(parent_pid);
+    if let Err(e) = tie_to_parent(parent_pid) {
+        return e;
     }
     let mut args = Vec::with_capacity(argv.len());
     for a in argv {
@@ -289,6 +285,18 @@ pub fn exec_instance(parent_pid: u32, argv: &[OsString]) -> ExecError {
         Ok(never) => match never {},
         Err(errno) => ExecError::Sys { call: "exec", errno },
     }
+}
+
+/// Asks the kernel to kill this process when the thread of `parent_pid` that started it dies,
+/// and checks that `parent_pid` is still the parent.
+pub fn tie_to_parent(parent_pid: u32) -> Result<(), ExecError> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+        .map_err(|errno| ExecError::Sys { call: "prctl(PR_SET_PDEATHSIG)", errno })?;
+    // The parent may have died between fork and prctl; then nobody would stop us.
+    if u32::try_from(nix::unistd::getppid().as_raw()).ok() != Some(parent_pid) {
+        return Err(ExecError::ParentGone(parent_pid));
+    }
+    Ok(())
 }
 
 /// The processes whose environment says they are instances of the `sluice serve` that owns

@@ -21,6 +21,10 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 const HEALTHY_RUN: Duration = Duration::from_secs(10);
 /// How much of its log a crashed instance's failure message quotes.
 const LOG_TAIL: u64 = 4096;
+/// How long a starting instance may take before Sluice looks for where it listens instead,
+/// and how often it looks again after that.
+const EXPLAIN_AFTER: Duration = Duration::from_secs(2);
+const EXPLAIN_EVERY: Duration = Duration::from_secs(1);
 
 /// How one instance process ended.
 enum Outcome {
@@ -44,13 +48,16 @@ pub async fn supervise(
     let mut failures = 0u32;
     while !stop.is_cancelled() {
         let id = rt.next_id.fetch_add(1, Ordering::Relaxed);
+        // Before the table is read, so a table stored after this start cannot go unseen.
+        let mut new_images = rt.config.images.subscribe();
         let outcome = match start(&rt, &run, id, &log) {
-            Ok((child, port, prober)) => {
-                let lifetime = Lifetime { rt: &rt, run: &run, health: &health, id, port };
+            Ok((child, port, passed, prober)) => {
+                forget_missing_image(&rt, &run, &health);
+                let lifetime = Lifetime { rt: &rt, run: &run, health: &health, id, port, passed };
                 lifetime.run(child, prober, &stop, &log).await
             }
             Err(e) => {
-                // The image table is fixed for the life of the process: retrying cannot help it.
+                // Only a new image table can help an unknown image: it waits for one.
                 let (reason, retry) = match e {
                     StartError::ImageNotFound(_) => ("ImageNotFound", false),
                     _ => ("StartFailed", true),
@@ -63,8 +70,17 @@ pub async fn supervise(
                 );
                 process::log_marker(&log, &format!("cannot start: {e}"));
                 if !retry {
-                    stop.cancelled().await;
-                    return;
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        changed = new_images.changed() => {
+                            if changed.is_err() {
+                                // The table can no longer change.
+                                stop.cancelled().await;
+                                return;
+                            }
+                            continue;
+                        }
+                    }
                 }
                 Outcome::Exited { code: 127, served: Duration::ZERO }
             }
@@ -97,6 +113,17 @@ fn backoff(failures: u32) -> Duration {
     }
 }
 
+/// An instance started: an image the table did not know before is no longer the revision's
+/// failure.
+fn forget_missing_image(rt: &Runtime, run: &RevisionRun, health: &Mutex<RevisionHealth>) {
+    let mut h = health.lock();
+    if h.last_failure.as_ref().is_some_and(|f| f.reason == "ImageNotFound") {
+        h.last_failure = None;
+        drop(h);
+        rt.announce(&run.key);
+    }
+}
+
 fn record_failure(rt: &Runtime, run: &RevisionRun, health: &Mutex<RevisionHealth>, failure: Failure) {
     tracing::warn!(revision = %run.key, reason = %failure.reason, message = %failure.message, "instance failed");
     health.lock().last_failure = Some(failure);
@@ -104,11 +131,28 @@ fn record_failure(rt: &Runtime, run: &RevisionRun, health: &Mutex<RevisionHealth
 }
 
 /// Starts one instance process of `run`.
-fn start(rt: &Runtime, run: &RevisionRun, id: u64, log: &std::path::Path) -> Result<(Child, u16, Prober), StartError> {
+/// Returns the process, the port Sluice reaches it on, the `PORT` it was given (the same port,
+/// unless it runs in a network namespace of its own), and its readiness prober.
+fn start(
+    rt: &Runtime,
+    run: &RevisionRun,
+    id: u64,
+    log: &std::path::Path,
+) -> Result<(Child, u16, u16, Prober), StartError> {
     let port =
         process::free_port().map_err(|source| StartError::Spawn { program: "bind 127.0.0.1:0".into(), source })?;
     let instance = format!("{}#{id}", run.key);
-    let env = process::environment(run, port, &rt.config.state_dir, &instance);
+    // In a namespace of its own, the instance listens on its declared port; a forwarder
+    // outside takes `port`.
+    let mut launcher = rt.config.launcher.clone();
+    let inside = if rt.config.network_namespaces && !launcher.is_empty() {
+        let inside = run.container.serving_port();
+        launcher.extend(["--forward".into(), format!("{port}:{inside}").into()]);
+        inside
+    } else {
+        port
+    };
+    let env = process::environment(run, inside, &rt.config.state_dir, &instance);
     let argv = process::argv(&run.container, &env, |image| rt.config.images.resolve(image))?;
     let path = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_os_str());
     if let Some(program) = argv.first().filter(|p| !process::exists(p, path)) {
@@ -117,13 +161,14 @@ fn start(rt: &Runtime, run: &RevisionRun, id: u64, log: &std::path::Path) -> Res
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory, or not on PATH"),
         });
     }
-    process::log_marker(log, &format!("instance {id} starting on port {port}: {argv:?}"));
-    let child = process::spawn(&rt.config.launcher, &argv, &env, run.container.working_dir.as_deref(), log)?;
+    let netns = if inside == port { String::new() } else { format!(" (PORT={inside} in its own network namespace)") };
+    process::log_marker(log, &format!("instance {id} starting on port {port}: {argv:?}{netns}"));
+    let child = process::spawn(&launcher, &argv, &env, run.container.working_dir.as_deref(), log)?;
     if let (Some(warden), Some(pid)) = (&rt.config.warden, child.id()) {
         warden.watch(pid);
     }
     let prober = Prober::readiness(&run.container, port, &env);
-    Ok((child, port, prober))
+    Ok((child, port, inside, prober))
 }
 
 /// One instance process, from start to exit.
@@ -132,7 +177,10 @@ struct Lifetime<'a> {
     run: &'a RevisionRun,
     health: &'a Mutex<RevisionHealth>,
     id: u64,
+    /// Where Sluice reaches it.
     port: u16,
+    /// The `PORT` it was given.
+    passed: u16,
 }
 
 impl Lifetime<'_> {
@@ -169,15 +217,27 @@ impl Lifetime<'_> {
     async fn watch(&self, child: &mut Child, prober: &Prober, stop: &CancellationToken) -> Outcome {
         let endpoints = self.rt.endpoints.revision(&self.run.key);
         let started = Instant::now();
-        // Until ready: probe quickly at first, backing off to `readiness_poll`.
-        let became_ready = until_ready(prober, self.rt.config.readiness_poll);
-        tokio::select! {
-            () = became_ready => {}
-            status = child.wait() => return self.exited(status, started),
+        // Until ready: probe quickly at first, backing off to `readiness_poll`; meanwhile say
+        // where a slow instance listens when that is not its $PORT.
+        let said = Mutex::new(None);
+        let pgid = child.id();
+        let became_ready = async {
+            tokio::select! {
+                () = until_ready(prober, self.rt.config.readiness_poll) => {}
+                never = self.explain_wait(pgid, &said) => match never {},
+            }
+        };
+        let early = tokio::select! {
+            () = became_ready => None,
+            status = child.wait() => Some(self.exited(status, started)),
             () = stop.cancelled() => {
                 self.stop(child, None).await;
-                return Outcome::Stopped;
+                Some(Outcome::Stopped)
             }
+        };
+        self.set_waiting(&said, None);
+        if let Some(outcome) = early {
+            return outcome;
         }
         let mut serving = Some(self.join(&endpoints));
         let ready_at = Instant::now();
@@ -215,6 +275,45 @@ impl Lifetime<'_> {
                 }
             }
         }
+    }
+
+    /// Never returns: after [`EXPLAIN_AFTER`], and every [`EXPLAIN_EVERY`] after that, looks
+    /// at where the instance's process group `pgid` listens, and says so in the revision's
+    /// health when it is not where the prober looks.
+    async fn explain_wait(&self, pgid: Option<u32>, said: &Mutex<Option<String>>) -> std::convert::Infallible {
+        tokio::time::sleep(EXPLAIN_AFTER).await;
+        loop {
+            if let Some(pgid) = pgid {
+                let port = self.passed;
+                let look = tokio::task::spawn_blocking(move || {
+                    super::listeners::wrong_port_note(&super::listeners::of_group(pgid), port)
+                });
+                if let Ok(note) = look.await {
+                    self.set_waiting(said, note);
+                }
+            }
+            tokio::time::sleep(EXPLAIN_EVERY).await;
+        }
+    }
+
+    /// Says `note` in the revision's health (`said` is what this instance said last); None
+    /// takes back what it said, leaving another instance's note alone.
+    fn set_waiting(&self, said: &Mutex<Option<String>>, note: Option<String>) {
+        let mut said = said.lock();
+        if *said == note {
+            return;
+        }
+        {
+            let mut h = self.health.lock();
+            if note.is_some() || h.waiting == *said {
+                h.waiting.clone_from(&note);
+            }
+        }
+        if let Some(note) = &note {
+            tracing::info!(revision = %self.run.key, instance = self.id, "not ready: {note}");
+        }
+        *said = note;
+        self.rt.announce(&self.run.key);
     }
 
     /// Puts the instance into routing.

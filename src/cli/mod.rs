@@ -52,6 +52,10 @@ enum Command {
         /// The pid of the `sluice serve` that started it.
         #[arg(long)]
         parent_pid: u32,
+        /// Run it in a network namespace of its own, forwarding 127.0.0.1:HOST_PORT outside
+        /// to its PORT inside (`serve --network-namespaces`).
+        #[arg(long, value_name = "HOST_PORT:PORT", value_parser = parse_forward)]
+        forward: Option<(u16, u16)>,
         /// The instance's command and arguments.
         #[arg(last = true, required = true)]
         argv: Vec<std::ffi::OsString>,
@@ -112,6 +116,8 @@ pub struct ServeArgs {
     #[arg(long, default_value = "localhost")]
     pub domain: String,
     /// Image table (YAML `images: {name: [command, args...]}`); default `<state-dir>/images.yaml`.
+    /// Read again each second: a change applies without a restart (a file that does not parse
+    /// is logged and the table before it stays).
     #[arg(long)]
     pub images: Option<PathBuf>,
     /// Serve the API and the router only: no controllers, so nothing is reconciled or run (for
@@ -150,6 +156,28 @@ pub struct ServeArgs {
     /// instance holding its containerConcurrency); one more is answered 503 with Retry-After.
     #[arg(long, default_value_t = AdmissionSettings::default().queue_depth, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub queue_depth: usize,
+    /// How long a revision may take to become ready the first time (a Go duration, whole
+    /// seconds: `600s`, `10m`, `1m30s`) before it fails with ProgressDeadlineExceeded and its
+    /// instances stop; Knative's `config-deployment` `progress-deadline` overrides it, a
+    /// revision's `serving.knative.dev/progress-deadline` annotation overrides both.
+    #[arg(long, default_value = "600s", value_name = "DURATION", value_parser = parse_progress_deadline)]
+    pub progress_deadline: std::time::Duration,
+    /// Run each instance in a network namespace of its own (rootless, through a user
+    /// namespace), so it gets PORT = its declared containerPort (default 8080) and may listen
+    /// there whatever other instances do; the router reaches it through a forwarder on a free
+    /// loopback port. Needs a kernel that allows unprivileged user namespaces.
+    #[arg(long)]
+    pub network_namespaces: bool,
+}
+
+fn parse_forward(text: &str) -> Result<(u16, u16), String> {
+    let parse = |p: &str| p.parse::<u16>().map_err(|e| format!("{p:?}: {e}"));
+    let (host, inside) = text.split_once(':').ok_or("expected HOST_PORT:PORT")?;
+    Ok((parse(host)?, parse(inside)?))
+}
+
+fn parse_progress_deadline(text: &str) -> Result<std::time::Duration, String> {
+    sluice_controller::deadline::parse_setting(text).map_err(|e| e.to_string())
 }
 
 /// Where the CLI finds the API server, the token it shows it, and the CA it trusts. The server:
@@ -251,9 +279,12 @@ impl Cli {
     /// For `instance-exec`: becomes the instance without starting anything else first; returns
     /// only if that fails, with the shell's exit code for it (127 not found, 126 not runnable).
     pub fn exec_instance(&self) -> Option<ExitCode> {
-        let Command::InstanceExec { parent_pid, argv } = &self.command else {
+        let Command::InstanceExec { parent_pid, argv, forward } = &self.command else {
             return None;
         };
+        if let Some((host, inside)) = forward {
+            return Some(ExitCode::from(sluice_runtime::netns::run(*parent_pid, *host, *inside, argv)));
+        }
         let err = sluice_runtime::exec_instance(*parent_pid, argv);
         eprintln!("[sluice] cannot start instance {argv:?}: {err}");
         Some(ExitCode::from(err.exit_code()))

@@ -17,12 +17,13 @@ use sluice_apiserver::store::{BUILTIN_NAMESPACES, Store};
 use sluice_apiserver::{ApiServer, PlainHttp, WatchLimits, kubeconfig, tls};
 use sluice_controller::Ctx;
 use sluice_controller::autoscale::{self, Autoscaling};
+use sluice_controller::deadline::ProgressDeadline;
 use sluice_router::endpoints::{AdmissionSettings, Endpoints, Poke, RevisionKey};
 use sluice_router::publish::Publisher;
 use sluice_router::table::RoutingTable;
 use sluice_router::tls::{CertResolver, LocalCa};
 use sluice_router::{HttpsListener, Router, RouterConfig};
-use sluice_runtime::{ImageTable, Runtime, RuntimeConfig, Warden};
+use sluice_runtime::{ImageFile, ImageTable, Runtime, RuntimeConfig, Warden};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +31,9 @@ use super::ServeArgs;
 
 /// The file in the state directory naming the addresses `serve` bound (read by the CLI).
 pub const ENDPOINTS_FILE: &str = "endpoints.json";
+
+/// How often the image table's file is read for changes.
+const IMAGES_POLL: Duration = Duration::from_secs(1);
 
 /// How long in-flight requests get to finish at shutdown.
 const DRAIN: Duration = Duration::from_secs(30);
@@ -162,11 +166,13 @@ where
         let _ = poke.try_send(key.clone());
     });
     let endpoints = Endpoints::with_admission(AdmissionSettings { queue_depth: args.queue_depth }, poke);
-    let (runtime, health) = Runtime::new(
-        runtime_config(&state_dir, args.images.as_deref(), args.sample_test_endpoints)?,
-        endpoints.clone(),
-    );
+    let (mut runtime_config, image_file) =
+        runtime_config(&state_dir, args.images.as_deref(), args.sample_test_endpoints)?;
+    runtime_config.network_namespaces = args.network_namespaces;
+    let images = runtime_config.images.clone();
+    let (runtime, health) = Runtime::new(runtime_config, endpoints.clone());
     let controllers_stop = CancellationToken::new();
+    tokio::spawn(image_file.follow(images, IMAGES_POLL, controllers_stop.child_token()));
     let (autoscaling, scaled) =
         Autoscaling::start(runtime.clone(), endpoints.clone(), pokes, controllers_stop.child_token());
     let table = Arc::new(ArcSwap::from_pointee(RoutingTable::default()));
@@ -178,6 +184,7 @@ where
         publisher: Arc::new(Publisher::new(table.clone(), endpoints)),
         autoscaling,
         domain: args.domain.clone(),
+        progress_deadline: ProgressDeadline::new(args.progress_deadline),
     });
     let controllers = if args.no_controllers {
         tracing::warn!("--no-controllers: objects are stored but not reconciled");
@@ -280,21 +287,27 @@ fn tls_identity(args: &ServeArgs, state_dir: &Path, bound: IpAddr) -> anyhow::Re
     Ok(tls::Identity::local(state_dir, &names)?)
 }
 
-fn runtime_config(state_dir: &Path, images_file: Option<&Path>, test_endpoints: bool) -> anyhow::Result<RuntimeConfig> {
+/// The runtime's configuration, and the image table's file to follow.
+fn runtime_config(
+    state_dir: &Path,
+    images_file: Option<&Path>,
+    test_endpoints: bool,
+) -> anyhow::Result<(RuntimeConfig, ImageFile)> {
     let exe = std::env::current_exe().context("locating the sluice executable")?;
     let mut images = ImageTable::builtin(&exe);
     if test_endpoints {
         tracing::warn!("--sample-test-endpoints: sample apps serve /env, /crash and /stats to anyone who reaches them");
         images = images.with_sample_test_endpoints();
     }
-    let default_file = state_dir.join("images.yaml");
-    match images_file {
-        Some(file) => images.merge_file(file).with_context(|| format!("reading image table {}", file.display()))?,
-        None if default_file.is_file() => images
-            .merge_file(&default_file)
-            .with_context(|| format!("reading image table {}", default_file.display()))?,
-        None => {}
-    }
+    // The named file must be there at start; the default one may come later.
+    let mut file = match images_file {
+        Some(file) => ImageFile::new(file, true, images),
+        None => ImageFile::new(&state_dir.join("images.yaml"), false, images),
+    };
+    let images = file
+        .poll()
+        .with_context(|| format!("reading image table {}", file.path().display()))?
+        .expect("the first read of an image file makes a table");
     let mut config = RuntimeConfig::new(state_dir.to_path_buf(), images);
     // Instances run through `sluice instance-exec`, which ties their life to this process.
     config.warden = Some(Arc::new(
@@ -302,7 +315,7 @@ fn runtime_config(state_dir: &Path, images_file: Option<&Path>, test_endpoints: 
             .context("starting the instance warden")?,
     ));
     config.launcher = vec![exe.into_os_string(), "instance-exec".into()];
-    Ok(config)
+    Ok((config, file))
 }
 
 fn write_endpoints(path: &Path, running: &Running) -> anyhow::Result<()> {

@@ -17,6 +17,7 @@ fn health(ready: usize, ever_ready: bool, failure: Option<(&str, Option<i32>)>) 
             message: format!("{reason} happened"),
             exit_code: code,
         }),
+        waiting: None,
     }
 }
 
@@ -82,6 +83,43 @@ fn never_ready_past_the_deadline_fails() {
     let rev = with_state("pending");
     let s = revision_status(&rev, None, 0, "file:///l", "t", true);
     assert_eq!(cond(&s, "ResourcesAvailable"), (ConditionStatus::False, Some("ProgressDeadlineExceeded".into())));
+    let ready = find(&s.conditions, "Ready").expect("Ready");
+    assert_eq!(ready.status, ConditionStatus::False);
+    assert_eq!(ready.message.as_deref(), Some("Initial scale was never achieved"));
+}
+
+#[test]
+fn why_a_starting_instance_is_not_ready_is_the_deploying_message_until_it_is() {
+    let rev = with_state("active");
+    let note = "listening on 127.0.0.1:8089, but Sluice passed PORT=41234: read $PORT";
+    let waiting = RevisionHealth { waiting: Some(note.into()), ..health(0, false, None) };
+    let s = revision_status(&rev, Some(&waiting), 1, "file:///l", "t", false);
+    for t in ["ResourcesAvailable", "Ready"] {
+        let c = find(&s.conditions, t).expect(t);
+        assert_eq!(
+            (c.status, c.reason.as_deref(), c.message.as_deref()),
+            (ConditionStatus::Unknown, Some("Deploying"), Some(note))
+        );
+    }
+    let mut rev = rev;
+    rev.status = Some(s);
+    let s = revision_status(&rev, Some(&health(0, false, None)), 1, "file:///l", "t", false);
+    assert_eq!(find(&s.conditions, "Ready").and_then(|c| c.message.as_deref()), None, "cleared with the note");
+}
+
+#[test]
+fn the_deadline_counts_from_creation_until_the_first_ready() {
+    let mut rev = with_state("pending");
+    let created: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().expect("time");
+    rev.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(created));
+    let at = |secs: i64| created + jiff::SignedDuration::from_secs(secs);
+    let two = Duration::from_secs(2);
+    assert_eq!(deadline_left(&rev, None, at(0), two), Some(two));
+    assert_eq!(deadline_left(&rev, None, at(1), two), Some(Duration::from_secs(1)));
+    assert_eq!(deadline_left(&rev, None, at(2), two), Some(Duration::ZERO));
+    assert_eq!(deadline_left(&rev, None, at(90), two), Some(Duration::ZERO));
+    assert_eq!(deadline_left(&rev, Some(&health(1, true, None)), at(90), two), None, "once ready, never");
+    assert_eq!(deadline_left(&rev, None, at(-5), two), Some(two), "a clock behind the stamp waits");
 }
 
 #[test]
