@@ -12,6 +12,7 @@ mod autoscaling;
 mod config_map;
 mod container;
 mod diff;
+pub mod event;
 pub mod duration;
 mod kube_metadata;
 mod metadata;
