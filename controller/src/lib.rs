@@ -9,6 +9,7 @@
 
 pub mod autoscale;
 pub mod configuration;
+pub mod events;
 mod janitor;
 pub mod names;
 pub mod publish;
@@ -43,6 +44,8 @@ pub struct Ctx {
     pub autoscaling: Arc<autoscale::Autoscaling>,
     /// Domain of route URLs.
     pub domain: String,
+    /// Reports what the reconcilers do as Kubernetes Events.
+    pub events: events::Recorder,
 }
 
 /// A reconcile that did not finish; it is retried.

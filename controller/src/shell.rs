@@ -22,6 +22,15 @@ pub enum Child<'a, K> {
     Found(&'a K),
 }
 
+/// What ensuring a child wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// It was missing and is now created.
+    Created,
+    /// It differed and is now updated.
+    Updated,
+}
+
 /// The outcome of ensuring a child.
 #[derive(Debug)]
 pub enum Ensured<K> {
@@ -86,33 +95,34 @@ pub fn keep_foreign_annotations<K: Resource>(have: &K, mut want: K) -> K {
 
 /// Creates `want` when missing, or updates the owned child when `same(have, want)` is false
 /// or its labels/annotations differ (other controllers' annotations kept). Leaves a child
-/// owned by someone else alone.
+/// owned by someone else alone. Says what it wrote, if anything.
 pub async fn ensure_child<K>(
     api: &Api<K>,
     want: K,
     owner_uid: &str,
     same: impl Fn(&K, &K) -> bool,
-) -> Result<Ensured<K>, Error>
+) -> Result<(Ensured<K>, Option<Written>), Error>
 where
     K: Resource + Clone + Serialize + DeserializeOwned + Debug,
 {
     let name = want.name_any();
     match get_child(api, &name, owner_uid).await? {
         None => match api.create(&PostParams::default(), &want).await {
-            Ok(created) => Ok(Ensured::Found(created)),
+            Ok(created) => Ok((Ensured::Found(created), Some(Written::Created))),
             // Lost a race with our own earlier reconcile: read it back next time.
-            Err(kube::Error::Api(e)) if e.code == 409 => Ok(Ensured::Missing),
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok((Ensured::Missing, None)),
             Err(e) => Err(e.into()),
         },
-        Some(Err(name)) => Ok(Ensured::NotOwned(name)),
+        Some(Err(name)) => Ok((Ensured::NotOwned(name), None)),
         Some(Ok(have)) => {
             let want = keep_foreign_annotations(&have, want);
             if same(&have, &want) && have.labels() == want.labels() && have.annotations() == want.annotations() {
-                return Ok(Ensured::Found(have));
+                return Ok((Ensured::Found(have), None));
             }
             let mut next = have.clone();
             copy_desired(&mut next, want)?;
-            Ok(Ensured::Found(api.replace(&name, &PostParams::default(), &next).await?))
+            let stored = api.replace(&name, &PostParams::default(), &next).await?;
+            Ok((Ensured::Found(stored), Some(Written::Updated)))
         }
     }
 }
