@@ -68,7 +68,10 @@ fn admit_event(kind: Kind, op: Operation, old: Option<&Value>, obj: Value) -> Re
 fn decode_plain<T: DeserializeOwned>(obj: &Value) -> Result<T, AdmissionError> {
     serde_path_to_error::deserialize(obj.clone()).map_err(|e| {
         let path = e.path().to_string();
-        AdmissionError::Decode { path: if path == "." { String::new() } else { path }, message: e.into_inner().to_string() }
+        AdmissionError::Decode {
+            path: if path == "." { String::new() } else { path },
+            message: e.into_inner().to_string(),
+        }
     })
 }
 

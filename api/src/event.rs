@@ -28,7 +28,8 @@ pub fn to_core(v1: &Value) -> Value {
 
 /// The `events.k8s.io/v1` view of a stored core Event.
 pub fn to_events_v1(core: &Value) -> Value {
-    let mut out = convert(core, |name| RENAMED.iter().find(|(old, _)| *old == name).map(|(_, new)| *new), Kind::EventsV1);
+    let mut out =
+        convert(core, |name| RENAMED.iter().find(|(old, _)| *old == name).map(|(_, new)| *new), Kind::EventsV1);
     if let Some(map) = out.as_object_mut() {
         // Kubernetes writes these two without omitempty: an old-style event shows them null.
         map.entry("eventTime").or_insert(Value::Null);

@@ -81,6 +81,7 @@ enum Endpoint {
     Resources(String),
     OpenApiIndex,
     OpenApiDoc(String),
+    OpenApiV2,
     Resource(Target),
 }
 
@@ -242,11 +243,18 @@ async fn dispatch(ctx: &Arc<Ctx>, req: http::Request<Incoming>) -> Result<http::
             ok(discovery::core_versions(&host))
         }
         Endpoint::Groups => ok(discovery::groups()),
-        Endpoint::Group(g) => {
-            discovery::named_group(&g).map_or_else(|| Err(ApiError::no_route(req.uri().path())), ok)
-        }
+        Endpoint::Group(g) => discovery::named_group(&g).map_or_else(|| Err(ApiError::no_route(req.uri().path())), ok),
         Endpoint::Resources(g) => ok(discovery::resources(&g)),
         Endpoint::OpenApiIndex => ok(openapi::index()),
+        Endpoint::OpenApiV2 => {
+            let accept = req.headers().get(header::ACCEPT).and_then(|a| a.to_str().ok()).unwrap_or("");
+            let (content_type, body) = openapi::v2(accept);
+            Ok(http::Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, content_type)
+                .body(Full::new(body).boxed())
+                .unwrap_or_else(|_| http::Response::new(Full::new(Bytes::new()).boxed())))
+        }
         Endpoint::OpenApiDoc(gv) => {
             openapi::document(&gv).map_or_else(|| Err(ApiError::no_route(req.uri().path())), |d| ok(d.clone()))
         }
@@ -264,6 +272,7 @@ fn route(path: &str) -> Option<Endpoint> {
         ["apis"] => Endpoint::Groups,
         ["apis", g] => Endpoint::Group(g.to_string()),
         ["openapi", "v3"] => Endpoint::OpenApiIndex,
+        ["openapi", "v2"] => Endpoint::OpenApiV2,
         ["openapi", "v3", rest @ ..] => Endpoint::OpenApiDoc(rest.join("/")),
         ["api", "v1"] => Endpoint::Resources(String::new()),
         ["apis", g, "v1"] if discovery::is_served_group(g) => Endpoint::Resources(g.to_string()),

@@ -33,6 +33,23 @@ pub fn document(gv: &str) -> Option<&'static Value> {
     }
 }
 
+/// `/openapi/v2`: a document with no definitions, in protobuf when asked (as kubectl asks) or
+/// JSON. Everything served here is described in v3; this one exists so kubectl's client-side
+/// validation of a kind no served group has (a `Deployment`, a `DomainMapping`) finds no schema
+/// and lets kubectl say what Kubernetes would: `no matches for kind "Deployment" in version
+/// "apps/v1"`, instead of failing on a missing document.
+pub fn v2(accept: &str) -> (&'static str, bytes::Bytes) {
+    if accept.contains("protobuf") {
+        // gnostic's `openapi_v2.Document` with `swagger` (field 1) = "2.0".
+        return (
+            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+            bytes::Bytes::from_static(b"\x0a\x032.0"),
+        );
+    }
+    let doc = json!({"swagger": "2.0", "info": {"title": "Sluice", "version": env!("CARGO_PKG_VERSION")}, "paths": {}, "definitions": {}});
+    ("application/json", bytes::Bytes::from(doc.to_string()))
+}
+
 fn hash(gv: &str) -> String {
     // Stable for a build: clients cache documents by this value.
     let doc = document(gv).map(Value::to_string).unwrap_or_default();

@@ -143,7 +143,8 @@ async fn list(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Respons
         metadata["continue"] = token.into();
         metadata["remainingItemCount"] = page.remaining.into();
     }
-    let list = json!({"apiVersion": kind.api_version(), "kind": kind.info().list_kind, "metadata": metadata, "items": items});
+    let list =
+        json!({"apiVersion": kind.api_version(), "kind": kind.info().list_kind, "metadata": metadata, "items": items});
     Ok(json_response(StatusCode::OK, &list))
 }
 
@@ -254,7 +255,11 @@ async fn create_object(ctx: &Arc<Ctx>, t: &Target, mut obj: Value, dry_run: bool
         if kind.info().namespaced && s.get(Kind::Namespace, "", ns)?.is_none() {
             return Err(StoreError::NotFound { kind: Kind::Namespace, name: ns.to_string() });
         }
-        if events::is_event(kind) { s.create_bounded(kind, admitted, dry_run, cap) } else { s.create(kind, admitted, dry_run) }
+        if events::is_event(kind) {
+            s.create_bounded(kind, admitted, dry_run, cap)
+        } else {
+            s.create(kind, admitted, dry_run)
+        }
     })
     .await?;
     Ok(events::shown(kind, created))
@@ -314,7 +319,7 @@ async fn update(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Respo
             t.kind,
             &url_name,
             "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update".into(),
-            vec![("metadata.resourceVersion".into(), "must be specified for an update".into())],
+            vec![("metadata.resourceVersion".into(), "Invalid value: 0x0: must be specified for an update".into())],
         ));
     }
     let old = fetch(&ctx.store, t).await?;

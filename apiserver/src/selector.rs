@@ -266,8 +266,14 @@ mod tests {
         let describe = "involvedObject.name=hello-00001,involvedObject.namespace=ns,involvedObject.kind=Revision,involvedObject.uid=u1";
         assert!(FieldSelector::parse_for(Kind::Event, describe).expect("parse").matches(&event));
         assert!(!FieldSelector::parse_for(Kind::Event, "involvedObject.uid=u2").expect("parse").matches(&event));
-        assert!(FieldSelector::parse_for(Kind::EventsV1, "regarding.name=hello-00001,type!=Warning").expect("parse").matches(&event));
-        assert!(FieldSelector::parse_for(Kind::Event, "source=autoscaler,reason=Scaled").expect("parse").matches(&event));
+        assert!(
+            FieldSelector::parse_for(Kind::EventsV1, "regarding.name=hello-00001,type!=Warning")
+                .expect("parse")
+                .matches(&event)
+        );
+        assert!(
+            FieldSelector::parse_for(Kind::Event, "source=autoscaler,reason=Scaled").expect("parse").matches(&event)
+        );
         let err = FieldSelector::parse_for(Kind::Service, "involvedObject.name=x").expect_err("not an event");
         assert!(err.message.contains("field label not supported: involvedObject.name"), "{}", err.message);
     }

@@ -172,9 +172,8 @@ pub async fn reconcile(cfg: Arc<Configuration>, ctx: Arc<Ctx>) -> Result<Action,
         Err(message) => Err(message),
     };
     let status = configuration_status(&cfg, &owned, created.as_ref().map_err(Clone::clone), &now);
-    for note in notes(&cfg, &status) {
-        ctx.events.publish(note);
-    }
+    let configurations: Api<Configuration> = Api::namespaced(ctx.client.clone(), &ns);
+    shell::publish_notes(&configurations, &*cfg, &ctx.events, |c| notes(c, &status)).await;
     shell::patch_status::<Configuration, _>(&ctx.client, &cfg, cfg.status.as_ref(), &status).await?;
     Ok(Action::await_change())
 }

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::Error;
+use super::events::{Note, Recorder};
 
 /// A child as the parent sees it.
 #[derive(Debug)]
@@ -136,6 +137,26 @@ fn copy_desired<K: Resource + Serialize + DeserializeOwned>(have: &mut K, want: 
     h["metadata"]["annotations"] = w["metadata"]["annotations"].clone();
     *have = serde_json::from_value(h)?;
     Ok(())
+}
+
+/// Publishes the Events `notes` finds in a status change, judged against the stored object:
+/// the cache a reconcile reads may not have this reconciler's last status write yet, and would
+/// report one change twice. (A change is rare, so is the extra read.)
+pub async fn publish_notes<K>(api: &Api<K>, obj: &K, events: &Recorder, notes: impl Fn(&K) -> Vec<Note>)
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    if notes(obj).is_empty() {
+        return;
+    }
+    let found = match api.get_opt(&obj.name_any()).await {
+        Ok(Some(stored)) => notes(&stored),
+        // Gone, or the read failed: judge by what the reconcile saw.
+        _ => notes(obj),
+    };
+    for note in found {
+        events.publish(note);
+    }
 }
 
 /// Writes `next` as `obj`'s status when it differs from `current`.

@@ -65,7 +65,17 @@ pub fn events_v1(obj: &Value, old: Option<&Value>) -> FieldError {
         }
     }
     if let Some(old) = old {
-        for field in ["regarding", "related", "reason", "note", "type", "action", "eventTime", "reportingController", "reportingInstance"] {
+        for field in [
+            "regarding",
+            "related",
+            "reason",
+            "note",
+            "type",
+            "action",
+            "eventTime",
+            "reportingController",
+            "reportingInstance",
+        ] {
             if obj.get(field).filter(|v| !v.is_null()) != old.get(field).filter(|v| !v.is_null()) {
                 errs.push(FieldError::new("Invalid value: field is immutable", &[field]));
             }
@@ -95,7 +105,9 @@ fn common(obj: &Value, shape: &Shape) -> FieldError {
             }
         }
         None | Some(Value::Null) => errs.push(FieldError::new("Required value", &[shape.regarding])),
-        Some(other) => errs.push(FieldError::invalid_value_details(quotable(other), shape.regarding, "must be an object")),
+        Some(other) => {
+            errs.push(FieldError::invalid_value_details(quotable(other), shape.regarding, "must be an object"))
+        }
     }
     match obj.get("reason") {
         Some(Value::String(r)) if r.len() > SHORT_LIMIT => errs.push(too_long("reason", SHORT_LIMIT)),
@@ -126,7 +138,11 @@ fn reporting(obj: &Value, shape: &Shape) -> FieldError {
     } else {
         let msgs = qualified_name(controller);
         if !msgs.is_empty() {
-            errs.push(FieldError::with_details(format!("Invalid value: {controller:?}"), &[shape.controller], msgs.join(", ")));
+            errs.push(FieldError::with_details(
+                format!("Invalid value: {controller:?}"),
+                &[shape.controller],
+                msgs.join(", "),
+            ));
         }
     }
     for field in ["reportingInstance", "action"] {

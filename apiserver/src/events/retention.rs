@@ -96,9 +96,11 @@ mod tests {
     fn an_event_expires_a_ttl_after_it_was_last_seen() {
         let r = Retention { ttl: Duration::from_secs(60), per_namespace: 10 };
         let now: jiff::Timestamp = "2026-01-01T01:00:00Z".parse().expect("time");
-        let e = json!({"metadata": {"creationTimestamp": "2026-01-01T00:00:00Z"}, "lastTimestamp": "2026-01-01T00:59:30Z"});
+        let e =
+            json!({"metadata": {"creationTimestamp": "2026-01-01T00:00:00Z"}, "lastTimestamp": "2026-01-01T00:59:30Z"});
         assert!(!r.expired(&e, now), "seen 30 s ago");
-        let e = json!({"metadata": {"creationTimestamp": "2026-01-01T00:00:00Z"}, "lastTimestamp": "2026-01-01T00:58:00Z"});
+        let e =
+            json!({"metadata": {"creationTimestamp": "2026-01-01T00:00:00Z"}, "lastTimestamp": "2026-01-01T00:58:00Z"});
         assert!(r.expired(&e, now), "seen 2 min ago");
         let e = json!({"metadata": {"creationTimestamp": "2026-01-01T00:00:00Z"}, "series": {"lastObservedTime": "2026-01-01T00:59:59.500000Z"}});
         assert!(!r.expired(&e, now), "a series counts its last observation");

@@ -34,7 +34,11 @@ pub fn definitions() -> Vec<Value> {
 /// One row's cells for a stored (core) Event.
 pub fn cells(event: &Value, now: jiff::Timestamp) -> Vec<Value> {
     let text = |path: &str| event.pointer(path).and_then(Value::as_str).unwrap_or("");
-    let first = if text("/firstTimestamp").is_empty() { age(text("/eventTime"), now) } else { age(text("/firstTimestamp"), now) };
+    let first = if text("/firstTimestamp").is_empty() {
+        age(text("/eventTime"), now)
+    } else {
+        age(text("/firstTimestamp"), now)
+    };
     let mut last = if text("/lastTimestamp").is_empty() { first.clone() } else { age(text("/lastTimestamp"), now) };
     let mut count = event.get("count").and_then(Value::as_i64).unwrap_or(0);
     if event.get("series").is_some_and(|s| !s.is_null()) {
@@ -47,7 +51,8 @@ pub fn cells(event: &Value, now: jiff::Timestamp) -> Vec<Value> {
     let (kind, name) = (text("/involvedObject/kind").to_ascii_lowercase(), text("/involvedObject/name"));
     let object = if name.is_empty() { kind } else { format!("{kind}/{name}") };
     let or = |a: &'static str, b: &'static str| if text(a).is_empty() { text(b) } else { text(a) };
-    let (component, instance) = (or("/source/component", "/reportingComponent"), or("/source/host", "/reportingInstance"));
+    let (component, instance) =
+        (or("/source/component", "/reportingComponent"), or("/source/host", "/reportingInstance"));
     let source = if instance.is_empty() { component.to_string() } else { format!("{component}, {instance}") };
     vec![
         json!(last),
@@ -78,8 +83,16 @@ mod tests {
         assert_eq!(
             cells(&e, now),
             vec![
-                json!("30s"), json!("Normal"), json!("Scaled"), json!("revision/hello-00001"), json!(""),
-                json!("autoscaler"), json!("Scaled from 1 to 3"), json!("10m"), json!(4), json!("hello.1"),
+                json!("30s"),
+                json!("Normal"),
+                json!("Scaled"),
+                json!("revision/hello-00001"),
+                json!(""),
+                json!("autoscaler"),
+                json!("Scaled from 1 to 3"),
+                json!("10m"),
+                json!(4),
+                json!("hello.1"),
             ]
         );
         let names: Vec<&str> = COLUMNS.iter().filter(|(_, wide)| !wide).map(|(n, _)| *n).collect();

@@ -45,7 +45,10 @@ mod tests {
         let key = RevisionKey::new("default", "hello-00001");
         let note = scaled(&key, "u1", 1, &view);
         assert_eq!(note.reason, "Scaled");
-        assert_eq!(note.message, "Scaled from 1 to 3: Panic; concurrency stable 2.50, panic 7.94, target 1 per instance");
+        assert_eq!(
+            note.message,
+            "Scaled from 1 to 3: Panic; concurrency stable 2.50, panic 7.94, target 1 per instance"
+        );
         assert_eq!(note.regarding.kind.as_deref(), Some("Revision"));
         let zero = scaled(&key, "u1", 1, &View { desired: 0, reason: "ScaledToZero".into(), ..view });
         assert_eq!(zero.reason, "ScaledToZero");

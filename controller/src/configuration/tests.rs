@@ -92,7 +92,10 @@ fn a_new_latest_ready_revision_and_a_creation_failure_are_reported_once() {
     next.latest_ready_revision_name = Some("hello-00002".into());
     let n = notes(&cfg, &next);
     assert_eq!(n.len(), 1);
-    assert_eq!((n[0].reason.as_str(), n[0].message.as_str()), ("LatestReadyUpdate", "LatestReadyRevisionName updated to \"hello-00002\""));
+    assert_eq!(
+        (n[0].reason.as_str(), n[0].message.as_str()),
+        ("LatestReadyUpdate", "LatestReadyRevisionName updated to \"hello-00002\"")
+    );
     let failed = configuration_status(&cfg, &[], Err("revisions.serving.knative.dev \"x\" already exists".into()), "t");
     let n = notes(&cfg, &failed);
     assert_eq!(n.len(), 1);

@@ -116,7 +116,8 @@ impl Writer {
         }
         let event = new_event(note);
         let namespace = event.metadata.namespace.clone().unwrap_or_default();
-        let created = Api::<Event>::namespaced(self.client.clone(), &namespace).create(&PostParams::default(), &event).await?;
+        let created =
+            Api::<Event>::namespaced(self.client.clone(), &namespace).create(&PostParams::default(), &event).await?;
         let name = created.metadata.name.unwrap_or_default();
         self.seen.remember(key, Stored { namespace, name, count: 1, at: now });
         Ok(())

@@ -103,9 +103,8 @@ pub async fn reconcile(route: Arc<Route>, ctx: Arc<Ctx>) -> Result<Action, Error
     // Program the router before the status says so, and before anything is drained.
     let spec = publish::route_config(&route, &status.traffic, &revisions, &ctx.domain);
     ctx.publisher.set_route(&route.uid().unwrap_or_default(), spec);
-    for note in notes(&route, &status) {
-        ctx.events.publish(note);
-    }
+    let routes: Api<Route> = Api::namespaced(ctx.client.clone(), &ns);
+    shell::publish_notes(&routes, &*route, &ctx.events, |r| notes(r, &status)).await;
     shell::patch_status::<Route, _>(&ctx.client, &route, route.status.as_ref(), &status).await?;
 
     let mut referenced = traffic::wanted_revisions(&route, &lookup);

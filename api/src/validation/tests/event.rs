@@ -20,7 +20,11 @@ fn core() -> Value {
 fn events_v1() -> Value {
     crate::event::to_events_v1(&with(
         with(
-            with(with(core(), "/eventTime", json!("2026-01-01T00:00:00.000000Z")), "/reportingComponent", json!("sluice")),
+            with(
+                with(core(), "/eventTime", json!("2026-01-01T00:00:00.000000Z")),
+                "/reportingComponent",
+                json!("sluice"),
+            ),
             "/reportingInstance",
             json!("sluice-1"),
         ),
@@ -80,7 +84,10 @@ fn an_events_v1_event_follows_the_strict_rules() {
     assert!(msg.contains("Required value: regarding.name"), "{msg}");
     let msg = rejected(Kind::EventsV1, with(events_v1(), "/note", json!("x".repeat(1025))));
     assert!(msg.contains("Too long: may not be more than 1024 bytes: note"), "{msg}");
-    let msg = rejected(Kind::EventsV1, with(events_v1(), "/series", json!({"count": 1, "lastObservedTime": "2026-01-01T00:00:00.000000Z"})));
+    let msg = rejected(
+        Kind::EventsV1,
+        with(events_v1(), "/series", json!({"count": 1, "lastObservedTime": "2026-01-01T00:00:00.000000Z"})),
+    );
     assert!(msg.contains("should be at least 2: series.count"), "{msg}");
 }
 

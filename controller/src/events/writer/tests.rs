@@ -17,7 +17,10 @@ async fn the_same_note_again_counts_on_the_stored_event() {
     let mut seen = Seen::default();
     let now = Instant::now();
     assert_eq!(seen.decide(&key("Scaled from 1 to 3"), now), Write::Create);
-    seen.remember(key("Scaled from 1 to 3"), Stored { namespace: "default".into(), name: "e1".into(), count: 1, at: now });
+    seen.remember(
+        key("Scaled from 1 to 3"),
+        Stored { namespace: "default".into(), name: "e1".into(), count: 1, at: now },
+    );
     match seen.decide(&key("Scaled from 1 to 3"), now) {
         Write::Repeat(s) => assert_eq!((s.name.as_str(), s.count), ("e1", 2)),
         other => panic!("expected a repeat, got {other:?}"),
