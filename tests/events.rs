@@ -130,6 +130,12 @@ async fn both_event_apis_serve_the_same_objects() {
     assert_eq!(res.status, 200, "{}", res.text());
     assert_eq!(get(&sluice, "/api/v1/namespaces/default/events/other.1").await["series"]["count"], 2);
 
+    // A watch through events.k8s.io sends the converted objects.
+    let url = format!("{}/apis/events.k8s.io/v1/namespaces/default/events?watch=true&timeoutSeconds=1", sluice.api);
+    let stream = sluice.client().get(&url, &[]).await.expect("watch").text();
+    let first: Value = serde_json::from_str(stream.lines().next().unwrap_or("")).expect("a watch line");
+    assert_eq!((first["type"].as_str(), first["object"]["regarding"]["name"].as_str()), (Some("ADDED"), Some("hello")));
+
     // kubectl's columns, from the server.
     let url = format!("{}/api/v1/namespaces/default/events", sluice.api);
     let table = sluice
