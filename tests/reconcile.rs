@@ -88,7 +88,9 @@ impl Harness {
         // No requests: the router's counters for revisions nothing routes to.
         let (_pokes, pokes) = tokio::sync::mpsc::channel(1);
         let demand = sluice_router::endpoints::Endpoints::new();
-        let (autoscaling, _scaled) = Autoscaling::start(recorder.clone(), demand, pokes, stop.clone());
+        let (events, writer) = sluice_controller::events::Recorder::new(client.clone());
+        tokio::spawn(writer.run(stop.clone()));
+        let (autoscaling, _scaled) = Autoscaling::start(recorder.clone(), events.clone(), demand, pokes, stop.clone());
         let ctx = Arc::new(Ctx {
             client,
             scaler: recorder.clone(),
@@ -96,6 +98,7 @@ impl Harness {
             autoscaling,
             domain: "example.com".into(),
             progress_deadline: ProgressDeadline::new(deadline::DEFAULT),
+            events,
         });
         Self { ctx, recorder, stop, _dir: dir }
     }

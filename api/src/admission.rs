@@ -56,6 +56,7 @@ pub fn admit_with(
             validation::config_map(&obj).into_result().map_err(AdmissionError::Invalid)?;
             Ok(obj)
         }
+        Kind::Event | Kind::EventsV1 => admit_event(kind, op, old, obj),
         Kind::Namespace => {
             let mut obj = obj;
             validation::namespace(&obj).into_result().map_err(AdmissionError::Invalid)?;
@@ -63,6 +64,31 @@ pub fn admit_with(
             Ok(obj)
         }
     }
+}
+
+/// An Event, checked against Kubernetes' own type for its shape (so `count: "x"` is refused
+/// with its path) and validated; stored as given.
+fn admit_event(kind: Kind, op: Operation, old: Option<&Value>, obj: Value) -> Result<Value, AdmissionError> {
+    if kind == Kind::EventsV1 {
+        decode_plain::<k8s_openapi::api::events::v1::Event>(&obj)?;
+        let old = old.filter(|_| op != Operation::Create);
+        validation::event::events_v1(&obj, old).into_result().map_err(AdmissionError::Invalid)?;
+    } else {
+        decode_plain::<k8s_openapi::api::core::v1::Event>(&obj)?;
+        validation::event::core(&obj).into_result().map_err(AdmissionError::Invalid)?;
+    }
+    Ok(obj)
+}
+
+/// Decodes `obj` as `T` only to report where it does not fit.
+fn decode_plain<T: DeserializeOwned>(obj: &Value) -> Result<T, AdmissionError> {
+    serde_path_to_error::deserialize(obj.clone()).map_err(|e| {
+        let path = e.path().to_string();
+        AdmissionError::Decode {
+            path: if path == "." { String::new() } else { path },
+            message: e.into_inner().to_string(),
+        }
+    })
 }
 
 /// Decodes a stored or submitted object of type `T`, reporting the failing field's path.

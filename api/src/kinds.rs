@@ -17,6 +17,10 @@ pub enum Kind {
     ConfigMap,
     /// Core `v1` Namespace (cluster-scoped), so manifests and `kubectl create namespace` work.
     Namespace,
+    /// Core `v1` Event: what the controllers did and what failed (`kubectl describe` lists them).
+    Event,
+    /// `events.k8s.io/v1` Event: the same stored objects as [`Kind::Event`], converted both ways.
+    EventsV1,
 }
 
 /// The API names of a kind.
@@ -47,12 +51,33 @@ pub struct KindInfo {
 const SERVING: &str = "serving.knative.dev";
 const KNATIVE_CATEGORIES: &[&str] = &["all", "knative", "serving"];
 
+const EVENT: KindInfo = KindInfo {
+    kind: "Event",
+    list_kind: "EventList",
+    group: "",
+    version: "v1",
+    plural: "events",
+    singular: "event",
+    short_names: &["ev"],
+    categories: &[],
+    has_status: false,
+    namespaced: true,
+};
+
 // === impl Kind ===
 
 impl Kind {
     /// Every kind, in discovery order.
-    pub const ALL: [Kind; 6] =
-        [Kind::Service, Kind::Configuration, Kind::Route, Kind::Revision, Kind::ConfigMap, Kind::Namespace];
+    pub const ALL: [Kind; 8] = [
+        Kind::Service,
+        Kind::Configuration,
+        Kind::Route,
+        Kind::Revision,
+        Kind::ConfigMap,
+        Kind::Namespace,
+        Kind::Event,
+        Kind::EventsV1,
+    ];
 
     /// The Knative kinds.
     pub const SERVING: [Kind; 4] = [Kind::Service, Kind::Configuration, Kind::Route, Kind::Revision];
@@ -132,6 +157,18 @@ impl Kind {
                 has_status: false,
                 namespaced: false,
             },
+            Kind::Event => &EVENT,
+            Kind::EventsV1 => &KindInfo { group: "events.k8s.io", short_names: &[], ..EVENT },
+        }
+    }
+
+    /// The kind whose objects this one's are stored as: itself, but for a second view of the
+    /// same objects (`events.k8s.io/v1` Events are core Events). Both share the plural, which
+    /// keys the store, so a write through either is seen through both.
+    pub const fn stored_as(self) -> Kind {
+        match self {
+            Kind::EventsV1 => Kind::Event,
+            k => k,
         }
     }
 
@@ -192,5 +229,10 @@ mod tests {
         assert_eq!(Kind::from_plural("", "configmaps"), Some(Kind::ConfigMap));
         assert_eq!(Kind::from_user("ns"), Some(Kind::Namespace));
         assert!(!Kind::Namespace.info().namespaced && Kind::Service.info().namespaced);
+        assert_eq!(Kind::from_user("ev"), Some(Kind::Event));
+        assert_eq!(Kind::from_user("events.events.k8s.io"), Some(Kind::EventsV1));
+        assert_eq!(Kind::from_plural("events.k8s.io", "events"), Some(Kind::EventsV1));
+        assert_eq!(Kind::EventsV1.api_version(), "events.k8s.io/v1");
+        assert_eq!(Kind::EventsV1.stored_as(), Kind::Event);
     }
 }

@@ -7,6 +7,7 @@ pub mod admission;
 pub mod conditions;
 pub mod crd;
 pub mod defaults;
+pub mod event;
 pub mod field_error;
 pub mod honoured;
 pub mod kinds;

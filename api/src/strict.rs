@@ -63,6 +63,8 @@ pub fn unknown_fields(kind: Kind, obj: &Value) -> Vec<String> {
         }
         Kind::ConfigMap => ignored::<k8s_openapi::api::core::v1::ConfigMap>(&checked, "", &mut unknown),
         Kind::Namespace => ignored::<k8s_openapi::api::core::v1::Namespace>(&checked, "", &mut unknown),
+        Kind::Event => ignored::<k8s_openapi::api::core::v1::Event>(&checked, "", &mut unknown),
+        Kind::EventsV1 => ignored::<k8s_openapi::api::events::v1::Event>(&checked, "", &mut unknown),
     }
     if matches!(kind, Kind::Service | Kind::Configuration | Kind::Route | Kind::Revision) {
         extra_keys(Some(obj), "", TOP, &mut unknown);

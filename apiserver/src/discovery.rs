@@ -1,10 +1,14 @@
-//! Discovery documents: `/version`, `/api`, `/api/v1`, `/apis`, `/apis/serving.knative.dev`
-//! and `/apis/serving.knative.dev/v1`, as kubectl and kube-rs expect them.
+//! Discovery documents: `/version`, `/api`, `/api/v1`, `/apis`, `/apis/{group}` and
+//! `/apis/{group}/v1` for `serving.knative.dev` and `events.k8s.io`, as kubectl and kube-rs
+//! expect them.
 
 use serde_json::{Value, json};
 use sluice_api::Kind;
 
 const SERVING_GROUP: &str = "serving.knative.dev";
+/// The named groups, in discovery order: Knative's first, so `kubectl get services` stays
+/// Knative's; `events.k8s.io` after, so `kubectl get events` stays core's (as in Kubernetes).
+const NAMED_GROUPS: [&str; 2] = [SERVING_GROUP, "events.k8s.io"];
 const VERBS: [&str; 8] = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 
 /// `/version`: a 1.33 server, so kubectl's dispatcher picks a client it has.
@@ -42,12 +46,13 @@ fn group(name: &str) -> Value {
 
 /// `/apis`: the named groups.
 pub fn groups() -> Value {
-    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [group(SERVING_GROUP)]})
+    let groups: Vec<Value> = NAMED_GROUPS.iter().map(|g| group(g)).collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
-/// `/apis/{group}` for the serving group.
-pub fn serving_group(name: &str) -> Option<Value> {
-    (name == SERVING_GROUP).then(|| {
+/// `/apis/{group}` for a served named group.
+pub fn named_group(name: &str) -> Option<Value> {
+    NAMED_GROUPS.contains(&name).then(|| {
         let mut g = group(name);
         g["kind"] = "APIGroup".into();
         g["apiVersion"] = "v1".into();
@@ -86,5 +91,5 @@ pub fn resources(group: &str) -> Value {
 
 /// True for the groups served here (`""` is the core group).
 pub fn is_served_group(group: &str) -> bool {
-    group.is_empty() || group == SERVING_GROUP
+    group.is_empty() || NAMED_GROUPS.contains(&group)
 }

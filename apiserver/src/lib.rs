@@ -6,6 +6,7 @@ pub mod auth;
 mod body;
 mod conn;
 mod discovery;
+pub mod events;
 mod fields;
 pub mod kubeconfig;
 mod openapi;
@@ -57,6 +58,8 @@ pub struct Ctx {
     pub(crate) watches: watch::Watches,
     /// The bearer token every request but the public ones must carry.
     pub(crate) token: Token,
+    /// How long Events are kept, and how many.
+    pub(crate) events: events::Retention,
 }
 
 /// The API server.
@@ -78,6 +81,7 @@ enum Endpoint {
     Resources(String),
     OpenApiIndex,
     OpenApiDoc(String),
+    OpenApiV2,
     Resource(Target),
 }
 
@@ -99,7 +103,14 @@ impl ApiServer {
     ) -> Self {
         let watches = watch::Watches::new(limits);
         Self {
-            ctx: Arc::new(Ctx { store, shutdown, bookmark_interval: Duration::from_secs(30), watches, token }),
+            ctx: Arc::new(Ctx {
+                store,
+                shutdown,
+                bookmark_interval: Duration::from_secs(30),
+                watches,
+                token,
+                events: events::Retention::default(),
+            }),
             conn: conn::Settings::default(),
             tls: None,
         }
@@ -140,11 +151,21 @@ impl ApiServer {
         self
     }
 
+    /// How long Events are kept and how many a namespace holds (default: an hour, 1000).
+    pub fn event_retention(mut self, retention: events::Retention) -> Self {
+        if let Some(ctx) = Arc::get_mut(&mut self.ctx) {
+            ctx.events = retention;
+        }
+        self
+    }
+
     /// Serves connections from `listener` until shutdown; then stops accepting, lets open
     /// requests finish (watches end at once) for a few seconds, closes what is left and
-    /// returns. Every connection task is owned here and has ended when this returns.
+    /// returns. Every connection task is owned here (and the sweep of expired Events) and has
+    /// ended when this returns.
     pub async fn serve(self, listener: TcpListener) {
-        conn::serve(self.ctx, self.conn, self.tls, listener).await;
+        let sweep = events::retention::sweep(self.ctx.store.clone(), self.ctx.events, self.ctx.shutdown.clone());
+        tokio::join!(conn::serve(self.ctx, self.conn, self.tls, listener), sweep);
     }
 }
 
@@ -213,7 +234,7 @@ async fn dispatch(ctx: &Arc<Ctx>, req: http::Request<Incoming>) -> Result<http::
         }
         _ if !read_only(req.method()) => Err(ApiError::method_not_allowed(req.method())),
         Endpoint::Root => ok(
-            json!({"paths": ["/api", "/api/v1", "/apis", "/apis/serving.knative.dev", "/apis/serving.knative.dev/v1", "/healthz", "/openapi/v3", "/readyz", "/version"]}),
+            json!({"paths": ["/api", "/api/v1", "/apis", "/apis/events.k8s.io", "/apis/events.k8s.io/v1", "/apis/serving.knative.dev", "/apis/serving.knative.dev/v1", "/healthz", "/openapi/v3", "/readyz", "/version"]}),
         ),
         Endpoint::Version => ok(discovery::version()),
         Endpoint::Health => Ok(text_response(StatusCode::OK, "ok")),
@@ -222,11 +243,18 @@ async fn dispatch(ctx: &Arc<Ctx>, req: http::Request<Incoming>) -> Result<http::
             ok(discovery::core_versions(&host))
         }
         Endpoint::Groups => ok(discovery::groups()),
-        Endpoint::Group(g) => {
-            discovery::serving_group(&g).map_or_else(|| Err(ApiError::no_route(req.uri().path())), ok)
-        }
+        Endpoint::Group(g) => discovery::named_group(&g).map_or_else(|| Err(ApiError::no_route(req.uri().path())), ok),
         Endpoint::Resources(g) => ok(discovery::resources(&g)),
         Endpoint::OpenApiIndex => ok(openapi::index()),
+        Endpoint::OpenApiV2 => {
+            let accept = req.headers().get(header::ACCEPT).and_then(|a| a.to_str().ok()).unwrap_or("");
+            let (content_type, body) = openapi::v2(accept);
+            Ok(http::Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, content_type)
+                .body(Full::new(body).boxed())
+                .unwrap_or_else(|_| http::Response::new(Full::new(Bytes::new()).boxed())))
+        }
         Endpoint::OpenApiDoc(gv) => {
             openapi::document(&gv).map_or_else(|| Err(ApiError::no_route(req.uri().path())), |d| ok(d.clone()))
         }
@@ -244,6 +272,7 @@ fn route(path: &str) -> Option<Endpoint> {
         ["apis"] => Endpoint::Groups,
         ["apis", g] => Endpoint::Group(g.to_string()),
         ["openapi", "v3"] => Endpoint::OpenApiIndex,
+        ["openapi", "v2"] => Endpoint::OpenApiV2,
         ["openapi", "v3", rest @ ..] => Endpoint::OpenApiDoc(rest.join("/")),
         ["api", "v1"] => Endpoint::Resources(String::new()),
         ["apis", g, "v1"] if discovery::is_served_group(g) => Endpoint::Resources(g.to_string()),

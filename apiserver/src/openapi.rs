@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
@@ -12,22 +12,42 @@ use sluice_api::Kind;
 
 const SERVING_GV: &str = "apis/serving.knative.dev/v1";
 const CORE_GV: &str = "api/v1";
+const EVENTS_GV: &str = "apis/events.k8s.io/v1";
 
 /// `/openapi/v3`: where each group-version's document lives.
 pub fn index() -> Value {
     let entry = |gv: &str| json!({"serverRelativeURL": format!("/openapi/v3/{gv}?hash={}", hash(gv))});
-    json!({"paths": {SERVING_GV: entry(SERVING_GV), CORE_GV: entry(CORE_GV)}})
+    json!({"paths": {SERVING_GV: entry(SERVING_GV), CORE_GV: entry(CORE_GV), EVENTS_GV: entry(EVENTS_GV)}})
 }
 
 /// `/openapi/v3/{gv}`: the document for one group-version.
 pub fn document(gv: &str) -> Option<&'static Value> {
     static SERVING: OnceLock<Value> = OnceLock::new();
     static CORE: OnceLock<Value> = OnceLock::new();
+    static EVENTS: OnceLock<Value> = OnceLock::new();
     match gv.trim_matches('/') {
         SERVING_GV => Some(SERVING.get_or_init(|| build(&Kind::SERVING))),
-        CORE_GV => Some(CORE.get_or_init(|| build(&[Kind::ConfigMap, Kind::Namespace]))),
+        CORE_GV => Some(CORE.get_or_init(|| build(&[Kind::ConfigMap, Kind::Namespace, Kind::Event]))),
+        EVENTS_GV => Some(EVENTS.get_or_init(|| build(&[Kind::EventsV1]))),
         _ => None,
     }
+}
+
+/// `/openapi/v2`: a document with no definitions, in protobuf when asked (as kubectl asks) or
+/// JSON. Everything served here is described in v3; this one exists so kubectl's client-side
+/// validation of a kind no served group has (a `Deployment`, a `DomainMapping`) finds no schema
+/// and lets kubectl say what Kubernetes would: `no matches for kind "Deployment" in version
+/// "apps/v1"`, instead of failing on a missing document.
+pub fn v2(accept: &str) -> (&'static str, bytes::Bytes) {
+    if accept.contains("protobuf") {
+        // gnostic's `openapi_v2.Document` with `swagger` (field 1) = "2.0".
+        return (
+            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+            bytes::Bytes::from_static(b"\x0a\x032.0"),
+        );
+    }
+    let doc = json!({"swagger": "2.0", "info": {"title": "Sluice", "version": env!("CARGO_PKG_VERSION")}, "paths": {}, "definitions": {}});
+    ("application/json", bytes::Bytes::from(doc.to_string()))
 }
 
 fn hash(gv: &str) -> String {
@@ -45,6 +65,8 @@ fn build(kinds: &[Kind]) -> Value {
     let meta_ref = generator.subschema_for::<ObjectMeta>().to_value();
     let configmap_ref = generator.subschema_for::<ConfigMap>().to_value();
     let namespace_ref = generator.subschema_for::<Namespace>().to_value();
+    let event_ref = generator.subschema_for::<Event>().to_value();
+    let events_v1_ref = generator.subschema_for::<k8s_openapi::api::events::v1::Event>().to_value();
     let mut schemas: Map<String, Value> = generator.take_definitions(true);
     let mut paths = Map::new();
     for &kind in kinds {
@@ -52,6 +74,8 @@ fn build(kinds: &[Kind]) -> Value {
         let name = match kind {
             Kind::ConfigMap => ref_name(&configmap_ref),
             Kind::Namespace => ref_name(&namespace_ref),
+            Kind::Event => ref_name(&event_ref),
+            Kind::EventsV1 => ref_name(&events_v1_ref),
             _ => {
                 let name = format!("dev.knative.serving.v1.{}", kind.info().kind);
                 schemas.insert(name.clone(), crd_schema(kind, &meta_ref));

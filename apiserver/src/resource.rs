@@ -16,7 +16,7 @@ use super::patch::{self, PatchKind};
 use super::query::{self, Query};
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
-use super::{ApiBody, Ctx, json_response, table, watch};
+use super::{ApiBody, Ctx, events, json_response, table, watch};
 use crate::store::meta::{self, UpdateMode};
 use crate::store::{DeleteOptions, Deleted, ListRequest, Propagation, Store, StoreError};
 
@@ -84,15 +84,15 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-fn selectors(q: &Query) -> Result<(LabelSelector, FieldSelector), ApiError> {
+fn selectors(kind: Kind, q: &Query) -> Result<(LabelSelector, FieldSelector), ApiError> {
     Ok((
         LabelSelector::parse(q.get("labelSelector").unwrap_or(""))?,
-        FieldSelector::parse(q.get("fieldSelector").unwrap_or(""))?,
+        FieldSelector::parse_for(kind, q.get("fieldSelector").unwrap_or(""))?,
     ))
 }
 
 fn start_watch(ctx: &Arc<Ctx>, t: &Target, q: &Query, accept: &str) -> Result<http::Response<ApiBody>, ApiError> {
-    let (labels, fields) = selectors(q)?;
+    let (labels, fields) = selectors(t.kind, q)?;
     let resource_version = q.resource_version()?;
     let timeout = watch::timeout(q.get("timeoutSeconds"))?;
     let params = watch::WatchParams {
@@ -112,7 +112,7 @@ fn start_watch(ctx: &Arc<Ctx>, t: &Target, q: &Query, accept: &str) -> Result<ht
 }
 
 async fn list(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Response<ApiBody>, ApiError> {
-    let (labels, fields) = selectors(&req.query)?;
+    let (labels, fields) = selectors(t.kind, &req.query)?;
     // A list is always served from the latest state, which satisfies any resourceVersion a
     // client may name (Kubernetes' NotOlderThan); it is parsed to refuse what is not one.
     let resource_version = req.query.resource_version()?;
@@ -132,10 +132,11 @@ async fn list(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Respons
     .await?;
     let rv = page.resource_version.to_string();
     let token = page.continue_after.as_deref().map(encode_continue);
+    let items: Vec<Value> = page.items.into_iter().map(|o| events::shown(kind, o)).collect();
     if table::wants_table(&req.accept) {
         return Ok(json_response(
             StatusCode::OK,
-            &table::render(kind, &page.items, &rv, token.as_deref(), jiff::Timestamp::now()),
+            &table::render(kind, &items, &rv, token.as_deref(), jiff::Timestamp::now()),
         ));
     }
     let mut metadata = json!({"resourceVersion": rv});
@@ -143,7 +144,8 @@ async fn list(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Respons
         metadata["continue"] = token.into();
         metadata["remainingItemCount"] = page.remaining.into();
     }
-    let list = json!({"apiVersion": kind.api_version(), "kind": kind.info().list_kind, "metadata": metadata, "items": page.items});
+    let list =
+        json!({"apiVersion": kind.api_version(), "kind": kind.info().list_kind, "metadata": metadata, "items": items});
     Ok(json_response(StatusCode::OK, &list))
 }
 
@@ -158,7 +160,8 @@ async fn get(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Response
 
 async fn fetch(store: &Arc<Store>, t: &Target) -> Result<Value, ApiError> {
     let (kind, ns, name) = (t.kind, namespace(t)?.to_string(), t.name.clone().unwrap_or_default());
-    blocking(store, move |s| s.get(kind, &ns, &name)?.ok_or(StoreError::NotFound { kind, name })).await
+    let obj = blocking(store, move |s| s.get(kind, &ns, &name)?.ok_or(StoreError::NotFound { kind, name })).await?;
+    Ok(events::shown(kind, obj))
 }
 
 /// The namespace an item request addresses: the path's for a namespaced kind (required), ""
@@ -255,7 +258,9 @@ async fn create_object(ctx: &Arc<Ctx>, t: &Target, mut obj: Value, dry_run: bool
     let limits = cluster_limits(ctx, kind).await?;
     let admitted = admission::admit_with(kind, Operation::Create, None, obj, &limits)
         .map_err(|e| ApiError::from_admission(kind, &name, e))?;
-    blocking(&ctx.store, move |s| {
+    let admitted = events::stored(kind, admitted);
+    let cap = ctx.events.per_namespace;
+    let created = blocking(&ctx.store, move |s| {
         // As Kubernetes' NamespaceLifecycle admission: nothing goes into a namespace that does
         // not exist. (Checked before the write, as Kubernetes does; a namespace deleted in
         // between takes what was written into it with it.)
@@ -263,9 +268,14 @@ async fn create_object(ctx: &Arc<Ctx>, t: &Target, mut obj: Value, dry_run: bool
         if kind.info().namespaced && s.get(Kind::Namespace, "", ns)?.is_none() {
             return Err(StoreError::NotFound { kind: Kind::Namespace, name: ns.to_string() });
         }
-        s.create(kind, admitted, dry_run)
+        if events::is_event(kind) {
+            s.create_bounded(kind, admitted, dry_run, cap)
+        } else {
+            s.create(kind, admitted, dry_run)
+        }
     })
-    .await
+    .await?;
+    Ok(events::shown(kind, created))
 }
 
 /// Sets `apiVersion` and `kind` when missing; refuses a body of another type.
@@ -322,7 +332,7 @@ async fn update(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Respo
             t.kind,
             &url_name,
             "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update".into(),
-            vec![("metadata.resourceVersion".into(), "must be specified for an update".into())],
+            vec![("metadata.resourceVersion".into(), "Invalid value: 0x0: must be specified for an update".into())],
         ));
     }
     let old = fetch(&ctx.store, t).await?;
@@ -370,7 +380,9 @@ async fn write_update(
     let limits = cluster_limits(ctx, kind).await?;
     let admitted = admission::admit_with(kind, op, Some(old), next, &limits)
         .map_err(|e| ApiError::from_admission(kind, &name, e))?;
-    blocking(&ctx.store, move |s| s.replace(kind, admitted, &old_rv, dry_run)).await
+    let admitted = events::stored(kind, admitted);
+    let stored = blocking(&ctx.store, move |s| s.replace(kind, admitted, &old_rv, dry_run)).await?;
+    Ok(events::shown(kind, stored))
 }
 
 async fn patch(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Response<ApiBody>, ApiError> {
@@ -462,13 +474,13 @@ async fn delete(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Respo
     let opts = delete_options(req)?;
     let (kind, ns, name) = (t.kind, namespace(t)?.to_string(), t.name.clone().unwrap_or_default());
     match blocking(&ctx.store, move |s| s.delete(kind, &ns, &name, &opts)).await? {
-        Deleted::Removed(obj) => Ok(json_response(StatusCode::OK, &obj)),
-        Deleted::Pending(obj) => Ok(json_response(StatusCode::ACCEPTED, &obj)),
+        Deleted::Removed(obj) => Ok(json_response(StatusCode::OK, &events::shown(kind, obj))),
+        Deleted::Pending(obj) => Ok(json_response(StatusCode::ACCEPTED, &events::shown(kind, obj))),
     }
 }
 
 async fn delete_collection(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Response<ApiBody>, ApiError> {
-    let (labels, fields) = selectors(&req.query)?;
+    let (labels, fields) = selectors(t.kind, &req.query)?;
     let opts = delete_options(req)?;
     let (kind, ns) = (t.kind, t.namespace.clone());
     let deleted = blocking(&ctx.store, move |s| {
@@ -477,7 +489,7 @@ async fn delete_collection(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<
         let mut out = Vec::new();
         for obj in page.items {
             match s.delete(kind, meta::namespace(&obj), meta::name(&obj), &opts) {
-                Ok(Deleted::Removed(o) | Deleted::Pending(o)) => out.push(o),
+                Ok(Deleted::Removed(o) | Deleted::Pending(o)) => out.push(events::shown(kind, o)),
                 // Already gone (an owner's cascade took it): nothing to report.
                 Err(StoreError::NotFound { .. }) => {}
                 Err(e) => return Err(e),

@@ -1,9 +1,12 @@
 //! Label and field selectors as Kubernetes parses them: `a=b,c!=d,e in (x,y),f notin (z),g,!h`
-//! and `metadata.name=x,metadata.namespace!=y`.
+//! and `metadata.name=x,metadata.namespace!=y` (for Events also the fields Kubernetes selects
+//! them by: `involvedObject.name=x,involvedObject.kind=Revision`, `regarding.*`, `reason`, ...).
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
+
+use sluice_api::Kind;
 
 use super::status::ApiError;
 use crate::store::meta;
@@ -22,7 +25,8 @@ enum Requirement {
     NotExists(String),
 }
 
-/// A parsed field selector over `metadata.name` and `metadata.namespace`.
+/// A parsed field selector over `metadata.name` and `metadata.namespace`, and a kind's own
+/// selectable fields.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FieldSelector(Vec<(FieldPath, bool, String)>);
 
@@ -30,7 +34,34 @@ pub struct FieldSelector(Vec<(FieldPath, bool, String)>);
 enum FieldPath {
     Name,
     Namespace,
+    /// A string field of the stored object, by JSON pointer.
+    Pointer(&'static str),
+    /// An Event's `source`: `source.component`, else `reportingComponent`.
+    EventSource,
 }
+
+/// An Event's selectable fields as Kubernetes names them (`events.k8s.io/v1` names as
+/// Kubernetes converts them), and where they are in the stored core object.
+const EVENT_FIELDS: &[(&str, &str)] = &[
+    ("involvedObject.kind", "/involvedObject/kind"),
+    ("involvedObject.namespace", "/involvedObject/namespace"),
+    ("involvedObject.name", "/involvedObject/name"),
+    ("involvedObject.uid", "/involvedObject/uid"),
+    ("involvedObject.apiVersion", "/involvedObject/apiVersion"),
+    ("involvedObject.resourceVersion", "/involvedObject/resourceVersion"),
+    ("involvedObject.fieldPath", "/involvedObject/fieldPath"),
+    ("regarding.kind", "/involvedObject/kind"),
+    ("regarding.namespace", "/involvedObject/namespace"),
+    ("regarding.name", "/involvedObject/name"),
+    ("regarding.uid", "/involvedObject/uid"),
+    ("regarding.apiVersion", "/involvedObject/apiVersion"),
+    ("regarding.resourceVersion", "/involvedObject/resourceVersion"),
+    ("regarding.fieldPath", "/involvedObject/fieldPath"),
+    ("reason", "/reason"),
+    ("type", "/type"),
+    ("reportingComponent", "/reportingComponent"),
+    ("reportingController", "/reportingComponent"),
+];
 
 // === impl LabelSelector ===
 
@@ -126,25 +157,36 @@ fn valid_value(v: &str) -> bool {
 // === impl FieldSelector ===
 
 impl FieldSelector {
-    /// Parses the `fieldSelector` query parameter.
+    /// Parses the `fieldSelector` query parameter of a request for `kind`.
+    pub fn parse_for(kind: Kind, s: &str) -> Result<Self, ApiError> {
+        let mut reqs = Vec::new();
+        for term in s.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            let (field, equal, value) = split_term(s, term)?;
+            let path = match field {
+                "metadata.name" => FieldPath::Name,
+                "metadata.namespace" => FieldPath::Namespace,
+                "source" | "deprecatedSource" if kind.stored_as() == Kind::Event => FieldPath::EventSource,
+                other => match EVENT_FIELDS.iter().find(|(f, _)| *f == other) {
+                    Some((_, pointer)) if kind.stored_as() == Kind::Event => FieldPath::Pointer(pointer),
+                    _ => return Err(ApiError::bad_request(format!("field label not supported: {other}"))),
+                },
+            };
+            reqs.push((path, equal, value.to_string()));
+        }
+        Ok(Self(reqs))
+    }
+
+    /// Parses the `fieldSelector` query parameter over `metadata.name` and `metadata.namespace`.
     pub fn parse(s: &str) -> Result<Self, ApiError> {
         let mut reqs = Vec::new();
         for term in s.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-            let (field, equal, value) = if let Some((f, v)) = term.split_once("!=") {
-                (f, false, v)
-            } else if let Some((f, v)) = term.split_once("==") {
-                (f, true, v)
-            } else if let Some((f, v)) = term.split_once('=') {
-                (f, true, v)
-            } else {
-                return Err(ApiError::bad_request(format!("invalid selector: '{s}'; can't understand '{term}'")));
-            };
-            let path = match field.trim() {
+            let (field, equal, value) = split_term(s, term)?;
+            let path = match field {
                 "metadata.name" => FieldPath::Name,
                 "metadata.namespace" => FieldPath::Namespace,
                 other => return Err(ApiError::bad_request(format!("field label not supported: {other}"))),
             };
-            reqs.push((path, equal, value.trim().to_string()));
+            reqs.push((path, equal, value.to_string()));
         }
         Ok(Self(reqs))
     }
@@ -152,13 +194,33 @@ impl FieldSelector {
     /// True when `obj` satisfies every requirement.
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(path, equal, value)| {
+            let text = |p: &str| obj.pointer(p).and_then(Value::as_str).unwrap_or("");
             let actual = match path {
                 FieldPath::Name => meta::name(obj),
                 FieldPath::Namespace => meta::namespace(obj),
+                FieldPath::Pointer(p) => text(p),
+                FieldPath::EventSource => match text("/source/component") {
+                    "" => text("/reportingComponent"),
+                    component => component,
+                },
             };
             (actual == value) == *equal
         })
     }
+}
+
+/// One `field=value`, `field==value` or `field!=value` term, trimmed: (field, equal, value).
+fn split_term<'a>(s: &str, term: &'a str) -> Result<(&'a str, bool, &'a str), ApiError> {
+    let (f, equal, v) = if let Some((f, v)) = term.split_once("!=") {
+        (f, false, v)
+    } else if let Some((f, v)) = term.split_once("==") {
+        (f, true, v)
+    } else if let Some((f, v)) = term.split_once('=') {
+        (f, true, v)
+    } else {
+        return Err(ApiError::bad_request(format!("invalid selector: '{s}'; can't understand '{term}'")));
+    };
+    Ok((f.trim(), equal, v.trim()))
 }
 
 #[cfg(test)]
@@ -191,6 +253,29 @@ mod tests {
         }
         assert!(LabelSelector::parse("app in web").is_err());
         assert!(LabelSelector::parse("bad key=x").is_err());
+    }
+
+    #[test]
+    fn events_are_selected_by_the_object_they_are_about() {
+        let event = json!({
+            "metadata": {"name": "e", "namespace": "ns"},
+            "involvedObject": {"kind": "Revision", "name": "hello-00001", "namespace": "ns", "uid": "u1"},
+            "reason": "Scaled", "type": "Normal", "source": {"component": "autoscaler"},
+        });
+        // What `kubectl describe` asks for.
+        let describe = "involvedObject.name=hello-00001,involvedObject.namespace=ns,involvedObject.kind=Revision,involvedObject.uid=u1";
+        assert!(FieldSelector::parse_for(Kind::Event, describe).expect("parse").matches(&event));
+        assert!(!FieldSelector::parse_for(Kind::Event, "involvedObject.uid=u2").expect("parse").matches(&event));
+        assert!(
+            FieldSelector::parse_for(Kind::EventsV1, "regarding.name=hello-00001,type!=Warning")
+                .expect("parse")
+                .matches(&event)
+        );
+        assert!(
+            FieldSelector::parse_for(Kind::Event, "source=autoscaler,reason=Scaled").expect("parse").matches(&event)
+        );
+        let err = FieldSelector::parse_for(Kind::Service, "involvedObject.name=x").expect_err("not an event");
+        assert!(err.message.contains("field label not supported: involvedObject.name"), "{}", err.message);
     }
 
     #[test]

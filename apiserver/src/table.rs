@@ -29,6 +29,13 @@ pub fn render(
     continue_token: Option<&str>,
     now: jiff::Timestamp,
 ) -> Value {
+    if crate::events::is_event(kind) {
+        let rows = items.iter().map(|item| {
+            let cells = crate::events::table::cells(&crate::events::stored(kind, item.clone()), now);
+            row(cells, item)
+        });
+        return table(crate::events::table::definitions(), rows.collect(), resource_version, continue_token);
+    }
     let cols = columns(kind);
     let mut defs = vec![
         json!({"name": "Name", "type": "string", "format": "name", "description": "Name of the object", "priority": 0}),
@@ -45,12 +52,21 @@ pub fn render(
             let mut cells = vec![json!(meta::name(item))];
             cells.extend(cols.iter().map(|c| cell(kind, item, c)));
             cells.push(json!(age(meta::meta_str(item, "creationTimestamp"), now)));
-            json!({
-                "cells": cells,
-                "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": item.get("metadata").cloned().unwrap_or_default()},
-            })
+            row(cells, item)
         })
         .collect();
+    table(defs, rows, resource_version, continue_token)
+}
+
+/// A row: its cells and the object's metadata.
+fn row(cells: Vec<Value>, item: &Value) -> Value {
+    json!({
+        "cells": cells,
+        "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": item.get("metadata").cloned().unwrap_or_default()},
+    })
+}
+
+fn table(defs: Vec<Value>, rows: Vec<Value>, resource_version: &str, continue_token: Option<&str>) -> Value {
     let mut metadata = json!({"resourceVersion": resource_version});
     if let Some(c) = continue_token {
         metadata["continue"] = c.into();

@@ -27,6 +27,10 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::events::Recorder;
+
+mod note;
+
 /// How often demand is sampled.
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 /// How often the KPA decides (it expects one-second samples).
@@ -97,6 +101,7 @@ pub enum ViewActivity {
 /// Every revision's owner task.
 pub struct Autoscaling {
     scaler: Arc<dyn Scaler>,
+    events: Recorder,
     demand: Arc<dyn Demand>,
     settings: Mutex<Arc<Settings>>,
     /// Bumped whenever the settings change, so owners re-resolve their configuration.
@@ -120,11 +125,13 @@ struct Tracked {
 // === impl Autoscaling ===
 
 impl Autoscaling {
-    /// Owner tasks for revisions, scaling through `scaler` on `demand`; pokes arrive on `pokes`.
-    /// Returns the receiver of "this revision's view changed" notices. Must be called within a
-    /// tokio runtime; everything ends when `shutdown` is cancelled.
+    /// Owner tasks for revisions, scaling through `scaler` on `demand` (each change reported to
+    /// `events`); pokes arrive on `pokes`. Returns the receiver of "this revision's view
+    /// changed" notices. Must be called within a tokio runtime; everything ends when `shutdown`
+    /// is cancelled.
     pub fn start(
         scaler: Arc<dyn Scaler>,
+        events: Recorder,
         demand: Arc<dyn Demand>,
         mut pokes: mpsc::Receiver<RevisionKey>,
         shutdown: CancellationToken,
@@ -132,6 +139,7 @@ impl Autoscaling {
         let (changes, changed) = mpsc::channel(POKE_QUEUE);
         let me = Arc::new(Self {
             scaler,
+            events,
             demand,
             settings: Mutex::new(Arc::new(Settings::default())),
             generation: AtomicU64::new(0),
@@ -316,6 +324,8 @@ impl Autoscaling {
                 () if !wish.reachable && concurrency == 0 => 0,
                 () => decision.desired,
             };
+            // The scale this decision moves from, when it moves it.
+            let mut scaled_from = None;
             if applied.as_ref() != Some(&(desired, wish.run.uid.clone())) {
                 tracing::debug!(
                     revision = %key, desired, ready, panicking = decision.panicking,
@@ -323,9 +333,14 @@ impl Autoscaling {
                     "scaling decision"
                 );
                 self.scaler.set_scale(&wish.run, desired as usize);
+                let from = applied.as_ref().filter(|(_, uid)| *uid == wish.run.uid).map_or(0, |(d, _)| *d);
+                scaled_from = (from != desired).then_some(from);
                 applied = Some((desired, wish.run.uid.clone()));
             }
             let view = View::of(&decision, desired, &effective, &wish);
+            if let Some(from) = scaled_from {
+                self.events.publish(note::scaled(&key, &wish.run.uid, from, &view));
+            }
             let changed = {
                 let mut current = tracked.view.lock();
                 let changed = current.desired != view.desired || current.activity != view.activity;

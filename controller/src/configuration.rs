@@ -12,6 +12,7 @@ use kube::{Resource, ResourceExt};
 use sluice_api::conditions::{self, ConditionStatus, ConditionUpdate, set_condition};
 use sluice_api::{Configuration, ConfigurationStatus, Revision, labels, naming};
 
+use super::events::{Note, component};
 use super::{Ctx, Error, shell};
 
 /// The Revision stamped from `cfg`'s current template.
@@ -160,15 +161,46 @@ pub async fn reconcile(cfg: Arc<Configuration>, ctx: Arc<Ctx>) -> Result<Action,
     let created = match latest_created(&cfg, &owned, &all) {
         Ok(Some(rev)) => Ok(rev.clone()),
         Ok(None) => match revisions.create(&PostParams::default(), &desired_revision(&cfg, &now)).await {
-            Ok(rev) => Ok(rev),
+            Ok(rev) => {
+                let message = format!("Created Revision {:?}", rev.name_any());
+                ctx.events.publish(Note::normal(&*cfg, component::CONFIGURATION, "Create", "Created", message));
+                Ok(rev)
+            }
             Err(kube::Error::Api(e)) if e.code == 409 => Err(e.message),
             Err(e) => return Err(e.into()),
         },
         Err(message) => Err(message),
     };
     let status = configuration_status(&cfg, &owned, created.as_ref().map_err(Clone::clone), &now);
+    let configurations: Api<Configuration> = Api::namespaced(ctx.client.clone(), &ns);
+    shell::publish_notes(&configurations, &*cfg, &ctx.events, |c| notes(c, &status)).await;
     shell::patch_status::<Configuration, _>(&ctx.client, &cfg, cfg.status.as_ref(), &status).await?;
     Ok(Action::await_change())
+}
+
+/// The Events a status change is worth, as Knative's configuration reconciler emits them: a
+/// new latest ready revision, and a revision that could not be created (once per message).
+pub fn notes(cfg: &Configuration, next: &ConfigurationStatus) -> Vec<Note> {
+    let before = cfg.status.as_ref();
+    let mut out = Vec::new();
+    if let Some(ready) = next.latest_ready_revision_name.as_deref()
+        && before.and_then(|s| s.latest_ready_revision_name.as_deref()) != Some(ready)
+    {
+        let message = format!("LatestReadyRevisionName updated to {ready:?}");
+        out.push(Note::normal(cfg, component::CONFIGURATION, "Update", "LatestReadyUpdate", message));
+    }
+    let failed = |s: &ConfigurationStatus| {
+        conditions::find(&s.conditions, "Ready")
+            .filter(|c| c.status == ConditionStatus::False)
+            .and_then(|c| c.message.clone())
+            .filter(|m| m.starts_with("Revision creation failed"))
+    };
+    if let Some(message) = failed(next)
+        && before.and_then(failed).as_deref() != Some(message.as_str())
+    {
+        out.push(Note::warning(cfg, component::CONFIGURATION, "Create", "CreationFailed", message));
+    }
+    out
 }
 
 #[cfg(test)]

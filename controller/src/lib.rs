@@ -10,6 +10,7 @@
 pub mod autoscale;
 pub mod configuration;
 pub mod deadline;
+pub mod events;
 mod janitor;
 pub mod names;
 pub mod publish;
@@ -46,6 +47,8 @@ pub struct Ctx {
     pub domain: String,
     /// How long a revision may take to become ready the first time.
     pub progress_deadline: deadline::ProgressDeadline,
+    /// Reports what the reconcilers do as Kubernetes Events.
+    pub events: events::Recorder,
 }
 
 /// A reconcile that did not finish; it is retried.

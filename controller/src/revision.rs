@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
-use sluice_api::conditions::{ConditionUpdate, set_condition};
+use sluice_api::conditions::{ConditionStatus, ConditionUpdate, set_condition};
 use sluice_api::scale::{RevisionHealth, RevisionRun};
 use sluice_api::{ContainerStatus, Revision, RevisionKey, RevisionStatus, labels};
 
 use super::autoscale::{View, ViewActivity, Wish};
+use super::events::{Note, component};
 use super::{Ctx, Error, shell};
 
 /// How often a revision not yet ready is reconciled again without news of it.
@@ -207,6 +208,8 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Erro
     let health = initialized_at_zero(health, &view);
     let mut status = revision_status(&rev, health.as_ref(), desired, &log_url, &super::now(), deadline_passed);
     status.extra.insert("autoscaler".into(), autoscaler_status(&view));
+    let api: kube::Api<Revision> = kube::Api::namespaced(ctx.client.clone(), &key.namespace);
+    shell::publish_notes(&api, &*rev, &ctx.events, |r| notes(r, &status)).await;
     shell::patch_status::<Revision, _>(&ctx.client, &rev, rev.status.as_ref(), &status).await?;
     // Re-check a revision still coming up at its progress deadline (and every 30 s).
     if !status
@@ -221,6 +224,37 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Ctx>) -> Result<Action, Erro
         return Ok(Action::requeue(recheck));
     }
     Ok(Action::await_change())
+}
+
+/// The Events a status change is worth: the revision became ready, or failed (again, for
+/// another reason), with the reason its Ready condition gives (`ExitCode1`,
+/// `ContainerMissing`, `ProgressDeadlineExceeded`, ...).
+pub fn notes(rev: &Revision, next: &RevisionStatus) -> Vec<Note> {
+    let ready =
+        |s: Option<&RevisionStatus>| s.and_then(|s| sluice_api::conditions::find(&s.conditions, "Ready")).cloned();
+    let (before, after) = (ready(rev.status.as_ref()), ready(Some(next)));
+    let Some(after) = after else { return Vec::new() };
+    let status_of = |c: &Option<sluice_api::conditions::Condition>| c.as_ref().map(|c| c.status);
+    match after.status {
+        ConditionStatus::True if status_of(&before) != Some(ConditionStatus::True) => {
+            let message = format!(
+                "Revision {:?} is ready ({} instance(s) serving)",
+                rev.name_any(),
+                next.actual_replicas.unwrap_or(0)
+            );
+            vec![Note::normal(rev, component::REVISION, "Reconcile", "RevisionReady", message)]
+        }
+        ConditionStatus::False
+            if status_of(&before) != Some(ConditionStatus::False)
+                || before.as_ref().and_then(|c| c.reason.clone()) != after.reason =>
+        {
+            let reason = after.reason.clone().filter(|r| !r.is_empty()).unwrap_or_else(|| "RevisionFailed".into());
+            let message =
+                format!("Revision {:?} failed: {}", rev.name_any(), after.message.clone().unwrap_or_default());
+            vec![Note::warning(rev, component::REVISION, "Reconcile", reason, message)]
+        }
+        _ => Vec::new(),
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@ use kube::{Resource, ResourceExt};
 use sluice_api::conditions::{self, ConditionStatus, ConditionUpdate, set_condition};
 use sluice_api::{Configuration, ConfigurationSpec, Route, RouteSpec, Service, ServiceStatus, TrafficTarget, labels};
 
-use super::shell::{self, Child};
+use super::events::{Note, component};
+use super::shell::{self, Child, Written};
 use super::{Ctx, Error};
 
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -181,8 +182,9 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error
     let configs: Api<Configuration> = Api::namespaced(ctx.client.clone(), &ns);
     let routes: Api<Route> = Api::namespaced(ctx.client.clone(), &ns);
     let uid = svc.uid().unwrap_or_default();
-    let cfg =
+    let (cfg, written) =
         shell::ensure_child(&configs, desired_configuration(&svc), &uid, |have, want| have.spec == want.spec).await?;
+    report(&ctx, &svc, "Configuration", written);
     // With a BYO revision name, traffic moves only once the Configuration has stamped it, so a
     // half-applied edit never routes to someone else's revision.
     let byo = svc.spec.template.metadata.name.as_deref().is_some_and(|n| !n.is_empty());
@@ -190,11 +192,26 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error
     let route = if byo && !cfg_current {
         shell::Ensured::from(shell::get_child(&routes, &svc.name_any(), &uid).await?)
     } else {
-        shell::ensure_child(&routes, desired_route(&svc), &uid, |have, want| have.spec == want.spec).await?
+        let (route, written) =
+            shell::ensure_child(&routes, desired_route(&svc), &uid, |have, want| have.spec == want.spec).await?;
+        report(&ctx, &svc, "Route", written);
+        route
     };
     let status = service_status(&svc, cfg.as_child(), route.as_child(), &super::now());
     shell::patch_status::<Service, _>(&ctx.client, &svc, svc.status.as_ref(), &status).await?;
     Ok(Action::await_change())
+}
+
+/// An Event for a child the Service created or updated, as Knative's service reconciler says
+/// it (`Created Configuration "hello"`).
+fn report(ctx: &Ctx, svc: &Service, kind: &str, written: Option<Written>) {
+    let (action, reason) = match written {
+        None => return,
+        Some(Written::Created) => ("Create", "Created"),
+        Some(Written::Updated) => ("Update", "Updated"),
+    };
+    let message = format!("{reason} {kind} {:?}", svc.name_any());
+    ctx.events.publish(Note::normal(svc, component::SERVICE, action, reason, message));
 }
 
 #[cfg(test)]

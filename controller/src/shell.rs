@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::Error;
+use super::events::{Note, Recorder};
 
 /// A child as the parent sees it.
 #[derive(Debug)]
@@ -20,6 +21,15 @@ pub enum Child<'a, K> {
     NotOwned(String),
     /// Ours.
     Found(&'a K),
+}
+
+/// What ensuring a child wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// It was missing and is now created.
+    Created,
+    /// It differed and is now updated.
+    Updated,
 }
 
 /// The outcome of ensuring a child.
@@ -86,33 +96,34 @@ pub fn keep_foreign_annotations<K: Resource>(have: &K, mut want: K) -> K {
 
 /// Creates `want` when missing, or updates the owned child when `same(have, want)` is false
 /// or its labels/annotations differ (other controllers' annotations kept). Leaves a child
-/// owned by someone else alone.
+/// owned by someone else alone. Says what it wrote, if anything.
 pub async fn ensure_child<K>(
     api: &Api<K>,
     want: K,
     owner_uid: &str,
     same: impl Fn(&K, &K) -> bool,
-) -> Result<Ensured<K>, Error>
+) -> Result<(Ensured<K>, Option<Written>), Error>
 where
     K: Resource + Clone + Serialize + DeserializeOwned + Debug,
 {
     let name = want.name_any();
     match get_child(api, &name, owner_uid).await? {
         None => match api.create(&PostParams::default(), &want).await {
-            Ok(created) => Ok(Ensured::Found(created)),
+            Ok(created) => Ok((Ensured::Found(created), Some(Written::Created))),
             // Lost a race with our own earlier reconcile: read it back next time.
-            Err(kube::Error::Api(e)) if e.code == 409 => Ok(Ensured::Missing),
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok((Ensured::Missing, None)),
             Err(e) => Err(e.into()),
         },
-        Some(Err(name)) => Ok(Ensured::NotOwned(name)),
+        Some(Err(name)) => Ok((Ensured::NotOwned(name), None)),
         Some(Ok(have)) => {
             let want = keep_foreign_annotations(&have, want);
             if same(&have, &want) && have.labels() == want.labels() && have.annotations() == want.annotations() {
-                return Ok(Ensured::Found(have));
+                return Ok((Ensured::Found(have), None));
             }
             let mut next = have.clone();
             copy_desired(&mut next, want)?;
-            Ok(Ensured::Found(api.replace(&name, &PostParams::default(), &next).await?))
+            let stored = api.replace(&name, &PostParams::default(), &next).await?;
+            Ok((Ensured::Found(stored), Some(Written::Updated)))
         }
     }
 }
@@ -126,6 +137,26 @@ fn copy_desired<K: Resource + Serialize + DeserializeOwned>(have: &mut K, want: 
     h["metadata"]["annotations"] = w["metadata"]["annotations"].clone();
     *have = serde_json::from_value(h)?;
     Ok(())
+}
+
+/// Publishes the Events `notes` finds in a status change, judged against the stored object:
+/// the cache a reconcile reads may not have this reconciler's last status write yet, and would
+/// report one change twice. (A change is rare, so is the extra read.)
+pub async fn publish_notes<K>(api: &Api<K>, obj: &K, events: &Recorder, notes: impl Fn(&K) -> Vec<Note>)
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    if notes(obj).is_empty() {
+        return;
+    }
+    let found = match api.get_opt(&obj.name_any()).await {
+        Ok(Some(stored)) => notes(&stored),
+        // Gone, or the read failed: judge by what the reconcile saw.
+        _ => notes(obj),
+    };
+    for note in found {
+        events.publish(note);
+    }
 }
 
 /// Writes `next` as `obj`'s status when it differs from `current`.

@@ -168,6 +168,13 @@ pub struct ServeArgs {
     /// loopback port. Needs a kernel that allows unprivileged user namespaces.
     #[arg(long)]
     pub network_namespaces: bool,
+    /// How long an Event is kept after it was last seen (a Go duration: `1h`, `90m`, `30s`),
+    /// as Kubernetes' `--event-ttl`.
+    #[arg(long, default_value = "1h", value_parser = parse_event_ttl)]
+    pub event_ttl: std::time::Duration,
+    /// Events one namespace holds at most; one more removes the least recently written.
+    #[arg(long, default_value_t = sluice_apiserver::events::retention::DEFAULT_PER_NAMESPACE, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_events_per_namespace: usize,
 }
 
 fn parse_forward(text: &str) -> Result<(u16, u16), String> {
@@ -178,6 +185,14 @@ fn parse_forward(text: &str) -> Result<(u16, u16), String> {
 
 fn parse_progress_deadline(text: &str) -> Result<std::time::Duration, String> {
     sluice_controller::deadline::parse_setting(text).map_err(|e| e.to_string())
+}
+
+/// A positive Go duration, for `--event-ttl`.
+fn parse_event_ttl(s: &str) -> Result<std::time::Duration, String> {
+    match sluice_api::validation::duration::parse(s) {
+        Some(ns) if ns > 0 => Ok(std::time::Duration::from_nanos(ns.unsigned_abs())),
+        _ => Err(format!("{s:?} is not a positive duration such as 1h, 90m or 30s")),
+    }
 }
 
 /// Where the CLI finds the API server, the token it shows it, and the CA it trusts. The server:

@@ -27,13 +27,18 @@ pub fn render(format: Format, value: &Value) -> anyhow::Result<String> {
     })
 }
 
-/// Renders a `meta.k8s.io/v1` Table with upper-case headers and aligned columns; with
-/// `namespaces`, a NAMESPACE column comes first.
+/// Renders a `meta.k8s.io/v1` Table with upper-case headers and aligned columns, without the
+/// columns kubectl shows only with `-o wide` (priority above 0); with `namespaces`, a NAMESPACE
+/// column comes first.
 pub fn table(t: &Value, namespaces: bool) -> String {
-    let cols: Vec<String> = t["columnDefinitions"]
-        .as_array()
-        .map(|c| c.iter().map(|d| d["name"].as_str().unwrap_or("").to_uppercase()).collect())
-        .unwrap_or_default();
+    let defs = t["columnDefinitions"].as_array().cloned().unwrap_or_default();
+    let shown: Vec<bool> = defs.iter().map(|d| d["priority"].as_i64().unwrap_or(0) == 0).collect();
+    let cols: Vec<String> = defs
+        .iter()
+        .zip(&shown)
+        .filter(|(_, s)| **s)
+        .map(|(d, _)| d["name"].as_str().unwrap_or("").to_uppercase())
+        .collect();
     let rows = t["rows"].as_array().cloned().unwrap_or_default();
     if rows.is_empty() {
         return "No resources found.\n".to_string();
@@ -45,7 +50,16 @@ pub fn table(t: &Value, namespaces: bool) -> String {
     }
     grid.push(header);
     for row in rows {
-        let mut cells: Vec<String> = row["cells"].as_array().map(|c| c.iter().map(cell).collect()).unwrap_or_default();
+        let mut cells: Vec<String> = row["cells"]
+            .as_array()
+            .map(|c| {
+                c.iter()
+                    .enumerate()
+                    .filter(|(i, _)| shown.get(*i).copied().unwrap_or(true))
+                    .map(|(_, v)| cell(v))
+                    .collect()
+            })
+            .unwrap_or_default();
         if namespaces {
             cells.insert(0, row["object"]["metadata"]["namespace"].as_str().unwrap_or("").to_string());
         }
@@ -82,5 +96,12 @@ mod tests {
             {"cells": ["a-longer-name", null], "object": {"metadata": {"namespace": "x"}}}]});
         assert_eq!(table(&t, false), "NAME            READY\nhello           True\na-longer-name   <none>\n");
         assert!(table(&t, true).starts_with("NAMESPACE   NAME"));
+    }
+
+    #[test]
+    fn wide_only_columns_are_left_out() {
+        let t = json!({"columnDefinitions": [{"name": "Type", "priority": 0}, {"name": "Source", "priority": 1}, {"name": "Message"}],
+            "rows": [{"cells": ["Normal", "autoscaler", "Scaled"], "object": {"metadata": {}}}]});
+        assert_eq!(table(&t, false), "TYPE     MESSAGE\nNormal   Scaled\n");
     }
 }

@@ -13,11 +13,13 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 use serde_json::json;
 use sluice_apiserver::auth::Token;
+use sluice_apiserver::events::Retention;
 use sluice_apiserver::store::{BUILTIN_NAMESPACES, Store};
 use sluice_apiserver::{ApiServer, PlainHttp, WatchLimits, kubeconfig, tls};
 use sluice_controller::Ctx;
 use sluice_controller::autoscale::{self, Autoscaling};
 use sluice_controller::deadline::ProgressDeadline;
+use sluice_controller::events::Recorder;
 use sluice_router::endpoints::{AdmissionSettings, Endpoints, Poke, RevisionKey};
 use sluice_router::publish::Publisher;
 use sluice_router::table::RoutingTable;
@@ -150,7 +152,8 @@ where
         let server = ApiServer::with_watch_limits(store, api_stop.clone(), token.clone(), limits)
             .tls(&identity)?
             .plain_http(PlainHttp::LoopbackOnly)
-            .header_read_timeout(header_read_timeout);
+            .header_read_timeout(header_read_timeout)
+            .event_retention(Retention { ttl: args.event_ttl, per_namespace: args.max_events_per_namespace });
         async move {
             match TcpListener::from_std(api_listener) {
                 Ok(listener) => server.serve(listener).await,
@@ -173,11 +176,14 @@ where
     let (runtime, health) = Runtime::new(runtime_config, endpoints.clone());
     let controllers_stop = CancellationToken::new();
     tokio::spawn(image_file.follow(images, IMAGES_POLL, controllers_stop.child_token()));
-    let (autoscaling, scaled) =
-        Autoscaling::start(runtime.clone(), endpoints.clone(), pokes, controllers_stop.child_token());
     let table = Arc::new(ArcSwap::from_pointee(RoutingTable::default()));
     let client = super::client::connect(&running.api_url, &token, &identity.authority_certificates())
         .context("building the controller's API client")?;
+    // Events go to the API server from one task of their own, ended with the controllers.
+    let (events, event_writer) = Recorder::new(client.clone());
+    tokio::spawn(event_writer.run(controllers_stop.child_token()));
+    let (autoscaling, scaled) =
+        Autoscaling::start(runtime.clone(), events.clone(), endpoints.clone(), pokes, controllers_stop.child_token());
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         scaler: runtime.clone(),
@@ -185,6 +191,7 @@ where
         autoscaling,
         domain: args.domain.clone(),
         progress_deadline: ProgressDeadline::new(args.progress_deadline),
+        events,
     });
     let controllers = if args.no_controllers {
         tracing::warn!("--no-controllers: objects are stored but not reconciled");

@@ -13,6 +13,7 @@ mod config_map;
 mod container;
 mod diff;
 pub mod duration;
+pub mod event;
 mod kube_metadata;
 mod metadata;
 mod namespace;

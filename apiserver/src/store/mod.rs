@@ -248,22 +248,44 @@ impl Store {
     }
 
     /// Stores a new object: fills uid, creationTimestamp, generation and resourceVersion.
-    pub fn create(&self, kind: Kind, mut obj: Value, dry_run: bool) -> Result<Value, StoreError> {
-        let (namespace, name) = (meta::namespace(&obj).to_string(), meta::name(&obj).to_string());
+    pub fn create(&self, kind: Kind, obj: Value, dry_run: bool) -> Result<Value, StoreError> {
+        self.write(dry_run, |tx| create_in(tx, kind, obj))
+    }
+
+    /// As [`Store::create`], and in the same transaction removes the least recently written
+    /// objects of `kind` in the new one's namespace beyond `max` (how Events are bounded).
+    pub fn create_bounded(&self, kind: Kind, obj: Value, dry_run: bool, max: usize) -> Result<Value, StoreError> {
         self.write(dry_run, |tx| {
-            if tx.get(kind, &namespace, &name)?.is_some() {
-                return Err(StoreError::AlreadyExists { kind, name: name.clone() });
+            let created = create_in(tx, kind, obj)?;
+            let mut held = tx.list(kind, meta::namespace(&created))?;
+            if held.len() > max {
+                held.sort_by_key(|o| meta::resource_version(o).parse::<u64>().unwrap_or(0));
+                let excess = held.len() - max;
+                for old in held.into_iter().take(excess) {
+                    delete_in(tx, kind, old, Propagation::Background)?;
+                }
             }
-            let uid = uuid::Uuid::new_v4().to_string();
-            meta::prepare_create(&mut obj, &uid, &tx.now, kind.info().has_status);
-            tx.write(kind, &mut obj, EventType::Added, None)?;
-            if orphaned(tx, &obj)? {
-                // Kubernetes' garbage collector deletes a dependent whose owners are all gone
-                // (a controller that created it just as its owner was deleted); here at once.
-                let mut removed = obj.clone();
-                tx.remove(kind, &mut removed)?;
+            Ok(created)
+        })
+    }
+
+    /// Deletes every object of `kind` that `doomed` picks, in one transaction; returns how
+    /// many (how expired Events go).
+    pub fn delete_where(&self, kind: Kind, doomed: impl Fn(&Value) -> bool) -> Result<usize, StoreError> {
+        let found = self.list(kind, &ListRequest::default(), &doomed)?.items;
+        if found.is_empty() {
+            return Ok(0);
+        }
+        self.write(false, |tx| {
+            let mut removed = 0;
+            for obj in found {
+                // Re-read: it may have been written (and so kept) since it was listed.
+                if let Some(current) = tx.get(kind, meta::namespace(&obj), meta::name(&obj))?.filter(&doomed) {
+                    delete_in(tx, kind, current, Propagation::Background)?;
+                    removed += 1;
+                }
             }
-            Ok(obj)
+            Ok(removed)
         })
     }
 
@@ -369,6 +391,24 @@ impl Store {
             Ok(out)
         })
     }
+}
+
+/// Stores a new object inside `tx`.
+fn create_in(tx: &mut Tx, kind: Kind, mut obj: Value) -> Result<Value, StoreError> {
+    let (namespace, name) = (meta::namespace(&obj).to_string(), meta::name(&obj).to_string());
+    if tx.get(kind, &namespace, &name)?.is_some() {
+        return Err(StoreError::AlreadyExists { kind, name: name.clone() });
+    }
+    let uid = uuid::Uuid::new_v4().to_string();
+    meta::prepare_create(&mut obj, &uid, &tx.now, kind.info().has_status);
+    tx.write(kind, &mut obj, EventType::Added, None)?;
+    if orphaned(tx, &obj)? {
+        // Kubernetes' garbage collector deletes a dependent whose owners are all gone
+        // (a controller that created it just as its owner was deleted); here at once.
+        let mut removed = obj.clone();
+        tx.remove(kind, &mut removed)?;
+    }
+    Ok(obj)
 }
 
 /// Deletes `obj` inside `tx`: marks it when finalizers are pending, else removes it and what

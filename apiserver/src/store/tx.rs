@@ -40,11 +40,23 @@ impl Tx {
         got.map(|v| serde_json::from_slice(v.value()).map_err(StoreError::from)).transpose()
     }
 
-    /// Every object in `namespace`, of every kind.
+    /// Every object of `kind` in `namespace`.
+    pub fn list(&self, kind: Kind, namespace: &str) -> Result<Vec<Value>, StoreError> {
+        let objects = self.txn.open_table(OBJECTS)?;
+        let (start, end) = prefix_range(kind, Some(namespace));
+        let mut out = Vec::new();
+        for row in objects.range(start.as_str()..end.as_str())? {
+            out.push(serde_json::from_slice(row?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Every object in `namespace`, of every kind (each stored object once, under the kind it
+    /// is stored as).
     pub fn scan_namespace(&self, namespace: &str) -> Result<Vec<(Kind, Value)>, StoreError> {
         let objects = self.txn.open_table(OBJECTS)?;
         let mut out = Vec::new();
-        for kind in Kind::ALL {
+        for kind in Kind::ALL.into_iter().filter(|k| k.stored_as() == *k) {
             let (start, end) = prefix_range(kind, Some(namespace));
             for row in objects.range(start.as_str()..end.as_str())? {
                 let (_, v) = row?;

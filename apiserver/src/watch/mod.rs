@@ -227,6 +227,7 @@ fn translate(p: &WatchParams, event: &Event) -> Option<(&'static str, Value)> {
 /// The object as the watch sends it: itself, or a one-row Table whose column definitions come
 /// only with the first.
 fn shaped(p: &WatchParams, obj: Value, columns_sent: &mut bool) -> Value {
+    let obj = crate::events::shown(p.kind, obj);
     if !p.table {
         return obj;
     }

@@ -69,7 +69,13 @@ struct Rig {
 fn rig() -> Rig {
     let (scaler, load) = (Arc::new(Instant0::default()), Arc::new(Load::default()));
     let (pokes, rx) = mpsc::channel(16);
-    let (autoscaling, changes) = Autoscaling::start(scaler.clone(), load.clone(), rx, CancellationToken::new());
+    let (autoscaling, changes) = Autoscaling::start(
+        scaler.clone(),
+        crate::events::Recorder::disabled(),
+        load.clone(),
+        rx,
+        CancellationToken::new(),
+    );
     Rig { scaler, load, autoscaling, pokes, _changes: changes }
 }
 

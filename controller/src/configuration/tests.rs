@@ -83,3 +83,25 @@ fn a_failed_latest_revision_fails_the_configuration_but_keeps_latest_ready() {
         Some(r#"Revision creation failed with message: revisions.serving.knative.dev "x" already exists."#)
     );
 }
+
+#[test]
+fn a_new_latest_ready_revision_and_a_creation_failure_are_reported_once() {
+    let cfg = fixtures::configuration("hello", 1, json!({"latestReadyRevisionName": "hello-00001"}));
+    let mut next = cfg.status.clone().unwrap_or_default();
+    assert!(notes(&cfg, &next).is_empty(), "nothing changed");
+    next.latest_ready_revision_name = Some("hello-00002".into());
+    let n = notes(&cfg, &next);
+    assert_eq!(n.len(), 1);
+    assert_eq!(
+        (n[0].reason.as_str(), n[0].message.as_str()),
+        ("LatestReadyUpdate", "LatestReadyRevisionName updated to \"hello-00002\"")
+    );
+    let failed = configuration_status(&cfg, &[], Err("revisions.serving.knative.dev \"x\" already exists".into()), "t");
+    let n = notes(&cfg, &failed);
+    assert_eq!(n.len(), 1);
+    assert_eq!(n[0].reason, "CreationFailed");
+    assert!(n[0].message.contains("already exists"), "{}", n[0].message);
+    let mut again = cfg.clone();
+    again.status = Some(failed.clone());
+    assert!(notes(&again, &failed).is_empty(), "the same failure is not reported on every reconcile");
+}

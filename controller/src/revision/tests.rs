@@ -140,3 +140,26 @@ fn fields_the_runtime_does_not_apply_are_a_warning_condition_beside_ready() {
     let s = revision_status(&rev, Some(&health(1, true, None)), 1, "", "2026-01-01T00:00:00Z", false);
     assert!(find(&s.conditions, "FieldsHonoured").is_none(), "gone once nothing is left to say");
 }
+
+#[test]
+fn a_revision_becoming_ready_or_failing_is_reported_on_the_change_only() {
+    let pending = fixtures::revision("hello", 1, "Unknown");
+    let ready = fixtures::revision("hello", 1, "True");
+    let ready_status = ready.status.clone().expect("status");
+    let n = notes(&pending, &ready_status);
+    assert_eq!(n.len(), 1);
+    assert_eq!(n[0].reason, "RevisionReady");
+    assert!(notes(&ready, &ready_status).is_empty(), "still ready: nothing new");
+    let mut failed = fixtures::revision("hello", 1, "False").status.expect("status");
+    failed.conditions[0].reason = Some("ExitCode1".into());
+    let n = notes(&ready, &failed);
+    assert_eq!(n.len(), 1);
+    assert_eq!(n[0].type_, crate::events::EventType::Warning);
+    assert_eq!((n[0].reason.as_str(), n[0].message.as_str()), ("ExitCode1", "Revision \"hello-00001\" failed: boom"));
+    let mut still = ready.clone();
+    still.status = Some(failed.clone());
+    assert!(notes(&still, &failed).is_empty(), "the same failure again: nothing new");
+    let mut other = failed.clone();
+    other.conditions[0].reason = Some("ProgressDeadlineExceeded".into());
+    assert_eq!(notes(&still, &other)[0].reason, "ProgressDeadlineExceeded");
+}

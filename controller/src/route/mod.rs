@@ -21,6 +21,7 @@ use sluice_api::RevisionKey;
 use sluice_api::conditions::{self, ConditionUpdate, set_condition};
 use sluice_api::{Addressable, Configuration, Revision, Route, RouteStatus, TrafficTarget, labels};
 
+use super::events::{Note, component};
 use super::{Ctx, Error, names, publish, shell};
 pub use labeler::RoutingChange;
 use traffic::{Lookup, TargetError};
@@ -109,6 +110,8 @@ pub async fn reconcile(route: Arc<Route>, ctx: Arc<Ctx>) -> Result<Action, Error
     // Program the router before the status says so, and before anything is drained.
     let spec = publish::route_config(&route, &status.traffic, &revisions, &ctx.domain);
     ctx.publisher.set_route(&route.uid().unwrap_or_default(), spec);
+    let routes: Api<Route> = Api::namespaced(ctx.client.clone(), &ns);
+    shell::publish_notes(&routes, &*route, &ctx.events, |r| notes(r, &status)).await;
     shell::patch_status::<Route, _>(&ctx.client, &route, route.status.as_ref(), &status).await?;
 
     let mut referenced = traffic::wanted_revisions(&route, &lookup);
@@ -120,6 +123,40 @@ pub async fn reconcile(route: Arc<Route>, ctx: Arc<Ctx>) -> Result<Action, Error
         Err(e) if !e.is_failure() => Action::requeue(Duration::from_secs(5)),
         _ => Action::await_change(),
     })
+}
+
+/// The Events a status change is worth: the traffic moved (the router now splits it another
+/// way), or the traffic could not be assigned (again, for another reason).
+pub fn notes(route: &Route, next: &RouteStatus) -> Vec<Note> {
+    let before = route.status.clone().unwrap_or_default();
+    let mut out = Vec::new();
+    let split = |traffic: &[TrafficTarget]| {
+        traffic.iter().map(|t| (t.revision_name.clone(), t.percent_or_zero(), t.tag.clone())).collect::<Vec<_>>()
+    };
+    if !next.traffic.is_empty() && split(&next.traffic) != split(&before.traffic) {
+        let parts: Vec<String> = next
+            .traffic
+            .iter()
+            .map(|t| {
+                let tag = t.tag.as_deref().map(|tag| format!(" (tag {tag})")).unwrap_or_default();
+                format!("{}% to {}{tag}", t.percent_or_zero(), t.revision_name.as_deref().unwrap_or("?"))
+            })
+            .collect();
+        let message = format!("Traffic now goes {}", parts.join(", "));
+        out.push(Note::normal(route, component::ROUTE, "Update", "TrafficMoved", message));
+    }
+    let failed = |s: &RouteStatus| {
+        conditions::find(&s.conditions, "AllTrafficAssigned")
+            .filter(|c| c.status == conditions::ConditionStatus::False)
+            .map(|c| (c.reason.clone().unwrap_or_default(), c.message.clone().unwrap_or_default()))
+    };
+    if let Some((reason, message)) = failed(next)
+        && failed(&before).as_ref().map(|(r, _)| r) != Some(&reason)
+    {
+        let reason = if reason.is_empty() { "TrafficNotAssigned".to_string() } else { reason };
+        out.push(Note::warning(route, component::ROUTE, "Update", reason, message));
+    }
+    out
 }
 
 /// Applies the labeler's changes for `route` over `objects`.

@@ -128,3 +128,22 @@ fn cluster_local_routes_get_private_urls() {
     let s = route_status(&rt, Ok(&vec![]), "localhost", "t");
     assert_eq!(s.url.as_deref(), Some("http://r.default.svc.cluster.local"));
 }
+
+#[test]
+fn moved_traffic_is_reported_with_the_new_split() {
+    let route = fixtures::route("r", json!([{"revisionName": "r-00001", "percent": 100}]), json!({}));
+    let split =
+        |targets: serde_json::Value| -> Vec<TrafficTarget> { serde_json::from_value(targets).expect("traffic") };
+    let mut next =
+        RouteStatus { traffic: split(json!([{"revisionName": "r-00001", "percent": 100}])), ..Default::default() };
+    let n = notes(&route, &next);
+    assert_eq!(n[0].reason, "TrafficMoved");
+    assert_eq!(n[0].message, "Traffic now goes 100% to r-00001");
+    let mut moved = route.clone();
+    moved.status = Some(next.clone());
+    assert!(notes(&moved, &next).is_empty(), "the same split again: nothing new");
+    next.traffic = split(
+        json!([{"revisionName": "r-00001", "percent": 90}, {"revisionName": "r-00002", "percent": 10, "tag": "canary"}]),
+    );
+    assert_eq!(notes(&moved, &next)[0].message, "Traffic now goes 90% to r-00001, 10% to r-00002 (tag canary)");
+}

@@ -7,6 +7,7 @@ use crate::kinds::Kind;
 
 mod autoscaling;
 mod config_map;
+mod event;
 mod labels;
 mod metadata;
 mod namespace;
