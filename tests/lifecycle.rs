@@ -275,8 +275,11 @@ async fn a_crashed_instance_restarts_under_load_and_its_revision_counts_it() {
     let ok = report.statuses.get(&200).copied().unwrap_or(0);
     let failed: u64 = report.statuses.iter().filter(|(c, _)| **c != 200).map(|(_, n)| n).sum();
     eprintln!("crash under load: {ok} answered 200, {failed} failed: {:?}", report.statuses);
-    // Only requests the instance held when it died may fail; the rest wait for the restart.
-    assert!(failed <= 8, "{failed} failures of {} ({:?} {:?})", ok + failed, report.failures, report.errors);
+    // Only requests sent to the instance between its death and its leaving routing fail (502);
+    // the rest wait for the restart. Four clients each get a few answers in that window, longer
+    // on a loaded machine (9 seen on CI's two cores); a restart that lost requests would fail
+    // hundreds.
+    assert!(failed <= 16, "{failed} failures of {} ({:?} {:?})", ok + failed, report.failures, report.errors);
     assert!(
         report.statuses.keys().all(|c| *c == 200 || *c == 502),
         "only 502s for requests lost in the crash: {:?}",
