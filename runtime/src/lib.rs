@@ -15,6 +15,7 @@
 mod images;
 mod probe;
 mod process;
+mod sidecar;
 mod supervisor;
 mod warden;
 

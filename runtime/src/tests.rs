@@ -23,6 +23,7 @@ fn run(name: &str, container: Container) -> RevisionRun {
         configuration: "c".into(),
         service: "s".into(),
         container,
+        sidecars: Vec::new(),
         timeout: Duration::from_secs(5),
         container_concurrency: 0,
     }

@@ -71,7 +71,7 @@ enum Command {
 enum SampleApp {
     /// Knative's helloworld: answers `Hello {TARGET}!` on $PORT.
     Hello {
-        /// Also serve `/env/NAME` and `/crash` (for Sluice's own tests; `serve
+        /// Also serve `/env/NAME`, `/crash` and `/sicken` (for Sluice's own tests; `serve
         /// --sample-test-endpoints` starts its samples with it).
         #[arg(long, hide = true)]
         test_endpoints: bool,
