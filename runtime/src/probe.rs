@@ -338,6 +338,51 @@ mod tests {
         assert!(!Prober::readiness(&http_container("/other"), port, &[]).check().await, "404 is not ready");
     }
 
+    #[test]
+    fn timing_fields_are_read_with_kubernetes_defaults_and_knatives_aggressive_readiness() {
+        let lone = Container::default();
+        let r = Prober::readiness(&lone, 1, &[]);
+        assert!(r.aggressive, "no period: Knative's aggressive probing");
+        assert_eq!((r.period, r.success_threshold, r.failure_threshold), (Duration::from_secs(1), 1, 3));
+        let probe = Probe {
+            tcp_socket: Some(TcpSocketAction::default()),
+            initial_delay_seconds: Some(4),
+            period_seconds: Some(5),
+            timeout_seconds: Some(2),
+            success_threshold: Some(2),
+            failure_threshold: Some(6),
+            ..Default::default()
+        };
+        let c = Container { readiness_probe: Some(probe.clone()), liveness_probe: Some(probe), ..Default::default() };
+        for p in [Prober::readiness(&c, 1, &[]), Prober::liveness(&c, 1, &[]).expect("liveness")] {
+            assert!(!p.aggressive);
+            assert_eq!(
+                (p.initial_delay, p.period, p.timeout, p.success_threshold, p.failure_threshold),
+                (Duration::from_secs(4), Duration::from_secs(5), Duration::from_secs(2), 2, 6)
+            );
+        }
+        let bare = Container { liveness_probe: Some(Probe::default()), ..Default::default() };
+        let l = Prober::liveness(&bare, 1, &[]).expect("liveness");
+        assert_eq!(
+            (l.initial_delay, l.period, l.timeout, l.success_threshold, l.failure_threshold),
+            (Duration::ZERO, Duration::from_secs(10), Duration::from_secs(1), 1, 3),
+            "Kubernetes' defaults"
+        );
+        assert!(Prober::liveness(&lone, 1, &[]).is_none() && Prober::startup(&lone, 1, &[]).is_none());
+        let mut started = Container::default();
+        started.extra.insert("startupProbe".into(), serde_json::json!({"tcpSocket": {}, "failureThreshold": 30}));
+        assert_eq!(Prober::startup(&started, 1, &[]).expect("startup").failure_threshold, 30);
+    }
+
+    #[tokio::test]
+    async fn a_failed_http_probe_says_why_as_the_kubelet_does() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(answer(listener, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"));
+        let got = Prober::readiness(&http_container("/healthz"), port, &[]).probe().await;
+        assert_eq!(got, Err("HTTP probe failed with statuscode: 500".to_string()));
+    }
+
     #[tokio::test]
     async fn tcp_probe_needs_a_listener() {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
