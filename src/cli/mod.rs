@@ -137,7 +137,7 @@ pub struct ServeArgs {
     /// the kubeconfig names no CA and clients use the system's trust store.
     #[arg(long, requires = "tls_cert", value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
-    /// Start the built-in sample apps with their test endpoints (`/env/NAME`, `/crash`, `/stats`), which
+    /// Start the built-in sample apps with their test endpoints (`/env/NAME`, `/crash`, `/sicken`, `/stats`), which
     /// Sluice's own tests use; never for a server others reach.
     #[arg(long, env = "SLUICE_SAMPLE_TEST_ENDPOINTS", hide = true)]
     pub sample_test_endpoints: bool,
