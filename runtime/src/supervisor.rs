@@ -245,7 +245,8 @@ impl Lifetime<'_> {
         let log = self.rt.log_path(&self.run.key);
         process::log_marker(&log, &format!("instance {} ready after {:?}", self.id, started.elapsed()));
         let readiness = &probes.readiness;
-        let (mut misses, mut passes) = (0u32, 0u32);
+        // It has just passed `successThreshold` probes in a row.
+        let (mut misses, mut passes) = (0u32, readiness.success_threshold);
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + readiness.period, readiness.period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -269,6 +270,9 @@ impl Lifetime<'_> {
                     if !sidecars.all_running() && serving.is_some() {
                         tracing::warn!(revision = %self.run.key, instance = self.id, "a sidecar stopped: out of routing");
                         self.leave(&endpoints, serving.take());
+                    } else if sidecars.all_running() && serving.is_none() && passes >= readiness.success_threshold {
+                        // Back at once when the readiness probe has been passing meanwhile.
+                        serving = Some(self.join(&endpoints));
                     }
                 }
                 _ = tick.tick() => {
