@@ -6,7 +6,8 @@
 //! (streams the request body back), `/sleep?ms=N`, `/status/N`, `/headers`,
 //! `/version` (the HTTP version the request arrived in, e.g. `HTTP/2.0`: it speaks HTTP/1.1 and
 //! h2c); and with `--test-endpoints` (Sluice's tests only) `/env/NAME`, `/crash?code=N`
-//! (writes a line to stderr and exits with code N at once, like a crash) and `/early` (answers
+//! (writes a line to stderr and exits with code N at once, like a crash), `/sicken` (from then on
+//! `/healthz` answers 500, as a hung or broken app's health check does) and `/early` (answers
 //! 413 with `Connection: close` without reading the request body, as a server refusing an
 //! upload does). Everywhere else it reads every request body to its end before it answers. Every response carries `K-Revision: $K_REVISION`
 //! (when set), so a test can tell which revision answered even where the body does not say.
@@ -23,6 +24,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 type Body = BoxBody<Bytes, hyper::Error>;
+
+/// Set by `/sicken`: `/healthz` answers 500 from then on.
+static SICK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 mod autoscale;
 
@@ -127,7 +131,15 @@ async fn handle(req: Request<Incoming>, greeting: Bytes, test_endpoints: bool) -
             Err(_) => text(StatusCode::NOT_FOUND, "unset\n".into()),
         },
         (_, "/version") => text(StatusCode::OK, format!("{:?}\n", req.version())),
+        (_, "/healthz") if SICK.load(std::sync::atomic::Ordering::Relaxed) => {
+            text(StatusCode::INTERNAL_SERVER_ERROR, "sick\n".into())
+        }
         (_, "/healthz") => text(StatusCode::OK, "ok\n".into()),
+        (_, "/sicken") if test_endpoints => {
+            SICK.store(true, std::sync::atomic::Ordering::Relaxed);
+            eprintln!("sickened on request: /healthz answers 500 from now on");
+            text(StatusCode::OK, "sick from now on\n".into())
+        }
         (_, "/crash") if test_endpoints => {
             let code = query(&req, "code").and_then(|v| v.parse::<u8>().ok()).unwrap_or(1);
             eprintln!("crashing on request with exit code {code}");

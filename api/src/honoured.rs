@@ -3,10 +3,13 @@
 //! act on. The API server answers each with a `Warning` header, and the Revision carries them in
 //! a condition, so nothing is accepted silently and reported Ready as if it were applied.
 //!
-//! Honoured: the serving container's `image` (through the image table), `command`, `args`,
-//! `env` values, `workingDir`, `ports` (the app gets `PORT`) and `readinessProbe`; Knative's
+//! Honoured: each container's `image` (through the image table), `command`, `args`, `env`
+//! values, `workingDir`; the serving container's `ports` (the app gets `PORT`) and its
+//! `readinessProbe`, `livenessProbe` and `startupProbe` with their timing; sidecars (the other
+//! containers), which run beside each instance and share its life; Knative's
 //! `containerConcurrency`, `timeoutSeconds`; `enableServiceLinks` (Knative's default, which has
-//! no meaning without Kubernetes Services). Everything else present is listed here.
+//! no meaning without Kubernetes Services). Everything else present is listed here, and so is a
+//! sidecar that looks like it relies on a pod network Sluice does not have.
 
 mod config_maps;
 
@@ -34,6 +37,8 @@ const CONTAINER: &[&str] = &[
     "workingDir",
     "ports",
     "readinessProbe",
+    "livenessProbe",
+    "startupProbe",
     "imagePullPolicy",
     "terminationMessagePath",
     "terminationMessagePolicy",
@@ -41,6 +46,9 @@ const CONTAINER: &[&str] = &[
 
 /// The type of the condition that lists what is not honoured.
 pub const CONDITION: &str = "FieldsHonoured";
+
+/// The message for a sidecar that looks like it expects a pod's own network.
+pub const SHARED_NETWORK: &str = "sidecars share the machine's network on Sluice's local runtime (there is no pod network namespace): a fixed port clashes between instances, and localhost reaches the serving container only on its $PORT, not on its declared port";
 
 /// The message for a field Knative's schema does not have.
 pub const UNKNOWN: &str = "not a field of Knative's schema (misspelled?); ignored";
@@ -83,12 +91,8 @@ pub fn not_honoured(kind: Kind, obj: &Value) -> Vec<NotHonoured> {
     }
     for (i, container) in containers.iter().enumerate() {
         let at = format!("{prefix}.containers[{i}]");
-        if i != serving {
-            out.push(NotHonoured {
-                path: at,
-                message: "only the container that receives traffic runs on Sluice's local runtime; this one does not start",
-            });
-            continue;
+        if i != serving && relies_on_pod_network(container) {
+            out.push(NotHonoured { path: at.clone(), message: SHARED_NETWORK });
         }
         let Some(fields) = container.as_object() else { continue };
         for key in fields.keys().filter(|k| !CONTAINER.contains(&k.as_str())) {
@@ -181,6 +185,21 @@ pub fn set_condition(conditions: &mut Vec<crate::conditions::Condition>, kind: K
     }
 }
 
+/// A sidecar that sets its own `PORT` (so listens on a fixed port, which every instance's copy
+/// would share) or names `localhost`/`127.0.0.1` in its command, args or env values (so expects
+/// the serving container at its declared port).
+fn relies_on_pod_network(container: &Value) -> bool {
+    let env = container.get("env").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let sets_port = env.iter().any(|v| v.get("name").and_then(Value::as_str) == Some("PORT"));
+    let texts = ["command", "args"]
+        .iter()
+        .filter_map(|k| container.get(*k).and_then(Value::as_array))
+        .flatten()
+        .chain(env.iter().filter_map(|v| v.get("value")))
+        .filter_map(Value::as_str);
+    sets_port || texts.into_iter().any(|t| t.contains("localhost") || t.contains("127.0.0.1"))
+}
+
 fn pod_message(key: &str) -> &'static str {
     match key {
         "volumes" => "volumes are not mounted on Sluice's local runtime",
@@ -197,7 +216,6 @@ fn container_message(key: &str) -> &'static str {
         "resources" => "resource requests and limits are not enforced on Sluice's local runtime",
         "envFrom" => "not resolved on Sluice's local runtime: the variables are not set",
         "volumeMounts" => "volumes are not mounted on Sluice's local runtime",
-        "livenessProbe" | "startupProbe" => "this probe is not run on Sluice's local runtime (only readinessProbe is)",
         "securityContext" => "the instance runs as the user of sluice serve, without this security context",
         _ => "not applied on Sluice's local runtime",
     }
@@ -222,8 +240,8 @@ mod tests {
             {"image": "app", "ports": [{"containerPort": 8080}], "env": [{"name": "A", "value": "1"},
                 {"name": "B", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}],
              "resources": {"limits": {"memory": "1Gi"}}, "readinessProbe": {"httpGet": {"path": "/"}},
-             "livenessProbe": {"httpGet": {"path": "/"}}, "workingDir": "/tmp"},
-            {"image": "sidecar"}
+             "livenessProbe": {"httpGet": {"path": "/"}}, "startupProbe": {"tcpSocket": {}}, "workingDir": "/tmp"},
+            {"image": "sidecar", "command": ["logger"], "resources": {}}
         ]}}}});
         assert_eq!(
             paths(Kind::Service, &svc),
@@ -231,11 +249,32 @@ mod tests {
                 "spec.template.spec.serviceAccountName",
                 "spec.template.spec.volumes",
                 "spec.template.spec.containers[0].resources",
-                "spec.template.spec.containers[0].livenessProbe",
                 "spec.template.spec.containers[0].env[1].valueFrom",
-                "spec.template.spec.containers[1]",
+                "spec.template.spec.containers[1].resources",
             ]
         );
+    }
+
+    #[test]
+    fn a_sidecar_that_expects_a_pod_network_is_warned_and_a_plain_one_is_not() {
+        let with = |sidecar: Value| {
+            json!({"spec": {"template": {"spec": {"containers": [
+                {"image": "app", "ports": [{"containerPort": 8080}]}, sidecar]}}}})
+        };
+        let plain = with(json!({"image": "logger", "command": ["tail", "-f", "/dev/null"]}));
+        assert!(not_honoured(Kind::Service, &plain).is_empty());
+        for sidecar in [
+            json!({"image": "proxy", "env": [{"name": "PORT", "value": "9000"}]}),
+            json!({"image": "poller", "args": ["--target=http://localhost:8080/"]}),
+            json!({"image": "poller", "env": [{"name": "UPSTREAM", "value": "127.0.0.1:8080"}]}),
+        ] {
+            let notes = not_honoured(Kind::Service, &with(sidecar.clone()));
+            assert_eq!(
+                notes,
+                [NotHonoured { path: "spec.template.spec.containers[1]".into(), message: SHARED_NETWORK }],
+                "{sidecar}"
+            );
+        }
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub struct RevisionRun {
     pub service: String,
     /// The serving container.
     pub container: Container,
+    /// The other containers, which run beside each instance and share its life.
+    pub sidecars: Vec<Container>,
     /// The revision's request timeout: how long a stopping instance's requests may take.
     pub timeout: Duration,
     /// Requests one instance may hold at once (`containerConcurrency`; 0 for no limit).
@@ -50,7 +52,8 @@ pub struct RevisionRun {
 /// Why an instance last stopped on its own or could not start.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
-    /// `ExitCode`, `ImageNotFound` or `StartFailed`.
+    /// `ExitCode`, `ImageNotFound`, `StartFailed`, or `Unhealthy` (a liveness or startup probe
+    /// failed).
     pub reason: String,
     /// For people: what happened, with the last line the instance wrote.
     pub message: String,
@@ -69,8 +72,11 @@ pub struct RevisionHealth {
     pub ready: usize,
     /// True once any instance has passed its readiness probe.
     pub ever_ready: bool,
-    /// Restarts after an instance stopped on its own.
+    /// Restarts after an instance or one of its sidecars stopped on its own, or failed its
+    /// liveness or startup probe.
     pub restarts: u32,
+    /// The same restarts by container name.
+    pub container_restarts: std::collections::BTreeMap<String, u32>,
     /// The last crash or start failure.
     pub last_failure: Option<Failure>,
     /// Why a starting instance is not ready yet, when the runtime can tell (it listens on

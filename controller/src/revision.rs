@@ -29,6 +29,7 @@ pub fn key(rev: &Revision) -> RevisionKey {
 /// What the runtime needs to run `rev`, or None when it has no container.
 pub fn run_spec(rev: &Revision) -> Option<RevisionRun> {
     let container = rev.spec.serving_container()?.clone();
+    let sidecars = rev.spec.containers.iter().filter(|c| c.name != container.name).cloned().collect();
     let l = rev.labels();
     Some(RevisionRun {
         key: key(rev),
@@ -36,6 +37,7 @@ pub fn run_spec(rev: &Revision) -> Option<RevisionRun> {
         configuration: l.get(labels::CONFIGURATION).cloned().unwrap_or_default(),
         service: l.get(labels::SERVICE).cloned().unwrap_or_default(),
         container,
+        sidecars,
         timeout: Duration::from_secs(
             rev.spec.timeout_seconds.unwrap_or(sluice_api::DEFAULT_TIMEOUT_SECONDS).max(1) as u64
         ),
@@ -177,10 +179,24 @@ pub fn revision_status(
     s.actual_replicas = Some(i32::try_from(ready).unwrap_or(i32::MAX));
     s.desired_replicas = Some(i32::try_from(desired).unwrap_or(i32::MAX));
     s.log_url = Some(log_url.to_string());
-    let digest = container.map(|c| if c.command.is_empty() { c.image.clone() } else { c.command.join(" ") });
-    s.container_statuses = vec![ContainerStatus { name: container_name, image_digest: digest }];
+    let digest =
+        |c: &sluice_api::podspec::Container| if c.command.is_empty() { c.image.clone() } else { c.command.join(" ") };
+    // The serving container first, then the sidecars, as Knative lists them.
+    let sidecars = rev.spec.containers.iter().filter(|c| c.name != container_name);
+    s.container_statuses = container
+        .into_iter()
+        .chain(sidecars)
+        .map(|c| ContainerStatus { name: c.name.clone(), image_digest: Some(digest(c)) })
+        .collect();
     if let Some(h) = health {
         s.extra.insert("restartCount".into(), h.restarts.into());
+        if !h.container_restarts.is_empty() {
+            s.extra.insert("containerRestartCounts".into(), serde_json::json!(h.container_restarts));
+        }
+        if let Some(f) = &h.last_failure {
+            // Kept after the instance is ready again, so a restart's cause stays readable.
+            s.extra.insert("lastFailure".into(), serde_json::json!({"reason": f.reason, "message": f.message}));
+        }
     }
     s
 }

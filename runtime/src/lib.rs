@@ -17,6 +17,7 @@ mod listeners;
 pub mod netns;
 mod probe;
 mod process;
+mod sidecar;
 mod supervisor;
 mod warden;
 

@@ -1,13 +1,16 @@
-//! Readiness probes: `httpGet` (any 2xx or 3xx), `tcpSocket` (a connect), `exec` (exit 0), with
-//! the serving port mapped to the port the instance was given. gRPC probes are checked as a TCP
-//! connect.
+//! Probes: `httpGet` (any 2xx or 3xx), `tcpSocket` (a connect), `exec` (exit 0), with the
+//! serving port mapped to the port the instance was given. gRPC probes are checked as a TCP
+//! connect. Every kind keeps Kubernetes' timing — `initialDelaySeconds`, `periodSeconds`,
+//! `timeoutSeconds`, `successThreshold`, `failureThreshold` — with Kubernetes' defaults (10 s,
+//! 1 s, 1, 3) where a field is unset.
 //!
-//! Until an instance is first ready it is probed at a quickening pace, as Knative's queue-proxy
-//! probes aggressively at startup: the gap between probes is a tenth of the time probing has
-//! taken so far, at least 1 ms and at most the runtime's `readiness_poll`
+//! A readiness probe with `periodSeconds` 0 (Knative's default) is probed aggressively until the
+//! instance is first ready, as Knative's queue-proxy does: the gap between probes is a tenth of
+//! the time probing has taken so far, at least 1 ms and at most the runtime's `readiness_poll`
 //! ([`startup_gap`]), so an instance that takes `t` to start is seen ready within about
-//! `t / 10` of it (and within 1 ms for a compiled server that starts in a few). After the first
-//! success the probe's own `periodSeconds` paces it.
+//! `t / 10` of it (and within 1 ms for a compiled server that starts in a few); once ready it is
+//! probed every second. A readiness probe with a period is probed at that period from the
+//! start, as the kubelet does.
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -22,9 +25,13 @@ use tokio::net::TcpStream;
 pub struct Prober {
     check: Check,
     timeout: Duration,
-    /// Time between probes once the instance is ready.
+    /// Time between probes (for an aggressive readiness probe: once the instance is ready).
     pub period: Duration,
-    /// Consecutive failures that take a ready instance out of routing.
+    /// Knative's aggressive readiness probing (`periodSeconds` 0): quick probes until ready.
+    pub aggressive: bool,
+    /// Consecutive successes that count as passing.
+    pub success_threshold: u32,
+    /// Consecutive failures that count as failing.
     pub failure_threshold: u32,
     /// Delay before the first probe.
     pub initial_delay: Duration,
@@ -66,11 +73,93 @@ impl Prober {
     /// when the container declares none.
     pub fn readiness(container: &Container, instance_port: u16, env: &[(OsString, OsString)]) -> Self {
         let probe = container.readiness_probe.clone().unwrap_or_default();
-        Self::new(&probe, container, instance_port, env)
+        let mut prober = Self::new(&probe, container, instance_port, env);
+        prober.aggressive = probe.period_seconds.unwrap_or(0) <= 0;
+        if prober.aggressive {
+            prober.period = Duration::from_secs(1);
+        }
+        prober
+    }
+
+    /// The liveness probe of `container`, if it declares one.
+    pub fn liveness(container: &Container, instance_port: u16, env: &[(OsString, OsString)]) -> Option<Self> {
+        let probe = container.liveness_probe.as_ref()?;
+        Some(Self::new(probe, container, instance_port, env))
+    }
+
+    /// The startup probe of `container`, if it declares one (kept as JSON: the pod spec types
+    /// do not model it; admission has checked its shape).
+    pub fn startup(container: &Container, instance_port: u16, env: &[(OsString, OsString)]) -> Option<Self> {
+        let json = container.extra.get("startupProbe").filter(|v| !v.is_null())?;
+        let probe: Probe = serde_json::from_value(json.clone()).ok()?;
+        Some(Self::new(&probe, container, instance_port, env))
     }
 
     fn new(probe: &Probe, container: &Container, instance_port: u16, env: &[(OsString, OsString)]) -> Self {
-        let check = if let Some(h) = &probe.http_get {
+        let count =
+            |v: Option<i32>, default: u32| v.and_then(|s| u32::try_from(s).ok()).filter(|s| *s > 0).unwrap_or(default);
+        Self {
+            check: Check::of(probe, container, instance_port, env),
+            timeout: Duration::from_secs(u64::from(count(probe.timeout_seconds, 1))),
+            period: Duration::from_secs(u64::from(count(probe.period_seconds, 10))),
+            aggressive: false,
+            success_threshold: count(probe.success_threshold, 1),
+            failure_threshold: count(probe.failure_threshold, 3),
+            initial_delay: Duration::from_secs(
+                probe.initial_delay_seconds.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+            ),
+        }
+    }
+
+    /// Runs the probe once; true on success.
+    pub async fn check(&self) -> bool {
+        self.probe().await.is_ok()
+    }
+
+    /// Runs the probe once; on failure, why, as the kubelet words it
+    /// (`HTTP probe failed with statuscode: 500`).
+    pub async fn probe(&self) -> Result<(), String> {
+        match tokio::time::timeout(self.timeout, self.run()).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("probe timed out after {:?}", self.timeout)),
+        }
+    }
+
+    async fn run(&self) -> Result<(), String> {
+        match &self.check {
+            Check::Tcp { host, port } => TcpStream::connect((host.as_str(), *port))
+                .await
+                .map(drop)
+                .map_err(|e| format!("dial tcp {host}:{port}: {e}")),
+            Check::Http { port, request } => http_ok(*port, request).await,
+            Check::Exec { argv, env } => {
+                let Some((program, args)) = argv.split_first() else {
+                    return Err("exec probe has no command".into());
+                };
+                let mut cmd = tokio::process::Command::new(program);
+                cmd.args(args)
+                    .env_clear()
+                    .envs(env.iter().map(|(k, v)| (k, v)))
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .kill_on_drop(true);
+                match cmd.status().await {
+                    Ok(s) if s.success() => Ok(()),
+                    Ok(s) => Err(format!("command {argv:?} exited with {s}")),
+                    Err(e) => Err(format!("command {argv:?} could not run: {e}")),
+                }
+            }
+        }
+    }
+}
+
+// === impl Check ===
+
+impl Check {
+    /// The check `probe` describes, with the serving port mapped to `instance_port`.
+    fn of(probe: &Probe, container: &Container, instance_port: u16, env: &[(OsString, OsString)]) -> Self {
+        if let Some(h) = &probe.http_get {
             let port = port(h.port.as_ref(), container, instance_port);
             let path = h.path.as_deref().filter(|p| !p.is_empty()).unwrap_or("/");
             let path = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
@@ -82,91 +171,53 @@ impl Prober {
                 request.push_str(&format!("{}: {}\r\n", header.name, header.value));
             }
             request.push_str("Connection: close\r\n\r\n");
-            Check::Http { port, request: request.into_bytes() }
-        } else if let Some(e) = probe.exec.as_ref().filter(|e| !e.command.is_empty()) {
-            Check::Exec { argv: e.command.iter().map(OsString::from).collect(), env: env.to_vec() }
-        } else {
-            let (host, p) = match &probe.tcp_socket {
-                Some(t) => (t.host.clone().filter(|h| !h.is_empty()), port(t.port.as_ref(), container, instance_port)),
-                None => (
-                    None,
-                    probe
-                        .grpc
-                        .as_ref()
-                        .and_then(|g| g.port)
-                        .and_then(|p| u16::try_from(p).ok())
-                        .filter(|p| *p != 0 && *p != container.serving_port())
-                        .unwrap_or(instance_port),
-                ),
-            };
-            Check::Tcp { host: host.unwrap_or_else(|| "127.0.0.1".into()), port: p }
-        };
-        let secs =
-            |v: Option<i32>, default: u64| v.and_then(|s| u64::try_from(s).ok()).filter(|s| *s > 0).unwrap_or(default);
-        Self {
-            check,
-            timeout: Duration::from_secs(secs(probe.timeout_seconds, 1)),
-            // Knative's periodSeconds 0 means "probe aggressively"; once ready, once a second.
-            period: Duration::from_secs(secs(probe.period_seconds, 1)),
-            failure_threshold: u32::try_from(secs(probe.failure_threshold, 3)).unwrap_or(3),
-            initial_delay: Duration::from_secs(
-                probe.initial_delay_seconds.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+            return Self::Http { port, request: request.into_bytes() };
+        }
+        if let Some(e) = probe.exec.as_ref().filter(|e| !e.command.is_empty()) {
+            return Self::Exec { argv: e.command.iter().map(OsString::from).collect(), env: env.to_vec() };
+        }
+        let (host, p) = match &probe.tcp_socket {
+            Some(t) => (t.host.clone().filter(|h| !h.is_empty()), port(t.port.as_ref(), container, instance_port)),
+            None => (
+                None,
+                probe
+                    .grpc
+                    .as_ref()
+                    .and_then(|g| g.port)
+                    .and_then(|p| u16::try_from(p).ok())
+                    .filter(|p| *p != 0 && *p != container.serving_port())
+                    .unwrap_or(instance_port),
             ),
-        }
-    }
-
-    /// Runs the probe once; true on success.
-    pub async fn check(&self) -> bool {
-        tokio::time::timeout(self.timeout, self.run()).await.unwrap_or(false)
-    }
-
-    async fn run(&self) -> bool {
-        match &self.check {
-            Check::Tcp { host, port } => TcpStream::connect((host.as_str(), *port)).await.is_ok(),
-            Check::Http { port, request } => http_ok(*port, request).await,
-            Check::Exec { argv, env } => {
-                let Some((program, args)) = argv.split_first() else {
-                    return false;
-                };
-                let mut cmd = tokio::process::Command::new(program);
-                cmd.args(args)
-                    .env_clear()
-                    .envs(env.iter().map(|(k, v)| (k, v)))
-                    .stdin(std::process::Stdio::null())
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .kill_on_drop(true);
-                cmd.status().await.is_ok_and(|s| s.success())
-            }
-        }
+        };
+        Self::Tcp { host: host.unwrap_or_else(|| "127.0.0.1".into()), port: p }
     }
 }
 
 /// Sends `request` and reads the status line: 200–399 is success.
-async fn http_ok(port: u16, request: &[u8]) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)).await else {
-        return false;
-    };
-    if stream.write_all(request).await.is_err() {
-        return false;
-    }
+async fn http_ok(port: u16, request: &[u8]) -> Result<(), String> {
+    let mut stream =
+        TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| format!("dial tcp 127.0.0.1:{port}: {e}"))?;
+    stream.write_all(request).await.map_err(|e| format!("writing the probe request: {e}"))?;
     let mut buf = [0u8; 64];
     let mut len = 0;
     // "HTTP/1.1 200" is 12 bytes.
     while len < 12 {
         match stream.read(&mut buf[len..]).await {
-            Ok(0) | Err(_) => return false,
+            Ok(0) => return Err("connection closed before a status line".into()),
+            Err(e) => return Err(format!("reading the probe answer: {e}")),
             Ok(n) => len += n,
         }
     }
     let line = &buf[..len];
     if !line.starts_with(b"HTTP/1.") {
-        return false;
+        return Err("the answer is not HTTP/1.x".into());
     }
-    let ok = std::str::from_utf8(&line[9..12])
-        .ok()
-        .and_then(|s| s.parse::<u16>().ok())
-        .is_some_and(|code| (200..400).contains(&code));
+    let code = std::str::from_utf8(&line[9..12]).ok().and_then(|s| s.parse::<u16>().ok());
+    let ok = match code {
+        Some(code) if (200..400).contains(&code) => Ok(()),
+        Some(code) => Err(format!("HTTP probe failed with statuscode: {code}")),
+        None => Err("the answer has no status code".into()),
+    };
     // The request said `Connection: close`: read the rest until the app closes, so closing
     // here sends a FIN, not the reset that unread data makes the kernel send (an app would log
     // a connection reset on every probe). In the background, so an app that keeps the
@@ -285,6 +336,51 @@ mod tests {
         tokio::spawn(answer(listener, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
         assert!(Prober::readiness(&http_container("/healthz"), port, &[]).check().await);
         assert!(!Prober::readiness(&http_container("/other"), port, &[]).check().await, "404 is not ready");
+    }
+
+    #[test]
+    fn timing_fields_are_read_with_kubernetes_defaults_and_knatives_aggressive_readiness() {
+        let lone = Container::default();
+        let r = Prober::readiness(&lone, 1, &[]);
+        assert!(r.aggressive, "no period: Knative's aggressive probing");
+        assert_eq!((r.period, r.success_threshold, r.failure_threshold), (Duration::from_secs(1), 1, 3));
+        let probe = Probe {
+            tcp_socket: Some(TcpSocketAction::default()),
+            initial_delay_seconds: Some(4),
+            period_seconds: Some(5),
+            timeout_seconds: Some(2),
+            success_threshold: Some(2),
+            failure_threshold: Some(6),
+            ..Default::default()
+        };
+        let c = Container { readiness_probe: Some(probe.clone()), liveness_probe: Some(probe), ..Default::default() };
+        for p in [Prober::readiness(&c, 1, &[]), Prober::liveness(&c, 1, &[]).expect("liveness")] {
+            assert!(!p.aggressive);
+            assert_eq!(
+                (p.initial_delay, p.period, p.timeout, p.success_threshold, p.failure_threshold),
+                (Duration::from_secs(4), Duration::from_secs(5), Duration::from_secs(2), 2, 6)
+            );
+        }
+        let bare = Container { liveness_probe: Some(Probe::default()), ..Default::default() };
+        let l = Prober::liveness(&bare, 1, &[]).expect("liveness");
+        assert_eq!(
+            (l.initial_delay, l.period, l.timeout, l.success_threshold, l.failure_threshold),
+            (Duration::ZERO, Duration::from_secs(10), Duration::from_secs(1), 1, 3),
+            "Kubernetes' defaults"
+        );
+        assert!(Prober::liveness(&lone, 1, &[]).is_none() && Prober::startup(&lone, 1, &[]).is_none());
+        let mut started = Container::default();
+        started.extra.insert("startupProbe".into(), serde_json::json!({"tcpSocket": {}, "failureThreshold": 30}));
+        assert_eq!(Prober::startup(&started, 1, &[]).expect("startup").failure_threshold, 30);
+    }
+
+    #[tokio::test]
+    async fn a_failed_http_probe_says_why_as_the_kubelet_does() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(answer(listener, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"));
+        let got = Prober::readiness(&http_container("/healthz"), port, &[]).probe().await;
+        assert_eq!(got, Err("HTTP probe failed with statuscode: 500".to_string()));
     }
 
     #[tokio::test]

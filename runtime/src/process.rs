@@ -120,15 +120,24 @@ pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
     out
 }
 
-/// The environment of an instance of `run` listening on `port`, in order (later entries win).
-pub fn environment(run: &RevisionRun, port: u16, state_dir: &Path, instance: &str) -> Vec<(OsString, OsString)> {
+/// The environment of `container` (the serving container or a sidecar) in an instance of
+/// `run`, in order (later entries win). The serving container listens on `port` (`PORT`); a
+/// sidecar gets `None` and keeps a `PORT` of its own, as in Knative, which sets `PORT` on the
+/// serving container only and the `K_*` variables on every container.
+pub fn environment(
+    run: &RevisionRun,
+    container: &Container,
+    port: Option<u16>,
+    state_dir: &Path,
+    instance: &str,
+) -> Vec<(OsString, OsString)> {
     let mut env: Vec<(OsString, OsString)> =
         INHERITED.iter().filter_map(|k| std::env::var_os(k).map(|v| (OsString::from(k), v))).collect();
     let set = |env: &mut Vec<(OsString, OsString)>, k: &str, v: OsString| {
         env.retain(|(key, _)| key != k);
         env.push((k.into(), v));
     };
-    for var in &run.container.env {
+    for var in &container.env {
         // valueFrom (secrets, config maps, field refs) has no source on one machine.
         let Some(value) = var.value.as_deref().or(var.value_from.is_none().then_some("")) else {
             continue;
@@ -138,7 +147,9 @@ pub fn environment(run: &RevisionRun, port: u16, state_dir: &Path, instance: &st
         });
         set(&mut env, &var.name, value.into());
     }
-    set(&mut env, "PORT", port.to_string().into());
+    if let Some(port) = port {
+        set(&mut env, "PORT", port.to_string().into());
+    }
     set(&mut env, "K_REVISION", run.key.name.clone().into());
     set(&mut env, "K_CONFIGURATION", run.configuration.clone().into());
     set(&mut env, "K_SERVICE", run.service.clone().into());
@@ -199,6 +210,32 @@ pub fn spawn(
     let log_err = |source| StartError::Log { path: log.display().to_string(), source };
     let stdout = open().map_err(log_err)?;
     let stderr = stdout.try_clone().map_err(log_err)?;
+    let (mut cmd, program) = command(launcher, argv, env, working_dir);
+    cmd.stdout(stdout).stderr(stderr);
+    cmd.spawn().map_err(|source| StartError::Spawn { program, source })
+}
+
+/// As [`spawn`], with stdout and stderr piped to the caller (a sidecar's output is copied into
+/// the revision's log line by line, prefixed with its name).
+pub fn spawn_piped(
+    launcher: &[OsString],
+    argv: &[OsString],
+    env: &[(OsString, OsString)],
+    working_dir: Option<&str>,
+) -> Result<Child, StartError> {
+    let (mut cmd, program) = command(launcher, argv, env, working_dir);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.spawn().map_err(|source| StartError::Spawn { program, source })
+}
+
+/// The command that starts `argv` through `launcher` in a new process group, and the program
+/// it runs first.
+fn command(
+    launcher: &[OsString],
+    argv: &[OsString],
+    env: &[(OsString, OsString)],
+    working_dir: Option<&str>,
+) -> (Command, OsString) {
     let (program, pre) = match launcher.split_first() {
         Some((program, rest)) => (program.clone(), rest.to_vec()),
         None => (argv.first().cloned().unwrap_or_default(), Vec::new()),
@@ -209,17 +246,11 @@ pub fn spawn(
     } else {
         cmd.args(argv.iter().skip(1));
     }
-    cmd.env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr)
-        .process_group(0)
-        .kill_on_drop(true);
+    cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v))).stdin(Stdio::null()).process_group(0).kill_on_drop(true);
     if let Some(dir) = working_dir.filter(|d| !d.is_empty()) {
         cmd.current_dir(dir);
     }
-    cmd.spawn().map_err(|source| StartError::Spawn { program, source })
+    (cmd, program)
 }
 
 /// Stops an instance's process group: SIGTERM, then SIGKILL after `grace`. Returns its status.

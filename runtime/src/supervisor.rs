@@ -1,5 +1,6 @@
-//! One instance slot of a revision: start the process, probe it into routing, watch it, restart
-//! it with backoff when it stops on its own, and drain and stop it when asked.
+//! One instance slot of a revision: start the process and its sidecars, probe it into routing
+//! (startup, then readiness, with liveness watching throughout), restart it with backoff when
+//! it stops on its own or fails its liveness or startup probe, and drain and stop it when asked.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -12,13 +13,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::probe::Prober;
 use super::process::{self, StartError};
+use super::sidecar::Sidecars;
 use super::{Failure, RevisionHealth, RevisionRun, Runtime};
 
 /// Restart delays: the first restart is immediate, then 100 ms doubling up to 10 s.
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// An instance that served this long resets the backoff.
-const HEALTHY_RUN: Duration = Duration::from_secs(10);
+pub(super) const HEALTHY_RUN: Duration = Duration::from_secs(10);
 /// How much of its log a crashed instance's failure message quotes.
 const LOG_TAIL: u64 = 4096;
 /// How long a starting instance may take before Sluice looks for where it listens instead,
@@ -32,6 +34,15 @@ enum Outcome {
     Stopped,
     /// Stopped on its own.
     Exited { code: i32, served: Duration },
+    /// Stopped because its liveness or startup probe failed (the message says which and why).
+    Unhealthy { message: String, served: Duration },
+}
+
+/// An instance's probes.
+struct Probes {
+    startup: Option<Prober>,
+    readiness: Prober,
+    liveness: Option<Prober>,
 }
 
 /// Supervises one instance slot of `run` until `stop` is cancelled.
@@ -51,10 +62,11 @@ pub async fn supervise(
         // Before the table is read, so a table stored after this start cannot go unseen.
         let mut new_images = rt.config.images.subscribe();
         let outcome = match start(&rt, &run, id, &log) {
-            Ok((child, port, passed, prober)) => {
+            Ok((child, port, passed, probes)) => {
                 forget_missing_image(&rt, &run, &health);
+                let sidecars = Sidecars::start(&rt, &run, &health, id);
                 let lifetime = Lifetime { rt: &rt, run: &run, health: &health, id, port, passed };
-                lifetime.run(child, prober, &stop, &log).await
+                lifetime.run(child, probes, sidecars, &stop, &log).await
             }
             Err(e) => {
                 // Only a new image table can help an unknown image: it waits for one.
@@ -85,18 +97,24 @@ pub async fn supervise(
                 Outcome::Exited { code: 127, served: Duration::ZERO }
             }
         };
-        let Outcome::Exited { code, served } = outcome else {
-            return;
+        let (what, served) = match outcome {
+            Outcome::Stopped => return,
+            Outcome::Exited { code, served } => (format!("exited with code {code}"), served),
+            Outcome::Unhealthy { served, .. } => ("failed its probe".to_string(), served),
         };
         if served >= HEALTHY_RUN {
             failures = 0;
         }
         let delay = backoff(failures);
         failures = failures.saturating_add(1);
-        health.lock().restarts += 1;
+        {
+            let mut h = health.lock();
+            h.restarts += 1;
+            *h.container_restarts.entry(run.container.name.clone()).or_default() += 1;
+        }
         rt.announce(&run.key);
         if !delay.is_zero() {
-            process::log_marker(&log, &format!("instance {id} exited with code {code}; restarting in {delay:?}"));
+            process::log_marker(&log, &format!("instance {id} {what}; restarting in {delay:?}"));
         }
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
@@ -106,7 +124,7 @@ pub async fn supervise(
 }
 
 /// The restart delay after `failures` earlier restarts without a healthy run.
-fn backoff(failures: u32) -> Duration {
+pub(super) fn backoff(failures: u32) -> Duration {
     match failures {
         0 => Duration::ZERO,
         n => BACKOFF_START.saturating_mul(1u32 << (n - 1).min(16)).min(BACKOFF_MAX),
@@ -124,7 +142,7 @@ fn forget_missing_image(rt: &Runtime, run: &RevisionRun, health: &Mutex<Revision
     }
 }
 
-fn record_failure(rt: &Runtime, run: &RevisionRun, health: &Mutex<RevisionHealth>, failure: Failure) {
+pub(super) fn record_failure(rt: &Runtime, run: &RevisionRun, health: &Mutex<RevisionHealth>, failure: Failure) {
     tracing::warn!(revision = %run.key, reason = %failure.reason, message = %failure.message, "instance failed");
     health.lock().last_failure = Some(failure);
     rt.announce(&run.key);
@@ -132,13 +150,13 @@ fn record_failure(rt: &Runtime, run: &RevisionRun, health: &Mutex<RevisionHealth
 
 /// Starts one instance process of `run`.
 /// Returns the process, the port Sluice reaches it on, the `PORT` it was given (the same port,
-/// unless it runs in a network namespace of its own), and its readiness prober.
+/// unless it runs in a network namespace of its own), and its probes.
 fn start(
     rt: &Runtime,
     run: &RevisionRun,
     id: u64,
     log: &std::path::Path,
-) -> Result<(Child, u16, u16, Prober), StartError> {
+) -> Result<(Child, u16, u16, Probes), StartError> {
     let port =
         process::free_port().map_err(|source| StartError::Spawn { program: "bind 127.0.0.1:0".into(), source })?;
     let instance = format!("{}#{id}", run.key);
@@ -152,7 +170,7 @@ fn start(
     } else {
         port
     };
-    let env = process::environment(run, inside, &rt.config.state_dir, &instance);
+    let env = process::environment(run, &run.container, Some(inside), &rt.config.state_dir, &instance);
     let argv = process::argv(&run.container, &env, |image| rt.config.images.resolve(image))?;
     let path = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_os_str());
     if let Some(program) = argv.first().filter(|p| !process::exists(p, path)) {
@@ -167,8 +185,13 @@ fn start(
     if let (Some(warden), Some(pid)) = (&rt.config.warden, child.id()) {
         warden.watch(pid);
     }
-    let prober = Prober::readiness(&run.container, port, &env);
-    Ok((child, port, inside, prober))
+    let c = &run.container;
+    let probes = Probes {
+        startup: Prober::startup(c, port, &env),
+        readiness: Prober::readiness(c, port, &env),
+        liveness: Prober::liveness(c, port, &env),
+    };
+    Ok((child, port, inside, probes))
 }
 
 /// One instance process, from start to exit.
@@ -184,11 +207,18 @@ struct Lifetime<'a> {
 }
 
 impl Lifetime<'_> {
-    async fn run(&self, mut child: Child, prober: Prober, stop: &CancellationToken, log: &std::path::Path) -> Outcome {
+    async fn run(
+        &self,
+        mut child: Child,
+        probes: Probes,
+        mut sidecars: Sidecars,
+        stop: &CancellationToken,
+        log: &std::path::Path,
+    ) -> Outcome {
         let pgid = child.id();
         self.health.lock().running += 1;
         self.rt.announce(&self.run.key);
-        let outcome = self.watch(&mut child, &prober, stop).await;
+        let outcome = self.watch(&mut child, &probes, &mut sidecars, stop).await;
         if let Some(pgid) = pgid {
             // Whatever the instance started goes with it, as a container's processes do.
             process::kill_group(pgid);
@@ -196,6 +226,7 @@ impl Lifetime<'_> {
                 warden.release(pgid);
             }
         }
+        sidecars.stop().await;
         self.health.lock().running -= 1;
         match &outcome {
             Outcome::Stopped => process::log_marker(log, &format!("instance {} stopped", self.id)),
@@ -210,25 +241,56 @@ impl Lifetime<'_> {
                 let failure = Failure { reason: "ExitCode".into(), message, exit_code: Some(*code) };
                 record_failure(self.rt, self.run, self.health, failure);
             }
+            Outcome::Unhealthy { message, .. } => {
+                process::log_marker(log, &format!("instance {} stopped: {message}", self.id));
+                let failure = Failure { reason: "Unhealthy".into(), message: message.clone(), exit_code: None };
+                record_failure(self.rt, self.run, self.health, failure);
+            }
         }
         outcome
     }
 
-    async fn watch(&self, child: &mut Child, prober: &Prober, stop: &CancellationToken) -> Outcome {
+    async fn watch(
+        &self,
+        child: &mut Child,
+        probes: &Probes,
+        sidecars: &mut Sidecars,
+        stop: &CancellationToken,
+    ) -> Outcome {
         let endpoints = self.rt.endpoints.revision(&self.run.key);
         let started = Instant::now();
-        // Until ready: probe quickly at first, backing off to `readiness_poll`; meanwhile say
-        // where a slow instance listens when that is not its $PORT.
+        // A startup probe holds the others back until it passes, as the kubelet's does.
+        if let Some(startup) = &probes.startup {
+            tokio::select! {
+                result = until_started(startup) => if let Err(message) = result {
+                    return self.unhealthy(child, message, started).await;
+                },
+                status = child.wait() => return self.exited(status, started),
+                () = stop.cancelled() => {
+                    self.stop(child, None).await;
+                    return Outcome::Stopped;
+                }
+            }
+        }
+        let liveness = until_dead(probes.liveness.as_ref());
+        tokio::pin!(liveness);
+        // Until ready: the readiness probe passes and every sidecar runs; meanwhile say where a
+        // slow instance listens when that is not its $PORT.
         let said = Mutex::new(None);
         let pgid = child.id();
         let became_ready = async {
+            let ready = async {
+                until_ready(&probes.readiness, self.rt.config.readiness_poll).await;
+                sidecars.until_all_running().await;
+            };
             tokio::select! {
-                () = until_ready(prober, self.rt.config.readiness_poll) => {}
+                () = ready => {}
                 never = self.explain_wait(pgid, &said) => match never {},
             }
         };
         let early = tokio::select! {
             () = became_ready => None,
+            message = &mut liveness => Some(self.unhealthy(child, message, started).await),
             status = child.wait() => Some(self.exited(status, started)),
             () = stop.cancelled() => {
                 self.stop(child, None).await;
@@ -243,8 +305,10 @@ impl Lifetime<'_> {
         let ready_at = Instant::now();
         let log = self.rt.log_path(&self.run.key);
         process::log_marker(&log, &format!("instance {} ready after {:?}", self.id, started.elapsed()));
-        let mut misses = 0u32;
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + prober.period, prober.period);
+        let readiness = &probes.readiness;
+        // It has just passed `successThreshold` probes in a row.
+        let (mut misses, mut passes) = (0u32, readiness.success_threshold);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + readiness.period, readiness.period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -257,17 +321,32 @@ impl Lifetime<'_> {
                     self.stop(child, draining).await;
                     return Outcome::Stopped;
                 }
+                message = &mut liveness => {
+                    self.leave(&endpoints, serving.take());
+                    return self.unhealthy(child, message, ready_at).await;
+                }
+                () = sidecars.changed() => {
+                    // A sidecar that stopped takes the instance out of routing until it runs
+                    // again (a pod is ready only when all its containers are).
+                    if !sidecars.all_running() && serving.is_some() {
+                        tracing::warn!(revision = %self.run.key, instance = self.id, "a sidecar stopped: out of routing");
+                        self.leave(&endpoints, serving.take());
+                    } else if sidecars.all_running() && serving.is_none() && passes >= readiness.success_threshold {
+                        // Back at once when the readiness probe has been passing meanwhile.
+                        serving = Some(self.join(&endpoints));
+                    }
+                }
                 _ = tick.tick() => {
                     // Once ready: probe every period; `failureThreshold` misses take it out of
-                    // routing until a probe passes again.
-                    if prober.check().await {
-                        misses = 0;
-                        if serving.is_none() {
+                    // routing, `successThreshold` passes put it back.
+                    if readiness.check().await {
+                        (misses, passes) = (0, passes.saturating_add(1));
+                        if serving.is_none() && passes >= readiness.success_threshold && sidecars.all_running() {
                             serving = Some(self.join(&endpoints));
                         }
                     } else {
-                        misses += 1;
-                        if misses >= prober.failure_threshold && serving.is_some() {
+                        (misses, passes) = (misses.saturating_add(1), 0);
+                        if misses >= readiness.failure_threshold && serving.is_some() {
                             tracing::warn!(revision = %self.run.key, instance = self.id, "readiness probe failing: out of routing");
                             self.leave(&endpoints, serving.take());
                         }
@@ -275,6 +354,14 @@ impl Lifetime<'_> {
                 }
             }
         }
+    }
+
+    /// Stops an instance whose liveness or startup probe failed (it is out of routing): no
+    /// draining, as the kubelet kills a container that failed its liveness probe.
+    async fn unhealthy(&self, child: &mut Child, message: String, since: Instant) -> Outcome {
+        tracing::warn!(revision = %self.run.key, instance = self.id, %message, "restarting the instance");
+        process::terminate(child, self.rt.config.stop_grace).await;
+        Outcome::Unhealthy { message, served: since.elapsed() }
     }
 
     /// Never returns: after [`EXPLAIN_AFTER`], and every [`EXPLAIN_EVERY`] after that, looks
@@ -365,18 +452,74 @@ impl Lifetime<'_> {
     }
 }
 
-/// Returns once `prober` first passes: after the probe's initial delay, probes spaced by
+/// Returns once the readiness probe `prober` passes `successThreshold` times in a row, probing
+/// from its initial delay: at its period, or for Knative's aggressive probing spaced by
 /// [`startup_gap`](super::probe::startup_gap) (1 ms at first, up to `poll`).
 async fn until_ready(prober: &Prober, poll: Duration) {
     tokio::time::sleep(prober.initial_delay).await;
     let first = tokio::time::Instant::now();
+    let mut passes = 0;
     loop {
         let at = tokio::time::Instant::now();
         if prober.check().await {
-            return;
+            passes += 1;
+            if passes >= prober.success_threshold {
+                return;
+            }
+        } else {
+            passes = 0;
         }
-        let gap = super::probe::startup_gap(at.duration_since(first), poll);
+        let gap =
+            if prober.aggressive { super::probe::startup_gap(at.duration_since(first), poll) } else { prober.period };
         tokio::time::sleep_until(at + gap).await;
+    }
+}
+
+/// Probes `prober` from its initial delay at its period: Ok once it passes `successThreshold`
+/// times in a row, Err with the kubelet's words once it fails `failureThreshold` times in a row.
+async fn until_started(prober: &Prober) -> Result<(), String> {
+    tokio::time::sleep(prober.initial_delay).await;
+    let (mut passes, mut misses) = (0, 0);
+    loop {
+        let at = tokio::time::Instant::now();
+        match prober.probe().await {
+            Ok(()) => {
+                (passes, misses) = (passes + 1, 0);
+                if passes >= prober.success_threshold {
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                (passes, misses) = (0, misses + 1);
+                if misses >= prober.failure_threshold {
+                    return Err(format!("Startup probe failed: {e}"));
+                }
+            }
+        }
+        tokio::time::sleep_until(at + prober.period).await;
+    }
+}
+
+/// Probes the liveness probe from its initial delay at its period; returns the kubelet's
+/// message once it has failed `failureThreshold` times in a row. Never returns without one.
+async fn until_dead(prober: Option<&Prober>) -> String {
+    let Some(prober) = prober else {
+        return std::future::pending().await;
+    };
+    tokio::time::sleep(prober.initial_delay).await;
+    let mut misses = 0;
+    loop {
+        let at = tokio::time::Instant::now();
+        match prober.probe().await {
+            Ok(()) => misses = 0,
+            Err(e) => {
+                misses += 1;
+                if misses >= prober.failure_threshold {
+                    return format!("Liveness probe failed: {e}");
+                }
+            }
+        }
+        tokio::time::sleep_until(at + prober.period).await;
     }
 }
 

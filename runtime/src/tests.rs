@@ -23,6 +23,7 @@ fn run(name: &str, container: Container) -> RevisionRun {
         configuration: "c".into(),
         service: "s".into(),
         container,
+        sidecars: Vec::new(),
         timeout: Duration::from_secs(5),
         container_concurrency: 0,
     }
@@ -163,5 +164,55 @@ async fn a_deleted_revision_is_not_started_again_by_a_late_reconcile() {
     until("the new revision to run", || rt.health(&new.key).is_some_and(|h| h.running == 1)).await;
     rt.forget(&old.key, &old.uid);
     assert_eq!(rt.health(&new.key).map(|h| h.desired), Some(1));
+    rt.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn a_failing_startup_probe_restarts_the_instance_and_says_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (rt, _changes) = runtime(dir.path());
+    let mut c = sh("sleep 600");
+    c.extra.insert(
+        "startupProbe".into(),
+        serde_json::json!({"exec": {"command": ["false"]}, "periodSeconds": 1, "failureThreshold": 1}),
+    );
+    let r = run("slow", c);
+    rt.set_scale(&r, 1);
+    until("a restart", || rt.health(&r.key).is_some_and(|h| h.restarts >= 1)).await;
+    let h = rt.health(&r.key).expect("health");
+    let f = h.last_failure.expect("failure");
+    assert_eq!(f.reason, "Unhealthy");
+    assert!(f.message.starts_with("Startup probe failed: command [\"false\"] exited with"), "{}", f.message);
+    assert!(!h.ever_ready, "readiness waits for the startup probe");
+    rt.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn a_sidecar_that_exits_takes_the_instance_out_of_routing_until_it_runs_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (rt, _changes) = runtime(dir.path());
+    let flag = dir.path().join("stay");
+    // The sidecar runs while `stay` exists and exits (code 4) as soon as it does not.
+    let script = format!("while test -f {f}; do sleep 0.02; done; exit 4", f = flag.display());
+    let mut r = run("pair", sh("exec sleep 600"));
+    r.container.name = "app".into();
+    r.container.readiness_probe = Some(sluice_api::podspec::Probe {
+        exec: Some(sluice_api::podspec::ExecAction { command: vec!["true".into()], ..Default::default() }),
+        ..Default::default()
+    });
+    r.sidecars = vec![Container { name: "side".into(), ..sh(&script) }];
+    std::fs::write(&flag, "").expect("flag");
+    rt.set_scale(&r, 1);
+    until("ready with its sidecar", || rt.health(&r.key).is_some_and(|h| h.ready == 1)).await;
+    std::fs::remove_file(&flag).expect("unflag");
+    until("the sidecar's restarts to be counted", || {
+        rt.health(&r.key).is_some_and(|h| h.container_restarts.get("side").is_some_and(|n| *n >= 1))
+    })
+    .await;
+    until("out of routing while it keeps exiting", || rt.health(&r.key).is_some_and(|h| h.ready == 0)).await;
+    std::fs::write(&flag, "").expect("flag again");
+    until("back in routing once it runs", || rt.health(&r.key).is_some_and(|h| h.ready == 1)).await;
+    let log = std::fs::read_to_string(rt.log_path(&r.key)).expect("log");
+    assert!(log.contains("sidecar side of instance") && log.contains("exited with code 4"), "{log}");
     rt.shutdown(Duration::from_secs(1)).await;
 }

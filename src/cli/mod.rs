@@ -75,7 +75,7 @@ enum Command {
 enum SampleApp {
     /// Knative's helloworld: answers `Hello {TARGET}!` on $PORT.
     Hello {
-        /// Also serve `/env/NAME` and `/crash` (for Sluice's own tests; `serve
+        /// Also serve `/env/NAME`, `/crash` and `/sicken` (for Sluice's own tests; `serve
         /// --sample-test-endpoints` starts its samples with it).
         #[arg(long, hide = true)]
         test_endpoints: bool,
@@ -143,7 +143,7 @@ pub struct ServeArgs {
     /// the kubeconfig names no CA and clients use the system's trust store.
     #[arg(long, requires = "tls_cert", value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
-    /// Start the built-in sample apps with their test endpoints (`/env/NAME`, `/crash`, `/stats`), which
+    /// Start the built-in sample apps with their test endpoints (`/env/NAME`, `/crash`, `/sicken`, `/stats`), which
     /// Sluice's own tests use; never for a server others reach.
     #[arg(long, env = "SLUICE_SAMPLE_TEST_ENDPOINTS", hide = true)]
     pub sample_test_endpoints: bool,

@@ -49,6 +49,7 @@ fn wish(annotations: &[(&str, &str)], reachable: bool) -> Wish {
             configuration: "hello".into(),
             service: "hello".into(),
             container: Container::default(),
+            sidecars: Vec::new(),
             timeout: Duration::from_secs(300),
             container_concurrency: 0,
         },

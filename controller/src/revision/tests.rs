@@ -12,6 +12,7 @@ fn health(ready: usize, ever_ready: bool, failure: Option<(&str, Option<i32>)>) 
         ready,
         ever_ready,
         restarts: u32::from(failure.is_some()),
+        container_restarts: Default::default(),
         last_failure: failure.map(|(reason, code)| Failure {
             reason: reason.into(),
             message: format!("{reason} happened"),

@@ -83,6 +83,23 @@ fn a_ready_revision_without_a_serving_instance_is_not_yet_ready() {
 }
 
 #[test]
+fn a_new_revision_is_wanted_before_its_configuration_status_names_it() {
+    // The Configuration is at generation 2 and its revision exists, but its status still
+    // names the first: the route must not let the new revision go (it would be stopped).
+    let cfgs = vec![fixtures::configuration(
+        "c",
+        2,
+        json!({"latestReadyRevisionName": "c-00001", "latestCreatedRevisionName": "c-00001"}),
+    )];
+    let revs = vec![fixtures::revision("c", 1, "True"), fixtures::revision("c", 2, "Unknown")];
+    let all = |_: &str| true;
+    let rt =
+        fixtures::route("c", json!([{"configurationName": "c", "latestRevision": true, "percent": 100}]), json!({}));
+    let wanted = wanted_revisions(&rt, &lookup(&cfgs, &revs, &all));
+    assert_eq!(wanted, ["c-00001".to_string(), "c-00002".to_string()].into());
+}
+
+#[test]
 fn a_service_route_cannot_take_another_services_revision() {
     let revs = vec![fixtures::revision("other", 1, "True")];
     let all = |_: &str| true;

@@ -185,7 +185,12 @@ pub fn resolve(route: &Route, lk: &Lookup<'_>) -> Result<Vec<TrafficTarget>, Tar
 }
 
 /// The revisions the route's spec points at, as far as they resolve now (configuration
-/// targets: the latest ready revision, else the latest created one so it starts warm).
+/// targets: the latest ready revision, and the latest created one so it starts warm).
+///
+/// The latest created revision is also found by its generation label: the Configuration's
+/// reconciler creates it before its status names it, and a route reconciled in between would
+/// otherwise take the new revision (born `active`) for one no route references, mark it
+/// `reserve` and stop its first instance, only to start it again once the status catches up.
 pub fn wanted_revisions(route: &Route, lk: &Lookup<'_>) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for t in &route.spec.traffic {
@@ -197,9 +202,22 @@ pub fn wanted_revisions(route: &Route, lk: &Lookup<'_>) -> BTreeSet<String> {
             let status = cfg.status.clone().unwrap_or_default();
             out.extend(status.latest_ready_revision_name);
             out.extend(status.latest_created_revision_name);
+            out.extend(current_generation(cfg, lk.revisions));
         }
     }
     out
+}
+
+/// The revision stamped from `cfg`'s current generation, once it exists.
+fn current_generation(cfg: &Configuration, revisions: &[Revision]) -> Option<String> {
+    let (name, generation) = (cfg.name_any(), cfg.metadata.generation?.to_string());
+    revisions
+        .iter()
+        .find(|r| {
+            let l = r.labels();
+            l.get(labels::CONFIGURATION) == Some(&name) && l.get(labels::CONFIGURATION_GENERATION) == Some(&generation)
+        })
+        .map(ResourceExt::name_any)
 }
 
 /// The configurations the route's spec follows.
