@@ -37,9 +37,14 @@ pub fn admit(kind: Kind, op: Operation, old: Option<&Value>, obj: Value) -> Resu
         Kind::Route => admit_typed::<Route>(op, old, obj, defaults::route, validation::route),
         Kind::Revision => admit_typed::<Revision>(op, old, obj, defaults::revision, validation::revision),
         Kind::ConfigMap => {
-            validation::config_map(&obj).into_result().map_err(AdmissionError::Invalid)?;
+            let mut errs = validation::config_map(&obj);
+            if let Some(old) = old.filter(|_| op != Operation::UpdateStatus) {
+                errs.push(validation::config_map_update(old, &obj));
+            }
+            errs.into_result().map_err(AdmissionError::Invalid)?;
             Ok(obj)
         }
+        Kind::Secret => validation::secret(obj, old).map_err(AdmissionError::Invalid),
         Kind::Namespace => {
             let mut obj = obj;
             validation::namespace(&obj).into_result().map_err(AdmissionError::Invalid)?;

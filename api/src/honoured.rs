@@ -4,7 +4,8 @@
 //! a condition, so nothing is accepted silently and reported Ready as if it were applied.
 //!
 //! Honoured: the serving container's `image` (through the image table), `command`, `args`,
-//! `env` values, `workingDir`, `ports` (the app gets `PORT`) and `readinessProbe`; Knative's
+//! `env` (values, and `valueFrom` ConfigMap and Secret keys), `envFrom` (ConfigMaps and Secrets,
+//! resolved when each instance starts), `workingDir`, `ports` (the app gets `PORT`) and `readinessProbe`; Knative's
 //! `containerConcurrency`, `timeoutSeconds`; `enableServiceLinks` (Knative's default, which has
 //! no meaning without Kubernetes Services). Everything else present is listed here.
 
@@ -29,6 +30,7 @@ const CONTAINER: &[&str] = &[
     "command",
     "args",
     "env",
+    "envFrom",
     "workingDir",
     "ports",
     "readinessProbe",
@@ -89,9 +91,12 @@ pub fn not_honoured(kind: Kind, obj: &Value) -> Vec<NotHonoured> {
             out.push(NotHonoured { path, message });
         }
         for (j, var) in fields.get("env").and_then(Value::as_array).into_iter().flatten().enumerate() {
-            if var.get("valueFrom").is_some() {
+            // ConfigMap and Secret keys are resolved; fieldRef and resourceFieldRef are refused
+            // by validation, and anything else would be left unset.
+            let sources = var.get("valueFrom").and_then(Value::as_object).into_iter().flat_map(|m| m.keys());
+            for source in sources.filter(|k| !matches!(k.as_str(), "configMapKeyRef" | "secretKeyRef")) {
                 out.push(NotHonoured {
-                    path: format!("{at}.env[{j}].valueFrom"),
+                    path: format!("{at}.env[{j}].valueFrom.{source}"),
                     message: "not resolved on Sluice's local runtime: the variable is not set",
                 });
             }
@@ -114,7 +119,6 @@ fn pod_message(key: &str) -> &'static str {
 fn container_message(key: &str) -> &'static str {
     match key {
         "resources" => "resource requests and limits are not enforced on Sluice's local runtime",
-        "envFrom" => "not resolved on Sluice's local runtime: the variables are not set",
         "volumeMounts" => "volumes are not mounted on Sluice's local runtime",
         "livenessProbe" | "startupProbe" => "this probe is not run on Sluice's local runtime (only readinessProbe is)",
         "securityContext" => "the instance runs as the user of sluice serve, without this security context",
@@ -139,7 +143,10 @@ mod tests {
         "serviceAccountName": "robot", "volumes": [{"name": "v"}],
         "containers": [
             {"image": "app", "ports": [{"containerPort": 8080}], "env": [{"name": "A", "value": "1"},
-                {"name": "B", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}],
+                {"name": "B", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}},
+                {"name": "C", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+                {"name": "D", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+             "envFrom": [{"configMapRef": {"name": "c"}}, {"secretRef": {"name": "s"}, "prefix": "S_"}],
              "resources": {"limits": {"memory": "1Gi"}}, "readinessProbe": {"httpGet": {"path": "/"}},
              "livenessProbe": {"httpGet": {"path": "/"}}, "workingDir": "/tmp"},
             {"image": "sidecar"}
@@ -151,7 +158,7 @@ mod tests {
                 "spec.template.spec.volumes",
                 "spec.template.spec.containers[0].resources",
                 "spec.template.spec.containers[0].livenessProbe",
-                "spec.template.spec.containers[0].env[1].valueFrom",
+                "spec.template.spec.containers[0].env[3].valueFrom.fieldRef",
                 "spec.template.spec.containers[1]",
             ]
         );

@@ -15,6 +15,8 @@ pub enum Kind {
     Revision,
     /// Core `v1` ConfigMap, for Knative's `config-*` maps in `knative-serving`.
     ConfigMap,
+    /// Core `v1` Secret, for revisions' `env` and `envFrom` references.
+    Secret,
     /// Core `v1` Namespace (cluster-scoped), so manifests and `kubectl create namespace` work.
     Namespace,
 }
@@ -51,8 +53,15 @@ const KNATIVE_CATEGORIES: &[&str] = &["all", "knative", "serving"];
 
 impl Kind {
     /// Every kind, in discovery order.
-    pub const ALL: [Kind; 6] =
-        [Kind::Service, Kind::Configuration, Kind::Route, Kind::Revision, Kind::ConfigMap, Kind::Namespace];
+    pub const ALL: [Kind; 7] = [
+        Kind::Service,
+        Kind::Configuration,
+        Kind::Route,
+        Kind::Revision,
+        Kind::ConfigMap,
+        Kind::Secret,
+        Kind::Namespace,
+    ];
 
     /// The Knative kinds.
     pub const SERVING: [Kind; 4] = [Kind::Service, Kind::Configuration, Kind::Route, Kind::Revision];
@@ -116,6 +125,18 @@ impl Kind {
                 plural: "configmaps",
                 singular: "configmap",
                 short_names: &["cm"],
+                categories: &[],
+                has_status: false,
+                namespaced: true,
+            },
+            Kind::Secret => &KindInfo {
+                kind: "Secret",
+                list_kind: "SecretList",
+                group: "",
+                version: "v1",
+                plural: "secrets",
+                singular: "secret",
+                short_names: &[],
                 categories: &[],
                 has_status: false,
                 namespaced: true,
@@ -191,6 +212,8 @@ mod tests {
         assert_eq!(Kind::from_type("serving.knative.dev/v1", "Route"), Some(Kind::Route));
         assert_eq!(Kind::from_plural("", "configmaps"), Some(Kind::ConfigMap));
         assert_eq!(Kind::from_user("ns"), Some(Kind::Namespace));
+        assert_eq!(Kind::from_user("secrets"), Some(Kind::Secret));
+        assert_eq!(Kind::from_plural("", "secrets"), Some(Kind::Secret));
         assert!(!Kind::Namespace.info().namespaced && Kind::Service.info().namespaced);
     }
 }

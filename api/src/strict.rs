@@ -62,6 +62,7 @@ pub fn unknown_fields(kind: Kind, obj: &Value) -> Vec<String> {
             pod_spec(map.get("spec"), "spec", &mut unknown);
         }
         Kind::ConfigMap => ignored::<k8s_openapi::api::core::v1::ConfigMap>(&checked, "", &mut unknown),
+        Kind::Secret => ignored::<k8s_openapi::api::core::v1::Secret>(&checked, "", &mut unknown),
         Kind::Namespace => ignored::<k8s_openapi::api::core::v1::Namespace>(&checked, "", &mut unknown),
     }
     if matches!(kind, Kind::Service | Kind::Configuration | Kind::Route | Kind::Revision) {

@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
@@ -25,7 +25,7 @@ pub fn document(gv: &str) -> Option<&'static Value> {
     static CORE: OnceLock<Value> = OnceLock::new();
     match gv.trim_matches('/') {
         SERVING_GV => Some(SERVING.get_or_init(|| build(&Kind::SERVING))),
-        CORE_GV => Some(CORE.get_or_init(|| build(&[Kind::ConfigMap, Kind::Namespace]))),
+        CORE_GV => Some(CORE.get_or_init(|| build(&[Kind::ConfigMap, Kind::Secret, Kind::Namespace]))),
         _ => None,
     }
 }
@@ -45,6 +45,7 @@ fn build(kinds: &[Kind]) -> Value {
     let meta_ref = generator.subschema_for::<ObjectMeta>().to_value();
     let configmap_ref = generator.subschema_for::<ConfigMap>().to_value();
     let namespace_ref = generator.subschema_for::<Namespace>().to_value();
+    let secret_ref = generator.subschema_for::<Secret>().to_value();
     let mut schemas: Map<String, Value> = generator.take_definitions(true);
     let mut paths = Map::new();
     for &kind in kinds {
@@ -52,6 +53,7 @@ fn build(kinds: &[Kind]) -> Value {
         let name = match kind {
             Kind::ConfigMap => ref_name(&configmap_ref),
             Kind::Namespace => ref_name(&namespace_ref),
+            Kind::Secret => ref_name(&secret_ref),
             _ => {
                 let name = format!("dev.knative.serving.v1.{}", kind.info().kind);
                 schemas.insert(name.clone(), crd_schema(kind, &meta_ref));

@@ -12,6 +12,7 @@
 //! What it starts in turn is stopped with its group: by the runtime when the instance stops or
 //! exits, and by the [`Warden`] when `sluice serve` is killed.
 
+pub mod env;
 mod images;
 mod probe;
 mod process;
@@ -35,6 +36,7 @@ use tokio_util::task::TaskTracker;
 
 use sluice_api::tombstones::Tombstones;
 
+pub use env::{ConfigError, EnvSources, SourceData, SourceKind};
 pub use images::{ImageTable, ImageTableError, repository, short_name};
 pub use process::{ExecError, INSTANCE_ENV, STATE_DIR_ENV, StartError, exec_instance, instance_pids};
 pub use sluice_api::scale::{Failure, RevisionHealth, RevisionRun};
@@ -59,6 +61,9 @@ pub struct RuntimeConfig {
     pub readiness_poll: Duration,
     /// How long a stopping instance has between SIGTERM and SIGKILL.
     pub stop_grace: Duration,
+    /// Where `env[].valueFrom` and `envFrom` find ConfigMaps and Secrets; none makes every such
+    /// reference a start failure that says so.
+    pub env_sources: Option<Arc<dyn EnvSources>>,
 }
 
 /// The local runtime.
@@ -107,6 +112,7 @@ impl RuntimeConfig {
             images,
             readiness_poll: Duration::from_millis(50),
             stop_grace: Duration::from_secs(5),
+            env_sources: None,
         }
     }
 }

@@ -16,6 +16,7 @@ use sluice_api::podspec::Container;
 use tokio::process::{Child, Command};
 
 use super::RevisionRun;
+use super::env::{ConfigError, EnvValue};
 
 /// Environment variable naming the state directory of the `sluice serve` that owns an instance.
 pub const STATE_DIR_ENV: &str = "SLUICE_STATE_DIR";
@@ -33,6 +34,9 @@ pub enum StartError {
         "image {0:?} is not in the local image table: give the container a `command`, or map the image in images.yaml (`sluice serve --images`; read when sluice serve starts)"
     )]
     ImageNotFound(String),
+    /// The container's environment cannot be made from its ConfigMaps and Secrets.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
     /// The log file could not be opened.
     #[error("opening log file {path}: {source}")]
     Log {
@@ -120,23 +124,30 @@ pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
     out
 }
 
-/// The environment of an instance of `run` listening on `port`, in order (later entries win).
-pub fn environment(run: &RevisionRun, port: u16, state_dir: &Path, instance: &str) -> Vec<(OsString, OsString)> {
+/// The environment of an instance of `run` listening on `port`, in order (later entries win),
+/// with the container's variables `vars` (see [`super::env::resolve`]).
+pub fn environment(
+    run: &RevisionRun,
+    vars: &[(String, EnvValue)],
+    port: u16,
+    state_dir: &Path,
+    instance: &str,
+) -> Vec<(OsString, OsString)> {
     let mut env: Vec<(OsString, OsString)> =
         INHERITED.iter().filter_map(|k| std::env::var_os(k).map(|v| (OsString::from(k), v))).collect();
     let set = |env: &mut Vec<(OsString, OsString)>, k: &str, v: OsString| {
         env.retain(|(key, _)| key != k);
         env.push((k.into(), v));
     };
-    for var in &run.container.env {
-        // valueFrom (secrets, config maps, field refs) has no source on one machine.
-        let Some(value) = var.value.as_deref().or(var.value_from.is_none().then_some("")) else {
-            continue;
+    for (name, value) in vars {
+        let value = match value {
+            EnvValue::Literal(text) => expand(text, |name| {
+                env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.to_string_lossy().into_owned())
+            })
+            .into(),
+            EnvValue::Exact(value) => value.clone(),
         };
-        let value = expand(value, |name| {
-            env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.to_string_lossy().into_owned())
-        });
-        set(&mut env, &var.name, value.into());
+        set(&mut env, name, value);
     }
     set(&mut env, "PORT", port.to_string().into());
     set(&mut env, "K_REVISION", run.key.name.clone().into());

@@ -10,6 +10,7 @@ use sluice_router::endpoints::{Instance, RevisionEndpoints};
 use tokio::process::Child;
 use tokio_util::sync::CancellationToken;
 
+use super::env;
 use super::probe::Prober;
 use super::process::{self, StartError};
 use super::{Failure, RevisionHealth, RevisionRun, Runtime};
@@ -21,6 +22,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 const HEALTHY_RUN: Duration = Duration::from_secs(10);
 /// How much of its log a crashed instance's failure message quotes.
 const LOG_TAIL: u64 = 4096;
+
+/// The reason a start fails for want of a ConfigMap, Secret or key, as Kubernetes says it.
+pub const CONFIG_ERROR: &str = "CreateContainerConfigError";
 
 /// How one instance process ended.
 enum Outcome {
@@ -53,6 +57,8 @@ pub async fn supervise(
                 // The image table is fixed for the life of the process: retrying cannot help it.
                 let (reason, retry) = match e {
                     StartError::ImageNotFound(_) => ("ImageNotFound", false),
+                    // Retried with backoff: it starts once the ConfigMap or Secret exists.
+                    StartError::Config(_) => (CONFIG_ERROR, true),
                     _ => ("StartFailed", true),
                 };
                 record_failure(
@@ -108,7 +114,8 @@ fn start(rt: &Runtime, run: &RevisionRun, id: u64, log: &std::path::Path) -> Res
     let port =
         process::free_port().map_err(|source| StartError::Spawn { program: "bind 127.0.0.1:0".into(), source })?;
     let instance = format!("{}#{id}", run.key);
-    let env = process::environment(run, port, &rt.config.state_dir, &instance);
+    let vars = variables(rt, run, log)?;
+    let env = process::environment(run, &vars.vars, port, &rt.config.state_dir, &instance);
     let argv = process::argv(&run.container, &env, |image| rt.config.images.resolve(image))?;
     let path = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_os_str());
     if let Some(program) = argv.first().filter(|p| !process::exists(p, path)) {
@@ -124,6 +131,20 @@ fn start(rt: &Runtime, run: &RevisionRun, id: u64, log: &std::path::Path) -> Res
     }
     let prober = Prober::readiness(&run.container, port, &env);
     Ok((child, port, prober))
+}
+
+/// The container's variables, with ConfigMap and Secret references resolved now (as the kubelet
+/// does at each container start); skipped keys are noted in the revision's log.
+fn variables(rt: &Runtime, run: &RevisionRun, log: &std::path::Path) -> Result<env::Resolved, StartError> {
+    let resolved = match &rt.config.env_sources {
+        Some(sources) => env::resolve(&run.container, &run.key.namespace, sources.as_ref())?,
+        None => env::resolve(&run.container, &run.key.namespace, &env::Unavailable)?,
+    };
+    for note in &resolved.notes {
+        tracing::warn!(revision = %run.key, "{note}");
+        process::log_marker(log, note);
+    }
+    Ok(resolved)
 }
 
 /// One instance process, from start to exit.

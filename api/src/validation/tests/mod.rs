@@ -13,6 +13,7 @@ mod namespace;
 mod podspec;
 mod probes;
 mod samples;
+mod secret;
 mod traffic;
 mod updates;
 mod volumes;
