@@ -106,6 +106,23 @@ pub struct Resolved {
 #[derive(Debug)]
 pub struct Unavailable;
 
+// === impl Resolved ===
+
+impl Resolved {
+    /// The variables with each value from a ConfigMap or Secret replaced by `$(NAME)`, for what
+    /// is shown (argv in logs and errors): expanding with these prints the reference, never the
+    /// value.
+    pub fn masked(&self) -> Vec<(String, EnvValue)> {
+        self.vars
+            .iter()
+            .map(|(name, value)| match value {
+                EnvValue::Literal(_) => (name.clone(), value.clone()),
+                EnvValue::Exact(_) => (name.clone(), EnvValue::Exact(format!("$({name})").into())),
+            })
+            .collect()
+    }
+}
+
 // === impl SourceKind ===
 
 impl SourceKind {

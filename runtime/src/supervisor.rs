@@ -117,15 +117,26 @@ fn start(rt: &Runtime, run: &RevisionRun, id: u64, log: &std::path::Path) -> Res
     let vars = variables(rt, run, log)?;
     let env = process::environment(run, &vars.vars, port, &rt.config.state_dir, &instance);
     let argv = process::argv(&run.container, &env, |image| rt.config.images.resolve(image))?;
+    // What logs and errors show: `$(VAR)` left as written for variables from ConfigMaps and
+    // Secrets, so no value of theirs is ever printed.
+    let shown_env = process::environment(run, &vars.masked(), port, &rt.config.state_dir, &instance);
+    let shown = process::argv(&run.container, &shown_env, |image| rt.config.images.resolve(image))?;
+    let shown_program = shown.first().cloned().unwrap_or_default();
     let path = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_os_str());
-    if let Some(program) = argv.first().filter(|p| !process::exists(p, path)) {
+    if argv.first().is_some_and(|p| !process::exists(p, path)) {
         return Err(StartError::Spawn {
-            program: program.clone(),
+            program: shown_program,
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory, or not on PATH"),
         });
     }
-    process::log_marker(log, &format!("instance {id} starting on port {port}: {argv:?}"));
-    let child = process::spawn(&rt.config.launcher, &argv, &env, run.container.working_dir.as_deref(), log)?;
+    process::log_marker(log, &format!("instance {id} starting on port {port}: {shown:?}"));
+    let child =
+        process::spawn(&rt.config.launcher, &argv, &env, run.container.working_dir.as_deref(), log).map_err(|e| match e {
+            StartError::Spawn { program, source } if Some(&program) == argv.first() => {
+                StartError::Spawn { program: shown_program, source }
+            }
+            other => other,
+        })?;
     if let (Some(warden), Some(pid)) = (&rt.config.warden, child.id()) {
         warden.watch(pid);
     }

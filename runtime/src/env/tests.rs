@@ -144,3 +144,12 @@ fn env_var_names_follow_kubernetes() {
         assert!(!is_env_var_name(bad), "{bad}");
     }
 }
+
+#[test]
+fn masked_variables_show_references_not_values() {
+    let objects = Objects::default().with("secret", "db", &[("password", "hunter2")]);
+    let c = container(json!({"envFrom": [{"secretRef": {"name": "db"}}], "env": [{"name": "A", "value": "x"}]}));
+    let masked = resolve(&c, "default", &objects).expect("resolves").masked();
+    let shown = Resolved { vars: masked, notes: Vec::new() };
+    assert_eq!(vars(&shown), pairs(&[("password", "$(password)"), ("A", "literal:x")]));
+}
