@@ -130,13 +130,14 @@ fn start(rt: &Runtime, run: &RevisionRun, id: u64, log: &std::path::Path) -> Res
         });
     }
     process::log_marker(log, &format!("instance {id} starting on port {port}: {shown:?}"));
-    let child =
-        process::spawn(&rt.config.launcher, &argv, &env, run.container.working_dir.as_deref(), log).map_err(|e| match e {
+    let child = process::spawn(&rt.config.launcher, &argv, &env, run.container.working_dir.as_deref(), log).map_err(
+        |e| match e {
             StartError::Spawn { program, source } if Some(&program) == argv.first() => {
                 StartError::Spawn { program: shown_program, source }
             }
             other => other,
-        })?;
+        },
+    )?;
     if let (Some(warden), Some(pid)) = (&rt.config.warden, child.id()) {
         warden.watch(pid);
     }

@@ -53,11 +53,9 @@ pub fn normalize(obj: &mut Value) -> FieldError {
                     }
                 }
             }
-            other => errs.push(FieldError::invalid_value_details(
-                quotable(&other),
-                "stringData",
-                "must be a map of strings",
-            )),
+            other => {
+                errs.push(FieldError::invalid_value_details(quotable(&other), "stringData", "must be a map of strings"))
+            }
         }
     }
     let untyped = map.get("type").is_none_or(|t| t.is_null() || t.as_str() == Some(""));
@@ -107,7 +105,8 @@ pub fn validate(obj: &Value) -> FieldError {
             errs.push(FieldError::missing(&[&format!("data[{key}]")]));
         }
     }
-    if type_ == "kubernetes.io/basic-auth" && !data.is_some_and(|d| d.contains_key("username") || d.contains_key("password"))
+    if type_ == "kubernetes.io/basic-auth"
+        && !data.is_some_and(|d| d.contains_key("username") || d.contains_key("password"))
     {
         errs.push(FieldError::missing(&["data[username]"]));
     }

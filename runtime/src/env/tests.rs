@@ -53,9 +53,11 @@ fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[test]
 fn env_from_comes_first_in_order_then_env_overrides() {
-    let objects = Objects::default()
-        .with("cm", "app", &[("MODE", "fast"), ("LEVEL", "1")])
-        .with("secret", "db", &[("password", "hunter2"), ("LEVEL", "2")]);
+    let objects = Objects::default().with("cm", "app", &[("MODE", "fast"), ("LEVEL", "1")]).with(
+        "secret",
+        "db",
+        &[("password", "hunter2"), ("LEVEL", "2")],
+    );
     let c = container(json!({
         "envFrom": [{"configMapRef": {"name": "app"}}, {"secretRef": {"name": "db"}, "prefix": "DB_"}],
         "env": [
@@ -119,7 +121,9 @@ fn invalid_names_from_env_from_are_skipped_and_reported() {
     assert_eq!(vars(&r), pairs(&[("GOOD", "y")]));
     assert_eq!(
         r.notes,
-        ["Keys [1BAD, has space] from the EnvFrom configmap default/app were skipped since they are considered invalid environment variable names."]
+        [
+            "Keys [1BAD, has space] from the EnvFrom configmap default/app were skipped since they are considered invalid environment variable names."
+        ]
     );
     // With a prefix, a key that starts with a digit is a valid name.
     let c = container(json!({"envFrom": [{"configMapRef": {"name": "app"}, "prefix": "P_"}]}));
