@@ -7,6 +7,10 @@
 //! the revision's status follows. A Kubernetes runtime will implement the same trait with
 //! Deployments.
 //!
+//! Each start resolves the container's ConfigMap and Secret references through the
+//! [`EnvSources`] the binary gives it ([`env`]); a missing object or key fails the start as
+//! `CreateContainerConfigError`, retried with the restart backoff.
+//!
 //! An instance runs as `sluice instance-exec --parent-pid P -- ARGV` in its own process group:
 //! the trampoline arranges for the kernel to kill it if `sluice serve` dies, then becomes ARGV.
 //! What it starts in turn is stopped with its group: by the runtime when the instance stops or
