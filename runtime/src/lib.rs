@@ -8,7 +8,7 @@
 //! Deployments.
 //!
 //! Each start resolves the container's ConfigMap and Secret references through the
-//! [`EnvSources`] the binary gives it ([`env`]); a missing object or key fails the start as
+//! [`EnvSources`] the binary gives it ([`env`](mod@env)); a missing object or key fails the start as
 //! `CreateContainerConfigError`, retried with the restart backoff.
 //!
 //! An instance runs as `sluice instance-exec --parent-pid P -- ARGV` in its own process group:
