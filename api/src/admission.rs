@@ -53,10 +53,15 @@ pub fn admit_with(
             admit_typed::<Revision>(op, old, obj, defaults::revision, |n, o| validation::revision(n, o, limits))
         }
         Kind::ConfigMap => {
-            validation::config_map(&obj).into_result().map_err(AdmissionError::Invalid)?;
+            let mut errs = validation::config_map(&obj);
+            if let Some(old) = old.filter(|_| op != Operation::UpdateStatus) {
+                errs.push(validation::config_map_update(old, &obj));
+            }
+            errs.into_result().map_err(AdmissionError::Invalid)?;
             Ok(obj)
         }
         Kind::Event | Kind::EventsV1 => admit_event(kind, op, old, obj),
+        Kind::Secret => validation::secret(obj, old).map_err(AdmissionError::Invalid),
         Kind::Namespace => {
             let mut obj = obj;
             validation::namespace(&obj).into_result().map_err(AdmissionError::Invalid)?;

@@ -4,9 +4,10 @@
 //! a condition, so nothing is accepted silently and reported Ready as if it were applied.
 //!
 //! Honoured: each container's `image` (through the image table), `command`, `args`, `env`
-//! values, `workingDir`; the serving container's `ports` (the app gets `PORT`) and its
-//! `readinessProbe`, `livenessProbe` and `startupProbe` with their timing; sidecars (the other
-//! containers), which run beside each instance and share its life; Knative's
+//! (values, and `valueFrom` ConfigMap and Secret keys), `envFrom` (ConfigMaps and Secrets,
+//! resolved when each instance starts), `workingDir`; the serving container's `ports` (the app
+//! gets `PORT`) and its `readinessProbe`, `livenessProbe` and `startupProbe` with their timing;
+//! sidecars (the other containers), which run beside each instance and share its life; Knative's
 //! `containerConcurrency`, `timeoutSeconds`; `enableServiceLinks` (Knative's default, which has
 //! no meaning without Kubernetes Services). Everything else present is listed here, and so is a
 //! sidecar that looks like it relies on a pod network Sluice does not have.
@@ -34,6 +35,7 @@ const CONTAINER: &[&str] = &[
     "command",
     "args",
     "env",
+    "envFrom",
     "workingDir",
     "ports",
     "readinessProbe",
@@ -101,9 +103,12 @@ pub fn not_honoured(kind: Kind, obj: &Value) -> Vec<NotHonoured> {
             out.push(NotHonoured { path, message });
         }
         for (j, var) in fields.get("env").and_then(Value::as_array).into_iter().flatten().enumerate() {
-            if var.get("valueFrom").is_some() {
+            // ConfigMap and Secret keys are resolved; fieldRef and resourceFieldRef are refused
+            // by validation, and anything else would be left unset.
+            let sources = var.get("valueFrom").and_then(Value::as_object).into_iter().flat_map(|m| m.keys());
+            for source in sources.filter(|k| !matches!(k.as_str(), "configMapKeyRef" | "secretKeyRef")) {
                 out.push(NotHonoured {
-                    path: format!("{at}.env[{j}].valueFrom"),
+                    path: format!("{at}.env[{j}].valueFrom.{source}"),
                     message: "not resolved on Sluice's local runtime: the variable is not set",
                 });
             }
@@ -214,7 +219,6 @@ fn pod_message(key: &str) -> &'static str {
 fn container_message(key: &str) -> &'static str {
     match key {
         "resources" => "resource requests and limits are not enforced on Sluice's local runtime",
-        "envFrom" => "not resolved on Sluice's local runtime: the variables are not set",
         "volumeMounts" => "volumes are not mounted on Sluice's local runtime",
         "securityContext" => "the instance runs as the user of sluice serve, without this security context",
         _ => "not applied on Sluice's local runtime",
@@ -238,7 +242,10 @@ mod tests {
         "serviceAccountName": "robot", "volumes": [{"name": "v"}],
         "containers": [
             {"image": "app", "ports": [{"containerPort": 8080}], "env": [{"name": "A", "value": "1"},
-                {"name": "B", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}],
+                {"name": "B", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}},
+                {"name": "C", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+                {"name": "D", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+             "envFrom": [{"configMapRef": {"name": "c"}}, {"secretRef": {"name": "s"}, "prefix": "S_"}],
              "resources": {"limits": {"memory": "1Gi"}}, "readinessProbe": {"httpGet": {"path": "/"}},
              "livenessProbe": {"httpGet": {"path": "/"}}, "startupProbe": {"tcpSocket": {}}, "workingDir": "/tmp"},
             {"image": "sidecar", "command": ["logger"], "resources": {}}
@@ -249,7 +256,7 @@ mod tests {
                 "spec.template.spec.serviceAccountName",
                 "spec.template.spec.volumes",
                 "spec.template.spec.containers[0].resources",
-                "spec.template.spec.containers[0].env[1].valueFrom",
+                "spec.template.spec.containers[0].env[3].valueFrom.fieldRef",
                 "spec.template.spec.containers[1].resources",
             ]
         );

@@ -15,6 +15,8 @@ pub enum Kind {
     Revision,
     /// Core `v1` ConfigMap, for Knative's `config-*` maps in `knative-serving`.
     ConfigMap,
+    /// Core `v1` Secret, for revisions' `env` and `envFrom` references.
+    Secret,
     /// Core `v1` Namespace (cluster-scoped), so manifests and `kubectl create namespace` work.
     Namespace,
     /// Core `v1` Event: what the controllers did and what failed (`kubectl describe` lists them).
@@ -68,12 +70,13 @@ const EVENT: KindInfo = KindInfo {
 
 impl Kind {
     /// Every kind, in discovery order.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Service,
         Kind::Configuration,
         Kind::Route,
         Kind::Revision,
         Kind::ConfigMap,
+        Kind::Secret,
         Kind::Namespace,
         Kind::Event,
         Kind::EventsV1,
@@ -141,6 +144,18 @@ impl Kind {
                 plural: "configmaps",
                 singular: "configmap",
                 short_names: &["cm"],
+                categories: &[],
+                has_status: false,
+                namespaced: true,
+            },
+            Kind::Secret => &KindInfo {
+                kind: "Secret",
+                list_kind: "SecretList",
+                group: "",
+                version: "v1",
+                plural: "secrets",
+                singular: "secret",
+                short_names: &[],
                 categories: &[],
                 has_status: false,
                 namespaced: true,
@@ -228,6 +243,8 @@ mod tests {
         assert_eq!(Kind::from_type("serving.knative.dev/v1", "Route"), Some(Kind::Route));
         assert_eq!(Kind::from_plural("", "configmaps"), Some(Kind::ConfigMap));
         assert_eq!(Kind::from_user("ns"), Some(Kind::Namespace));
+        assert_eq!(Kind::from_user("secrets"), Some(Kind::Secret));
+        assert_eq!(Kind::from_plural("", "secrets"), Some(Kind::Secret));
         assert!(!Kind::Namespace.info().namespaced && Kind::Service.info().namespaced);
         assert_eq!(Kind::from_user("ev"), Some(Kind::Event));
         assert_eq!(Kind::from_user("events.events.k8s.io"), Some(Kind::EventsV1));

@@ -62,6 +62,7 @@ pub fn unknown_fields(kind: Kind, obj: &Value) -> Vec<String> {
             pod_spec(map.get("spec"), "spec", &mut unknown);
         }
         Kind::ConfigMap => ignored::<k8s_openapi::api::core::v1::ConfigMap>(&checked, "", &mut unknown),
+        Kind::Secret => ignored::<k8s_openapi::api::core::v1::Secret>(&checked, "", &mut unknown),
         Kind::Namespace => ignored::<k8s_openapi::api::core::v1::Namespace>(&checked, "", &mut unknown),
         Kind::Event => ignored::<k8s_openapi::api::core::v1::Event>(&checked, "", &mut unknown),
         Kind::EventsV1 => ignored::<k8s_openapi::api::events::v1::Event>(&checked, "", &mut unknown),

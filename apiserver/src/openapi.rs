@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
@@ -27,7 +27,7 @@ pub fn document(gv: &str) -> Option<&'static Value> {
     static EVENTS: OnceLock<Value> = OnceLock::new();
     match gv.trim_matches('/') {
         SERVING_GV => Some(SERVING.get_or_init(|| build(&Kind::SERVING))),
-        CORE_GV => Some(CORE.get_or_init(|| build(&[Kind::ConfigMap, Kind::Namespace, Kind::Event]))),
+        CORE_GV => Some(CORE.get_or_init(|| build(&[Kind::ConfigMap, Kind::Secret, Kind::Namespace, Kind::Event]))),
         EVENTS_GV => Some(EVENTS.get_or_init(|| build(&[Kind::EventsV1]))),
         _ => None,
     }
@@ -67,6 +67,7 @@ fn build(kinds: &[Kind]) -> Value {
     let namespace_ref = generator.subschema_for::<Namespace>().to_value();
     let event_ref = generator.subschema_for::<Event>().to_value();
     let events_v1_ref = generator.subschema_for::<k8s_openapi::api::events::v1::Event>().to_value();
+    let secret_ref = generator.subschema_for::<Secret>().to_value();
     let mut schemas: Map<String, Value> = generator.take_definitions(true);
     let mut paths = Map::new();
     for &kind in kinds {
@@ -76,6 +77,7 @@ fn build(kinds: &[Kind]) -> Value {
             Kind::Namespace => ref_name(&namespace_ref),
             Kind::Event => ref_name(&event_ref),
             Kind::EventsV1 => ref_name(&events_v1_ref),
+            Kind::Secret => ref_name(&secret_ref),
             _ => {
                 let name = format!("dev.knative.serving.v1.{}", kind.info().kind);
                 schemas.insert(name.clone(), crd_schema(kind, &meta_ref));

@@ -1,7 +1,7 @@
 //! The protobuf request bodies kubectl sends for built-in kinds (`kubectl create namespace`,
 //! `kubectl create configmap` use client-go's typed clients, which write
 //! `application/vnd.kubernetes.protobuf`). Decoded into the same JSON the other bodies become,
-//! for the core kinds served here: Namespace and ConfigMap. Responses stay JSON, which those
+//! for the core kinds served here: Namespace, ConfigMap and Secret. Responses stay JSON, which those
 //! clients accept.
 //!
 //! The envelope is `k8s\0` followed by a `runtime.Unknown` message: `typeMeta` (1: apiVersion,
@@ -52,12 +52,13 @@ pub fn decode(bytes: &[u8]) -> Result<Value, ApiError> {
     let mut obj = match (api_version.as_str(), kind.as_str()) {
         ("v1", "Namespace") => namespace(raw)?,
         ("v1", "ConfigMap") => config_map(raw)?,
+        ("v1", "Secret") => secret(raw)?,
         _ => {
             return Err(ApiError::new(
                 415,
                 "UnsupportedMediaType",
                 format!(
-                    "protobuf bodies are accepted for v1 Namespace and ConfigMap only, not {api_version} {kind}; send JSON or YAML"
+                    "protobuf bodies are accepted for v1 Namespace, ConfigMap and Secret only, not {api_version} {kind}; send JSON or YAML"
                 ),
             ));
         }
@@ -128,6 +129,41 @@ fn config_map(raw: &[u8]) -> Result<Value, ApiError> {
     }
     if !binary.is_empty() {
         obj.insert("binaryData".into(), Value::Object(binary));
+    }
+    Ok(Value::Object(obj))
+}
+
+/// `core.v1.Secret`: metadata (1), data (2, bytes), type (3), stringData (4), immutable (5).
+fn secret(raw: &[u8]) -> Result<Value, ApiError> {
+    let mut obj = Map::new();
+    let (mut data, mut strings) = (Map::new(), Map::new());
+    for field in fields(raw) {
+        match field? {
+            (1, Field::Bytes(b)) => {
+                obj.insert("metadata".into(), object_meta(b)?);
+            }
+            (2, Field::Bytes(b)) => {
+                let (k, v) = entry(b, "data")?;
+                data.insert(k, Value::String(base64(v)));
+            }
+            (3, Field::Bytes(b)) => {
+                obj.insert("type".into(), Value::String(text(b, "type")?));
+            }
+            (4, Field::Bytes(b)) => {
+                let (k, v) = entry(b, "stringData")?;
+                strings.insert(k, Value::String(text(v, "stringData")?));
+            }
+            (5, Field::Varint(v)) => {
+                obj.insert("immutable".into(), Value::Bool(v != 0));
+            }
+            _ => {}
+        }
+    }
+    if !data.is_empty() {
+        obj.insert("data".into(), Value::Object(data));
+    }
+    if !strings.is_empty() {
+        obj.insert("stringData".into(), Value::Object(strings));
     }
     Ok(Value::Object(obj))
 }
@@ -303,6 +339,21 @@ mod tests {
         assert_eq!(obj["metadata"]["namespace"], "knative-serving");
         assert_eq!(obj["data"]["tag-header-based-routing"], "Enabled");
         assert_eq!(obj["binaryData"]["blob"], "/wBhYg==");
+        assert_eq!(obj["immutable"], true);
+    }
+
+    #[test]
+    fn a_secret_as_kubectl_create_secret_sends_it() {
+        let meta = [bytes_field(1, b"db"), bytes_field(3, b"default")].concat();
+        let mut raw = [bytes_field(1, &meta), map_entry(2, "password", &[0xff, b'p', b'w'])].concat();
+        raw.extend(bytes_field(3, b"Opaque"));
+        raw.extend(map_entry(4, "user", b"admin"));
+        raw.extend([5 << 3, 1]);
+        let obj = decode(&envelope("v1", "Secret", &raw)).expect("decodes");
+        assert_eq!(obj["metadata"]["name"], "db");
+        assert_eq!(obj["data"]["password"], "/3B3");
+        assert_eq!(obj["stringData"]["user"], "admin");
+        assert_eq!(obj["type"], "Opaque");
         assert_eq!(obj["immutable"], true);
     }
 

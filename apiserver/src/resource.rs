@@ -247,7 +247,7 @@ async fn create_object(ctx: &Arc<Ctx>, t: &Target, mut obj: Value, dry_run: bool
         map.remove("status");
     }
     let name = meta::name(&obj).to_string();
-    if name.is_empty() && matches!(kind, Kind::ConfigMap | Kind::Namespace) {
+    if name.is_empty() && matches!(kind, Kind::ConfigMap | Kind::Secret | Kind::Namespace) {
         return Err(ApiError::invalid(
             kind,
             "",

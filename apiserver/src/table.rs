@@ -90,6 +90,13 @@ fn columns(kind: Kind) -> &'static [Column] {
             .collect();
         out.push((Kind::ConfigMap, vec![Column { name: "Data".into(), type_: "integer".into(), path: String::new() }]));
         out.push((
+            Kind::Secret,
+            vec![
+                Column { name: "Type".into(), type_: "string".into(), path: ".type".into() },
+                Column { name: "Data".into(), type_: "integer".into(), path: String::new() },
+            ],
+        ));
+        out.push((
             Kind::Namespace,
             vec![Column { name: "Status".into(), type_: "string".into(), path: ".status.phase".into() }],
         ));
@@ -99,9 +106,12 @@ fn columns(kind: Kind) -> &'static [Column] {
 }
 
 fn cell(kind: Kind, item: &Value, col: &Column) -> Value {
-    if kind == Kind::ConfigMap {
-        let count = |f: &str| item.get(f).and_then(Value::as_object).map_or(0, |m| m.len());
-        return json!(count("data") + count("binaryData"));
+    // The number of keys, never the values.
+    let count = |f: &str| item.get(f).and_then(Value::as_object).map_or(0, |m| m.len());
+    match (kind, col.name.as_str()) {
+        (Kind::ConfigMap, _) => return json!(count("data") + count("binaryData")),
+        (Kind::Secret, "Data") => return json!(count("data")),
+        _ => {}
     }
     match eval(item, &col.path) {
         Some(v) if !v.is_null() => v.clone(),

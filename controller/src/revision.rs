@@ -109,6 +109,9 @@ pub fn autoscaler_status(view: &View) -> serde_json::Value {
     })
 }
 
+/// The runtime's reason for an instance that cannot start for want of a ConfigMap, Secret or key.
+const CONFIG_ERROR: &str = "CreateContainerConfigError";
+
 /// The revision's status from the runtime's view of it.
 pub fn revision_status(
     rev: &Revision,
@@ -148,7 +151,11 @@ pub fn revision_status(
             _ if ever_ready => ConditionUpdate::ok("ContainerHealthy"),
             _ => ConditionUpdate::unknown("ContainerHealthy", "Deploying", ""),
         };
-        let resources = if ever_ready {
+        let config_error = failure.filter(|f| f.reason == CONFIG_ERROR && ready == 0 && desired > 0);
+        let resources = if let Some(f) = config_error {
+            // The instance cannot be made at all, as Kubernetes' CreateContainerConfigError.
+            ConditionUpdate::failed("ResourcesAvailable", CONFIG_ERROR, f.message.clone())
+        } else if ever_ready {
             ConditionUpdate::ok("ResourcesAvailable")
         } else {
             // What the runtime sees of a slow start (an app listening on another port).

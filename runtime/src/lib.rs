@@ -7,11 +7,16 @@
 //! the revision's status follows. A Kubernetes runtime will implement the same trait with
 //! Deployments.
 //!
+//! Each start resolves the container's ConfigMap and Secret references through the
+//! [`EnvSources`] the binary gives it ([`env`](mod@env)); a missing object or key fails the start as
+//! `CreateContainerConfigError`, retried with the restart backoff.
+//!
 //! An instance runs as `sluice instance-exec --parent-pid P -- ARGV` in its own process group:
 //! the trampoline arranges for the kernel to kill it if `sluice serve` dies, then becomes ARGV.
 //! What it starts in turn is stopped with its group: by the runtime when the instance stops or
 //! exits, and by the [`Warden`] when `sluice serve` is killed.
 
+pub mod env;
 mod images;
 mod listeners;
 pub mod netns;
@@ -38,6 +43,7 @@ use tokio_util::task::TaskTracker;
 
 use sluice_api::tombstones::Tombstones;
 
+pub use env::{ConfigError, EnvSources, SourceData, SourceKind};
 pub use images::{ImageFile, ImageTable, ImageTableError, Images, repository, short_name};
 pub use process::{ExecError, INSTANCE_ENV, STATE_DIR_ENV, StartError, exec_instance, instance_pids};
 pub use sluice_api::scale::{Failure, RevisionHealth, RevisionRun};
@@ -66,6 +72,9 @@ pub struct RuntimeConfig {
     /// Each instance in a network namespace of its own ([`netns`]), given its declared port;
     /// needs a launcher.
     pub network_namespaces: bool,
+    /// Where `env[].valueFrom` and `envFrom` find ConfigMaps and Secrets; none makes every such
+    /// reference a start failure that says so.
+    pub env_sources: Option<Arc<dyn EnvSources>>,
 }
 
 /// The local runtime.
@@ -115,6 +124,7 @@ impl RuntimeConfig {
             readiness_poll: Duration::from_millis(50),
             stop_grace: Duration::from_secs(5),
             network_namespaces: false,
+            env_sources: None,
         }
     }
 }

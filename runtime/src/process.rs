@@ -16,6 +16,7 @@ use sluice_api::podspec::Container;
 use tokio::process::{Child, Command};
 
 use super::RevisionRun;
+use super::env::{ConfigError, EnvValue};
 
 /// Environment variable naming the state directory of the `sluice serve` that owns an instance.
 pub const STATE_DIR_ENV: &str = "SLUICE_STATE_DIR";
@@ -33,6 +34,9 @@ pub enum StartError {
         "image {0:?} is not in the local image table: give the container a `command`, or map the image in images.yaml (`sluice serve --images`, reloaded when it changes)"
     )]
     ImageNotFound(String),
+    /// The container's environment cannot be made from its ConfigMaps and Secrets.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
     /// The log file could not be opened.
     #[error("opening log file {path}: {source}")]
     Log {
@@ -121,12 +125,13 @@ pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
 }
 
 /// The environment of `container` (the serving container or a sidecar) in an instance of
-/// `run`, in order (later entries win). The serving container listens on `port` (`PORT`); a
-/// sidecar gets `None` and keeps a `PORT` of its own, as in Knative, which sets `PORT` on the
-/// serving container only and the `K_*` variables on every container.
+/// `run`, with the container's variables `vars` (see [`super::env::resolve`]), in order (later
+/// entries win). The serving container listens on `port` (`PORT`); a sidecar gets `None` and
+/// keeps a `PORT` of its own, as in Knative, which sets `PORT` on the serving container only
+/// and the `K_*` variables on every container.
 pub fn environment(
     run: &RevisionRun,
-    container: &Container,
+    vars: &[(String, EnvValue)],
     port: Option<u16>,
     state_dir: &Path,
     instance: &str,
@@ -137,15 +142,15 @@ pub fn environment(
         env.retain(|(key, _)| key != k);
         env.push((k.into(), v));
     };
-    for var in &container.env {
-        // valueFrom (secrets, config maps, field refs) has no source on one machine.
-        let Some(value) = var.value.as_deref().or(var.value_from.is_none().then_some("")) else {
-            continue;
+    for (name, value) in vars {
+        let value = match value {
+            EnvValue::Literal(text) => expand(text, |name| {
+                env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.to_string_lossy().into_owned())
+            })
+            .into(),
+            EnvValue::Exact(value) => value.clone(),
         };
-        let value = expand(value, |name| {
-            env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.to_string_lossy().into_owned())
-        });
-        set(&mut env, &var.name, value.into());
+        set(&mut env, name, value);
     }
     if let Some(port) = port {
         set(&mut env, "PORT", port.to_string().into());

@@ -155,11 +155,15 @@ impl Keeper {
     fn start(&self) -> Result<Child, StartError> {
         let rt = &self.rt;
         let instance = format!("{}/{}", self.instance, self.container.name);
-        let env = process::environment(&self.run, &self.container, None, &rt.config.state_dir, &instance);
+        let vars = super::supervisor::variables(rt, &self.run, &self.container, &self.log)?;
+        let env = process::environment(&self.run, &vars.vars, None, &rt.config.state_dir, &instance);
         let argv = process::argv(&self.container, &env, |image| rt.config.images.resolve(image))?;
+        // Logged with `$(VAR)` as written for values from ConfigMaps and Secrets.
+        let shown_env = process::environment(&self.run, &vars.masked(), None, &rt.config.state_dir, &instance);
+        let shown = process::argv(&self.container, &shown_env, |image| rt.config.images.resolve(image))?;
         process::log_marker(
             &self.log,
-            &format!("sidecar {} of instance {} starting: {argv:?}", self.container.name, self.id),
+            &format!("sidecar {} of instance {} starting: {shown:?}", self.container.name, self.id),
         );
         let child = process::spawn_piped(&rt.config.launcher, &argv, &env, self.container.working_dir.as_deref())?;
         if let (Some(warden), Some(pid)) = (&rt.config.warden, child.id()) {

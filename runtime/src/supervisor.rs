@@ -7,10 +7,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use sluice_api::podspec::Container;
 use sluice_router::endpoints::{Instance, RevisionEndpoints};
 use tokio::process::Child;
 use tokio_util::sync::CancellationToken;
 
+use super::env;
 use super::probe::Prober;
 use super::process::{self, StartError};
 use super::sidecar::Sidecars;
@@ -27,6 +29,9 @@ const LOG_TAIL: u64 = 4096;
 /// and how often it looks again after that.
 const EXPLAIN_AFTER: Duration = Duration::from_secs(2);
 const EXPLAIN_EVERY: Duration = Duration::from_secs(1);
+
+/// The reason a start fails for want of a ConfigMap, Secret or key, as Kubernetes says it.
+pub const CONFIG_ERROR: &str = "CreateContainerConfigError";
 
 /// How one instance process ended.
 enum Outcome {
@@ -72,6 +77,8 @@ pub async fn supervise(
                 // Only a new image table can help an unknown image: it waits for one.
                 let (reason, retry) = match e {
                     StartError::ImageNotFound(_) => ("ImageNotFound", false),
+                    // Retried with backoff: it starts once the ConfigMap or Secret exists.
+                    StartError::Config(_) => (CONFIG_ERROR, true),
                     _ => ("StartFailed", true),
                 };
                 record_failure(
@@ -170,18 +177,30 @@ fn start(
     } else {
         port
     };
-    let env = process::environment(run, &run.container, Some(inside), &rt.config.state_dir, &instance);
+    let vars = variables(rt, run, &run.container, log)?;
+    let env = process::environment(run, &vars.vars, Some(inside), &rt.config.state_dir, &instance);
     let argv = process::argv(&run.container, &env, |image| rt.config.images.resolve(image))?;
+    // What logs and errors show: `$(VAR)` left as written for variables from ConfigMaps and
+    // Secrets, so no value of theirs is ever printed.
+    let shown_env = process::environment(run, &vars.masked(), Some(inside), &rt.config.state_dir, &instance);
+    let shown = process::argv(&run.container, &shown_env, |image| rt.config.images.resolve(image))?;
+    let shown_program = shown.first().cloned().unwrap_or_default();
     let path = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_os_str());
-    if let Some(program) = argv.first().filter(|p| !process::exists(p, path)) {
+    if argv.first().is_some_and(|p| !process::exists(p, path)) {
         return Err(StartError::Spawn {
-            program: program.clone(),
+            program: shown_program,
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory, or not on PATH"),
         });
     }
     let netns = if inside == port { String::new() } else { format!(" (PORT={inside} in its own network namespace)") };
-    process::log_marker(log, &format!("instance {id} starting on port {port}: {argv:?}{netns}"));
-    let child = process::spawn(&launcher, &argv, &env, run.container.working_dir.as_deref(), log)?;
+    process::log_marker(log, &format!("instance {id} starting on port {port}: {shown:?}{netns}"));
+    let child =
+        process::spawn(&launcher, &argv, &env, run.container.working_dir.as_deref(), log).map_err(|e| match e {
+            StartError::Spawn { program, source } if Some(&program) == argv.first() => {
+                StartError::Spawn { program: shown_program, source }
+            }
+            other => other,
+        })?;
     if let (Some(warden), Some(pid)) = (&rt.config.warden, child.id()) {
         warden.watch(pid);
     }
@@ -192,6 +211,26 @@ fn start(
         liveness: Prober::liveness(c, port, &env),
     };
     Ok((child, port, inside, probes))
+}
+
+/// The variables of `container` (the serving container or a sidecar), with ConfigMap and
+/// Secret references resolved now (as the kubelet does at each container start); skipped keys
+/// are noted in the revision's log.
+pub(super) fn variables(
+    rt: &Runtime,
+    run: &RevisionRun,
+    container: &Container,
+    log: &std::path::Path,
+) -> Result<env::Resolved, StartError> {
+    let resolved = match &rt.config.env_sources {
+        Some(sources) => env::resolve(container, &run.key.namespace, sources.as_ref())?,
+        None => env::resolve(container, &run.key.namespace, &env::Unavailable)?,
+    };
+    for note in &resolved.notes {
+        tracing::warn!(revision = %run.key, "{note}");
+        process::log_marker(log, note);
+    }
+    Ok(resolved)
 }
 
 /// One instance process, from start to exit.

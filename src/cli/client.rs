@@ -265,7 +265,7 @@ pub async fn get(
     let value: Value = serde_json::from_str(&text).context("the server's answer is not JSON")?;
     match format {
         None => print!("{}", output::table(&value, ns.is_none() && i.namespaced)),
-        Some(f) => print!("{}", output::render(f, &output::as_list(value))?),
+        Some(f) => print!("{}", output::render(f, &output::as_list(output::mask_secrets(kind, value)))?),
     }
     Ok(ExitCode::SUCCESS)
 }

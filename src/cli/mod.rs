@@ -3,6 +3,7 @@
 mod client;
 mod demo;
 mod documents;
+mod env_sources;
 mod output;
 mod serve;
 
@@ -247,7 +248,8 @@ struct GetArgs {
     /// Every namespace.
     #[arg(short = 'A', long)]
     all_namespaces: bool,
-    /// Output format.
+    /// Output format. Secrets' values are masked (keys kept, each value replaced by a note of
+    /// its size); `kubectl get secret NAME -o yaml` with Sluice's kubeconfig shows them.
     #[arg(short, long, value_enum)]
     output: Option<output::Format>,
     /// Label selector, e.g. serving.knative.dev/service=hello.

@@ -1,6 +1,7 @@
 //! Printing objects: aligned tables from the server's `Table` answers, YAML and JSON.
 
 use serde_json::{Value, json};
+use sluice_api::validation::secret;
 
 /// `-o` formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -17,6 +18,31 @@ pub fn as_list(value: Value) -> Value {
         Some(items) => json!({"apiVersion": "v1", "kind": "List", "items": items, "metadata": {"resourceVersion": ""}}),
         None => value,
     }
+}
+
+/// A Secret (or list of them) with each value replaced by a note of its size, and the
+/// last-applied annotation (a copy of the values) dropped: `sluice get` never prints a value.
+pub fn mask_secrets(kind: sluice_api::Kind, mut value: Value) -> Value {
+    if kind != sluice_api::Kind::Secret {
+        return value;
+    }
+    let mask = |secret: &mut Value| {
+        for field in ["data", "stringData"] {
+            for v in secret.get_mut(field).and_then(Value::as_object_mut).into_iter().flat_map(|m| m.values_mut()) {
+                let text = v.as_str().unwrap_or("");
+                let len = if field == "data" { secret::decode(text).map_or(0, |b| b.len()) } else { text.len() };
+                *v = json!(format!("<redacted by sluice get: {len} bytes; kubectl get secret -o yaml shows it>"));
+            }
+        }
+        if let Some(annotations) = secret.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) {
+            annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+        }
+    };
+    match value.get_mut("items").and_then(Value::as_array_mut) {
+        Some(items) => items.iter_mut().for_each(mask),
+        None => mask(&mut value),
+    }
+    value
 }
 
 /// Renders `value` as YAML or JSON.

@@ -149,7 +149,7 @@ where
     let header_read_timeout = Duration::from_millis(args.header_read_timeout_ms);
     let api = api_runtime.spawn({
         let limits = WatchLimits { max_watches: args.max_watches, ..WatchLimits::default() };
-        let server = ApiServer::with_watch_limits(store, api_stop.clone(), token.clone(), limits)
+        let server = ApiServer::with_watch_limits(store.clone(), api_stop.clone(), token.clone(), limits)
             .tls(&identity)?
             .plain_http(PlainHttp::LoopbackOnly)
             .header_read_timeout(header_read_timeout)
@@ -169,11 +169,12 @@ where
         let _ = poke.try_send(key.clone());
     });
     let endpoints = Endpoints::with_admission(AdmissionSettings { queue_depth: args.queue_depth }, poke);
-    let (mut runtime_config, image_file) =
-        runtime_config(&state_dir, args.images.as_deref(), args.sample_test_endpoints)?;
-    runtime_config.network_namespaces = args.network_namespaces;
-    let images = runtime_config.images.clone();
-    let (runtime, health) = Runtime::new(runtime_config, endpoints.clone());
+    let (mut config, image_file) = runtime_config(&state_dir, args.images.as_deref(), args.sample_test_endpoints)?;
+    config.network_namespaces = args.network_namespaces;
+    // `env[].valueFrom` and `envFrom` read ConfigMaps and Secrets from the store at each start.
+    config.env_sources = Some(Arc::new(super::env_sources::StoreSources(store)));
+    let images = config.images.clone();
+    let (runtime, health) = Runtime::new(config, endpoints.clone());
     let controllers_stop = CancellationToken::new();
     tokio::spawn(image_file.follow(images, IMAGES_POLL, controllers_stop.child_token()));
     let table = Arc::new(ArcSwap::from_pointee(RoutingTable::default()));

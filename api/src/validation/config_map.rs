@@ -8,7 +8,7 @@ use crate::field_error::FieldError;
 use crate::naming::dns1123_subdomain;
 
 /// Kubernetes' limit on the total size of a ConfigMap's values.
-const MAX_SIZE: usize = 1024 * 1024;
+pub(super) const MAX_SIZE: usize = 1024 * 1024;
 const KEY_ERR: &str = "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')";
 
 /// Validates a ConfigMap given as JSON; paths relative to the object.
@@ -104,7 +104,7 @@ fn mask_trailing_dash(prefix: &str) -> String {
 }
 
 /// Kubernetes' `IsConfigMapKey`, one error per broken rule.
-fn key_errors(key: &str, path: &str) -> FieldError {
+pub(super) fn key_errors(key: &str, path: &str) -> FieldError {
     let mut msgs: Vec<String> = Vec::new();
     if key.len() > 253 {
         msgs.push("must be no more than 253 characters".to_string());

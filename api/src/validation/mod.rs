@@ -21,6 +21,7 @@ mod podspec;
 mod probe;
 mod revision;
 mod route;
+pub mod secret;
 mod volumes;
 
 pub use autoscaling::ClusterLimits;
@@ -111,6 +112,22 @@ pub fn autoscaling_annotations(annos: &BTreeMap<String, String>, limits: &Cluste
 /// Validates a ConfigMap.
 pub fn config_map(obj: &Value) -> FieldError {
     config_map::validate(obj)
+}
+
+/// Validates a ConfigMap update: once `immutable`, its data stays.
+pub fn config_map_update(old: &Value, new: &Value) -> FieldError {
+    secret::update(old, new, &["data", "binaryData"])
+}
+
+/// Merges a Secret's `stringData` into `data` and defaults its `type`, then validates it (and,
+/// on update, against `old`). Returns the Secret to store.
+pub fn secret(mut obj: Value, old: Option<&Value>) -> Result<Value, FieldError> {
+    let mut errs = secret::normalize(&mut obj);
+    errs.push(secret::validate(&obj));
+    if let Some(old) = old {
+        errs.push(secret::update(old, &obj, &["type", "data"]));
+    }
+    errs.into_result().map(|()| obj)
 }
 
 /// Validates a core Namespace given as JSON.

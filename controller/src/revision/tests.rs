@@ -72,6 +72,21 @@ fn an_unknown_image_is_a_missing_container() {
 }
 
 #[test]
+fn a_missing_config_map_is_a_create_container_config_error_until_an_instance_is_ready() {
+    let rev = with_state("pending");
+    let failing = health(0, false, Some(("CreateContainerConfigError", None)));
+    let s = revision_status(&rev, Some(&failing), 1, "file:///l", "t", false);
+    let reason = Some("CreateContainerConfigError".to_string());
+    assert_eq!(cond(&s, "ContainerHealthy"), (ConditionStatus::False, reason.clone()));
+    assert_eq!(cond(&s, "ResourcesAvailable"), (ConditionStatus::False, reason));
+    assert_eq!(cond(&s, "Ready").0, ConditionStatus::False);
+    // Once the ConfigMap exists and an instance is ready, the failure is history.
+    let recovered = health(1, true, Some(("CreateContainerConfigError", None)));
+    let s = revision_status(&rev, Some(&recovered), 1, "file:///l", "t", false);
+    assert_eq!(cond(&s, "Ready").0, ConditionStatus::True);
+}
+
+#[test]
 fn a_scaled_down_ready_revision_stays_ready_but_inactive() {
     let rev = with_state("reserve");
     let s = revision_status(&rev, Some(&health(0, true, None)), 0, "file:///l", "t", false);

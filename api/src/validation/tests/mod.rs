@@ -14,6 +14,7 @@ mod namespace;
 mod podspec;
 mod probes;
 mod samples;
+mod secret;
 mod traffic;
 mod updates;
 mod volumes;
