@@ -81,9 +81,12 @@ fn bash(name: &str, nodes: &[Node]) -> String {
     for n in nodes {
         let subs: Vec<&str> = n.subs.iter().map(|(s, _)| s.as_str()).collect();
         let flags: Vec<&str> = n.flags.iter().map(|(f, _)| f.as_str()).collect();
-        let _ = writeln!(out, "        {}) subs=\"{}\"; flags=\"{}\" ;;", key(&n.path), subs.join(" "), flags.join(" "));
+        let _ =
+            writeln!(out, "        {}) subs=\"{}\"; flags=\"{}\" ;;", key(&n.path), subs.join(" "), flags.join(" "));
     }
-    out.push_str("    esac\n    if [[ \"$cur\" == -* ]]; then\n        COMPREPLY=($(compgen -W \"$flags\" -- \"$cur\"))\n");
+    out.push_str(
+        "    esac\n    if [[ \"$cur\" == -* ]]; then\n        COMPREPLY=($(compgen -W \"$flags\" -- \"$cur\"))\n",
+    );
     out.push_str("    else\n        COMPREPLY=($(compgen -W \"$subs\" -- \"$cur\"))\n    fi\n}\n");
     let _ = writeln!(out, "complete -o default -F {func} {name}");
     out
@@ -94,8 +97,7 @@ fn fish(name: &str, nodes: &[Node]) -> String {
     let mut out = format!("# fish completion for {name}: {name} completion fish | source\n");
     for n in nodes {
         // The condition that the words so far lead to this node.
-        let seen: Vec<String> =
-            n.path.iter().skip(1).map(|p| format!("__fish_seen_subcommand_from {p}")).collect();
+        let seen: Vec<String> = n.path.iter().skip(1).map(|p| format!("__fish_seen_subcommand_from {p}")).collect();
         let here = if seen.is_empty() { "__fish_use_subcommand".to_string() } else { seen.join("; and ") };
         let children: Vec<&str> = n.subs.iter().map(|(s, _)| s.as_str()).collect();
         let no_child = if children.is_empty() || seen.is_empty() {
@@ -104,7 +106,12 @@ fn fish(name: &str, nodes: &[Node]) -> String {
             format!("; and not __fish_seen_subcommand_from {}", children.join(" "))
         };
         for (sub, about) in &n.subs {
-            let _ = writeln!(out, "complete -c {name} -f -n {} -a {sub} -d {}", quote(&format!("{here}{no_child}")), quote(about));
+            let _ = writeln!(
+                out,
+                "complete -c {name} -f -n {} -a {sub} -d {}",
+                quote(&format!("{here}{no_child}")),
+                quote(about)
+            );
         }
         for (flag, help) in &n.flags {
             let opt = match flag.strip_prefix("--") {
@@ -152,6 +159,9 @@ mod tests {
             s.contains("complete -c tool -f -n '__fish_seen_subcommand_from service; and not __fish_seen_subcommand_from create help' -a create -d 'Make one'"),
             "{s}"
         );
-        assert!(s.contains("-n '__fish_seen_subcommand_from service; and __fish_seen_subcommand_from create' -l image"), "{s}");
+        assert!(
+            s.contains("-n '__fish_seen_subcommand_from service; and __fish_seen_subcommand_from create' -l image"),
+            "{s}"
+        );
     }
 }

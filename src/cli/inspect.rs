@@ -90,7 +90,8 @@ impl Query<'_> {
 
     /// The answer as a Table (`table`) or as the objects themselves.
     pub async fn fetch(&self, client: &kube::Client, table: bool) -> anyhow::Result<Value> {
-        let accept = if table { "application/json;as=Table;v=v1;g=meta.k8s.io,application/json" } else { "application/json" };
+        let accept =
+            if table { "application/json;as=Table;v=v1;g=meta.k8s.io,application/json" } else { "application/json" };
         let req = http::Request::get(self.path(&[])).header(http::header::ACCEPT, accept).body(Vec::new())?;
         let text = client.request_text(req).await.map_err(|e| anyhow!(explain(e)))?;
         serde_json::from_str(&text).context("the server's answer is not JSON")

@@ -3,7 +3,6 @@
 //! literals (`{"\n"}`), `{range ...}...{end}` — and a precise error naming the position for the
 //! rest (filters, recursive descent, slices, unions).
 
-
 use serde_json::Value;
 
 /// A parsed template.
@@ -162,7 +161,11 @@ impl Path {
                 match (step, v) {
                     (Step::Field(name), Value::Object(m)) => next.extend(m.get(name)),
                     (Step::Index(i), Value::Array(a)) => {
-                        let at = if *i < 0 { usize::try_from(-i).ok().and_then(|back| a.len().checked_sub(back)) } else { usize::try_from(*i).ok() };
+                        let at = if *i < 0 {
+                            usize::try_from(-i).ok().and_then(|back| a.len().checked_sub(back))
+                        } else {
+                            usize::try_from(*i).ok()
+                        };
                         next.extend(at.and_then(|at| a.get(at)));
                     }
                     (Step::All, Value::Array(a)) => next.extend(a.iter()),

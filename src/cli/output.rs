@@ -59,23 +59,30 @@ pub fn render_objects(format: &OutputFormat, kind: Kind, value: &Value) -> anyho
         OutputFormat::JsonPath(t) => t.render(&value),
         OutputFormat::Name => {
             let items = value["items"].as_array().cloned().unwrap_or_else(|| vec![value.clone()]);
-            items.iter().map(|o| format!("{}/{}\n", super::client::what(kind), o["metadata"]["name"].as_str().unwrap_or(""))).collect()
+            items
+                .iter()
+                .map(|o| format!("{}/{}\n", super::client::what(kind), o["metadata"]["name"].as_str().unwrap_or("")))
+                .collect()
         }
         OutputFormat::Wide => anyhow::bail!("-o wide is a table, not an object format"),
     })
 }
 
+/// A `-o wide` column: its header and how an object fills it.
+type WideColumn = (&'static str, fn(&Value) -> String);
+
 /// Adds `-o wide`'s columns to the Table `t` of `kind`, filled from `objects` (the same list
 /// in full): the image and traffic a row's object has.
 pub fn widen(t: &mut Value, kind: Kind, objects: &[Value]) {
-    let columns: &[(&str, fn(&Value) -> String)] = match kind {
+    let columns: &[WideColumn] = match kind {
         Kind::Service => &[("Image", template_image), ("Traffic", traffic)],
         Kind::Configuration => &[("Image", template_image)],
         Kind::Revision => &[("Image", revision_image), ("Replicas", replicas)],
         Kind::Route => &[("Traffic", traffic)],
         Kind::ConfigMap | Kind::Namespace => &[],
     };
-    let key = |m: &Value| (m["name"].as_str().unwrap_or("").to_string(), m["namespace"].as_str().unwrap_or("").to_string());
+    let key =
+        |m: &Value| (m["name"].as_str().unwrap_or("").to_string(), m["namespace"].as_str().unwrap_or("").to_string());
     if let Some(defs) = t["columnDefinitions"].as_array_mut() {
         defs.extend(columns.iter().map(|(name, _)| json!({"name": name, "type": "string", "priority": 1})));
     }
@@ -90,7 +97,8 @@ pub fn widen(t: &mut Value, kind: Kind, objects: &[Value]) {
 
 fn first_image(containers: &Value) -> String {
     let list = containers.as_array();
-    let serving = list.and_then(|c| c.iter().find(|c| c["ports"].as_array().is_some_and(|p| !p.is_empty())).or_else(|| c.first()));
+    let serving = list
+        .and_then(|c| c.iter().find(|c| c["ports"].as_array().is_some_and(|p| !p.is_empty())).or_else(|| c.first()));
     serving.and_then(|c| c["image"].as_str()).unwrap_or("").to_string()
 }
 

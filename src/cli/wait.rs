@@ -93,7 +93,11 @@ pub fn verdict(obj: &Value, generation: i64) -> Verdict {
                 .map(|c| text(c, "message"))
                 .filter(|m| !m.is_empty())
                 .or_else(|| {
-                    conditions.iter().filter(|c| c["status"] != "True").map(|c| text(c, "message")).find(|m| !m.is_empty())
+                    conditions
+                        .iter()
+                        .filter(|c| c["status"] != "True")
+                        .map(|c| text(c, "message"))
+                        .find(|m| !m.is_empty())
                 })
                 .unwrap_or_else(|| "Waiting for Ready.".to_string());
             Verdict::Waiting(message)
@@ -143,7 +147,11 @@ pub async fn until_ready(
                 if let (Some(_), Verdict::Failed { reason, message }) = (false_since, &last)
                     && Instant::now() < deadline
                 {
-                    return Err(WaitError::Failed { what: what.to_string(), reason: reason.clone(), message: message.clone() });
+                    return Err(WaitError::Failed {
+                        what: what.to_string(),
+                        reason: reason.clone(),
+                        message: message.clone(),
+                    });
                 }
                 let last = match last {
                     Verdict::Waiting(m) => m,

@@ -57,7 +57,11 @@ impl TemplateFlags {
     /// A new Service `name` in `ns` with these flags applied; `--image` is required.
     pub fn new_service(&self, name: &str, ns: &str) -> Result<Value, FlagError> {
         if self.image.is_none() {
-            return Err(FlagError { flag: "--image", value: String::new(), problem: "is required to create a service" });
+            return Err(FlagError {
+                flag: "--image",
+                value: String::new(),
+                problem: "is required to create a service",
+            });
         }
         let mut svc = json!({
             "apiVersion": "serving.knative.dev/v1",
@@ -77,11 +81,7 @@ impl TemplateFlags {
             && max != 0
             && min > max
         {
-            return Err(FlagError {
-                flag: "--scale-min",
-                value: min.to_string(),
-                problem: "is more than --scale-max",
-            });
+            return Err(FlagError { flag: "--scale-min", value: min.to_string(), problem: "is more than --scale-max" });
         }
         for edit in &annotations {
             edit_map(object_at(svc, &["metadata", "annotations"]), edit);
@@ -178,7 +178,7 @@ fn edit_map(map: &mut Map<String, Value>, edit: &Edit<'_>) {
 /// there is none).
 fn serving_container(spec: &mut Map<String, Value>) -> &mut Map<String, Value> {
     let containers = spec.entry("containers").or_insert_with(|| json!([{}]));
-    if !containers.as_array().is_some_and(|c| !c.is_empty()) {
+    if containers.as_array().is_none_or(Vec::is_empty) {
         *containers = json!([{}]);
     }
     let list = containers.as_array_mut().expect("made a non-empty array just above");
