@@ -1,7 +1,8 @@
 //! `-o jsonpath=TEMPLATE`: the subset of kubectl's JSONPath templates people use — fields
 //! (`{.a.b}`, `{.a['b.c']}`), indexes and wildcards (`{.items[0]}`, `{.items[*].metadata.name}`),
-//! literals (`{"\n"}`), `{range ...}...{end}` — and a precise error naming the position for the
-//! rest (filters, recursive descent, slices, unions).
+//! literals (`{"\n"}`), `{range ...}...{end}`, and filters comparing a field with a literal
+//! (`[?(@.type=="Ready")]`, `!=`, or just `[?(@.field)]`) — and a precise error naming the
+//! position for the rest (recursive descent, slices, unions, other filter expressions).
 
 use serde_json::Value;
 
@@ -39,10 +40,11 @@ enum Step {
     Field(String),
     Index(i64),
     All,
+    /// `[?(@.path)]` (present and not false/null), or compared with a literal.
+    Filter(Vec<Step>, Option<(bool, Value)>),
 }
 
-const SUPPORTED: &str =
-    "supported: {.a.b}, {.a['b.c']}, {.items[0]}, {.items[*].x}, {.a.*}, {\"text\"}, {range .items[*]}...{end}";
+const SUPPORTED: &str = "supported: {.a.b}, {.a['b.c']}, {.items[0]}, {.items[*].x}, {.a.*}, {.a[?(@.b==\"c\")]}, {\"text\"}, {range .items[*]}...{end}";
 
 // === impl Template ===
 
@@ -170,12 +172,25 @@ impl Path {
                     }
                     (Step::All, Value::Array(a)) => next.extend(a.iter()),
                     (Step::All, Value::Object(m)) => next.extend(m.values()),
+                    (Step::Filter(path, test), Value::Array(a)) => {
+                        next.extend(a.iter().filter(|item| matches(item, path, test.as_ref())));
+                    }
                     _ => {}
                 }
             }
             current = next;
         }
         current
+    }
+}
+
+/// True when `item` passes a filter: the value at `path` equals (or not) the literal, or, with
+/// no comparison, is there and not false or null.
+fn matches(item: &Value, path: &[Step], test: Option<&(bool, Value)>) -> bool {
+    let found = Path { root: false, steps: path.to_vec() }.eval(item, item);
+    match test {
+        None => found.iter().any(|v| !matches!(v, Value::Null | Value::Bool(false))),
+        Some((equal, literal)) => found.iter().any(|v| *v == literal) == *equal,
     }
 }
 
@@ -253,8 +268,13 @@ impl Parser<'_> {
                     i = next;
                 }
                 b'[' => {
-                    let close =
-                        text[i..].find(']').map(|c| i + c).ok_or_else(|| self.error(at + i, "'[' without ']'"))?;
+                    // A filter may hold `]` in its literal: it ends at `)]`.
+                    let end = if text[i..].starts_with("[?(") {
+                        text[i..].find(")]").map(|c| c + 1)
+                    } else {
+                        text[i..].find(']')
+                    };
+                    let close = end.map(|c| i + c).ok_or_else(|| self.error(at + i, "'[' without ']'"))?;
                     steps.push(self.bracket(text[i + 1..close].trim(), at + i)?);
                     i = close + 1;
                 }
@@ -277,8 +297,11 @@ impl Parser<'_> {
         if let Ok(n) = inner.parse::<i64>() {
             return Ok(Step::Index(n));
         }
+        if let Some(expr) = inner.strip_prefix("?(").and_then(|e| e.strip_suffix(')')) {
+            return self.filter(expr.trim(), at);
+        }
         let what = if inner.starts_with('?') {
-            "filters ([?(...)])"
+            "filters other than [?(@.a==\"b\")]"
         } else if inner.contains(':') {
             "slices ([a:b])"
         } else if inner.contains(',') {
@@ -288,6 +311,36 @@ impl Parser<'_> {
         };
         Err(self.error(at, &format!("{what} are not supported; {SUPPORTED}")))
     }
+}
+
+// === impl Parser (filters) ===
+
+impl Parser<'_> {
+    /// `@.a.b`, `@.a.b == LITERAL` or `@.a.b != LITERAL` (a string in either quote, a number,
+    /// true, false or null).
+    fn filter(&self, expr: &str, at: usize) -> Result<Step, TemplateError> {
+        let unsupported = || self.error(at, &format!("this filter is not supported; {SUPPORTED}"));
+        let (lhs, test) = match expr.find("==").map(|i| (i, true)).or_else(|| expr.find("!=").map(|i| (i, false))) {
+            Some((i, equal)) => {
+                let literal = literal(expr[i + 2..].trim()).ok_or_else(unsupported)?;
+                (expr[..i].trim(), Some((equal, literal)))
+            }
+            None => (expr, None),
+        };
+        if !lhs.starts_with("@.") || lhs.contains(['<', '>', '&', '|', '(', ' ']) {
+            return Err(unsupported());
+        }
+        let path = self.path(lhs, at)?;
+        Ok(Step::Filter(path.steps, test))
+    }
+}
+
+fn literal(text: &str) -> Option<Value> {
+    let quoted = |q: char| text.strip_prefix(q).and_then(|t| t.strip_suffix(q));
+    if let Some(s) = quoted('"').or_else(|| quoted('\'')) {
+        return Some(Value::String(s.to_string()));
+    }
+    serde_json::from_str::<Value>(text).ok().filter(|v| !v.is_object() && !v.is_array())
 }
 
 /// A field name from `start`: up to `.`, `[` or the end, with `\.` for a literal dot.
@@ -337,6 +390,18 @@ mod tests {
     }
 
     #[test]
+    fn filters_compare_a_field_with_a_literal() {
+        let conds = json!({"conditions": [
+            {"type": "Ready", "status": "True"}, {"type": "Active", "status": "False", "severity": "Info"}]});
+        let r = |t: &str| Template::parse(t).unwrap_or_else(|e| panic!("{e}")).render(&conds);
+        assert_eq!(r("{.conditions[?(@.type==\"Ready\")].status}"), "True");
+        assert_eq!(r("{.conditions[?(@.type=='Active')].status}"), "False");
+        assert_eq!(r("{.conditions[?(@.type!=\"Ready\")].type}"), "Active");
+        assert_eq!(r("{.conditions[?(@.severity)].type}"), "Active");
+        assert_eq!(r("{.conditions[?(@.type==\"a]b\")].type}"), "", "a ] inside the literal");
+    }
+
+    #[test]
     fn text_literals_and_ranges() {
         assert_eq!(render("{range .items[*]}{.metadata.name}={.spec.n}{\"\\n\"}{end}"), "a=1\nb=2\n");
         assert_eq!(render("kind: {.kind}!"), "kind: List!");
@@ -346,7 +411,8 @@ mod tests {
     #[test]
     fn unsupported_syntax_is_named_with_its_position() {
         for (t, want) in [
-            ("{.items[?(@.x==1)]}", "filters"),
+            ("{.items[?(@.x<1)]}", "this filter is not supported"),
+            ("{.items[?(@.a==1 && @.b==2)]}", "this filter is not supported"),
             ("{..name}", "recursive descent"),
             ("{.items[0:1]}", "slices"),
             ("{.items[0,1]}", "unions"),
