@@ -190,7 +190,7 @@ fn matches(item: &Value, path: &[Step], test: Option<&(bool, Value)>) -> bool {
     let found = Path { root: false, steps: path.to_vec() }.eval(item, item);
     match test {
         None => found.iter().any(|v| !matches!(v, Value::Null | Value::Bool(false))),
-        Some((equal, literal)) => found.iter().any(|v| *v == literal) == *equal,
+        Some((equal, literal)) => found.contains(&literal) == *equal,
     }
 }
 
