@@ -207,6 +207,25 @@ fn get_watch_prints_a_row_for_each_change() {
 }
 
 #[test]
+fn on_a_terminal_the_progress_is_one_line_rewritten_in_place() {
+    // util-linux `script` gives the command a pseudo-terminal.
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: no `script` to run the CLI on a pseudo-terminal");
+        return;
+    }
+    let s = Sluice::start(BIN).expect("start sluice");
+    let cmd = format!("{BIN} service create tty --image {IMAGE}");
+    let out = s.command("script").args(["-qec", &cmd, "/dev/null"]).output().expect("script");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("\r\x1b[K") && text.contains("Ready to serve."), "{text:?}");
+    let progress = text.split("\r\x1b[K").count() - 1;
+    assert!(progress >= 2, "the line is rewritten for each new state: {text:?}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "header, one progress line, and the two lines of the result: {text:?}");
+}
+
+#[test]
 fn completion_scripts_complete_subcommands_and_flags() {
     let script = std::process::Command::new(BIN).args(["completion", "bash"]).output().expect("completion");
     assert!(script.status.success());

@@ -205,6 +205,9 @@ impl Progress {
         let line = format!("{:>8.3}s {message}", self.started.elapsed().as_secs_f64());
         let mut out = std::io::stdout().lock();
         if self.tty {
+            // One screen line, so the next rewrite replaces all of it (no wrapped remains).
+            let width = std::env::var("COLUMNS").ok().and_then(|c| c.parse::<usize>().ok()).unwrap_or(80);
+            let line: String = line.chars().take(width.saturating_sub(1).max(20)).collect();
             let _ = write!(out, "\r\x1b[K{line}");
             self.open = true;
         } else {
