@@ -8,8 +8,8 @@ use std::process::{Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use sluice_test_support::Sluice;
 use sluice_test_support::traffic::Traffic;
+use sluice_test_support::{Sluice, SluiceOptions, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 const IMAGE: &str = "ghcr.io/knative/helloworld-go:latest";
@@ -160,6 +160,55 @@ fn waiting_for_a_service_whose_image_cannot_run_fails_with_the_reason() {
     // Fixing the image: the wait sees the False of the broken generation pass and ends Ready.
     let out = ok(&s, &["service", "update", "broken", "--image", IMAGE]);
     assert!(out.contains("Service 'broken' updated to latest revision 'broken-00003' is available at URL:"), "{out}");
+}
+
+/// A child process killed when dropped (a failed assertion leaves none behind).
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_wait_outlives_a_restart_of_the_server() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let api = format!("127.0.0.1:{port}");
+    let args = |extra: &[&str]| ["--api", api.as_str()].iter().chain(extra).map(|a| a.to_string()).collect();
+    // First without controllers: the service is stored but never becomes Ready.
+    let opts = SluiceOptions { args: args(&["--no-controllers"]), ..Default::default() };
+    let mut first = Sluice::start_with(BIN, opts).expect("start sluice");
+    let state_dir = first.state_dir.clone();
+    let _keep = first.keep_state_dir();
+    let child = first
+        .command(BIN)
+        .args(["service", "create", "r", "--image", IMAGE, "--wait-timeout", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn create");
+    let mut waiting = Reaped(child);
+    wait_for("the service to be written", WAIT, || run(&first, &["get", "ksvc", "r"]).0.then_some(()))
+        .expect("written");
+    first.terminate(WAIT).expect("stop the first server");
+    // The same address and state, now with controllers: the wait goes on to Ready.
+    let opts = SluiceOptions { state_dir: Some(state_dir), args: args(&[]), ..Default::default() };
+    let _second = Sluice::start_with(BIN, opts).expect("restart sluice");
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    use std::io::Read;
+    waiting.0.stdout.take().expect("stdout").read_to_string(&mut stdout).expect("read");
+    waiting.0.stderr.take().expect("stderr").read_to_string(&mut stderr).expect("read");
+    let status = waiting.0.wait().expect("wait");
+    assert!(status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.ends_with(
+            "Service 'r' created to latest revision 'r-00001' is available at URL:\nhttp://r.default.localhost\n"
+        ),
+        "{stdout}"
+    );
+    assert!(!stderr.contains("ERROR"), "the client's own error log stays quiet: {stderr}");
 }
 
 #[test]

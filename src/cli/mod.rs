@@ -289,6 +289,18 @@ struct DeleteArgs {
 }
 
 impl Cli {
+    /// True for the commands that talk to a server rather than run one.
+    pub fn is_client(&self) -> bool {
+        !matches!(
+            self.command,
+            Command::Serve(_)
+                | Command::Demo(_)
+                | Command::Sample { .. }
+                | Command::InstanceExec { .. }
+                | Command::InstanceWarden
+        )
+    }
+
     /// True for `sluice sample ...`, which runs as a revision instance.
     pub fn is_sample(&self) -> bool {
         matches!(self.command, Command::Sample { .. })
@@ -319,11 +331,14 @@ impl Cli {
     }
 }
 
-/// Logs to stderr; `RUST_LOG` wins over `-v`.
-pub fn init_tracing(verbose: u8) {
-    let default = match verbose {
-        0 => "info,kube=warn,hyper=warn",
-        1 => "debug,hyper=info,kube=info",
+/// Logs to stderr; `RUST_LOG` wins over `-v`. A client command (`get`, `service`, ...) says
+/// what failed in its own error, so the API client's own error log stays quiet there (a `--wait`
+/// that retries a dropped watch would otherwise print the client's ERROR lines).
+pub fn init_tracing(verbose: u8, client: bool) {
+    let default = match (verbose, client) {
+        (0, true) => "info,kube=warn,kube_client=off,hyper=warn",
+        (0, false) => "info,kube=warn,hyper=warn",
+        (1, _) => "debug,hyper=info,kube=info",
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

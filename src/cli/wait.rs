@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -52,9 +52,6 @@ pub enum WaitError {
     /// The object was deleted while waiting.
     #[error("{what} was deleted while waiting for it")]
     Deleted { what: String },
-    /// The watch failed.
-    #[error("watching {what}: {source}")]
-    Watch { what: String, source: watcher::Error },
 }
 
 // === impl WaitFlags ===
@@ -118,7 +115,9 @@ pub async fn until_ready(
     let deadline = started + timeout;
     let mut progress = Progress::new(started);
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let mut events = std::pin::pin!(watcher(api, config));
+    // A failed watch is retried with backoff (the deadline still bounds the whole wait), so a
+    // server restart or a dropped connection during a long rollout does not fail the wait.
+    let mut events = std::pin::pin!(watcher(api, config).default_backoff());
     let mut false_since: Option<Instant> = None;
     let mut last = Verdict::Waiting("Waiting for the first status.".into());
     loop {
@@ -138,9 +137,9 @@ pub async fn until_ready(
                 return Err(WaitError::Deleted { what: what.to_string() });
             }
             Some(Ok(watcher::Event::Init | watcher::Event::InitDone)) => continue,
-            Some(Err(source)) => {
-                progress.finish();
-                return Err(WaitError::Watch { what: what.to_string(), source });
+            Some(Err(e)) => {
+                progress.show(&format!("Watch interrupted ({e}); retrying."));
+                continue;
             }
             None => {
                 progress.finish();
