@@ -61,13 +61,38 @@ fn service_create_update_describe_and_delete_as_with_kn() {
     let s = Sluice::start(BIN).expect("start sluice");
     let host = "hello.default.localhost";
 
-    let out = ok(&s, &["service", "create", "hello", "--image", IMAGE, "--env", "TARGET=one", "--wait-timeout", "60"]);
+    let out = ok(
+        &s,
+        &[
+            "service",
+            "create",
+            "hello",
+            "--image",
+            IMAGE,
+            "--env",
+            "TARGET=one",
+            "--port",
+            "8080",
+            "--annotation",
+            "team=a",
+            "--annotation",
+            "autoscaling.knative.dev/target=10",
+            "--scale-max",
+            "3",
+            "--concurrency-limit",
+            "5",
+            "--wait-timeout",
+            "60",
+        ],
+    );
     assert!(out.starts_with("Creating service 'hello' in namespace 'default':\n"), "{out}");
     assert!(
         out.ends_with("Service 'hello' created to latest revision 'hello-00001' is available at URL:\nhttp://hello.default.localhost\n"),
         "{out}"
     );
     assert_eq!(answer(&s, host), (200, "Hello one!\n".into()), "Ready means the URL answers at once");
+    let annotations = ok(&s, &["get", "ksvc", "hello", "-o", "jsonpath={.metadata.annotations.team}"]);
+    assert_eq!(annotations, "a", "plain annotations go on the service too");
 
     // As kn: create refuses a service that exists.
     let (success, _, err) = run(&s, &["service", "create", "hello", "--image", IMAGE]);
@@ -103,7 +128,14 @@ fn service_create_update_describe_and_delete_as_with_kn() {
     }
     let rev = ok(&s, &["revision", "describe", "hello-00001"]);
     assert!(rev.contains("Traffic:     30%\n") && rev.contains("Tags:        old\n"), "{rev}");
-    assert!(rev.contains("Env:         TARGET=one\n"), "{rev}");
+    for want in [
+        "Env:         TARGET=one\n",
+        "Port:        8080\n",
+        "Concurrency: limit 5\n",
+        "autoscaling.knative.dev/max-scale=3, autoscaling.knative.dev/target=10,",
+    ] {
+        assert!(rev.contains(want), "{want:?} in:\n{rev}");
+    }
     let route = ok(&s, &["route", "describe", "hello"]);
     assert!(route.contains("   30%  hello-00001 #old\n        URL:  http://old-hello.default.localhost\n"), "{route}");
     let revs = ok(&s, &["revision", "list", "-s", "hello"]);

@@ -4,6 +4,8 @@
 use clap::Args;
 use serde_json::{Map, Value, json};
 
+/// The prefix of Knative's autoscaling annotations.
+const AUTOSCALING: &str = "autoscaling.knative.dev/";
 /// Knative's annotation for the fewest instances of a revision.
 pub const MIN_SCALE: &str = "autoscaling.knative.dev/min-scale";
 /// Knative's annotation for the most instances of a revision.
@@ -51,6 +53,16 @@ enum Edit<'a> {
     Remove(&'a str),
 }
 
+// === impl Edit ===
+
+impl Edit<'_> {
+    fn key(&self) -> &str {
+        match self {
+            Edit::Set(k, _) | Edit::Remove(k) => k,
+        }
+    }
+}
+
 // === impl TemplateFlags ===
 
 impl TemplateFlags {
@@ -84,7 +96,11 @@ impl TemplateFlags {
             return Err(FlagError { flag: "--scale-min", value: min.to_string(), problem: "is more than --scale-max" });
         }
         for edit in &annotations {
-            edit_map(object_at(svc, &["metadata", "annotations"]), edit);
+            // Knative refuses autoscaling annotations on the Service itself (as kn, they go on
+            // the revision template only).
+            if !edit.key().starts_with(AUTOSCALING) {
+                edit_map(object_at(svc, &["metadata", "annotations"]), edit);
+            }
             edit_map(object_at(svc, &["spec", "template", "metadata", "annotations"]), edit);
         }
         let template_annotations = object_at(svc, &["spec", "template", "metadata", "annotations"]);
@@ -228,7 +244,7 @@ mod tests {
             image: Some("img".into()),
             env: vec!["TARGET=world".into(), "EMPTY=".into()],
             port: Some(9000),
-            annotation: vec!["team=a".into()],
+            annotation: vec!["team=a".into(), "autoscaling.knative.dev/target=10".into()],
             scale_min: Some(1),
             scale_max: Some(3),
             concurrency_limit: Some(10),
@@ -236,7 +252,11 @@ mod tests {
         let svc = f.new_service("hello", "ns").expect("valid");
         assert_eq!(svc["metadata"], json!({"name": "hello", "namespace": "ns", "annotations": {"team": "a"}}));
         let t = &svc["spec"]["template"];
-        assert_eq!(t["metadata"]["annotations"], json!({"team": "a", MIN_SCALE: "1", MAX_SCALE: "3"}));
+        assert_eq!(
+            t["metadata"]["annotations"],
+            json!({"team": "a", "autoscaling.knative.dev/target": "10", MIN_SCALE: "1", MAX_SCALE: "3"}),
+            "autoscaling annotations only on the template, as Knative wants"
+        );
         assert_eq!(t["spec"]["containerConcurrency"], 10);
         assert_eq!(
             t["spec"]["containers"],
