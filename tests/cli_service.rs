@@ -246,14 +246,17 @@ fn a_wait_outlives_a_restart_of_the_server() {
 #[test]
 fn get_watch_prints_a_row_for_each_change() {
     let s = Sluice::start(BIN).expect("start sluice");
-    let mut watch = s
+    // One service first, so the listing has a row to show before the watch begins.
+    ok(&s, &["service", "create", "first", "--image", IMAGE, "--no-wait"]);
+    let child = s
         .command(BIN)
         .args(["get", "ksvc", "-w"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn get -w");
-    let stdout = watch.stdout.take().expect("stdout");
+    let mut watch = Reaped(child);
+    let stdout = watch.0.stdout.take().expect("stdout");
     let (tx, rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -262,29 +265,36 @@ fn get_watch_prints_a_row_for_each_change() {
             }
         }
     });
-    ok(&s, &["service", "create", "watched", "--image", IMAGE, "--no-wait"]);
-    let mut lines = Vec::new();
     let deadline = std::time::Instant::now() + WAIT;
-    let ready = loop {
+    let mut lines = Vec::new();
+    // Reads lines until one satisfies `until`; false at the deadline.
+    let mut read_until = |until: &dyn Fn(&str) -> bool| loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match rx.recv_timeout(left) {
             Ok(line) => {
-                let done = line.starts_with("watched ") && line.contains(" True ");
+                let done = until(&line);
                 lines.push(line);
                 if done {
-                    break true;
+                    return true;
                 }
             }
-            Err(_) => break false,
+            Err(_) => return false,
         }
     };
-    let _ = watch.kill();
-    let _ = watch.wait();
+    assert!(read_until(&|l| l.starts_with("first ")), "the listing");
+    // Created after the listing: every change of it comes from the watch.
+    ok(&s, &["service", "create", "watched", "--image", IMAGE, "--no-wait"]);
+    let ready = read_until(&|l| l.starts_with("watched ") && l.contains(" True "));
+    drop(watch);
     let _ = reader.join();
     assert!(ready, "a Ready row for the new service: {lines:#?}");
     assert!(lines[0].starts_with("NAME ") && lines[0].contains("LATESTREADY"), "the header first: {lines:#?}");
-    assert!(lines.len() >= 3, "the service's rows as it changed: {lines:#?}");
     assert_eq!(lines.iter().filter(|l| l.starts_with("NAME ")).count(), 1, "one header: {lines:#?}");
+    let watched: Vec<&String> = lines.iter().filter(|l| l.starts_with("watched ")).collect();
+    assert!(
+        watched.len() >= 2 && !watched[0].contains(" True "),
+        "a row when it was added (not yet Ready), and rows as it changed: {lines:#?}"
+    );
 }
 
 #[test]
