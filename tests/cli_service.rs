@@ -126,6 +126,17 @@ fn service_create_update_describe_and_delete_as_with_kn() {
     ] {
         assert!(page.contains(want), "{want:?} in:\n{page}");
     }
+    // Events: shown when the server keeps them (a server without them answers 404, and the
+    // section is left out rather than failing the page).
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let events = rt
+        .block_on(s.client().get(&format!("{}/api/v1/namespaces/default/events", s.api), &[]))
+        .expect("the API answers");
+    match events.status.as_u16() {
+        404 => assert!(!page.contains("Events"), "{page}"),
+        200 if events.text().contains("\"hello\"") => assert!(page.contains("\nEvents:\n  Type "), "{page}"),
+        code => assert!(code == 200, "events: {code} {}", events.text()),
+    }
     let rev = ok(&s, &["revision", "describe", "hello-00001"]);
     assert!(rev.contains("Traffic:     30%\n") && rev.contains("Tags:        old\n"), "{rev}");
     for want in [
