@@ -375,39 +375,6 @@ pub(super) fn encode(s: &str) -> String {
         .collect()
 }
 
-/// `sluice logs NAME`: a revision's log file (named by its status `logUrl`), or, for a
-/// service, its latest ready revision's with each line prefixed by `[revision]`.
-pub async fn logs(api: &ApiArgs, name: &str, ns: &str, follow: bool) -> anyhow::Result<ExitCode> {
-    let client = client(api)?;
-    let revs: Api<sluice_api::Revision> = Api::namespaced(client.clone(), ns);
-    let (revision, prefix) = match revs.get_opt(name).await.map_err(|e| anyhow!(explain(e)))? {
-        Some(rev) => (rev, None),
-        None => {
-            let services: Api<sluice_api::Service> = Api::namespaced(client, ns);
-            let svc = services
-                .get_opt(name)
-                .await
-                .map_err(|e| anyhow!(explain(e)))?
-                .ok_or_else(|| anyhow!("no revision or service named {name:?} in namespace {ns:?}"))?;
-            let latest = svc.status.as_ref().and_then(|s| s.latest_ready_revision_name.clone()).ok_or_else(|| {
-                anyhow!("service {name:?} has no ready revision yet (see `sluice service describe {name}`)")
-            })?;
-            let rev = revs.get(&latest).await.map_err(|e| anyhow!(explain(e)))?;
-            (rev, Some(format!("[{latest}] ")))
-        }
-    };
-    let rev_name = revision.metadata.name.clone().unwrap_or_default();
-    let url = revision
-        .status
-        .as_ref()
-        .and_then(|s| s.log_url.clone())
-        .ok_or_else(|| anyhow!("revision {rev_name:?} has no log yet"))?;
-    let path =
-        url.strip_prefix("file://").ok_or_else(|| anyhow!("the log of {rev_name:?} is not a local file: {url}"))?;
-    super::logs::copy(std::path::Path::new(path), prefix.as_deref(), follow).await?;
-    Ok(ExitCode::SUCCESS)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,16 +1,54 @@
-//! Printing a revision's log file: as it is, or with a prefix on every line (for `sluice logs
-//! SERVICE`), once or following it as it grows.
+//! `sluice logs`: a revision's log file as it is, or a service's latest ready revision's with a
+//! prefix on every line, once or following it as it grows.
 
 use std::path::Path;
+use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, anyhow};
+use kube::api::Api;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::ApiArgs;
+use super::client;
 
 /// A line longer than this is printed in pieces, each prefixed, so memory stays bounded.
 const MAX_LINE: usize = 64 * 1024;
 /// How often `--follow` looks for more.
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
+
+/// `sluice logs NAME`: a revision's log file (named by its status `logUrl`), or, for a
+/// service, its latest ready revision's with each line prefixed by `[revision]`.
+pub async fn run(api: &ApiArgs, name: &str, ns: &str, follow: bool) -> anyhow::Result<ExitCode> {
+    let client = client::client(api)?;
+    let revs: Api<sluice_api::Revision> = Api::namespaced(client.clone(), ns);
+    let (revision, prefix) = match revs.get_opt(name).await.map_err(|e| anyhow!(client::explain(e)))? {
+        Some(rev) => (rev, None),
+        None => {
+            let services: Api<sluice_api::Service> = Api::namespaced(client, ns);
+            let svc = services
+                .get_opt(name)
+                .await
+                .map_err(|e| anyhow!(client::explain(e)))?
+                .ok_or_else(|| anyhow!("no revision or service named {name:?} in namespace {ns:?}"))?;
+            let latest = svc.status.as_ref().and_then(|s| s.latest_ready_revision_name.clone()).ok_or_else(|| {
+                anyhow!("service {name:?} has no ready revision yet (see `sluice service describe {name}`)")
+            })?;
+            let rev = revs.get(&latest).await.map_err(|e| anyhow!(client::explain(e)))?;
+            (rev, Some(format!("[{latest}] ")))
+        }
+    };
+    let rev_name = revision.metadata.name.clone().unwrap_or_default();
+    let url = revision
+        .status
+        .as_ref()
+        .and_then(|s| s.log_url.clone())
+        .ok_or_else(|| anyhow!("revision {rev_name:?} has no log yet"))?;
+    let path =
+        url.strip_prefix("file://").ok_or_else(|| anyhow!("the log of {rev_name:?} is not a local file: {url}"))?;
+    copy(std::path::Path::new(path), prefix.as_deref(), follow).await?;
+    Ok(ExitCode::SUCCESS)
+}
 
 /// Copies `path` to stdout, each line after `prefix` when one is given; with `follow`, keeps
 /// copying what is appended until interrupted.

@@ -354,7 +354,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::run(args, |_, _| async { Ok(()) }).await,
         Command::Demo(args) => serve::run(args, demo::apply_sample).await,
-        Command::Logs(l) => client::logs(&l.api, &l.revision, &l.namespace, l.follow)
+        Command::Logs(l) => logs::run(&l.api, &l.revision, &l.namespace, l.follow)
             .await
             .map_err(|e| client::hint_unreachable(e, &l.api)),
         // Became the instance above, or failed there.

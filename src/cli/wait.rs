@@ -143,21 +143,8 @@ pub async fn until_ready(
             }
             None => {
                 progress.finish();
-                if let (Some(_), Verdict::Failed { reason, message }) = (false_since, &last)
-                    && Instant::now() < deadline
-                {
-                    return Err(WaitError::Failed {
-                        what: what.to_string(),
-                        reason: reason.clone(),
-                        message: message.clone(),
-                    });
-                }
-                let last = match last {
-                    Verdict::Waiting(m) => m,
-                    Verdict::Ready => "Ready".into(),
-                    Verdict::Failed { reason, message } => format!("{reason}: {message}"),
-                };
-                return Err(WaitError::Timeout { what: what.to_string(), seconds: timeout.as_secs(), last });
+                let window_over = false_since.is_some() && Instant::now() < deadline;
+                return Err(gave_up(what, last, window_over, timeout));
             }
         };
         let value = serde_json::to_value(&obj).unwrap_or_default();
@@ -178,6 +165,20 @@ pub async fn until_ready(
             }
         }
         last = now;
+    }
+}
+
+/// Why the wait ends without Ready: the False of `last` outlasted its window, or the deadline
+/// passed.
+fn gave_up(what: &str, last: Verdict, window_over: bool, timeout: Duration) -> WaitError {
+    let what = what.to_string();
+    match last {
+        Verdict::Failed { reason, message } if window_over => WaitError::Failed { what, reason, message },
+        Verdict::Failed { reason, message } => {
+            WaitError::Timeout { what, seconds: timeout.as_secs(), last: format!("{reason}: {message}") }
+        }
+        Verdict::Waiting(last) => WaitError::Timeout { what, seconds: timeout.as_secs(), last },
+        Verdict::Ready => WaitError::Timeout { what, seconds: timeout.as_secs(), last: "Ready".into() },
     }
 }
 
