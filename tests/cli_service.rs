@@ -158,7 +158,7 @@ fn service_create_update_describe_and_delete_as_with_kn() {
     assert_eq!(names, "hello-00001\nhello-00002\nhello-00003\nhello-00004\n");
     let wide = ok(&s, &["get", "ksvc", "-o", "wide"]);
     let header = wide.lines().next().unwrap_or("");
-    assert!(header.ends_with("AGE   IMAGE                                  TRAFFIC"), "{wide}");
+    assert!(header.split_whitespace().rev().take(3).eq(["TRAFFIC", "IMAGE", "AGE"]), "{wide}");
     assert!(wide.contains("hello-00001#old=30%,hello-00004=70%"), "{wide}");
     let ready = ok(&s, &["get", "ksvc", "hello", "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"]);
     assert_eq!(ready, "True");
@@ -259,39 +259,10 @@ fn get_watch_prints_a_row_for_each_change() {
     let s = Sluice::start(BIN).expect("start sluice");
     // One service first, so the listing has a row to show before the watch begins.
     ok(&s, &["service", "create", "first", "--image", IMAGE, "--no-wait"]);
-    let child = s
-        .command(BIN)
-        .args(["get", "ksvc", "-w"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn get -w");
-    let mut watch = Reaped(child);
-    let stdout = watch.0.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (rx, watch, reader) = watch_lines(&s, &["get", "ksvc", "-w"]);
     let deadline = std::time::Instant::now() + WAIT;
     let mut lines = Vec::new();
-    // Reads lines until one satisfies `until`; false at the deadline.
-    let mut read_until = |until: &dyn Fn(&str) -> bool| loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                let done = until(&line);
-                lines.push(line);
-                if done {
-                    return true;
-                }
-            }
-            Err(_) => return false,
-        }
-    };
+    let mut read_until = |until: &dyn Fn(&str) -> bool| read_lines(&rx, deadline, &mut lines, until);
     assert!(read_until(&|l| l.starts_with("first ")), "the listing");
     // Created after the listing: every change of it comes from the watch.
     ok(&s, &["service", "create", "watched", "--image", IMAGE, "--no-wait"]);
@@ -306,6 +277,57 @@ fn get_watch_prints_a_row_for_each_change() {
         watched.len() >= 2 && !watched[0].contains(" True "),
         "a row when it was added (not yet Ready), and rows as it changed: {lines:#?}"
     );
+
+    // -o wide: the wide columns on the listing and on every change (here, traffic moving).
+    let (rx, watch, reader) = watch_lines(&s, &["get", "ksvc", "first", "-w", "-o", "wide"]);
+    let mut lines = Vec::new();
+    let mut read_until = |until: &dyn Fn(&str) -> bool| read_lines(&rx, deadline, &mut lines, until);
+    assert!(read_until(&|l| l.starts_with("first ") && l.contains("first-00001=100%")), "the wide listing");
+    ok(&s, &["service", "update", "first", "--env", "X=1", "--no-wait"]);
+    assert!(read_until(&|l| l.starts_with("first ") && l.contains("first-00002=100%")), "a wide row after the change");
+    drop(watch);
+    let _ = reader.join();
+    assert!(lines[0].split_whitespace().rev().take(3).eq(["TRAFFIC", "IMAGE", "AGE"]), "{lines:#?}");
+}
+
+type Lines = (mpsc::Receiver<String>, Reaped, std::thread::JoinHandle<()>);
+
+/// Runs `args` and sends its stdout's lines to the receiver (the child reaped when dropped).
+fn watch_lines(s: &Sluice, args: &[&str]) -> Lines {
+    let child = s.command(BIN).args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn");
+    let mut child = Reaped(child);
+    let stdout = child.0.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (rx, child, reader)
+}
+
+/// Receives lines into `lines` until one satisfies `until` (true) or the deadline (false).
+fn read_lines(
+    rx: &mpsc::Receiver<String>,
+    deadline: std::time::Instant,
+    lines: &mut Vec<String>,
+    until: &dyn Fn(&str) -> bool,
+) -> bool {
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let done = until(&line);
+                lines.push(line);
+                if done {
+                    return true;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
 }
 
 #[test]

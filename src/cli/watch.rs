@@ -43,7 +43,7 @@ pub async fn run(client: &kube::Client, query: &Query<'_>, format: Option<&Outpu
                     if let Some(v) = version(&o, table) {
                         rv = v;
                     }
-                    printer.event(&o)?;
+                    printer.event(client, o).await?;
                 }
                 WatchEvent::Bookmark(b) => rv = b.metadata.resource_version,
                 WatchEvent::Error(e) if e.code == 410 => {
@@ -77,9 +77,14 @@ struct Printer<'a> {
 impl Printer<'_> {
     /// Lists and prints what is there now; returns the list's resource version.
     async fn list(&mut self, client: &kube::Client) -> anyhow::Result<String> {
-        let answer = self.query.fetch(client, self.table).await?;
+        let mut answer = self.query.fetch(client, self.table).await?;
         let rv = answer["metadata"]["resourceVersion"].as_str().unwrap_or("").to_string();
         if self.table {
+            if self.format == Some(&OutputFormat::Wide) {
+                let objects = self.query.fetch(client, false).await?;
+                let items = objects["items"].as_array().cloned().unwrap_or_else(|| vec![objects.clone()]);
+                output::widen(&mut answer, self.query.kind, &items);
+            }
             self.rows(&answer);
         } else if let Some(f) = self.format {
             let items = answer.get("items").cloned().unwrap_or_else(|| Value::Array(vec![answer.clone()]));
@@ -90,10 +95,20 @@ impl Printer<'_> {
         Ok(rv)
     }
 
-    fn event(&mut self, o: &Value) -> anyhow::Result<()> {
+    async fn event(&mut self, client: &kube::Client, mut o: Value) -> anyhow::Result<()> {
         match self.format {
-            Some(f) if !self.table => print!("{}", output::render_objects(f, self.query.kind, o)?),
-            _ => self.rows(o),
+            Some(f) if !self.table => print!("{}", output::render_objects(f, self.query.kind, &o)?),
+            Some(OutputFormat::Wide) => {
+                // The Table row carries only metadata: the wide columns come from the object
+                // as it is now (none once it is deleted).
+                let meta = &o["rows"][0]["object"]["metadata"];
+                let (name, ns) = (meta["name"].as_str().unwrap_or(""), meta["namespace"].as_str());
+                let one = Query { kind: self.query.kind, ns, name: Some(name), selector: None };
+                let obj = one.fetch(client, false).await.unwrap_or_default();
+                output::widen(&mut o, self.query.kind, &[obj]);
+                self.rows(&o);
+            }
+            _ => self.rows(&o),
         }
         Ok(())
     }
