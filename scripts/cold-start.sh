@@ -6,6 +6,7 @@
 #   scripts/cold-start.sh -n 30        # 30 each
 #   SLUICE=path/to/sluice scripts/cold-start.sh   # skip the build, use this binary
 #   KEEP=dir scripts/cold-start.sh    # keep the revision logs (markers: starting, ready, stopped)
+#   SERVE_ARGS=--network-namespaces scripts/cold-start.sh   # more `sluice serve` flags
 #
 # What it does (release build):
 #   1. `sluice serve` on free ports with a temporary state dir; config-autoscaler with
@@ -43,7 +44,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$SLUICE" serve --state-dir "$WORK/state" --api 127.0.0.1:0 --http 127.0.0.1:0 >"$WORK/serve.log" 2>&1 &
+# shellcheck disable=SC2086 # SERVE_ARGS is a list of flags
+"$SLUICE" serve --state-dir "$WORK/state" --api 127.0.0.1:0 --http 127.0.0.1:0 ${SERVE_ARGS:-} >"$WORK/serve.log" 2>&1 &
 SERVE=$!
 for _ in $(seq 300); do [[ -s $WORK/state/endpoints.json ]] && break; sleep 0.01; done
 API=$(sed -n 's/.*"api": *"\([^"]*\)".*/\1/p' "$WORK/state/endpoints.json")

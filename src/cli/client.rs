@@ -15,11 +15,12 @@ use sluice_apiserver::tls;
 
 use super::ApiArgs;
 use super::documents::{self, Document};
-use super::output::{self, Format};
+use super::inspect::Query;
+use super::output::OutputFormat;
 
 /// A client for the API server named by `--api` / `SLUICE_API` (https unless the URL says
 /// `http://` to a loopback address), with the token [`token`] finds and the CA [`trust`] finds.
-fn client(api: &ApiArgs) -> anyhow::Result<kube::Client> {
+pub(super) fn client(api: &ApiArgs) -> anyhow::Result<kube::Client> {
     let address = address(api);
     let url = if address.contains("://") { address } else { format!("https://{address}") };
     let uri: http::Uri = url.parse().with_context(|| format!("invalid API address {url:?}"))?;
@@ -119,7 +120,7 @@ fn no_token(file: &Path, api: &str) -> anyhow::Error {
     )
 }
 
-fn resource(kind: Kind) -> ApiResource {
+pub(super) fn resource(kind: Kind) -> ApiResource {
     let i = kind.info();
     ApiResource {
         group: i.group.into(),
@@ -130,12 +131,12 @@ fn resource(kind: Kind) -> ApiResource {
     }
 }
 
-fn resolve_kind(name: &str) -> anyhow::Result<Kind> {
+pub(super) fn resolve_kind(name: &str) -> anyhow::Result<Kind> {
     Kind::from_user(name).ok_or_else(|| anyhow!("unknown kind {name:?}: use services (ksvc), configurations (config), routes (rt), revisions (rev), configmaps (cm) or namespaces (ns)"))
 }
 
 /// The API of `kind` in namespace `ns` (ignored for a cluster-scoped kind).
-fn dynamic_api(client: kube::Client, kind: Kind, ns: &str) -> Api<DynamicObject> {
+pub(super) fn dynamic_api(client: kube::Client, kind: Kind, ns: &str) -> Api<DynamicObject> {
     if kind.info().namespaced {
         Api::namespaced_with(client, ns, &resource(kind))
     } else {
@@ -144,14 +145,14 @@ fn dynamic_api(client: kube::Client, kind: Kind, ns: &str) -> Api<DynamicObject>
 }
 
 /// How kubectl names a kind in its messages: `service.serving.knative.dev`, `configmap`.
-fn what(kind: Kind) -> String {
+pub(super) fn what(kind: Kind) -> String {
     let i = kind.info();
     if i.group.is_empty() { i.singular.to_string() } else { format!("{}.{}", i.singular, i.group) }
 }
 
 /// What went wrong, in the server's words when it answered, with how to give a token when
 /// the server wanted a different one, or its CA when its certificate was not trusted.
-fn explain(e: kube::Error) -> String {
+pub(super) fn explain(e: kube::Error) -> String {
     const HOW: &str = "give this server's token with --token, SLUICE_TOKEN or --state-dir";
     const CA: &str = "give the CA of this server's certificate with --certificate-authority FILE, or --state-dir DIR to trust DIR/tls/ca.crt";
     match e {
@@ -169,24 +170,63 @@ fn explain(e: kube::Error) -> String {
     }
 }
 
-/// `sluice apply`: creates each object, or replaces it when it exists.
-pub async fn apply(api: &ApiArgs, files: &[PathBuf], default_ns: &str) -> anyhow::Result<ExitCode> {
+/// `sluice apply`: creates each object, or replaces it when it exists; with `--wait`, then
+/// waits for each Service, Configuration and Route written to be Ready at its new generation.
+pub async fn apply(
+    api: &ApiArgs,
+    files: &[PathBuf],
+    default_ns: &str,
+    wait: &super::wait::WaitFlags,
+) -> anyhow::Result<ExitCode> {
     let docs = documents::read_all(files)?;
     let client = client(api)?;
     let mut failed = 0;
+    let mut written = Vec::new();
     for doc in docs {
         match apply_one(&client, &doc, default_ns).await {
-            Ok(line) => println!("{line}"),
+            Ok((line, stored)) => {
+                println!("{line}");
+                written.extend(stored);
+            }
             Err(e) => {
                 failed += 1;
                 eprintln!("error: {}: {e}", doc.source);
             }
         }
     }
+    if wait.enabled(false) {
+        for w in written.iter().filter(|w| matches!(w.kind, Kind::Service | Kind::Configuration | Kind::Route)) {
+            let what = format!("{} {:?}", what(w.kind), w.name);
+            let api = dynamic_api(client.clone(), w.kind, &w.ns);
+            println!("Waiting for {what} to be ready:");
+            match super::wait::until_ready(api, &what, &w.name, w.generation, wait.timeout()).await {
+                Ok(ready) => match ready["status"]["url"].as_str() {
+                    Some(url) => println!("{what} is ready at {url}"),
+                    None => println!("{what} is ready"),
+                },
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("error: {e}");
+                }
+            }
+        }
+    }
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-async fn apply_one(client: &kube::Client, doc: &Document, default_ns: &str) -> anyhow::Result<String> {
+/// An object `apply` wrote, for `--wait`.
+struct Written {
+    kind: Kind,
+    ns: String,
+    name: String,
+    generation: i64,
+}
+
+async fn apply_one(
+    client: &kube::Client,
+    doc: &Document,
+    default_ns: &str,
+) -> anyhow::Result<(String, Option<Written>)> {
     let api_version = doc.value.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let kind_name = doc.value.get("kind").and_then(Value::as_str).unwrap_or("");
     if api_version.is_empty() || kind_name.is_empty() {
@@ -208,22 +248,29 @@ async fn apply_one(client: &kube::Client, doc: &Document, default_ns: &str) -> a
     let api = dynamic_api(client.clone(), kind, &ns);
     let what = what(kind);
     let name = obj.metadata.name.clone().unwrap_or_default();
+    let written = |stored: &DynamicObject| Written {
+        kind,
+        ns: ns.clone(),
+        name: stored.metadata.name.clone().unwrap_or_default(),
+        generation: stored.metadata.generation.unwrap_or(1),
+    };
     if name.is_empty() {
         let created = api.create(&PostParams::default(), &obj).await.map_err(|e| anyhow!(explain(e)))?;
-        return Ok(format!("{what}/{} created", created.metadata.name.unwrap_or_default()));
+        let w = written(&created);
+        return Ok((format!("{what}/{} created", w.name), Some(w)));
     }
     // Replace races other writers (the controller writes status); retry on conflict.
     for _ in 0..5 {
         let Some(current) = api.get_opt(&name).await.map_err(|e| anyhow!(explain(e)))? else {
-            api.create(&PostParams::default(), &obj).await.map_err(|e| anyhow!(explain(e)))?;
-            return Ok(format!("{what}/{name} created"));
+            let created = api.create(&PostParams::default(), &obj).await.map_err(|e| anyhow!(explain(e)))?;
+            return Ok((format!("{what}/{name} created"), Some(written(&created))));
         };
         obj.metadata.resource_version = current.metadata.resource_version.clone();
         match api.replace(&name, &PostParams::default(), &obj).await {
             Ok(stored) if stored.metadata.resource_version == current.metadata.resource_version => {
-                return Ok(format!("{what}/{name} unchanged"));
+                return Ok((format!("{what}/{name} unchanged"), Some(written(&stored))));
             }
-            Ok(_) => return Ok(format!("{what}/{name} configured")),
+            Ok(stored) => return Ok((format!("{what}/{name} configured"), Some(written(&stored)))),
             Err(kube::Error::Api(s)) if s.code == 409 && s.reason == "Conflict" => continue,
             Err(e) => return Err(anyhow!(explain(e))),
         }
@@ -231,99 +278,101 @@ async fn apply_one(client: &kube::Client, doc: &Document, default_ns: &str) -> a
     Err(anyhow!("{what}/{name} kept changing while being applied; try again"))
 }
 
-/// `sluice get`.
+/// `sluice get`: a table, or the objects in `format`; with `watch`, then every change as it
+/// happens.
 pub async fn get(
     api: &ApiArgs,
     kind: &str,
     name: Option<&str>,
     ns: Option<&str>,
-    format: Option<Format>,
+    format: Option<&OutputFormat>,
     selector: Option<&str>,
+    watch: bool,
 ) -> anyhow::Result<ExitCode> {
     let kind = resolve_kind(kind)?;
     let client = client(api)?;
-    let i = kind.info();
-    let base = if i.group.is_empty() { "/api/v1".to_string() } else { format!("/apis/{}/{}", i.group, i.version) };
-    let ns = ns.filter(|_| i.namespaced);
-    let mut path = match ns {
-        Some(ns) => format!("{base}/namespaces/{ns}/{}", i.plural),
-        None => format!("{base}/{}", i.plural),
-    };
-    if let Some(name) = name {
-        path = format!("{path}/{name}");
+    let query = Query { kind, ns: ns.filter(|_| kind.info().namespaced), name, selector };
+    if watch {
+        return super::watch::run(&client, &query, format).await;
     }
-    if let Some(sel) = selector {
-        path = format!("{path}?labelSelector={}", encode(sel));
-    }
-    let accept = if format.is_none() {
-        "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
-    } else {
-        "application/json"
-    };
-    let req = http::Request::get(&path).header(http::header::ACCEPT, accept).body(Vec::new())?;
-    let text = client.request_text(req).await.map_err(|e| anyhow!(explain(e)))?;
-    let value: Value = serde_json::from_str(&text).context("the server's answer is not JSON")?;
-    match format {
-        None => print!("{}", output::table(&value, ns.is_none() && i.namespaced)),
-        Some(f) => print!("{}", output::render(f, &output::as_list(output::mask_secrets(kind, value)))?),
-    }
+    print!("{}", query.show(&client, format).await?);
     Ok(ExitCode::SUCCESS)
 }
 
-/// `sluice delete`.
-pub async fn delete(api: &ApiArgs, kind: &str, names: &[String], ns: &str) -> anyhow::Result<ExitCode> {
+/// `sluice delete KIND NAME...`.
+pub async fn delete(
+    api: &ApiArgs,
+    kind: &str,
+    names: &[String],
+    ns: &str,
+    ignore_not_found: bool,
+) -> anyhow::Result<ExitCode> {
     let kind = resolve_kind(kind)?;
     let api = dynamic_api(client(api)?, kind, ns);
     let mut code = ExitCode::SUCCESS;
     for name in names {
-        match api.delete(name, &DeleteParams::background()).await {
-            Ok(_) => println!("{} {name:?} deleted", what(kind)),
-            Err(e) => {
-                eprintln!("error: {}", explain(e));
-                code = ExitCode::FAILURE;
-            }
+        if !delete_one(&api, kind, name, ignore_not_found).await {
+            code = ExitCode::FAILURE;
         }
     }
     Ok(code)
 }
 
-fn encode(s: &str) -> String {
+/// `sluice delete -f FILE...`: every object the files name, as `kubectl delete -f` does.
+pub async fn delete_files(
+    api: &ApiArgs,
+    files: &[PathBuf],
+    default_ns: &str,
+    ignore_not_found: bool,
+) -> anyhow::Result<ExitCode> {
+    let docs = documents::read_all(files)?;
+    let client = client(api)?;
+    let mut code = ExitCode::SUCCESS;
+    for doc in docs {
+        let v = &doc.value;
+        let api_version = v["apiVersion"].as_str().unwrap_or("");
+        let kind_name = v["kind"].as_str().unwrap_or("");
+        let name = v["metadata"]["name"].as_str().unwrap_or("");
+        let Some(kind) = Kind::from_type(api_version, kind_name) else {
+            eprintln!("error: {}: kind {kind_name:?} in {api_version:?} is not served by Sluice", doc.source);
+            code = ExitCode::FAILURE;
+            continue;
+        };
+        if name.is_empty() {
+            eprintln!("error: {}: the object has no metadata.name", doc.source);
+            code = ExitCode::FAILURE;
+            continue;
+        }
+        let ns = v["metadata"]["namespace"].as_str().filter(|n| !n.is_empty()).unwrap_or(default_ns);
+        if !delete_one(&dynamic_api(client.clone(), kind, ns), kind, name, ignore_not_found).await {
+            code = ExitCode::FAILURE;
+        }
+    }
+    Ok(code)
+}
+
+/// Deletes one object, saying so as kubectl does; false when it failed.
+async fn delete_one(api: &Api<DynamicObject>, kind: Kind, name: &str, ignore_not_found: bool) -> bool {
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => {
+            println!("{} {name:?} deleted", what(kind));
+            true
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 && ignore_not_found => true,
+        Err(e) => {
+            eprintln!("error: {}", explain(e));
+            false
+        }
+    }
+}
+
+pub(super) fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
             b => format!("%{b:02X}"),
         })
         .collect()
-}
-
-/// `sluice logs`: the revision's log file, named by its status `logUrl`.
-pub async fn logs(api: &ApiArgs, revision: &str, ns: &str, follow: bool) -> anyhow::Result<ExitCode> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    let revs: Api<sluice_api::Revision> = Api::namespaced(client(api)?, ns);
-    let rev = revs.get(revision).await.map_err(|e| anyhow!(explain(e)))?;
-    let url = rev
-        .status
-        .as_ref()
-        .and_then(|s| s.log_url.clone())
-        .ok_or_else(|| anyhow!("revision {revision:?} has no log yet"))?;
-    let path =
-        url.strip_prefix("file://").ok_or_else(|| anyhow!("the log of {revision:?} is not a local file: {url}"))?;
-    let mut file = tokio::fs::File::open(path).await.with_context(|| format!("opening {path}"))?;
-    let mut out = tokio::io::stdout();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = file.read(&mut buf).await?;
-        if n > 0 {
-            out.write_all(&buf[..n]).await?;
-            continue;
-        }
-        out.flush().await?;
-        if !follow {
-            return Ok(ExitCode::SUCCESS);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
 }
 
 #[cfg(test)]

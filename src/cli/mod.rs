@@ -1,11 +1,19 @@
 //! Command-line arguments and dispatch.
 
 mod client;
+mod completion;
 mod demo;
+mod describe;
 mod documents;
 mod env_sources;
+mod inspect;
+mod jsonpath;
+mod logs;
 mod output;
 mod serve;
+mod service;
+mod wait;
+mod watch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -39,12 +47,36 @@ enum Command {
     Demo(ServeArgs),
     /// Create or update the objects in YAML/JSON files (multi-document), a directory, or stdin.
     Apply(ApplyArgs),
-    /// Show objects: a table by default, or YAML/JSON.
+    /// Show objects: a table by default, or YAML, JSON, names, a JSONPath template; -w follows changes.
     Get(GetArgs),
-    /// Delete an object (and what it owns).
+    /// Delete objects by kind and name, or every object in files (-f), with what they own.
     Delete(DeleteArgs),
-    /// Print a revision's log (its instances' output and Sluice's notes on them).
+    /// Print a revision's log, or a service's latest ready revision's (its instances' output
+    /// and Sluice's notes on them).
     Logs(LogsArgs),
+    /// Knative services, as `kn service`: create, update, delete, list, describe.
+    #[command(visible_alias = "ksvc")]
+    Service {
+        #[command(subcommand)]
+        command: service::ServiceCommand,
+    },
+    /// Revisions, as `kn revision`: list, describe.
+    #[command(visible_alias = "rev")]
+    Revision {
+        #[command(subcommand)]
+        command: inspect::RevisionCommand,
+    },
+    /// Routes, as `kn route`: list, describe.
+    Route {
+        #[command(subcommand)]
+        command: inspect::RouteCommand,
+    },
+    /// Print a shell completion script: `source <(sluice completion bash)`.
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: completion::Shell,
+    },
     /// Print the CustomResourceDefinitions of the Knative kinds (for Kubernetes).
     Crds,
     /// Run a revision instance tied to its parent's life (used by `serve` itself).
@@ -233,6 +265,8 @@ struct ApplyArgs {
     #[arg(short, long, default_value = "default")]
     namespace: String,
     #[command(flatten)]
+    wait: wait::WaitFlags,
+    #[command(flatten)]
     api: ApiArgs,
 }
 
@@ -248,20 +282,26 @@ struct GetArgs {
     /// Every namespace.
     #[arg(short = 'A', long)]
     all_namespaces: bool,
-    /// Output format. Secrets' values are masked (keys kept, each value replaced by a note of
-    /// its size); `kubectl get secret NAME -o yaml` with Sluice's kubeconfig shows them.
-    #[arg(short, long, value_enum)]
-    output: Option<output::Format>,
+    /// Output format: yaml, json, wide, name, or jsonpath=TEMPLATE (e.g.
+    /// 'jsonpath={.items[*].metadata.name}'). Secrets' values are masked (keys kept, each value
+    /// replaced by a note of its size); `kubectl get secret NAME -o yaml` with Sluice's
+    /// kubeconfig shows them.
+    #[arg(short, long)]
+    output: Option<output::OutputFormat>,
     /// Label selector, e.g. serving.knative.dev/service=hello.
     #[arg(short = 'l', long)]
     selector: Option<String>,
+    /// After listing, print each change as it happens (until interrupted).
+    #[arg(short = 'w', long)]
+    watch: bool,
     #[command(flatten)]
     api: ApiArgs,
 }
 
 #[derive(Debug, Args)]
 struct LogsArgs {
-    /// The revision, e.g. hello-00001.
+    /// A revision (e.g. hello-00001), or a service: its latest ready revision, each line
+    /// prefixed by `[revision]`.
     revision: String,
     /// Namespace.
     #[arg(short, long, default_value = "default")]
@@ -275,19 +315,38 @@ struct LogsArgs {
 
 #[derive(Debug, Args)]
 struct DeleteArgs {
-    /// Kind.
-    kind: String,
+    /// Kind (not with -f).
+    #[arg(required_unless_present = "files", conflicts_with = "files")]
+    kind: Option<String>,
     /// Name(s).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "files")]
     names: Vec<String>,
-    /// Namespace.
+    /// Delete every object in these files (as for apply: files, directories, or - for stdin).
+    #[arg(short = 'f', long = "filename")]
+    files: Vec<PathBuf>,
+    /// Namespace (for -f: of objects that name none).
     #[arg(short, long, default_value = "default")]
     namespace: String,
+    /// An object that does not exist is not an error.
+    #[arg(long)]
+    ignore_not_found: bool,
     #[command(flatten)]
     api: ApiArgs,
 }
 
 impl Cli {
+    /// True for the commands that talk to a server rather than run one.
+    pub fn is_client(&self) -> bool {
+        !matches!(
+            self.command,
+            Command::Serve(_)
+                | Command::Demo(_)
+                | Command::Sample { .. }
+                | Command::InstanceExec { .. }
+                | Command::InstanceWarden
+        )
+    }
+
     /// True for `sluice sample ...`, which runs as a revision instance.
     pub fn is_sample(&self) -> bool {
         matches!(self.command, Command::Sample { .. })
@@ -321,11 +380,14 @@ impl Cli {
     }
 }
 
-/// Logs to stderr; `RUST_LOG` wins over `-v`.
-pub fn init_tracing(verbose: u8) {
-    let default = match verbose {
-        0 => "info,kube=warn,hyper=warn",
-        1 => "debug,hyper=info,kube=info",
+/// Logs to stderr; `RUST_LOG` wins over `-v`. A client command (`get`, `service`, ...) says
+/// what failed in its own error, so the API client's own error log stays quiet there (a `--wait`
+/// that retries a dropped watch would otherwise print the client's ERROR lines).
+pub fn init_tracing(verbose: u8, client: bool) {
+    let default = match (verbose, client) {
+        (0, true) => "info,kube=warn,kube_client=off,hyper=warn",
+        (0, false) => "info,kube=warn,hyper=warn",
+        (1, _) => "debug,hyper=info,kube=info",
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -341,23 +403,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::run(args, |_, _| async { Ok(()) }).await,
         Command::Demo(args) => serve::run(args, demo::apply_sample).await,
-        Command::Logs(l) => client::logs(&l.api, &l.revision, &l.namespace, l.follow)
+        Command::Logs(l) => logs::run(&l.api, &l.revision, &l.namespace, l.follow)
             .await
             .map_err(|e| client::hint_unreachable(e, &l.api)),
         // Became the instance above, or failed there.
         Command::InstanceExec { .. } | Command::InstanceWarden => Ok(ExitCode::FAILURE),
-        Command::Apply(a) => {
-            client::apply(&a.api, &a.files, &a.namespace).await.map_err(|e| client::hint_unreachable(e, &a.api))
-        }
+        Command::Apply(a) => client::apply(&a.api, &a.files, &a.namespace, &a.wait)
+            .await
+            .map_err(|e| client::hint_unreachable(e, &a.api)),
         Command::Get(g) => {
             let ns = (!g.all_namespaces).then_some(g.namespace.as_str());
-            client::get(&g.api, &g.kind, g.name.as_deref(), ns, g.output, g.selector.as_deref())
+            client::get(&g.api, &g.kind, g.name.as_deref(), ns, g.output.as_ref(), g.selector.as_deref(), g.watch)
                 .await
                 .map_err(|e| client::hint_unreachable(e, &g.api))
         }
-        Command::Delete(d) => client::delete(&d.api, &d.kind, &d.names, &d.namespace)
-            .await
-            .map_err(|e| client::hint_unreachable(e, &d.api)),
+        Command::Delete(d) => {
+            let done = match &d.kind {
+                Some(kind) => client::delete(&d.api, kind, &d.names, &d.namespace, d.ignore_not_found).await,
+                None => client::delete_files(&d.api, &d.files, &d.namespace, d.ignore_not_found).await,
+            };
+            done.map_err(|e| client::hint_unreachable(e, &d.api))
+        }
+        Command::Service { command } => service::run(command).await,
+        Command::Revision { command } => inspect::revision(command).await,
+        Command::Route { command } => inspect::route(command).await,
+        Command::Completion { shell } => {
+            print!("{}", completion::script(shell, <Cli as clap::CommandFactory>::command()));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Sample { app: SampleApp::Hello { test_endpoints } } => {
             crate::sample::hello(test_endpoints).await?;
             Ok(ExitCode::SUCCESS)
