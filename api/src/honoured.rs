@@ -102,6 +102,7 @@ pub fn not_honoured(kind: Kind, obj: &Value) -> Vec<NotHonoured> {
             let message = if unknown.contains(&path) { UNKNOWN } else { container_message(key) };
             out.push(NotHonoured { path, message });
         }
+        out.extend(probe_notes(fields, &at));
         for (j, var) in fields.get("env").and_then(Value::as_array).into_iter().flatten().enumerate() {
             // ConfigMap and Secret keys are resolved; fieldRef and resourceFieldRef are refused
             // by validation, and anything else would be left unset.
@@ -203,6 +204,28 @@ fn relies_on_pod_network(container: &Value) -> bool {
         .chain(env.iter().filter_map(|v| v.get("value")))
         .filter_map(Value::as_str);
     sets_port || texts.into_iter().any(|t| t.contains("localhost") || t.contains("127.0.0.1"))
+}
+
+/// What of a container's probes is approximated: a gRPC probe is a TCP connect, an HTTPS one
+/// is sent as plain HTTP.
+fn probe_notes(container: &serde_json::Map<String, Value>, at: &str) -> Vec<NotHonoured> {
+    let mut out = Vec::new();
+    for kind in ["readinessProbe", "livenessProbe", "startupProbe"] {
+        let Some(probe) = container.get(kind) else { continue };
+        if probe.get("grpc").is_some() {
+            out.push(NotHonoured {
+                path: format!("{at}.{kind}.grpc"),
+                message: "checked as a TCP connect to its port on Sluice's local runtime, not with gRPC's health service",
+            });
+        }
+        if probe.pointer("/httpGet/scheme").and_then(Value::as_str).is_some_and(|s| s.eq_ignore_ascii_case("HTTPS")) {
+            out.push(NotHonoured {
+                path: format!("{at}.{kind}.httpGet.scheme"),
+                message: "probed over plain HTTP on Sluice's local runtime",
+            });
+        }
+    }
+    out
 }
 
 fn pod_message(key: &str) -> &'static str {
@@ -336,5 +359,20 @@ mod tests {
         assert!(c.message.as_deref().unwrap_or_default().contains("traffic moves to a new revision at once"), "{c:?}");
         set_condition(&mut conditions, Kind::Route, &json!({"metadata": {}}), "2026-01-01T00:00:01Z");
         assert!(conditions.is_empty());
+    }
+
+    #[test]
+    fn probes_that_are_only_approximated_are_named() {
+        let svc = json!({"spec": {"template": {"spec": {"containers": [{"image": "app",
+            "readinessProbe": {"grpc": {"port": 8080}},
+            "livenessProbe": {"httpGet": {"path": "/", "scheme": "HTTPS"}},
+            "startupProbe": {"httpGet": {"path": "/", "scheme": "HTTP"}}}]}}}});
+        assert_eq!(
+            paths(Kind::Service, &svc),
+            [
+                "spec.template.spec.containers[0].readinessProbe.grpc",
+                "spec.template.spec.containers[0].livenessProbe.httpGet.scheme",
+            ]
+        );
     }
 }
