@@ -183,7 +183,7 @@ async fn knative_annotations_sluice_does_not_act_on_are_warned_and_shown_on_the_
     let c = s.client();
     let svc = json!({
         "apiVersion": "serving.knative.dev/v1", "kind": "Service",
-        "metadata": {"name": "gradual", "annotations": {"serving.knative.dev/rollout-duration": "120s"}},
+        "metadata": {"name": "gradual", "annotations": {"networking.knative.dev/ingress-class": "kourier.ingress.networking.knative.dev"}},
         "spec": {"template": {"spec": {"containers": [{"image": "ghcr.io/knative/helloworld-go"}]}}}
     });
     let r = c
@@ -199,7 +199,9 @@ async fn knative_annotations_sluice_does_not_act_on_are_warned_and_shown_on_the_
     let warnings: Vec<&str> = r.headers.get_all("warning").iter().filter_map(|v| v.to_str().ok()).collect();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
-        warnings[0].contains("metadata.annotations.serving.knative.dev/rollout-duration: gradual rollout is not done"),
+        warnings[0].contains(
+            "metadata.annotations.networking.knative.dev/ingress-class: Sluice's own router is the only ingress"
+        ),
         "{warnings:?}"
     );
     for url in [
@@ -207,7 +209,7 @@ async fn knative_annotations_sluice_does_not_act_on_are_warned_and_shown_on_the_
         format!("{}/apis/serving.knative.dev/v1/namespaces/default/routes/gradual", s.api),
     ] {
         let message = fields_honoured_warning(&c, &url).await;
-        assert!(message.contains("rollout-duration"), "{url}: {message}");
+        assert!(message.contains("ingress-class"), "{url}: {message}");
     }
 }
 
@@ -232,7 +234,7 @@ async fn knative_config_map_keys_sluice_does_not_read_are_warned_about() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let warnings: Vec<&str> = r.headers.get_all("warning").iter().filter_map(|v| v.to_str().ok()).collect();
     assert_eq!(warnings.len(), 1, "only the key Sluice does not read: {warnings:?}");
-    assert!(warnings[0].contains("data[rollout-duration]: gradual rollout is not done on Sluice"), "{warnings:?}");
+    assert!(warnings[0].contains("data[rollout-duration]: the global default is not read on Sluice"), "{warnings:?}");
 
     let Some(kubectl) = kubectl() else {
         eprintln!("skipping the kubectl half: kubectl is not installed");

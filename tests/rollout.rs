@@ -66,3 +66,59 @@ async fn each_new_revision_starts_exactly_one_instance_once() {
     }
     assert!(restarted.is_empty(), "{}", restarted.join("\n"));
 }
+
+/// Knative's gradual rollout: with `rollout-duration` on the Service, a new revision starts at
+/// 1 % and takes over in steps, under load without a failed request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_duration_moves_traffic_to_the_new_revision_in_steps() {
+    let s = Sluice::start(BIN).expect("start sluice");
+    let traffic = Traffic::new(s.http.as_deref().expect("router"));
+    let gradual = |version: usize| {
+        service(version).replacen(
+            "  name: shop\n",
+            "  name: shop\n  annotations:\n    serving.knative.dev/rollout-duration: 4s\n",
+            1,
+        )
+    };
+    apply(BIN, &s, &gradual(1)).expect("apply v1");
+    traffic.wait_for(HOST, WAIT, |b| b.contains("Hello v1!")).await.expect("v1 serves");
+    let load = traffic.start_load(HOST, 2);
+    apply(BIN, &s, &gradual(2)).expect("apply v2");
+
+    let routes: kube::Api<sluice_api::Route> = kube::Api::namespaced(s.kube_client().expect("client"), "default");
+    let mut splits: Vec<Vec<(String, i64)>> = Vec::new();
+    let mut in_progress = false;
+    let done = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(route) = routes.get("shop").await
+                && let Some(status) = route.status
+            {
+                let split: Vec<(String, i64)> = status
+                    .traffic
+                    .iter()
+                    .map(|t| (t.revision_name.clone().unwrap_or_default(), t.percent_or_zero()))
+                    .collect();
+                in_progress |= sluice_api::conditions::find(&status.conditions, "IngressReady")
+                    .is_some_and(|c| c.reason.as_deref() == Some("RolloutInProgress"));
+                if splits.last() != Some(&split) {
+                    splits.push(split.clone());
+                }
+                if split == [("shop-00002".to_string(), 100)] {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let report = load.stop().await;
+    assert!(done.is_ok(), "the rollout did not end: {splits:?}");
+    assert_eq!(splits.first(), Some(&vec![("shop-00001".to_string(), 100)]), "{splits:?}");
+    assert!(
+        splits.contains(&vec![("shop-00001".to_string(), 99), ("shop-00002".to_string(), 1)]),
+        "the new revision starts at 1 %: {splits:?}"
+    );
+    assert!(splits.len() >= 4, "steps in between (4 s: 1 %, then 33 % more each second): {splits:?}");
+    assert!(in_progress, "IngressReady said RolloutInProgress");
+    assert_eq!(report.statuses.keys().copied().collect::<Vec<_>>(), [200], "{report:?}");
+}

@@ -148,9 +148,6 @@ fn annotation_message(key: &str, value: &str) -> Option<&'static str> {
         "autoscaling.knative.dev/class" if value != "kpa.autoscaling.knative.dev" => {
             "Sluice runs only Knative's own autoscaler (kpa.autoscaling.knative.dev, on concurrency or rps); this revision is scaled by it, with the cluster's settings"
         }
-        "serving.knative.dev/rollout-duration" => {
-            "gradual rollout is not done on Sluice: traffic moves to a new revision at once, once it is ready"
-        }
         "networking.knative.dev/certificate-class"
         | "networking.knative.dev/certificate.class"
         | "networking.knative.dev/disable-auto-tls"
@@ -318,7 +315,6 @@ mod tests {
     #[test]
     fn knative_annotations_sluice_does_not_act_on_are_listed_where_they_are() {
         let svc = json!({"metadata": {"annotations": {
-            "serving.knative.dev/rollout-duration": "380s",
             "networking.knative.dev/ingress-class": "kourier.ingress.networking.knative.dev",
             "serving.knative.dev/creator": "me"}},
         "spec": {"template": {"metadata": {"annotations": {
@@ -330,16 +326,20 @@ mod tests {
         assert_eq!(
             paths(Kind::Service, &svc),
             [
-                "metadata.annotations.serving.knative.dev/rollout-duration",
                 "metadata.annotations.networking.knative.dev/ingress-class",
                 "spec.template.metadata.annotations.autoscaling.knative.dev/class",
                 "spec.template.metadata.annotations.features.knative.dev/http-full-duplex",
                 "spec.template.metadata.annotations.networking.knative.dev/disable-auto-tls",
             ]
         );
-        let route = json!({"metadata": {"annotations": {"serving.knative.dev/rollout-duration": "60s"}},
+        let route = json!({"metadata": {"annotations": {"serving.knative.dev/rollout-duration": "60s",
+            "networking.knative.dev/disable-auto-tls": "true"}},
             "spec": {"traffic": []}});
-        assert_eq!(paths(Kind::Route, &route), ["metadata.annotations.serving.knative.dev/rollout-duration"]);
+        assert_eq!(
+            paths(Kind::Route, &route),
+            ["metadata.annotations.networking.knative.dev/disable-auto-tls"],
+            "a gradual rollout is done"
+        );
         assert!(not_honoured(Kind::ConfigMap, &route).is_empty(), "only Knative's kinds");
         let kpa =
             json!({"metadata": {"annotations": {"autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev"}}});
@@ -348,7 +348,7 @@ mod tests {
 
     #[test]
     fn the_condition_is_a_warning_that_goes_once_nothing_is_left_to_say() {
-        let route = json!({"metadata": {"annotations": {"serving.knative.dev/rollout-duration": "60s"}}});
+        let route = json!({"metadata": {"annotations": {"networking.knative.dev/ingress-class": "x"}}});
         let mut conditions = Vec::new();
         set_condition(&mut conditions, Kind::Route, &route, "2026-01-01T00:00:00Z");
         let c = &conditions[0];
@@ -356,7 +356,7 @@ mod tests {
             (c.type_.as_str(), c.reason.as_deref(), c.severity.as_deref()),
             (CONDITION, Some("NotHonoured"), Some("Warning"))
         );
-        assert!(c.message.as_deref().unwrap_or_default().contains("traffic moves to a new revision at once"), "{c:?}");
+        assert!(c.message.as_deref().unwrap_or_default().contains("the class is not used"), "{c:?}");
         set_condition(&mut conditions, Kind::Route, &json!({"metadata": {}}), "2026-01-01T00:00:01Z");
         assert!(conditions.is_empty());
     }

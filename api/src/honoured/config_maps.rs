@@ -71,9 +71,9 @@ const MAPS: &[Map] = &[
 /// Keys of `network` that get a message of their own.
 fn network_message(key: &str) -> Option<&'static str> {
     match key {
-        "rollout-duration" | "rolloutDuration" => {
-            Some("gradual rollout is not done on Sluice: traffic moves to a new revision at once, once it is ready")
-        }
+        "rollout-duration" | "rolloutDuration" => Some(
+            "the global default is not read on Sluice: set serving.knative.dev/rollout-duration on the Service or Route",
+        ),
         "domain-template" | "tag-template" => {
             Some("not applied on Sluice: URLs are {name}.{namespace}.{serve --domain} and tags {tag}-{name}")
         }
@@ -137,7 +137,7 @@ mod tests {
         );
         assert_eq!(network.len(), 2, "{network:?}");
         assert_eq!(network[0].0, "data[rollout-duration]");
-        assert!(network[0].1.starts_with("gradual rollout is not done"));
+        assert!(network[0].1.starts_with("the global default is not read"));
         assert_eq!(network[1].0, "data[ingress-class]");
         let defaults = notes("config-defaults", "knative-serving", json!({"revision-timeout-seconds": "600"}));
         assert_eq!(defaults[0].0, "data[revision-timeout-seconds]");

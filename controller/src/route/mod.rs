@@ -7,6 +7,7 @@
 //! marked `reserve` (and drained), so no request is sent to a revision on its way out.
 
 mod labeler;
+pub mod rollout;
 pub mod traffic;
 
 use std::collections::BTreeSet;
@@ -106,7 +107,24 @@ pub async fn reconcile(route: Arc<Route>, ctx: Arc<Ctx>) -> Result<Action, Error
     };
     let lookup = Lookup { configurations: &configurations, revisions: &revisions, serving: &serving };
     let resolved = traffic::resolve(&route, &lookup);
-    let status = route_status(&route, resolved.as_ref(), &ctx.domain, &super::now());
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let (resolved, rollout, next_step) = match resolved {
+        Ok(traffic) => {
+            let previous = route
+                .status
+                .as_ref()
+                .and_then(|s| s.extra.get(rollout::STATUS_KEY))
+                .and_then(|v| serde_json::from_value::<rollout::Rollout>(v.clone()).ok());
+            let stepped =
+                rollout::step(&route.spec.traffic, traffic, previous.as_ref(), rollout_duration(&route), now_ms);
+            (Ok(stepped.traffic), stepped.rollout, stepped.next)
+        }
+        Err(e) => (Err(e), None, None),
+    };
+    let mut status = route_status(&route, resolved.as_ref(), &ctx.domain, &super::now());
+    if resolved.is_ok() {
+        with_rollout(&mut status, rollout.as_ref(), next_step.is_some(), &super::now());
+    }
     // Program the router before the status says so, and before anything is drained.
     let spec = publish::route_config(&route, &status.traffic, &revisions, &ctx.domain);
     ctx.publisher.set_route(&route.uid().unwrap_or_default(), spec);
@@ -121,8 +139,44 @@ pub async fn reconcile(route: Arc<Route>, ctx: Arc<Ctx>) -> Result<Action, Error
     Ok(match resolved {
         // Waiting on a target: its own events will bring us back; this is a safety net.
         Err(e) if !e.is_failure() => Action::requeue(Duration::from_secs(5)),
-        _ => Action::await_change(),
+        // A rollout step is due then.
+        Ok(_) => next_step.map_or_else(Action::await_change, Action::requeue),
+        Err(_) => Action::await_change(),
     })
+}
+
+/// The route's `serving.knative.dev/rollout-duration` (validated at admission as whole seconds).
+fn rollout_duration(route: &Route) -> Option<Duration> {
+    let text = route.annotations().get(labels::ROLLOUT_DURATION)?;
+    let ns = sluice_api::validation::duration::parse(text.trim())
+        .or_else(|| text.trim().parse::<i64>().ok().map(|s| s.saturating_mul(1_000_000_000)))?;
+    u64::try_from(ns).ok().map(Duration::from_nanos)
+}
+
+/// Records the rollout state in `status.rollout` and, while a rollout is in progress, says so
+/// as Knative does: IngressReady (and so Ready) Unknown with `RolloutInProgress`.
+fn with_rollout(status: &mut RouteStatus, rollout: Option<&rollout::Rollout>, in_progress: bool, now: &str) {
+    match rollout.and_then(|r| serde_json::to_value(r).ok()) {
+        Some(value) => status.extra.insert(rollout::STATUS_KEY.into(), value),
+        None => status.extra.remove(rollout::STATUS_KEY),
+    };
+    if in_progress {
+        set_condition(
+            &mut status.conditions,
+            ConditionUpdate::unknown(
+                "IngressReady",
+                "RolloutInProgress",
+                "A gradual rollout of the latest revision is in progress.",
+            ),
+            now,
+        );
+        let ready = conditions::summarize(
+            &status.conditions,
+            "Ready",
+            &["AllTrafficAssigned", "IngressReady", "CertificateProvisioned"],
+        );
+        set_condition(&mut status.conditions, ready, now);
+    }
 }
 
 /// The Events a status change is worth: the traffic moved (the router now splits it another
