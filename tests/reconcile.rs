@@ -99,6 +99,7 @@ impl Harness {
             domain: "example.com".into(),
             progress_deadline: ProgressDeadline::new(deadline::DEFAULT),
             events,
+            rollout_default: Default::default(),
         });
         Self { ctx, recorder, stop, _dir: dir }
     }

@@ -86,14 +86,63 @@ async fn a_rollout_duration_moves_traffic_to_the_new_revision_in_steps() {
     apply(BIN, &s, &gradual(2)).expect("apply v2");
 
     let routes: kube::Api<sluice_api::Route> = kube::Api::namespaced(s.kube_client().expect("client"), "default");
-    let mut splits: Vec<Vec<(String, i64)>> = Vec::new();
+    let observed = observe_rollout(&routes, "shop-00002").await;
+    let report = load.stop().await;
+    assert_stepped(observed, "shop-00001", "shop-00002");
+    assert_eq!(report.statuses.keys().copied().collect::<Vec<_>>(), [200], "{report:?}");
+}
+
+/// Knative's cluster-wide default, `config-network`'s `rollout-duration`, rolls out a service
+/// without the annotation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_network_s_rollout_duration_rolls_out_services_without_the_annotation() {
+    let s = Sluice::start(BIN).expect("start sluice");
+    let traffic = Traffic::new(s.http.as_deref().expect("router"));
+    let network = "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: config-network
+  namespace: knative-serving
+data:
+  rollout-duration: 4s
+";
+    apply(BIN, &s, network).expect("apply config-network");
+    apply(BIN, &s, &service(1)).expect("apply v1");
+    traffic.wait_for(HOST, WAIT, |b| b.contains("Hello v1!")).await.expect("v1 serves");
+    let routes: kube::Api<sluice_api::Route> = kube::Api::namespaced(s.kube_client().expect("client"), "default");
+    // A rollout needs the state before it: the route records it once the default applies.
+    sluice_test_support::until("the route to record its rollout state", WAIT, async || {
+        routes.get("shop").await.ok()?.status?.extra.contains_key("rollout").then_some(())
+    })
+    .await
+    .expect("rollout state");
+    apply(BIN, &s, &service(2)).expect("apply v2");
+    assert_stepped(observe_rollout(&routes, "shop-00002").await, "shop-00001", "shop-00002");
+}
+
+/// A route's split: revision and percent, in order.
+type Split = Vec<(String, i64)>;
+
+/// What a route's status showed during a rollout.
+struct Observed {
+    /// The rollout ended within [`WAIT`].
+    done: bool,
+    /// Every split shown, in order, without repeats.
+    splits: Vec<Split>,
+    /// IngressReady said `RolloutInProgress` at some point.
+    in_progress: bool,
+}
+
+/// Watches the route's status until `to` holds all the traffic (or [`WAIT`] passes).
+async fn observe_rollout(routes: &kube::Api<sluice_api::Route>, to: &str) -> Observed {
+    let mut splits: Vec<Split> = Vec::new();
     let mut in_progress = false;
     let done = tokio::time::timeout(WAIT, async {
         loop {
             if let Ok(route) = routes.get("shop").await
                 && let Some(status) = route.status
             {
-                let split: Vec<(String, i64)> = status
+                let split: Split = status
                     .traffic
                     .iter()
                     .map(|t| (t.revision_name.clone().unwrap_or_default(), t.percent_or_zero()))
@@ -103,22 +152,26 @@ async fn a_rollout_duration_moves_traffic_to_the_new_revision_in_steps() {
                 if splits.last() != Some(&split) {
                     splits.push(split.clone());
                 }
-                if split == [("shop-00002".to_string(), 100)] {
+                if split == [(to.to_string(), 100)] {
                     return;
                 }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })
-    .await;
-    let report = load.stop().await;
-    assert!(done.is_ok(), "the rollout did not end: {splits:?}");
-    assert_eq!(splits.first(), Some(&vec![("shop-00001".to_string(), 100)]), "{splits:?}");
+    .await
+    .is_ok();
+    Observed { done, splits, in_progress }
+}
+
+/// A 4 s rollout from `from` to `to`: 100 → 99/1 → steps → 100.
+fn assert_stepped(Observed { done, splits, in_progress }: Observed, from: &str, to: &str) {
+    assert!(done, "the rollout did not end: {splits:?}");
+    assert_eq!(splits.first(), Some(&vec![(from.to_string(), 100)]), "{splits:?}");
     assert!(
-        splits.contains(&vec![("shop-00001".to_string(), 99), ("shop-00002".to_string(), 1)]),
+        splits.contains(&vec![(from.to_string(), 99), (to.to_string(), 1)]),
         "the new revision starts at 1 %: {splits:?}"
     );
     assert!(splits.len() >= 4, "steps in between (4 s: 1 %, then 33 % more each second): {splits:?}");
     assert!(in_progress, "IngressReady said RolloutInProgress");
-    assert_eq!(report.statuses.keys().copied().collect::<Vec<_>>(), [200], "{report:?}");
 }

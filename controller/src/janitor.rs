@@ -132,15 +132,25 @@ async fn features(ctx: Arc<Ctx>) {
 
 /// `config-network`'s `http-protocol` (Knative also reads the older `httpProtocol`): what
 /// plain HTTP to a service host gets when the router serves HTTPS. An unknown value is logged
-/// and leaves plain HTTP enabled, as the map's absence does.
+/// and leaves plain HTTP enabled, as the map's absence does. And its `rollout-duration`, the
+/// gradual rollout of routes without the annotation.
 async fn network(ctx: Arc<Ctx>) {
     let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), SYSTEM_NAMESPACE);
     let cfg = watcher::Config::default().fields("metadata.name=config-network");
     let mut events = watcher::watcher(api, cfg).boxed();
     while let Some(event) = events.next().await {
         match event {
-            Ok(Event::Apply(cm) | Event::InitApply(cm)) => ctx.publisher.set_http_protocol(http_protocol(&cm)),
-            Ok(Event::Delete(_)) => ctx.publisher.set_http_protocol(HttpProtocol::Enabled),
+            Ok(Event::Apply(cm) | Event::InitApply(cm)) => {
+                ctx.publisher.set_http_protocol(http_protocol(&cm));
+                match route::rollout::parse_default(cm.data.as_ref()) {
+                    Ok(d) => ctx.rollout_default.set(d),
+                    Err(e) => tracing::error!(error = %e, "config-network: keeping the rollout duration before it"),
+                }
+            }
+            Ok(Event::Delete(_)) => {
+                ctx.publisher.set_http_protocol(HttpProtocol::Enabled);
+                ctx.rollout_default.set(std::time::Duration::ZERO);
+            }
             _ => {}
         }
     }

@@ -49,6 +49,8 @@ pub struct Ctx {
     pub progress_deadline: deadline::ProgressDeadline,
     /// Reports what the reconcilers do as Kubernetes Events.
     pub events: events::Recorder,
+    /// `config-network`'s `rollout-duration`, for routes without the annotation.
+    pub rollout_default: route::rollout::RolloutDefault,
 }
 
 /// A reconcile that did not finish; it is retried.

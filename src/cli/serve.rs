@@ -193,6 +193,7 @@ where
         domain: args.domain.clone(),
         progress_deadline: ProgressDeadline::new(args.progress_deadline),
         events,
+        rollout_default: Default::default(),
     });
     let controllers = if args.no_controllers {
         tracing::warn!("--no-controllers: objects are stored but not reconciled");

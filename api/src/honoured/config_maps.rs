@@ -53,7 +53,7 @@ const MAPS: &[Map] = &[
     },
     Map {
         name: "config-network",
-        honoured: &["http-protocol", "httpProtocol"],
+        honoured: &["http-protocol", "httpProtocol", "rollout-duration", "rolloutDuration"],
         otherwise: "not applied on Sluice (URLs are {name}.{namespace}.{serve --domain}; its own router is the ingress)",
     },
     Map {
@@ -71,9 +71,6 @@ const MAPS: &[Map] = &[
 /// Keys of `network` that get a message of their own.
 fn network_message(key: &str) -> Option<&'static str> {
     match key {
-        "rollout-duration" | "rolloutDuration" => Some(
-            "the global default is not read on Sluice: set serving.knative.dev/rollout-duration on the Service or Route",
-        ),
         "domain-template" | "tag-template" => {
             Some("not applied on Sluice: URLs are {name}.{namespace}.{serve --domain} and tags {tag}-{name}")
         }
@@ -133,12 +130,12 @@ mod tests {
         let network = notes(
             "config-network",
             "knative-serving",
-            json!({"http-protocol": "Redirected", "rollout-duration": "380s", "ingress-class": "x"}),
+            json!({"http-protocol": "Redirected", "rollout-duration": "380s", "ingress-class": "x", "domain-template": "y"}),
         );
         assert_eq!(network.len(), 2, "{network:?}");
-        assert_eq!(network[0].0, "data[rollout-duration]");
-        assert!(network[0].1.starts_with("the global default is not read"));
-        assert_eq!(network[1].0, "data[ingress-class]");
+        assert_eq!(network[0].0, "data[ingress-class]");
+        assert_eq!(network[1].0, "data[domain-template]");
+        assert!(network[1].1.contains("URLs are"));
         let defaults = notes("config-defaults", "knative-serving", json!({"revision-timeout-seconds": "600"}));
         assert_eq!(defaults[0].0, "data[revision-timeout-seconds]");
         assert!(defaults[0].1.contains("stock defaults"));

@@ -115,8 +115,9 @@ pub async fn reconcile(route: Arc<Route>, ctx: Arc<Ctx>) -> Result<Action, Error
                 .as_ref()
                 .and_then(|s| s.extra.get(rollout::STATUS_KEY))
                 .and_then(|v| serde_json::from_value::<rollout::Rollout>(v.clone()).ok());
-            let stepped =
-                rollout::step(&route.spec.traffic, traffic, previous.as_ref(), rollout_duration(&route), now_ms);
+            // The route's own annotation, else config-network's default.
+            let duration = rollout_duration(&route).or_else(|| ctx.rollout_default.get());
+            let stepped = rollout::step(&route.spec.traffic, traffic, previous.as_ref(), duration, now_ms);
             (Ok(stepped.traffic), stepped.rollout, stepped.next)
         }
         Err(e) => (Err(e), None, None),

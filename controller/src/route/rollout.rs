@@ -20,6 +20,41 @@ use sluice_api::TrafficTarget;
 /// The key of the rollout state in a Route's status.
 pub const STATUS_KEY: &str = "rollout";
 
+/// `config-network`'s `rollout-duration`: the duration for routes without the annotation
+/// (0, Knative's default, is off). Read on every reconcile, written by the map's watcher.
+#[derive(Debug, Default)]
+pub struct RolloutDefault(std::sync::atomic::AtomicU64);
+
+// === impl RolloutDefault ===
+
+impl RolloutDefault {
+    /// The duration, if one is set.
+    pub fn get(&self) -> Option<Duration> {
+        let secs = self.0.load(std::sync::atomic::Ordering::Relaxed);
+        (secs > 0).then(|| Duration::from_secs(secs))
+    }
+
+    /// Sets the duration (zero turns gradual rollout off).
+    pub fn set(&self, duration: Duration) {
+        self.0.store(duration.as_secs(), std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// `config-network`'s `rollout-duration` (or the older `rolloutDuration`): a Go duration or
+/// whole seconds, not negative; absent is 0 (off).
+pub fn parse_default(data: Option<&std::collections::BTreeMap<String, String>>) -> Result<Duration, String> {
+    let Some(text) = data.and_then(|d| d.get("rollout-duration").or_else(|| d.get("rolloutDuration"))) else {
+        return Ok(Duration::ZERO);
+    };
+    let text = text.trim();
+    let ns = sluice_api::validation::duration::parse(text)
+        .or_else(|| text.parse::<i64>().ok().map(|s| s.saturating_mul(1_000_000_000)))
+        .ok_or_else(|| format!("failed to parse \"rollout-duration\": time: invalid duration {text:?}"))?;
+    u64::try_from(ns)
+        .map(Duration::from_nanos)
+        .map_err(|_| format!("rollout-duration must be a non-negative duration, was: {text}"))
+}
+
 /// Every rolled-out target of a route.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -208,6 +243,20 @@ mod tests {
     }
 
     const MIN: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn config_network_s_default_parses_as_knative_reads_it() {
+        let map = |v: &str| std::collections::BTreeMap::from([("rollout-duration".to_string(), v.to_string())]);
+        assert_eq!(parse_default(None), Ok(Duration::ZERO));
+        assert_eq!(parse_default(Some(&map("380s"))), Ok(Duration::from_secs(380)));
+        assert_eq!(parse_default(Some(&map("120"))), Ok(Duration::from_secs(120)));
+        assert!(parse_default(Some(&map("-5s"))).is_err());
+        assert!(parse_default(Some(&map("soon"))).is_err());
+        let d = RolloutDefault::default();
+        assert_eq!(d.get(), None);
+        d.set(Duration::from_secs(60));
+        assert_eq!(d.get(), Some(MIN));
+    }
 
     #[test]
     fn without_a_duration_traffic_moves_at_once_and_no_state_is_kept() {
