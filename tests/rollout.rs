@@ -175,3 +175,41 @@ fn assert_stepped(Observed { done, splits, in_progress }: Observed, from: &str, 
     assert!(splits.len() >= 4, "steps in between (4 s: 1 %, then 33 % more each second): {splits:?}");
     assert!(in_progress, "IngressReady said RolloutInProgress");
 }
+
+/// Knative's BYO rollback: a template naming an existing revision with the same spec moves the
+/// traffic back to it, without a new revision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_naming_an_earlier_revision_with_its_spec_rolls_back_to_it() {
+    let s = Sluice::start(BIN).expect("start sluice");
+    let traffic = Traffic::new(s.http.as_deref().expect("router"));
+    let named = |name: &str, version: usize| {
+        service(version).replacen("  template:\n", &format!("  template:\n    metadata:\n      name: {name}\n"), 1)
+    };
+    apply(BIN, &s, &named("shop-blue", 1)).expect("apply blue");
+    traffic.wait_for(HOST, WAIT, |b| b.contains("Hello v1!")).await.expect("blue serves");
+    apply(BIN, &s, &named("shop-green", 2)).expect("apply green");
+    traffic.wait_for(HOST, WAIT, |b| b.contains("Hello v2!")).await.expect("green serves");
+    apply(BIN, &s, &named("shop-blue", 1)).expect("roll back to blue");
+    traffic.wait_for(HOST, WAIT, |b| b.contains("Hello v1!")).await.expect("blue serves again");
+
+    let client = s.kube_client().expect("client");
+    let services: kube::Api<sluice_api::Service> = kube::Api::namespaced(client.clone(), "default");
+    let status = sluice_test_support::until("the service Ready on blue", WAIT, async || {
+        let status = services.get("shop").await.ok()?.status?;
+        sluice_api::conditions::is_true(&status.conditions, "Ready").then_some(status)
+    })
+    .await
+    .expect("Ready");
+    assert_eq!(status.latest_created_revision_name.as_deref(), Some("shop-blue"));
+    assert_eq!(status.latest_ready_revision_name.as_deref(), Some("shop-blue"));
+    let revisions: kube::Api<sluice_api::Revision> = kube::Api::namespaced(client, "default");
+    let names: Vec<String> = revisions
+        .list(&Default::default())
+        .await
+        .expect("list")
+        .items
+        .iter()
+        .map(|r| r.metadata.name.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(names, ["shop-blue", "shop-green"], "no new revision");
+}

@@ -78,7 +78,7 @@ pub fn latest_created<'a>(
             None => Ok(None),
             Some(rev) => {
                 let ours = shell::controlled_by(rev, &cfg.uid().unwrap_or_default());
-                if ours && (revision_generation(rev) == generation || rev.spec == cfg.spec.template.spec) {
+                if ours && (revision_generation(rev) == generation || same_spec(&rev.spec, &cfg.spec.template.spec)) {
                     Ok(Some(rev))
                 } else {
                     Err(format!("revisions.serving.knative.dev {byo:?} already exists"))
@@ -87,6 +87,18 @@ pub fn latest_created<'a>(
         },
         None => Ok(owned.iter().find(|r| revision_generation(r) == generation)),
     }
+}
+
+/// True when a revision stamped from `template` would have `rev`'s spec: equal, counting the
+/// `enableServiceLinks: false` a revision gets by default at creation as what an unset
+/// template field means (a template changed by an update is not defaulted with it).
+fn same_spec(rev: &sluice_api::RevisionSpec, template: &sluice_api::RevisionSpec) -> bool {
+    if template.enable_service_links.is_none() && rev.enable_service_links == Some(false) {
+        let mut t = template.clone();
+        t.enable_service_links = Some(false);
+        return *rev == t;
+    }
+    rev == template
 }
 
 /// True when the revision's Ready condition is True.

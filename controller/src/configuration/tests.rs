@@ -42,6 +42,17 @@ fn byo_names_are_reused_only_by_their_owner_with_the_same_spec() {
         Some("svc-v1".into()),
         "rollback reuses it"
     );
+    // The revision was defaulted at creation (enableServiceLinks: false); a template set again
+    // by an update is not, and it is still the same spec.
+    let mut defaulted = mine.clone();
+    defaulted.spec.enable_service_links = Some(false);
+    assert_eq!(cfg.spec.template.spec.enable_service_links, None);
+    let all = vec![defaulted];
+    assert_eq!(latest_created(&cfg, &all, &all).expect("ok").map(|r| r.name_any()), Some("svc-v1".into()));
+    let mut changed = mine.clone();
+    changed.spec.timeout_seconds = Some(7);
+    let all = vec![changed];
+    assert!(latest_created(&cfg, &all, &all).is_err(), "another spec under the name is refused");
     let mut other = mine.clone();
     other.metadata.owner_references = None;
     let all = vec![other];
