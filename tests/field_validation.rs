@@ -134,17 +134,8 @@ async fn fields_sluice_does_not_apply_are_warned_at_admission_and_in_the_revisio
         "spec": {"template": {"spec": {"containers": [{"image": "ghcr.io/knative/helloworld-go",
             "resources": {"limits": {"memory": "64Mi"}}}]}}}
     });
-    let r = c
-        .send(
-            Method::POST,
-            &format!("{}{SERVICES}?fieldValidation=Strict", s.api),
-            &[("content-type", "application/json")],
-            svc.to_string(),
-        )
-        .await
-        .expect("create");
+    let (r, warnings) = create(&c, &format!("{}{SERVICES}?fieldValidation=Strict", s.api), &svc).await;
     assert_eq!(r.status, StatusCode::CREATED, "a known field, just not applied: {}", r.text());
-    let warnings: Vec<&str> = r.headers.get_all("warning").iter().filter_map(|v| v.to_str().ok()).collect();
     assert_eq!(
         warnings,
         [
@@ -186,17 +177,8 @@ async fn knative_annotations_sluice_does_not_act_on_are_warned_and_shown_on_the_
         "metadata": {"name": "gradual", "annotations": {"networking.knative.dev/ingress-class": "kourier.ingress.networking.knative.dev"}},
         "spec": {"template": {"spec": {"containers": [{"image": "ghcr.io/knative/helloworld-go"}]}}}
     });
-    let r = c
-        .send(
-            Method::POST,
-            &format!("{}{SERVICES}?fieldValidation=Strict", s.api),
-            &[("content-type", "application/json")],
-            svc.to_string(),
-        )
-        .await
-        .expect("create");
+    let (r, warnings) = create(&c, &format!("{}{SERVICES}?fieldValidation=Strict", s.api), &svc).await;
     assert_eq!(r.status, StatusCode::CREATED, "Knative accepts it, so Sluice does: {}", r.text());
-    let warnings: Vec<&str> = r.headers.get_all("warning").iter().filter_map(|v| v.to_str().ok()).collect();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
         warnings[0].contains(
@@ -223,17 +205,8 @@ async fn knative_config_map_keys_sluice_does_not_read_are_warned_about() {
         "data": {"ingress-class": "kourier.ingress.networking.knative.dev", "rollout-duration": "380s",
             "http-protocol": "Enabled", "_example": "documentation"}
     });
-    let r = c
-        .send(
-            Method::POST,
-            &format!("{}/api/v1/namespaces/knative-serving/configmaps", s.api),
-            &[("content-type", "application/json")],
-            cm.to_string(),
-        )
-        .await
-        .expect("create");
+    let (r, warnings) = create(&c, &format!("{}/api/v1/namespaces/knative-serving/configmaps", s.api), &cm).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let warnings: Vec<&str> = r.headers.get_all("warning").iter().filter_map(|v| v.to_str().ok()).collect();
     assert_eq!(warnings.len(), 1, "only the key Sluice does not read: {warnings:?}");
     assert!(warnings[0].contains("data[ingress-class]: not applied on Sluice"), "{warnings:?}");
 
@@ -263,4 +236,15 @@ async fn knative_config_map_keys_sluice_does_not_read_are_warned_about() {
         stderr.contains("Warning: data[revision-timeout-seconds]: Sluice applies Knative's stock defaults"),
         "{stderr}"
     );
+}
+
+/// POSTs `body` as JSON to `url`: the response and its `Warning` header values.
+async fn create(
+    c: &sluice_test_support::http::Client,
+    url: &str,
+    body: &Value,
+) -> (sluice_test_support::http::Response, Vec<String>) {
+    let r = c.send(Method::POST, url, &[("content-type", "application/json")], body.to_string()).await.expect("create");
+    let warnings = r.headers.get_all("warning").iter().filter_map(|v| v.to_str().ok()).map(str::to_string).collect();
+    (r, warnings)
 }
