@@ -55,6 +55,7 @@ pub fn route_config(route: &Route, traffic: &[TrafficTarget], revisions: &[Revis
         tags,
         tag_header_routing: false,
         http_protocol: http_protocol(route),
+        rules: Vec::new(),
     }
 }
 

@@ -25,6 +25,7 @@ fn table() -> &'static RoutingTable {
             tags: vec![TagConfig { tag: "v2".into(), hosts: vec!["v2-hello.default".into()], target: target("b") }],
             tag_header_routing: true,
             http_protocol: None,
+            rules: Vec::new(),
         };
         RoutingTable::new(vec![route]).expect("a valid table")
     })

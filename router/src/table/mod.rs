@@ -83,6 +83,54 @@ pub struct RouteConfig<R = Arc<RevisionEndpoints>> {
     /// The route's own `http-protocol` (Knative's `networking.knative.dev/http-protocol`
     /// annotation), over the cluster's `config-network` setting.
     pub http_protocol: Option<HttpProtocol>,
+    /// Header and path rules (Sluice's `spec.rules`), tried in order on a default host before
+    /// the split; the first whose match holds picks the request's target by its own split.
+    pub rules: Vec<RuleConfig<R>>,
+}
+
+/// One rule of a route (`R` as for [`Target`]): when every header match and the path match
+/// hold, the request goes by the rule's own split.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleConfig<R = Arc<RevisionEndpoints>> {
+    /// The rule's name, if it has one (for status, metrics and the access log).
+    pub name: Option<String>,
+    /// Header conditions; all must hold.
+    pub headers: Vec<HeaderMatch>,
+    /// The path condition, if any.
+    pub path: Option<PathMatch>,
+    /// The rule's split as (percent, target); percents sum to 100.
+    pub traffic: Vec<(u32, Target<R>)>,
+}
+
+/// One header condition of a rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeaderMatch {
+    /// The header's name (matched case-insensitively).
+    pub name: String,
+    /// What its value must be.
+    pub value: ValueMatch,
+}
+
+/// What a header's value must be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ValueMatch {
+    /// Exactly this value.
+    Exact(String),
+    /// A value starting with this.
+    Prefix(String),
+    /// A value this regular expression matches whole (compiled when the table is built).
+    Regex(String),
+    /// The header is present (true) or absent (false), whatever its value.
+    Present(bool),
+}
+
+/// What a request's path (without the query) must be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PathMatch {
+    /// Exactly this path.
+    Exact(String),
+    /// A path starting with this.
+    Prefix(String),
 }
 
 /// Knative's `http-protocol` (ConfigMap `config-network` in `knative-serving`): what a
@@ -244,6 +292,7 @@ impl<R> Default for RouteConfig<R> {
             tags: Vec::new(),
             tag_header_routing: false,
             http_protocol: None,
+            rules: Vec::new(),
         }
     }
 }
@@ -264,12 +313,26 @@ impl<R> RouteConfig<R> {
                 .collect(),
             tag_header_routing: self.tag_header_routing,
             http_protocol: self.http_protocol,
+            rules: self
+                .rules
+                .into_iter()
+                .map(|r| RuleConfig {
+                    name: r.name,
+                    headers: r.headers,
+                    path: r.path,
+                    traffic: r.traffic.into_iter().map(|(p, t)| (p, t.map(&mut f))).collect(),
+                })
+                .collect(),
         }
     }
 
-    /// Every revision the route sends traffic to, tags included.
+    /// Every revision the route sends traffic to, tags and rules included.
     pub fn revisions(&self) -> impl Iterator<Item = &R> {
-        self.traffic.iter().map(|(_, t)| &t.revision).chain(self.tags.iter().map(|t| &t.target.revision))
+        self.traffic
+            .iter()
+            .map(|(_, t)| &t.revision)
+            .chain(self.tags.iter().map(|t| &t.target.revision))
+            .chain(self.rules.iter().flat_map(|r| r.traffic.iter().map(|(_, t)| &t.revision)))
     }
 }
 
