@@ -118,23 +118,30 @@ fn a_service_route_cannot_take_another_services_revision() {
 #[test]
 fn status_keeps_old_traffic_when_blocked_and_publishes_tag_urls_when_assigned() {
     let mut rt = fixtures::route("r", json!([{"revisionName": "r-00002", "percent": 100, "tag": "v2"}]), json!({}));
-    let assigned = vec![TrafficTarget {
+    let traffic = vec![TrafficTarget {
         revision_name: Some("r-00002".into()),
         tag: Some("v2".into()),
         percent: Some(100),
         latest_revision: Some(false),
         ..Default::default()
     }];
+    let rules: Vec<TrafficRule> = serde_json::from_value(json!([{"name": "canary",
+        "match": {"headers": [{"name": "x-canary", "present": true}]},
+        "traffic": [{"tag": "v2", "revisionName": "r-00002", "percent": 100, "latestRevision": false}]}]))
+    .expect("rules");
+    let assigned = Assigned { traffic, rules: rules.clone() };
     let s = route_status(&rt, Ok(&assigned), "localhost", "t");
     assert_eq!(s.url.as_deref(), Some("http://r.default.localhost"));
     assert_eq!(s.traffic[0].url.as_deref(), Some("http://v2-r.default.localhost"));
     assert_eq!(s.address.as_ref().and_then(|a| a.url.as_deref()), Some("http://r.default.svc.cluster.local"));
     assert_eq!(find(&s.conditions, "Ready").map(|c| c.status), Some(ConditionStatus::True));
+    assert_eq!(s.rules, rules);
 
     rt.status = Some(s);
     let err = TargetError::Missing { kind: "Revision", name: "r-00003".into() };
     let s = route_status(&rt, Err(&err), "localhost", "t2");
     assert_eq!(s.traffic[0].revision_name.as_deref(), Some("r-00002"), "old traffic kept");
+    assert_eq!(s.rules, rules, "old rules kept");
     let ready = find(&s.conditions, "Ready").expect("Ready");
     assert_eq!((ready.status, ready.reason.as_deref()), (ConditionStatus::False, Some("RevisionMissing")));
 }
@@ -142,7 +149,7 @@ fn status_keeps_old_traffic_when_blocked_and_publishes_tag_urls_when_assigned() 
 #[test]
 fn cluster_local_routes_get_private_urls() {
     let rt = fixtures::route("r", json!([]), json!({"networking.knative.dev/visibility": "cluster-local"}));
-    let s = route_status(&rt, Ok(&vec![]), "localhost", "t");
+    let s = route_status(&rt, Ok(&Assigned::default()), "localhost", "t");
     assert_eq!(s.url.as_deref(), Some("http://r.default.svc.cluster.local"));
 }
 
