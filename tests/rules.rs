@@ -147,6 +147,9 @@ const RULES: &str = r#"  rules:
       percent: 50
 "#;
 
+/// What a request is for, its path, its headers and the answer it must get.
+type Case = (&'static str, &'static str, &'static [(&'static str, &'static str)], &'static str);
+
 /// GET `path` on `host` through the router with `headers`: `"<status> <body>"` for a non-200,
 /// the body for a 200.
 async fn get(c: &Client, router: &str, host: &str, path: &str, headers: &[(&str, &str)]) -> String {
@@ -210,7 +213,7 @@ async fn requests_go_by_the_first_rule_that_matches_else_by_the_default_split() 
     assert_eq!(beta["metadata"]["labels"]["serving.knative.dev/routingState"], "active", "{beta}");
 
     let c = Client::new();
-    let cases: &[(&str, &str, &[(&str, &str)], &str)] = &[
+    let cases: &[Case] = &[
         ("no rule matches", "/", &[("user-agent", DESKTOP)], STABLE),
         ("the user-agent regex", "/", &[("user-agent", IPHONE)], ALPHA),
         ("a regex matches the whole value, not a part", "/", &[("user-agent", IPAD)], STABLE),
@@ -270,8 +273,11 @@ async fn requests_go_by_the_first_rule_that_matches_else_by_the_default_split() 
 /// The rules as a variant of the set above for edit `n`: the iPhone rule's target and the
 /// order of the two `x-order` rules change with each edit.
 fn edited_rules(n: usize) -> String {
-    let (iphone, other) =
-        if n % 2 == 0 { ("tag: alpha", "revisionName: shop-beta") } else { ("revisionName: shop-beta", "tag: alpha") };
+    let (iphone, other) = if n.is_multiple_of(2) {
+        ("tag: alpha", "revisionName: shop-beta")
+    } else {
+        ("revisionName: shop-beta", "tag: alpha")
+    };
     format!(
         "  rules:
   - name: iphone
@@ -343,7 +349,7 @@ async fn assign_and_check(s: &Sluice, router: &str, n: usize) {
     let name = format!("env-exact-{n}");
     let rules = assigned_rules(s, |r| r.len() == 2 && r[1]["name"] == name.as_str()).await;
     assert_eq!(rules[1]["match"]["headers"][0]["exact"], "canary");
-    let (iphone, env) = if n % 2 == 0 { (ALPHA, BETA) } else { (BETA, ALPHA) };
+    let (iphone, env) = if n.is_multiple_of(2) { (ALPHA, BETA) } else { (BETA, ALPHA) };
     let c = Client::new();
     // The router is programmed before the status says so.
     assert_eq!(get(&c, router, HOST, "/", &[("user-agent", IPHONE)]).await, iphone, "edit {n}");

@@ -109,21 +109,14 @@ mod tests {
         let lk = Lookup { configurations: &cfgs, revisions: &revs, serving: &all };
         let assigned = traffic::resolve(&rt, &lk).expect("traffic");
         let rules = resolve(&rt, &assigned, &lk).expect("rules");
-        let got: Vec<Vec<(Option<&str>, Option<&str>, Option<i64>, Option<bool>)>> = rules
-            .iter()
-            .map(|r| {
-                r.traffic
-                    .iter()
-                    .map(|t| (t.tag.as_deref(), t.revision_name.as_deref(), t.percent, t.latest_revision))
-                    .collect()
-            })
-            .collect();
+        let traffic: Vec<&Vec<TrafficTarget>> = rules.iter().map(|r| &r.traffic).collect();
         assert_eq!(
-            got,
-            [
-                vec![(Some("alpha"), Some("c-00002"), Some(100), Some(true))],
-                vec![(None, Some("c-00003"), Some(40), Some(false)), (None, Some("c-00002"), Some(60), Some(true))],
-            ]
+            serde_json::to_value(traffic).expect("json"),
+            json!([
+                [{"tag": "alpha", "revisionName": "c-00002", "percent": 100, "latestRevision": true}],
+                [{"revisionName": "c-00003", "percent": 40, "latestRevision": false},
+                 {"revisionName": "c-00002", "percent": 60, "latestRevision": true}],
+            ])
         );
         assert_eq!(rules[0].name.as_deref(), Some("iphone"));
         assert_eq!(rules[0].matches, rt.spec.rules[0].matches, "the match is copied");
