@@ -122,12 +122,19 @@ fn header(h: &HeaderMatch) -> FieldError {
         }
     }
     if let Some(re) = &h.regex {
-        errs.push(too_long(re, "regex").unwrap_or_else(|| match compile_regex(re) {
-            Ok(_) => FieldError::default(),
-            Err(e) => FieldError::invalid_value_details(quote_cut(re), "regex", e.to_string()),
-        }));
+        errs.push(too_long(re, "regex").unwrap_or_else(|| regex(re)));
     }
     errs
+}
+
+/// A header regex: its own syntax first (so an error points into the text the user wrote),
+/// then as the router compiles it, anchored and within the size limit.
+fn regex(re: &str) -> FieldError {
+    let built = regex::RegexBuilder::new(re).size_limit(REGEX_SIZE_LIMIT).build().and_then(|_| compile_regex(re));
+    match built {
+        Ok(_) => FieldError::default(),
+        Err(e) => FieldError::invalid_value_details(quote_cut(re), "regex", e.to_string()),
+    }
 }
 
 /// A value a header can carry: no control characters but tab (so a condition that could never

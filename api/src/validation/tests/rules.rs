@@ -56,6 +56,9 @@ fn a_bad_regex_is_refused_with_the_regex_error() {
         "{msg}"
     );
     assert!(msg.contains("unclosed group"), "{msg}");
+    assert!(msg.contains("\n    (iPhone\n    ^\n"), "the error points into the regex as written: {msg}");
+    let msg = refused(header_rule(json!({"name": "user-agent", "regex": "a)|(b"})));
+    assert!(msg.contains("unopened group"), "valid only once wrapped, so refused: {msg}");
 }
 
 #[test]
