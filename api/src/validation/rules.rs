@@ -20,10 +20,12 @@ pub const MAX_VALUE_BYTES: usize = 1024;
 /// The most memory a header regex may compile to (`regex::RegexBuilder::size_limit`).
 pub const REGEX_SIZE_LIMIT: usize = 64 * 1024;
 
-/// A header regex as the router compiles it: anchored, so it must match the whole value
-/// (Envoy's and Istio's semantics), and within [`REGEX_SIZE_LIMIT`].
-pub fn compile_regex(re: &str) -> Result<regex::Regex, regex::Error> {
-    regex::RegexBuilder::new(&format!("^(?:{re})$")).size_limit(REGEX_SIZE_LIMIT).build()
+/// A header regex as the router compiles it (`sluice_router`'s `whole_value_regex`): over
+/// bytes, anchored so it must match the whole value (Envoy's and Istio's semantics), within
+/// [`REGEX_SIZE_LIMIT`]. Admission compiles the same way, so a regex it admits cannot fail the
+/// router's table build.
+pub fn compile_regex(re: &str) -> Result<regex::bytes::Regex, regex::Error> {
+    regex::bytes::RegexBuilder::new(&format!("^(?:{re})$")).size_limit(REGEX_SIZE_LIMIT).build()
 }
 
 /// Validates a spec's rules against its `traffic` (whose tags rule targets may name); paths
@@ -130,7 +132,8 @@ fn header(h: &HeaderMatch) -> FieldError {
 /// A header regex: its own syntax first (so an error points into the text the user wrote),
 /// then as the router compiles it, anchored and within the size limit.
 fn regex(re: &str) -> FieldError {
-    let built = regex::RegexBuilder::new(re).size_limit(REGEX_SIZE_LIMIT).build().and_then(|_| compile_regex(re));
+    let built =
+        regex::bytes::RegexBuilder::new(re).size_limit(REGEX_SIZE_LIMIT).build().and_then(|_| compile_regex(re));
     match built {
         Ok(_) => FieldError::default(),
         Err(e) => FieldError::invalid_value_details(quote_cut(re), "regex", e.to_string()),
