@@ -178,6 +178,18 @@ async fn assigned_rules(s: &Sluice, want: impl Fn(&[Value]) -> bool) -> Vec<Valu
     .expect("the rules to be assigned")
 }
 
+/// Waits for revision `shop-beta`, named only by rules, to be labelled routed (`active`).
+async fn beta_is_routed(s: &Sluice) {
+    let c = s.client();
+    let url = format!("{}/apis/serving.knative.dev/v1/namespaces/default/revisions/shop-beta", s.api);
+    until("shop-beta to be labelled routed", WAIT, async || {
+        let beta = c.get(&url, &[]).await.ok()?.json();
+        (beta["metadata"]["labels"]["serving.knative.dev/routingState"] == "active").then_some(())
+    })
+    .await
+    .expect("shop-beta routed");
+}
+
 /// Starts `shop` with revisions stable, alpha and beta, and the rules above.
 async fn shop_with_rules(s: &Sluice, router: &str) {
     let c = Client::new();
@@ -203,14 +215,8 @@ async fn requests_go_by_the_first_rule_that_matches_else_by_the_default_split() 
     );
     assert_eq!(rules[2]["traffic"], json!([{"revisionName": "shop-beta", "latestRevision": false, "percent": 100}]));
     assert_eq!(rules[0]["match"]["headers"][0]["name"], "User-Agent", "the match is copied");
-    // Beta is named only by rules, and runs like any routed revision.
-    let beta = s
-        .client()
-        .get(&format!("{}/apis/serving.knative.dev/v1/namespaces/default/revisions/shop-beta", s.api), &[])
-        .await
-        .expect("beta")
-        .json();
-    assert_eq!(beta["metadata"]["labels"]["serving.knative.dev/routingState"], "active", "{beta}");
+    // Beta is named only by rules, and is labelled routed like any routed revision.
+    beta_is_routed(&s).await;
 
     let c = Client::new();
     let cases: &[Case] = &[
@@ -248,6 +254,9 @@ async fn requests_go_by_the_first_rule_that_matches_else_by_the_default_split() 
         let n = counts.get(body).copied().unwrap_or(0);
         assert!(n.abs_diff(100) <= 4, "{body}: {n} of 200: {counts:?}");
     }
+
+    // Still routed after all that: nothing took it for unreferenced.
+    beta_is_routed(&s).await;
 
     // Knative's order: a tag host first, then the Knative-Serving-Tag header, then rules.
     let tag_host = "alpha-shop.default.localhost";
