@@ -257,6 +257,25 @@ async fn requests_go_by_the_first_rule_that_matches_else_by_the_default_split() 
 
     // Still routed after all that: nothing took it for unreferenced.
     beta_is_routed(&s).await;
+    // And the route said what its rules now do.
+    let events = format!("{}/api/v1/namespaces/default/events", s.api);
+    let api = s.client();
+    let moved = until("a RulesMoved event", WAIT, async || {
+        let list = api.get(&events, &[]).await.ok()?.json();
+        list["items"]
+            .as_array()?
+            .iter()
+            .find(|e| e["reason"] == "RulesMoved" && e["involvedObject"]["kind"] == "Route")
+            .cloned()
+    })
+    .await
+    .expect("the event");
+    let message = moved["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("Rules now send iphone: 100% to shop-alpha; ipad-partial: 100% to shop-beta;"),
+        "{message}"
+    );
+    assert!(message.ends_with("half: 50% to shop-alpha, 50% to shop-beta"), "{message}");
 
     // Knative's order: a tag host first, then the Knative-Serving-Tag header, then rules.
     let tag_host = "alpha-shop.default.localhost";

@@ -212,6 +212,9 @@ pub fn notes(route: &Route, next: &RouteStatus) -> Vec<Note> {
         let message = format!("Traffic now goes {}", parts.join(", "));
         out.push(Note::normal(route, component::ROUTE, "Update", "TrafficMoved", message));
     }
+    if let Some(message) = rules_moved(&before.rules, &next.rules) {
+        out.push(Note::normal(route, component::ROUTE, "Update", "RulesMoved", message));
+    }
     let failed = |s: &RouteStatus| {
         conditions::find(&s.conditions, "AllTrafficAssigned")
             .filter(|c| c.status == conditions::ConditionStatus::False)
@@ -225,6 +228,46 @@ pub fn notes(route: &Route, next: &RouteStatus) -> Vec<Note> {
     }
     out
 }
+
+/// What the router now does with the route's rules, when they changed (added, removed,
+/// reordered, matching otherwise or sending to other revisions).
+fn rules_moved(before: &[TrafficRule], next: &[TrafficRule]) -> Option<String> {
+    if before == next {
+        return None;
+    }
+    if next.is_empty() {
+        return Some("No rules now: all traffic goes by the split".into());
+    }
+    let parts: Vec<String> = next
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let name = r.name.clone().unwrap_or_else(|| format!("rules[{i}]"));
+            let split: Vec<String> = r
+                .traffic
+                .iter()
+                .filter(|t| t.percent_or_zero() > 0)
+                .map(|t| format!("{}% to {}", t.percent_or_zero(), t.revision_name.as_deref().unwrap_or("?")))
+                .collect();
+            format!("{name}: {}", split.join(", "))
+        })
+        .collect();
+    // Kubernetes refuses an Event message over 1,024 bytes: name what fits, count the rest.
+    let mut message = String::from("Rules now send ");
+    for (i, part) in parts.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "; " };
+        if message.len() + sep.len() + part.len() > RULES_MESSAGE_LIMIT {
+            message.push_str(&format!("; and {} more rule(s)", parts.len() - i));
+            break;
+        }
+        message.push_str(sep);
+        message.push_str(part);
+    }
+    Some(message)
+}
+
+/// Room for the rules in a `RulesMoved` message, leaving space for the count of the rest.
+const RULES_MESSAGE_LIMIT: usize = 960;
 
 /// Applies the labeler's changes for `route` over `objects`.
 pub async fn label<K>(
