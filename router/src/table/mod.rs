@@ -424,6 +424,27 @@ impl<R> RouteConfig<R> {
     }
 }
 
+// === impl TableError ===
+
+impl TableError {
+    /// Whether the error is about route `namespace/name` (for a host claimed twice: the route
+    /// that claimed it second).
+    pub fn is_about(&self, namespace: &str, name: &str) -> bool {
+        let route = match self {
+            Self::PercentSum { route, .. }
+            | Self::EmptyHost { route }
+            | Self::DuplicateTag { route, .. }
+            | Self::RulePercentSum { route, .. }
+            | Self::DuplicateRule { route, .. }
+            | Self::RuleHeaderName { route, .. }
+            | Self::RuleRegex { route, .. }
+            | Self::RulePath { route, .. } => route,
+            Self::DuplicateHost { second, .. } => second,
+        };
+        route.split_once('/') == Some((namespace, name))
+    }
+}
+
 // === impl RoutingTable ===
 
 impl RoutingTable {

@@ -23,8 +23,11 @@ fn rule(headers: Vec<HeaderMatch>, path: Option<PathMatch>, to: &Target) -> Rule
     RuleConfig { name: None, headers, path, traffic: vec![(100, to.clone())] }
 }
 
-/// A request for `path` on the default host carrying `headers` (raw bytes, repeats kept).
-fn request(path: &str, headers: &[(&str, &[u8])]) -> Request<TestBody> {
+/// Request headers as (name, raw value bytes), repeats kept.
+type Headers<'a> = &'a [(&'a str, &'a [u8])];
+
+/// A request for `path` on the default host carrying `headers`.
+fn request(path: &str, headers: Headers<'_>) -> Request<TestBody> {
     let mut req = Request::get(path).header("host", HOST);
     for (name, value) in headers {
         req = req.header(*name, HeaderValue::from_bytes(value).expect("header value"));
@@ -71,7 +74,7 @@ async fn exact_prefix_regex_present_and_absent_headers_pick_their_rules_revision
     let proxy = Proxy::start(table(vec![hello_with(&t, rules)])).await;
     let mut client = H1::connect(proxy.addr).await;
     let cookie: (&str, &[u8]) = ("cookie", b"session=1");
-    let cases: [(&[(&str, &[u8])], &str); 9] = [
+    let cases: [(Headers<'_>, &str); 9] = [
         (&[cookie, ("x-version", b"v2")], "exact"),
         (&[cookie, ("x-version", b"v22")], "default"),
         (&[cookie, ("x-tenant", b"beta-acme")], "prefix"),
@@ -144,7 +147,7 @@ async fn rules_are_tried_in_order_and_the_first_that_holds_wins() {
     ];
     let proxy = Proxy::start(table(vec![hello_with(&t, rules.clone())])).await;
     let mut client = H1::connect(proxy.addr).await;
-    let debug_a: &[(&str, &[u8])] = &[("x-debug", b"1"), ("x-team", b"a")];
+    let debug_a: Headers<'_> = &[("x-debug", b"1"), ("x-team", b"a")];
     assert_eq!(answered(&mut client, request("/", debug_a)).await, "first");
     assert_eq!(answered(&mut client, request("/", &[("x-debug", b"1")])).await, "second");
 
@@ -156,8 +159,7 @@ async fn rules_are_tried_in_order_and_the_first_that_holds_wins() {
 #[tokio::test]
 async fn the_tag_header_comes_before_rules_and_tag_hosts_bypass_them() {
     let (_servers, t) = backends(&["default", "ruled", "canary"]).await;
-    let mut config =
-        hello_with(&t, vec![rule(vec![header("x-debug", ValueMatch::Present(true))], None, &t["ruled"])]);
+    let mut config = hello_with(&t, vec![rule(vec![header("x-debug", ValueMatch::Present(true))], None, &t["ruled"])]);
     config.tags.push(TagConfig {
         tag: "canary".into(),
         hosts: vec!["canary-hello.default.localhost".into()],

@@ -100,7 +100,8 @@ fn a_pattern_that_does_not_parse_alone_cannot_escape_its_anchors() {
 
 #[test]
 fn a_regex_too_large_to_compile_is_refused() {
-    let err = compile_error(vec![rule(None, vec![header("x", ValueMatch::Regex(r"(?:\w{100}){100}".into()))], None, "r")]);
+    let err =
+        compile_error(vec![rule(None, vec![header("x", ValueMatch::Regex(r"(?:\w{100}){100}".into()))], None, "r")]);
     assert!(err.starts_with("route default/hello rules[0]: header x: invalid regex: "), "{err}");
     assert!(err.contains("size limit"), "{err}");
 }
@@ -177,7 +178,11 @@ fn the_first_matching_rule_wins_and_says_so() {
 #[test]
 fn tag_hosts_and_the_tag_header_come_before_rules() {
     let mut config = route(vec![rule(None, vec![header("x-debug", ValueMatch::Present(true))], None, "ruled")]);
-    config.tags.push(TagConfig { tag: "canary".into(), hosts: vec!["canary-hello.default".into()], target: target("c") });
+    config.tags.push(TagConfig {
+        tag: "canary".into(),
+        hosts: vec!["canary-hello.default".into()],
+        target: target("c"),
+    });
     config.tag_header_routing = true;
     let t = RoutingTable::new(vec![config]).expect("table");
     let tagged = request("/", &[("x-debug", b"1"), ("knative-serving-tag", b"canary")]);
@@ -248,7 +253,10 @@ fn bad_rules_are_refused_naming_the_route_and_rule() {
     let present = || vec![header("x", ValueMatch::Present(true))];
     let cases = [
         (
-            vec![rule(None, present(), None, "a"), rule(Some("r"), vec![header("bad name", ValueMatch::Present(true))], None, "a")],
+            vec![
+                rule(None, present(), None, "a"),
+                rule(Some("r"), vec![header("bad name", ValueMatch::Present(true))], None, "a"),
+            ],
             "route default/hello rules[1] (r): \"bad name\" is not a valid HTTP header name",
         ),
         (
@@ -260,7 +268,12 @@ fn bad_rules_are_refused_naming_the_route_and_rule() {
             "route default/hello rules[0]: traffic percents sum to 0, not 100",
         ),
         (
-            vec![RuleConfig { name: None, headers: present(), path: None, traffic: vec![(60, target("a")), (60, target("b"))] }],
+            vec![RuleConfig {
+                name: None,
+                headers: present(),
+                path: None,
+                traffic: vec![(60, target("a")), (60, target("b"))],
+            }],
             "route default/hello rules[0]: traffic percents sum to 120, not 100",
         ),
         (
