@@ -9,8 +9,10 @@
 //! gets `PORT`) and its `readinessProbe`, `livenessProbe` and `startupProbe` with their timing;
 //! sidecars (the other containers), which run beside each instance and share its life; Knative's
 //! `containerConcurrency`, `timeoutSeconds`; `enableServiceLinks` (Knative's default, which has
-//! no meaning without Kubernetes Services). Everything else present is listed here, and so is a
-//! sidecar that looks like it relies on a pod network Sluice does not have.
+//! no meaning without Kubernetes Services). A Route's or Service's `spec.traffic` and
+//! Sluice's `spec.rules` (header and path rules) are honoured by the router. Everything else
+//! present is listed here, and so is a sidecar that looks like it relies on a pod network Sluice
+//! does not have.
 
 mod config_maps;
 
@@ -310,6 +312,19 @@ mod tests {
             "env": [{"name": "TARGET", "value": "Go Sample v1"}]}]}}}});
         assert!(not_honoured(Kind::Service, &svc).is_empty());
         assert!(not_honoured(Kind::Route, &json!({"spec": {"traffic": []}})).is_empty());
+    }
+
+    #[test]
+    fn header_and_path_rules_are_honoured_and_not_warned_about() {
+        let rules = json!([{"name": "iphone", "match": {"headers": [{"name": "user-agent", "regex": ".*iPhone.*"}],
+            "path": {"prefix": "/"}}, "traffic": [{"tag": "alpha", "percent": 100}]}]);
+        let route =
+            json!({"spec": {"traffic": [{"revisionName": "a", "percent": 100, "tag": "alpha"}], "rules": rules}});
+        assert!(not_honoured(Kind::Route, &route).is_empty());
+        assert!(crate::strict::unknown_fields(Kind::Route, &route).is_empty());
+        let svc = json!({"spec": {"template": {"spec": {"containers": [{"image": "app"}]}}, "rules": rules}});
+        assert!(not_honoured(Kind::Service, &svc).is_empty());
+        assert!(crate::strict::unknown_fields(Kind::Service, &svc).is_empty());
     }
 
     #[test]

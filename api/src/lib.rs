@@ -32,7 +32,9 @@ pub use field_error::FieldError;
 pub use kinds::Kind;
 pub use revision::{ContainerStatus, Revision, RevisionSpec, RevisionStatus, RevisionTemplateSpec};
 pub use revision_key::RevisionKey;
-pub use route::{Addressable, Route, RouteSpec, RouteStatus, TrafficTarget};
+pub use route::{
+    Addressable, HeaderMatch, PathMatch, Route, RouteSpec, RouteStatus, RuleMatch, TrafficRule, TrafficTarget,
+};
 pub use service::{Service, ServiceSpec, ServiceStatus};
 
 /// The port a container serves on when it declares none.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::conditions::Condition;
 use crate::podspec::Extra;
 use crate::revision::RevisionTemplateSpec;
-use crate::route::{Addressable, TrafficTarget};
+use crate::route::{Addressable, TrafficRule, TrafficTarget};
 
 /// The desired state of a Service: a ConfigurationSpec and a RouteSpec, inline.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -39,6 +39,9 @@ pub struct ServiceSpec {
     /// The traffic split (the Route's spec); defaults to 100% latest.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub traffic: Vec<TrafficTarget>,
+    /// Header and path rules (the Route's spec), tried in order before `traffic`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<TrafficRule>,
     /// Fields not modelled here.
     #[serde(flatten)]
     pub extra: Extra,
@@ -69,6 +72,9 @@ pub struct ServiceStatus {
     /// From the Route.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub traffic: Vec<TrafficTarget>,
+    /// From the Route.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<TrafficRule>,
     /// Fields not modelled here.
     #[serde(flatten)]
     pub extra: Extra,

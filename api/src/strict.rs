@@ -23,6 +23,11 @@ const REVISION_SPEC: &[&str] =
     &["containerConcurrency", "timeoutSeconds", "responseStartTimeoutSeconds", "idleTimeoutSeconds"];
 /// Knative's `TrafficTarget` fields.
 const TRAFFIC_TARGET: &[&str] = &["tag", "revisionName", "configurationName", "latestRevision", "percent", "url"];
+/// Sluice's `spec.rules[*]` fields, and those of its match, header and path conditions.
+const RULE: &[&str] = &["name", "match", "traffic"];
+const RULE_MATCH: &[&str] = &["headers", "path"];
+const HEADER_MATCH: &[&str] = &["name", "exact", "prefix", "regex", "present"];
+const PATH_MATCH: &[&str] = &["exact", "prefix"];
 /// An object's top-level fields.
 const TOP: &[&str] = &["apiVersion", "kind", "metadata", "spec", "status"];
 
@@ -43,9 +48,10 @@ pub fn unknown_fields(kind: Kind, obj: &Value) -> Vec<String> {
     match kind {
         Kind::Service => {
             ignored::<Service>(&checked, "", &mut unknown);
-            extra_keys(map.get("spec"), "spec", &["template", "traffic"], &mut unknown);
+            extra_keys(map.get("spec"), "spec", &["template", "traffic", "rules"], &mut unknown);
             template(map.get("spec").and_then(|s| s.get("template")), "spec.template", &mut unknown);
             traffic(map.get("spec").and_then(|s| s.get("traffic")), "spec.traffic", &mut unknown);
+            rules(map.get("spec").and_then(|s| s.get("rules")), "spec.rules", &mut unknown);
         }
         Kind::Configuration => {
             ignored::<Configuration>(&checked, "", &mut unknown);
@@ -54,8 +60,9 @@ pub fn unknown_fields(kind: Kind, obj: &Value) -> Vec<String> {
         }
         Kind::Route => {
             ignored::<Route>(&checked, "", &mut unknown);
-            extra_keys(map.get("spec"), "spec", &["traffic"], &mut unknown);
+            extra_keys(map.get("spec"), "spec", &["traffic", "rules"], &mut unknown);
             traffic(map.get("spec").and_then(|s| s.get("traffic")), "spec.traffic", &mut unknown);
+            rules(map.get("spec").and_then(|s| s.get("rules")), "spec.rules", &mut unknown);
         }
         Kind::Revision => {
             ignored::<Revision>(&checked, "", &mut unknown);
@@ -118,6 +125,22 @@ fn template(v: Option<&Value>, prefix: &str, unknown: &mut Vec<String>) {
 fn traffic(v: Option<&Value>, prefix: &str, unknown: &mut Vec<String>) {
     for (i, target) in v.and_then(Value::as_array).into_iter().flatten().enumerate() {
         extra_keys(Some(target), &format!("{prefix}[{i}]"), TRAFFIC_TARGET, unknown);
+    }
+}
+
+/// Each rule's keys, and those of its match and traffic.
+fn rules(v: Option<&Value>, prefix: &str, unknown: &mut Vec<String>) {
+    for (i, rule) in v.and_then(Value::as_array).into_iter().flatten().enumerate() {
+        let at = format!("{prefix}[{i}]");
+        extra_keys(Some(rule), &at, RULE, unknown);
+        let matches = rule.get("match");
+        extra_keys(matches, &format!("{at}.match"), RULE_MATCH, unknown);
+        let headers = matches.and_then(|m| m.get("headers")).and_then(Value::as_array);
+        for (j, header) in headers.into_iter().flatten().enumerate() {
+            extra_keys(Some(header), &format!("{at}.match.headers[{j}]"), HEADER_MATCH, unknown);
+        }
+        extra_keys(matches.and_then(|m| m.get("path")), &format!("{at}.match.path"), PATH_MATCH, unknown);
+        traffic(rule.get("traffic"), &format!("{at}.traffic"), unknown);
     }
 }
 
@@ -270,6 +293,29 @@ mod tests {
         assert_eq!(unknown_fields(Kind::Revision, &rev), ["spec.timeoutSecond"]);
         let odd = json!({"apiVersion": "serving.knative.dev/v1", "kind": "Route", "spc": {}});
         assert_eq!(unknown_fields(Kind::Route, &odd), ["spc"]);
+    }
+
+    #[test]
+    fn rules_are_known_and_misspellings_inside_them_are_found() {
+        let route = json!({"apiVersion": "serving.knative.dev/v1", "kind": "Route", "metadata": {"name": "r"},
+            "spec": {"traffic": [{"revisionName": "a", "percent": 100, "tag": "alpha"}],
+                "rules": [{"name": "n", "match": {"headers": [{"name": "x", "exact": "1", "regx": "y"}],
+                    "path": {"prefix": "/", "prefx": "/a"}, "methods": ["GET"]},
+                    "traffic": [{"tag": "alpha", "percent": 100, "weight": 1}], "order": 1}]}});
+        assert_eq!(
+            unknown_fields(Kind::Route, &route),
+            [
+                "spec.rules[0].match.headers[0].regx",
+                "spec.rules[0].match.methods",
+                "spec.rules[0].match.path.prefx",
+                "spec.rules[0].order",
+                "spec.rules[0].traffic[0].weight",
+            ]
+        );
+        let svc = json!({"apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": "s"},
+            "spec": {"template": {"spec": {"containers": [{"image": "x"}]}},
+                "rules": [{"match": {"path": {"exact": "/a"}}, "traffic": [{"percent": 100}]}]}});
+        assert!(unknown_fields(Kind::Service, &svc).is_empty(), "{:?}", unknown_fields(Kind::Service, &svc));
     }
 
     #[test]

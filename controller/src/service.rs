@@ -47,19 +47,26 @@ pub fn desired_configuration(svc: &Service) -> Configuration {
     Configuration { metadata: child_meta(svc), spec, status: None }
 }
 
-/// The Route a Service wants: its traffic, with `configurationName` filled for every target
-/// that names no revision.
+/// The Route a Service wants: its traffic and rules, with `configurationName` filled for every
+/// target that names no revision (and, in a rule, no tag of the traffic).
 pub fn desired_route(svc: &Service) -> Route {
     let mut traffic = svc.spec.traffic.clone();
     if traffic.is_empty() {
         traffic.push(TrafficTarget { percent: Some(100), latest_revision: Some(true), ..Default::default() });
     }
-    for t in &mut traffic {
+    let own = |t: &mut TrafficTarget| {
         if t.revision_name.as_deref().unwrap_or("").is_empty() {
             t.configuration_name = Some(svc.name_any());
         }
+    };
+    traffic.iter_mut().for_each(&own);
+    let mut rules = svc.spec.rules.clone();
+    for t in rules.iter_mut().flat_map(|r| r.traffic.iter_mut()) {
+        if t.tag.as_deref().unwrap_or("").is_empty() {
+            own(t);
+        }
     }
-    Route { metadata: child_meta(svc), spec: RouteSpec { traffic, extra: Default::default() }, status: None }
+    Route { metadata: child_meta(svc), spec: RouteSpec { traffic, rules, extra: Default::default() }, status: None }
 }
 
 /// The Service's status from its children's.
@@ -105,6 +112,7 @@ pub fn service_status(
             status.url = rs.url.clone();
             status.address = rs.address.clone();
             status.traffic = rs.traffic.clone();
+            status.rules = rs.rules.clone();
             if rs.observed_generation != r.metadata.generation {
                 ConditionUpdate::unknown(
                     "RoutesReady",

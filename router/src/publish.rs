@@ -90,7 +90,7 @@ impl Publisher {
 
     /// Rebuilds the table from the programmed routes, under the routes lock so that two
     /// rebuilds cannot store out of order. A route claiming a host a route programmed before it
-    /// claims is left out (and logged); the rest are published.
+    /// claims, or one the table refuses, is left out (and logged); the rest are published.
     fn rebuild(&self, routes: &Routes) {
         let tag_header_routing = self.tag_header_routing.load(Ordering::SeqCst);
         let mut hosts = HashSet::new();
@@ -107,9 +107,25 @@ impl Publisher {
             let config = RouteConfig { tag_header_routing, ..spec.clone() };
             configs.push(config.map(|key| self.endpoints.revision(&key)));
         }
-        match self.table.load().rebuild(configs) {
-            Ok(table) => self.table.store(Arc::new(table.with_http_protocol(routes.http_protocol))),
-            Err(e) => tracing::error!(error = %e, "routing table not published"),
+        // A route the table refuses (e.g. a rule's regex over the router's size limit) is left
+        // out whole, as a route whose host is taken is: one bad route must not hold back the
+        // updates of every other.
+        loop {
+            match self.table.load().rebuild(configs.clone()) {
+                Ok(table) => {
+                    self.table.store(Arc::new(table.with_http_protocol(routes.http_protocol)));
+                    return;
+                }
+                Err(e) => {
+                    let before = configs.len();
+                    configs.retain(|c| !e.is_about(&c.namespace, &c.name));
+                    if configs.len() == before {
+                        tracing::error!(error = %e, "routing table not published");
+                        return;
+                    }
+                    tracing::error!(error = %e, "route not published");
+                }
+            }
         }
     }
 }

@@ -21,6 +21,7 @@ mod podspec;
 mod probe;
 mod revision;
 mod route;
+pub mod rules;
 pub mod secret;
 mod volumes;
 
@@ -35,6 +36,7 @@ pub fn service(new: &Service, old: Option<&Service>, limits: &ClusterLimits) -> 
         .via_field("metadata");
     errs.push(revision::template(&new.spec.template, &new.metadata, limits).via_field("spec.template"));
     errs.push(route::traffic(&new.spec.traffic, route::Owner::Service).via_field("spec.traffic"));
+    errs.push(rules::rules(&new.spec.rules, &new.spec.traffic, route::Owner::Service).via_field("spec.rules"));
     if let Some(old) = old {
         let spec_changed = old.spec != new.spec;
         errs.push(
@@ -75,6 +77,7 @@ pub fn route(new: &Route, old: Option<&Route>) -> FieldError {
         .also(metadata::rollout_duration(annos).via_field("annotations"))
         .via_field("metadata");
     errs.push(route::traffic(&new.spec.traffic, route::Owner::Route).via_field("spec.traffic"));
+    errs.push(rules::rules(&new.spec.rules, &new.spec.traffic, route::Owner::Route).via_field("spec.rules"));
     if let Some(old) = old
         && new.metadata.owner_references.is_none()
     {

@@ -49,7 +49,7 @@ pub fn traffic(targets: &[TrafficTarget], owner: Owner) -> FieldError {
 }
 
 /// One target in a spec, paths relative to it.
-fn target(tt: &TrafficTarget, owner: Owner) -> FieldError {
+pub(super) fn target(tt: &TrafficTarget, owner: Owner) -> FieldError {
     let revision = tt.revision_name.as_deref().unwrap_or("");
     let configuration = tt.configuration_name.as_deref().unwrap_or("");
     let mut errs = FieldError::default();

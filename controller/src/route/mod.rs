@@ -8,6 +8,7 @@
 
 mod labeler;
 pub mod rollout;
+pub mod rules;
 pub mod traffic;
 
 use std::collections::BTreeSet;
@@ -20,20 +21,24 @@ use kube::runtime::controller::Action;
 use serde_json::json;
 use sluice_api::RevisionKey;
 use sluice_api::conditions::{self, ConditionUpdate, set_condition};
-use sluice_api::{Addressable, Configuration, Revision, Route, RouteStatus, TrafficTarget, labels};
+use sluice_api::{Addressable, Configuration, Revision, Route, RouteStatus, TrafficRule, TrafficTarget, labels};
 
 use super::events::{Note, component};
 use super::{Ctx, Error, names, publish, shell};
 pub use labeler::RoutingChange;
 use traffic::{Lookup, TargetError};
 
+/// What an assignment gives a route: its traffic and its rules, every target resolved.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Assigned {
+    /// `status.traffic`, before URLs are added.
+    pub traffic: Vec<TrafficTarget>,
+    /// `status.rules`.
+    pub rules: Vec<TrafficRule>,
+}
+
 /// The route's status after an assignment attempt.
-pub fn route_status(
-    route: &Route,
-    resolved: Result<&Vec<TrafficTarget>, &TargetError>,
-    domain: &str,
-    now: &str,
-) -> RouteStatus {
+pub fn route_status(route: &Route, resolved: Result<&Assigned, &TargetError>, domain: &str, now: &str) -> RouteStatus {
     let mut s = route.status.clone().unwrap_or_default();
     let (name, ns) = (route.name_any(), route.namespace().unwrap_or_default());
     let private = names::is_cluster_local(route.labels());
@@ -44,8 +49,10 @@ pub fn route_status(
         extra: Default::default(),
     });
     match resolved {
-        Ok(traffic) => {
-            s.traffic = traffic
+        Ok(assigned) => {
+            s.rules = assigned.rules.clone();
+            s.traffic = assigned
+                .traffic
                 .iter()
                 .map(|t| {
                     let mut t = t.clone();
@@ -118,7 +125,11 @@ pub async fn reconcile(route: Arc<Route>, ctx: Arc<Ctx>) -> Result<Action, Error
             // The route's own annotation, else config-network's default.
             let duration = rollout_duration(&route).or_else(|| ctx.rollout_default.get());
             let stepped = rollout::step(&route.spec.traffic, traffic, previous.as_ref(), duration, now_ms);
-            (Ok(stepped.traffic), stepped.rollout, stepped.next)
+            // Rules resolve against the traffic as assigned (a tag names its revision there).
+            match rules::resolve(&route, &stepped.traffic, &lookup) {
+                Ok(rules) => (Ok(Assigned { traffic: stepped.traffic, rules }), stepped.rollout, stepped.next),
+                Err(e) => (Err(e), None, None),
+            }
         }
         Err(e) => (Err(e), None, None),
     };
@@ -127,14 +138,15 @@ pub async fn reconcile(route: Arc<Route>, ctx: Arc<Ctx>) -> Result<Action, Error
         with_rollout(&mut status, rollout.as_ref(), next_step.is_some(), &super::now());
     }
     // Program the router before the status says so, and before anything is drained.
-    let spec = publish::route_config(&route, &status.traffic, &revisions, &ctx.domain);
+    let spec = publish::route_config(&route, &status.traffic, &status.rules, &revisions, &ctx.domain);
     ctx.publisher.set_route(&route.uid().unwrap_or_default(), spec);
     let routes: Api<Route> = Api::namespaced(ctx.client.clone(), &ns);
     shell::publish_notes(&routes, &*route, &ctx.events, |r| notes(r, &status)).await;
     shell::patch_status::<Route, _>(&ctx.client, &route, route.status.as_ref(), &status).await?;
 
     let mut referenced = traffic::wanted_revisions(&route, &lookup);
-    referenced.extend(status.traffic.iter().filter_map(|t| t.revision_name.clone()));
+    let rule_targets = status.rules.iter().flat_map(|r| r.traffic.iter());
+    referenced.extend(status.traffic.iter().chain(rule_targets).filter_map(|t| t.revision_name.clone()));
     label(&revs, &route.name_any(), &referenced, &revisions, true).await?;
     label(&configs, &route.name_any(), &traffic::wanted_configurations(&route), &configurations, false).await?;
     Ok(match resolved {
@@ -200,6 +212,9 @@ pub fn notes(route: &Route, next: &RouteStatus) -> Vec<Note> {
         let message = format!("Traffic now goes {}", parts.join(", "));
         out.push(Note::normal(route, component::ROUTE, "Update", "TrafficMoved", message));
     }
+    if let Some(message) = rules_moved(&before.rules, &next.rules) {
+        out.push(Note::normal(route, component::ROUTE, "Update", "RulesMoved", message));
+    }
     let failed = |s: &RouteStatus| {
         conditions::find(&s.conditions, "AllTrafficAssigned")
             .filter(|c| c.status == conditions::ConditionStatus::False)
@@ -213,6 +228,46 @@ pub fn notes(route: &Route, next: &RouteStatus) -> Vec<Note> {
     }
     out
 }
+
+/// What the router now does with the route's rules, when they changed (added, removed,
+/// reordered, matching otherwise or sending to other revisions).
+fn rules_moved(before: &[TrafficRule], next: &[TrafficRule]) -> Option<String> {
+    if before == next {
+        return None;
+    }
+    if next.is_empty() {
+        return Some("No rules now: all traffic goes by the split".into());
+    }
+    let parts: Vec<String> = next
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let name = r.name.clone().unwrap_or_else(|| format!("rules[{i}]"));
+            let split: Vec<String> = r
+                .traffic
+                .iter()
+                .filter(|t| t.percent_or_zero() > 0)
+                .map(|t| format!("{}% to {}", t.percent_or_zero(), t.revision_name.as_deref().unwrap_or("?")))
+                .collect();
+            format!("{name}: {}", split.join(", "))
+        })
+        .collect();
+    // Kubernetes refuses an Event message over 1,024 bytes: name what fits, count the rest.
+    let mut message = String::from("Rules now send ");
+    for (i, part) in parts.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "; " };
+        if message.len() + sep.len() + part.len() > RULES_MESSAGE_LIMIT {
+            message.push_str(&format!("; and {} more rule(s)", parts.len() - i));
+            break;
+        }
+        message.push_str(sep);
+        message.push_str(part);
+    }
+    Some(message)
+}
+
+/// Room for the rules in a `RulesMoved` message, leaving space for the count of the rest.
+const RULES_MESSAGE_LIMIT: usize = 960;
 
 /// Applies the labeler's changes for `route` over `objects`.
 pub async fn label<K>(

@@ -118,23 +118,30 @@ fn a_service_route_cannot_take_another_services_revision() {
 #[test]
 fn status_keeps_old_traffic_when_blocked_and_publishes_tag_urls_when_assigned() {
     let mut rt = fixtures::route("r", json!([{"revisionName": "r-00002", "percent": 100, "tag": "v2"}]), json!({}));
-    let assigned = vec![TrafficTarget {
+    let traffic = vec![TrafficTarget {
         revision_name: Some("r-00002".into()),
         tag: Some("v2".into()),
         percent: Some(100),
         latest_revision: Some(false),
         ..Default::default()
     }];
+    let rules: Vec<TrafficRule> = serde_json::from_value(json!([{"name": "canary",
+        "match": {"headers": [{"name": "x-canary", "present": true}]},
+        "traffic": [{"tag": "v2", "revisionName": "r-00002", "percent": 100, "latestRevision": false}]}]))
+    .expect("rules");
+    let assigned = Assigned { traffic, rules: rules.clone() };
     let s = route_status(&rt, Ok(&assigned), "localhost", "t");
     assert_eq!(s.url.as_deref(), Some("http://r.default.localhost"));
     assert_eq!(s.traffic[0].url.as_deref(), Some("http://v2-r.default.localhost"));
     assert_eq!(s.address.as_ref().and_then(|a| a.url.as_deref()), Some("http://r.default.svc.cluster.local"));
     assert_eq!(find(&s.conditions, "Ready").map(|c| c.status), Some(ConditionStatus::True));
+    assert_eq!(s.rules, rules);
 
     rt.status = Some(s);
     let err = TargetError::Missing { kind: "Revision", name: "r-00003".into() };
     let s = route_status(&rt, Err(&err), "localhost", "t2");
     assert_eq!(s.traffic[0].revision_name.as_deref(), Some("r-00002"), "old traffic kept");
+    assert_eq!(s.rules, rules, "old rules kept");
     let ready = find(&s.conditions, "Ready").expect("Ready");
     assert_eq!((ready.status, ready.reason.as_deref()), (ConditionStatus::False, Some("RevisionMissing")));
 }
@@ -142,7 +149,7 @@ fn status_keeps_old_traffic_when_blocked_and_publishes_tag_urls_when_assigned() 
 #[test]
 fn cluster_local_routes_get_private_urls() {
     let rt = fixtures::route("r", json!([]), json!({"networking.knative.dev/visibility": "cluster-local"}));
-    let s = route_status(&rt, Ok(&vec![]), "localhost", "t");
+    let s = route_status(&rt, Ok(&Assigned::default()), "localhost", "t");
     assert_eq!(s.url.as_deref(), Some("http://r.default.svc.cluster.local"));
 }
 
@@ -163,4 +170,52 @@ fn moved_traffic_is_reported_with_the_new_split() {
         json!([{"revisionName": "r-00001", "percent": 90}, {"revisionName": "r-00002", "percent": 10, "tag": "canary"}]),
     );
     assert_eq!(notes(&moved, &next)[0].message, "Traffic now goes 90% to r-00001, 10% to r-00002 (tag canary)");
+}
+
+#[test]
+fn moved_rules_are_reported_with_each_rules_split() {
+    let route = fixtures::route("r", json!([{"revisionName": "r-00001", "percent": 100}]), json!({}));
+    let rules = |v: serde_json::Value| -> Vec<TrafficRule> { serde_json::from_value(v).expect("rules") };
+    let first = rules(json!([
+        {"name": "iphone", "match": {"headers": [{"name": "user-agent", "regex": ".*iPhone.*"}]},
+         "traffic": [{"tag": "alpha", "revisionName": "r-00002", "percent": 100}]},
+        {"match": {"path": {"prefix": "/api/"}},
+         "traffic": [{"revisionName": "r-00001", "percent": 0}, {"revisionName": "r-00002", "percent": 100}]}
+    ]));
+    let traffic =
+        vec![TrafficTarget { revision_name: Some("r-00001".into()), percent: Some(100), ..Default::default() }];
+    let mut next = RouteStatus { traffic: traffic.clone(), rules: first.clone(), ..Default::default() };
+    let mut before = route.clone();
+    before.status = Some(RouteStatus { traffic, ..Default::default() });
+    let n = notes(&before, &next);
+    assert_eq!(n.len(), 1, "the split stayed; the rules moved: {n:?}");
+    assert_eq!(n[0].reason, "RulesMoved");
+    assert_eq!(n[0].message, "Rules now send iphone: 100% to r-00002; rules[1]: 100% to r-00002");
+    before.status = Some(next.clone());
+    let mut edited = first.clone();
+    edited[0].matches.headers[0].regex = Some(".*iPad.*".into());
+    next.rules = edited;
+    assert_eq!(notes(&before, &next)[0].reason, "RulesMoved", "another match sends other requests");
+    before.status = Some(next.clone());
+    assert!(notes(&before, &next).is_empty(), "the same rules again: nothing new");
+    next.rules = Vec::new();
+    assert_eq!(notes(&before, &next)[0].message, "No rules now: all traffic goes by the split");
+}
+
+#[test]
+fn a_long_rules_message_names_what_fits_and_counts_the_rest() {
+    let route = fixtures::route("r", json!([{"revisionName": "r-00001", "percent": 100}]), json!({}));
+    let many: Vec<serde_json::Value> = (0..64)
+        .map(|i| {
+            json!({"name": format!("a-rather-long-rule-name-{i:02}"), "match": {"path": {"prefix": "/"}},
+            "traffic": [{"revisionName": "r-00001-with-a-long-revision-name", "percent": 100}]})
+        })
+        .collect();
+    let next = RouteStatus { rules: serde_json::from_value(json!(many)).expect("rules"), ..Default::default() };
+    let message = notes(&route, &next).into_iter().find(|n| n.reason == "RulesMoved").expect("moved").message;
+    assert!(message.len() <= 1024, "{} bytes", message.len());
+    assert!(
+        message.starts_with("Rules now send a-rather-long-rule-name-00: 100% to r-00001-with-a-long-revision-name;")
+    );
+    assert!(message.ends_with(" more rule(s)"), "{message}");
 }

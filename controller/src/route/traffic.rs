@@ -128,7 +128,7 @@ fn check_revision(route: &Route, rev: &Revision, lk: &Lookup<'_>) -> Result<(), 
 }
 
 /// Resolves one target to its revision name.
-fn resolve_target(route: &Route, t: &TrafficTarget, lk: &Lookup<'_>) -> Result<String, TargetError> {
+pub(super) fn resolve_target(route: &Route, t: &TrafficTarget, lk: &Lookup<'_>) -> Result<String, TargetError> {
     let find_rev = |name: &str| lk.revisions.iter().find(|r| r.name_any() == name);
     if let Some(name) = t.revision_name.as_deref().filter(|n| !n.is_empty()) {
         let rev = find_rev(name).ok_or_else(|| TargetError::Missing { kind: "Revision", name: name.to_string() })?;
@@ -191,9 +191,11 @@ pub fn resolve(route: &Route, lk: &Lookup<'_>) -> Result<Vec<TrafficTarget>, Tar
 /// reconciler creates it before its status names it, and a route reconciled in between would
 /// otherwise take the new revision (born `active`) for one no route references, mark it
 /// `reserve` and stop its first instance, only to start it again once the status catches up.
+///
+/// Rule targets count too: a revision named only in a rule runs like any routed one.
 pub fn wanted_revisions(route: &Route, lk: &Lookup<'_>) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    for t in &route.spec.traffic {
+    for t in route.spec.traffic.iter().chain(super::rules::targets(route)) {
         if let Some(name) = t.revision_name.as_deref().filter(|n| !n.is_empty()) {
             out.insert(name.to_string());
         } else if let Some(cfg) =
@@ -220,7 +222,14 @@ fn current_generation(cfg: &Configuration, revisions: &[Revision]) -> Option<Str
         .map(ResourceExt::name_any)
 }
 
-/// The configurations the route's spec follows.
+/// The configurations the route's spec follows (in its traffic or its rules).
 pub fn wanted_configurations(route: &Route) -> BTreeSet<String> {
-    route.spec.traffic.iter().filter_map(|t| t.configuration_name.clone()).filter(|n| !n.is_empty()).collect()
+    route
+        .spec
+        .traffic
+        .iter()
+        .chain(super::rules::targets(route))
+        .filter_map(|t| t.configuration_name.clone())
+        .filter(|n| !n.is_empty())
+        .collect()
 }

@@ -56,6 +56,23 @@ fn route_targets_without_a_revision_follow_the_configuration() {
 }
 
 #[test]
+fn rules_are_copied_with_untagged_targets_following_the_configuration() {
+    let svc = fixtures::service(
+        "hello",
+        json!({"traffic": [{"latestRevision": true, "percent": 100, "tag": "current"}],
+        "rules": [{"name": "r", "match": {"headers": [{"name": "ce-type", "exact": "a"}]},
+            "traffic": [{"tag": "current", "percent": 50}, {"percent": 25},
+                        {"revisionName": "hello-00001", "percent": 25}]}]}),
+    );
+    let rt = desired_route(&svc);
+    let targets = &rt.spec.rules[0].traffic;
+    let names: Vec<Option<&str>> = targets.iter().map(|t| t.configuration_name.as_deref()).collect();
+    assert_eq!(names, [None, Some("hello"), None], "a tag reference stays one");
+    assert_eq!(rt.spec.rules[0].matches, svc.spec.rules[0].matches);
+    assert_eq!(rt.spec.rules[0].name.as_deref(), Some("r"));
+}
+
+#[test]
 fn status_mirrors_children_and_waits_for_traffic_migration() {
     let svc = fixtures::service("hello", json!({}));
     let cfg = fixtures::configuration(
@@ -69,12 +86,15 @@ fn status_mirrors_children_and_waits_for_traffic_migration() {
     rt.status = Some(
         serde_json::from_value(json!({"observedGeneration": 1, "url": "http://hello.default.localhost",
         "traffic": [{"revisionName": "hello-00001", "latestRevision": true, "percent": 100}],
+        "rules": [{"match": {"path": {"prefix": "/a"}}, "traffic": [{"revisionName": "hello-00001", "percent": 100}]}],
         "conditions": [{"type": "Ready", "status": "True"}]}))
         .expect("status"),
     );
     let s = service_status(&svc, Child::Found(&cfg), Child::Found(&rt), "t");
     assert_eq!(s.url.as_deref(), Some("http://hello.default.localhost"));
     assert_eq!(s.latest_ready_revision_name.as_deref(), Some("hello-00002"));
+    assert_eq!(s.rules, rt.status.as_ref().map(|r| r.rules.clone()).unwrap_or_default(), "rules mirrored");
+    assert_eq!(s.rules.len(), 1);
     let routes_ready = find(&s.conditions, "RoutesReady").expect("RoutesReady");
     assert_eq!(
         (routes_ready.status, routes_ready.reason.as_deref()),

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::endpoints::Instance;
-use crate::table::{Protocol, TagConfig, Target};
+use crate::table::{HeaderMatch, Protocol, RuleConfig, TagConfig, Target, ValueMatch};
 
 fn publisher() -> Publisher {
     Publisher::new(Arc::new(ArcSwap::from_pointee(RoutingTable::default())), Endpoints::new())
@@ -167,4 +167,32 @@ fn a_host_stays_with_the_route_programmed_first_whatever_the_names() {
     publisher.remove_route("default", "b-a", "uid-b-a");
     assert_eq!(name_at(&publisher, "b-a.default").as_deref(), Some("a-00002"));
     assert_eq!(name_at(&publisher, "a.default").as_deref(), Some("a-00001"));
+}
+
+#[test]
+fn a_route_the_table_refuses_is_left_out_and_the_others_still_published() {
+    let publisher = publisher();
+    let mut bad = spec("bad-00001");
+    bad.name = "bad".into();
+    bad.hosts = vec!["bad.default".into()];
+    // Valid as the API checks it, but the router's regex size limit refuses it.
+    let huge = ValueMatch::Regex(r"(?:\w{100}){100}".into());
+    bad.rules.push(RuleConfig {
+        name: None,
+        headers: vec![HeaderMatch { name: "x".into(), value: huge }],
+        path: None,
+        traffic: vec![(100, target("bad-00001"))],
+    });
+    publisher.set_route("uid-bad", bad.clone());
+    publisher.set_route("uid-a", spec("hello-00001"));
+    let name_at =
+        |p: &Publisher, host: &str| p.table().load().target(host, None, 0).map(|t| t.revision.key.name.clone());
+    assert_eq!(name_at(&publisher, "hello.default").as_deref(), Some("hello-00001"), "the good route is served");
+    assert_eq!(name_at(&publisher, "bad.default"), None, "the refused route is left out whole");
+    publisher.set_route("uid-a", spec("hello-00002"));
+    assert_eq!(name_at(&publisher, "hello.default").as_deref(), Some("hello-00002"), "and its edits published");
+
+    bad.rules[0].headers[0].value = ValueMatch::Regex(r"\w+".into());
+    publisher.set_route("uid-bad", bad);
+    assert_eq!(name_at(&publisher, "bad.default").as_deref(), Some("bad-00001"), "published once fixed");
 }

@@ -1,8 +1,12 @@
 //! The routing snapshot: plain, immutable data built whole from [`RouteConfig`]s (by
 //! [`crate::publish`]) and published with `ArcSwap::store`. Everything a request needs is
 //! precomputed here: lowercased host keys, cumulative weights, tag lookups and error bodies.
-//! Each route keeps its own split sequence ([`Roller`]), carried over when the table is rebuilt,
-//! so one route's traffic never skews another's shares.
+//! Each route (and each of its rules) keeps its own split sequence ([`Roller`]), carried over
+//! when the table is rebuilt, so one route's traffic never skews another's shares.
+//!
+//! A request on a default host is decided in this order: the `Knative-Serving-Tag` header
+//! (when on), then the route's first rule that matches ([`rules`]), then the default split.
+//! A tag host goes to its tag before any of these.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -16,9 +20,13 @@ use crate::endpoints::RevisionEndpoints;
 use crate::reason::Reason;
 
 mod host;
+mod rules;
 mod split;
 
+use rules::Rule;
 use split::{Roller, Split};
+
+pub use rules::REGEX_SIZE_LIMIT;
 
 /// Knative's tag header: names the tag whose target a request on a default host should reach.
 pub static KNATIVE_SERVING_TAG: HeaderName = HeaderName::from_static("knative-serving-tag");
@@ -200,6 +208,57 @@ pub enum TableError {
         /// The tag.
         tag: String,
     },
+    /// A rule's traffic percents do not sum to 100 (an empty split, or one with every target
+    /// at 0 %, included: a rule that matched must have somewhere to send the request).
+    #[error("route {route} {rule}: traffic percents sum to {sum}, not 100")]
+    RulePercentSum {
+        /// `namespace/name`.
+        route: String,
+        /// `rules[i]`, with the rule's name when it has one.
+        rule: String,
+        /// What they sum to.
+        sum: u64,
+    },
+    /// Two rules of one route have the same name.
+    #[error("route {route} {rule}: another rule has the same name")]
+    DuplicateRule {
+        /// `namespace/name`.
+        route: String,
+        /// `rules[i] (name)`: the second rule with the name.
+        rule: String,
+    },
+    /// A rule's header name is not an HTTP header name.
+    #[error("route {route} {rule}: {name:?} is not a valid HTTP header name")]
+    RuleHeaderName {
+        /// `namespace/name`.
+        route: String,
+        /// `rules[i]`, with the rule's name when it has one.
+        rule: String,
+        /// The name as given.
+        name: String,
+    },
+    /// A rule's header regex does not compile (or its compiled form is too large).
+    #[error("route {route} {rule}: header {header}: invalid regex: {error}")]
+    RuleRegex {
+        /// `namespace/name`.
+        route: String,
+        /// `rules[i]`, with the rule's name when it has one.
+        rule: String,
+        /// The header the regex is for.
+        header: String,
+        /// The regex crate's message.
+        error: String,
+    },
+    /// A rule's path does not start with `/`, so no request could match it.
+    #[error("route {route} {rule}: path {path:?} does not start with '/'")]
+    RulePath {
+        /// `namespace/name`.
+        route: String,
+        /// `rules[i]`, with the rule's name when it has one.
+        rule: String,
+        /// The path as given.
+        path: String,
+    },
 }
 
 /// The immutable routing snapshot.
@@ -208,6 +267,33 @@ pub struct RoutingTable {
     hosts: HashMap<Box<str>, HostEntry>,
     routes: Vec<Route>,
     http_protocol: HttpProtocol,
+}
+
+/// The backend chosen for a request and how it was chosen.
+#[derive(Clone, Copy, Debug)]
+pub struct Resolved<'t> {
+    /// Where the request goes.
+    pub backend: &'t Arc<Backend>,
+    /// What picked it.
+    pub via: Via<'t>,
+}
+
+/// What picked a request's backend (for metrics and the access log; costs nothing to keep).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via<'t> {
+    /// The request's host is a tag host.
+    TagHost,
+    /// The `Knative-Serving-Tag` header named a tag.
+    TagHeader,
+    /// A rule matched: its position in the route's rules and its name, if any.
+    Rule {
+        /// Position in `spec.rules`.
+        index: usize,
+        /// The rule's name.
+        name: Option<&'t str>,
+    },
+    /// The route's default split.
+    Split,
 }
 
 /// A target with the error bodies a request to it may need, built once.
@@ -242,6 +328,8 @@ struct Route {
     header_tags: Option<HashMap<Box<str>, Arc<Backend>>>,
     /// The route's own `http-protocol`, over the table's.
     http_protocol: Option<HttpProtocol>,
+    /// Header and path rules, in order.
+    rules: Vec<Rule>,
 }
 
 // === impl HttpProtocol ===
@@ -336,6 +424,27 @@ impl<R> RouteConfig<R> {
     }
 }
 
+// === impl TableError ===
+
+impl TableError {
+    /// Whether the error is about route `namespace/name` (for a host claimed twice: the route
+    /// that claimed it second).
+    pub fn is_about(&self, namespace: &str, name: &str) -> bool {
+        let route = match self {
+            Self::PercentSum { route, .. }
+            | Self::EmptyHost { route }
+            | Self::DuplicateTag { route, .. }
+            | Self::RulePercentSum { route, .. }
+            | Self::DuplicateRule { route, .. }
+            | Self::RuleHeaderName { route, .. }
+            | Self::RuleRegex { route, .. }
+            | Self::RulePath { route, .. } => route,
+            Self::DuplicateHost { second, .. } => second,
+        };
+        route.split_once('/') == Some((namespace, name))
+    }
+}
+
 // === impl RoutingTable ===
 
 impl RoutingTable {
@@ -353,12 +462,8 @@ impl RoutingTable {
         let mut owners: HashMap<Box<str>, Arc<str>> = HashMap::new();
         for config in routes {
             let name: Arc<str> = format!("{}/{}", config.namespace, config.name).into();
-            let roller = self
-                .routes
-                .iter()
-                .find(|r| r.name == name)
-                .map_or_else(|| Arc::new(Roller::random()), |r| r.roller.clone());
-            table.add(name, config, roller, &mut owners)?;
+            let previous = self.routes.iter().find(|r| r.name == name);
+            table.add(name, config, previous, &mut owners)?;
         }
         Ok(table)
     }
@@ -400,48 +505,68 @@ impl RoutingTable {
         self.hosts.keys().map(|h| &**h)
     }
 
-    /// The target a request for `host` carrying tag header `tag` would reach when the split
-    /// rolls `roll` (0..100); None for an unknown host or an empty split.
+    /// The target a request for `host` carrying tag header `tag` (and no header or path a
+    /// rule matches) would reach when the split rolls `roll` (0..100); None for an unknown
+    /// host or an empty split.
     pub fn target(&self, host: &str, tag: Option<&str>, roll: u32) -> Option<&Target> {
-        self.lookup(host, || tag, |_| roll).ok().map(|b| &b.target)
+        self.lookup(host, || tag, |_| false, |_| roll).ok().map(|r| &r.backend.target)
     }
 
     /// The backend for a request, from its head: the host (URI authority, else `Host`), then a
-    /// tag host, the `Knative-Serving-Tag` header, or the route's split. Reads only what the
-    /// route needs and allocates nothing on success.
+    /// tag host, the `Knative-Serving-Tag` header, the route's first matching rule, or the
+    /// route's split. Reads only what the route needs and allocates nothing on success.
     pub fn resolve<B>(&self, req: &Request<B>) -> Result<&Arc<Backend>, Miss> {
-        let host = request_host(req)?;
-        let tag = || req.headers().get(&KNATIVE_SERVING_TAG).and_then(|v| v.to_str().ok());
-        self.lookup(host, tag, |route| route.roller.roll())
+        self.decide(req).map(|r| r.backend)
     }
 
-    /// Host lookup, then a tag host, a tag header, or the split. `tag` and `roll` are called
-    /// only when the route needs them.
+    /// As [`resolve`](Self::resolve), saying also what picked the backend.
+    pub fn decide<B>(&self, req: &Request<B>) -> Result<Resolved<'_>, Miss> {
+        let host = request_host(req)?;
+        let tag = || req.headers().get(&KNATIVE_SERVING_TAG).and_then(|v| v.to_str().ok());
+        let matches = |rule: &Rule| rule.matches(req.headers(), req.uri().path());
+        self.lookup(host, tag, matches, Roller::roll)
+    }
+
+    /// Host lookup, then a tag host, a tag header, the first rule `matches` accepts, or the
+    /// split. `tag` is called only when the route has tag-header routing on; `roll` gives the
+    /// next roll of the rule's or the route's sequence.
     fn lookup<'t>(
         &self,
         raw_host: &str,
         tag: impl FnOnce() -> Option<&'t str>,
-        roll: impl FnOnce(&Route) -> u32,
-    ) -> Result<&Arc<Backend>, Miss> {
+        mut matches: impl FnMut(&Rule) -> bool,
+        mut roll: impl FnMut(&Roller) -> u32,
+    ) -> Result<Resolved<'_>, Miss> {
         let entry = host::with_key(raw_host, |key| self.hosts.get(key));
         let route = match entry {
             None => return Err(Miss::UnknownHost(raw_host.into())),
-            Some(HostEntry::Tag(backend, _)) => return Ok(backend),
+            Some(HostEntry::Tag(backend, _)) => return Ok(Resolved { backend, via: Via::TagHost }),
             Some(HostEntry::Route(i)) => &self.routes[*i],
         };
         if let Some(tags) = &route.header_tags
             && let Some(backend) = tag().and_then(|tag| tags.get(tag))
         {
-            return Ok(backend);
+            return Ok(Resolved { backend, via: Via::TagHeader });
         }
-        route.split.pick(roll(route)).ok_or_else(|| Miss::NoTraffic(route.no_traffic.clone()))
+        for (index, rule) in route.rules.iter().enumerate() {
+            // A compiled rule's split is never empty (its percents sum to 100).
+            if matches(rule)
+                && let Some(backend) = rule.split.pick(roll(&rule.roller))
+            {
+                return Ok(Resolved { backend, via: Via::Rule { index, name: rule.name.as_deref() } });
+            }
+        }
+        match route.split.pick(roll(&route.roller)) {
+            Some(backend) => Ok(Resolved { backend, via: Via::Split }),
+            None => Err(Miss::NoTraffic(route.no_traffic.clone())),
+        }
     }
 
     fn add(
         &mut self,
         name: Arc<str>,
         config: RouteConfig,
-        roller: Arc<Roller>,
+        previous: Option<&Route>,
         owners: &mut HashMap<Box<str>, Arc<str>>,
     ) -> Result<(), TableError> {
         if !config.traffic.is_empty() {
@@ -469,10 +594,12 @@ impl RoutingTable {
             }
             seen.push(tag.tag);
         }
+        let rules = rules::compile(&name, config.rules, previous.map_or(&[], |r| &r.rules))?;
+        let roller = previous.map_or_else(|| Arc::new(Roller::random()), |r| r.roller.clone());
         let split = Split::new(config.traffic.into_iter().map(|(p, t)| (p, Backend::new(t))));
         let no_traffic = Reason::new(format_args!("route {name} has no traffic target"));
         let http_protocol = config.http_protocol;
-        self.routes.push(Route { name, split, roller, no_traffic, header_tags, http_protocol });
+        self.routes.push(Route { name, split, roller, no_traffic, header_tags, http_protocol, rules });
         Ok(())
     }
 

@@ -10,6 +10,7 @@ mod h2c;
 mod idle;
 mod lifecycle;
 mod routing;
+mod rules;
 mod streaming;
 mod timeouts;
 mod tls;

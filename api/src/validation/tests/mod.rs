@@ -13,6 +13,7 @@ mod metadata;
 mod namespace;
 mod podspec;
 mod probes;
+mod rules;
 mod samples;
 mod secret;
 mod traffic;
