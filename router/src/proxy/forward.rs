@@ -25,12 +25,16 @@ struct Replay {
     path: PathAndQuery,
 }
 
-/// Proxies `routed`; every failure is already a response.
+/// Proxies `routed`; every failure is already a response, counted for the revision as the
+/// instance's own responses are.
 pub(super) async fn forward(upstream: &Upstream, routed: Routed) -> Response<RouterBody> {
-    match send(upstream, routed).await {
+    let backend = routed.backend.clone();
+    let res = match send(upstream, routed).await {
         Ok(res) => res,
         Err(e) => e.into_response(),
-    }
+    };
+    backend.target.revision.responses().record(res.status());
+    res
 }
 
 async fn send(upstream: &Upstream, routed: Routed) -> Result<Response<RouterBody>, ProxyError> {
