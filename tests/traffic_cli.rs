@@ -253,3 +253,55 @@ async fn rollout_of_a_failing_revision_is_undone() {
         assert_eq!(traffic.get(HOST, "/").await.expect("get"), (200, "Hello v1!\n".to_string()));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_mid_rollout_restores_the_previous_split() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let (s, _traffic) = two_revisions(None).await;
+    let before = service(&s).await["spec"]["traffic"].clone();
+    let mut child = s
+        .command(BIN)
+        .args(["rollout", "shop", "--to", "shop-00002", "--steps", "50,100", "--interval", "60s"])
+        .env("SLUICE_STATE_DIR", &s.state_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rollout");
+    let stdout = child.stdout.take().expect("stdout");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    let said = tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let mut said = String::new();
+        let mut signalled = false;
+        while let Some(Ok(line)) = lines.next() {
+            // Once the step is programmed and being watched, Ctrl-C.
+            if !signalled && line.contains("step 1/2 (50%)") {
+                nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+                signalled = true;
+            }
+            said.push_str(&line);
+            said.push('\n');
+        }
+        (said, child.wait().expect("wait"))
+    });
+    let (said, status) = tokio::time::timeout(WAIT, said).await.expect("rollout ends").expect("join");
+    assert_eq!(status.code(), Some(130), "{said}");
+    assert!(said.contains("Step 1/2: 50% shop-00001, 50% shop-00002"), "{said}");
+    assert!(said.contains("Interrupted: restoring the split the rollout started from."), "{said}");
+    assert!(said.contains("Restored: 100% shop-00001."), "{said}");
+    assert_eq!(service(&s).await["spec"]["traffic"], before);
+}
+
+#[test]
+fn a_metrics_address_given_and_taken_stops_serve() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let opts = sluice_test_support::SluiceOptions { args: vec!["--metrics".into(), addr.clone()], ..Default::default() };
+    let err = Sluice::start_with(BIN, opts).err().expect("serve refuses a busy --metrics address").to_string();
+    assert!(err.contains(&format!("binding the metrics listener to {addr}")), "{err}");
+    let off = Sluice::start_with(BIN, sluice_test_support::SluiceOptions { args: vec!["--metrics".into(), "off".into()], ..Default::default() })
+        .expect("serve with --metrics off");
+    assert_eq!(off.metrics, None, "endpoints.json names no metrics address when off");
+}
