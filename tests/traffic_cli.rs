@@ -21,7 +21,8 @@ const HOST: &str = "shop.default.localhost";
 /// The `shop` service at `version`; `traffic` pins its split (YAML lines under `traffic:`);
 /// `status` makes the app answer every request with that status.
 fn shop(version: u32, traffic: Option<&str>, status: Option<u16>) -> String {
-    let fail = status.map_or(String::new(), |s| format!("            - name: RESPONSE_STATUS\n              value: \"{s}\"\n"));
+    let fail = status
+        .map_or(String::new(), |s| format!("            - name: RESPONSE_STATUS\n              value: \"{s}\"\n"));
     let traffic = traffic.map_or(String::new(), |t| format!("  traffic:\n{t}"));
     format!(
         "apiVersion: serving.knative.dev/v1
@@ -162,7 +163,8 @@ async fn traffic_shows_the_split_and_set_edits_it_as_kn_does() {
     assert!(page.contains("shop-00002   0%        True"), "{page}");
     assert!(page.contains("shop-00001   100%      True    1/1"), "{page}");
 
-    let out = sluice(&s, &["traffic", "set", "shop", "shop-00001=50", "@latest=50", "--tag", "shop-00002=canary"]).await;
+    let out =
+        sluice(&s, &["traffic", "set", "shop", "shop-00001=50", "@latest=50", "--tag", "shop-00002=canary"]).await;
     assert!(out.status.success(), "{}", text_of(&out));
     assert_eq!(
         service(&s).await["spec"]["traffic"],
@@ -174,7 +176,8 @@ async fn traffic_shows_the_split_and_set_edits_it_as_kn_does() {
     );
     let body = traffic.wait_for("canary-shop.default.localhost", WAIT, |b| b.contains("Hello v2!")).await;
     body.expect("the canary tag reaches shop-00002");
-    let out = sluice(&s, &["traffic", "set", "shop", "canary=100", "--untag", "canary", "--tag", "shop-00002=next"]).await;
+    let out =
+        sluice(&s, &["traffic", "set", "shop", "canary=100", "--untag", "canary", "--tag", "shop-00002=next"]).await;
     assert!(!out.status.success(), "a tag untagged in the same command is gone");
     assert!(text_of(&out).contains("REV=PCT canary: not a revision of service 'shop'"), "{}", text_of(&out));
     let out = sluice(&s, &["traffic", "set", "shop", "--untag", "canary"]).await;
@@ -188,7 +191,10 @@ async fn traffic_shows_the_split_and_set_edits_it_as_kn_does() {
     let generation = service(&s).await["metadata"]["generation"].clone();
     for (args, want) in [
         (vec!["shop-00001=50", "shop-00002=40"], "REV=PCT: Traffic targets sum to 90, want 100: spec.traffic"),
-        (vec!["shop-00009=100"], "REV=PCT shop-00009: not a revision of service 'shop' (its revisions: shop-00001, shop-00002)"),
+        (
+            vec!["shop-00009=100"],
+            "REV=PCT shop-00009: not a revision of service 'shop' (its revisions: shop-00001, shop-00002)",
+        ),
         (vec!["--tag", "shop-00002=Not_A_Label"], "--tag: invalid value: not a DNS 1035 label"),
         (vec!["shop-00001=1o0"], "REV=PCT shop-00001=1o0: the percent must be a whole number from 0 to 100"),
         (vec!["--untag", "nope"], "--untag nope: no target has this tag"),
@@ -215,7 +221,10 @@ async fn rollout_promotes_a_healthy_revision_under_load() {
     assert!(said.contains("Step 2/2: 100% shop-00002"), "{said}");
     assert!(said.contains("req/s"), "a live line each second: {said}");
     assert!(said.contains("Rollout of shop-00002 complete."), "{said}");
-    assert_eq!(service(&s).await["spec"]["traffic"], json!([{"revisionName": "shop-00002", "percent": 100, "latestRevision": false}]));
+    assert_eq!(
+        service(&s).await["spec"]["traffic"],
+        json!([{"revisionName": "shop-00002", "percent": 100, "latestRevision": false}])
+    );
     let non_200: u64 = report.statuses.iter().filter(|(c, _)| **c != 200).map(|(_, n)| n).sum();
     assert_eq!(non_200, 0, "{report:?}");
     assert!(report.statuses.get(&200).copied().unwrap_or(0) > 0, "{report:?}");
@@ -298,10 +307,14 @@ async fn ctrl_c_mid_rollout_restores_the_previous_split() {
 fn a_metrics_address_given_and_taken_stops_serve() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("addr").to_string();
-    let opts = sluice_test_support::SluiceOptions { args: vec!["--metrics".into(), addr.clone()], ..Default::default() };
+    let opts =
+        sluice_test_support::SluiceOptions { args: vec!["--metrics".into(), addr.clone()], ..Default::default() };
     let err = Sluice::start_with(BIN, opts).err().expect("serve refuses a busy --metrics address").to_string();
     assert!(err.contains(&format!("binding the metrics listener to {addr}")), "{err}");
-    let off = Sluice::start_with(BIN, sluice_test_support::SluiceOptions { args: vec!["--metrics".into(), "off".into()], ..Default::default() })
-        .expect("serve with --metrics off");
+    let off = Sluice::start_with(
+        BIN,
+        sluice_test_support::SluiceOptions { args: vec!["--metrics".into(), "off".into()], ..Default::default() },
+    )
+    .expect("serve with --metrics off");
     assert_eq!(off.metrics, None, "endpoints.json names no metrics address when off");
 }

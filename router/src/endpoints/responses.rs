@@ -44,10 +44,7 @@ impl Responses {
 
     /// Responses so far whose status is `class`xx (1 to 9); 0 for any other class.
     pub fn class(&self, class: u16) -> u64 {
-        usize::from(class)
-            .checked_sub(1)
-            .and_then(|i| self.by_class.get(i))
-            .map_or(0, |n| n.load(Ordering::Relaxed))
+        usize::from(class).checked_sub(1).and_then(|i| self.by_class.get(i)).map_or(0, |n| n.load(Ordering::Relaxed))
     }
 
     /// Every class with its count, `1xx` first.

@@ -33,7 +33,10 @@ fn label_values_are_escaped_and_read_back() {
     text::sample(&mut out, "m", &[("a", "quote\" back\\ nl\n")], 3);
     assert_eq!(out, "m{a=\"quote\\\" back\\\\ nl\\n\"} 3\n");
     let parsed = text::parse(&out).expect("parses");
-    assert_eq!(parsed, vec![Sample { name: "m".into(), labels: vec![("a".into(), "quote\" back\\ nl\n".into())], value: 3.0 }]);
+    assert_eq!(
+        parsed,
+        vec![Sample { name: "m".into(), labels: vec![("a".into(), "quote\" back\\ nl\n".into())], value: 3.0 }]
+    );
 }
 
 #[test]

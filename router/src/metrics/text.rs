@@ -13,7 +13,7 @@ pub struct Sample {
     /// Metric name.
     pub name: String,
     /// Label pairs.
-    pub labels: Vec<(String, String)>,
+    pub labels: Labels,
     /// The value.
     pub value: f64,
 }
@@ -135,8 +135,11 @@ fn sample_line(line: &str) -> Result<Sample, String> {
     Ok(Sample { name: name.to_string(), labels, value })
 }
 
+/// Label pairs as read, in order.
+pub type Labels = Vec<(String, String)>;
+
 /// Reads `k="v",…}` and returns the pairs and what follows the `}`.
-fn label_set(mut s: &str) -> Result<(Vec<(String, String)>, &str), String> {
+fn label_set(mut s: &str) -> Result<(Labels, &str), String> {
     let mut pairs = Vec::new();
     loop {
         s = s.trim_start();
@@ -146,7 +149,8 @@ fn label_set(mut s: &str) -> Result<(Vec<(String, String)>, &str), String> {
         let eq = s.find('=').ok_or("label without '='")?;
         let key = s[..eq].trim();
         check_label_name(key)?;
-        let body = s[eq + 1..].trim_start().strip_prefix('"').ok_or_else(|| format!("label {key}: value not quoted"))?;
+        let body =
+            s[eq + 1..].trim_start().strip_prefix('"').ok_or_else(|| format!("label {key}: value not quoted"))?;
         let mut value = String::new();
         let mut chars = body.char_indices();
         let end = loop {
@@ -172,7 +176,10 @@ fn label_set(mut s: &str) -> Result<(Vec<(String, String)>, &str), String> {
 }
 
 fn check_name(name: &str) -> Result<(), String> {
-    let ok = name.chars().enumerate().all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit()));
+    let ok = name
+        .chars()
+        .enumerate()
+        .all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit()));
     if name.is_empty() || !ok {
         return Err(format!("invalid metric name {name:?}"));
     }
@@ -180,7 +187,8 @@ fn check_name(name: &str) -> Result<(), String> {
 }
 
 fn check_label_name(name: &str) -> Result<(), String> {
-    let ok = name.chars().enumerate().all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || (i > 0 && c.is_ascii_digit()));
+    let ok =
+        name.chars().enumerate().all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || (i > 0 && c.is_ascii_digit()));
     if name.is_empty() || !ok {
         return Err(format!("invalid label name {name:?}"));
     }

@@ -19,6 +19,12 @@
 //! 5. Forwarding (`forward.rs`): the pooled client, a deadline for the response head, one retry on another
 //!    instance when the connect was refused, and the response body that holds the instance's
 //!    claim until it ends.
+//!
+//! Every response sent on behalf of a revision — its instance's, or the router's own 502, 503
+//! or 504 for it — is counted once by status class on the revision's endpoints (one relaxed
+//! atomic add on the `Arc` the snapshot resolved; `forward.rs` and [`refused`]). Answers that
+//! belong to no revision (unknown host, 400s before routing, redirects, a host whose route was
+//! deleted while the request waited) are not.
 
 use std::convert::Infallible;
 use std::future::{Future, ready};

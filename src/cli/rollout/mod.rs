@@ -288,7 +288,8 @@ impl Rollout<'_> {
             .await
             .context("restoring the previous split failed; check it with `sluice traffic`")?;
         let described: Vec<String> = original.iter().map(traffic::describe_target).collect();
-        let what = if described.is_empty() { "100% @latest (no split given)".to_string() } else { described.join(", ") };
+        let what =
+            if described.is_empty() { "100% @latest (no split given)".to_string() } else { described.join(", ") };
         match self.programmed(stored.metadata.generation.unwrap_or(0), None).await {
             Ok(()) => println!("Restored: {what}."),
             Err(e) => println!("Restored {what}, but it is not programmed yet: {e:#}"),
@@ -398,7 +399,10 @@ fn metrics_url(args: &RolloutArgs) -> anyhow::Result<String> {
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(|| anyhow!("no router metrics to watch: {} is not there; pass --metrics-url", file.display()))?;
     let addr = doc["metrics"].as_str().ok_or_else(|| {
-        anyhow!("no router metrics to watch: sluice serve runs with --metrics off ({}); pass --metrics-url", file.display())
+        anyhow!(
+            "no router metrics to watch: sluice serve runs with --metrics off ({}); pass --metrics-url",
+            file.display()
+        )
     })?;
     Ok(format!("http://{addr}/metrics"))
 }

@@ -128,7 +128,9 @@ impl Scraper {
             let text = std::str::from_utf8(&body).with_context(|| format!("{} is not UTF-8", self.url))?;
             text::parse(text).with_context(|| format!("{} is not Prometheus text", self.url))
         };
-        tokio::time::timeout(SCRAPE_TIMEOUT, get).await.map_err(|_| anyhow!("{} did not answer within {SCRAPE_TIMEOUT:?}", self.url))?
+        tokio::time::timeout(SCRAPE_TIMEOUT, get)
+            .await
+            .map_err(|_| anyhow!("{} did not answer within {SCRAPE_TIMEOUT:?}", self.url))?
     }
 }
 

@@ -149,7 +149,8 @@ fn answer(req: &Request<Incoming>, endpoints: &Endpoints, ready: &Readiness) -> 
             let mut out = String::with_capacity(4096);
             metrics::render(endpoints, &mut out);
             let mut res = plain(StatusCode::OK, out);
-            res.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(metrics::text::CONTENT_TYPE));
+            res.headers_mut()
+                .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(metrics::text::CONTENT_TYPE));
             res
         }
         "/healthz" => plain(StatusCode::OK, "ok\n".into()),

@@ -24,7 +24,13 @@ pub fn page(svc: &Value, revisions: &[Value]) -> String {
             out.push_str("  none\n");
         }
         for (i, rule) in rules.iter().enumerate() {
-            let _ = writeln!(out, "  {}. {} when {}", i + 1, rule["name"].as_str().unwrap_or("(unnamed)"), matches(&rule["match"]));
+            let _ = writeln!(
+                out,
+                "  {}. {} when {}",
+                i + 1,
+                rule["name"].as_str().unwrap_or("(unnamed)"),
+                matches(&rule["match"])
+            );
             out.push_str(&indent(&indent(&split(&rule["traffic"]))));
         }
     }
@@ -144,7 +150,10 @@ mod tests {
             json!({"metadata": {"name": "hello-00002"}, "status": {"actualReplicas": 0, "desiredReplicas": 2, "conditions": [{"type": "Ready", "status": "False", "reason": "ContainerMissing"}]}}),
         ];
         let page = page(&svc, &revs);
-        assert!(page.starts_with("Service 'hello' in namespace 'default' at http://hello.default.localhost\n"), "{page}");
+        assert!(
+            page.starts_with("Service 'hello' in namespace 'default' at http://hello.default.localhost\n"),
+            "{page}"
+        );
         assert!(page.contains("90%       hello-00001   current"), "{page}");
         assert!(page.contains("http://current-hello.default.localhost"), "{page}");
         assert!(page.contains("1. iphone when user-agent ~ \"iPhone\", path prefix /api"), "{page}");

@@ -72,7 +72,10 @@ fn untag_comes_before_tag_so_a_tag_can_move() {
 fn bad_values_name_their_flag() {
     let cases: [(Result<Edit, EditError>, &str); 7] = [
         (edit(&["hello-00001"], &[], &[]), "REV=PCT hello-00001: expected REV=PCT"),
-        (edit(&["hello-00001=ten"], &[], &[]), "REV=PCT hello-00001=ten: the percent must be a whole number from 0 to 100"),
+        (
+            edit(&["hello-00001=ten"], &[], &[]),
+            "REV=PCT hello-00001=ten: the percent must be a whole number from 0 to 100",
+        ),
         (edit(&["hello-00001=101"], &[], &[]), "REV=PCT hello-00001=101: the percent must be"),
         (edit(&["a=50", "a=50"], &[], &[]), "REV=PCT a=50: a is given more than once"),
         (edit(&[], &["hello-00001"], &[]), "--tag hello-00001: expected REV=TAG"),
