@@ -73,8 +73,10 @@ enum Command {
         #[command(subcommand)]
         command: inspect::RouteCommand,
     },
-    /// Show a service's traffic: the split, tags, rules, and each revision's readiness and
-    /// instances. `sluice traffic set SERVICE REV=PCT… [--tag REV=TAG…] [--untag TAG…]`
+    /// Show a service's traffic split, tags, rules, and revisions; `traffic set` edits it.
+    ///
+    /// `sluice traffic SERVICE` shows the split, tags, rules, and each revision's readiness
+    /// and instances. `sluice traffic set SERVICE REV=PCT… [--tag REV=TAG…] [--untag TAG…]`
     /// edits the split as `kn service update --traffic` does.
     Traffic(traffic::TrafficArgs),
     /// Move a service's traffic to a revision step by step, watching the router's error

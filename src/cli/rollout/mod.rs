@@ -62,7 +62,7 @@ pub struct RolloutArgs {
     max_error_rate: f64,
     /// Fewer requests than this to the revision in an interval undoes the rollout (nothing to
     /// judge by); 0 lets an interval without requests pass.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_name = "N")]
     min_requests: u64,
     /// The router's metrics (default: the address `sluice serve` wrote to endpoints.json).
     #[arg(long, value_name = "URL")]

@@ -23,7 +23,7 @@ pub struct Edit {
 
 /// A flag's value that cannot be used, with the flag named.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{flag} {value}: {why}")]
+#[error("{}: {why}", if value.is_empty() { flag.to_string() } else { format!("{flag} {value}") })]
 pub struct EditError {
     /// `REV=PCT`, `--tag` or `--untag`.
     pub flag: &'static str,

@@ -80,7 +80,7 @@ fn bad_values_name_their_flag() {
         (edit(&["a=50", "a=50"], &[], &[]), "REV=PCT a=50: a is given more than once"),
         (edit(&[], &["hello-00001"], &[]), "--tag hello-00001: expected REV=TAG"),
         (edit(&[], &["a=x", "b=x"], &[]), "--tag b=x: tag \"x\" is given more than once"),
-        (edit(&[], &[], &[]), "nothing to change"),
+        (edit(&[], &[], &[]), "REV=PCT: nothing to change"),
     ];
     for (got, want) in cases {
         let err = got.expect_err(want).to_string();
