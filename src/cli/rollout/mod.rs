@@ -6,7 +6,8 @@
 //! interval without requests is not judged, and the step passes with a note saying so), or
 //! Ctrl-C comes, the split the rollout started from is written back, and the command says why
 //! and exits non-zero. Someone else changing the split meanwhile stops the rollout without
-//! restoring: their change wins.
+//! restoring: their change wins. Only `spec.traffic` moves; rules (`spec.rules`) keep their
+//! own splits, and their requests are counted with the revision they reach.
 
 use std::io::{IsTerminal, Write as _};
 use std::process::ExitCode;

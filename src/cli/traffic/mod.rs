@@ -182,12 +182,19 @@ fn validate(new: &Value, old: &DynamicObject) -> anyhow::Result<()> {
     let old: Option<sluice_api::Service> = serde_json::to_value(old).ok().and_then(|v| serde_json::from_value(v).ok());
     // Only the split changed; the template was accepted when written, under the server's
     // own limits (which this client does not know), so its findings are not ours to report.
+    // Rules are: a rule may name a tag this edit removes.
     let issues: Vec<String> = sluice_api::validation::service(&new, old.as_ref(), &ClusterLimits::default())
         .issues()
         .into_iter()
-        .filter(|i| i.paths.iter().any(|p| p.starts_with("spec.traffic")))
+        .filter(|i| i.paths.iter().any(|p| p.starts_with("spec.traffic") || p.starts_with("spec.rules")))
         .map(|i| {
-            let flag = if i.paths.iter().any(|p| p.contains("tag")) { "--tag" } else { "REV=PCT" };
+            let flag = if i.paths.iter().any(|p| p.starts_with("spec.rules")) {
+                "a rule of the service"
+            } else if i.paths.iter().any(|p| p.contains("tag")) {
+                "--tag"
+            } else {
+                "REV=PCT"
+            };
             format!("{flag}: {i}")
         })
         .collect();
