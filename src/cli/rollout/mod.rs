@@ -118,6 +118,9 @@ async fn start(args: &RolloutArgs) -> anyhow::Result<ExitCode> {
         .samples()
         .await
         .with_context(|| "cannot read the router's counters before starting; name them with --metrics-url")?;
+    // What the revision had before, to know the restored split is programmed.
+    let share =
+        pinned.iter().filter(|t| t["revisionName"].as_str() == Some(&to)).filter_map(|t| t["percent"].as_i64()).sum();
     let rollout = Rollout { args, api, scraper, to, live: std::io::stdout().is_terminal() };
     println!(
         "Rolling out {} of service '{}' in steps {} every {:?}; undone when its 5xx rate over a step exceeds {:.1}% (counters from {}).",
@@ -133,7 +136,7 @@ async fn start(args: &RolloutArgs) -> anyhow::Result<ExitCode> {
         _ = tokio::signal::ctrl_c() => {
             rollout.clear_live();
             println!("Interrupted: restoring the split the rollout started from.");
-            rollout.restore(&original).await?;
+            rollout.restore(&original, share).await?;
             return Ok(ExitCode::from(INTERRUPTED));
         }
     };
@@ -144,7 +147,7 @@ async fn start(args: &RolloutArgs) -> anyhow::Result<ExitCode> {
         }
         Outcome::Abort(why) => {
             println!("Aborting: {why}. Restoring the split the rollout started from.");
-            rollout.restore(&original).await?;
+            rollout.restore(&original, share).await?;
             Ok(ExitCode::FAILURE)
         }
         Outcome::Interfered(why) => {
@@ -182,7 +185,7 @@ impl Rollout<'_> {
             let described: Vec<String> = split.iter().map(traffic::describe_target).collect();
             println!("Step {}/{}: {}", i + 1, steps.len(), described.join(", "));
             let generation = stored.metadata.generation.unwrap_or(0);
-            if let Err(why) = self.programmed(generation, Some(pct)).await {
+            if let Err(why) = self.programmed(generation, pct).await {
                 return Ok(Outcome::Abort(format!("step {} was not programmed: {why:#}", i + 1)));
             }
             written = Some(traffic::spec_traffic(&serde_json::to_value(&stored)?));
@@ -193,9 +196,9 @@ impl Rollout<'_> {
         Ok(Outcome::Done)
     }
 
-    /// Waits until the service reports generation `generation` ready, with `pct` (when given)
+    /// Waits until the service reports generation `generation` with its routes ready and `pct`
     /// going to the revision.
-    async fn programmed(&self, generation: i64, pct: Option<i64>) -> anyhow::Result<()> {
+    async fn programmed(&self, generation: i64, pct: i64) -> anyhow::Result<()> {
         let deadline = Instant::now() + PROGRAM_TIMEOUT;
         loop {
             let last = match self.api.get(&self.args.service).await {
@@ -286,15 +289,16 @@ impl Rollout<'_> {
         }
     }
 
-    /// Writes `original` back and waits (bounded) for it to be programmed.
-    async fn restore(&self, original: &[Value]) -> anyhow::Result<()> {
+    /// Writes `original` back and waits (bounded) for it to be programmed, the revision back
+    /// at its `share`.
+    async fn restore(&self, original: &[Value], share: i64) -> anyhow::Result<()> {
         let stored = traffic::write_traffic(&self.api, &self.args.service, |_| Ok(original.to_vec()))
             .await
             .context("restoring the previous split failed; check it with `sluice traffic`")?;
         let described: Vec<String> = original.iter().map(traffic::describe_target).collect();
         let what =
             if described.is_empty() { "100% @latest (no split given)".to_string() } else { described.join(", ") };
-        match self.programmed(stored.metadata.generation.unwrap_or(0), None).await {
+        match self.programmed(stored.metadata.generation.unwrap_or(0), share).await {
             Ok(()) => println!("Restored: {what}."),
             Err(e) => println!("Restored {what}, but it is not programmed yet: {e:#}"),
         }
@@ -318,15 +322,19 @@ impl Rollout<'_> {
     }
 }
 
-/// Ok when `svc` reports generation `generation` ready and (when `pct` is given) `to` holding
-/// `pct` percent; otherwise what it reports.
-fn step_state(svc: &Value, generation: i64, to: &str, pct: Option<i64>) -> Result<(), String> {
+/// Ok when `svc` reports generation `generation` with its routes ready and `to` holding `pct`
+/// percent; otherwise what it reports.
+fn step_state(svc: &Value, generation: i64, to: &str, pct: i64) -> Result<(), String> {
     let status = &svc["status"];
     let observed = status["observedGeneration"].as_i64().unwrap_or(0);
     if observed < generation {
         return Err(format!("generation {generation} not observed yet (at {observed})"));
     }
-    let ready = status["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == "Ready"));
+    // The route's own readiness: a newer revision failing makes the service not Ready, yet
+    // the route serves the split it was given.
+    let conditions = status["conditions"].as_array();
+    let find = |kind: &str| conditions.and_then(|c| c.iter().find(|c| c["type"] == kind));
+    let ready = find("RoutesReady").or_else(|| find("Ready"));
     match ready.and_then(|c| c["status"].as_str()) {
         Some("True") => {}
         Some("False") => {
@@ -339,7 +347,6 @@ fn step_state(svc: &Value, generation: i64, to: &str, pct: Option<i64>) -> Resul
         }
         _ => return Err("not ready yet".to_string()),
     }
-    let Some(pct) = pct else { return Ok(()) };
     let has: i64 = status["traffic"]
         .as_array()
         .into_iter()
@@ -362,10 +369,15 @@ mod tests {
             json!({"status": {"observedGeneration": observed, "conditions": [{"type": "Ready", "status": ready, "reason": "R"}],
                    "traffic": [{"revisionName": "b", "percent": pct}, {"revisionName": "a", "percent": 100 - pct}]}})
         };
-        assert_eq!(step_state(&svc(3, "True", 25), 3, "b", Some(25)), Ok(()));
-        assert!(step_state(&svc(2, "True", 25), 3, "b", Some(25)).expect_err("old").contains("not observed"));
-        assert!(step_state(&svc(3, "Unknown", 25), 3, "b", Some(25)).expect_err("unready").contains("not ready"));
-        assert!(step_state(&svc(3, "True", 10), 3, "b", Some(25)).expect_err("pct").contains("b has 10%"));
-        assert_eq!(step_state(&svc(3, "True", 10), 3, "b", None), Ok(()));
+        assert_eq!(step_state(&svc(3, "True", 25), 3, "b", 25), Ok(()));
+        assert!(step_state(&svc(2, "True", 25), 3, "b", 25).expect_err("old").contains("not observed"));
+        assert!(step_state(&svc(3, "Unknown", 25), 3, "b", 25).expect_err("unready").contains("not ready"));
+        assert!(step_state(&svc(3, "True", 10), 3, "b", 25).expect_err("pct").contains("b has 10%"));
+        let mut failing = svc(3, "False", 25);
+        failing["status"]["conditions"]
+            .as_array_mut()
+            .expect("conditions")
+            .push(json!({"type": "RoutesReady", "status": "True"}));
+        assert_eq!(step_state(&failing, 3, "b", 25), Ok(()), "the route is what a step waits for");
     }
 }
