@@ -9,7 +9,8 @@
 //! (writes a line to stderr and exits with code N at once, like a crash), `/sicken` (from then on
 //! `/healthz` answers 500, as a hung or broken app's health check does) and `/early` (answers
 //! 413 with `Connection: close` without reading the request body, as a server refusing an
-//! upload does). Everywhere else it reads every request body to its end before it answers. Every response carries `K-Revision: $K_REVISION`
+//! upload does); with `--test-endpoints`, `RESPONSE_STATUS=N` in its environment makes the greeting
+//! answer with status N (a revision that fails its requests). Everywhere else it reads every request body to its end before it answers. Every response carries `K-Revision: $K_REVISION`
 //! (when set), so a test can tell which revision answered even where the body does not say.
 
 use std::convert::Infallible;
@@ -36,7 +37,14 @@ pub use autoscale::autoscale;
 pub async fn hello(test_endpoints: bool) -> anyhow::Result<()> {
     let target = std::env::var("TARGET").unwrap_or_else(|_| "World".to_string());
     let greeting = Bytes::from(format!("Hello {target}!\n"));
-    serve(move |req| handle(req, greeting.clone(), test_endpoints)).await
+    // A revision that fails every request, for tests of rollouts that must be undone.
+    let status = std::env::var("RESPONSE_STATUS")
+        .ok()
+        .filter(|_| test_endpoints)
+        .and_then(|s| s.parse::<u16>().ok())
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .unwrap_or(StatusCode::OK);
+    serve(move |req| handle(req, greeting.clone(), status, test_endpoints)).await
 }
 
 /// Serves `handler` on `127.0.0.1:$PORT` (HTTP/1.1 and h2c) until SIGTERM/SIGINT, then lets
@@ -86,7 +94,12 @@ where
     Ok(())
 }
 
-async fn handle(req: Request<Incoming>, greeting: Bytes, test_endpoints: bool) -> Result<Response<Body>, Infallible> {
+async fn handle(
+    req: Request<Incoming>,
+    greeting: Bytes,
+    status: StatusCode,
+    test_endpoints: bool,
+) -> Result<Response<Body>, Infallible> {
     if matches!(*req.method(), Method::POST | Method::PUT) && req.uri().path() == "/echo" {
         let ct = req.headers().get(http::header::CONTENT_TYPE).cloned();
         let mut res = Response::new(req.into_body().boxed());
@@ -145,7 +158,11 @@ async fn handle(req: Request<Incoming>, greeting: Bytes, test_endpoints: bool) -
             eprintln!("crashing on request with exit code {code}");
             std::process::exit(i32::from(code));
         }
-        _ => Response::new(Full::new(greeting).map_err(|never| match never {}).boxed()),
+        _ => {
+            let mut res = Response::new(Full::new(greeting).map_err(|never| match never {}).boxed());
+            *res.status_mut() = status;
+            res
+        }
     };
     Ok(response)
 }

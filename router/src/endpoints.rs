@@ -25,6 +25,10 @@ pub use sluice_activator::{Gate, Permit, Refused, Settings as AdmissionSettings}
 pub use sluice_api::RevisionKey;
 use tokio::sync::Notify;
 
+mod responses;
+
+pub use responses::{OwnerCell, Owners, Responses};
+
 /// Called with a revision's key when a request starts waiting for its capacity: the autoscaler's
 /// cue to scale it up now.
 pub type Poke = Arc<dyn Fn(&RevisionKey) + Send + Sync>;
@@ -64,6 +68,8 @@ pub struct RevisionEndpoints {
     /// Requests one instance may hold at once; 0 for no limit.
     container_concurrency: AtomicU64,
     gate: Gate,
+    responses: Responses,
+    owners: OwnerCell,
 }
 
 /// Every revision's endpoints. Only the control path touches this map; the router holds the
@@ -177,12 +183,24 @@ impl RevisionEndpoints {
             changed: Notify::new(),
             container_concurrency: AtomicU64::new(0),
             gate,
+            responses: Responses::default(),
+            owners: OwnerCell::default(),
         })
     }
 
     /// The revision's admission: its capacity, queue and counters.
     pub fn gate(&self) -> &Gate {
         &self.gate
+    }
+
+    /// Responses sent on behalf of this revision, by status class.
+    pub fn responses(&self) -> &Responses {
+        &self.responses
+    }
+
+    /// The revision's Configuration and Service, for labelling its counters.
+    pub fn owners(&self) -> &OwnerCell {
+        &self.owners
     }
 
     /// Sets how many requests one instance may hold at once (the revision's
@@ -375,6 +393,11 @@ impl Endpoints {
     /// The endpoints of `key`, if any.
     pub fn get(&self, key: &RevisionKey) -> Option<Arc<RevisionEndpoints>> {
         self.revisions.lock().get(key).cloned()
+    }
+
+    /// Every revision's endpoints now (for exposing their counters; takes the map's lock).
+    pub fn all(&self) -> Vec<Arc<RevisionEndpoints>> {
+        self.revisions.lock().values().cloned().collect()
     }
 
     /// Forgets `key` (its revision is gone); requests waiting for its capacity are sent away to

@@ -18,6 +18,7 @@ pub mod config;
 pub mod endpoints;
 pub mod error;
 mod linger;
+pub mod metrics;
 pub mod proxy;
 pub mod publish;
 pub mod reason;

@@ -171,7 +171,13 @@ impl Runtime {
             slot.run = Arc::new(run.clone());
         }
         // The router enforces the limit per instance and admits up to limit × ready.
-        self.endpoints.revision(&run.key).set_container_concurrency(run.container_concurrency);
+        let endpoints = self.endpoints.revision(&run.key);
+        endpoints.set_container_concurrency(run.container_concurrency);
+        // Its owners label its response counters.
+        endpoints.owners().set(sluice_router::endpoints::Owners {
+            configuration: run.configuration.clone(),
+            service: run.service.clone(),
+        });
         slot.health.lock().desired = scale;
         while slot.supervisors.len() > scale {
             if let Some(stop) = slot.supervisors.pop() {

@@ -10,8 +10,10 @@ mod inspect;
 mod jsonpath;
 mod logs;
 mod output;
+mod rollout;
 mod serve;
 mod service;
+mod traffic;
 mod wait;
 mod watch;
 
@@ -71,6 +73,15 @@ enum Command {
         #[command(subcommand)]
         command: inspect::RouteCommand,
     },
+    /// Show a service's traffic split, tags, rules, and revisions; `traffic set` edits it.
+    ///
+    /// `sluice traffic SERVICE` shows the split, tags, rules, and each revision's readiness
+    /// and instances. `sluice traffic set SERVICE REV=PCT… [--tag REV=TAG…] [--untag TAG…]`
+    /// edits the split as `kn service update --traffic` does.
+    Traffic(traffic::TrafficArgs),
+    /// Move a service's traffic to a revision step by step, watching the router's error
+    /// counts, and undo it when the revision fails.
+    Rollout(rollout::RolloutArgs),
     /// Print a shell completion script: `source <(sluice completion bash)`.
     Completion {
         /// The shell.
@@ -208,6 +219,11 @@ pub struct ServeArgs {
     /// Events one namespace holds at most; one more removes the least recently written.
     #[arg(long, default_value_t = sluice_apiserver::events::retention::DEFAULT_PER_NAMESPACE, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_events_per_namespace: usize,
+    /// Where to serve `/metrics` (Prometheus text format), `/healthz` and `/readyz`, or `off`.
+    /// Default 127.0.0.1:9090; when that address is taken, serve goes on without metrics (a
+    /// warning says so). An address given here that cannot be bound stops serve.
+    #[arg(long, value_name = "ADDR|off")]
+    pub metrics: Option<serve::metrics::MetricsSetting>,
 }
 
 fn parse_forward(text: &str) -> Result<(u16, u16), String> {
@@ -425,6 +441,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             done.map_err(|e| client::hint_unreachable(e, &d.api))
         }
         Command::Service { command } => service::run(command).await,
+        Command::Traffic(args) => traffic::run(args).await,
+        Command::Rollout(args) => rollout::run(args).await,
         Command::Revision { command } => inspect::revision(command).await,
         Command::Route { command } => inspect::route(command).await,
         Command::Completion { shell } => {

@@ -31,6 +31,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::ServeArgs;
 
+pub mod metrics;
+
 /// The file in the state directory naming the addresses `serve` bound (read by the CLI).
 pub const ENDPOINTS_FILE: &str = "endpoints.json";
 
@@ -60,6 +62,8 @@ struct Running {
     https_url: String,
     http_addr: SocketAddr,
     https_addr: Option<SocketAddr>,
+    /// Where `/metrics` is served, unless off.
+    metrics_addr: Option<SocketAddr>,
     kubeconfig: PathBuf,
 }
 
@@ -107,6 +111,7 @@ where
         Some(addr) => Some(bind_https(addr, &args, &state_dir).await?),
         None => None,
     };
+    let metrics_listener = metrics::bind(args.metrics).await?;
     let api_addr = api_listener.local_addr()?;
     let identity = tls_identity(&args, &state_dir, api_addr.ip())?;
     let beyond_loopback = !api_addr.ip().to_canonical().is_loopback();
@@ -132,6 +137,7 @@ where
         https_url,
         http_addr: http_listener.local_addr()?,
         https_addr: https.as_ref().map(|h| h.listener.local_addr()).transpose()?,
+        metrics_addr: metrics_listener.as_ref().map(TcpListener::local_addr).transpose()?,
         kubeconfig: state_dir.join("kubeconfig"),
     };
     kubeconfig::write(&running.kubeconfig, &running.https_url, identity.authority_data().as_deref(), &token)
@@ -185,6 +191,10 @@ where
     tokio::spawn(event_writer.run(controllers_stop.child_token()));
     let (autoscaling, scaled) =
         Autoscaling::start(runtime.clone(), events.clone(), endpoints.clone(), pokes, controllers_stop.child_token());
+    let readiness = metrics::Readiness::new(signal.clone());
+    let metrics_stop = CancellationToken::new();
+    let metrics_task = metrics_listener
+        .map(|l| tokio::spawn(metrics::serve(l, endpoints.clone(), readiness.clone(), metrics_stop.clone())));
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         scaler: runtime.clone(),
@@ -212,6 +222,7 @@ where
     let router_task = tokio::spawn(sluice_router::server::serve(http_listener, router, signal.clone(), DRAIN));
 
     write_endpoints(&endpoints_file, &running)?;
+    readiness.started();
     tracing::info!(api = %running.https_url, http = %running.http_addr, https = ?running.https_addr, state_dir = %state_dir.display(), "sluice is serving");
     eprintln!(
         "Sluice is serving.\n  services:  http://{{name}}.{{namespace}}.{} on {}\n  API:       {} (bearer token in {})\n  kubectl:   KUBECONFIG={} kubectl get ksvc\n  sluice:    sluice apply -f service.yaml --api {} --state-dir {}",
@@ -223,6 +234,9 @@ where
         running.https_url,
         state_dir.display()
     );
+    if let Some(addr) = running.metrics_addr {
+        eprintln!("  metrics:   http://{}/metrics (also /healthz, /readyz)", connectable(addr));
+    }
     if let Some(addr) = running.https_addr {
         eprintln!(
             "  https:     https://{{name}}.{{namespace}}.{} on {addr} (curl --cacert {})",
@@ -243,6 +257,10 @@ where
     runtime.shutdown(DRAIN).await;
     controllers_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), controllers).await;
+    metrics_stop.cancel();
+    if let Some(task) = metrics_task {
+        task.await.context("metrics task")?;
+    }
     api_stop.cancel();
     api.await.context("API server task")?;
     // Its tasks have all ended with `serve`; nothing is left to wait for.
@@ -337,6 +355,9 @@ fn write_endpoints(path: &Path, running: &Running) -> anyhow::Result<()> {
     });
     if let Some(addr) = running.https_addr {
         doc["https"] = json!(addr.to_string());
+    }
+    if let Some(addr) = running.metrics_addr {
+        doc["metrics"] = json!(connectable(addr).to_string());
     }
     std::fs::write(&tmp, serde_json::to_vec_pretty(&doc)?)?;
     std::fs::rename(&tmp, path).context("writing endpoints.json")

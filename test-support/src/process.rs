@@ -42,6 +42,8 @@ pub struct Sluice {
     pub http: Option<String>,
     /// `127.0.0.1:PORT` of the router's HTTPS listener, when `--https` was given.
     pub https: Option<String>,
+    /// `127.0.0.1:PORT` of `/metrics`, unless `--metrics off` was given.
+    pub metrics: Option<String>,
     /// Where the server's stderr goes.
     pub log: PathBuf,
     /// The API server's bearer token, read from `<state_dir>/token`.
@@ -96,7 +98,8 @@ impl Sluice {
         let mut cmd = Command::new(binary);
         cmd.arg("serve").arg("--state-dir").arg(&state_dir);
         // Ports from the OS, unless the caller names its own (a restart on the same ports).
-        for flag in ["--api", "--http"] {
+        // `--metrics` too, so concurrent tests never contend for its default port.
+        for flag in ["--api", "--http", "--metrics"] {
             if !opts.args.iter().any(|a| a == flag) {
                 cmd.args([flag, "127.0.0.1:0"]);
             }
@@ -119,6 +122,7 @@ impl Sluice {
             api_https: String::new(),
             http: None,
             https: None,
+            metrics: None,
             log,
             token: String::new(),
             ca: opts.ca,
@@ -136,6 +140,7 @@ impl Sluice {
         me.api_https = ep["api_https"].as_str().ok_or_else(|| anyhow!("endpoints.json has no api_https"))?.to_string();
         me.http = ep["http"].as_str().map(str::to_string);
         me.https = ep["https"].as_str().map(str::to_string);
+        me.metrics = ep["metrics"].as_str().map(str::to_string);
         // Written before endpoints.json, so it is there now.
         let token_file = me.state_dir.join("token");
         me.token = std::fs::read_to_string(&token_file)

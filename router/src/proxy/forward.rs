@@ -25,16 +25,31 @@ struct Replay {
     path: PathAndQuery,
 }
 
-/// Proxies `routed`; every failure is already a response.
+/// Proxies `routed`; every failure is already a response, counted for the revision as the
+/// instance's own responses are.
 pub(super) async fn forward(upstream: &Upstream, routed: Routed) -> Response<RouterBody> {
-    match send(upstream, routed).await {
+    let Routed { backend, guard, parts, path, body, body_end, arrived } = routed;
+    let sending = Sending { guard, parts, path, body, body_end, arrived };
+    let res = match send(upstream, &backend, sending).await {
         Ok(res) => res,
         Err(e) => e.into_response(),
-    }
+    };
+    backend.target.revision.responses().record(res.status());
+    res
 }
 
-async fn send(upstream: &Upstream, routed: Routed) -> Result<Response<RouterBody>, ProxyError> {
-    let Routed { backend, guard, parts, path, body, body_end, arrived } = routed;
+/// A routed request without its backend (which the caller keeps, to count the response).
+struct Sending {
+    guard: InstanceGuard,
+    parts: Parts,
+    path: PathAndQuery,
+    body: Incoming,
+    body_end: Option<std::sync::Arc<BodyEnd>>,
+    arrived: Option<Instant>,
+}
+
+async fn send(upstream: &Upstream, backend: &Backend, sending: Sending) -> Result<Response<RouterBody>, ProxyError> {
+    let Sending { guard, parts, path, body, body_end, arrived } = sending;
     let arrived = arrived.unwrap_or_else(Instant::now);
     let deadline = arrived + backend.target.head_timeout();
     // Cloning the head costs allocations, so only when there is another instance to retry on.
@@ -43,7 +58,7 @@ async fn send(upstream: &Upstream, routed: Routed) -> Result<Response<RouterBody
     let req = request(parts, path, guard.instance(), body)?;
     let error = match upstream.send(backend.target.protocol, req, deadline).await {
         Attempt::Failed(e) if e.is_connect() => e,
-        other => return finish(other, guard, &backend, body_end.as_deref(), arrived),
+        other => return finish(other, guard, backend, body_end.as_deref(), arrived),
     };
     // The connect failed, so no byte was sent: the body is handed back untouched (if the
     // revision has another instance) and the request goes there instead.
@@ -62,7 +77,7 @@ async fn send(upstream: &Upstream, routed: Routed) -> Result<Response<RouterBody
     drop(guard);
     let (body, _) = UpstreamBody::new(body, false, body_end.clone());
     let req = request(replay.parts, replay.path, next.instance(), body)?;
-    finish(upstream.send(backend.target.protocol, req, deadline).await, next, &backend, body_end.as_deref(), arrived)
+    finish(upstream.send(backend.target.protocol, req, deadline).await, next, backend, body_end.as_deref(), arrived)
 }
 
 /// The client's response, or the error for a failed attempt.

@@ -19,6 +19,12 @@
 //! 5. Forwarding (`forward.rs`): the pooled client, a deadline for the response head, one retry on another
 //!    instance when the connect was refused, and the response body that holds the instance's
 //!    claim until it ends.
+//!
+//! Every response sent on behalf of a revision — its instance's, or the router's own 502, 503
+//! or 504 for it — is counted once by status class on the revision's endpoints (one relaxed
+//! atomic add on the `Arc` the snapshot resolved; `forward.rs` and [`refused`]). Answers that
+//! belong to no revision (unknown host, 400s before routing, redirects, a host whose route was
+//! deleted while the request waited) are not.
 
 use std::convert::Infallible;
 use std::future::{Future, ready};
@@ -226,10 +232,10 @@ impl Router {
             let permit = match admitted {
                 Ok(permit) => permit,
                 Err(Refused::QueueFull { .. }) => {
-                    return ProxyError::QueueFull(backend.queue_full.clone()).into_response();
+                    return refused(&backend, ProxyError::QueueFull(backend.queue_full.clone()));
                 }
                 Err(Refused::Timeout { .. }) => {
-                    return ProxyError::NoCapacity(backend.no_capacity.clone()).into_response();
+                    return refused(&backend, ProxyError::NoCapacity(backend.no_capacity.clone()));
                 }
                 Err(Refused::Closed) => {
                     // The table that still names the deleted revision is replaced right after
@@ -237,7 +243,7 @@ impl Router {
                     tokio::select! {
                         () = tokio::time::sleep(REROUTE_PAUSE) => {}
                         () = tokio::time::sleep_until(deadline) => {
-                            return ProxyError::NoCapacity(backend.no_capacity.clone()).into_response();
+                            return refused(&backend, ProxyError::NoCapacity(backend.no_capacity.clone()));
                         }
                     }
                     match self.route(*req, &client, &body_end) {
@@ -263,7 +269,7 @@ impl Router {
                     tokio::select! {
                         () = changed => {}
                         () = tokio::time::sleep_until(deadline) => {
-                            return ProxyError::NoCapacity(backend.no_capacity.clone()).into_response();
+                            return refused(&backend, ProxyError::NoCapacity(backend.no_capacity.clone()));
                         }
                     }
                 }
@@ -323,6 +329,13 @@ impl hyper::service::Service<Request<Incoming>> for RouterService {
             Err(NotRouted::Fail(err)) => Box::pin(ready(Ok(err.into_response().map(|b| b.counted(activity))))),
         }
     }
+}
+
+/// The response for a request `backend`'s revision could not take, counted for it.
+fn refused(backend: &Backend, error: ProxyError) -> Response<RouterBody> {
+    let res = error.into_response();
+    backend.target.revision.responses().record(res.status());
+    res
 }
 
 /// The error a table miss is answered with.

@@ -1,0 +1,57 @@
+use http::StatusCode;
+
+use super::text::{self, Sample};
+use super::*;
+use crate::endpoints::{Owners, RevisionKey};
+
+#[test]
+fn every_revision_exposes_its_classes_with_knatives_labels() {
+    let endpoints = Endpoints::new();
+    let rev = endpoints.revision(&RevisionKey::new("default", "hello-00001"));
+    rev.owners().set(Owners { configuration: "hello".into(), service: "hello".into() });
+    for _ in 0..7 {
+        rev.responses().record(StatusCode::OK);
+    }
+    rev.responses().record(StatusCode::BAD_GATEWAY);
+    let _idle = endpoints.revision(&RevisionKey::new("other", "bare-00001"));
+    let mut out = String::new();
+    render(&endpoints, &mut out);
+    assert!(out.contains("# TYPE revision_request_count counter\n"), "{out}");
+    assert!(out.contains("revision_request_count{namespace_name=\"default\",service_name=\"hello\",configuration_name=\"hello\",revision_name=\"hello-00001\",response_code_class=\"2xx\"} 7\n"), "{out}");
+    let samples = text::parse(&out).expect("parses");
+    let of = |rev: &str, class: &str| {
+        text::sum(&samples, REVISION_REQUEST_COUNT, &[("revision_name", rev), ("response_code_class", class)])
+    };
+    assert_eq!((of("hello-00001", "2xx"), of("hello-00001", "5xx"), of("hello-00001", "4xx")), (7.0, 1.0, 0.0));
+    assert_eq!(samples.len(), 10, "five classes for each of two revisions: {out}");
+    assert_eq!(of("bare-00001", "1xx"), 0.0);
+}
+
+#[test]
+fn label_values_are_escaped_and_read_back() {
+    let mut out = String::new();
+    text::sample(&mut out, "m", &[("a", "quote\" back\\ nl\n")], 3);
+    assert_eq!(out, "m{a=\"quote\\\" back\\\\ nl\\n\"} 3\n");
+    let parsed = text::parse(&out).expect("parses");
+    assert_eq!(
+        parsed,
+        vec![Sample { name: "m".into(), labels: vec![("a".into(), "quote\" back\\ nl\n".into())], value: 3.0 }]
+    );
+}
+
+#[test]
+fn malformed_lines_are_refused_with_their_line_number() {
+    for (bad, want) in [
+        ("ok 1\n9bad 1\n", "line 2: invalid metric name"),
+        ("m{a=b} 1\n", "line 1: label a: value not quoted"),
+        ("m{a=\"b\"} x\n", "line 1: m: value \"x\""),
+        ("m{a=\"b} 1\n", "line 1: label a: unterminated value"),
+        ("# TYPE m countr\n", "line 1: TYPE m: unknown type"),
+        ("m 1 2 3\n", "line 1: m: unexpected"),
+        ("m{a=\"1\",a=\"2\"} 1\n", "label a given twice"),
+    ] {
+        let err = text::parse(bad).expect_err(bad).to_string();
+        assert!(err.starts_with(want) || err.contains(want), "{bad:?}: {err}");
+    }
+    assert_eq!(text::parse("m 1 1700000000000\nn +Inf\n").expect("timestamps and +Inf").len(), 2);
+}

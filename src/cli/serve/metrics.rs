@@ -1,0 +1,191 @@
+//! `sluice serve --metrics ADDR`: a small HTTP/1.1 listener for probes and Prometheus.
+//! `GET /metrics` renders the router's counters in the text format, `GET /healthz` answers 200
+//! while the process serves, `GET /readyz` 200 once everything has started and until shutdown
+//! begins (503 otherwise). Connections are capped and idle ones cut, so scrapers cannot pile up.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use sluice_router::endpoints::Endpoints;
+use sluice_router::metrics;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Where metrics are served when `--metrics` is not given (Knative's metrics port).
+pub const DEFAULT_ADDR: &str = "127.0.0.1:9090";
+
+/// Connections served at once; more wait in the kernel's backlog.
+const MAX_CONNECTIONS: usize = 64;
+
+/// How long a client may take to send a request head.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What `--metrics` says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricsSetting {
+    /// `off`: no listener.
+    Off,
+    /// An address to bind; failing to bind it is fatal.
+    At(SocketAddr),
+}
+
+/// Whether `/readyz` says ready: once started, until shutdown begins.
+#[derive(Clone, Debug)]
+pub struct Readiness {
+    started: Arc<AtomicBool>,
+    stopping: CancellationToken,
+}
+
+// === impl MetricsSetting ===
+
+impl FromStr for MetricsSetting {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(Self::Off);
+        }
+        s.parse().map(Self::At).map_err(|_| format!("{s:?} is neither an address such as {DEFAULT_ADDR} nor `off`"))
+    }
+}
+
+// === impl Readiness ===
+
+impl Readiness {
+    /// Not ready until [`started`](Self::started), nor once `stopping` is cancelled.
+    pub fn new(stopping: CancellationToken) -> Self {
+        Self { started: Arc::default(), stopping }
+    }
+
+    /// Everything has started.
+    pub fn started(&self) {
+        self.started.store(true, Ordering::SeqCst);
+    }
+
+    fn get(&self) -> bool {
+        self.started.load(Ordering::SeqCst) && !self.stopping.is_cancelled()
+    }
+}
+
+/// Binds the metrics listener as `setting` asks: None when off, or when the default address
+/// (no `--metrics` given) is taken, which is warned about; an address given explicitly that
+/// cannot be bound is an error.
+pub async fn bind(setting: Option<MetricsSetting>) -> anyhow::Result<Option<TcpListener>> {
+    match setting {
+        Some(MetricsSetting::Off) => Ok(None),
+        Some(MetricsSetting::At(addr)) => bind_at(addr, true).await,
+        None => bind_at(DEFAULT_ADDR.parse().expect("the default metrics address parses"), false).await,
+    }
+}
+
+/// Binds `addr`; when it was not `explicit`ly asked for, a failure is a warning and None.
+async fn bind_at(addr: SocketAddr, explicit: bool) -> anyhow::Result<Option<TcpListener>> {
+    match TcpListener::bind(addr).await {
+        Ok(listener) => Ok(Some(listener)),
+        Err(e) if !explicit => {
+            tracing::warn!(addr = %addr, error = %e, "metrics are not served: the default address is not free (name another with --metrics ADDR, or --metrics off)");
+            Ok(None)
+        }
+        Err(e) => Err(e).with_context(|| format!("binding the metrics listener to {addr}")),
+    }
+}
+
+/// Serves `listener` until `stop`, then drops every open connection.
+pub async fn serve(listener: TcpListener, endpoints: Arc<Endpoints>, ready: Readiness, stop: CancellationToken) {
+    let mut connections = JoinSet::new();
+    loop {
+        while connections.try_join_next().is_some() {}
+        // At the cap, wait for one connection to end before accepting another.
+        if connections.len() >= MAX_CONNECTIONS {
+            tokio::select! {
+                _ = connections.join_next() => continue,
+                () = stop.cancelled() => break,
+            }
+        }
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::debug!(error = %e, "metrics listener: accept failed");
+                    continue;
+                }
+            },
+            () = stop.cancelled() => break,
+        };
+        let (endpoints, ready) = (endpoints.clone(), ready.clone());
+        let service = hyper::service::service_fn(move |req| {
+            let res = answer(&req, &endpoints, &ready);
+            async move { Ok::<_, Infallible>(res) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), service);
+        connections.spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    connections.shutdown().await;
+}
+
+/// The response to one request.
+fn answer(req: &Request<Incoming>, endpoints: &Endpoints, ready: &Readiness) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are served here\n".into());
+    }
+    match req.uri().path() {
+        "/metrics" => {
+            let mut out = String::with_capacity(4096);
+            metrics::render(endpoints, &mut out);
+            let mut res = plain(StatusCode::OK, out);
+            res.headers_mut()
+                .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(metrics::text::CONTENT_TYPE));
+            res
+        }
+        "/healthz" => plain(StatusCode::OK, "ok\n".into()),
+        "/readyz" if ready.get() => plain(StatusCode::OK, "ok\n".into()),
+        "/readyz" => plain(StatusCode::SERVICE_UNAVAILABLE, "not ready\n".into()),
+        _ => plain(StatusCode::NOT_FOUND, "not found: try /metrics, /healthz or /readyz\n".into()),
+    }
+}
+
+fn plain(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(Bytes::from(body)));
+    *res.status_mut() = status;
+    res.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_setting_is_an_address_or_off() {
+        assert_eq!("off".parse(), Ok(MetricsSetting::Off));
+        assert_eq!("127.0.0.1:0".parse(), Ok(MetricsSetting::At("127.0.0.1:0".parse().expect("addr"))));
+        let err = "localhost".parse::<MetricsSetting>().expect_err("a host name is not an address");
+        assert!(err.contains("neither an address"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_busy_default_address_is_skipped_but_a_busy_given_one_is_fatal() {
+        let taken = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = taken.local_addr().expect("addr");
+        let err = bind(Some(MetricsSetting::At(addr))).await.expect_err("busy address given");
+        assert!(format!("{err:#}").contains(&format!("binding the metrics listener to {addr}")), "{err:#}");
+        assert!(bind_at(addr, false).await.expect("the default address busy is no error").is_none());
+        assert!(bind(Some(MetricsSetting::Off)).await.expect("off").is_none());
+    }
+}
