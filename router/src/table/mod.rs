@@ -5,7 +5,7 @@
 //! when the table is rebuilt, so one route's traffic never skews another's shares.
 //!
 //! A request on a default host is decided in this order: the `Knative-Serving-Tag` header
-//! (when on), then the route's first rule that matches ([`rules`]), then the default split.
+//! (when on), then the route's first rule that matches (module `rules`), then the default split.
 //! A tag host goes to its tag before any of these.
 
 use std::collections::HashMap;
