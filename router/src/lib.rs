@@ -1,4 +1,5 @@
-//! Sluice's data plane: host → route → weighted split → revision → instance → proxy.
+//! Sluice's data plane: host → route → tag, header/path rule or weighted split → revision →
+//! instance → proxy.
 //!
 //! The controller describes each route as plain data ([`publish::RouteSpec`]) and hands it to
 //! a [`publish::RoutePublisher`]; the embedded [`publish::Publisher`] resolves it against the

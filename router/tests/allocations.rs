@@ -1,0 +1,93 @@
+//! The routing decision allocates nothing per request, rules included: the whole test binary
+//! counts its allocations (its own binary, since a global allocator is process-wide).
+
+use std::alloc::System;
+use std::time::Duration;
+
+use http::Request;
+use sluice_router::endpoints::{RevisionEndpoints, RevisionKey};
+use sluice_router::table::{
+    HeaderMatch, PathMatch, Protocol, RouteConfig, RoutingTable, RuleConfig, TagConfig, Target, ValueMatch, Via,
+};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+fn target(name: &str) -> Target {
+    Target {
+        revision: RevisionEndpoints::new(RevisionKey::new("default", name)),
+        timeout: Duration::from_secs(30),
+        response_start: None,
+        idle: None,
+        protocol: Protocol::Http1,
+    }
+}
+
+fn rule(headers: Vec<HeaderMatch>, path: Option<PathMatch>, to: &str) -> RuleConfig {
+    RuleConfig { name: Some(to.into()), headers, path, traffic: vec![(50, target(to)), (50, target("other"))] }
+}
+
+fn header(name: &str, value: ValueMatch) -> HeaderMatch {
+    HeaderMatch { name: name.into(), value }
+}
+
+fn table() -> RoutingTable {
+    let rules = vec![
+        rule(vec![header("x-version", ValueMatch::Exact("v2".into()))], None, "exact"),
+        rule(vec![header("x-tenant", ValueMatch::Prefix("beta-".into()))], None, "prefix"),
+        rule(vec![header("cookie", ValueMatch::Present(false))], Some(PathMatch::Exact("/anon".into())), "absent"),
+        rule(vec![header("User-Agent", ValueMatch::Regex(".*iPhone.*".into()))], None, "regex"),
+        rule(vec![], Some(PathMatch::Prefix("/api".into())), "path"),
+    ];
+    let route = RouteConfig {
+        namespace: "default".into(),
+        name: "hello".into(),
+        hosts: vec!["hello.default.localhost".into()],
+        traffic: vec![(90, target("v1")), (10, target("v2"))],
+        tags: vec![TagConfig { tag: "canary".into(), hosts: vec!["canary-hello.default".into()], target: target("c") }],
+        tag_header_routing: true,
+        rules,
+        ..RouteConfig::default()
+    };
+    RoutingTable::new(vec![route]).expect("table")
+}
+
+fn request(path: &str, headers: &[(&str, &str)]) -> Request<()> {
+    let mut req = Request::get(path).header("host", "Hello.Default.Localhost:8080");
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.body(()).expect("request")
+}
+
+#[test]
+fn resolving_a_request_allocates_nothing_whichever_way_it_is_decided() {
+    let table = table();
+    let agent = ("user-agent", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X)");
+    let cookie = ("cookie", "session=1");
+    let cases = [
+        (
+            request("/", &[cookie, ("x-version", "v1"), ("x-version", "v2")]),
+            Via::Rule { index: 0, name: Some("exact") },
+        ),
+        (request("/", &[cookie, ("x-tenant", "beta-acme")]), Via::Rule { index: 1, name: Some("prefix") }),
+        (request("/anon?x=1", &[]), Via::Rule { index: 2, name: Some("absent") }),
+        (request("/", &[cookie, agent]), Via::Rule { index: 3, name: Some("regex") }),
+        (request("/api/items", &[cookie]), Via::Rule { index: 4, name: Some("path") }),
+        (request("/", &[cookie, ("user-agent", "curl/8")]), Via::Split),
+        (request("/", &[cookie, agent, ("knative-serving-tag", "canary")]), Via::TagHeader),
+    ];
+    // Once each first: a regex's first use on a thread makes its search cache.
+    for (req, via) in &cases {
+        assert_eq!(table.decide(req).expect("routed").via, *via);
+    }
+    let region = Region::new(GLOBAL);
+    for _ in 0..1000 {
+        for (req, _) in &cases {
+            std::hint::black_box(table.resolve(std::hint::black_box(req)).expect("routed"));
+        }
+    }
+    let change = region.change();
+    assert_eq!((change.allocations, change.reallocations), (0, 0), "{change:?}");
+}
