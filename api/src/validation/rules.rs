@@ -17,15 +17,26 @@ pub const MAX_RULES: usize = 64;
 pub const MAX_HEADERS: usize = 16;
 /// The longest header name, value, prefix, regex or path, in bytes.
 pub const MAX_VALUE_BYTES: usize = 1024;
-/// The most memory a header regex may compile to (`regex::RegexBuilder::size_limit`).
+/// The most memory a header regex may compile to (`regex::RegexBuilder::size_limit`): a 1 KiB
+/// pattern such as `a{1000}{1000}` cannot make admission or the router's table build blow up.
 pub const REGEX_SIZE_LIMIT: usize = 64 * 1024;
+/// The most memory each header regex's lazy DFA cache may take per thread using it.
+pub const REGEX_DFA_LIMIT: usize = 256 * 1024;
 
-/// A header regex as the router compiles it (`sluice_router`'s `whole_value_regex`): over
-/// bytes, anchored so it must match the whole value (Envoy's and Istio's semantics), within
-/// [`REGEX_SIZE_LIMIT`]. Admission compiles the same way, so a regex it admits cannot fail the
-/// router's table build.
-pub fn compile_regex(re: &str) -> Result<regex::bytes::Regex, regex::Error> {
-    regex::bytes::RegexBuilder::new(&format!("^(?:{re})$")).size_limit(REGEX_SIZE_LIMIT).build()
+/// A header regex compiled as admission checks it and as the router's table compiles it (one
+/// function for both, so a regex admitted cannot fail the router): over bytes, so a value that
+/// is not UTF-8 is matched rather than refused; anchored, `^(?:re)$`, so it must match the whole
+/// value (Envoy's and Istio's semantics); within [`REGEX_SIZE_LIMIT`]. The pattern is parsed
+/// alone first: wrapped unparsed, `a)|(b` would become a valid regex matching prefixes, and an
+/// error then points into the text as written.
+pub fn compile_regex(re: &str) -> Result<regex::bytes::Regex, String> {
+    // As `regex::bytes` parses: a pattern may match bytes that are not UTF-8, e.g. `(?-u:.)`.
+    regex_syntax::ParserBuilder::new().utf8(false).build().parse(re).map_err(|e| e.to_string())?;
+    regex::bytes::RegexBuilder::new(&format!("^(?:{re})$"))
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_DFA_LIMIT)
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 /// Validates a spec's rules against its `traffic` (whose tags rule targets may name); paths
@@ -129,14 +140,11 @@ fn header(h: &HeaderMatch) -> FieldError {
     errs
 }
 
-/// A header regex: its own syntax first (so an error points into the text the user wrote),
-/// then as the router compiles it, anchored and within the size limit.
+/// A header regex, compiled as the router compiles it.
 fn regex(re: &str) -> FieldError {
-    let built =
-        regex::bytes::RegexBuilder::new(re).size_limit(REGEX_SIZE_LIMIT).build().and_then(|_| compile_regex(re));
-    match built {
+    match compile_regex(re) {
         Ok(_) => FieldError::default(),
-        Err(e) => FieldError::invalid_value_details(quote_cut(re), "regex", e.to_string()),
+        Err(e) => FieldError::invalid_value_details(quote_cut(re), "regex", e),
     }
 }
 

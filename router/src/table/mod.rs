@@ -28,7 +28,7 @@ use rules::Rule;
 use split::{Roller, Split};
 
 pub use error::TableError;
-pub use rules::REGEX_SIZE_LIMIT;
+pub use sluice_api::validation::rules::REGEX_SIZE_LIMIT;
 
 /// Knative's tag header: names the tag whose target a request on a default host should reach.
 pub static KNATIVE_SERVING_TAG: HeaderName = HeaderName::from_static("knative-serving-tag");

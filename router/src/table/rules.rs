@@ -9,17 +9,10 @@
 use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName};
-use regex::bytes::{Regex, RegexBuilder};
+use regex::bytes::Regex;
 
 use super::split::{Roller, Split};
 use super::{Backend, HeaderMatch, PathMatch, RuleConfig, TableError, ValueMatch};
-
-/// Most bytes a compiled regex program may take (`RegexBuilder::size_limit`): a 1 KiB pattern
-/// such as `a{1000}{1000}` cannot make the table build blow up memory.
-pub const REGEX_SIZE_LIMIT: usize = 64 * 1024;
-
-/// Most bytes each regex's lazy DFA cache may take per thread using it.
-const REGEX_DFA_LIMIT: usize = 256 * 1024;
 
 /// A compiled rule: its conditions and its own split.
 #[derive(Debug)]
@@ -161,7 +154,8 @@ impl HeaderCondition {
             ValueMatch::Exact(v) => ValueCondition::Exact(v.as_bytes().into()),
             ValueMatch::Prefix(v) => ValueCondition::Prefix(v.as_bytes().into()),
             ValueMatch::Regex(pattern) => ValueCondition::Regex(
-                whole_value_regex(pattern).map_err(|error| Fault::Regex { header: config.name.clone(), error })?,
+                sluice_api::validation::rules::compile_regex(pattern)
+                    .map_err(|error| Fault::Regex { header: config.name.clone(), error })?,
             ),
             ValueMatch::Present(present) => ValueCondition::Present(*present),
         };
@@ -178,19 +172,6 @@ impl HeaderCondition {
             ValueCondition::Present(present) => values.next().is_some() == *present,
         }
     }
-}
-
-/// `pattern` compiled to match a whole value (`^(?:pattern)$`, Envoy's and Istio's semantics)
-/// over bytes, so a value that is not UTF-8 is matched, not refused. The pattern is parsed
-/// alone first: wrapped unparsed, `a)|(b` would become a valid regex that matches prefixes.
-pub(crate) fn whole_value_regex(pattern: &str) -> Result<Regex, String> {
-    // As `regex::bytes` parses: a pattern may match bytes that are not UTF-8, e.g. `(?-u:.)`.
-    regex_syntax::ParserBuilder::new().utf8(false).build().parse(pattern).map_err(|e| e.to_string())?;
-    RegexBuilder::new(&format!("^(?:{pattern})$"))
-        .size_limit(REGEX_SIZE_LIMIT)
-        .dfa_size_limit(REGEX_DFA_LIMIT)
-        .build()
-        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
