@@ -194,7 +194,16 @@ async fn container_concurrency_1_never_puts_two_requests_on_one_instance() {
 
     // Every instance, asked directly: none ever held two requests, and together they served
     // every request (so none is missing from the count).
-    let ports = instance_ports(&s, "one-00001");
+    // Each of the three instances wrote its port in the revision's log when it started.
+    let ports = until("the three instances' ports in the log", WAIT, async || {
+        let ports = instance_ports(&s, "one-00001");
+        (ports.len() >= 3).then_some(ports)
+    })
+    .await
+    .unwrap_or_else(|e| {
+        let log = std::fs::read_to_string(s.state_dir.join("logs/default/one-00001.log")).unwrap_or_default();
+        panic!("{e}; the revision's log:\n{log}")
+    });
     let (mut served, mut peaks) = (0, Vec::new());
     for port in &ports {
         let direct = Traffic::new(&format!("127.0.0.1:{port}"));
@@ -210,7 +219,12 @@ async fn container_concurrency_1_never_puts_two_requests_on_one_instance() {
         peaks.push(stats["max_in_flight"].as_u64().expect("max_in_flight"));
     }
     println!("instances {}, their peaks in flight {peaks:?}", ports.len());
-    assert_eq!(served, 21, "the 20 requests and the first one, over instances on ports {ports:?}");
+    if served != 21 {
+        let log = std::fs::read_to_string(s.state_dir.join("logs/default/one-00001.log")).unwrap_or_default();
+        panic!(
+            "served {served}, not the 20 requests and the first one, over instances on ports {ports:?}; the log:\n{log}"
+        );
+    }
     assert!(peaks.iter().all(|p| *p <= 1), "an instance held more than one request: {peaks:?}");
     assert!(peaks.contains(&1));
 }
