@@ -15,6 +15,9 @@ use crate::route::{HeaderMatch, PathMatch, RuleMatch, TrafficRule, TrafficTarget
 pub const MAX_RULES: usize = 64;
 /// The most header conditions one rule may have.
 pub const MAX_HEADERS: usize = 16;
+/// The most header regexes one route may hold across its rules: each compiles to up to
+/// [`REGEX_SIZE_LIMIT`] and may keep a lazy DFA cache per thread, so their number is capped.
+pub const MAX_REGEXES: usize = 16;
 /// The longest header name, value, prefix, regex or path, in bytes.
 pub const MAX_VALUE_BYTES: usize = 1024;
 /// The most memory a header regex may compile to (`regex::RegexBuilder::size_limit`): a 1 KiB
@@ -45,6 +48,14 @@ pub(super) fn rules(rules: &[TrafficRule], traffic: &[TrafficTarget], owner: Own
     let mut errs = FieldError::default();
     if rules.len() > MAX_RULES {
         errs.push(FieldError::new(format!("at most {MAX_RULES} rules are allowed, got {}", rules.len()), &[""]));
+        return errs;
+    }
+    let regexes = rules.iter().flat_map(|r| r.matches.headers.iter()).filter(|h| h.regex.is_some()).count();
+    if regexes > MAX_REGEXES {
+        errs.push(FieldError::new(
+            format!("at most {MAX_REGEXES} header regexes are allowed in one route's rules, got {regexes}"),
+            &[""],
+        ));
         return errs;
     }
     let tags: Vec<&str> = traffic.iter().filter_map(|t| t.tag.as_deref()).filter(|t| !t.is_empty()).collect();

@@ -192,6 +192,12 @@ fn caps_on_rules_headers_and_lengths_are_enforced() {
     assert_eq!(msg, "longer than 1024 bytes (1025 bytes): spec.rules[0].match.headers[0].prefix");
     let msg = refused(header_rule(json!({"name": "x", "regex": "a".repeat(2000)})));
     assert_eq!(msg, "longer than 1024 bytes (2000 bytes): spec.rules[0].match.headers[0].regex");
+    // Regexes are capped per route, across its rules: 2 rules of 9 regexes each.
+    let regexes: Vec<Value> = (0..9).map(|i| json!({"name": format!("x-{i}"), "regex": "a.*"})).collect();
+    let rule = json!({"match": {"headers": regexes}, "traffic": [{"tag": "alpha", "percent": 100}]});
+    let msg = refused(json!([rule.clone(), rule.clone()]));
+    assert_eq!(msg, "at most 16 header regexes are allowed in one route's rules, got 18: spec.rules");
+    accepted(Kind::Route, route_rules(json!([rule])));
 }
 
 #[test]
