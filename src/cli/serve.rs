@@ -193,8 +193,10 @@ where
         Autoscaling::start(runtime.clone(), events.clone(), endpoints.clone(), pokes, controllers_stop.child_token());
     let readiness = metrics::Readiness::new(signal.clone());
     let metrics_stop = CancellationToken::new();
-    let metrics_task = metrics_listener
-        .map(|l| tokio::spawn(metrics::serve(l, endpoints.clone(), readiness.clone(), metrics_stop.clone())));
+    let metrics_task = metrics_listener.map(|l| {
+        let facade = metrics::install_recorder();
+        tokio::spawn(metrics::serve(l, endpoints.clone(), facade, readiness.clone(), metrics_stop.clone()))
+    });
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         scaler: runtime.clone(),

@@ -1,5 +1,7 @@
 //! `sluice serve --metrics ADDR`: a small HTTP/1.1 listener for probes and Prometheus.
-//! `GET /metrics` renders the router's counters in the text format, `GET /healthz` answers 200
+//! `GET /metrics` renders the router's counters in the text format, then every family recorded
+//! through the `metrics` facade (control plane, autoscaler) by the process's Prometheus
+//! recorder ([`install_recorder`]); `GET /healthz` answers 200
 //! while the process serves, `GET /readyz` 200 once everything has started and until shutdown
 //! begins (503 otherwise). Connections are capped and idle ones cut, so scrapers cannot pile up.
 
@@ -16,6 +18,7 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sluice_router::endpoints::Endpoints;
 use sluice_router::metrics;
 use tokio::net::TcpListener;
@@ -30,6 +33,17 @@ const MAX_CONNECTIONS: usize = 64;
 
 /// How long a client may take to send a request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often the recorder's histograms are folded in between scrapes.
+const UPKEEP: Duration = Duration::from_secs(5);
+
+/// Installs the `metrics` facade's Prometheus recorder for this process and returns its handle
+/// (None if a recorder is already installed, e.g. by a test).
+pub fn install_recorder() -> Option<PrometheusHandle> {
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    ::metrics::set_global_recorder(recorder).ok().map(|()| handle)
+}
 
 /// What `--metrics` says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,8 +116,26 @@ async fn bind_at(addr: SocketAddr, explicit: bool) -> anyhow::Result<Option<TcpL
 }
 
 /// Serves `listener` until `stop`, then drops every open connection.
-pub async fn serve(listener: TcpListener, endpoints: Arc<Endpoints>, ready: Readiness, stop: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    endpoints: Arc<Endpoints>,
+    facade: Option<PrometheusHandle>,
+    ready: Readiness,
+    stop: CancellationToken,
+) {
     let mut connections = JoinSet::new();
+    if let Some(handle) = facade.clone() {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(UPKEEP);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => handle.run_upkeep(),
+                    () = stop.cancelled() => return,
+                }
+            }
+        });
+    }
     loop {
         while connections.try_join_next().is_some() {}
         // At the cap, wait for one connection to end before accepting another.
@@ -123,9 +155,9 @@ pub async fn serve(listener: TcpListener, endpoints: Arc<Endpoints>, ready: Read
             },
             () = stop.cancelled() => break,
         };
-        let (endpoints, ready) = (endpoints.clone(), ready.clone());
+        let (endpoints, facade, ready) = (endpoints.clone(), facade.clone(), ready.clone());
         let service = hyper::service::service_fn(move |req| {
-            let res = answer(&req, &endpoints, &ready);
+            let res = answer(&req, &endpoints, facade.as_ref(), &ready);
             async move { Ok::<_, Infallible>(res) }
         });
         let conn = hyper::server::conn::http1::Builder::new()
@@ -140,7 +172,12 @@ pub async fn serve(listener: TcpListener, endpoints: Arc<Endpoints>, ready: Read
 }
 
 /// The response to one request.
-fn answer(req: &Request<Incoming>, endpoints: &Endpoints, ready: &Readiness) -> Response<Full<Bytes>> {
+fn answer(
+    req: &Request<Incoming>,
+    endpoints: &Endpoints,
+    facade: Option<&PrometheusHandle>,
+    ready: &Readiness,
+) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are served here\n".into());
     }
@@ -148,6 +185,9 @@ fn answer(req: &Request<Incoming>, endpoints: &Endpoints, ready: &Readiness) -> 
         "/metrics" => {
             let mut out = String::with_capacity(4096);
             metrics::render(endpoints, &mut out);
+            if let Some(handle) = facade {
+                out.push_str(&handle.render());
+            }
             let mut res = plain(StatusCode::OK, out);
             res.headers_mut()
                 .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(metrics::text::CONTENT_TYPE));
