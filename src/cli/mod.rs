@@ -13,6 +13,7 @@ mod output;
 mod rollout;
 mod serve;
 mod service;
+mod top;
 mod traffic;
 mod wait;
 mod watch;
@@ -82,6 +83,9 @@ enum Command {
     /// Move a service's traffic to a revision step by step, watching the router's error
     /// counts, and undo it when the revision fails.
     Rollout(rollout::RolloutArgs),
+    /// A live view of the router's metrics: per revision, traffic, requests/s, 5xx, p50/p99,
+    /// in flight against capacity, instances (`--once` prints one frame as text).
+    Top(top::TopArgs),
     /// Print a shell completion script: `source <(sluice completion bash)`.
     Completion {
         /// The shell.
@@ -443,6 +447,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Service { command } => service::run(command).await,
         Command::Traffic(args) => traffic::run(args).await,
         Command::Rollout(args) => rollout::run(args).await,
+        Command::Top(args) => top::run(args).await,
         Command::Revision { command } => inspect::revision(command).await,
         Command::Route { command } => inspect::route(command).await,
         Command::Completion { shell } => {

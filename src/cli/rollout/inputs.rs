@@ -53,10 +53,16 @@ pub(super) fn pin(svc: &Value) -> Vec<Value> {
 
 /// `--metrics-url`, else the address `sluice serve` wrote to its endpoints.json.
 pub(super) fn metrics_url(args: &RolloutArgs) -> anyhow::Result<String> {
-    if let Some(url) = &args.metrics_url {
-        return Ok(url.clone());
+    router_metrics_url(args.metrics_url.as_deref(), &args.api)
+}
+
+/// `given`, else the metrics address in the endpoints.json of `api`'s state directory (also
+/// what `sluice top` reads).
+pub(crate) fn router_metrics_url(given: Option<&str>, api: &crate::cli::ApiArgs) -> anyhow::Result<String> {
+    if let Some(url) = given {
+        return Ok(url.to_string());
     }
-    let dir = args.api.state_dir.clone().unwrap_or_else(crate::cli::serve::default_state_dir);
+    let dir = api.state_dir.clone().unwrap_or_else(crate::cli::serve::default_state_dir);
     let file = dir.join(crate::cli::serve::ENDPOINTS_FILE);
     let doc: Value = std::fs::read(&file)
         .ok()

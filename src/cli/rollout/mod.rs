@@ -27,9 +27,11 @@ mod inputs;
 mod plan;
 mod watch;
 
+pub(crate) use inputs::router_metrics_url;
 use inputs::{metrics_url, parse_interval, parse_rate, pin, target_revision};
+pub(crate) use watch::Scraper;
 
-use watch::{Reading, Scraper};
+use watch::Reading;
 
 /// How long a step may take to be programmed (the route reporting the new split).
 const PROGRAM_TIMEOUT: Duration = Duration::from_secs(120);
