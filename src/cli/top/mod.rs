@@ -108,11 +108,13 @@ pub fn frame_text(view: &View, width: u16, height: u16) -> String {
 
 /// The full-screen loop: scrape and draw each tick, handle keys as they come.
 async fn live(scraper: &Scraper, mut view: View) -> anyhow::Result<()> {
+    let mut terminal = ratatui::try_init().context("setting up the terminal")?;
     let (tx, mut keys) = mpsc::channel(KEY_QUEUE);
     // crossterm's reader blocks; it lives on its own thread and ends with the process.
     std::thread::spawn(move || read_keys(tx));
-    let mut terminal = ratatui::try_init().context("setting up the terminal")?;
     let mut tick = tokio::time::interval(TICK);
+    // A slow scrape delays the next one rather than bunching them up.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last: Option<(Snapshot, Instant)> = None;
     let result = loop {
         tokio::select! {
