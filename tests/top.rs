@@ -46,6 +46,9 @@ async fn top_draws_a_frame_of_a_running_server_under_load() {
     let lines: Vec<&str> = frame.lines().collect();
     assert_eq!(lines[0], format!("sluice top  http://{metrics}/metrics  sort: req/s  namespace: default"), "{frame}");
     assert!(lines[1].starts_with("NAMESPACE") && lines[1].contains("IN FLIGHT/CAP"), "{frame}");
+    let total = lines.iter().position(|l| l.split_whitespace().take(3).eq(["default", "shop", "(all)"]));
+    let revision = lines.iter().position(|l| l.contains("shop-00001"));
+    assert!(total.is_some() && total < revision, "the service's total, then its revision: {frame}");
     let row: Vec<&str> = lines
         .iter()
         .find(|l| l.contains("shop-00001"))

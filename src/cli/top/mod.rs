@@ -1,7 +1,8 @@
 //! `sluice top`: a live view of the router's `/metrics` (the same exposition a Prometheus
-//! server scrapes), refreshed every second: per revision of each service, its share of the
-//! route's traffic, requests/s, 5xx share, p50/p99 latency, requests in flight against
-//! capacity, desired/actual instances. A family the router does not export shows `-`.
+//! server scrapes), refreshed every second: for each service (its revisions summed, `(all)`)
+//! and each of its revisions, the share of the route's traffic, requests/s, 5xx share,
+//! p50/p99 latency, requests in flight against capacity, desired/actual instances. A family
+//! the router does not export shows `-`.
 //!
 //! On a terminal it is a full-screen ratatui UI (crossterm backend). `--once` is for scripts
 //! and tests: it scrapes twice, one interval apart, draws one frame to ratatui's

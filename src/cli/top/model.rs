@@ -58,16 +58,23 @@ pub struct Totals {
     pub target_per_pod: Option<f64>,
     /// Percent of the route's default split.
     pub traffic: Option<f64>,
+    /// Requests the ready instances are meant to carry (target per instance × ready
+    /// instances; for a service, its revisions' summed).
+    pub capacity: Option<f64>,
 }
 
-/// One scrape, by revision.
+/// One scrape, by revision and by service.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Snapshot {
     /// Revisions seen in any family.
     pub revisions: BTreeMap<RevKey, Totals>,
+    /// Each service's revisions summed (histograms bucket by bucket), keyed with an empty
+    /// revision name.
+    pub services: BTreeMap<RevKey, Totals>,
 }
 
-/// A row of the table: a revision and what happened to it between two scrapes.
+/// A row of the table: a revision (or a service's total, its `key.revision` empty) and what
+/// happened to it between two scrapes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Row {
     /// The revision.
@@ -90,6 +97,15 @@ pub struct Row {
     pub actual: Option<f64>,
     /// Traffic percent.
     pub traffic: Option<f64>,
+}
+
+// === impl Row ===
+
+impl Row {
+    /// Whether this is a service's total rather than a revision.
+    pub fn is_service(&self) -> bool {
+        self.key.revision.is_empty()
+    }
 }
 
 // === impl Snapshot ===
@@ -150,16 +166,58 @@ impl Snapshot {
             };
             totals.traffic = Some(totals.traffic.unwrap_or(0.0) + pct);
         }
+        for (k, t) in &mut snap.revisions {
+            t.capacity = t.target_per_pod.zip(t.ready).map(|(per, n)| per * n);
+            let key = RevKey { namespace: k.namespace.clone(), service: k.service.clone(), revision: String::new() };
+            snap.services.entry(key).or_default().add(t);
+        }
         snap
     }
 }
 
-/// The rows for `now`, given the scrape `elapsed` before it (None for the first: no rates yet).
+// === impl Totals ===
+
+impl Totals {
+    /// Adds another revision's figures (a figure stays None only when both lack it).
+    fn add(&mut self, other: &Totals) {
+        let sum = |a: &mut Option<f64>, b: Option<f64>| {
+            if let Some(b) = b {
+                *a = Some(a.unwrap_or(0.0) + b);
+            }
+        };
+        sum(&mut self.requests, other.requests);
+        sum(&mut self.errors, other.errors);
+        sum(&mut self.in_flight, other.in_flight);
+        sum(&mut self.desired, other.desired);
+        sum(&mut self.actual, other.actual);
+        sum(&mut self.ready, other.ready);
+        sum(&mut self.traffic, other.traffic);
+        sum(&mut self.capacity, other.capacity);
+        if let Some(theirs) = &other.buckets {
+            let mine = self.buckets.get_or_insert_with(Vec::new);
+            for &(le, n) in theirs {
+                match mine.iter_mut().find(|(b, _)| *b == le) {
+                    Some((_, m)) => *m += n,
+                    None => mine.push((le, n)),
+                }
+            }
+            mine.sort_by(|a, b| a.0.total_cmp(&b.0));
+        }
+    }
+}
+
+/// The rows for `now`, given the scrape `elapsed` before it (None for the first: no rates
+/// yet): one per revision, then one per service.
 pub fn rows(now: &Snapshot, before: Option<(&Snapshot, Duration)>) -> Vec<Row> {
-    now.revisions
-        .iter()
+    let mut rows = rows_of(&now.revisions, before.map(|(b, e)| (&b.revisions, e)));
+    rows.extend(rows_of(&now.services, before.map(|(b, e)| (&b.services, e))));
+    rows
+}
+
+fn rows_of(now: &BTreeMap<RevKey, Totals>, before: Option<(&BTreeMap<RevKey, Totals>, Duration)>) -> Vec<Row> {
+    now.iter()
         .map(|(key, t)| {
-            let prev = before.map(|(b, elapsed)| (b.revisions.get(key), elapsed));
+            let prev = before.map(|(b, elapsed)| (b.get(key), elapsed));
             let (mut rps, mut error_rate, mut p50, mut p99) = (None, None, None, None);
             if let Some((prev, elapsed)) = prev {
                 let secs = elapsed.as_secs_f64();
@@ -174,7 +232,6 @@ pub fn rows(now: &Snapshot, before: Option<(&Snapshot, Duration)>) -> Vec<Row> {
                     p99 = quantile(0.99, &window);
                 }
             }
-            let capacity = t.target_per_pod.zip(t.ready).map(|(per, n)| per * n);
             Row {
                 key: key.clone(),
                 rps,
@@ -182,7 +239,7 @@ pub fn rows(now: &Snapshot, before: Option<(&Snapshot, Duration)>) -> Vec<Row> {
                 p50,
                 p99,
                 in_flight: t.in_flight,
-                capacity,
+                capacity: t.capacity,
                 desired: t.desired,
                 actual: t.actual,
                 traffic: t.traffic,

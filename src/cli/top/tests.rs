@@ -38,7 +38,7 @@ fn view(rows: Vec<Row>, namespace: Option<&str>) -> View {
 #[test]
 fn rates_errors_and_percentiles_come_from_the_deltas_between_two_scrapes() {
     let rows = fixture_rows();
-    assert_eq!(rows.len(), 3);
+    assert_eq!(rows.len(), 5, "three revisions, two services");
     let shop1 = row(&rows, "shop-00001");
     assert_eq!(
         shop1.key,
@@ -60,6 +60,18 @@ fn rates_errors_and_percentiles_come_from_the_deltas_between_two_scrapes() {
     // All 50 in (0.05, 1]: the 25th halfway, the 49.5th at 99 %.
     assert_eq!((shop2.p50, shop2.p99), (Some(0.525), Some(0.9905)));
     assert_eq!(shop2.traffic, Some(20.0));
+    // The service: both revisions summed, its percentiles from the summed buckets (70 ≤ 1 ms,
+    // 130 ≤ 5 ms: the 125th is 55/60 into (1, 5]; 240 ≤ 50, 250 ≤ 100: the 247.5th is 3/4
+    // into (50, 100]).
+    let shop = rows.iter().find(|r| r.is_service() && r.key.service == "shop").expect("the shop row");
+    assert_eq!((shop.rps, shop.error_rate), (Some(125.0), Some(0.104)));
+    assert!(shop.p50.is_some_and(|p| (p - (1.0 + 4.0 * 55.0 / 60.0)).abs() < 1e-9), "{:?}", shop.p50);
+    assert_eq!(shop.p99, Some(87.5));
+    assert_eq!(
+        (shop.in_flight, shop.capacity, shop.desired, shop.actual),
+        (Some(4.0), Some(300.0), Some(3.0), Some(3.0))
+    );
+    assert_eq!(shop.traffic, Some(100.0));
 }
 
 #[test]
@@ -105,18 +117,20 @@ fn quantiles_interpolate_as_histogram_quantile_does() {
 fn keys_sort_and_filter_by_namespace() {
     let mut v = view(fixture_rows(), None);
     let order = |v: &View| v.shown().iter().map(|r| r.key.revision.clone()).collect::<Vec<_>>();
-    assert_eq!(order(&v), ["shop-00001", "shop-00002", "api-00001"], "req/s first");
+    // Each service's total ("") first, then its revisions; services and revisions each sorted.
+    assert_eq!(order(&v), ["", "shop-00001", "shop-00002", "", "api-00001"], "req/s first");
+    assert_eq!(v.shown()[3].key.service, "api");
     assert!(v.press(Key::of_char('e').expect("e")));
-    assert_eq!(order(&v), ["shop-00002", "shop-00001", "api-00001"]);
+    assert_eq!(order(&v), ["", "shop-00002", "shop-00001", "", "api-00001"]);
     v.press(Key::Sort(Sort::P99));
-    assert_eq!(order(&v), ["shop-00001", "shop-00002", "api-00001"], "unknown p99 last");
+    assert_eq!(order(&v), ["", "shop-00001", "shop-00002", "", "api-00001"], "unknown p99 last");
     v.press(Key::Sort(Sort::Name));
-    assert_eq!(order(&v), ["shop-00001", "shop-00002", "api-00001"], "namespace, service, revision");
+    assert_eq!(order(&v), ["", "shop-00001", "shop-00002", "", "api-00001"], "namespace, service, revision");
     v.press(Key::NextNamespace);
     assert_eq!(v.namespace.as_deref(), Some("default"));
-    assert_eq!(order(&v), ["shop-00001", "shop-00002"]);
+    assert_eq!(order(&v), ["", "shop-00001", "shop-00002"]);
     v.press(Key::NextNamespace);
-    assert_eq!(order(&v), ["api-00001"]);
+    assert_eq!(order(&v), ["", "api-00001"]);
     v.press(Key::NextNamespace);
     assert_eq!(v.namespace, None, "after the last namespace: all again");
     assert!(!v.press(Key::of_char('q').expect("q")));
@@ -125,14 +139,15 @@ fn keys_sort_and_filter_by_namespace() {
 
 #[test]
 fn a_frame_of_the_fixture_draws_every_figure_and_dashes_for_the_unknown() {
-    let frame = frame_text(&view(fixture_rows(), None), 120, 7);
+    let frame = frame_text(&view(fixture_rows(), None), 120, 8);
     let expected = "\
 sluice top  http://127.0.0.1:9090/metrics  sort: req/s  namespace: all
 NAMESPACE        SERVICE         REVISION         TRAFFIC REQ/S    5XX    P50       P99       IN FLIGHT/CAP PODS DES/ACT
+default          shop            (all)            100%    125.0    10.4%  4.67ms    87.5ms    4/300         3/3
 default          shop            shop-00001       80%     100.0    8.0%   6.25ms    90.0ms    3/200         2/2
 default          shop            shop-00002       20%     25.0     20.0%  0.53ms    0.99ms    1/100         1/1
+prod             api             (all)            100%    1.0      0.0%   -         -         0/-           -/-
 prod             api             api-00001        100%    1.0      0.0%   -         -         0/-           -/-
-
 q quit  r/e/p/n sort by req/s, 5xx, p99, name  f next namespace
 ";
     assert_eq!(frame, expected, "\n{frame}");

@@ -106,12 +106,16 @@ impl View {
         true
     }
 
-    /// The rows shown: filtered by namespace, in the chosen order (names break ties).
+    /// The rows shown: filtered by namespace; each service's total, then its revisions;
+    /// services and the revisions of each in the chosen order (names break ties).
     pub fn shown(&self) -> Vec<&Row> {
-        let mut rows: Vec<&Row> =
-            self.rows.iter().filter(|r| self.namespace.as_ref().is_none_or(|ns| &r.key.namespace == ns)).collect();
+        let (mut services, mut revisions): (Vec<&Row>, Vec<&Row>) = self
+            .rows
+            .iter()
+            .filter(|r| self.namespace.as_ref().is_none_or(|ns| &r.key.namespace == ns))
+            .partition(|r| r.is_service());
         let desc = |a: Option<f64>, b: Option<f64>| b.unwrap_or(-1.0).total_cmp(&a.unwrap_or(-1.0));
-        rows.sort_by(|a, b| {
+        let order = |a: &&Row, b: &&Row| {
             let first = match self.sort {
                 Sort::Rps => desc(a.rps, b.rps),
                 Sort::Errors => desc(a.error_rate, b.error_rate),
@@ -119,8 +123,16 @@ impl View {
                 Sort::Name => std::cmp::Ordering::Equal,
             };
             first.then_with(|| a.key.cmp(&b.key))
-        });
-        rows
+        };
+        services.sort_by(order);
+        revisions.sort_by(order);
+        let mut shown = Vec::with_capacity(services.len() + revisions.len());
+        for svc in services {
+            shown.push(svc);
+            let of = |r: &&&Row| r.key.namespace == svc.key.namespace && r.key.service == svc.key.service;
+            shown.extend(revisions.iter().filter(of).copied());
+        }
+        shown
     }
 
     /// Draws the whole screen.
@@ -130,7 +142,10 @@ impl View {
         let ns = self.namespace.as_deref().unwrap_or("all");
         let title_text = format!("sluice top  {}  sort: {}  namespace: {ns}", self.url, self.sort.name());
         frame.render_widget(Line::from(title_text).style(Style::new().add_modifier(Modifier::BOLD)), title);
-        let rows = self.shown().into_iter().map(|r| TableRow::new(cells(r).map(Cell::from)));
+        let rows = self.shown().into_iter().map(|r| {
+            let row = TableRow::new(cells(r).map(Cell::from));
+            if r.is_service() { row.style(Style::new().add_modifier(Modifier::BOLD)) } else { row }
+        });
         let widths = [
             Constraint::Min(9),
             Constraint::Min(8),
@@ -160,7 +175,7 @@ fn cells(r: &Row) -> [String; 10] {
     [
         r.key.namespace.clone(),
         r.key.service.clone(),
-        r.key.revision.clone(),
+        if r.is_service() { "(all)".to_string() } else { r.key.revision.clone() },
         or_dash(r.traffic.map(|p| format!("{p:.0}%"))),
         or_dash(r.rps.map(|n| format!("{n:.1}"))),
         or_dash(r.error_rate.map(|e| format!("{:.1}%", e * 100.0))),
