@@ -92,8 +92,8 @@ impl Figures {
         };
         tracing::debug!(
             target: "sluice::autoscaler",
-            revision,
-            metric,
+            revision = %revision,
+            metric = %metric,
             stable = decision.stable_value,
             panic = decision.panic_value,
             target = effective.target,
@@ -102,7 +102,7 @@ impl Figures {
             desired,
             panicking = decision.panicking,
             excess_burst_capacity = decision.excess_burst_capacity,
-            reason,
+            reason = %reason,
             changed,
             "scaling decision"
         );
