@@ -15,7 +15,6 @@ use sluice_test_support::{Sluice, SluiceOptions, apply, eventually, until};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 const WAIT: Duration = Duration::from_secs(60);
-const HELLO: &str = "ghcr.io/knative/helloworld-go:latest";
 const REV: &str = "lazy-00001";
 /// How many times the test GETs the Service.
 const GETS: u64 = 5;

@@ -47,7 +47,7 @@ pub struct Inputs<'a> {
 impl Figures {
     /// The gauges of `run`'s revision.
     pub fn new(run: &RevisionRun) -> Self {
-        let labels = vec![
+        let labels = [
             Label::new("namespace_name", run.key.namespace.clone()),
             Label::new("service_name", run.service.clone()),
             Label::new("configuration_name", run.configuration.clone()),
