@@ -446,7 +446,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     match cli.command {
         Command::Serve(args) => serve::run(args, |_, _| async { Ok(()) }).await,
-        Command::Demo(args) => serve::run(args, demo::apply_sample).await,
+        Command::Demo(args) => {
+            let banner = args.log_format == LogFormat::Text;
+            serve::run(args, move |client, http| demo::apply_sample(client, http, banner)).await
+        }
         Command::Logs(l) => logs::run(&l.api, &l.revision, &l.namespace, l.follow)
             .await
             .map_err(|e| client::hint_unreachable(e, &l.api)),
