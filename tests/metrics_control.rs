@@ -156,6 +156,11 @@ async fn control_plane_and_autoscaler_figures_count_what_was_done() {
     // containerConcurrency 0: Knative's default target 100 at 70 % utilization.
     assert_eq!(rev_gauge(&samples, "autoscaler_target_concurrency_per_pod"), 70.0);
     assert_eq!(rev_gauge(&samples, "autoscaler_panic_mode"), 0.0);
+    // Knative reports the metric scaled on alone: no rps gauges for a concurrency revision.
+    assert!(
+        samples.iter().all(|x| !x.metric.starts_with("autoscaler_") || !x.metric.contains("requests_per_second")),
+        "rps gauges for a concurrency revision"
+    );
     assert_eq!(value(&samples, "sluice_store_objects", &[("resource", "services")]), 1.0);
     assert_eq!(value(&samples, "sluice_store_objects", &[("resource", "revisions")]), 1.0);
 

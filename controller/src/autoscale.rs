@@ -250,9 +250,8 @@ impl Autoscaling {
 
     /// The owner task of one revision.
     async fn own(self: Arc<Self>, key: RevisionKey, tracked: Tracked, mut effective: Effective) {
-        let figures = figures::Figures::new(&tracked.wish.lock().run);
         // The facade cannot remove a series: a revision whose task ends reads zero.
-        let _zero = ZeroOnDrop(&figures);
+        let mut figures = ZeroOnDrop(figures::Figures::new(&tracked.wish.lock().run));
         let revision = key.to_string();
         let mut kpa = Autoscaler::new(effective.clone(), self.now());
         let mut metrics = Metrics::new(&effective);
@@ -349,7 +348,7 @@ impl Autoscaling {
                 ready,
                 reason: &view.reason,
             };
-            figures.record(&revision, &inputs, changed);
+            figures.0.record(&revision, &inputs, changed);
             if let Some(from) = scaled_from {
                 self.events.publish(note::scaled(&key, &wish.run.uid, from, &view));
             }
@@ -367,9 +366,9 @@ impl Autoscaling {
 }
 
 /// Zeroes a revision's figures when its owner task ends, however it ends.
-struct ZeroOnDrop<'a>(&'a figures::Figures);
+struct ZeroOnDrop(figures::Figures);
 
-impl Drop for ZeroOnDrop<'_> {
+impl Drop for ZeroOnDrop {
     fn drop(&mut self) {
         self.0.zero();
     }

@@ -13,17 +13,16 @@ use sluice_autoscaler::{Decision, Effective, Metric};
 
 /// One revision's gauges, resolved once per owner task (no label lookup per decision).
 pub struct Figures {
+    labels: [Label; 4],
     desired: Gauge,
     actual: Gauge,
     ready: Gauge,
-    stable_concurrency: Gauge,
-    panic_concurrency: Gauge,
-    target_concurrency: Gauge,
     panic_mode: Gauge,
     excess_burst_capacity: Gauge,
-    stable_rps: Gauge,
-    panic_rps: Gauge,
-    target_rps: Gauge,
+    /// The stable, panic and target gauges of the metric scaled on, as Knative reports only
+    /// that one's (concurrency or rps); registered at the first decision, replaced (the old
+    /// ones zeroed) when the revision's metric changes.
+    scaling: Option<(Metric, [Gauge; 3])>,
 }
 
 /// What one decision was made from, for its `tracing` event and the gauges.
@@ -58,31 +57,46 @@ impl Figures {
             desired: g("autoscaler_desired_pods"),
             actual: g("autoscaler_actual_pods"),
             ready: g("autoscaler_ready_pods"),
-            stable_concurrency: g("autoscaler_stable_request_concurrency"),
-            panic_concurrency: g("autoscaler_panic_request_concurrency"),
-            target_concurrency: g("autoscaler_target_concurrency_per_pod"),
             panic_mode: g("autoscaler_panic_mode"),
             excess_burst_capacity: g("autoscaler_excess_burst_capacity"),
-            stable_rps: g("autoscaler_stable_requests_per_second"),
-            panic_rps: g("autoscaler_panic_requests_per_second"),
-            target_rps: g("autoscaler_target_requests_per_second"),
+            scaling: None,
+            labels,
         }
+    }
+
+    /// The stable, panic and target gauges for `metric`.
+    fn scaling(&mut self, metric: Metric) -> &[Gauge; 3] {
+        if self.scaling.as_ref().is_some_and(|(m, _)| *m != metric)
+            && let Some((_, old)) = self.scaling.take()
+        {
+            old.iter().for_each(|g| g.set(0.0));
+        }
+        let labels = &self.labels;
+        let names = match metric {
+            Metric::Concurrency => [
+                "autoscaler_stable_request_concurrency",
+                "autoscaler_panic_request_concurrency",
+                "autoscaler_target_concurrency_per_pod",
+            ],
+            Metric::Rps => [
+                "autoscaler_stable_requests_per_second",
+                "autoscaler_panic_requests_per_second",
+                "autoscaler_target_requests_per_second",
+            ],
+        };
+        &self.scaling.get_or_insert_with(|| (metric, names.map(|n| gauge!(n, labels.iter())))).1
     }
 
     /// Records one decision and emits its `tracing` event (target `sluice::autoscaler`, debug
     /// level; `changed` says whether the applied scale moved).
-    pub fn record(&self, revision: &str, inputs: &Inputs<'_>, changed: bool) {
+    pub fn record(&mut self, revision: &str, inputs: &Inputs<'_>, changed: bool) {
         let Inputs { effective, decision, desired, actual, ready, reason } = *inputs;
         self.desired.set(f64::from(desired));
         self.actual.set(f64::from(actual));
         self.ready.set(f64::from(ready));
         self.panic_mode.set(if decision.panicking { 1.0 } else { 0.0 });
         self.excess_burst_capacity.set(decision.excess_burst_capacity as f64);
-        // Knative reports the metric it scales on; the other family stays at zero.
-        let (stable, panic, target) = match effective.metric {
-            Metric::Concurrency => (&self.stable_concurrency, &self.panic_concurrency, &self.target_concurrency),
-            Metric::Rps => (&self.stable_rps, &self.panic_rps, &self.target_rps),
-        };
+        let [stable, panic, target] = self.scaling(effective.metric);
         stable.set(decision.stable_value);
         panic.set(decision.panic_value);
         target.set(effective.target);
@@ -110,20 +124,11 @@ impl Figures {
 
     /// The revision is gone: its gauges read zero (the facade cannot remove a series).
     pub fn zero(&self) {
-        for g in [
-            &self.desired,
-            &self.actual,
-            &self.ready,
-            &self.stable_concurrency,
-            &self.panic_concurrency,
-            &self.target_concurrency,
-            &self.panic_mode,
-            &self.excess_burst_capacity,
-            &self.stable_rps,
-            &self.panic_rps,
-            &self.target_rps,
-        ] {
+        for g in [&self.desired, &self.actual, &self.ready, &self.panic_mode, &self.excess_burst_capacity] {
             g.set(0.0);
+        }
+        if let Some((_, scaling)) = &self.scaling {
+            scaling.iter().for_each(|g| g.set(0.0));
         }
     }
 }
