@@ -18,7 +18,7 @@ fn main() -> ExitCode {
     }
     // Only ring is built in; installing it explicitly keeps rustls from guessing.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    cli::init_tracing(args.verbose, args.is_client());
+    cli::init_tracing(args.verbose, args.is_client(), args.log_format());
     // The sample app is an instance: a single-threaded runtime starts fastest.
     let mut builder = if args.is_sample() {
         tokio::runtime::Builder::new_current_thread()

@@ -8,6 +8,7 @@ mod conn;
 mod discovery;
 pub mod events;
 mod fields;
+mod figures;
 pub mod kubeconfig;
 mod openapi;
 pub mod patch;
@@ -173,6 +174,14 @@ impl ApiServer {
 /// token is read or acted on; then every failure becomes a `Status` response.
 pub(crate) async fn handle(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Result<http::Response<ApiBody>, Infallible> {
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    // Labels from what the path names, never the path itself: bounded.
+    let (verb, resource) = match route(&path) {
+        Some(Endpoint::Resource(t)) => {
+            let watch = Query::parse(req.uri().query()).flag("watch");
+            (figures::verb(&method, t.name.is_some(), watch), t.kind.info().plural)
+        }
+        _ => (figures::verb(&method, true, false), ""),
+    };
     let admitted = auth::check(&ctx.token, &method, &path, req.headers());
     let result = match admitted {
         Ok(()) => dispatch(&ctx, req).await,
@@ -198,6 +207,11 @@ pub(crate) async fn handle(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Resul
             res
         }
     };
+    figures::request(verb, resource, response.status().as_u16());
+    if verb == "WATCH" && response.status() == StatusCode::OK {
+        let (parts, body) = response.into_parts();
+        return Ok(http::Response::from_parts(parts, figures::LongRunning::wrap(body, verb, resource).boxed()));
+    }
     Ok(response)
 }
 

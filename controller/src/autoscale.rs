@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::events::Recorder;
 
+mod figures;
 mod note;
 
 /// How often demand is sampled.
@@ -249,6 +250,9 @@ impl Autoscaling {
 
     /// The owner task of one revision.
     async fn own(self: Arc<Self>, key: RevisionKey, tracked: Tracked, mut effective: Effective) {
+        // The facade cannot remove a series: a revision whose task ends reads zero.
+        let mut figures = ZeroOnDrop(figures::Figures::new(&tracked.wish.lock().run));
+        let revision = key.to_string();
         let mut kpa = Autoscaler::new(effective.clone(), self.now());
         let mut metrics = Metrics::new(&effective);
         let mut generation = self.generation.load(Ordering::SeqCst);
@@ -317,7 +321,9 @@ impl Autoscaling {
                 generation = now_generation;
             }
             configured = wish.clone();
-            let ready = self.scaler.health(&key).map_or(0, |h| u32::try_from(h.ready).unwrap_or(u32::MAX));
+            let health = self.scaler.health(&key);
+            let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+            let (ready, actual) = health.map_or((0, 0), |h| (count(h.ready), count(h.running)));
             let decision = kpa.decide(Tick { now: at, ready, reachable: wish.reachable }, &metrics);
             let desired = match () {
                 () if wish.stopped => 0,
@@ -326,18 +332,23 @@ impl Autoscaling {
             };
             // The scale this decision moves from, when it moves it.
             let mut scaled_from = None;
-            if applied.as_ref() != Some(&(desired, wish.run.uid.clone())) {
-                tracing::debug!(
-                    revision = %key, desired, ready, panicking = decision.panicking,
-                    stable = decision.stable_value, panic = decision.panic_value, reason = ?decision.reason,
-                    "scaling decision"
-                );
+            let changed = applied.as_ref() != Some(&(desired, wish.run.uid.clone()));
+            if changed {
                 self.scaler.set_scale(&wish.run, desired as usize);
                 let from = applied.as_ref().filter(|(_, uid)| *uid == wish.run.uid).map_or(0, |(d, _)| *d);
                 scaled_from = (from != desired).then_some(from);
                 applied = Some((desired, wish.run.uid.clone()));
             }
             let view = View::of(&decision, desired, &effective, &wish);
+            let inputs = figures::Inputs {
+                effective: &effective,
+                decision: &decision,
+                desired,
+                actual,
+                ready,
+                reason: &view.reason,
+            };
+            figures.0.record(&revision, &inputs, changed);
             if let Some(from) = scaled_from {
                 self.events.publish(note::scaled(&key, &wish.run.uid, from, &view));
             }
@@ -351,6 +362,15 @@ impl Autoscaling {
                 let _ = self.changes.try_send(key.clone());
             }
         }
+    }
+}
+
+/// Zeroes a revision's figures when its owner task ends, however it ends.
+struct ZeroOnDrop(figures::Figures);
+
+impl Drop for ZeroOnDrop {
+    fn drop(&mut self) {
+        self.0.zero();
     }
 }
 

@@ -11,6 +11,7 @@ pub mod autoscale;
 pub mod configuration;
 pub mod deadline;
 pub mod events;
+mod figures;
 mod janitor;
 pub mod names;
 pub mod publish;
@@ -109,13 +110,13 @@ pub async fn run(
         .owns(Api::<Configuration>::all(client.clone()), wc())
         .owns(Api::<Route>::all(client.clone()), wc())
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
-        .run(service::reconcile, error_policy, ctx.clone())
+        .run(|o, c| figures::reconcile("Service", service::reconcile(o, c)), error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
 
     let configurations = Controller::new(Api::<Configuration>::all(client.clone()), wc())
         .owns(Api::<Revision>::all(client.clone()), wc())
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
-        .run(configuration::reconcile, error_policy, ctx.clone())
+        .run(|o, c| figures::reconcile("Configuration", configuration::reconcile(o, c)), error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
 
     let route_controller = Controller::new(Api::<Route>::all(client.clone()), wc());
@@ -135,7 +136,7 @@ pub async fn run(
             same_namespace(cfg.metadata.namespace)
         })
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
-        .run(route::reconcile, error_policy, ctx.clone())
+        .run(|o, c| figures::reconcile("Route", route::reconcile(o, c)), error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
 
     let health = futures::stream::select(
@@ -146,7 +147,7 @@ pub async fn run(
     let revisions = Controller::new(Api::<Revision>::all(client.clone()), wc())
         .reconcile_on(health)
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
-        .run(revision::reconcile, error_policy, ctx.clone())
+        .run(|o, c| figures::reconcile("Revision", revision::reconcile(o, c)), error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
 
     let janitor = janitor::run(ctx.clone(), shutdown.clone());

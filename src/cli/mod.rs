@@ -228,6 +228,21 @@ pub struct ServeArgs {
     /// warning says so). An address given here that cannot be bound stops serve.
     #[arg(long, value_name = "ADDR|off")]
     pub metrics: Option<serve::metrics::MetricsSetting>,
+    /// How serve logs to stderr: `text` for people, `json` for machines (one JSON object per
+    /// line with `timestamp`, `level`, `target`, `fields.message` and the event's fields; no
+    /// startup banner).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// `sluice serve --log-format`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people, as a terminal shows them.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 fn parse_forward(text: &str) -> Result<(u16, u16), String> {
@@ -356,6 +371,14 @@ struct DeleteArgs {
 
 impl Cli {
     /// True for the commands that talk to a server rather than run one.
+    /// How to log: serve's `--log-format`, text for every other command.
+    pub fn log_format(&self) -> LogFormat {
+        match &self.command {
+            Command::Serve(a) | Command::Demo(a) => a.log_format,
+            _ => LogFormat::Text,
+        }
+    }
+
     pub fn is_client(&self) -> bool {
         !matches!(
             self.command,
@@ -403,7 +426,7 @@ impl Cli {
 /// Logs to stderr; `RUST_LOG` wins over `-v`. A client command (`get`, `service`, ...) says
 /// what failed in its own error, so the API client's own error log stays quiet there (a `--wait`
 /// that retries a dropped watch would otherwise print the client's ERROR lines).
-pub fn init_tracing(verbose: u8, client: bool) {
+pub fn init_tracing(verbose: u8, client: bool, format: LogFormat) {
     let default = match (verbose, client) {
         (0, true) => "info,kube=warn,kube_client=off,hyper=warn",
         (0, false) => "info,kube=warn,hyper=warn",
@@ -412,7 +435,12 @@ pub fn init_tracing(verbose: u8, client: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => fmt.with_target(false).init(),
+        // Machines filter on the target, so it is kept.
+        LogFormat::Json => fmt.json().with_current_span(false).init(),
+    }
 }
 
 /// Runs the chosen command.
@@ -422,7 +450,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     match cli.command {
         Command::Serve(args) => serve::run(args, |_, _| async { Ok(()) }).await,
-        Command::Demo(args) => serve::run(args, demo::apply_sample).await,
+        Command::Demo(args) => {
+            let banner = args.log_format == LogFormat::Text;
+            serve::run(args, move |client, http| demo::apply_sample(client, http, banner)).await
+        }
         Command::Logs(l) => logs::run(&l.api, &l.revision, &l.namespace, l.follow)
             .await
             .map_err(|e| client::hint_unreachable(e, &l.api)),

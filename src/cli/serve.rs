@@ -225,26 +225,10 @@ where
 
     write_endpoints(&endpoints_file, &running)?;
     readiness.started();
-    tracing::info!(api = %running.https_url, http = %running.http_addr, https = ?running.https_addr, state_dir = %state_dir.display(), "sluice is serving");
-    eprintln!(
-        "Sluice is serving.\n  services:  http://{{name}}.{{namespace}}.{} on {}\n  API:       {} (bearer token in {})\n  kubectl:   KUBECONFIG={} kubectl get ksvc\n  sluice:    sluice apply -f service.yaml --api {} --state-dir {}",
-        args.domain,
-        running.http_addr,
-        running.https_url,
-        token_file.display(),
-        running.kubeconfig.display(),
-        running.https_url,
-        state_dir.display()
-    );
-    if let Some(addr) = running.metrics_addr {
-        eprintln!("  metrics:   http://{}/metrics (also /healthz, /readyz)", connectable(addr));
-    }
-    if let Some(addr) = running.https_addr {
-        eprintln!(
-            "  https:     https://{{name}}.{{namespace}}.{} on {addr} (curl --cacert {})",
-            args.domain,
-            state_dir.join(sluice_router::tls::CA_CERT_FILE).display()
-        );
+    tracing::info!(api = %running.https_url, http = %running.http_addr, https = ?running.https_addr, metrics = ?running.metrics_addr, state_dir = %state_dir.display(), "sluice is serving");
+    // The banner is for people; a JSON log keeps every stderr line an object.
+    if args.log_format == super::LogFormat::Text {
+        print_banner(&args, &running, &token_file, &state_dir);
     }
     if let Err(e) = after_start(client, running.http_addr).await {
         tracing::error!(error = %format!("{e:#}"), "startup step failed");
@@ -286,6 +270,30 @@ async fn bind_https(addr: SocketAddr, args: &ServeArgs, state_dir: &Path) -> any
 
 /// An address a client on this machine can connect to for a server bound to `addr`: the
 /// loopback address in place of "any" (`0.0.0.0`, `::`).
+/// The startup banner for people, on stderr: where everything is and how to reach it.
+fn print_banner(args: &ServeArgs, running: &Running, token_file: &Path, state_dir: &Path) {
+    eprintln!(
+        "Sluice is serving.\n  services:  http://{{name}}.{{namespace}}.{} on {}\n  API:       {} (bearer token in {})\n  kubectl:   KUBECONFIG={} kubectl get ksvc\n  sluice:    sluice apply -f service.yaml --api {} --state-dir {}",
+        args.domain,
+        running.http_addr,
+        running.https_url,
+        token_file.display(),
+        running.kubeconfig.display(),
+        running.https_url,
+        state_dir.display()
+    );
+    if let Some(addr) = running.metrics_addr {
+        eprintln!("  metrics:   http://{}/metrics (also /healthz, /readyz)", connectable(addr));
+    }
+    if let Some(addr) = running.https_addr {
+        eprintln!(
+            "  https:     https://{{name}}.{{namespace}}.{} on {addr} (curl --cacert {})",
+            args.domain,
+            state_dir.join(sluice_router::tls::CA_CERT_FILE).display()
+        );
+    }
+}
+
 fn connectable(addr: SocketAddr) -> SocketAddr {
     match addr.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port()),

@@ -143,6 +143,16 @@ impl Store {
             txn.commit()?;
             Ok(rv)
         })?;
+        db.run("count", |db| {
+            let txn = db.begin_read()?;
+            let objects = txn.open_table(OBJECTS)?;
+            for kind in Kind::ALL.into_iter().filter(|k| k.stored_as() == *k) {
+                let (start, end) = prefix_range(kind, None);
+                let count = objects.range(start.as_str()..end.as_str())?.count();
+                crate::figures::store_objects(kind.info().plural, count as u64);
+            }
+            Ok(())
+        })?;
         let (latest, _) = watch::channel(rv);
         Ok(Self { db, latest, history: history.max(1) })
     }

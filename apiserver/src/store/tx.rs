@@ -17,6 +17,9 @@ pub(super) struct Tx {
     next_rv: u64,
     /// The RFC 3339 time stamped on objects written in this transaction.
     pub now: String,
+    /// Objects added (positive) or removed (negative) per resource, for `/metrics` once
+    /// committed.
+    counts: BTreeMap<&'static str, i64>,
 }
 
 // === impl Tx ===
@@ -30,7 +33,7 @@ impl Tx {
             let counters = txn.open_table(COUNTERS)?;
             counters.get(RESOURCE_VERSION)?.map(|v| v.value()).unwrap_or(0)
         };
-        Ok(Self { txn, next_rv, now: super::now_rfc3339() })
+        Ok(Self { txn, next_rv, now: super::now_rfc3339(), counts: BTreeMap::new() })
     }
 
     /// The object stored under this name, if any.
@@ -75,14 +78,20 @@ impl Tx {
         prev_labels: Option<BTreeMap<String, String>>,
     ) -> Result<(), StoreError> {
         let key = self.stamp(kind, obj);
-        self.txn.open_table(OBJECTS)?.insert(key.as_str(), serde_json::to_vec(obj)?.as_slice())?;
+        let before = self.txn.open_table(OBJECTS)?.insert(key.as_str(), serde_json::to_vec(obj)?.as_slice())?.is_some();
+        if !before {
+            *self.counts.entry(kind.info().plural).or_default() += 1;
+        }
         self.log(kind, obj, event_type, prev_labels)
     }
 
     /// Removes `obj` at the next resource version (written into `obj`) and logs the deletion.
     pub fn remove(&mut self, kind: Kind, obj: &mut Value) -> Result<(), StoreError> {
         let key = self.stamp(kind, obj);
-        self.txn.open_table(OBJECTS)?.remove(key.as_str())?;
+        let before = self.txn.open_table(OBJECTS)?.remove(key.as_str())?.is_some();
+        if before {
+            *self.counts.entry(kind.info().plural).or_default() -= 1;
+        }
         self.log(kind, obj, EventType::Deleted, None)
     }
 
@@ -108,7 +117,8 @@ impl Tx {
     /// Makes every change durable at once, trimming the event log to `history` rows. Returns
     /// the newest resource version.
     pub fn commit(self, history: u64) -> Result<u64, StoreError> {
-        let Tx { txn, next_rv, .. } = self;
+        let started = std::time::Instant::now();
+        let Tx { txn, next_rv, counts, .. } = self;
         {
             let mut counters = txn.open_table(COUNTERS)?;
             counters.insert(RESOURCE_VERSION, next_rv)?;
@@ -128,6 +138,10 @@ impl Tx {
             }
         }
         txn.commit()?;
+        crate::figures::store_write(started.elapsed());
+        for (resource, delta) in counts {
+            crate::figures::store_objects_changed(resource, delta);
+        }
         Ok(next_rv)
     }
 

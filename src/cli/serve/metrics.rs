@@ -18,7 +18,7 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sluice_router::endpoints::Endpoints;
 use sluice_router::metrics;
 use tokio::net::TcpListener;
@@ -37,10 +37,18 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the recorder's histograms are folded in between scrapes.
 const UPKEEP: Duration = Duration::from_secs(5);
 
+/// Bucket bounds of the facade's histograms in seconds.
+const SECONDS_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
 /// Installs the `metrics` facade's Prometheus recorder for this process and returns its handle
 /// (None if a recorder is already installed, e.g. by a test).
 pub fn install_recorder() -> Option<PrometheusHandle> {
-    let recorder = PrometheusBuilder::new().build_recorder();
+    // Histograms with buckets, not the exporter's default summaries: every recorded family in
+    // seconds (reconcile, store write) gets the same 0.5 ms … 10 s buckets.
+    let builder = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+        .unwrap_or_else(|_| PrometheusBuilder::new());
+    let recorder = builder.build_recorder();
     let handle = recorder.handle();
     ::metrics::set_global_recorder(recorder).ok().map(|()| handle)
 }
