@@ -6,7 +6,7 @@
 //! Run: `cargo bench -p sluice-router --bench record`.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::StatusCode;
@@ -27,7 +27,7 @@ fn record(c: &mut Criterion) {
     });
     g.bench_function("clocks_code_and_latency_two_threads", |b| {
         b.iter_custom(|iters| {
-            let start = Instant::now();
+            let start = tokio::time::Instant::now();
             std::thread::scope(|s| {
                 for _ in 0..2 {
                     s.spawn(|| {
