@@ -147,6 +147,7 @@ async fn metrics_count_exactly_what_was_sent_with_knatives_labels() {
             ("service_name", "shop"),
             ("configuration_name", "shop"),
             ("revision_name", "shop-00001"),
+            ("response_code", "200"),
             ("response_code_class", "2xx")
         ]
     );

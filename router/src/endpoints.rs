@@ -27,7 +27,9 @@ use tokio::sync::Notify;
 
 mod responses;
 
-pub use responses::{OwnerCell, Owners, Responses};
+pub use responses::{
+    FAILURES, Failure, Histogram, HistogramSnapshot, LATENCY_BUCKETS_MS, OwnerCell, Owners, Responses,
+};
 
 /// Called with a revision's key when a request starts waiting for its capacity: the autoscaler's
 /// cue to scale it up now.

@@ -8,6 +8,7 @@ use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Response, StatusCode};
 
 use crate::body::RouterBody;
+use crate::endpoints::Failure;
 use crate::reason::Reason;
 
 /// A request that was not proxied, or whose upstream failed before sending a response head.
@@ -133,6 +134,19 @@ impl ProxyError {
         tracing::debug!(error = %self, status = %res.status(), "request not proxied");
         res.extensions_mut().insert(Arc::new(self));
         res
+    }
+
+    /// The router's own failure for a revision this error is, for its metrics; `None` for
+    /// errors that are the client's or happen before a revision is picked.
+    pub fn failure(&self) -> Option<Failure> {
+        match self {
+            Self::Unreachable { .. } => Some(Failure::Unreachable),
+            Self::Upstream { .. } => Some(Failure::UpstreamFailed),
+            Self::Timeout(_) => Some(Failure::Timeout),
+            Self::QueueFull(_) => Some(Failure::QueueFull),
+            Self::NoCapacity(_) => Some(Failure::NoCapacity),
+            _ => None,
+        }
     }
 
     fn reason(&self) -> Option<&Reason> {

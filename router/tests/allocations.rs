@@ -90,4 +90,19 @@ fn resolving_a_request_allocates_nothing_whichever_way_it_is_decided() {
     }
     let change = region.change();
     assert_eq!((change.allocations, change.reallocations), (0, 0), "{change:?}");
+
+    // Nor does recording the response for the metrics (in this test, not one of its own: the
+    // count is process-wide and tests run in parallel).
+    let rev = RevisionEndpoints::new(RevisionKey::new("default", "metrics"));
+    let region = Region::new(GLOBAL);
+    for i in 0..1000u16 {
+        let responses = rev.responses();
+        let status = http::StatusCode::from_u16(100 + i % 900).expect("status");
+        responses.record_timed(status, Duration::from_micros(u64::from(i) * 97));
+        responses.record_queue_wait(Duration::from_millis(u64::from(i)));
+        responses.record_failure(sluice_router::endpoints::Failure::QueueFull);
+    }
+    let change = region.change();
+    assert_eq!((change.allocations, change.reallocations), (0, 0), "{change:?}");
+    assert_eq!(rev.responses().total(), 1000);
 }

@@ -1,10 +1,12 @@
-//! What the router answered on behalf of one revision: responses by status class, and the
-//! names of the revision's owners for labelling them. Held by the revision's
+//! What the router measured on behalf of one revision: responses by exact status code,
+//! their latency, time spent waiting at the revision's gate, the router's own errors by
+//! reason, and the names of the revision's owners for labelling them. Held by the revision's
 //! [`RevisionEndpoints`](super::RevisionEndpoints), which a routing snapshot resolves once, so
-//! counting a response is one relaxed atomic add: no lookup, lock or allocation per request.
+//! recording a response is a few relaxed atomic adds: no lookup, lock or allocation per request.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::StatusCode;
@@ -12,11 +14,86 @@ use http::StatusCode;
 /// Status classes a response can have: `1xx` to `9xx` (`http` accepts codes up to 999).
 const CLASSES: usize = 9;
 
-/// Responses sent on behalf of one revision, by status class: the instance's own responses
-/// and the router's 502/503/504 for it.
-#[derive(Debug, Default)]
+/// Status codes a response can have (`http` accepts 100..=999): each has its own slot, so the
+/// set is bounded by construction and no code, however rare, needs a map or a lock.
+const CODES: usize = 900;
+
+/// Upper bounds of the latency buckets, in milliseconds (Knative's unit): 50 µs … 60 s.
+pub const LATENCY_BUCKETS_MS: [f64; 20] = [
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
+    20000.0, 30000.0, 60000.0,
+];
+
+/// The same bounds in nanoseconds, for recording without floating point.
+const BUCKETS_NS: [u64; 20] = [
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+    20_000_000_000,
+    30_000_000_000,
+    60_000_000_000,
+];
+
+/// Why the router answered for a revision itself (its own 502/503/504), as the `reason` label
+/// of `revision_proxy_errors_count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// No connection could be made to an instance (502).
+    Unreachable,
+    /// The instance refused, reset or closed the exchange before a response head (502).
+    UpstreamFailed,
+    /// No response head within the revision's timeout (504).
+    Timeout,
+    /// The revision's queue of waiting requests was full (503).
+    QueueFull,
+    /// The request waited for capacity until the revision's timeout ran out (504).
+    NoCapacity,
+}
+
+/// Every [`Failure`], in slot order.
+pub const FAILURES: [Failure; 5] =
+    [Failure::Unreachable, Failure::UpstreamFailed, Failure::Timeout, Failure::QueueFull, Failure::NoCapacity];
+
+/// A histogram of durations over [`LATENCY_BUCKETS_MS`]: one atomic per bucket (not
+/// cumulative; summed at scrape) and the sum in nanoseconds.
+#[derive(Debug)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS_NS.len() + 1],
+    sum_ns: AtomicU64,
+}
+
+/// A histogram read at one moment: cumulative counts per bucket (the last is `+Inf`, equal to
+/// the count) and the sum in milliseconds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistogramSnapshot {
+    /// Cumulative counts, one per bound of [`LATENCY_BUCKETS_MS`] then `+Inf`.
+    pub cumulative: [u64; BUCKETS_NS.len() + 1],
+    /// Sum of the observations, in milliseconds.
+    pub sum_ms: f64,
+}
+
+/// Responses sent on behalf of one revision, by exact code (the instance's own responses and
+/// the router's 502/503/504 for it), their latency, the gate's waits and the router's errors.
+#[derive(Debug)]
 pub struct Responses {
-    by_class: [AtomicU64; CLASSES],
+    by_code: Box<[AtomicU64; CODES]>,
+    latency: Histogram,
+    queue_wait: Histogram,
+    failures: [AtomicU64; FAILURES.len()],
 }
 
 /// The Configuration and Service a revision belongs to (empty when unknown or none), as
@@ -36,35 +113,161 @@ pub struct OwnerCell(ArcSwap<Owners>);
 
 // === impl Responses ===
 
+impl Default for Responses {
+    fn default() -> Self {
+        Self {
+            by_code: Box::new(std::array::from_fn(|_| AtomicU64::new(0))),
+            latency: Histogram::default(),
+            queue_wait: Histogram::default(),
+            failures: Default::default(),
+        }
+    }
+}
+
 impl Responses {
-    /// Counts one response with `status`.
+    /// Counts one response with `status`, without its latency (tests, and callers that have
+    /// no arrival time).
     pub fn record(&self, status: StatusCode) {
-        self.by_class[class_index(status)].fetch_add(1, Ordering::Relaxed);
+        self.by_code[code_index(status)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one response with `status` whose head went out `elapsed` after the request
+    /// arrived.
+    pub fn record_timed(&self, status: StatusCode, elapsed: Duration) {
+        self.record(status);
+        self.latency.record(elapsed);
+    }
+
+    /// Counts one of the router's own errors for the revision (its response is counted by
+    /// [`record_timed`](Self::record_timed) as any other).
+    pub fn record_failure(&self, failure: Failure) {
+        self.failures[failure as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records `waited` spent at the revision's gate by a request that left it (admitted or
+    /// timed out).
+    pub fn record_queue_wait(&self, waited: Duration) {
+        self.queue_wait.record(waited);
     }
 
     /// Responses so far whose status is `class`xx (1 to 9); 0 for any other class.
     pub fn class(&self, class: u16) -> u64 {
-        usize::from(class).checked_sub(1).and_then(|i| self.by_class.get(i)).map_or(0, |n| n.load(Ordering::Relaxed))
+        if !(1..=9).contains(&class) {
+            return 0;
+        }
+        let start = usize::from(class - 1) * 100;
+        self.by_code[start..start + 100].iter().map(|n| n.load(Ordering::Relaxed)).sum()
     }
 
     /// Every class with its count, `1xx` first.
     pub fn snapshot(&self) -> [(u16, u64); CLASSES] {
         std::array::from_fn(|i| {
             let class = u16::try_from(i + 1).expect("nine classes fit in u16");
-            (class, self.by_class[i].load(Ordering::Relaxed))
+            (class, self.class(class))
         })
+    }
+
+    /// Every code answered at least once, with its count, in code order.
+    pub fn codes(&self) -> Vec<(u16, u64)> {
+        (100u16..)
+            .zip(self.by_code.iter())
+            .map(|(code, n)| (code, n.load(Ordering::Relaxed)))
+            .filter(|&(_, n)| n > 0)
+            .collect()
+    }
+
+    /// Responses so far with exactly `code`.
+    pub fn code(&self, code: u16) -> u64 {
+        usize::from(code).checked_sub(100).and_then(|i| self.by_code.get(i)).map_or(0, |n| n.load(Ordering::Relaxed))
+    }
+
+    /// The router's own errors so far, by failure.
+    pub fn failures(&self) -> [(Failure, u64); FAILURES.len()] {
+        std::array::from_fn(|i| (FAILURES[i], self.failures[i].load(Ordering::Relaxed)))
+    }
+
+    /// Latency from arrival to response head.
+    pub fn latency(&self) -> HistogramSnapshot {
+        self.latency.snapshot()
+    }
+
+    /// Time spent waiting at the revision's gate.
+    pub fn queue_wait(&self) -> HistogramSnapshot {
+        self.queue_wait.snapshot()
     }
 
     /// All responses so far.
     pub fn total(&self) -> u64 {
-        self.by_class.iter().map(|n| n.load(Ordering::Relaxed)).sum()
+        self.by_code.iter().map(|n| n.load(Ordering::Relaxed)).sum()
     }
 }
 
-/// Where `status` is counted: its first digit, less one.
-fn class_index(status: StatusCode) -> usize {
-    // `StatusCode` holds 100..=999, so the first digit is 1..=9.
-    usize::from(status.as_u16() / 100).clamp(1, CLASSES) - 1
+/// Where `status` is counted.
+fn code_index(status: StatusCode) -> usize {
+    // `StatusCode` holds 100..=999.
+    usize::from(status.as_u16()).clamp(100, 999) - 100
+}
+
+// === impl Failure ===
+
+impl Failure {
+    /// The `reason` label.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Unreachable => "unreachable",
+            Self::UpstreamFailed => "upstream_failed",
+            Self::Timeout => "timeout",
+            Self::QueueFull => "queue_full",
+            Self::NoCapacity => "no_capacity",
+        }
+    }
+
+    /// The status the router answers with.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::Unreachable | Self::UpstreamFailed => 502,
+            Self::QueueFull => 503,
+            Self::Timeout | Self::NoCapacity => 504,
+        }
+    }
+}
+
+// === impl Histogram ===
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self { buckets: Default::default(), sum_ns: AtomicU64::new(0) }
+    }
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn record(&self, d: Duration) {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let i = BUCKETS_NS.partition_point(|&bound| bound < ns);
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// The counts now, cumulative as the exposition wants them.
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        let mut cumulative = [0; BUCKETS_NS.len() + 1];
+        let mut running = 0;
+        for (c, b) in cumulative.iter_mut().zip(&self.buckets) {
+            running += b.load(Ordering::Relaxed);
+            *c = running;
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let sum_ms = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e6;
+        HistogramSnapshot { cumulative, sum_ms }
+    }
+}
+
+impl HistogramSnapshot {
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.cumulative[self.cumulative.len() - 1]
+    }
 }
 
 // === impl OwnerCell ===
@@ -107,6 +310,29 @@ mod tests {
         assert_eq!(r.class(9), 1);
         assert_eq!(r.class(6), 1);
         assert_eq!(r.snapshot()[8], (9, 1));
+    }
+
+    #[test]
+    fn exact_codes_and_latency_buckets() {
+        let r = Responses::default();
+        r.record_timed(StatusCode::OK, Duration::from_micros(40));
+        r.record_timed(StatusCode::OK, Duration::from_micros(50));
+        r.record_timed(StatusCode::from_u16(599).expect("status"), Duration::from_secs(61));
+        assert_eq!(r.codes(), vec![(200, 2), (599, 1)]);
+        assert_eq!((r.code(200), r.code(99), r.code(1000)), (2, 0, 0));
+        let l = r.latency();
+        assert_eq!((l.cumulative[0], l.cumulative[19], l.count()), (2, 2, 3));
+        assert!((l.sum_ms - 61_000.09).abs() < 1e-6, "{}", l.sum_ms);
+        r.record_failure(Failure::QueueFull);
+        assert_eq!(r.failures()[3], (Failure::QueueFull, 1));
+        assert_eq!(FAILURES.iter().map(|f| f.status()).collect::<Vec<_>>(), [502, 502, 504, 503, 504]);
+    }
+
+    #[test]
+    fn bucket_bounds_agree() {
+        for (ms, ns) in LATENCY_BUCKETS_MS.iter().zip(BUCKETS_NS) {
+            assert!((ms * 1e6 - ns as f64).abs() < 0.5, "{ms} ms vs {ns} ns");
+        }
     }
 
     #[test]

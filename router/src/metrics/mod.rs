@@ -1,62 +1,149 @@
-//! The router's figures for Prometheus: per revision, `revision_request_count` by
-//! `response_code_class`, with Knative's metric and label names (its queue-proxy's
-//! `revision_request_count`; labels `namespace_name`, `service_name`, `configuration_name`,
-//! `revision_name`, `response_code_class`).
+//! The router's figures for Prometheus, per revision, with Knative's metric and label names
+//! (its queue-proxy's; labels `namespace_name`, `service_name`, `configuration_name`,
+//! `revision_name`): `revision_request_count` by `response_code` and `response_code_class`,
+//! `revision_request_latencies` (ms), `revision_request_concurrency`, `revision_queue_depth`,
+//! `revision_queue_wait_latencies` (ms) and `revision_proxy_errors_count` by `reason`.
 //!
-//! Rendered by hand in the text format ([`text`]) from the counters the revisions' endpoints
-//! hold, at scrape time only; nothing here runs per request. Each family is one function that
-//! appends to the exposition, so moving to the `metrics` facade later replaces these
-//! functions, not their callers.
+//! Rendered by hand in the text format ([`text`]) from the atomics the revisions' endpoints
+//! hold, at scrape time only; nothing here runs per request.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
-use crate::endpoints::Endpoints;
+use crate::endpoints::{Endpoints, HistogramSnapshot, LATENCY_BUCKETS_MS, Owners, RevisionEndpoints};
 
 pub mod text;
 
 /// Knative's name for requests per revision.
 pub const REVISION_REQUEST_COUNT: &str = "revision_request_count";
+/// Latency from a request's arrival at the router to its response head, in milliseconds.
+pub const REVISION_REQUEST_LATENCIES: &str = "revision_request_latencies";
+/// Requests in flight to a revision's instances.
+pub const REVISION_REQUEST_CONCURRENCY: &str = "revision_request_concurrency";
+/// Requests waiting at a revision's gate.
+pub const REVISION_QUEUE_DEPTH: &str = "revision_queue_depth";
+/// Time spent waiting at a revision's gate, in milliseconds.
+pub const REVISION_QUEUE_WAIT_LATENCIES: &str = "revision_queue_wait_latencies";
+/// The router's own 502/503/504 for a revision, by reason.
+pub const REVISION_PROXY_ERRORS_COUNT: &str = "revision_proxy_errors_count";
 
-/// Status classes always exposed, even at zero, so a rate over them never starts mid-series.
-const CLASSES: std::ops::RangeInclusive<u16> = 1..=5;
+/// A revision with its owners, read once per scrape.
+struct Row {
+    rev: Arc<RevisionEndpoints>,
+    owners: Arc<Owners>,
+}
 
-/// Appends every family the router exposes to `out`.
+/// Appends every family the router exposes to `out`; revisions in name order.
 pub fn render(endpoints: &Endpoints, out: &mut String) {
-    revision_request_count(endpoints, out);
+    let mut revisions = endpoints.all();
+    revisions.sort_by(|a, b| (&a.key.namespace, &a.key.name).cmp(&(&b.key.namespace, &b.key.name)));
+    let rows: Vec<Row> = revisions
+        .into_iter()
+        .map(|rev| {
+            let owners = rev.owners().get();
+            Row { rev, owners }
+        })
+        .collect();
+    revision_request_count(&rows, out);
+    histogram(
+        &rows,
+        out,
+        REVISION_REQUEST_LATENCIES,
+        "Time from a request's arrival at the router to its response head, in milliseconds.",
+        |r| r.responses().latency(),
+    );
+    gauge(&rows, out, REVISION_REQUEST_CONCURRENCY, "Requests in flight to the revision's instances.", |r| {
+        r.inflight() as u64
+    });
+    gauge(&rows, out, REVISION_QUEUE_DEPTH, "Requests waiting at the revision's gate for capacity.", |r| {
+        r.gate().waiting() as u64
+    });
+    histogram(
+        &rows,
+        out,
+        REVISION_QUEUE_WAIT_LATENCIES,
+        "Time requests spent waiting at the revision's gate, in milliseconds.",
+        |r| r.responses().queue_wait(),
+    );
+    revision_proxy_errors_count(&rows, out);
+}
+
+/// Knative's four revision labels for `row`, then `extra`.
+fn labels<'a>(row: &'a Row, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut l = vec![
+        ("namespace_name", row.rev.key.namespace.as_str()),
+        ("service_name", row.owners.service.as_str()),
+        ("configuration_name", row.owners.configuration.as_str()),
+        ("revision_name", row.rev.key.name.as_str()),
+    ];
+    l.extend_from_slice(extra);
+    l
 }
 
 /// `revision_request_count`: responses sent on behalf of each revision (its instances' and the
-/// router's own 502/503/504 for it), by status class; revisions in name order.
-pub fn revision_request_count(endpoints: &Endpoints, out: &mut String) {
-    let mut revisions = endpoints.all();
-    revisions.sort_by(|a, b| (&a.key.namespace, &a.key.name).cmp(&(&b.key.namespace, &b.key.name)));
+/// router's own 502/503/504 for it), by exact code and class; codes never answered are left out.
+fn revision_request_count(rows: &[Row], out: &mut String) {
     text::header(
         out,
         REVISION_REQUEST_COUNT,
         "counter",
-        "Responses sent on behalf of a revision, by status class (its instances' and the router's own).",
+        "Responses sent on behalf of a revision, by status code (its instances' and the router's own).",
     );
-    for rev in revisions {
-        let owners = rev.owners().get();
-        for (class, count) in rev.responses().snapshot() {
-            if count == 0 && !CLASSES.contains(&class) {
-                continue;
-            }
-            let mut class_label = String::with_capacity(3);
-            let _ = write!(class_label, "{class}xx");
-            text::sample(
-                out,
-                REVISION_REQUEST_COUNT,
-                &[
-                    ("namespace_name", rev.key.namespace.as_str()),
-                    ("service_name", owners.service.as_str()),
-                    ("configuration_name", owners.configuration.as_str()),
-                    ("revision_name", rev.key.name.as_str()),
-                    ("response_code_class", class_label.as_str()),
-                ],
-                count,
-            );
+    for row in rows {
+        for (code, count) in row.rev.responses().codes() {
+            let code_label = code.to_string();
+            let class_label = format!("{}xx", code / 100);
+            let l = labels(row, &[("response_code", &code_label), ("response_code_class", &class_label)]);
+            text::sample(out, REVISION_REQUEST_COUNT, &l, count);
         }
+    }
+}
+
+/// `revision_proxy_errors_count`: the router's own errors for each revision, every reason
+/// always present.
+fn revision_proxy_errors_count(rows: &[Row], out: &mut String) {
+    text::header(
+        out,
+        REVISION_PROXY_ERRORS_COUNT,
+        "counter",
+        "The router's own 502/503/504 responses for a revision, by reason.",
+    );
+    for row in rows {
+        for (failure, count) in row.rev.responses().failures() {
+            let code_label = failure.status().to_string();
+            let l = labels(row, &[("response_code", &code_label), ("reason", failure.reason())]);
+            text::sample(out, REVISION_PROXY_ERRORS_COUNT, &l, count);
+        }
+    }
+}
+
+fn gauge(rows: &[Row], out: &mut String, name: &str, help: &str, value: impl Fn(&RevisionEndpoints) -> u64) {
+    text::header(out, name, "gauge", help);
+    for row in rows {
+        text::sample(out, name, &labels(row, &[]), value(&row.rev));
+    }
+}
+
+fn histogram(
+    rows: &[Row],
+    out: &mut String,
+    name: &str,
+    help: &str,
+    value: impl Fn(&RevisionEndpoints) -> HistogramSnapshot,
+) {
+    text::header(out, name, "histogram", help);
+    let bucket = format!("{name}_bucket");
+    let bounds: Vec<String> = LATENCY_BUCKETS_MS.iter().map(|b| b.to_string()).chain(["+Inf".to_string()]).collect();
+    for row in rows {
+        let h = value(&row.rev);
+        for (le, count) in bounds.iter().zip(h.cumulative) {
+            text::sample(out, &bucket, &labels(row, &[("le", le)]), count);
+        }
+        let l = labels(row, &[]);
+        let mut sum = String::new();
+        let _ = write!(sum, "{}", h.sum_ms);
+        text::sample_raw(out, &format!("{name}_sum"), &l, &sum);
+        text::sample(out, &format!("{name}_count"), &l, h.count());
     }
 }
 

@@ -5,26 +5,44 @@ use super::*;
 use crate::endpoints::{Owners, RevisionKey};
 
 #[test]
-fn every_revision_exposes_its_classes_with_knatives_labels() {
+fn every_revision_exposes_its_families_with_knatives_labels() {
     let endpoints = Endpoints::new();
     let rev = endpoints.revision(&RevisionKey::new("default", "hello-00001"));
     rev.owners().set(Owners { configuration: "hello".into(), service: "hello".into() });
     for _ in 0..7 {
-        rev.responses().record(StatusCode::OK);
+        rev.responses().record_timed(StatusCode::OK, std::time::Duration::from_millis(3));
     }
-    rev.responses().record(StatusCode::BAD_GATEWAY);
+    rev.responses().record_timed(StatusCode::BAD_GATEWAY, std::time::Duration::from_micros(10));
+    rev.responses().record_failure(crate::endpoints::Failure::Unreachable);
     let _idle = endpoints.revision(&RevisionKey::new("other", "bare-00001"));
     let mut out = String::new();
     render(&endpoints, &mut out);
     assert!(out.contains("# TYPE revision_request_count counter\n"), "{out}");
-    assert!(out.contains("revision_request_count{namespace_name=\"default\",service_name=\"hello\",configuration_name=\"hello\",revision_name=\"hello-00001\",response_code_class=\"2xx\"} 7\n"), "{out}");
+    assert!(out.contains("revision_request_count{namespace_name=\"default\",service_name=\"hello\",configuration_name=\"hello\",revision_name=\"hello-00001\",response_code=\"200\",response_code_class=\"2xx\"} 7\n"), "{out}");
     let samples = text::parse(&out).expect("parses");
     let of = |rev: &str, class: &str| {
         text::sum(&samples, REVISION_REQUEST_COUNT, &[("revision_name", rev), ("response_code_class", class)])
     };
     assert_eq!((of("hello-00001", "2xx"), of("hello-00001", "5xx"), of("hello-00001", "4xx")), (7.0, 1.0, 0.0));
-    assert_eq!(samples.len(), 10, "five classes for each of two revisions: {out}");
-    assert_eq!(of("bare-00001", "1xx"), 0.0);
+    let hist = |name: &str, labels: &[(&str, &str)]| text::sum(&samples, name, labels);
+    let hello = [("revision_name", "hello-00001")];
+    assert_eq!(hist("revision_request_latencies_count", &hello), 8.0);
+    assert_eq!(hist("revision_request_latencies_bucket", &[("revision_name", "hello-00001"), ("le", "0.05")]), 1.0);
+    assert_eq!(hist("revision_request_latencies_bucket", &[("revision_name", "hello-00001"), ("le", "5")]), 8.0);
+    assert_eq!(hist("revision_request_latencies_bucket", &[("revision_name", "hello-00001"), ("le", "+Inf")]), 8.0);
+    assert!((hist("revision_request_latencies_sum", &hello) - 21.01).abs() < 1e-9);
+    assert_eq!(hist("revision_queue_wait_latencies_count", &hello), 0.0);
+    assert_eq!(hist("revision_request_concurrency", &[("revision_name", "bare-00001")]), 0.0);
+    assert_eq!(hist("revision_queue_depth", &hello), 0.0);
+    assert_eq!(
+        hist(
+            REVISION_PROXY_ERRORS_COUNT,
+            &[("revision_name", "hello-00001"), ("reason", "unreachable"), ("response_code", "502")]
+        ),
+        1.0
+    );
+    assert_eq!(hist(REVISION_PROXY_ERRORS_COUNT, &[("revision_name", "bare-00001")]), 0.0);
+    assert_eq!(samples.iter().filter(|s| s.name == REVISION_PROXY_ERRORS_COUNT).count(), 10, "{out}");
 }
 
 #[test]

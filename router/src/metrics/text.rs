@@ -36,6 +36,11 @@ pub fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 
 /// Appends one sample line; label values are escaped as the format requires.
 pub fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: u64) {
+    sample_raw(out, name, labels, &value.to_string());
+}
+
+/// Appends one sample line whose value is already written as the format wants (a float).
+pub fn sample_raw(out: &mut String, name: &str, labels: &[(&str, &str)], value: &str) {
     out.push_str(name);
     if !labels.is_empty() {
         out.push('{');
@@ -57,7 +62,9 @@ pub fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: u64)
         }
         out.push('}');
     }
-    let _ = writeln!(out, " {value}");
+    out.push(' ');
+    out.push_str(value);
+    out.push('\n');
 }
 
 /// Reads every sample of an exposition; comments must be well-formed `# HELP`/`# TYPE` lines

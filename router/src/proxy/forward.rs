@@ -29,12 +29,19 @@ struct Replay {
 /// instance's own responses are.
 pub(super) async fn forward(upstream: &Upstream, routed: Routed) -> Response<RouterBody> {
     let Routed { backend, guard, parts, path, body, body_end, arrived } = routed;
-    let sending = Sending { guard, parts, path, body, body_end, arrived };
+    let arrived = arrived.unwrap_or_else(Instant::now);
+    let sending = Sending { guard, parts, path, body, body_end, arrived: Some(arrived) };
+    let responses = backend.target.revision.responses();
     let res = match send(upstream, &backend, sending).await {
         Ok(res) => res,
-        Err(e) => e.into_response(),
+        Err(e) => {
+            if let Some(failure) = e.failure() {
+                responses.record_failure(failure);
+            }
+            e.into_response()
+        }
     };
-    backend.target.revision.responses().record(res.status());
+    responses.record_timed(res.status(), arrived.elapsed());
     res
 }
 

@@ -232,10 +232,11 @@ impl Router {
             let permit = match admitted {
                 Ok(permit) => permit,
                 Err(Refused::QueueFull { .. }) => {
-                    return refused(&backend, ProxyError::QueueFull(backend.queue_full.clone()));
+                    return refused(&backend, ProxyError::QueueFull(backend.queue_full.clone()), arrived);
                 }
                 Err(Refused::Timeout { .. }) => {
-                    return refused(&backend, ProxyError::NoCapacity(backend.no_capacity.clone()));
+                    revision.responses().record_queue_wait(arrived.elapsed());
+                    return refused(&backend, ProxyError::NoCapacity(backend.no_capacity.clone()), arrived);
                 }
                 Err(Refused::Closed) => {
                     // The table that still names the deleted revision is replaced right after
@@ -243,7 +244,10 @@ impl Router {
                     tokio::select! {
                         () = tokio::time::sleep(REROUTE_PAUSE) => {}
                         () = tokio::time::sleep_until(deadline) => {
-                            return refused(&backend, ProxyError::NoCapacity(backend.no_capacity.clone()));
+                            {
+                                revision.responses().record_queue_wait(arrived.elapsed());
+                                return refused(&backend, ProxyError::NoCapacity(backend.no_capacity.clone()), arrived);
+                            }
                         }
                     }
                     match self.route(*req, &client, &body_end) {
@@ -258,6 +262,7 @@ impl Router {
             };
             match revision.pick_admitted(permit) {
                 Ok(guard) => {
+                    revision.responses().record_queue_wait(arrived.elapsed());
                     let routed = routed(*req, &client, &body_end, backend, guard, Some(arrived));
                     return forward::forward(&self.inner.upstream, routed).await;
                 }
@@ -269,7 +274,10 @@ impl Router {
                     tokio::select! {
                         () = changed => {}
                         () = tokio::time::sleep_until(deadline) => {
-                            return refused(&backend, ProxyError::NoCapacity(backend.no_capacity.clone()));
+                            {
+                                revision.responses().record_queue_wait(arrived.elapsed());
+                                return refused(&backend, ProxyError::NoCapacity(backend.no_capacity.clone()), arrived);
+                            }
                         }
                     }
                 }
@@ -331,10 +339,15 @@ impl hyper::service::Service<Request<Incoming>> for RouterService {
     }
 }
 
-/// The response for a request `backend`'s revision could not take, counted for it.
-fn refused(backend: &Backend, error: ProxyError) -> Response<RouterBody> {
+/// The response for a request `backend`'s revision could not take after it arrived at
+/// `arrived`, counted for it.
+fn refused(backend: &Backend, error: ProxyError, arrived: tokio::time::Instant) -> Response<RouterBody> {
+    let responses = backend.target.revision.responses();
+    if let Some(failure) = error.failure() {
+        responses.record_failure(failure);
+    }
     let res = error.into_response();
-    backend.target.revision.responses().record(res.status());
+    responses.record_timed(res.status(), arrived.elapsed());
     res
 }
 
