@@ -197,7 +197,10 @@ pub fn free_port() -> std::io::Result<u16> {
 pub fn log_marker(log: &Path, line: &str) {
     let open = std::fs::OpenOptions::new().create(true).append(true).open(log);
     if let Ok(mut f) = open {
-        let _ = writeln!(f, "[sluice] {} {line}", jiff::Timestamp::now());
+        // One write of the whole line: `writeln!` on a file writes each formatted piece on its
+        // own, and the instances appending to the same log could land between them.
+        let text = format!("[sluice] {} {line}\n", jiff::Timestamp::now());
+        let _ = f.write_all(text.as_bytes());
     }
 }
 
