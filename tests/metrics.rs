@@ -60,7 +60,10 @@ async fn scrape(s: &Sluice) -> Figures {
     let scrape = Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("prometheus-parse reads it");
     let mut f = Figures::default();
     let mut seen = 0;
-    for sample in scrape.samples.iter().filter(|x| x.labels.get("revision_name") == Some(REV)) {
+    // The router's families (the autoscaler's, on the same page, carry the revision too).
+    let router =
+        |x: &&prometheus_parse::Sample| x.metric.starts_with("revision_") && x.labels.get("revision_name") == Some(REV);
+    for sample in scrape.samples.iter().filter(router) {
         seen += 1;
         for (k, v) in [("namespace_name", "default"), ("service_name", "mix"), ("configuration_name", "mix")] {
             assert_eq!(sample.labels.get(k), Some(v), "{k} of {sample:?}");
