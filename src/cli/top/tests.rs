@@ -142,12 +142,12 @@ fn a_frame_of_the_fixture_draws_every_figure_and_dashes_for_the_unknown() {
     let frame = frame_text(&view(fixture_rows(), None), 120, 8);
     let expected = "\
 sluice top  http://127.0.0.1:9090/metrics  sort: req/s  namespace: all
-NAMESPACE        SERVICE         REVISION         TRAFFIC REQ/S    5XX    P50       P99       IN FLIGHT/CAP PODS DES/ACT
-default          shop            (all)            100%    125.0    10.4%  4.67ms    87.5ms    4/300         3/3
-default          shop            shop-00001       80%     100.0    8.0%   6.25ms    90.0ms    3/200         2/2
-default          shop            shop-00002       20%     25.0     20.0%  0.53ms    0.99ms    1/100         1/1
-prod             api             (all)            100%    1.0      0.0%   -         -         0/-           -/-
-prod             api             api-00001        100%    1.0      0.0%   -         -         0/-           -/-
+NAMESPACE SERVICE REVISION   TRAFFIC REQ/S    5XX    P50       P99       IN FLIGHT/CAP PODS DES/ACT
+default   shop    (all)      100%    125.0    10.4%  4.67ms    87.5ms    4/300         3/3
+default   shop    shop-00001 80%     100.0    8.0%   6.25ms    90.0ms    3/200         2/2
+default   shop    shop-00002 20%     25.0     20.0%  0.53ms    0.99ms    1/100         1/1
+prod      api     (all)      100%    1.0      0.0%   -         -         0/-           -/-
+prod      api     api-00001  100%    1.0      0.0%   -         -         0/-           -/-
 q quit  r/e/p/n sort by req/s, 5xx, p99, name  f next namespace
 ";
     assert_eq!(frame, expected, "\n{frame}");

@@ -142,14 +142,21 @@ impl View {
         let ns = self.namespace.as_deref().unwrap_or("all");
         let title_text = format!("sluice top  {}  sort: {}  namespace: {ns}", self.url, self.sort.name());
         frame.render_widget(Line::from(title_text).style(Style::new().add_modifier(Modifier::BOLD)), title);
-        let rows = self.shown().into_iter().map(|r| {
-            let row = TableRow::new(cells(r).map(Cell::from));
+        let shown: Vec<[String; 10]> = self.shown().into_iter().map(cells).collect();
+        // Name columns as wide as their longest name (within a cap), so names are not cut
+        // while the screen has room.
+        let name_width = |i: usize| {
+            let longest = shown.iter().map(|c| c[i].chars().count()).chain([HEADER[i].len()]).max().unwrap_or(0);
+            Constraint::Length(u16::try_from(longest.min(MAX_NAME_WIDTH)).unwrap_or(u16::MAX))
+        };
+        let rows = self.shown().into_iter().zip(shown.iter()).map(|(r, c)| {
+            let row = TableRow::new(c.clone().map(Cell::from));
             if r.is_service() { row.style(Style::new().add_modifier(Modifier::BOLD)) } else { row }
         });
         let widths = [
-            Constraint::Min(9),
-            Constraint::Min(8),
-            Constraint::Min(12),
+            name_width(0),
+            name_width(1),
+            name_width(2),
             Constraint::Length(7),
             Constraint::Length(8),
             Constraint::Length(6),
@@ -167,6 +174,9 @@ impl View {
         frame.render_widget(Line::from(footer), keys);
     }
 }
+
+/// The widest a namespace, service or revision column grows.
+const MAX_NAME_WIDTH: usize = 40;
 
 /// A row's cells; `-` for what is not known.
 fn cells(r: &Row) -> [String; 10] {
