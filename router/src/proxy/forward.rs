@@ -30,19 +30,14 @@ struct Replay {
 pub(super) async fn forward(upstream: &Upstream, routed: Routed) -> Response<RouterBody> {
     let Routed { backend, guard, parts, path, body, body_end, arrived } = routed;
     let arrived = arrived.unwrap_or_else(Instant::now);
-    let sending = Sending { guard, parts, path, body, body_end, arrived: Some(arrived) };
-    let responses = backend.target.revision.responses();
-    let res = match send(upstream, &backend, sending).await {
-        Ok(res) => res,
-        Err(e) => {
-            if let Some(failure) = e.failure() {
-                responses.record_failure(failure);
-            }
-            e.into_response()
+    let sending = Sending { guard, parts, path, body, body_end, arrived };
+    match send(upstream, &backend, sending).await {
+        Ok(res) => {
+            backend.target.revision.responses().record_timed(res.status(), arrived.elapsed());
+            res
         }
-    };
-    responses.record_timed(res.status(), arrived.elapsed());
-    res
+        Err(e) => super::refused(&backend, e, arrived),
+    }
 }
 
 /// A routed request without its backend (which the caller keeps, to count the response).
@@ -52,12 +47,12 @@ struct Sending {
     path: PathAndQuery,
     body: Incoming,
     body_end: Option<std::sync::Arc<BodyEnd>>,
-    arrived: Option<Instant>,
+    /// When the request arrived; its timeouts count from then.
+    arrived: Instant,
 }
 
 async fn send(upstream: &Upstream, backend: &Backend, sending: Sending) -> Result<Response<RouterBody>, ProxyError> {
     let Sending { guard, parts, path, body, body_end, arrived } = sending;
-    let arrived = arrived.unwrap_or_else(Instant::now);
     let deadline = arrived + backend.target.head_timeout();
     // Cloning the head costs allocations, so only when there is another instance to retry on.
     let replay = (backend.target.revision.ready_count() > 1).then(|| Replay::of(&parts, &path));

@@ -234,21 +234,13 @@ impl Router {
                 Err(Refused::QueueFull { .. }) => {
                     return refused(&backend, ProxyError::QueueFull(backend.queue_full.clone()), arrived);
                 }
-                Err(Refused::Timeout { .. }) => {
-                    revision.responses().record_queue_wait(arrived.elapsed());
-                    return refused(&backend, ProxyError::NoCapacity(backend.no_capacity.clone()), arrived);
-                }
+                Err(Refused::Timeout { .. }) => return no_capacity(&backend, arrived),
                 Err(Refused::Closed) => {
                     // The table that still names the deleted revision is replaced right after
                     // its endpoints are forgotten; give that a moment, within the deadline.
                     tokio::select! {
                         () = tokio::time::sleep(REROUTE_PAUSE) => {}
-                        () = tokio::time::sleep_until(deadline) => {
-                            {
-                                revision.responses().record_queue_wait(arrived.elapsed());
-                                return refused(&backend, ProxyError::NoCapacity(backend.no_capacity.clone()), arrived);
-                            }
-                        }
+                        () = tokio::time::sleep_until(deadline) => return no_capacity(&backend, arrived),
                     }
                     match self.route(*req, &client, &body_end) {
                         Ok(routed) => return forward::forward(&self.inner.upstream, routed).await,
@@ -273,12 +265,7 @@ impl Router {
                     drop(permit);
                     tokio::select! {
                         () = changed => {}
-                        () = tokio::time::sleep_until(deadline) => {
-                            {
-                                revision.responses().record_queue_wait(arrived.elapsed());
-                                return refused(&backend, ProxyError::NoCapacity(backend.no_capacity.clone()), arrived);
-                            }
-                        }
+                        () = tokio::time::sleep_until(deadline) => return no_capacity(&backend, arrived),
                     }
                 }
             }
@@ -337,6 +324,13 @@ impl hyper::service::Service<Request<Incoming>> for RouterService {
             Err(NotRouted::Fail(err)) => Box::pin(ready(Ok(err.into_response().map(|b| b.counted(activity))))),
         }
     }
+}
+
+/// The 504 for a request that waited at `backend`'s gate from `arrived` until its timeout ran
+/// out, its wait and response counted for the revision.
+fn no_capacity(backend: &Backend, arrived: tokio::time::Instant) -> Response<RouterBody> {
+    backend.target.revision.responses().record_queue_wait(arrived.elapsed());
+    refused(backend, ProxyError::NoCapacity(backend.no_capacity.clone()), arrived)
 }
 
 /// The response for a request `backend`'s revision could not take after it arrived at
