@@ -14,6 +14,22 @@ use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
+/// Allocations and reallocations while `f` runs, from the fewest of three runs. The count is
+/// process-wide, and the test harness's main thread allocates its bookkeeping for a test right
+/// after starting the test's thread: on a loaded machine that can land in the first run (seen:
+/// 4 allocations, 900 bytes, none freed). Code that allocates does so in every run.
+fn fewest_allocations(mut f: impl FnMut()) -> (usize, usize) {
+    (0..3)
+        .map(|_| {
+            let region = Region::new(GLOBAL);
+            f();
+            let change = region.change();
+            (change.allocations, change.reallocations)
+        })
+        .min()
+        .unwrap_or_default()
+}
+
 fn target(name: &str) -> Target {
     Target {
         revision: RevisionEndpoints::new(RevisionKey::new("default", name)),
@@ -82,27 +98,27 @@ fn resolving_a_request_allocates_nothing_whichever_way_it_is_decided() {
     for (req, via) in &cases {
         assert_eq!(table.decide(req).expect("routed").via, *via);
     }
-    let region = Region::new(GLOBAL);
-    for _ in 0..1000 {
-        for (req, _) in &cases {
-            std::hint::black_box(table.resolve(std::hint::black_box(req)).expect("routed"));
+    let change = fewest_allocations(|| {
+        for _ in 0..1000 {
+            for (req, _) in &cases {
+                std::hint::black_box(table.resolve(std::hint::black_box(req)).expect("routed"));
+            }
         }
-    }
-    let change = region.change();
-    assert_eq!((change.allocations, change.reallocations), (0, 0), "{change:?}");
+    });
+    assert_eq!(change, (0, 0), "allocations, reallocations");
 
     // Nor does recording the response for the metrics (in this test, not one of its own: the
     // count is process-wide and tests run in parallel).
     let rev = RevisionEndpoints::new(RevisionKey::new("default", "metrics"));
-    let region = Region::new(GLOBAL);
-    for i in 0..1000u16 {
-        let responses = rev.responses();
-        let status = http::StatusCode::from_u16(100 + i % 900).expect("status");
-        responses.record_timed(status, Duration::from_micros(u64::from(i) * 97));
-        responses.record_queue_wait(Duration::from_millis(u64::from(i)));
-        responses.record_failure(sluice_router::endpoints::Failure::QueueFull);
-    }
-    let change = region.change();
-    assert_eq!((change.allocations, change.reallocations), (0, 0), "{change:?}");
-    assert_eq!(rev.responses().total(), 1000);
+    let change = fewest_allocations(|| {
+        for i in 0..1000u16 {
+            let responses = rev.responses();
+            let status = http::StatusCode::from_u16(100 + i % 900).expect("status");
+            responses.record_timed(status, Duration::from_micros(u64::from(i) * 97));
+            responses.record_queue_wait(Duration::from_millis(u64::from(i)));
+            responses.record_failure(sluice_router::endpoints::Failure::QueueFull);
+        }
+    });
+    assert_eq!(change, (0, 0), "allocations, reallocations");
+    assert_eq!(rev.responses().total(), 3000);
 }
