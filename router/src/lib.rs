@@ -26,8 +26,10 @@ pub mod reason;
 pub mod server;
 pub mod table;
 pub mod tls;
+pub mod workers;
 
 pub use body::{BodyError, RouterBody};
 pub use config::{HttpsListener, RouterConfig};
 pub use error::ProxyError;
 pub use proxy::{Router, RouterService};
+pub use workers::Workers;

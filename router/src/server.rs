@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::RouterConfig;
 use crate::linger::Lingering;
 use crate::proxy::Router;
+use crate::workers::Workers;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -49,7 +50,12 @@ enum Transport {
 /// process is out of file descriptors) the router keeps serving the connections it has,
 /// retries, and logs once per episode rather than per failure.
 pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken, drain: Duration) {
-    accept(listener, Transport::Plain, router, shutdown, drain).await;
+    accept(listener, Transport::Plain, Workers::current(router), shutdown, drain).await;
+}
+
+/// [`serve`], each connection handed to one of `workers` (in turn) and served there.
+pub async fn serve_on(listener: TcpListener, workers: Arc<Workers>, shutdown: CancellationToken, drain: Duration) {
+    accept(listener, Transport::Plain, workers, shutdown, drain).await;
 }
 
 /// [`serve`] for HTTPS: each connection's TLS handshake must finish within
@@ -64,17 +70,28 @@ pub async fn serve_tls(
     shutdown: CancellationToken,
     drain: Duration,
 ) {
-    accept(listener, Transport::Tls(TlsAcceptor::from(tls)), router, shutdown, drain).await;
+    accept(listener, Transport::Tls(TlsAcceptor::from(tls)), Workers::current(router), shutdown, drain).await;
+}
+
+/// [`serve_tls`], each connection handed to one of `workers` (in turn) and served there.
+pub async fn serve_tls_on(
+    listener: TcpListener,
+    tls: Arc<ServerConfig>,
+    workers: Arc<Workers>,
+    shutdown: CancellationToken,
+    drain: Duration,
+) {
+    accept(listener, Transport::Tls(TlsAcceptor::from(tls)), workers, shutdown, drain).await;
 }
 
 async fn accept(
     listener: TcpListener,
     transport: Transport,
-    router: Router,
+    workers: Arc<Workers>,
     shutdown: CancellationToken,
     drain: Duration,
 ) {
-    let builder = builder(router.config());
+    let builder = builder(workers.router().config());
     let builders =
         Arc::new(Builders { h2: builder.clone().http2_only(), h1: builder.clone().http1_only(), auto: builder });
     let mut connections = JoinSet::new();
@@ -89,7 +106,18 @@ async fn accept(
                     if std::mem::take(&mut accept_failing) {
                         tracing::info!("accepting connections again");
                     }
-                    connections.spawn(connection(stream, remote, transport.clone(), builders.clone(), router.clone(), shutdown.clone()));
+                    // The socket is registered anew on the worker's own reactor, so its readiness
+                    // wakes that thread and no other.
+                    let stream = match stream.into_std() {
+                        Ok(stream) => stream,
+                        Err(e) => {
+                            tracing::debug!(error = %e, client = %remote, "accepted connection unusable");
+                            continue;
+                        }
+                    };
+                    let (handle, router) = workers.next();
+                    let connection = connection(stream, remote, transport.clone(), builders.clone(), router.clone(), shutdown.clone());
+                    connections.spawn_on(connection, handle);
                 }
                 Err(e) => {
                     if !std::mem::replace(&mut accept_failing, true) {
@@ -110,13 +138,20 @@ async fn accept(
 
 /// One client connection, from its first byte to its close.
 async fn connection(
-    stream: TcpStream,
+    stream: std::net::TcpStream,
     remote: SocketAddr,
     transport: Transport,
     builders: Arc<Builders>,
     router: Router,
     shutdown: CancellationToken,
 ) {
+    let stream = match TcpStream::from_std(stream) {
+        Ok(stream) => stream,
+        Err(e) => {
+            tracing::debug!(error = %e, client = %remote, "accepted connection could not be registered");
+            return;
+        }
+    };
     let deadline = router.config().header_read_timeout;
     // Small responses must not wait for Nagle; failure only costs latency.
     let _ = stream.set_nodelay(true);

@@ -204,6 +204,11 @@ pub struct ServeArgs {
     /// instance holding its containerConcurrency); one more is answered 503 with Retry-After.
     #[arg(long, default_value_t = AdmissionSettings::default().queue_depth, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub queue_depth: usize,
+    /// Threads serving the router's connections, each with a single-threaded runtime and
+    /// upstream pools of its own (a connection stays on the thread it was given). Default: one
+    /// per core. `0` serves them on the control plane's shared runtime instead.
+    #[arg(long, value_name = "N")]
+    pub router_threads: Option<usize>,
     /// How long a revision may take to become ready the first time (a Go duration, whole
     /// seconds: `600s`, `10m`, `1m30s`) before it fails with ProgressDeadlineExceeded and its
     /// instances stop; Knative's `config-deployment` `progress-deadline` overrides it, a

@@ -24,7 +24,7 @@ use sluice_router::endpoints::{AdmissionSettings, Endpoints, Poke, RevisionKey};
 use sluice_router::publish::Publisher;
 use sluice_router::table::RoutingTable;
 use sluice_router::tls::{CertResolver, LocalCa};
-use sluice_router::{HttpsListener, Router, RouterConfig};
+use sluice_router::{HttpsListener, Router, RouterConfig, Workers};
 use sluice_runtime::{ImageFile, ImageTable, Runtime, RuntimeConfig, Warden};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -217,11 +217,20 @@ where
         running.https_addr.map(|addr| HttpsListener { port: addr.port(), domain: args.domain.clone() });
     let router =
         Router::new(table, RouterConfig { https: https_listener, header_read_timeout, ..RouterConfig::default() });
+    let threads = args
+        .router_threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get));
+    let workers = if threads == 0 {
+        Workers::current(router)
+    } else {
+        Workers::start(&router, threads).context("starting the router's worker threads")?
+    };
     let https_task = https.map(|h| {
         tracing::info!(ca = %h.ca_cert.display(), "HTTPS certificates not given per host are issued by the local CA");
-        tokio::spawn(sluice_router::server::serve_tls(h.listener, h.tls, router.clone(), signal.clone(), DRAIN))
+        tokio::spawn(sluice_router::server::serve_tls_on(h.listener, h.tls, workers.clone(), signal.clone(), DRAIN))
     });
-    let router_task = tokio::spawn(sluice_router::server::serve(http_listener, router, signal.clone(), DRAIN));
+    let router_task =
+        tokio::spawn(sluice_router::server::serve_on(http_listener, workers.clone(), signal.clone(), DRAIN));
 
     write_endpoints(&endpoints_file, &running)?;
     readiness.started();
@@ -240,6 +249,8 @@ where
     if let Some(task) = https_task {
         task.await.context("HTTPS router task")?;
     }
+    // Every connection has ended: the worker threads stop (joined off the async threads).
+    tokio::task::spawn_blocking(move || drop(workers)).await.context("router workers")?;
     runtime.shutdown(DRAIN).await;
     controllers_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), controllers).await;

@@ -97,7 +97,7 @@ struct Inner {
     too_many_headers: Reason,
     headers_too_large: Reason,
     /// Plain-HTTP redirects: the HTTPS listener, and whether the missing one was warned about.
-    redirect: redirect::Redirect,
+    redirect: Arc<redirect::Redirect>,
 }
 
 /// Why a request could not be routed now.
@@ -139,8 +139,24 @@ impl Router {
             upstream: client::Upstream::new(&config),
             too_many_headers: Reason::new(format_args!("request has more than {} headers", config.max_headers)),
             headers_too_large: Reason::new(format_args!("request headers exceed {} bytes", config.max_header_bytes)),
-            redirect: redirect::Redirect::new(config.https.clone()),
+            redirect: Arc::new(redirect::Redirect::new(config.https.clone())),
             config,
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// The same router (table, configuration) with upstream connection pools of its own, for
+    /// a worker thread: a pooled connection is driven by a task on the runtime that opened it,
+    /// so each worker's runtime keeps its own.
+    pub fn with_own_pools(&self) -> Self {
+        let inner = &*self.inner;
+        let inner = Inner {
+            table: inner.table.clone(),
+            upstream: client::Upstream::new(&inner.config),
+            too_many_headers: inner.too_many_headers.clone(),
+            headers_too_large: inner.headers_too_large.clone(),
+            redirect: inner.redirect.clone(),
+            config: inner.config.clone(),
         };
         Self { inner: Arc::new(inner) }
     }

@@ -64,6 +64,32 @@ async fn shutdown_lets_an_in_flight_request_finish_then_stops_listening() {
 }
 
 #[tokio::test]
+async fn worker_threads_serve_connections_in_turn_and_drain_on_shutdown() {
+    let mut gate = Gate::new();
+    let a = Backend::gated("a", gate.handle()).await;
+    let rev = revision("hello-00001", &[a.addr]);
+    let (mut proxy, workers) = Proxy::start_on_workers(hello(&rev), 2).await;
+    let addr = proxy.addr;
+    // Two connections, one per worker; each request waits at the backend until the gate opens.
+    let first = tokio::spawn(async move { fetch(addr, "hello.default.localhost").await });
+    gate.arrived().await;
+    let second = tokio::spawn(async move { fetch(addr, "hello.default.localhost").await });
+    gate.arrived().await;
+    assert_eq!(rev.inflight(), 2);
+
+    proxy.shutdown.cancel();
+    gate.open();
+    for reply in [first.await.expect("join"), second.await.expect("join")] {
+        assert_eq!((reply.status.as_u16(), reply.backend()), (200, "a"), "finished during the drain");
+    }
+    proxy.task.take().expect("serving").await.expect("serve returns");
+    assert!(TcpStream::connect(addr).await.is_err(), "no longer accepting");
+    assert!(rev.ready()[0].wait_idle(Duration::from_secs(60)).await);
+    // Dropping the workers ends their threads (joined here, off the test's runtime thread).
+    tokio::task::spawn_blocking(move || drop(workers)).await.expect("workers end");
+}
+
+#[tokio::test]
 async fn shutdown_closes_requests_still_running_at_the_drain_deadline() {
     let mut gate = Gate::new();
     let a = Backend::gated("a", gate.handle()).await;
