@@ -11,6 +11,12 @@
 //!   so a request refused at connect can be sent to another instance. On an HTTP/1 client
 //!   connection it also records in a [`BodyEnd`] whether the client's body has been read to its
 //!   end, which decides whether an early answer must close the connection.
+//!
+//! Both count the body bytes that pass through them for the revision the request went to
+//! (`revision_request_bytes_count`, `revision_response_bytes_count`): one relaxed atomic add
+//! per data frame on the revision's already-resolved counters. Only body bytes count, never
+//! headers or trailers, and a body cut short counts what passed before the cut. The router's
+//! own error bodies are not the revision's and are not counted.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -25,7 +31,7 @@ use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
 use crate::activity::ActivityGuard;
-use crate::endpoints::InstanceGuard;
+use crate::endpoints::{InstanceGuard, RevisionEndpoints};
 
 /// The body of every response the router sends.
 #[derive(Debug)]
@@ -77,6 +83,8 @@ pub(crate) struct UpstreamBody {
     reclaim: Option<oneshot::Sender<Incoming>>,
     /// Where an HTTP/1 client connection learns that its current request body has ended.
     end: Option<Arc<BodyEnd>>,
+    /// The revision whose request bytes this body counts.
+    revision: Arc<RevisionEndpoints>,
 }
 
 /// Whether the current request body of an HTTP/1 client connection has been read to its end.
@@ -120,6 +128,9 @@ impl Body for RouterBody {
                     },
                     Poll::Ready(Some(Ok(frame))) => {
                         limits.touch();
+                        if let (Some(guard), Some(data)) = (guard.as_ref(), frame.data_ref()) {
+                            guard.revision().responses().add_response_bytes(data.len());
+                        }
                         return Poll::Ready(Some(Ok(frame)));
                     }
                     Poll::Ready(other) => Poll::Ready(other.map(|r| r.map_err(BodyError::from))),
@@ -189,21 +200,23 @@ impl BodyLimits {
 // === impl UpstreamBody ===
 
 impl UpstreamBody {
-    /// `body` as sent upstream, recording its end in `end` (if given); with `reclaimable`, also
-    /// the receiver that gets it back if the upstream client drops it unread.
+    /// `body` as sent upstream to an instance of `revision` (which counts its bytes),
+    /// recording its end in `end` (if given); with `reclaimable`, also the receiver that gets
+    /// it back if the upstream client drops it unread.
     pub(crate) fn new(
         body: Incoming,
         reclaimable: bool,
         end: Option<Arc<BodyEnd>>,
+        revision: Arc<RevisionEndpoints>,
     ) -> (Self, Option<oneshot::Receiver<Incoming>>) {
         if let Some(end) = &end {
             end.set(body.is_end_stream());
         }
         if !reclaimable {
-            return (Self { body: Some(body), reclaim: None, end }, None);
+            return (Self { body: Some(body), reclaim: None, end, revision }, None);
         }
         let (tx, rx) = oneshot::channel();
-        (Self { body: Some(body), reclaim: Some(tx), end }, Some(rx))
+        (Self { body: Some(body), reclaim: Some(tx), end, revision }, Some(rx))
     }
 }
 
@@ -213,17 +226,23 @@ impl Body for UpstreamBody {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         // Once a frame may have gone upstream, the body can no longer be replayed.
-        self.reclaim = None;
-        let Some(body) = &mut self.body else {
+        let this = &mut *self;
+        this.reclaim = None;
+        let Some(body) = &mut this.body else {
             return Poll::Ready(None);
         };
         let polled = Pin::new(&mut *body).poll_frame(cx);
         let ended = match &polled {
             Poll::Ready(None) => true,
-            Poll::Ready(Some(Ok(_))) => body.is_end_stream(),
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.revision.responses().add_request_bytes(data.len());
+                }
+                body.is_end_stream()
+            }
             _ => false,
         };
-        if ended && let Some(end) = &self.end {
+        if ended && let Some(end) = &this.end {
             end.set(true);
         }
         polled

@@ -2,7 +2,8 @@
 //! (its queue-proxy's; labels `namespace_name`, `service_name`, `configuration_name`,
 //! `revision_name`): `revision_request_count` by `response_code` and `response_code_class`,
 //! `revision_request_latencies` (ms), `revision_request_concurrency`, `revision_queue_depth`,
-//! `revision_queue_wait_latencies` (ms) and `revision_proxy_errors_count` by `reason`.
+//! `revision_queue_wait_latencies` (ms), `revision_proxy_errors_count` by `reason`, and
+//! `revision_request_bytes_count` / `revision_response_bytes_count` (body bytes each way).
 //!
 //! Rendered by hand in the text format ([`text`]) from the atomics the revisions' endpoints
 //! hold, at scrape time only; nothing here runs per request.
@@ -26,6 +27,10 @@ pub const REVISION_QUEUE_DEPTH: &str = "revision_queue_depth";
 pub const REVISION_QUEUE_WAIT_LATENCIES: &str = "revision_queue_wait_latencies";
 /// The router's own 502/503/504 for a revision, by reason.
 pub const REVISION_PROXY_ERRORS_COUNT: &str = "revision_proxy_errors_count";
+/// Request body bytes read from clients for a revision's instances.
+pub const REVISION_REQUEST_BYTES_COUNT: &str = "revision_request_bytes_count";
+/// Response body bytes of a revision's instances sent on to clients.
+pub const REVISION_RESPONSE_BYTES_COUNT: &str = "revision_response_bytes_count";
 
 /// A revision with its owners, read once per scrape.
 struct Row {
@@ -66,6 +71,20 @@ pub fn render(endpoints: &Endpoints, out: &mut String) {
         |r| r.responses().queue_wait(),
     );
     revision_proxy_errors_count(&rows, out);
+    counter(
+        &rows,
+        out,
+        REVISION_REQUEST_BYTES_COUNT,
+        "Request body bytes read from clients and sent on to the revision's instances.",
+        |r| r.responses().request_bytes(),
+    );
+    counter(
+        &rows,
+        out,
+        REVISION_RESPONSE_BYTES_COUNT,
+        "Response body bytes of the revision's instances sent on to clients.",
+        |r| r.responses().response_bytes(),
+    );
 }
 
 /// Knative's four revision labels for `row`, then `extra`.
@@ -118,7 +137,23 @@ fn revision_proxy_errors_count(rows: &[Row], out: &mut String) {
 }
 
 fn gauge(rows: &[Row], out: &mut String, name: &str, help: &str, value: impl Fn(&RevisionEndpoints) -> u64) {
-    text::header(out, name, "gauge", help);
+    per_revision(rows, out, name, "gauge", help, value);
+}
+
+fn counter(rows: &[Row], out: &mut String, name: &str, help: &str, value: impl Fn(&RevisionEndpoints) -> u64) {
+    per_revision(rows, out, name, "counter", help, value);
+}
+
+/// One sample per revision, with the revision labels only.
+fn per_revision(
+    rows: &[Row],
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    value: impl Fn(&RevisionEndpoints) -> u64,
+) {
+    text::header(out, name, kind, help);
     for row in rows {
         text::sample(out, name, &labels(row, &[]), value(&row.rev));
     }

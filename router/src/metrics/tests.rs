@@ -14,6 +14,9 @@ fn every_revision_exposes_its_families_with_knatives_labels() {
     }
     rev.responses().record_timed(StatusCode::BAD_GATEWAY, std::time::Duration::from_micros(10));
     rev.responses().record_failure(crate::endpoints::Failure::Unreachable);
+    rev.responses().add_request_bytes(11);
+    rev.responses().add_request_bytes(4);
+    rev.responses().add_response_bytes(1234);
     let _idle = endpoints.revision(&RevisionKey::new("other", "bare-00001"));
     let mut out = String::new();
     render(&endpoints, &mut out);
@@ -43,6 +46,10 @@ fn every_revision_exposes_its_families_with_knatives_labels() {
     );
     assert_eq!(hist(REVISION_PROXY_ERRORS_COUNT, &[("revision_name", "bare-00001")]), 0.0);
     assert_eq!(samples.iter().filter(|s| s.name == REVISION_PROXY_ERRORS_COUNT).count(), 10, "{out}");
+    assert!(out.contains("# TYPE revision_request_bytes_count counter\n"), "{out}");
+    assert_eq!(hist(REVISION_REQUEST_BYTES_COUNT, &hello), 15.0);
+    assert_eq!(hist(REVISION_RESPONSE_BYTES_COUNT, &hello), 1234.0);
+    assert_eq!(hist(REVISION_RESPONSE_BYTES_COUNT, &[("revision_name", "bare-00001")]), 0.0);
 }
 
 #[test]
