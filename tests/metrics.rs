@@ -226,3 +226,109 @@ async fn every_data_plane_figure_equals_what_was_sent() {
     let waited = (after.queue_wait.1 - before.queue_wait.1) as u64;
     assert!((2..=total - 3).contains(&waited), "the two that timed out waited, the refused did not: {waited}");
 }
+
+/// One revision reached three ways besides the default split: a named rule, an unnamed one,
+/// and its tag.
+const PICKS: &str = "apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: picks
+spec:
+  template:
+    metadata:
+      name: picks-one
+    spec:
+      containers:
+        - image: ghcr.io/knative/helloworld-go:latest
+  traffic:
+    - revisionName: picks-one
+      percent: 100
+      tag: canary
+  rules:
+    - name: beta
+      match:
+        path:
+          prefix: /beta
+      traffic:
+        - revisionName: picks-one
+          percent: 100
+    - match:
+        headers:
+          - name: x-api
+            present: true
+      traffic:
+        - tag: canary
+          percent: 100
+";
+
+/// The route families of route `picks`, by metric and their labels besides the namespace and
+/// route (checked), from `prometheus-parse`, each with its exact label set checked.
+async fn route_figures(s: &Sluice) -> BTreeMap<(String, String), f64> {
+    let url = format!("http://{}/metrics", s.metrics.as_deref().expect("metrics address"));
+    let body = s.client().get(&url, &[]).await.expect("GET /metrics").text();
+    text::parse(&body).unwrap_or_else(|e| panic!("/metrics does not parse strictly: {e}\n{body}"));
+    let scrape = Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("prometheus-parse reads it");
+    let mut figures = BTreeMap::new();
+    for sample in scrape.samples.iter().filter(|x| x.labels.get("route_name") == Some("picks")) {
+        assert_eq!(sample.labels.get("namespace_name"), Some("default"), "{sample:?}");
+        let (value, label) = match (sample.metric.as_str(), &sample.value) {
+            ("route_rule_request_count", Value::Counter(n)) => (*n, "rule"),
+            ("route_tag_request_count", Value::Counter(n)) => (*n, "tag"),
+            ("route_traffic_percent", Value::Gauge(n)) => (*n, ""),
+            other => panic!("unexpected sample for the route: {other:?}"),
+        };
+        let mut labels: Vec<&str> = ["namespace_name", "route_name", "revision_name"].to_vec();
+        let mut key = sample.labels.get("revision_name").expect("revision_name").to_string();
+        if !label.is_empty() {
+            labels.push(label);
+            key = format!("{}/{key}", sample.labels.get(label).expect("rule or tag"));
+        }
+        let mut have: Vec<&str> = sample.labels.keys().map(String::as_str).collect();
+        have.sort_unstable();
+        labels.sort_unstable();
+        assert_eq!(have, labels, "exactly these labels: {sample:?}");
+        figures.insert((sample.metric.clone(), key), value);
+    }
+    figures
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_and_tag_counts_and_the_traffic_percent_equal_what_was_sent() {
+    let s = Sluice::start(BIN).expect("start sluice");
+    let router = s.http.clone().expect("router");
+    let traffic = Traffic::new(&router);
+    apply(BIN, &s, PICKS).expect("apply");
+    let hello = |b: &str| b == "Hello World!\n";
+    traffic.wait_for("picks.default.localhost", WAIT, hello).await.expect("serves");
+    traffic.wait_for("canary-picks.default.localhost", WAIT, hello).await.expect("the tag host serves");
+    let before = route_figures(&s).await;
+
+    let sends: [(&str, &str, &[(&str, &str)], u32); 4] = [
+        ("picks.default.localhost", "/beta/x", &[], 3),
+        ("picks.default.localhost", "/", &[("x-api", "1")], 2),
+        ("canary-picks.default.localhost", "/", &[], 4),
+        ("picks.default.localhost", "/", &[], 5),
+    ];
+    let client = Client::new();
+    for (host, path, headers, n) in sends {
+        for _ in 0..n {
+            let mut all = vec![("host", host)];
+            all.extend_from_slice(headers);
+            let res = client.get(&format!("http://{router}{path}"), &all).await.expect("get");
+            assert_eq!(res.status.as_u16(), 200, "{host}{path}");
+        }
+    }
+
+    let after = route_figures(&s).await;
+    let moved: BTreeMap<(String, String), f64> =
+        after.iter().map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0))).collect();
+    let key = |m: &str, k: &str| (m.to_string(), k.to_string());
+    let want = BTreeMap::from([
+        (key("route_rule_request_count", "beta/picks-one"), 3.0),
+        (key("route_rule_request_count", "rules[1]/picks-one"), 2.0),
+        (key("route_tag_request_count", "canary/picks-one"), 4.0),
+        (key("route_traffic_percent", "picks-one"), 0.0),
+    ]);
+    assert_eq!(moved, want, "the default split's five counted for no rule or tag");
+    assert_eq!(after.get(&key("route_traffic_percent", "picks-one")), Some(&100.0));
+}

@@ -195,7 +195,14 @@ where
     let metrics_stop = CancellationToken::new();
     let metrics_task = metrics_listener.map(|l| {
         let facade = metrics::install_recorder();
-        tokio::spawn(metrics::serve(l, endpoints.clone(), facade, readiness.clone(), metrics_stop.clone()))
+        tokio::spawn(metrics::serve(
+            l,
+            endpoints.clone(),
+            table.clone(),
+            facade,
+            readiness.clone(),
+            metrics_stop.clone(),
+        ))
     });
     let ctx = Arc::new(Ctx {
         client: client.clone(),

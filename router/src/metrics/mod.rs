@@ -4,6 +4,9 @@
 //! `revision_request_latencies` (ms), `revision_request_concurrency`, `revision_queue_depth`,
 //! `revision_queue_wait_latencies` (ms), `revision_proxy_errors_count` by `reason`, and
 //! `revision_request_bytes_count` / `revision_response_bytes_count` (body bytes each way).
+//! Per route, from the routing table in force at the scrape: `route_rule_request_count` and
+//! `route_tag_request_count` (requests a rule or a tag picked, per revision) and
+//! `route_traffic_percent` (the default split as programmed).
 //!
 //! Rendered by hand in the text format ([`text`]) from the atomics the revisions' endpoints
 //! hold, at scrape time only; nothing here runs per request.
@@ -12,6 +15,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use crate::endpoints::{Endpoints, HistogramSnapshot, LATENCY_BUCKETS_MS, Owners, RevisionEndpoints};
+use crate::table::{Choice, ChoiceKind, RoutingTable};
 
 pub mod text;
 
@@ -32,14 +36,73 @@ pub const REVISION_REQUEST_BYTES_COUNT: &str = "revision_request_bytes_count";
 /// Response body bytes of a revision's instances sent on to clients.
 pub const REVISION_RESPONSE_BYTES_COUNT: &str = "revision_response_bytes_count";
 
+/// Requests a rule picked, per revision.
+pub const ROUTE_RULE_REQUEST_COUNT: &str = "route_rule_request_count";
+/// Requests a tag (tag host or `Knative-Serving-Tag`) picked, per revision.
+pub const ROUTE_TAG_REQUEST_COUNT: &str = "route_tag_request_count";
+/// Each revision's percent of a route's default split, as programmed.
+pub const ROUTE_TRAFFIC_PERCENT: &str = "route_traffic_percent";
+
 /// A revision with its owners, read once per scrape.
 struct Row {
     rev: Arc<RevisionEndpoints>,
     owners: Arc<Owners>,
 }
 
-/// Appends every family the router exposes to `out`; revisions in name order.
-pub fn render(endpoints: &Endpoints, out: &mut String) {
+/// Appends every family the router exposes to `out`: the revisions' (in name order) from
+/// `endpoints`, the routes' from `table`.
+pub fn render(endpoints: &Endpoints, table: &RoutingTable, out: &mut String) {
+    render_revisions(endpoints, out);
+    render_routes(table, out);
+}
+
+/// The routes' families: rule and tag counters, then traffic percents.
+fn render_routes(table: &RoutingTable, out: &mut String) {
+    let mut choices: Vec<&Arc<Choice>> = table.choices().collect();
+    choices.sort_by(|a, b| {
+        (&a.namespace, &a.route, &a.name, &a.revision).cmp(&(&b.namespace, &b.route, &b.name, &b.revision))
+    });
+    for (kind, name, label, help) in [
+        (
+            ChoiceKind::Rule,
+            ROUTE_RULE_REQUEST_COUNT,
+            "rule",
+            "Requests a route's rule picked, per revision it sent them to.",
+        ),
+        (
+            ChoiceKind::Tag,
+            ROUTE_TAG_REQUEST_COUNT,
+            "tag",
+            "Requests a route's tag (its host or the Knative-Serving-Tag header) picked, per revision.",
+        ),
+    ] {
+        text::header(out, name, "counter", help);
+        for c in choices.iter().filter(|c| c.kind == kind) {
+            let l = [
+                ("namespace_name", &*c.namespace),
+                ("route_name", &*c.route),
+                (label, &*c.name),
+                ("revision_name", &*c.revision),
+            ];
+            text::sample(out, name, &l, c.count());
+        }
+    }
+    let mut percents: Vec<_> = table.traffic_percents().collect();
+    percents.sort_unstable();
+    text::header(
+        out,
+        ROUTE_TRAFFIC_PERCENT,
+        "gauge",
+        "A revision's percent of a route's default split, as programmed.",
+    );
+    for (namespace, route, revision, percent) in percents {
+        let l = [("namespace_name", namespace), ("route_name", route), ("revision_name", revision)];
+        text::sample(out, ROUTE_TRAFFIC_PERCENT, &l, u64::from(percent));
+    }
+}
+
+/// The revisions' families, in name order.
+fn render_revisions(endpoints: &Endpoints, out: &mut String) {
     let mut revisions = endpoints.all();
     revisions.sort_by(|a, b| (&a.key.namespace, &a.key.name).cmp(&(&b.key.namespace, &b.key.name)));
     let rows: Vec<Row> = revisions

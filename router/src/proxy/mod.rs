@@ -191,6 +191,7 @@ impl Router {
             return Err(ProxyError::Connect.into());
         }
         let backend = inner.table.load().resolve(&req).map_err(miss)?.clone();
+        backend.picked();
         let Some(guard) = backend.target.revision.pick() else {
             return Err(NotRouted::Wait(Box::new(req), backend));
         };

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
@@ -21,6 +22,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sluice_router::endpoints::Endpoints;
 use sluice_router::metrics;
+use sluice_router::table::RoutingTable;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -127,6 +129,7 @@ async fn bind_at(addr: SocketAddr, explicit: bool) -> anyhow::Result<Option<TcpL
 pub async fn serve(
     listener: TcpListener,
     endpoints: Arc<Endpoints>,
+    table: Arc<ArcSwap<RoutingTable>>,
     facade: Option<PrometheusHandle>,
     ready: Readiness,
     stop: CancellationToken,
@@ -163,9 +166,9 @@ pub async fn serve(
             },
             () = stop.cancelled() => break,
         };
-        let (endpoints, facade, ready) = (endpoints.clone(), facade.clone(), ready.clone());
+        let (endpoints, table, facade, ready) = (endpoints.clone(), table.clone(), facade.clone(), ready.clone());
         let service = hyper::service::service_fn(move |req| {
-            let res = answer(&req, &endpoints, facade.as_ref(), &ready);
+            let res = answer(&req, &endpoints, &table.load(), facade.as_ref(), &ready);
             async move { Ok::<_, Infallible>(res) }
         });
         let conn = hyper::server::conn::http1::Builder::new()
@@ -183,6 +186,7 @@ pub async fn serve(
 fn answer(
     req: &Request<Incoming>,
     endpoints: &Endpoints,
+    table: &RoutingTable,
     facade: Option<&PrometheusHandle>,
     ready: &Readiness,
 ) -> Response<Full<Bytes>> {
@@ -192,7 +196,7 @@ fn answer(
     match req.uri().path() {
         "/metrics" => {
             let mut out = String::with_capacity(4096);
-            metrics::render(endpoints, &mut out);
+            metrics::render(endpoints, table, &mut out);
             if let Some(handle) = facade {
                 out.push_str(&handle.render());
             }
