@@ -261,6 +261,9 @@ spec:
           percent: 100
 ";
 
+/// Requests of one kind: host, path, extra headers, how many.
+type Picks = (&'static str, &'static str, &'static [(&'static str, &'static str)], u32);
+
 /// The route families of route `picks`, by metric and their labels besides the namespace and
 /// route (checked), from `prometheus-parse`, each with its exact label set checked.
 async fn route_figures(s: &Sluice) -> BTreeMap<(String, String), f64> {
@@ -303,7 +306,7 @@ async fn rule_and_tag_counts_and_the_traffic_percent_equal_what_was_sent() {
     traffic.wait_for("canary-picks.default.localhost", WAIT, hello).await.expect("the tag host serves");
     let before = route_figures(&s).await;
 
-    let sends: [(&str, &str, &[(&str, &str)], u32); 4] = [
+    let sends: [Picks; 4] = [
         ("picks.default.localhost", "/beta/x", &[], 3),
         ("picks.default.localhost", "/", &[("x-api", "1")], 2),
         ("canary-picks.default.localhost", "/", &[], 4),

@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ServeArgs;
 
+pub mod access_log;
 pub mod metrics;
 
 /// The file in the state directory naming the addresses `serve` bound (read by the CLI).
@@ -112,6 +113,12 @@ where
         None => None,
     };
     let metrics_listener = metrics::bind(args.metrics).await?;
+    let access_log_stop = CancellationToken::new();
+    let access_log = match &args.access_log {
+        Some(dest) => Some(access_log::start(dest, access_log_stop.clone()).await?),
+        None => None,
+    };
+    let log_handle = access_log.as_ref().map(|a| a.log.clone());
     let api_addr = api_listener.local_addr()?;
     let identity = tls_identity(&args, &state_dir, api_addr.ip())?;
     let beyond_loopback = !api_addr.ip().to_canonical().is_loopback();
@@ -195,14 +202,9 @@ where
     let metrics_stop = CancellationToken::new();
     let metrics_task = metrics_listener.map(|l| {
         let facade = metrics::install_recorder();
-        tokio::spawn(metrics::serve(
-            l,
-            endpoints.clone(),
-            table.clone(),
-            facade,
-            readiness.clone(),
-            metrics_stop.clone(),
-        ))
+        let sources =
+            metrics::Sources { endpoints: endpoints.clone(), table: table.clone(), access_log: log_handle.clone() };
+        tokio::spawn(metrics::serve(l, sources, facade, readiness.clone(), metrics_stop.clone()))
     });
     let ctx = Arc::new(Ctx {
         client: client.clone(),
@@ -222,8 +224,11 @@ where
     };
     let https_listener =
         running.https_addr.map(|addr| HttpsListener { port: addr.port(), domain: args.domain.clone() });
-    let router =
-        Router::new(table, RouterConfig { https: https_listener, header_read_timeout, ..RouterConfig::default() });
+    let router = Router::with_access_log(
+        table,
+        RouterConfig { https: https_listener, header_read_timeout, ..RouterConfig::default() },
+        log_handle,
+    );
     let https_task = https.map(|h| {
         tracing::info!(ca = %h.ca_cert.display(), "HTTPS certificates not given per host are issued by the local CA");
         tokio::spawn(sluice_router::server::serve_tls(h.listener, h.tls, router.clone(), signal.clone(), DRAIN))
@@ -246,6 +251,12 @@ where
     router_task.await.context("router task")?;
     if let Some(task) = https_task {
         task.await.context("HTTPS router task")?;
+    }
+    // Every request has been answered: the access log's last lines are queued.
+    access_log_stop.cancel();
+    if let Some(a) = access_log {
+        drop(a.log);
+        a.task.await.context("access log task")?;
     }
     runtime.shutdown(DRAIN).await;
     controllers_stop.cancel();

@@ -14,6 +14,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use crate::access_log::AccessLog;
 use crate::endpoints::{Endpoints, HistogramSnapshot, LATENCY_BUCKETS_MS, Owners, RevisionEndpoints};
 use crate::table::{Choice, ChoiceKind, RoutingTable};
 
@@ -43,6 +44,9 @@ pub const ROUTE_TAG_REQUEST_COUNT: &str = "route_tag_request_count";
 /// Each revision's percent of a route's default split, as programmed.
 pub const ROUTE_TRAFFIC_PERCENT: &str = "route_traffic_percent";
 
+/// Access-log lines dropped (queue full or write failed).
+pub const SLUICE_ACCESS_LOG_DROPPED_TOTAL: &str = "sluice_access_log_dropped_total";
+
 /// A revision with its owners, read once per scrape.
 struct Row {
     rev: Arc<RevisionEndpoints>,
@@ -54,6 +58,17 @@ struct Row {
 pub fn render(endpoints: &Endpoints, table: &RoutingTable, out: &mut String) {
     render_revisions(endpoints, out);
     render_routes(table, out);
+}
+
+/// The access log's family: lines dropped because its queue was full or writing failed.
+pub fn render_access_log(log: &AccessLog, out: &mut String) {
+    text::header(
+        out,
+        SLUICE_ACCESS_LOG_DROPPED_TOTAL,
+        "counter",
+        "Access-log lines dropped: the writer's queue was full, or writing failed.",
+    );
+    text::sample(out, SLUICE_ACCESS_LOG_DROPPED_TOTAL, &[], log.dropped());
 }
 
 /// The routes' families: rule and tag counters, then traffic percents.

@@ -20,6 +20,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use sluice_router::access_log::AccessLog;
 use sluice_router::endpoints::Endpoints;
 use sluice_router::metrics;
 use sluice_router::table::RoutingTable;
@@ -53,6 +54,17 @@ pub fn install_recorder() -> Option<PrometheusHandle> {
     let recorder = builder.build_recorder();
     let handle = recorder.handle();
     ::metrics::set_global_recorder(recorder).ok().map(|()| handle)
+}
+
+/// What `/metrics` is rendered from.
+#[derive(Clone, Debug)]
+pub struct Sources {
+    /// The revisions' counters.
+    pub endpoints: Arc<Endpoints>,
+    /// The routing table in force (rule, tag and split figures).
+    pub table: Arc<ArcSwap<RoutingTable>>,
+    /// The access log, when on (its dropped lines).
+    pub access_log: Option<AccessLog>,
 }
 
 /// What `--metrics` says.
@@ -128,8 +140,7 @@ async fn bind_at(addr: SocketAddr, explicit: bool) -> anyhow::Result<Option<TcpL
 /// Serves `listener` until `stop`, then drops every open connection.
 pub async fn serve(
     listener: TcpListener,
-    endpoints: Arc<Endpoints>,
-    table: Arc<ArcSwap<RoutingTable>>,
+    sources: Sources,
     facade: Option<PrometheusHandle>,
     ready: Readiness,
     stop: CancellationToken,
@@ -166,9 +177,9 @@ pub async fn serve(
             },
             () = stop.cancelled() => break,
         };
-        let (endpoints, table, facade, ready) = (endpoints.clone(), table.clone(), facade.clone(), ready.clone());
+        let (sources, facade, ready) = (sources.clone(), facade.clone(), ready.clone());
         let service = hyper::service::service_fn(move |req| {
-            let res = answer(&req, &endpoints, &table.load(), facade.as_ref(), &ready);
+            let res = answer(&req, &sources, facade.as_ref(), &ready);
             async move { Ok::<_, Infallible>(res) }
         });
         let conn = hyper::server::conn::http1::Builder::new()
@@ -185,8 +196,7 @@ pub async fn serve(
 /// The response to one request.
 fn answer(
     req: &Request<Incoming>,
-    endpoints: &Endpoints,
-    table: &RoutingTable,
+    sources: &Sources,
     facade: Option<&PrometheusHandle>,
     ready: &Readiness,
 ) -> Response<Full<Bytes>> {
@@ -196,7 +206,10 @@ fn answer(
     match req.uri().path() {
         "/metrics" => {
             let mut out = String::with_capacity(4096);
-            metrics::render(endpoints, table, &mut out);
+            metrics::render(&sources.endpoints, &sources.table.load(), &mut out);
+            if let Some(log) = &sources.access_log {
+                metrics::render_access_log(log, &mut out);
+            }
             if let Some(handle) = facade {
                 out.push_str(&handle.render());
             }
