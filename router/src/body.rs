@@ -41,7 +41,7 @@ pub struct RouterBody {
     /// Keeps the request counted on its client connection until the response is done.
     activity: Option<ActivityGuard>,
     /// The request's access-log line, written when the response ends (only with the log on).
-    log: Option<Box<Entry>>,
+    log: Option<Entry>,
 }
 
 #[derive(Debug)]
@@ -120,7 +120,7 @@ impl RouterBody {
 
     /// The same body, writing `log` (the request's access-log line) when it ends or is
     /// dropped.
-    pub(crate) fn logged(mut self, log: Option<Box<Entry>>) -> Self {
+    pub(crate) fn logged(mut self, log: Option<Entry>) -> Self {
         self.log = log;
         self
     }

@@ -115,7 +115,7 @@ where
     let metrics_listener = metrics::bind(args.metrics).await?;
     let access_log_stop = CancellationToken::new();
     let access_log = match &args.access_log {
-        Some(dest) => Some(access_log::start(dest, access_log_stop.clone()).await?),
+        Some(dest) => Some(access_log::start(dest, access_log_stop.clone())?),
         None => None,
     };
     let log_handle = access_log.as_ref().map(|a| a.log.clone());
@@ -256,7 +256,10 @@ where
     access_log_stop.cancel();
     if let Some(a) = access_log {
         drop(a.log);
-        a.task.await.context("access log task")?;
+        let joined = tokio::task::spawn_blocking(move || a.thread.join()).await.context("access log writer")?;
+        if joined.is_err() {
+            tracing::error!("the access log's writer panicked");
+        }
     }
     runtime.shutdown(DRAIN).await;
     controllers_stop.cancel();

@@ -17,10 +17,12 @@
 
 use std::fmt;
 
+use std::io::Write;
+
 use http::{HeaderMap, HeaderValue, Version};
 use serde::Serialize;
 
-use super::Entry;
+use super::Record;
 use crate::table::ChoiceKind;
 
 /// The longest path (with query) logged, in bytes; longer ones are cut at a character
@@ -53,35 +55,42 @@ struct Line<'a> {
     reason: Option<&'a str>,
 }
 
-/// The line of `entry`, newline included.
-pub(super) fn format(entry: &Entry) -> String {
-    let host = entry.host.as_ref().map(|h| capped(text(h), MAX_HOST));
-    let path = entry.path.as_ref().map(|p| capped(p.as_str(), MAX_PATH));
-    let choice = entry.backend.as_ref().and_then(|b| b.choice.as_ref());
+/// Writes the line of `record`, newline included.
+pub(super) fn write(out: &mut impl Write, record: &Record) -> std::io::Result<()> {
+    let host = record.host.as_ref().map(|h| capped(text(h), MAX_HOST));
+    let path = record.path.as_ref().map(|p| capped(p.as_str(), MAX_PATH));
+    let choice = record.backend.as_ref().and_then(|b| b.choice.as_ref());
     let picked = |kind| choice.filter(|c| c.kind == kind).map(|c| &*c.name);
-    let micros = entry.arrived.elapsed().as_micros();
     #[allow(clippy::cast_precision_loss)]
-    let duration_ms = micros as f64 / 1000.0;
+    let duration_ms = record.duration.as_micros() as f64 / 1000.0;
     let line = Line {
-        time: time(entry.time),
+        time: time(arrival(record)),
         host,
-        method: entry.method.as_str(),
+        method: record.method.as_str(),
         path,
-        protocol: protocol(entry.version),
-        status: entry.status,
+        protocol: protocol(record.version),
+        status: record.status,
         duration_ms,
-        revision: entry.backend.as_ref().map(|b| b.target.revision.key.to_string()),
-        instance: entry.instance.map(|a| a.to_string()),
+        revision: record.backend.as_ref().map(|b| b.target.revision.key.to_string()),
+        instance: record.instance.map(|a| a.to_string()),
         rule: picked(ChoiceKind::Rule),
         tag: picked(ChoiceKind::Tag),
-        bytes_in: entry.bytes_in.get(),
-        bytes_out: entry.bytes_out,
-        trace_id: entry.trace.as_ref().map(TraceId::as_str),
-        reason: entry.reason.as_deref(),
+        bytes_in: record.bytes_in.get(),
+        bytes_out: record.bytes_out,
+        trace_id: record.trace.as_ref().map(TraceId::as_str),
+        reason: record.reason.as_deref(),
     };
-    let mut out = serde_json::to_string(&line).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
-    out.push('\n');
-    out
+    serde_json::to_writer(&mut *out, &line)?;
+    out.write_all(b"\n")
+}
+
+/// When `record`'s request arrived on the wall clock: the writer reads both clocks now (never
+/// the request path) and goes back by the time since its arrival on the monotonic clock.
+#[allow(clippy::disallowed_methods)]
+fn arrival(record: &Record) -> std::time::SystemTime {
+    let since = std::time::Instant::now().saturating_duration_since(record.arrived.into_std());
+    let now = std::time::SystemTime::now();
+    now.checked_sub(since).unwrap_or(now)
 }
 
 /// The trace id of the one `traceparent` in `headers` when it is valid (W3C Trace Context:

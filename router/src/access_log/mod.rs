@@ -3,27 +3,25 @@
 //! request dropped before any response is logged too, with no status).
 //!
 //! Off the request path: each request carries an [`Entry`] (only while the log is on), filled
-//! in as the request is routed and answered; when the entry is dropped its line is formatted
-//! and handed with `try_send` to a bounded channel ([`QUEUE`] lines), which one [`Writer`]
-//! task drains to the file. A full channel drops the line and counts it
-//! (`sluice_access_log_dropped_total`, [`AccessLog::dropped`]); a request never waits on the
-//! disk.
+//! in as the request is routed and answered. When it is dropped, its record (already boxed) is
+//! handed with `try_send` to a bounded channel ([`QUEUE`] records); one [`Writer`], on a thread
+//! of its own, formats the lines and writes them through a 64 KB buffer, flushed when full and
+//! whenever no record came for [`FLUSH_AFTER`]. A full channel drops the record and counts it
+//! (`sluice_access_log_dropped_total`, [`AccessLog::dropped`]): a request never waits for the
+//! disk, and formatting costs it nothing. The wall clock is read by the writer, not per
+//! request: a line's time is its arrival on the monotonic clock, placed against the writer's
+//! reading of both clocks.
 //!
-//! The fields are listed in [`line`]. A line's time is its arrival on tokio's clock placed on
-//! the wall clock through an anchor (one wall-clock reading and the tokio instant it was
-//! taken at), since the request path does not read the wall clock; the writer takes a new
-//! anchor at most every [`REANCHOR`], so the clocks cannot drift apart for long.
+//! The fields are listed in [`line`].
 
+use std::io::Write;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Version};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -33,41 +31,43 @@ use crate::table::Backend;
 
 pub mod line;
 
-/// Lines waiting for the writer at most; more are dropped and counted.
+/// Records waiting for the writer at most; more are dropped and counted.
 pub const QUEUE: usize = 65_536;
 
-/// How often the writer reads the wall clock again for the lines' times.
-pub const REANCHOR: std::time::Duration = std::time::Duration::from_secs(10);
+/// The writer flushes once no record came for this long (so a quiet log is on disk).
+pub const FLUSH_AFTER: Duration = Duration::from_millis(100);
+
+/// Size of the writer's buffer.
+const BUFFER: usize = 64 * 1024;
 
 /// The process's access log: cheap to clone, shared by every connection.
 #[derive(Clone, Debug)]
 pub struct AccessLog {
-    tx: mpsc::Sender<String>,
+    tx: SyncSender<Box<Record>>,
     dropped: Arc<AtomicU64>,
-    anchor: Arc<ArcSwap<Anchor>>,
 }
 
-/// A wall-clock reading and the instant it was taken at.
-#[derive(Debug)]
-struct Anchor {
-    wall: SystemTime,
-    at: Instant,
-}
-
-/// The task that writes the lines out, in the order they were handed over.
+/// Formats and writes the lines, in the order their records were handed over; run it on a
+/// thread of its own ([`Writer::run`] blocks).
 pub struct Writer {
-    rx: mpsc::Receiver<String>,
-    out: Pin<Box<dyn AsyncWrite + Send>>,
+    rx: Receiver<Box<Record>>,
+    out: std::io::BufWriter<Box<dyn Write + Send>>,
     dropped: Arc<AtomicU64>,
-    anchor: Arc<ArcSwap<Anchor>>,
 }
 
-/// One request's line in the making; written when dropped.
+/// One request's line in the making; handed to the writer when dropped.
 #[derive(Debug)]
 pub(crate) struct Entry {
     log: AccessLog,
-    time: SystemTime,
+    record: Option<Box<Record>>,
+}
+
+/// What a line says about its request.
+#[derive(Debug)]
+pub(crate) struct Record {
     arrived: Instant,
+    /// Arrival to the end of the response (set when the entry is dropped).
+    duration: Duration,
     method: Method,
     host: Option<HeaderValue>,
     path: Option<http::uri::PathAndQuery>,
@@ -90,18 +90,18 @@ pub(crate) struct BytesIn(Arc<AtomicU64>);
 // === impl AccessLog ===
 
 impl AccessLog {
-    /// A log writing to `out` through a channel of [`QUEUE`] lines.
-    pub fn new(out: impl AsyncWrite + Send + 'static) -> (Self, Writer) {
+    /// A log writing to `out` through a channel of [`QUEUE`] records.
+    pub fn new(out: impl Write + Send + 'static) -> (Self, Writer) {
         Self::with_capacity(out, QUEUE)
     }
 
-    /// A log writing to `out` through a channel of `capacity` lines.
-    pub fn with_capacity(out: impl AsyncWrite + Send + 'static, capacity: usize) -> (Self, Writer) {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+    /// A log writing to `out` through a channel of `capacity` records.
+    pub fn with_capacity(out: impl Write + Send + 'static, capacity: usize) -> (Self, Writer) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(capacity.max(1));
         let dropped = Arc::new(AtomicU64::new(0));
-        let anchor = Arc::new(ArcSwap::from_pointee(Anchor::now()));
-        let writer = Writer { rx, out: Box::pin(out), dropped: dropped.clone(), anchor: anchor.clone() };
-        (Self { tx, dropped, anchor }, writer)
+        let out: Box<dyn Write + Send> = Box::new(out);
+        let writer = Writer { rx, out: std::io::BufWriter::with_capacity(BUFFER, out), dropped: dropped.clone() };
+        (Self { tx, dropped }, writer)
     }
 
     /// Lines dropped so far: the channel was full, or writing failed.
@@ -110,20 +110,16 @@ impl AccessLog {
     }
 
     /// The entry of a request just arrived; its body's byte counter goes into its extensions.
-    pub(crate) fn begin<B>(&self, req: &mut Request<B>) -> Box<Entry> {
+    pub(crate) fn begin<B>(&self, req: &mut Request<B>) -> Entry {
         let bytes_in = BytesIn::default();
         req.extensions_mut().insert(bytes_in.clone());
         let host = match req.uri().authority() {
             Some(a) => HeaderValue::from_str(a.as_str()).ok(),
             None => req.headers().get(http::header::HOST).cloned(),
         };
-        let arrived = Instant::now();
-        let anchor = self.anchor.load();
-        let time = anchor.wall + arrived.saturating_duration_since(anchor.at);
-        Box::new(Entry {
-            log: self.clone(),
-            time,
-            arrived,
+        let record = Box::new(Record {
+            arrived: Instant::now(),
+            duration: Duration::ZERO,
             method: req.method().clone(),
             host,
             path: req.uri().path_and_query().cloned(),
@@ -135,11 +131,12 @@ impl AccessLog {
             reason: None,
             bytes_in,
             bytes_out: 0,
-        })
+        });
+        Entry { log: self.clone(), record: Some(record) }
     }
 
-    fn send(&self, line: String) {
-        if self.tx.try_send(line).is_err() {
+    fn send(&self, record: Box<Record>) {
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.tx.try_send(record) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -148,34 +145,26 @@ impl AccessLog {
 // === impl Writer ===
 
 impl Writer {
-    /// Writes lines until every [`AccessLog`] is gone or `stop` is cancelled; then writes what
-    /// is queued and flushes. Flushes whenever the queue runs empty, so a quiet log is on disk.
-    pub async fn run(mut self, stop: CancellationToken) {
+    /// Writes lines until every [`AccessLog`] is gone or `stop` is cancelled (checked at least
+    /// every [`FLUSH_AFTER`]); then writes what is queued and flushes. Blocks: run it on a
+    /// thread of its own.
+    pub fn run(mut self, stop: &CancellationToken) {
         let mut failed = false;
-        loop {
-            let line = tokio::select! {
-                line = self.rx.recv() => line,
-                () = stop.cancelled() => None,
-            };
-            let Some(line) = line else { break };
-            self.write(line, &mut failed).await;
-            while let Ok(line) = self.rx.try_recv() {
-                self.write(line, &mut failed).await;
-            }
-            self.flush(&mut failed).await;
-            if self.anchor.load().at.elapsed() >= REANCHOR {
-                self.anchor.store(Arc::new(Anchor::now()));
+        while !stop.is_cancelled() {
+            match self.rx.recv_timeout(FLUSH_AFTER) {
+                Ok(record) => self.write(&record, &mut failed),
+                Err(RecvTimeoutError::Timeout) => self.flush(&mut failed),
+                Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        self.rx.close();
-        while let Ok(line) = self.rx.try_recv() {
-            self.write(line, &mut failed).await;
+        while let Ok(record) = self.rx.try_recv() {
+            self.write(&record, &mut failed);
         }
-        self.flush(&mut failed).await;
+        self.flush(&mut failed);
     }
 
-    async fn write(&mut self, line: String, failed: &mut bool) {
-        if let Err(e) = self.out.write_all(line.as_bytes()).await {
+    fn write(&mut self, record: &Record, failed: &mut bool) {
+        if let Err(e) = line::write(&mut self.out, record) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             if !std::mem::replace(failed, true) {
                 tracing::warn!(error = %e, "the access log cannot be written; its lines are dropped and counted");
@@ -183,8 +172,8 @@ impl Writer {
         }
     }
 
-    async fn flush(&mut self, failed: &mut bool) {
-        if let Err(e) = self.out.flush().await
+    fn flush(&mut self, failed: &mut bool) {
+        if let Err(e) = self.out.flush()
             && !std::mem::replace(failed, true)
         {
             tracing::warn!(error = %e, "the access log cannot be written; its lines are dropped and counted");
@@ -192,57 +181,61 @@ impl Writer {
     }
 }
 
-// === impl Anchor ===
-
-impl Anchor {
-    // The writer's task (or the log's creation), never a request.
-    #[allow(clippy::disallowed_methods)]
-    fn now() -> Self {
-        Self { wall: SystemTime::now(), at: Instant::now() }
-    }
-}
-
 // === impl Entry ===
 
 impl Entry {
+    fn record(&mut self) -> Option<&mut Record> {
+        self.record.as_deref_mut()
+    }
+
     /// The request was routed to `backend` (and `instance`, once it has one), and is (or will
     /// be) forwarded with `sent`.
     pub(crate) fn routed(&mut self, backend: &Arc<Backend>, instance: Option<SocketAddr>, sent: &HeaderMap) {
-        self.backend = Some(backend.clone());
-        self.instance = instance;
-        self.trace = line::trace_id(sent);
+        if let Some(r) = self.record() {
+            r.backend = Some(backend.clone());
+            r.instance = instance;
+            r.trace = line::trace_id(sent);
+        }
     }
 
     /// The response head: its status, and the router's reason when the router made it.
     pub(crate) fn responded(&mut self, res: &Response<RouterBody>) {
-        self.status = Some(res.status().as_u16());
-        self.reason = res.extensions().get::<Arc<ProxyError>>().map(|e| e.to_string());
+        if let Some(r) = self.record() {
+            r.status = Some(res.status().as_u16());
+            r.reason = res.extensions().get::<Arc<ProxyError>>().map(|e| e.to_string());
+        }
     }
 
     /// `n` body bytes went to the client.
     pub(crate) fn sent(&mut self, n: usize) {
-        self.bytes_out += n as u64;
+        if let Some(r) = self.record() {
+            r.bytes_out += n as u64;
+        }
     }
 
     /// The response ended; `instance` served it (if one did), `problem` says why it ended
     /// early (if it did).
     pub(crate) fn ended(&mut self, instance: Option<SocketAddr>, problem: Option<String>) {
-        if instance.is_some() {
-            self.instance = instance;
-        }
-        if problem.is_some() {
-            self.reason = problem;
+        if let Some(r) = self.record() {
+            if instance.is_some() {
+                r.instance = instance;
+            }
+            if problem.is_some() {
+                r.reason = problem;
+            }
         }
     }
 }
 
 impl Drop for Entry {
     fn drop(&mut self) {
-        if self.status.is_none() && self.reason.is_none() {
-            self.reason = Some("the client went away before the response".into());
+        if let Some(mut record) = self.record.take() {
+            record.duration = record.arrived.elapsed();
+            if record.status.is_none() && record.reason.is_none() {
+                record.reason = Some("the client went away before the response".into());
+            }
+            self.log.send(record);
         }
-        let line = line::format(self);
-        self.log.send(line);
     }
 }
 

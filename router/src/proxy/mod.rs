@@ -354,7 +354,7 @@ impl hyper::service::Service<Request<Incoming>> for RouterService {
 
 /// The response as sent: it keeps the request's claim on the connection (`activity`) and
 /// its access-log line until its body is done.
-fn finish(res: Response<RouterBody>, activity: ActivityGuard, log: Option<Box<Entry>>) -> Response<RouterBody> {
+fn finish(res: Response<RouterBody>, activity: ActivityGuard, log: Option<Entry>) -> Response<RouterBody> {
     let log = log.map(|mut log| {
         log.responded(&res);
         log
