@@ -5,8 +5,8 @@
 //! Off the request path: each request carries an [`Entry`] (only while the log is on), filled
 //! in as the request is routed and answered. When it is dropped, its record (already boxed) is
 //! handed with `try_send` to a bounded channel ([`QUEUE`] records); one [`Writer`], on a thread
-//! of its own, formats the lines and writes them through a 64 KB buffer, flushed when full and
-//! whenever no record came for [`FLUSH_AFTER`]. A full channel drops the record and counts it
+//! of its own, takes what is queued every [`TICK`], formats the lines and writes them through a
+//! 64 KB buffer, flushed after each batch. A full channel drops the record and counts it
 //! (`sluice_access_log_dropped_total`, [`AccessLog::dropped`]): a request never waits for the
 //! disk, and formatting costs it nothing. The wall clock is read by the writer, not per
 //! request: a line's time is its arrival on the monotonic clock, placed against the writer's
@@ -18,7 +18,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Version};
@@ -34,8 +34,9 @@ pub mod line;
 /// Records waiting for the writer at most; more are dropped and counted.
 pub const QUEUE: usize = 65_536;
 
-/// The writer flushes once no record came for this long (so a quiet log is on disk).
-pub const FLUSH_AFTER: Duration = Duration::from_millis(100);
+/// How often the writer takes what is queued, writes it and flushes (so a line is on disk
+/// within about this long of its response's end).
+pub const TICK: Duration = Duration::from_millis(10);
 
 /// Size of the writer's buffer.
 const BUFFER: usize = 64 * 1024;
@@ -145,17 +146,35 @@ impl AccessLog {
 // === impl Writer ===
 
 impl Writer {
-    /// Writes lines until every [`AccessLog`] is gone or `stop` is cancelled (checked at least
-    /// every [`FLUSH_AFTER`]); then writes what is queued and flushes. Blocks: run it on a
+    /// Writes lines until every [`AccessLog`] is gone or `stop` is cancelled (checked every
+    /// [`TICK`]); then writes what is queued and flushes. Blocks: run it on a
     /// thread of its own.
     pub fn run(mut self, stop: &CancellationToken) {
         let mut failed = false;
-        while !stop.is_cancelled() {
-            match self.rx.recv_timeout(FLUSH_AFTER) {
-                Ok(record) => self.write(&record, &mut failed),
-                Err(RecvTimeoutError::Timeout) => self.flush(&mut failed),
-                Err(RecvTimeoutError::Disconnected) => break,
+        loop {
+            // Polled, not woken per record: a blocking receive would make every request's send
+            // wake this thread (a syscall and a context switch per line).
+            let mut wrote = false;
+            loop {
+                match self.rx.try_recv() {
+                    Ok(record) => {
+                        self.write(&record, &mut failed);
+                        wrote = true;
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        self.flush(&mut failed);
+                        return;
+                    }
+                }
             }
+            if wrote {
+                self.flush(&mut failed);
+            }
+            if stop.is_cancelled() {
+                break;
+            }
+            std::thread::sleep(TICK);
         }
         while let Ok(record) = self.rx.try_recv() {
             self.write(&record, &mut failed);
