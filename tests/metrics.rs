@@ -2,14 +2,17 @@
 //! mix of answers (the app's 200s and 404s, the router's 504 for a slow head, 503s from a full
 //! queue, 504s from a wait past the timeout, a 502 from an instance that died mid-request)
 //! every counter moved by exactly what the client saw, the histograms counted every request,
-//! the gauges showed the held request and the queue, and the exposition parses both with the
+//! the gauges showed the held request and the queue, the body byte counters moved by the bytes
+//! the instance exchanged with the client, and the exposition parses both with the
 //! project's strict reader and with `prometheus-parse` from crates.io.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use http::Method;
 use prometheus_parse::{Scrape, Value};
 use sluice_router::metrics::text;
+use sluice_test_support::http::Client;
 use sluice_test_support::traffic::{InFlight, Traffic};
 use sluice_test_support::{Sluice, SluiceOptions, apply, until};
 
@@ -49,6 +52,8 @@ struct Figures {
     queue_wait: (f64, f64),
     concurrency: f64,
     queue_depth: f64,
+    /// `revision_request_bytes_count`, `revision_response_bytes_count`.
+    bytes: (f64, f64),
 }
 
 async fn scrape(s: &Sluice) -> Figures {
@@ -84,6 +89,8 @@ async fn scrape(s: &Sluice) -> Figures {
             ("revision_queue_wait_latencies_count", Value::Untyped(n)) => f.queue_wait.1 = *n,
             ("revision_request_concurrency", Value::Gauge(n)) => f.concurrency = *n,
             ("revision_queue_depth", Value::Gauge(n)) => f.queue_depth = *n,
+            ("revision_request_bytes_count", Value::Counter(n)) => f.bytes.0 = *n,
+            ("revision_response_bytes_count", Value::Counter(n)) => f.bytes.1 = *n,
             ("revision_request_latencies_sum" | "revision_queue_wait_latencies_sum", Value::Untyped(n)) => {
                 assert!(*n >= 0.0, "{sample:?}");
             }
@@ -126,16 +133,27 @@ async fn every_data_plane_figure_equals_what_was_sent() {
 
     let mut sent: BTreeMap<String, u64> = BTreeMap::new();
     let mut count = |code: u16| *sent.entry(code.to_string()).or_default() += 1;
+    // Body bytes the instance exchanged with the client: (request, response). The router's own
+    // error bodies are not the revision's.
+    let mut bytes = (0, 0);
     for _ in 0..5 {
-        let (code, _) = traffic.get(HOST, "/").await.expect("get");
+        let (code, body) = traffic.get(HOST, "/").await.expect("get");
         assert_eq!(code, 200);
         count(code);
+        bytes.1 += body.len();
     }
     for _ in 0..3 {
-        let (code, _) = traffic.get(HOST, "/status/404").await.expect("get");
+        let (code, body) = traffic.get(HOST, "/status/404").await.expect("get");
         assert_eq!(code, 404);
         count(code);
+        bytes.1 += body.len();
     }
+    let upload = "x".repeat(70_000);
+    let url = format!("http://{router}/echo");
+    let echoed = Client::new().send(Method::POST, &url, &[("host", HOST)], upload.clone()).await.expect("post");
+    assert_eq!((echoed.status.as_u16(), echoed.body.len()), (200, upload.len()));
+    count(200);
+    bytes = (bytes.0 + upload.len(), bytes.1 + upload.len());
     // No response head within responseStartTimeoutSeconds: the router's own 504.
     let (code, _) = traffic.get(HOST, "/sleep?ms=4000").await.expect("get");
     assert_eq!(code, 504);
@@ -169,6 +187,7 @@ async fn every_data_plane_figure_equals_what_was_sent() {
         count(code);
     }
     assert_eq!(held.finish("done").await.expect("finish"), "held;done");
+    bytes = (bytes.0 + 9, bytes.1 + 9);
 
     // The instance dies with the request on it: the router's 502.
     let (code, _) = traffic.get(HOST, "/crash?code=3").await.expect("get");
@@ -201,7 +220,118 @@ async fn every_data_plane_figure_equals_what_was_sent() {
     assert_eq!(after.errors.len(), 5, "every reason exposed: {:?}", after.errors);
     assert_eq!(after.latency.0, after.latency.1, "+Inf bucket equals _count");
     assert_eq!((after.latency.1 - before.latency.1) as u64, total, "one latency per response");
+    let moved_bytes = ((after.bytes.0 - before.bytes.0) as usize, (after.bytes.1 - before.bytes.1) as usize);
+    assert_eq!(moved_bytes, bytes, "revision_request_bytes_count, revision_response_bytes_count");
     assert_eq!(after.queue_wait.0, after.queue_wait.1);
     let waited = (after.queue_wait.1 - before.queue_wait.1) as u64;
     assert!((2..=total - 3).contains(&waited), "the two that timed out waited, the refused did not: {waited}");
+}
+
+/// One revision reached three ways besides the default split: a named rule, an unnamed one,
+/// and its tag.
+const PICKS: &str = "apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: picks
+spec:
+  template:
+    metadata:
+      name: picks-one
+    spec:
+      containers:
+        - image: ghcr.io/knative/helloworld-go:latest
+  traffic:
+    - revisionName: picks-one
+      percent: 100
+      tag: canary
+  rules:
+    - name: beta
+      match:
+        path:
+          prefix: /beta
+      traffic:
+        - revisionName: picks-one
+          percent: 100
+    - match:
+        headers:
+          - name: x-api
+            present: true
+      traffic:
+        - tag: canary
+          percent: 100
+";
+
+/// Requests of one kind: host, path, extra headers, how many.
+type Picks = (&'static str, &'static str, &'static [(&'static str, &'static str)], u32);
+
+/// The route families of route `picks`, by metric and their labels besides the namespace and
+/// route (checked), from `prometheus-parse`, each with its exact label set checked.
+async fn route_figures(s: &Sluice) -> BTreeMap<(String, String), f64> {
+    let url = format!("http://{}/metrics", s.metrics.as_deref().expect("metrics address"));
+    let body = s.client().get(&url, &[]).await.expect("GET /metrics").text();
+    text::parse(&body).unwrap_or_else(|e| panic!("/metrics does not parse strictly: {e}\n{body}"));
+    let scrape = Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("prometheus-parse reads it");
+    let mut figures = BTreeMap::new();
+    for sample in scrape.samples.iter().filter(|x| x.labels.get("route_name") == Some("picks")) {
+        assert_eq!(sample.labels.get("namespace_name"), Some("default"), "{sample:?}");
+        let (value, label) = match (sample.metric.as_str(), &sample.value) {
+            ("route_rule_request_count", Value::Counter(n)) => (*n, "rule"),
+            ("route_tag_request_count", Value::Counter(n)) => (*n, "tag"),
+            ("route_traffic_percent", Value::Gauge(n)) => (*n, ""),
+            other => panic!("unexpected sample for the route: {other:?}"),
+        };
+        let mut labels: Vec<&str> = ["namespace_name", "route_name", "revision_name"].to_vec();
+        let mut key = sample.labels.get("revision_name").expect("revision_name").to_string();
+        if !label.is_empty() {
+            labels.push(label);
+            key = format!("{}/{key}", sample.labels.get(label).expect("rule or tag"));
+        }
+        let mut have: Vec<&str> = sample.labels.keys().map(String::as_str).collect();
+        have.sort_unstable();
+        labels.sort_unstable();
+        assert_eq!(have, labels, "exactly these labels: {sample:?}");
+        figures.insert((sample.metric.clone(), key), value);
+    }
+    figures
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_and_tag_counts_and_the_traffic_percent_equal_what_was_sent() {
+    let s = Sluice::start(BIN).expect("start sluice");
+    let router = s.http.clone().expect("router");
+    let traffic = Traffic::new(&router);
+    apply(BIN, &s, PICKS).expect("apply");
+    let hello = |b: &str| b == "Hello World!\n";
+    traffic.wait_for("picks.default.localhost", WAIT, hello).await.expect("serves");
+    traffic.wait_for("canary-picks.default.localhost", WAIT, hello).await.expect("the tag host serves");
+    let before = route_figures(&s).await;
+
+    let sends: [Picks; 4] = [
+        ("picks.default.localhost", "/beta/x", &[], 3),
+        ("picks.default.localhost", "/", &[("x-api", "1")], 2),
+        ("canary-picks.default.localhost", "/", &[], 4),
+        ("picks.default.localhost", "/", &[], 5),
+    ];
+    let client = Client::new();
+    for (host, path, headers, n) in sends {
+        for _ in 0..n {
+            let mut all = vec![("host", host)];
+            all.extend_from_slice(headers);
+            let res = client.get(&format!("http://{router}{path}"), &all).await.expect("get");
+            assert_eq!(res.status.as_u16(), 200, "{host}{path}");
+        }
+    }
+
+    let after = route_figures(&s).await;
+    let moved: BTreeMap<(String, String), f64> =
+        after.iter().map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0))).collect();
+    let key = |m: &str, k: &str| (m.to_string(), k.to_string());
+    let want = BTreeMap::from([
+        (key("route_rule_request_count", "beta/picks-one"), 3.0),
+        (key("route_rule_request_count", "rules[1]/picks-one"), 2.0),
+        (key("route_tag_request_count", "canary/picks-one"), 4.0),
+        (key("route_traffic_percent", "picks-one"), 0.0),
+    ]);
+    assert_eq!(moved, want, "the default split's five counted for no rule or tag");
+    assert_eq!(after.get(&key("route_traffic_percent", "picks-one")), Some(&100.0));
 }

@@ -11,6 +11,12 @@
 //!   so a request refused at connect can be sent to another instance. On an HTTP/1 client
 //!   connection it also records in a [`BodyEnd`] whether the client's body has been read to its
 //!   end, which decides whether an early answer must close the connection.
+//!
+//! Both count the body bytes that pass through them for the revision the request went to
+//! (`revision_request_bytes_count`, `revision_response_bytes_count`): one relaxed atomic add
+//! per data frame on the revision's already-resolved counters. Only body bytes count, never
+//! headers or trailers, and a body cut short counts what passed before the cut. The router's
+//! own error bodies are not the revision's and are not counted.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -24,8 +30,9 @@ use hyper::body::Incoming;
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
+use crate::access_log::{BytesIn, Entry};
 use crate::activity::ActivityGuard;
-use crate::endpoints::InstanceGuard;
+use crate::endpoints::{InstanceGuard, RevisionEndpoints};
 
 /// The body of every response the router sends.
 #[derive(Debug)]
@@ -33,6 +40,8 @@ pub struct RouterBody {
     kind: Kind,
     /// Keeps the request counted on its client connection until the response is done.
     activity: Option<ActivityGuard>,
+    /// The request's access-log line, written when the response ends (only with the log on).
+    log: Option<Entry>,
 }
 
 #[derive(Debug)]
@@ -77,6 +86,10 @@ pub(crate) struct UpstreamBody {
     reclaim: Option<oneshot::Sender<Incoming>>,
     /// Where an HTTP/1 client connection learns that its current request body has ended.
     end: Option<Arc<BodyEnd>>,
+    /// The revision whose request bytes this body counts.
+    revision: Arc<RevisionEndpoints>,
+    /// The request's own count, for the access log (only with the log on).
+    bytes_in: Option<BytesIn>,
 }
 
 /// Whether the current request body of an HTTP/1 client connection has been read to its end.
@@ -90,7 +103,7 @@ pub(crate) struct BodyEnd(AtomicBool);
 impl RouterBody {
     /// An instance's response body, holding `guard` until the body ends or is dropped.
     pub(crate) fn upstream(body: Incoming, guard: InstanceGuard, limits: BodyLimits) -> Self {
-        Self { kind: Kind::Upstream { body, guard: Some(guard), limits }, activity: None }
+        Self { kind: Kind::Upstream { body, guard: Some(guard), limits }, activity: None, log: None }
     }
 
     /// The same body, keeping `activity` (its request's claim on the client connection) until
@@ -102,7 +115,22 @@ impl RouterBody {
 
     /// A complete body of `text`.
     pub(crate) fn reason(text: Bytes) -> Self {
-        Self { kind: Kind::Reason(Some(text)), activity: None }
+        Self { kind: Kind::Reason(Some(text)), activity: None, log: None }
+    }
+
+    /// The same body, writing `log` (the request's access-log line) when it ends or is
+    /// dropped.
+    pub(crate) fn logged(mut self, log: Option<Entry>) -> Self {
+        self.log = log;
+        self
+    }
+
+    /// The instance this body comes from, while it holds the instance.
+    fn instance(&self) -> Option<std::net::SocketAddr> {
+        match &self.kind {
+            Kind::Upstream { guard: Some(guard), .. } => Some(guard.instance().addr),
+            _ => None,
+        }
     }
 }
 
@@ -111,7 +139,8 @@ impl Body for RouterBody {
     type Error = BodyError;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        match &mut self.kind {
+        let this = &mut *self;
+        match &mut this.kind {
             Kind::Upstream { body, guard, limits } => {
                 let polled = match Pin::new(body).poll_frame(cx) {
                     Poll::Pending => match limits.poll_expired(cx) {
@@ -120,20 +149,41 @@ impl Body for RouterBody {
                     },
                     Poll::Ready(Some(Ok(frame))) => {
                         limits.touch();
+                        if let (Some(guard), Some(data)) = (guard.as_ref(), frame.data_ref()) {
+                            guard.revision().responses().add_response_bytes(data.len());
+                            if let Some(log) = &mut this.log {
+                                log.sent(data.len());
+                            }
+                        }
                         return Poll::Ready(Some(Ok(frame)));
                     }
                     Poll::Ready(other) => Poll::Ready(other.map(|r| r.map_err(BodyError::from))),
                 };
                 // The exchange is over: release the instance now rather than when hyper gets
                 // round to dropping the body.
+                if let Some(mut log) = this.log.take() {
+                    let problem = match &polled {
+                        Poll::Ready(Some(Err(e))) => Some(format!("response body cut: {e}")),
+                        _ => None,
+                    };
+                    log.ended(guard.as_ref().map(|g| g.instance().addr), problem);
+                }
                 guard.take();
-                self.activity.take();
+                this.activity.take();
                 polled
             }
             Kind::Reason(text) => {
                 let frame = text.take();
-                if frame.is_none() {
-                    self.activity.take();
+                match &frame {
+                    Some(t) => {
+                        if let Some(log) = &mut this.log {
+                            log.sent(t.len());
+                        }
+                    }
+                    None => {
+                        this.log.take();
+                        this.activity.take();
+                    }
                 }
                 Poll::Ready(frame.map(|t| Ok(Frame::data(t))))
             }
@@ -151,6 +201,18 @@ impl Body for RouterBody {
         match &self.kind {
             Kind::Upstream { body, .. } => body.size_hint(),
             Kind::Reason(text) => SizeHint::with_exact(text.as_ref().map_or(0, |t| t.len() as u64)),
+        }
+    }
+}
+
+impl Drop for RouterBody {
+    fn drop(&mut self) {
+        // hyper drops a body it has read to its end without asking for the end; one dropped
+        // before then was abandoned (the client went away).
+        if let Some(mut log) = self.log.take() {
+            let abandoned = matches!(self.kind, Kind::Upstream { .. }) && !self.is_end_stream();
+            let problem = abandoned.then(|| "the client went away before the response ended".to_string());
+            log.ended(self.instance(), problem);
         }
     }
 }
@@ -189,21 +251,24 @@ impl BodyLimits {
 // === impl UpstreamBody ===
 
 impl UpstreamBody {
-    /// `body` as sent upstream, recording its end in `end` (if given); with `reclaimable`, also
-    /// the receiver that gets it back if the upstream client drops it unread.
+    /// `body` as sent upstream to an instance of `revision` (which counts its bytes, as does
+    /// `bytes_in` for the access log), recording its end in `end` (if given); with `reclaimable`, also the receiver that gets
+    /// it back if the upstream client drops it unread.
     pub(crate) fn new(
         body: Incoming,
         reclaimable: bool,
         end: Option<Arc<BodyEnd>>,
+        revision: Arc<RevisionEndpoints>,
+        bytes_in: Option<BytesIn>,
     ) -> (Self, Option<oneshot::Receiver<Incoming>>) {
         if let Some(end) = &end {
             end.set(body.is_end_stream());
         }
         if !reclaimable {
-            return (Self { body: Some(body), reclaim: None, end }, None);
+            return (Self { body: Some(body), reclaim: None, end, revision, bytes_in }, None);
         }
         let (tx, rx) = oneshot::channel();
-        (Self { body: Some(body), reclaim: Some(tx), end }, Some(rx))
+        (Self { body: Some(body), reclaim: Some(tx), end, revision, bytes_in }, Some(rx))
     }
 }
 
@@ -213,17 +278,26 @@ impl Body for UpstreamBody {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         // Once a frame may have gone upstream, the body can no longer be replayed.
-        self.reclaim = None;
-        let Some(body) = &mut self.body else {
+        let this = &mut *self;
+        this.reclaim = None;
+        let Some(body) = &mut this.body else {
             return Poll::Ready(None);
         };
         let polled = Pin::new(&mut *body).poll_frame(cx);
         let ended = match &polled {
             Poll::Ready(None) => true,
-            Poll::Ready(Some(Ok(_))) => body.is_end_stream(),
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.revision.responses().add_request_bytes(data.len());
+                    if let Some(bytes_in) = &this.bytes_in {
+                        bytes_in.add(data.len());
+                    }
+                }
+                body.is_end_stream()
+            }
             _ => false,
         };
-        if ended && let Some(end) = &self.end {
+        if ended && let Some(end) = &this.end {
             end.set(true);
         }
         polled

@@ -13,6 +13,7 @@
 //! Modules depend one way: `proxy` → `table` → `endpoints`/`reason`; `error` → `body`/`reason`;
 //! nothing below `proxy` knows about it.
 
+pub mod access_log;
 pub mod activity;
 pub mod body;
 pub mod config;

@@ -46,10 +46,11 @@ impl Workers {
     }
 
     /// `threads` worker threads (at least one), named `sluice-router-N`, each with a
-    /// `current_thread` runtime and `router`'s table and configuration over pools of its own.
+    /// `current_thread` runtime and `router`'s table and configuration over pools of its own
+    /// (`router` itself is dropped: only the workers' copies remain).
     /// They run until the returned value is dropped; drop it only after the listeners using it
     /// have returned (their connections have ended by then).
-    pub fn start(router: &Router, threads: usize) -> io::Result<Arc<Self>> {
+    pub fn start(router: Router, threads: usize) -> io::Result<Arc<Self>> {
         let mut workers = Vec::with_capacity(threads.max(1));
         for n in 0..threads.max(1) {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -116,7 +117,7 @@ mod tests {
 
     #[test]
     fn connections_go_round_robin_to_threads_of_their_own_which_end_on_drop() {
-        let workers = Workers::start(&router(), 3).expect("workers start");
+        let workers = Workers::start(router(), 3).expect("workers start");
         assert_eq!(workers.len(), 3);
         let names: Vec<String> = (0..6)
             .map(|_| {
@@ -153,7 +154,7 @@ mod tests {
 
     #[test]
     fn zero_threads_still_means_one() {
-        let workers = Workers::start(&router(), 0).expect("workers start");
+        let workers = Workers::start(router(), 0).expect("workers start");
         assert_eq!(workers.len(), 1);
     }
 }

@@ -233,6 +233,10 @@ pub struct ServeArgs {
     /// warning says so). An address given here that cannot be bound stops serve.
     #[arg(long, value_name = "ADDR|off")]
     pub metrics: Option<serve::metrics::MetricsSetting>,
+    /// Write an access log: one JSON line per request to FILE (appended to, created if need
+    /// be), or to stdout with `-`. Off by default.
+    #[arg(long, value_name = "FILE|-")]
+    pub access_log: Option<PathBuf>,
     /// How serve logs to stderr: `text` for people, `json` for machines (one JSON object per
     /// line with `timestamp`, `level`, `target`, `fields.message` and the event's fields; no
     /// startup banner).

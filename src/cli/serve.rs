@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ServeArgs;
 
+pub mod access_log;
 pub mod metrics;
 
 /// The file in the state directory naming the addresses `serve` bound (read by the CLI).
@@ -112,6 +113,12 @@ where
         None => None,
     };
     let metrics_listener = metrics::bind(args.metrics).await?;
+    let access_log_stop = CancellationToken::new();
+    let access_log = match &args.access_log {
+        Some(dest) => Some(access_log::start(dest, access_log_stop.clone())?),
+        None => None,
+    };
+    let log_handle = access_log.as_ref().map(|a| a.log.clone());
     let api_addr = api_listener.local_addr()?;
     let identity = tls_identity(&args, &state_dir, api_addr.ip())?;
     let beyond_loopback = !api_addr.ip().to_canonical().is_loopback();
@@ -195,7 +202,9 @@ where
     let metrics_stop = CancellationToken::new();
     let metrics_task = metrics_listener.map(|l| {
         let facade = metrics::install_recorder();
-        tokio::spawn(metrics::serve(l, endpoints.clone(), facade, readiness.clone(), metrics_stop.clone()))
+        let sources =
+            metrics::Sources { endpoints: endpoints.clone(), table: table.clone(), access_log: log_handle.clone() };
+        tokio::spawn(metrics::serve(l, sources, facade, readiness.clone(), metrics_stop.clone()))
     });
     let ctx = Arc::new(Ctx {
         client: client.clone(),
@@ -215,15 +224,18 @@ where
     };
     let https_listener =
         running.https_addr.map(|addr| HttpsListener { port: addr.port(), domain: args.domain.clone() });
-    let router =
-        Router::new(table, RouterConfig { https: https_listener, header_read_timeout, ..RouterConfig::default() });
+    let router = Router::with_access_log(
+        table,
+        RouterConfig { https: https_listener, header_read_timeout, ..RouterConfig::default() },
+        log_handle,
+    );
     let threads = args
         .router_threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get));
     let workers = if threads == 0 {
         Workers::current(router)
     } else {
-        Workers::start(&router, threads).context("starting the router's worker threads")?
+        Workers::start(router, threads).context("starting the router's worker threads")?
     };
     let https_task = https.map(|h| {
         tracing::info!(ca = %h.ca_cert.display(), "HTTPS certificates not given per host are issued by the local CA");
@@ -251,6 +263,15 @@ where
     }
     // Every connection has ended: the worker threads stop (joined off the async threads).
     tokio::task::spawn_blocking(move || drop(workers)).await.context("router workers")?;
+    // Every request has been answered: the access log's last lines are queued.
+    access_log_stop.cancel();
+    if let Some(a) = access_log {
+        drop(a.log);
+        let joined = tokio::task::spawn_blocking(move || a.thread.join()).await.context("access log writer")?;
+        if joined.is_err() {
+            tracing::error!("the access log's writer panicked");
+        }
+    }
     runtime.shutdown(DRAIN).await;
     controllers_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), controllers).await;

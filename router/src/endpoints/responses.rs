@@ -1,6 +1,6 @@
 //! What the router measured on behalf of one revision: responses by exact status code,
 //! their latency, time spent waiting at the revision's gate, the router's own errors by
-//! reason, and the names of the revision's owners for labelling them. Held by the revision's
+//! reason, body bytes each way, and the names of the revision's owners for labelling them. Held by the revision's
 //! [`RevisionEndpoints`](super::RevisionEndpoints), which a routing snapshot resolves once, so
 //! recording a response is a few relaxed atomic adds: no lookup, lock or allocation per request.
 
@@ -94,6 +94,10 @@ pub struct Responses {
     latency: Histogram,
     queue_wait: Histogram,
     failures: [AtomicU64; FAILURES.len()],
+    /// Body bytes read from clients and sent on to the revision's instances.
+    request_bytes: AtomicU64,
+    /// Body bytes of the instances' responses sent on to clients.
+    response_bytes: AtomicU64,
 }
 
 /// The Configuration and Service a revision belongs to (empty when unknown or none), as
@@ -120,6 +124,8 @@ impl Default for Responses {
             latency: Histogram::default(),
             queue_wait: Histogram::default(),
             failures: Default::default(),
+            request_bytes: AtomicU64::new(0),
+            response_bytes: AtomicU64::new(0),
         }
     }
 }
@@ -148,6 +154,26 @@ impl Responses {
     /// timed out).
     pub fn record_queue_wait(&self, waited: Duration) {
         self.queue_wait.record(waited);
+    }
+
+    /// Counts `n` body bytes read from a client for one of the revision's instances.
+    pub fn add_request_bytes(&self, n: usize) {
+        self.request_bytes.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Counts `n` body bytes of an instance's response sent on to the client.
+    pub fn add_response_bytes(&self, n: usize) {
+        self.response_bytes.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Request body bytes so far.
+    pub fn request_bytes(&self) -> u64 {
+        self.request_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Response body bytes so far.
+    pub fn response_bytes(&self) -> u64 {
+        self.response_bytes.load(Ordering::Relaxed)
     }
 
     /// Responses so far whose status is `class`xx (1 to 9); 0 for any other class.

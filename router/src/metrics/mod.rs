@@ -2,7 +2,11 @@
 //! (its queue-proxy's; labels `namespace_name`, `service_name`, `configuration_name`,
 //! `revision_name`): `revision_request_count` by `response_code` and `response_code_class`,
 //! `revision_request_latencies` (ms), `revision_request_concurrency`, `revision_queue_depth`,
-//! `revision_queue_wait_latencies` (ms) and `revision_proxy_errors_count` by `reason`.
+//! `revision_queue_wait_latencies` (ms), `revision_proxy_errors_count` by `reason`, and
+//! `revision_request_bytes_count` / `revision_response_bytes_count` (body bytes each way).
+//! Per route, from the routing table in force at the scrape: `route_rule_request_count` and
+//! `route_tag_request_count` (requests a rule or a tag picked, per revision) and
+//! `route_traffic_percent` (the default split as programmed).
 //!
 //! Rendered by hand in the text format ([`text`]) from the atomics the revisions' endpoints
 //! hold, at scrape time only; nothing here runs per request.
@@ -10,7 +14,9 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use crate::access_log::AccessLog;
 use crate::endpoints::{Endpoints, HistogramSnapshot, LATENCY_BUCKETS_MS, Owners, RevisionEndpoints};
+use crate::table::{Choice, ChoiceKind, RoutingTable};
 
 pub mod text;
 
@@ -26,6 +32,20 @@ pub const REVISION_QUEUE_DEPTH: &str = "revision_queue_depth";
 pub const REVISION_QUEUE_WAIT_LATENCIES: &str = "revision_queue_wait_latencies";
 /// The router's own 502/503/504 for a revision, by reason.
 pub const REVISION_PROXY_ERRORS_COUNT: &str = "revision_proxy_errors_count";
+/// Request body bytes read from clients for a revision's instances.
+pub const REVISION_REQUEST_BYTES_COUNT: &str = "revision_request_bytes_count";
+/// Response body bytes of a revision's instances sent on to clients.
+pub const REVISION_RESPONSE_BYTES_COUNT: &str = "revision_response_bytes_count";
+
+/// Requests a rule picked, per revision.
+pub const ROUTE_RULE_REQUEST_COUNT: &str = "route_rule_request_count";
+/// Requests a tag (tag host or `Knative-Serving-Tag`) picked, per revision.
+pub const ROUTE_TAG_REQUEST_COUNT: &str = "route_tag_request_count";
+/// Each revision's percent of a route's default split, as programmed.
+pub const ROUTE_TRAFFIC_PERCENT: &str = "route_traffic_percent";
+
+/// Access-log lines dropped (queue full or write failed).
+pub const SLUICE_ACCESS_LOG_DROPPED_TOTAL: &str = "sluice_access_log_dropped_total";
 
 /// A revision with its owners, read once per scrape.
 struct Row {
@@ -33,8 +53,71 @@ struct Row {
     owners: Arc<Owners>,
 }
 
-/// Appends every family the router exposes to `out`; revisions in name order.
-pub fn render(endpoints: &Endpoints, out: &mut String) {
+/// Appends every family the router exposes to `out`: the revisions' (in name order) from
+/// `endpoints`, the routes' from `table`.
+pub fn render(endpoints: &Endpoints, table: &RoutingTable, out: &mut String) {
+    render_revisions(endpoints, out);
+    render_routes(table, out);
+}
+
+/// The access log's family: lines dropped because its queue was full or writing failed.
+pub fn render_access_log(log: &AccessLog, out: &mut String) {
+    text::header(
+        out,
+        SLUICE_ACCESS_LOG_DROPPED_TOTAL,
+        "counter",
+        "Access-log lines dropped: the writer's queue was full, or writing failed.",
+    );
+    text::sample(out, SLUICE_ACCESS_LOG_DROPPED_TOTAL, &[], log.dropped());
+}
+
+/// The routes' families: rule and tag counters, then traffic percents.
+fn render_routes(table: &RoutingTable, out: &mut String) {
+    let mut choices: Vec<&Arc<Choice>> = table.choices().collect();
+    choices.sort_by(|a, b| {
+        (&a.namespace, &a.route, &a.name, &a.revision).cmp(&(&b.namespace, &b.route, &b.name, &b.revision))
+    });
+    for (kind, name, label, help) in [
+        (
+            ChoiceKind::Rule,
+            ROUTE_RULE_REQUEST_COUNT,
+            "rule",
+            "Requests a route's rule picked, per revision it sent them to.",
+        ),
+        (
+            ChoiceKind::Tag,
+            ROUTE_TAG_REQUEST_COUNT,
+            "tag",
+            "Requests a route's tag (its host or the Knative-Serving-Tag header) picked, per revision.",
+        ),
+    ] {
+        text::header(out, name, "counter", help);
+        for c in choices.iter().filter(|c| c.kind == kind) {
+            let l = [
+                ("namespace_name", &*c.namespace),
+                ("route_name", &*c.route),
+                (label, &*c.name),
+                ("revision_name", &*c.revision),
+            ];
+            text::sample(out, name, &l, c.count());
+        }
+    }
+    let mut percents: Vec<_> = table.traffic_percents().collect();
+    percents.sort_unstable();
+    text::header(
+        out,
+        ROUTE_TRAFFIC_PERCENT,
+        "gauge",
+        "A revision's percent of a route's default split, as programmed.",
+    );
+    for (namespace, route, revision, percent) in percents {
+        let l = [("namespace_name", namespace), ("route_name", route), ("revision_name", revision)];
+        text::sample(out, ROUTE_TRAFFIC_PERCENT, &l, u64::from(percent));
+    }
+}
+
+/// The revisions' families, in name order.
+fn render_revisions(endpoints: &Endpoints, out: &mut String) {
     let mut revisions = endpoints.all();
     revisions.sort_by(|a, b| (&a.key.namespace, &a.key.name).cmp(&(&b.key.namespace, &b.key.name)));
     let rows: Vec<Row> = revisions
@@ -66,6 +149,20 @@ pub fn render(endpoints: &Endpoints, out: &mut String) {
         |r| r.responses().queue_wait(),
     );
     revision_proxy_errors_count(&rows, out);
+    counter(
+        &rows,
+        out,
+        REVISION_REQUEST_BYTES_COUNT,
+        "Request body bytes read from clients and sent on to the revision's instances.",
+        |r| r.responses().request_bytes(),
+    );
+    counter(
+        &rows,
+        out,
+        REVISION_RESPONSE_BYTES_COUNT,
+        "Response body bytes of the revision's instances sent on to clients.",
+        |r| r.responses().response_bytes(),
+    );
 }
 
 /// Knative's four revision labels for `row`, then `extra`.
@@ -118,7 +215,23 @@ fn revision_proxy_errors_count(rows: &[Row], out: &mut String) {
 }
 
 fn gauge(rows: &[Row], out: &mut String, name: &str, help: &str, value: impl Fn(&RevisionEndpoints) -> u64) {
-    text::header(out, name, "gauge", help);
+    per_revision(rows, out, name, "gauge", help, value);
+}
+
+fn counter(rows: &[Row], out: &mut String, name: &str, help: &str, value: impl Fn(&RevisionEndpoints) -> u64) {
+    per_revision(rows, out, name, "counter", help, value);
+}
+
+/// One sample per revision, with the revision labels only.
+fn per_revision(
+    rows: &[Row],
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    value: impl Fn(&RevisionEndpoints) -> u64,
+) {
+    text::header(out, name, kind, help);
     for row in rows {
         text::sample(out, name, &labels(row, &[]), value(&row.rev));
     }

@@ -14,9 +14,12 @@ fn every_revision_exposes_its_families_with_knatives_labels() {
     }
     rev.responses().record_timed(StatusCode::BAD_GATEWAY, std::time::Duration::from_micros(10));
     rev.responses().record_failure(crate::endpoints::Failure::Unreachable);
+    rev.responses().add_request_bytes(11);
+    rev.responses().add_request_bytes(4);
+    rev.responses().add_response_bytes(1234);
     let _idle = endpoints.revision(&RevisionKey::new("other", "bare-00001"));
     let mut out = String::new();
-    render(&endpoints, &mut out);
+    render(&endpoints, &RoutingTable::default(), &mut out);
     assert!(out.contains("# TYPE revision_request_count counter\n"), "{out}");
     assert!(out.contains("revision_request_count{namespace_name=\"default\",service_name=\"hello\",configuration_name=\"hello\",revision_name=\"hello-00001\",response_code=\"200\",response_code_class=\"2xx\"} 7\n"), "{out}");
     let samples = text::parse(&out).expect("parses");
@@ -43,6 +46,10 @@ fn every_revision_exposes_its_families_with_knatives_labels() {
     );
     assert_eq!(hist(REVISION_PROXY_ERRORS_COUNT, &[("revision_name", "bare-00001")]), 0.0);
     assert_eq!(samples.iter().filter(|s| s.name == REVISION_PROXY_ERRORS_COUNT).count(), 10, "{out}");
+    assert!(out.contains("# TYPE revision_request_bytes_count counter\n"), "{out}");
+    assert_eq!(hist(REVISION_REQUEST_BYTES_COUNT, &hello), 15.0);
+    assert_eq!(hist(REVISION_RESPONSE_BYTES_COUNT, &hello), 1234.0);
+    assert_eq!(hist(REVISION_RESPONSE_BYTES_COUNT, &[("revision_name", "bare-00001")]), 0.0);
 }
 
 #[test]
@@ -72,4 +79,58 @@ fn malformed_lines_are_refused_with_their_line_number() {
         assert!(err.starts_with(want) || err.contains(want), "{bad:?}: {err}");
     }
     assert_eq!(text::parse("m 1 1700000000000\nn +Inf\n").expect("timestamps and +Inf").len(), 2);
+}
+
+#[test]
+fn route_families_come_from_the_table_in_force() {
+    use crate::table::{Protocol, RouteConfig, RuleConfig, TagConfig, Target};
+    let endpoints = Endpoints::new();
+    let target = |name: &str| Target {
+        revision: endpoints.revision(&RevisionKey::new("default", name)),
+        timeout: std::time::Duration::from_secs(30),
+        response_start: None,
+        idle: None,
+        protocol: Protocol::Http1,
+    };
+    let route = RouteConfig {
+        namespace: "default".into(),
+        name: "hello".into(),
+        hosts: vec!["hello.default".into()],
+        traffic: vec![(90, target("hello-00001")), (10, target("hello-00002")), (0, target("hello-00003"))],
+        tags: vec![TagConfig {
+            tag: "canary".into(),
+            hosts: vec!["canary.default".into()],
+            target: target("hello-00002"),
+        }],
+        rules: vec![RuleConfig {
+            name: None,
+            headers: Vec::new(),
+            path: None,
+            traffic: vec![(100, target("hello-00002"))],
+        }],
+        ..RouteConfig::default()
+    };
+    let table = RoutingTable::new(vec![route]).expect("table");
+    let req = http::Request::builder().uri("/").header("host", "hello.default").body(()).expect("request");
+    table.resolve(&req).expect("rule").picked();
+    let mut out = String::new();
+    render(&endpoints, &table, &mut out);
+    let samples = text::parse(&out).expect("parses");
+    let one = |name: &str, labels: &[(&str, &str)]| {
+        let found: Vec<_> = samples
+            .iter()
+            .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.labels.iter().any(|(a, b)| a == k && b == v)))
+            .collect();
+        assert_eq!(found.len(), 1, "{name} {labels:?}:\n{out}");
+        assert_eq!(found[0].labels.len(), labels.len(), "exactly these labels: {:?}", found[0].labels);
+        found[0].value
+    };
+    let rev = |r| [("namespace_name", "default"), ("route_name", "hello"), ("revision_name", r)];
+    assert_eq!(one(ROUTE_RULE_REQUEST_COUNT, &[&rev("hello-00002")[..], &[("rule", "rules[0]")]].concat()), 1.0);
+    assert_eq!(one(ROUTE_TAG_REQUEST_COUNT, &[&rev("hello-00002")[..], &[("tag", "canary")]].concat()), 0.0);
+    assert_eq!(one(ROUTE_TRAFFIC_PERCENT, &rev("hello-00001")), 90.0);
+    assert_eq!(one(ROUTE_TRAFFIC_PERCENT, &rev("hello-00002")), 10.0);
+    assert_eq!(one(ROUTE_TRAFFIC_PERCENT, &rev("hello-00003")), 0.0);
+    assert!(out.contains("# TYPE route_rule_request_count counter\n"), "{out}");
+    assert!(out.contains("# TYPE route_traffic_percent gauge\n"), "{out}");
 }

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::client::{Attempt, Upstream};
 use super::{Routed, headers};
+use crate::access_log::BytesIn;
 use crate::body::{BodyEnd, BodyLimits, RouterBody, UpstreamBody};
 use crate::endpoints::{Instance, InstanceGuard};
 use crate::error::ProxyError;
@@ -56,7 +57,10 @@ async fn send(upstream: &Upstream, backend: &Backend, sending: Sending) -> Resul
     let deadline = arrived + backend.target.head_timeout();
     // Cloning the head costs allocations, so only when there is another instance to retry on.
     let replay = (backend.target.revision.ready_count() > 1).then(|| Replay::of(&parts, &path));
-    let (body, reclaimed) = UpstreamBody::new(body, replay.is_some(), body_end.clone());
+    let revision = backend.target.revision.clone();
+    let bytes_in = parts.extensions.get::<BytesIn>().cloned();
+    let (body, reclaimed) =
+        UpstreamBody::new(body, replay.is_some(), body_end.clone(), revision.clone(), bytes_in.clone());
     let req = request(parts, path, guard.instance(), body)?;
     let error = match upstream.send(backend.target.protocol, req, deadline).await {
         Attempt::Failed(e) if e.is_connect() => e,
@@ -77,7 +81,7 @@ async fn send(upstream: &Upstream, backend: &Backend, sending: Sending) -> Resul
     };
     tracing::debug!(revision = %backend.target.revision.key, instance = guard.instance().id, error = %error, "connect failed; retrying on another instance");
     drop(guard);
-    let (body, _) = UpstreamBody::new(body, false, body_end.clone());
+    let (body, _) = UpstreamBody::new(body, false, body_end.clone(), revision, bytes_in);
     let req = request(replay.parts, replay.path, next.instance(), body)?;
     finish(upstream.send(backend.target.protocol, req, deadline).await, next, backend, body_end.as_deref(), arrived)
 }

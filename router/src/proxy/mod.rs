@@ -20,6 +20,9 @@
 //!    instance when the connect was refused, and the response body that holds the instance's
 //!    claim until it ends.
 //!
+//! With the access log on, each request carries its line ([`crate::access_log`]) from here on:
+//! filled in as it is routed and answered, written when its response body ends or is dropped.
+//!
 //! Every response sent on behalf of a revision — its instance's, or the router's own 502, 503
 //! or 504 for it — is counted once by status class on the revision's endpoints (one relaxed
 //! atomic add on the `Arc` the snapshot resolved; `forward.rs` and [`refused`]). Answers that
@@ -38,7 +41,8 @@ use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Request, Response, Version};
 use hyper::body::Incoming;
 
-use crate::activity::Activity;
+use crate::access_log::{AccessLog, BytesIn, Entry};
+use crate::activity::{Activity, ActivityGuard};
 use crate::body::{BodyEnd, RouterBody};
 use crate::config::RouterConfig;
 use crate::endpoints::{InstanceGuard, Refused};
@@ -98,6 +102,8 @@ struct Inner {
     headers_too_large: Reason,
     /// Plain-HTTP redirects: the HTTPS listener, and whether the missing one was warned about.
     redirect: Arc<redirect::Redirect>,
+    /// Where each request's line goes, when the access log is on.
+    access_log: Option<AccessLog>,
 }
 
 /// Why a request could not be routed now.
@@ -134,6 +140,16 @@ struct Routed {
 impl Router {
     /// A router reading `table` (which the controller keeps storing new snapshots into).
     pub fn new(table: Arc<ArcSwap<RoutingTable>>, config: RouterConfig) -> Self {
+        Self::with_access_log(table, config, None)
+    }
+
+    /// A router as [`new`](Self::new) makes it, writing a line per request to `access_log`
+    /// when given.
+    pub fn with_access_log(
+        table: Arc<ArcSwap<RoutingTable>>,
+        config: RouterConfig,
+        access_log: Option<AccessLog>,
+    ) -> Self {
         let inner = Inner {
             table,
             upstream: client::Upstream::new(&config),
@@ -141,6 +157,7 @@ impl Router {
             headers_too_large: Reason::new(format_args!("request headers exceed {} bytes", config.max_header_bytes)),
             redirect: Arc::new(redirect::Redirect::new(config.https.clone())),
             config,
+            access_log,
         };
         Self { inner: Arc::new(inner) }
     }
@@ -157,6 +174,7 @@ impl Router {
             headers_too_large: inner.headers_too_large.clone(),
             redirect: inner.redirect.clone(),
             config: inner.config.clone(),
+            access_log: inner.access_log.clone(),
         };
         Self { inner: Arc::new(inner) }
     }
@@ -207,6 +225,7 @@ impl Router {
             return Err(ProxyError::Connect.into());
         }
         let backend = inner.table.load().resolve(&req).map_err(miss)?.clone();
+        backend.picked();
         let Some(guard) = backend.target.revision.pick() else {
             return Err(NotRouted::Wait(Box::new(req), backend));
         };
@@ -318,28 +337,46 @@ impl hyper::service::Service<Request<Incoming>> for RouterService {
     type Error = Infallible;
     type Future = ResponseFuture;
 
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
         // Counted from here until the response body is done, so the idle timeout never cuts it.
         let activity = self.activity.begin();
+        // The access-log line travels with the request and is written when its response ends.
+        let mut log = self.router.inner.access_log.as_ref().map(|l| l.begin(&mut req));
         if !self.client.https
             && let Some(res) = self.router.inner.redirect.answer(&self.router.inner.table.load(), &req)
         {
-            return Box::pin(ready(Ok(res.map(|b| b.counted(activity)))));
+            return Box::pin(ready(Ok(finish(res, activity, log))));
         }
         match self.router.route(req, &self.client, &self.body_end) {
             Ok(routed) => {
+                if let Some(log) = &mut log {
+                    log.routed(&routed.backend, Some(routed.guard.instance().addr), &routed.parts.headers);
+                }
                 let router = self.router.clone();
-                Box::pin(async move {
-                    Ok(forward::forward(&router.inner.upstream, routed).await.map(|b| b.counted(activity)))
-                })
+                Box::pin(
+                    async move { Ok(finish(forward::forward(&router.inner.upstream, routed).await, activity, log)) },
+                )
             }
             Err(NotRouted::Wait(req, backend)) => {
+                if let Some(log) = &mut log {
+                    log.routed(&backend, None, req.headers());
+                }
                 let (router, client, end) = (self.router.clone(), self.client.clone(), self.body_end.clone());
-                Box::pin(async move { Ok(router.wait(req, client, end, backend).await.map(|b| b.counted(activity))) })
+                Box::pin(async move { Ok(finish(router.wait(req, client, end, backend).await, activity, log)) })
             }
-            Err(NotRouted::Fail(err)) => Box::pin(ready(Ok(err.into_response().map(|b| b.counted(activity))))),
+            Err(NotRouted::Fail(err)) => Box::pin(ready(Ok(finish(err.into_response(), activity, log)))),
         }
     }
+}
+
+/// The response as sent: it keeps the request's claim on the connection (`activity`) and
+/// its access-log line until its body is done.
+fn finish(res: Response<RouterBody>, activity: ActivityGuard, log: Option<Entry>) -> Response<RouterBody> {
+    let log = log.map(|mut log| {
+        log.responded(&res);
+        log
+    });
+    res.map(|b| b.counted(activity).logged(log))
 }
 
 /// The 504 for a request that waited at `backend`'s gate from `arrived` until its timeout ran
@@ -392,6 +429,11 @@ fn rewrite(
         Protocol::Http1 => Version::HTTP_11,
         Protocol::H2c => Version::HTTP_2,
     };
+    // Only the access log's byte counter goes on with the request (to the body sent upstream).
+    let bytes_in = parts.extensions.remove::<BytesIn>();
     parts.extensions.clear();
+    if let Some(bytes_in) = bytes_in {
+        parts.extensions.insert(bytes_in);
+    }
     (parts, uri.path_and_query.unwrap_or_else(|| PathAndQuery::from_static("/")), body)
 }

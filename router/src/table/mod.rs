@@ -19,14 +19,17 @@ use http::{HeaderName, Request};
 use crate::endpoints::RevisionEndpoints;
 use crate::reason::Reason;
 
+mod choice;
 mod error;
 mod host;
 mod rules;
 mod split;
 
+use choice::{ChoiceScope, Choices};
 use rules::Rule;
 use split::{Roller, Split};
 
+pub use choice::{Choice, ChoiceKind, MAX_CHOICES};
 pub use error::TableError;
 pub use sluice_api::validation::rules::REGEX_SIZE_LIMIT;
 
@@ -181,6 +184,8 @@ pub struct RoutingTable {
     hosts: HashMap<Box<str>, HostEntry>,
     routes: Vec<Route>,
     http_protocol: HttpProtocol,
+    /// The rule and tag targets' counters, carried over by [`rebuild`](Self::rebuild).
+    choices: Choices,
 }
 
 /// The backend chosen for a request and how it was chosen.
@@ -215,6 +220,8 @@ pub enum Via<'t> {
 pub struct Backend {
     /// Where the traffic goes.
     pub target: Target,
+    /// The rule or tag whose target this is (None for the default split's), with its counter.
+    pub choice: Option<Arc<Choice>>,
     pub(crate) queue_full: Reason,
     pub(crate) no_capacity: Reason,
     pub(crate) unreachable: Reason,
@@ -234,6 +241,12 @@ enum HostEntry {
 struct Route {
     /// `namespace/name`.
     name: Arc<str>,
+    /// The route's namespace and name, for labels.
+    namespace: Box<str>,
+    short_name: Box<str>,
+    /// The default split as programmed: each revision's percent (a revision listed twice
+    /// summed, 0 % kept), in the order first listed.
+    percents: Box<[(Box<str>, u32)]>,
     split: Split,
     /// The route's own position in the split sequence.
     roller: Arc<Roller>,
@@ -356,9 +369,29 @@ impl RoutingTable {
         for config in routes {
             let name: Arc<str> = format!("{}/{}", config.namespace, config.name).into();
             let previous = self.routes.iter().find(|r| r.name == name);
-            table.add(name, config, previous, &mut owners)?;
+            table.add(name, config, previous, &self.choices, &mut owners)?;
+        }
+        if table.choices.over_cap > 0 {
+            tracing::warn!(
+                uncounted = table.choices.over_cap,
+                cap = MAX_CHOICES,
+                "more rule and tag targets than the metrics registry holds: route_rule_request_count and route_tag_request_count leave these out"
+            );
         }
         Ok(table)
+    }
+
+    /// Every rule and tag target's counter the table exposes, in no particular order.
+    pub fn choices(&self) -> impl Iterator<Item = &Arc<Choice>> {
+        self.choices.iter()
+    }
+
+    /// Each route's default split as programmed: (namespace, route, revision, percent), a
+    /// revision listed twice summed.
+    pub fn traffic_percents(&self) -> impl Iterator<Item = (&str, &str, &str, u32)> {
+        self.routes
+            .iter()
+            .flat_map(|r| r.percents.iter().map(move |(rev, p)| (&*r.namespace, &*r.short_name, &**rev, *p)))
     }
 
     /// The same table with Knative's `http-protocol` set to `protocol`.
@@ -460,8 +493,10 @@ impl RoutingTable {
         name: Arc<str>,
         config: RouteConfig,
         previous: Option<&Route>,
+        carried: &Choices,
         owners: &mut HashMap<Box<str>, Arc<str>>,
     ) -> Result<(), TableError> {
+        let (namespace, short_name) = (config.namespace.clone(), config.name.clone());
         if !config.traffic.is_empty() {
             let sum: u64 = config.traffic.iter().map(|(p, _)| u64::from(*p)).sum();
             if sum != 100 {
@@ -478,7 +513,10 @@ impl RoutingTable {
             if seen.contains(&tag.tag) {
                 return Err(TableError::DuplicateTag { route: name.to_string(), tag: tag.tag });
             }
-            let backend = Backend::new(tag.target);
+            let choice =
+                ChoiceScope { namespace: &namespace, route: &short_name, previous: carried, next: &mut self.choices }
+                    .choice(ChoiceKind::Tag, &tag.tag, &tag.target.revision.key.name);
+            let backend = Backend::new(tag.target, Some(choice));
             for raw in &tag.hosts {
                 self.claim(raw, HostEntry::Tag(backend.clone(), index), &name, owners)?;
             }
@@ -487,12 +525,32 @@ impl RoutingTable {
             }
             seen.push(tag.tag);
         }
-        let rules = rules::compile(&name, config.rules, previous.map_or(&[], |r| &r.rules))?;
+        let mut scope =
+            ChoiceScope { namespace: &namespace, route: &short_name, previous: carried, next: &mut self.choices };
+        let rules = rules::compile(&name, config.rules, previous.map_or(&[], |r| &r.rules), &mut scope)?;
+        let mut percents: Vec<(Box<str>, u32)> = Vec::new();
+        for (p, t) in &config.traffic {
+            match percents.iter_mut().find(|(rev, _)| **rev == *t.revision.key.name) {
+                Some((_, sum)) => *sum += p,
+                None => percents.push((t.revision.key.name.as_str().into(), *p)),
+            }
+        }
         let roller = previous.map_or_else(|| Arc::new(Roller::random()), |r| r.roller.clone());
-        let split = Split::new(config.traffic.into_iter().map(|(p, t)| (p, Backend::new(t))));
+        let split = Split::new(config.traffic.into_iter().map(|(p, t)| (p, Backend::new(t, None))));
         let no_traffic = Reason::new(format_args!("route {name} has no traffic target"));
         let http_protocol = config.http_protocol;
-        self.routes.push(Route { name, split, roller, no_traffic, header_tags, http_protocol, rules });
+        self.routes.push(Route {
+            name,
+            namespace: namespace.into(),
+            short_name: short_name.into(),
+            percents: percents.into(),
+            split,
+            roller,
+            no_traffic,
+            header_tags,
+            http_protocol,
+            rules,
+        });
         Ok(())
     }
 
@@ -547,7 +605,7 @@ fn request_host<B>(req: &Request<B>) -> Result<&str, Miss> {
 // === impl Backend ===
 
 impl Backend {
-    fn new(target: Target) -> Arc<Self> {
+    fn new(target: Target, choice: Option<Arc<Choice>>) -> Arc<Self> {
         let key = &target.revision.key;
         Arc::new(Self {
             queue_full: Reason::new(format_args!("too many requests are waiting for revision {key}; retry later")),
@@ -559,7 +617,15 @@ impl Backend {
             failed: Reason::new(format_args!("revision {key} closed the connection before responding")),
             timed_out: Reason::new(format_args!("revision {key} did not respond within {:?}", target.head_timeout())),
             target,
+            choice,
         })
+    }
+
+    /// Counts a request this backend was picked for, when a rule or tag picked it.
+    pub fn picked(&self) {
+        if let Some(choice) = &self.choice {
+            choice.picked();
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderName};
 use regex::bytes::Regex;
 
+use super::choice::{ChoiceKind, ChoiceScope};
 use super::split::{Roller, Split};
 use super::{Backend, HeaderMatch, PathMatch, RuleConfig, TableError, ValueMatch};
 
@@ -64,7 +65,12 @@ fn label(index: usize, name: Option<&str>) -> String {
 /// A rule's percents must sum to 100: an empty split, or one whose targets are all at 0 %,
 /// is refused rather than skipped, since validation guarantees 100 and a rule that matched
 /// but could send nowhere would have no sensible answer.
-pub(crate) fn compile(route: &str, configs: Vec<RuleConfig>, previous: &[Rule]) -> Result<Vec<Rule>, TableError> {
+pub(crate) fn compile(
+    route: &str,
+    configs: Vec<RuleConfig>,
+    previous: &[Rule],
+    scope: &mut ChoiceScope<'_>,
+) -> Result<Vec<Rule>, TableError> {
     let mut rules: Vec<Rule> = Vec::with_capacity(configs.len());
     for (index, config) in configs.into_iter().enumerate() {
         let rule = || label(index, config.name.as_deref());
@@ -86,7 +92,12 @@ pub(crate) fn compile(route: &str, configs: Vec<RuleConfig>, previous: &[Rule]) 
             _ => Arc::new(Matcher::compile(config.headers, config.path).map_err(|fault| fault.at(route, rule()))?),
         };
         let roller = before.map_or_else(|| Arc::new(Roller::random()), |r| r.roller.clone());
-        let split = Split::new(config.traffic.into_iter().map(|(p, t)| (p, Backend::new(t))));
+        // The `rule` label: the rule's name, else its position.
+        let metric_name = config.name.clone().unwrap_or_else(|| format!("rules[{index}]"));
+        let split = Split::new(config.traffic.into_iter().map(|(p, t)| {
+            let choice = scope.choice(ChoiceKind::Rule, &metric_name, &t.revision.key.name);
+            (p, Backend::new(t, Some(choice)))
+        }));
         rules.push(Rule { name: config.name.map(String::into_boxed_str), matcher, split, roller });
     }
     Ok(rules)

@@ -49,7 +49,7 @@ fn tally(split: &Split, n: usize, seed: u64) -> HashMap<String, usize> {
 }
 
 fn split_of(weights: &[(u32, &str)]) -> Split {
-    Split::new(weights.iter().map(|(p, n)| (*p, Backend::new(target(n)))))
+    Split::new(weights.iter().map(|(p, n)| (*p, Backend::new(target(n), None))))
 }
 
 #[test]
@@ -187,7 +187,7 @@ fn a_duplicate_tag_is_an_error() {
 fn error_bodies_are_precomputed_per_target() {
     let t = target("hello-00001");
     t.revision.add(Instance::new(1, SocketAddr::from(([127, 0, 0, 1], 1))));
-    let backend = Backend::new(t);
+    let backend = Backend::new(t, None);
     assert_eq!(
         backend.queue_full.body().as_ref(),
         b"too many requests are waiting for revision default/hello-00001; retry later\n"
@@ -264,7 +264,7 @@ proptest::proptest! {
             weights.push((b - last, format!("t{i}")));
             last = *b;
         }
-        let split = Split::new(weights.iter().map(|(p, n)| (*p, Backend::new(target(n)))));
+        let split = Split::new(weights.iter().map(|(p, n)| (*p, Backend::new(target(n), None))));
         let roller = Roller::new(seed);
         for _ in 0..skip {
             roller.roll();
@@ -281,4 +281,76 @@ proptest::proptest! {
             proptest::prop_assert!((got - want).abs() < 3.5, "{name} ({percent}%) got {got} of {len}, want {want}");
         }
     }
+}
+
+fn counts(table: &RoutingTable) -> Vec<(ChoiceKind, String, String, u64)> {
+    let mut all: Vec<_> =
+        table.choices().map(|c| (c.kind, c.name.to_string(), c.revision.to_string(), c.count())).collect();
+    all.sort();
+    all
+}
+
+fn with_rules_and_tag(rules: Vec<RuleConfig>) -> RouteConfig {
+    RouteConfig {
+        tags: vec![TagConfig { tag: "canary".into(), hosts: vec!["canary-hello.default".into()], target: target("c") }],
+        tag_header_routing: true,
+        rules,
+        ..route("hello", vec![(60, target("a")), (40, target("a"))])
+    }
+}
+
+fn rule_to(name: Option<&str>, path: &str, to: &str) -> RuleConfig {
+    RuleConfig {
+        name: name.map(String::from),
+        headers: Vec::new(),
+        path: Some(PathMatch::Prefix(path.into())),
+        traffic: vec![(100, target(to))],
+    }
+}
+
+#[test]
+fn rule_and_tag_counters_survive_a_rebuild_and_go_with_their_route() {
+    let rules = || vec![rule_to(Some("beta"), "/beta", "b"), rule_to(None, "/api", "b")];
+    let table = RoutingTable::new(vec![with_rules_and_tag(rules())]).expect("table");
+    let pick = |t: &RoutingTable, host: &str, path: &str, tag: Option<&str>| {
+        let mut req = http::Request::builder().uri(path).header("host", host);
+        if let Some(tag) = tag {
+            req = req.header("knative-serving-tag", tag);
+        }
+        let req = req.body(()).expect("request");
+        t.resolve(&req).expect("routed").picked();
+    };
+    pick(&table, "hello.default", "/beta/x", None);
+    pick(&table, "hello.default", "/api", None);
+    pick(&table, "hello.default", "/api", None);
+    pick(&table, "canary-hello.default", "/", None);
+    pick(&table, "hello.default", "/", Some("canary"));
+    pick(&table, "hello.default", "/", None);
+    let want = |beta: u64, api: u64, canary: u64| {
+        vec![
+            (ChoiceKind::Rule, "beta".to_string(), "b".to_string(), beta),
+            (ChoiceKind::Rule, "rules[1]".to_string(), "b".to_string(), api),
+            (ChoiceKind::Tag, "canary".to_string(), "c".to_string(), canary),
+        ]
+    };
+    assert_eq!(counts(&table), want(1, 2, 2), "the split's pick counts for no rule or tag");
+    let percents: Vec<_> = table.traffic_percents().collect();
+    assert_eq!(percents, vec![("default", "hello", "a", 100)], "a revision listed twice sums");
+
+    let rebuilt =
+        table.rebuild(vec![with_rules_and_tag(rules()), route("other", vec![(100, target("o"))])]).expect("r");
+    assert_eq!(counts(&rebuilt), want(1, 2, 2), "carried over");
+    let moved = vec![rule_to(Some("beta"), "/beta", "b2")];
+    let changed = rebuilt.rebuild(vec![with_rules_and_tag(moved)]).expect("changed");
+    assert_eq!(
+        counts(&changed),
+        vec![
+            (ChoiceKind::Rule, "beta".to_string(), "b2".to_string(), 0),
+            (ChoiceKind::Tag, "canary".to_string(), "c".to_string(), 2)
+        ],
+        "a rule sending elsewhere starts again; the unnamed rule is gone"
+    );
+    let gone = changed.rebuild(vec![route("other", vec![(100, target("o"))])]).expect("gone");
+    assert_eq!(counts(&gone), vec![], "the route is gone, and its counters with it");
+    assert_eq!(gone.traffic_percents().collect::<Vec<_>>(), vec![("default", "other", "o", 100)]);
 }

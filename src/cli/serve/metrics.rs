@@ -13,14 +13,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use sluice_router::access_log::AccessLog;
 use sluice_router::endpoints::Endpoints;
 use sluice_router::metrics;
+use sluice_router::table::RoutingTable;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -51,6 +54,17 @@ pub fn install_recorder() -> Option<PrometheusHandle> {
     let recorder = builder.build_recorder();
     let handle = recorder.handle();
     ::metrics::set_global_recorder(recorder).ok().map(|()| handle)
+}
+
+/// What `/metrics` is rendered from.
+#[derive(Clone, Debug)]
+pub struct Sources {
+    /// The revisions' counters.
+    pub endpoints: Arc<Endpoints>,
+    /// The routing table in force (rule, tag and split figures).
+    pub table: Arc<ArcSwap<RoutingTable>>,
+    /// The access log, when on (its dropped lines).
+    pub access_log: Option<AccessLog>,
 }
 
 /// What `--metrics` says.
@@ -126,7 +140,7 @@ async fn bind_at(addr: SocketAddr, explicit: bool) -> anyhow::Result<Option<TcpL
 /// Serves `listener` until `stop`, then drops every open connection.
 pub async fn serve(
     listener: TcpListener,
-    endpoints: Arc<Endpoints>,
+    sources: Sources,
     facade: Option<PrometheusHandle>,
     ready: Readiness,
     stop: CancellationToken,
@@ -163,9 +177,9 @@ pub async fn serve(
             },
             () = stop.cancelled() => break,
         };
-        let (endpoints, facade, ready) = (endpoints.clone(), facade.clone(), ready.clone());
+        let (sources, facade, ready) = (sources.clone(), facade.clone(), ready.clone());
         let service = hyper::service::service_fn(move |req| {
-            let res = answer(&req, &endpoints, facade.as_ref(), &ready);
+            let res = answer(&req, &sources, facade.as_ref(), &ready);
             async move { Ok::<_, Infallible>(res) }
         });
         let conn = hyper::server::conn::http1::Builder::new()
@@ -182,7 +196,7 @@ pub async fn serve(
 /// The response to one request.
 fn answer(
     req: &Request<Incoming>,
-    endpoints: &Endpoints,
+    sources: &Sources,
     facade: Option<&PrometheusHandle>,
     ready: &Readiness,
 ) -> Response<Full<Bytes>> {
@@ -192,7 +206,10 @@ fn answer(
     match req.uri().path() {
         "/metrics" => {
             let mut out = String::with_capacity(4096);
-            metrics::render(endpoints, &mut out);
+            metrics::render(&sources.endpoints, &sources.table.load(), &mut out);
+            if let Some(log) = &sources.access_log {
+                metrics::render_access_log(log, &mut out);
+            }
             if let Some(handle) = facade {
                 out.push_str(&handle.render());
             }

@@ -40,7 +40,7 @@ impl Proxy {
         let addr = listener.local_addr().expect("proxy addr");
         let table = Arc::new(ArcSwap::from_pointee(table));
         let shutdown = CancellationToken::new();
-        let workers = Workers::start(&Router::new(table.clone(), config()), threads).expect("workers start");
+        let workers = Workers::start(Router::new(table.clone(), config()), threads).expect("workers start");
         let serving =
             sluice_router::server::serve_on(listener, workers.clone(), shutdown.clone(), Duration::from_secs(30));
         let task = tokio::spawn(serving);
