@@ -6,6 +6,7 @@
 //! the progress bar.
 
 mod conn;
+mod h1;
 mod worker;
 
 use std::cell::RefCell;
