@@ -68,6 +68,9 @@ impl Conn {
 
     /// Sends the request and reads the whole response; its status.
     pub(crate) async fn send(&mut self) -> Result<u16, Broken> {
+        if self.closed {
+            return Err(Broken::Io);
+        }
         let r = self.exchange().await;
         if r.is_err() {
             self.closed = true;
@@ -96,6 +99,7 @@ impl Conn {
                 Framing::Length(n) => self.skip(n).await?,
                 Framing::Chunked => self.skip_chunked().await?,
                 Framing::UntilClose => {
+                    self.buf.clear();
                     while self.read_more().await.is_ok() {
                         self.buf.clear();
                     }
@@ -223,7 +227,7 @@ mod tests {
     #[test]
     fn heads_say_how_the_body_ends() {
         let h = parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nHello, World!").expect("ok").expect("whole");
-        assert_eq!((h.status, h.framing, h.close, h.len), (200, Framing::Length(13), false, 38));
+        assert_eq!((h.status, h.framing, h.close, h.len), (200, Framing::Length(13), false, 39));
         let h = parse_head(b"HTTP/1.1 503 X\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n")
             .expect("ok")
             .expect("whole");
