@@ -159,7 +159,12 @@ mod tests {
         assert_eq!(a.statuses, BTreeMap::from([(200, 2), (404, 1), (503, 1)]));
         assert_eq!((a.responses(), a.non_2xx(), a.errors_total()), (4, 2, 3));
         assert_eq!(a.errors[&ErrorKind::Connect], 2);
-        let o = Outcome { target: "t".into(), tally: a, elapsed: Duration::from_secs(2), cpu_us_per_request: BTreeMap::new() };
+        let o = Outcome {
+            target: "t".into(),
+            tally: a,
+            elapsed: Duration::from_secs(2),
+            cpu_us_per_request: BTreeMap::new(),
+        };
         let s = serde_json::to_value(o.summary()).expect("json");
         assert_eq!(s["rps"], 2.0);
         assert_eq!(s["statuses"]["503"], 1);

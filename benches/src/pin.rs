@@ -126,7 +126,8 @@ impl Layout {
     /// Pins every thread of a running process to `role`'s cores (no-op when `role` is unpinned).
     pub fn pin_pid(&self, role: &str, pid: u32) -> Result<(), PinError> {
         let Some(cpus) = self.get(role) else { return Ok(()) };
-        let apply = |reason: String| PinError::Apply { what: format!("{role} (pid {pid})"), cpus: cpus.clone(), reason };
+        let apply =
+            |reason: String| PinError::Apply { what: format!("{role} (pid {pid})"), cpus: cpus.clone(), reason };
         let out = Command::new("taskset")
             .args(["-a", "-p", "-c", &cpus.to_string(), &pid.to_string()])
             .output()

@@ -21,7 +21,8 @@ pub fn outcome(o: &Outcome, open_loop: bool) -> String {
     );
     let line = |label: &str, l: &crate::Latencies| {
         let p = l.percentiles();
-        let mut parts: Vec<String> = PERCENTILES.iter().map(|(n, q)| format!("{n} {}", us(l.quantile_us(*q)))).collect();
+        let mut parts: Vec<String> =
+            PERCENTILES.iter().map(|(n, q)| format!("{n} {}", us(l.quantile_us(*q)))).collect();
         parts.push(format!("max {}", us(p.max)));
         format!("  {label:<13} {}\n", parts.join("  "))
     };
@@ -52,17 +53,8 @@ pub fn medians(rows: &[Medians], layout: &str) -> String {
     let _ = writeln!(s, "{layout}");
     let _ = writeln!(
         s,
-        "{:<12} {:>6} {:>10} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}  {}",
-        "target",
-        "trials",
-        "req/s",
-        "ratio",
-        "p50",
-        "+p50",
-        "p90",
-        "p99",
-        "p99.9",
-        "CPU µs/request (medians)"
+        "{:<12} {:>6} {:>10} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}  CPU µs/request (medians)",
+        "target", "trials", "req/s", "ratio", "p50", "+p50", "p90", "p99", "p99.9"
     );
     for r in rows {
         let cpu: Vec<String> = r.cpu_us_per_request.iter().map(|(n, v)| format!("{n} {v:.1}")).collect();

@@ -190,7 +190,9 @@ impl Plan {
 
     /// Requests mode: takes one request from the budget (false when it is spent).
     pub(crate) fn claim(&self) -> bool {
-        self.budget.as_ref().is_none_or(|b| b.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok())
+        self.budget
+            .as_ref()
+            .is_none_or(|b| b.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok())
     }
 
     pub(crate) fn per_request_timeout(&self) -> bool {
@@ -308,7 +310,8 @@ fn generator_thread(
     });
     let set = tokio::task::LocalSet::new();
     set.block_on(&runtime, async {
-        let tasks: Vec<_> = indexes.into_iter().map(|i| tokio::task::spawn_local(worker::drive(i, local.clone()))).collect();
+        let tasks: Vec<_> =
+            indexes.into_iter().map(|i| tokio::task::spawn_local(worker::drive(i, local.clone()))).collect();
         for t in tasks {
             let _ = t.await;
         }

@@ -75,7 +75,16 @@ fn spec(connections: usize, threads: usize, mode: Mode, stop: Stop) -> LoadSpec 
 #[test]
 fn every_status_is_counted_exactly() {
     // 7 in 10 answered 200, 2 answered 404, 1 answered 503.
-    let server = Server::start(|n| (match n % 10 { 0..7 => 200, 7 | 8 => 404, _ => 503 }, Duration::ZERO));
+    let server = Server::start(|n| {
+        (
+            match n % 10 {
+                0..7 => 200,
+                7 | 8 => 404,
+                _ => 503,
+            },
+            Duration::ZERO,
+        )
+    });
     let o = run(&server.target(Protocol::Http1), &spec(4, 2, Mode::Closed, Stop::Requests(1000)), &[]).expect("run");
     assert_eq!(o.tally.statuses, BTreeMap::from([(200, 700), (404, 200), (503, 100)]));
     assert_eq!((o.tally.non_2xx(), o.tally.errors_total()), (300, 0));

@@ -94,7 +94,12 @@ http {{
 }
 
 /// Writes the config into `prefix` and has `nginx -t` check it: Err holds nginx's words.
-pub fn write_and_test(nginx: &Path, prefix: &Path, listen: SocketAddr, upstream: SocketAddr) -> Result<PathBuf, ScenarioError> {
+pub fn write_and_test(
+    nginx: &Path,
+    prefix: &Path,
+    listen: SocketAddr,
+    upstream: SocketAddr,
+) -> Result<PathBuf, ScenarioError> {
     let conf = prefix.join("nginx.conf");
     let text = config(prefix, listen, upstream, &modules_without(nginx));
     std::fs::write(&conf, text).map_err(|e| ScenarioError::Io(format!("{}: {e}", conf.display())))?;
@@ -125,7 +130,8 @@ pub fn start(nginx: &Path, prefix: &Path, upstream: SocketAddr, layout: &Layout)
     let mut cmd = layout.command("nginx", nginx);
     cmd.arg("-p").arg(prefix).arg("-e").arg(prefix.join("error.log")).arg("-c").arg(&conf);
     let mut process = Owned::spawn("nginx", cmd, &prefix.join("stderr.log"))?;
-    process.wait_for("to answer through the proxy", READY, || get(addr, "localhost", "/").filter(|(s, _)| *s == 200))?;
+    process
+        .wait_for("to answer through the proxy", READY, || get(addr, "localhost", "/").filter(|(s, _)| *s == 200))?;
     let master = process.pid();
     let workers = process.wait_for("to start its worker", READY, || {
         // Under taskset the master is taskset's child, exec'd in place: the same pid.

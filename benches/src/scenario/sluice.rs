@@ -48,7 +48,8 @@ pub fn start_backend(sluice: &Path, dir: &Path, layout: &Layout) -> Result<Liste
     cmd.args(["sample", "hello"]).env("PORT", port.to_string()).env("TARGET", "Go Sample v1");
     let mut process = Owned::spawn("the hello backend", cmd, &dir.join("backend.log"))?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    process.wait_for("to answer", READY, || get(addr, "localhost", "/").filter(|(s, b)| *s == 200 && b == HELLO_ANSWER))?;
+    process
+        .wait_for("to answer", READY, || get(addr, "localhost", "/").filter(|(s, b)| *s == 200 && b == HELLO_ANSWER))?;
     Ok(Listening { process, addr })
 }
 

@@ -40,7 +40,11 @@ pub struct Steady {
 
 /// Runs `steady`; `each` sees every trial as it ends, `note` every line worth telling as it
 /// happens (what started, what was skipped).
-pub fn run(opts: &Options, mut note: impl FnMut(&str), each: impl FnMut(usize, &Outcome)) -> Result<Steady, ScenarioError> {
+pub fn run(
+    opts: &Options,
+    mut note: impl FnMut(&str),
+    each: impl FnMut(usize, &Outcome),
+) -> Result<Steady, ScenarioError> {
     let dir = tempfile::Builder::new()
         .prefix("sluice-bench-")
         .tempdir()
