@@ -1,7 +1,9 @@
 //! The load generator: `threads` OS threads, each with a current-thread Tokio runtime driving
 //! its share of the connections, in closed loop (each connection sends back to back) or open
 //! loop (a fixed total rate, each connection on its own schedule, latency measured from the
-//! intended send time so a stall is not hidden: no coordinated omission, as wrk2). The
+//! intended send time so a stall is not hidden: no coordinated omission, as wrk2; a request
+//! sent on time by an idle connection is charged from the generator timer's wake-up, so the
+//! timer's 1 ms granularity is not charged to the target). The
 //! coordinator thread reads the watched processes' CPU time at the window's edges and draws
 //! the progress bar.
 

@@ -51,9 +51,16 @@ pub(crate) async fn drive(index: usize, local: Rc<Local>) {
         if plan.is_past_stop(intended) {
             break;
         }
-        if intended > Instant::now() {
+        // Latency is charged from when the request was due. When it was not yet due, the
+        // connection was idle and waits on the generator's own timer (1 ms granular): its
+        // lateness is the generator's, not the target's, so the clock starts at the wake-up.
+        // When it was already due (the last response came late), the wait is the target's.
+        let charged_from = if intended > Instant::now() {
             tokio::time::sleep_until(intended).await;
-        }
+            Instant::now()
+        } else {
+            intended
+        };
         k += 1;
         let measured = intended >= plan.measure_from;
         if measured && !plan.claim() {
@@ -89,7 +96,7 @@ pub(crate) async fn drive(index: usize, local: Rc<Local>) {
             Sent::Status(status) => {
                 local.counters.responses.fetch_add(1, Ordering::Relaxed);
                 if measured {
-                    local.tally.borrow_mut().response(status, done - intended, done - actual);
+                    local.tally.borrow_mut().response(status, done - charged_from, done - actual);
                     *local.last_done.borrow_mut() = Some(done);
                 }
             }
