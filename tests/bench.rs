@@ -118,3 +118,26 @@ fn a_bad_target_spec_is_refused_with_the_reason() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("\"nourl\"") && err.contains("NAME=URL"), "{err}");
 }
+
+#[test]
+fn steady_compares_direct_sluice_and_nginx_when_installed() {
+    let (out, v) = bench(&["steady", "--json", "-c", "2", "--duration", "300ms", "--warmup", "100ms", "--trials", "1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let names: Vec<&str> =
+        v["targets"].as_array().expect("targets").iter().filter_map(|t| t["target"].as_str()).collect();
+    let nginx_here = ["/usr/sbin/nginx", "/usr/bin/nginx"].iter().any(|p| std::path::Path::new(p).is_file());
+    if nginx_here {
+        assert_eq!(names, ["direct", "sluice", "nginx"], "{v}");
+    } else {
+        eprintln!("nginx is not installed: steady runs without it");
+        assert_eq!(names, ["direct", "sluice"], "{v}");
+        assert!(stderr.contains("skipped nginx"), "the reason is printed: {stderr}");
+    }
+    for t in v["targets"].as_array().expect("targets") {
+        assert!(t["rps"].as_f64().expect("rps") > 0.0, "{t}");
+        assert_eq!((t["non_2xx"].as_u64(), t["errors"].as_u64()), (Some(0), Some(0)), "{t}");
+    }
+    let sluice = &v["targets"][1];
+    assert!(sluice["cpu_us_per_request"]["sluice"].as_f64().expect("sluice CPU") > 0.0, "{sluice}");
+}
