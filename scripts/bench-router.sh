@@ -8,8 +8,9 @@
 #   SLUICE=path/to/sluice scripts/bench-router.sh   # skip the build, use this binary
 #   scripts/bench-router.sh --pin load=0 --pin sluice=1 --pin nginx=1 --pin backend=1
 #
-# Extra arguments go to `sluice bench steady` (see `sluice bench steady --help`). Cold start,
-# which this script used to time too, is not measured here any more (see benches/RESULTS.md).
+# Extra arguments go to `sluice bench steady` (see `sluice bench steady --help`). Then the cold
+# start, as this script timed it before: `sluice bench cold-start` (apply → first 200 through
+# the router, against the app's own spawn → first 200).
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
@@ -24,3 +25,5 @@ for conns in 32 1; do
     echo "== sluice bench steady -c $conns --duration $DURATION --trials $ROUNDS $*"
     "$SLUICE" bench steady -c "$conns" --duration "$DURATION" --trials "$ROUNDS" "$@"
 done
+echo "== sluice bench cold-start --iterations 10"
+"$SLUICE" bench cold-start --iterations 10

@@ -141,3 +141,14 @@ fn steady_compares_direct_sluice_and_nginx_when_installed() {
     let sluice = &v["targets"][1];
     assert!(sluice["cpu_us_per_request"]["sluice"].as_f64().expect("sluice CPU") > 0.0, "{sluice}");
 }
+
+#[test]
+fn cold_start_times_the_app_alone_and_through_sluice() {
+    let (out, v) = bench(&["cold-start", "--iterations", "2", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(v["iterations"], 2);
+    let process = v["process_us"]["p50"].as_f64().expect("process p50");
+    let sluice = v["sluice_us"]["p50"].as_f64().expect("sluice p50");
+    assert!(process > 0.0 && sluice > 0.0, "{v}");
+    assert!((v["sluice_share_p50_us"].as_f64().expect("share") - (sluice - process)).abs() < 1.0, "{v}");
+}

@@ -2,6 +2,7 @@
 //! `sluice serve` with Knative's helloworld-go sample, nginx when installed), run an
 //! interleaved comparison, and stop everything they started.
 
+pub mod cold_start;
 pub mod nginx;
 pub mod procs;
 pub mod sluice;
