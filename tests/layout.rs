@@ -55,6 +55,13 @@ const RULES: &[Rule] = &[
         workspace_allowed: &["sluice-api", "sluice-activator"],
         forbidden: &["sluice-controller", "sluice-apiserver", "sluice-runtime"],
     },
+    // The load harness measures Sluice from outside, over sockets and processes: it links none
+    // of Sluice's own crates, so what it measures is what a user runs.
+    Rule {
+        package: "sluice-bench",
+        workspace_allowed: &[],
+        forbidden: &["sluice-router", "sluice-controller", "sluice-apiserver", "sluice-runtime", "kube", "redb"],
+    },
 ];
 
 fn metadata() -> Value {

@@ -1,5 +1,6 @@
 //! Command-line arguments and dispatch.
 
+mod bench;
 mod client;
 mod completion;
 mod demo;
@@ -86,6 +87,9 @@ enum Command {
     /// A live view of the router's metrics: per revision, traffic, requests/s, 5xx, p50/p99,
     /// in flight against capacity, instances (`--once` prints one frame as text).
     Top(top::TopArgs),
+    /// Load-test a URL, or compare several side by side (Sluice, nginx, direct), and print
+    /// throughput, latency percentiles, every status and error, and CPU time per request.
+    Bench(bench::BenchArgs),
     /// Print a shell completion script: `source <(sluice completion bash)`.
     Completion {
         /// The shell.
@@ -488,6 +492,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Traffic(args) => traffic::run(args).await,
         Command::Rollout(args) => rollout::run(args).await,
         Command::Top(args) => top::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
         Command::Revision { command } => inspect::revision(command).await,
         Command::Route { command } => inspect::route(command).await,
         Command::Completion { shell } => {

@@ -1,0 +1,154 @@
+//! `sluice bench`, the real binary against the real hello sample on a loopback port: a short
+//! closed-loop run reports every response in JSON, a non-2xx status is counted and not
+//! dropped, and `--compare` interleaves its targets and draws the plot.
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use sluice_test_support::wait_for;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+
+/// `sluice sample hello` on a free port, killed on drop.
+struct Hello {
+    child: Child,
+    url: String,
+}
+
+impl Hello {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let child = Command::new(BIN)
+            .args(["sample", "hello"])
+            .env("PORT", port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the sample");
+        let url = format!("http://127.0.0.1:{port}");
+        wait_for("the sample to listen", Duration::from_secs(30), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
+        })
+        .expect("sample up");
+        Self { child, url }
+    }
+}
+
+impl Drop for Hello {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn bench(args: &[&str]) -> (Output, Value) {
+    let out = Command::new(BIN).arg("bench").args(args).output().expect("run sluice bench");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let json = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {text}\nstderr: {}", String::from_utf8_lossy(&out.stderr)));
+    (out, json)
+}
+
+#[test]
+fn a_short_run_reports_every_response_as_json() {
+    let hello = Hello::start();
+    let (out, v) = bench(&["--json", "-c", "4", "--duration", "1s", "--warmup", "200ms", &format!("{}/", hello.url)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let requests = v["requests"].as_u64().expect("requests");
+    assert!(requests > 100, "{v}");
+    assert_eq!(v["statuses"]["200"].as_u64(), Some(requests), "{v}");
+    assert_eq!(v["non_2xx"], 0);
+    assert_eq!(v["errors"], serde_json::json!({}));
+    assert!(v["rps"].as_f64().expect("rps") > 0.0);
+    for p in ["p50", "p90", "p99", "p99.9", "max"] {
+        assert!(v["latency_us"][p].as_f64().expect(p) > 0.0, "{p}: {v}");
+    }
+    assert!(v["cpu_us_per_request"]["generator"].is_number(), "{v}");
+    assert!(v["layout"].as_str().expect("layout").contains("unpinned"));
+}
+
+#[test]
+fn non_2xx_answers_are_counted_not_dropped() {
+    let hello = Hello::start();
+    let url = format!("{}/status/503", hello.url);
+    let (_, v) = bench(&["--json", "-c", "2", "--requests", "300", "--warmup", "0s", &url]);
+    assert_eq!(v["statuses"], serde_json::json!({"503": 300}), "{v}");
+    assert_eq!(v["non_2xx"], 300);
+}
+
+#[test]
+fn compare_interleaves_targets_and_plots_them() {
+    let hello = Hello::start();
+    let dir = tempfile::tempdir().expect("tmp");
+    let svg = dir.path().join("p.svg");
+    let a = format!("a={}/", hello.url);
+    let b = format!("b={}/,host=other.example", hello.url);
+    let (out, v) = bench(&[
+        "--json",
+        "--compare",
+        &a,
+        &b,
+        "--trials",
+        "2",
+        "-c",
+        "2",
+        "--duration",
+        "300ms",
+        "--warmup",
+        "100ms",
+        "--plot",
+        svg.to_str().expect("utf-8 path"),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let order: Vec<&str> =
+        v["trials"].as_array().expect("trials").iter().filter_map(|t| t["target"].as_str()).collect();
+    assert_eq!(order, ["a", "b", "a", "b"]);
+    let targets = v["targets"].as_array().expect("targets");
+    assert_eq!(targets[0]["rps_ratio"], 1.0);
+    assert!(targets[1]["rps"].as_f64().expect("rps") > 0.0);
+    let plot = std::fs::read_to_string(&svg).expect("the plot was written");
+    assert!(plot.contains("<svg") && plot.contains("\na\n") && plot.contains("\nb\n"), "both targets named");
+}
+
+#[test]
+fn a_bad_target_spec_is_refused_with_the_reason() {
+    let out = Command::new(BIN).args(["bench", "--compare", "nourl", "--duration", "1s"]).output().expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("\"nourl\"") && err.contains("NAME=URL"), "{err}");
+}
+
+#[test]
+fn steady_compares_direct_sluice_and_nginx_when_installed() {
+    let (out, v) = bench(&["steady", "--json", "-c", "2", "--duration", "300ms", "--warmup", "100ms", "--trials", "1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let names: Vec<&str> =
+        v["targets"].as_array().expect("targets").iter().filter_map(|t| t["target"].as_str()).collect();
+    let nginx_here = ["/usr/sbin/nginx", "/usr/bin/nginx"].iter().any(|p| std::path::Path::new(p).is_file());
+    if nginx_here {
+        assert_eq!(names, ["direct", "sluice", "nginx"], "{v}");
+    } else {
+        eprintln!("nginx is not installed: steady runs without it");
+        assert_eq!(names, ["direct", "sluice"], "{v}");
+        assert!(stderr.contains("skipped nginx"), "the reason is printed: {stderr}");
+    }
+    for t in v["targets"].as_array().expect("targets") {
+        assert!(t["rps"].as_f64().expect("rps") > 0.0, "{t}");
+        assert_eq!((t["non_2xx"].as_u64(), t["errors"].as_u64()), (Some(0), Some(0)), "{t}");
+    }
+    let sluice = &v["targets"][1];
+    assert!(sluice["cpu_us_per_request"]["sluice"].as_f64().expect("sluice CPU") > 0.0, "{sluice}");
+}
+
+#[test]
+fn cold_start_times_the_app_alone_and_through_sluice() {
+    let (out, v) = bench(&["cold-start", "--iterations", "2", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(v["iterations"], 2);
+    let process = v["process_us"]["p50"].as_f64().expect("process p50");
+    let sluice = v["sluice_us"]["p50"].as_f64().expect("sluice p50");
+    assert!(process > 0.0 && sluice > 0.0, "{v}");
+    assert!((v["sluice_share_p50_us"].as_f64().expect("share") - (sluice - process)).abs() < 1.0, "{v}");
+}
