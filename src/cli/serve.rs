@@ -215,8 +215,11 @@ where
     };
     let https_listener =
         running.https_addr.map(|addr| HttpsListener { port: addr.port(), domain: args.domain.clone() });
-    let router =
-        Router::new(table, RouterConfig { https: https_listener, header_read_timeout, ..RouterConfig::default() });
+    let generate_traceparent = args.trace_generate == super::Switch::On;
+    let router = Router::new(
+        table,
+        RouterConfig { https: https_listener, header_read_timeout, generate_traceparent, ..RouterConfig::default() },
+    );
     let https_task = https.map(|h| {
         tracing::info!(ca = %h.ca_cert.display(), "HTTPS certificates not given per host are issued by the local CA");
         tokio::spawn(sluice_router::server::serve_tls(h.listener, h.tls, router.clone(), signal.clone(), DRAIN))

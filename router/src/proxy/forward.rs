@@ -28,7 +28,7 @@ struct Replay {
 /// Proxies `routed`; every failure is already a response, counted for the revision as the
 /// instance's own responses are.
 pub(super) async fn forward(upstream: &Upstream, routed: Routed) -> Response<RouterBody> {
-    let Routed { backend, guard, parts, path, body, body_end, arrived } = routed;
+    let Routed { backend, guard, parts, path, body, body_end, arrived, trace } = routed;
     let arrived = arrived.unwrap_or_else(Instant::now);
     let sending = Sending { guard, parts, path, body, body_end, arrived };
     match send(upstream, &backend, sending).await {
@@ -36,7 +36,7 @@ pub(super) async fn forward(upstream: &Upstream, routed: Routed) -> Response<Rou
             backend.target.revision.responses().record_timed(res.status(), arrived.elapsed());
             res
         }
-        Err(e) => super::refused(&backend, e, arrived),
+        Err(e) => super::refused(&backend, e, arrived, trace),
     }
 }
 
