@@ -27,6 +27,9 @@ use kube::runtime::watcher;
 use metrics::{Gauge, gauge};
 use parking_lot::Mutex;
 
+/// What a controller's output stream yields for each request.
+type Outcome<K, E> = Result<(ObjectRef<K>, Action), controller::Error<E, watcher::Error>>;
+
 /// One kind's requested-but-not-started objects, on its gauge. Cheap to clone.
 #[derive(Clone)]
 pub struct WorkQueue {
@@ -117,9 +120,7 @@ impl WorkQueue {
 
     /// For the controller's output stream: a request for an object no longer in the cache
     /// (which the controller drops and reports) leaves the queue.
-    pub fn settle<K: Resource, E: std::error::Error>(
-        &self,
-    ) -> impl FnMut(Result<(ObjectRef<K>, Action), controller::Error<E, watcher::Error>>) -> Ready<()> + use<K, E> {
+    pub fn settle<K: Resource, E: std::error::Error>(&self) -> impl FnMut(Outcome<K, E>) -> Ready<()> + use<K, E> {
         let queue = self.clone();
         move |result| {
             if let Err(controller::Error::ObjectNotFound(obj)) = &result {
