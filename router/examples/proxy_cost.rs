@@ -12,7 +12,7 @@
 //! one instance at BACKEND, default config) on a current-thread runtime. Run it under
 //! `valgrind --tool=callgrind` twice with different N: the difference in instructions over the
 //! difference in N is the cost of one request, start-up and shutdown cancelled out
-//! (commands in the README's performance notes and /work/notes/issue12-trace.md).
+//! (`scripts/proxy-cost.sh` runs it).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
