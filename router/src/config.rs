@@ -36,6 +36,9 @@ pub struct RouterConfig {
     /// Whether a request forwarded without a valid W3C `traceparent` gets a new one (and loses
     /// its `tracestate`); see [`trace`](crate::trace). Default on.
     pub generate_traceparent: bool,
+    /// Told of every forwarded request that carries a valid `traceparent` (for span export).
+    /// Default none.
+    pub observer: Option<std::sync::Arc<dyn crate::trace::Observer>>,
 }
 
 /// What plain-HTTP redirects need to know of the HTTPS listener.
@@ -62,6 +65,7 @@ impl Default for RouterConfig {
             upstream_idle_timeout: Duration::from_secs(90),
             https: None,
             generate_traceparent: true,
+            observer: None,
         }
     }
 }

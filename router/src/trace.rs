@@ -29,6 +29,40 @@ pub static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 /// Length of a version-00 `traceparent`: `00-{32 hex}-{16 hex}-{2 hex}`.
 const LEN: usize = 55;
 
+/// A valid `traceparent`'s fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceParent {
+    /// The trace.
+    pub trace_id: TraceId,
+    /// The caller's span (never zero).
+    pub parent_id: u64,
+    /// `trace-flags` (bit 0: sampled).
+    pub flags: u8,
+}
+
+/// Told of each request the router forwarded, once its response head (or the router's own
+/// 502/504 for it) is known: how a binary exports a span per request without the router
+/// depending on a tracing SDK. None by default ([`RouterConfig::observer`](crate::RouterConfig)).
+pub trait Observer: Send + Sync + fmt::Debug {
+    /// One forwarded request.
+    fn observe(&self, request: &Observed<'_>);
+}
+
+/// What an [`Observer`] is told of one request.
+#[derive(Debug)]
+pub struct Observed<'a> {
+    /// Its `traceparent` as forwarded.
+    pub parent: TraceParent,
+    /// Its method.
+    pub method: &'a http::Method,
+    /// The revision that answered or failed it.
+    pub revision: &'a crate::endpoints::RevisionKey,
+    /// The status the client got.
+    pub status: http::StatusCode,
+    /// From its arrival to the response head.
+    pub elapsed: std::time::Duration,
+}
+
 /// A trace id: 16 bytes, not all zero; shown as 32 lowercase hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TraceId(NonZeroU128);
@@ -82,6 +116,20 @@ pub fn sent(headers: &HeaderMap) -> Option<TraceId> {
 
 /// The trace id of a `traceparent` value, if it is valid by the spec (see the module docs).
 pub fn parse(value: &[u8]) -> Option<TraceId> {
+    parse_parent(value).map(|p| p.trace_id)
+}
+
+/// The one valid `traceparent` in `headers`, whole.
+pub fn sent_parent(headers: &HeaderMap) -> Option<TraceParent> {
+    let mut values = headers.get_all(&TRACEPARENT).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) => parse_parent(value.as_bytes()),
+        _ => None,
+    }
+}
+
+/// A `traceparent` value's fields, if it is valid by the spec (see the module docs).
+pub fn parse_parent(value: &[u8]) -> Option<TraceParent> {
     if value.len() < LEN {
         return None;
     }
@@ -96,9 +144,13 @@ pub fn parse(value: &[u8]) -> Option<TraceId> {
         return None;
     }
     let trace = NonZeroU128::new(hex(&value[3..35])?)?;
-    hex(&value[36..52]).filter(|parent| *parent != 0)?;
-    hex(&value[53..55])?;
-    Some(TraceId(trace))
+    let parent = hex(&value[36..52]).filter(|parent| *parent != 0)?;
+    let flags = hex(&value[53..55])?;
+    Some(TraceParent {
+        trace_id: TraceId(trace),
+        parent_id: u64::try_from(parent).ok()?,
+        flags: u8::try_from(flags).ok()?,
+    })
 }
 
 /// A new version-00 `traceparent` (sampled) with random non-zero ids, and its trace id.

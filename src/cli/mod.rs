@@ -239,6 +239,11 @@ pub struct ServeArgs {
     /// `traceparent` and its `tracestate` are always forwarded unchanged.
     #[arg(long, value_enum, value_name = "on|off", default_value_t = Switch::On)]
     pub trace_generate: Switch,
+    /// Export a span per proxied request (one carrying a valid or generated `traceparent`) to
+    /// this OTLP/HTTP traces URL, as protobuf, e.g. `http://127.0.0.1:4318/v1/traces`. Only in
+    /// a sluice built with the `otlp` cargo feature.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// A setting that is on or off.

@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use super::ServeArgs;
 
 pub mod metrics;
+mod otlp;
 
 /// The file in the state directory naming the addresses `serve` bound (read by the CLI).
 pub const ENDPOINTS_FILE: &str = "endpoints.json";
@@ -105,6 +106,7 @@ where
     let api_listener = std::net::TcpListener::bind(args.api)
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .with_context(|| format!("binding the API server to {}", args.api))?;
+    let (observer, otlp) = otlp::start(args.otlp_endpoint.as_deref())?;
     let http_listener =
         TcpListener::bind(args.http).await.with_context(|| format!("binding the router to {}", args.http))?;
     let https = match args.https {
@@ -218,7 +220,13 @@ where
     let generate_traceparent = args.trace_generate == super::Switch::On;
     let router = Router::new(
         table,
-        RouterConfig { https: https_listener, header_read_timeout, generate_traceparent, ..RouterConfig::default() },
+        RouterConfig {
+            https: https_listener,
+            header_read_timeout,
+            generate_traceparent,
+            observer,
+            ..RouterConfig::default()
+        },
     );
     let https_task = https.map(|h| {
         tracing::info!(ca = %h.ca_cert.display(), "HTTPS certificates not given per host are issued by the local CA");
@@ -243,6 +251,7 @@ where
     if let Some(task) = https_task {
         task.await.context("HTTPS router task")?;
     }
+    otlp.shutdown().await;
     runtime.shutdown(DRAIN).await;
     controllers_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), controllers).await;

@@ -250,7 +250,14 @@ impl Router {
                         () = tokio::time::sleep_until(deadline) => return no_capacity(&backend, arrived, trace),
                     }
                     match self.route(*req, &client, &body_end) {
-                        Ok(routed) => return forward::forward(&self.inner.upstream, routed).await,
+                        Ok(routed) => {
+                            return forward::forward(
+                                &self.inner.upstream,
+                                self.inner.config.observer.as_deref(),
+                                routed,
+                            )
+                            .await;
+                        }
                         Err(NotRouted::Fail(e)) => return e.into_response(),
                         Err(NotRouted::Wait(again, next)) => {
                             (req, backend) = (again, next);
@@ -263,7 +270,7 @@ impl Router {
                 Ok(guard) => {
                     revision.responses().record_queue_wait(arrived.elapsed());
                     let routed = routed(*req, &client, &body_end, backend, guard, Some(arrived), trace);
-                    return forward::forward(&self.inner.upstream, routed).await;
+                    return forward::forward(&self.inner.upstream, self.inner.config.observer.as_deref(), routed).await;
                 }
                 // Admitted, but every instance was full or draining (one leaving routing just
                 // now): give the permit back and wait for the instance set to change.
@@ -322,7 +329,9 @@ impl hyper::service::Service<Request<Incoming>> for RouterService {
             Ok(routed) => {
                 let router = self.router.clone();
                 Box::pin(async move {
-                    Ok(forward::forward(&router.inner.upstream, routed).await.map(|b| b.counted(activity)))
+                    Ok(forward::forward(&router.inner.upstream, router.inner.config.observer.as_deref(), routed)
+                        .await
+                        .map(|b| b.counted(activity)))
                 })
             }
             Err(NotRouted::Wait(req, backend)) => {

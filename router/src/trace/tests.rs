@@ -38,6 +38,10 @@ fn the_specs_example_parses_to_its_trace_id() {
     let id = parse(VALID.as_bytes()).expect("valid");
     assert_eq!(id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(id.get(), 0x4bf92f3577b34da6a3ce929d0e0e4736);
+    let parent = parse_parent(VALID.as_bytes()).expect("valid");
+    assert_eq!((parent.trace_id, parent.parent_id, parent.flags), (id, 0x00f067aa0ba902b7, 1));
+    let h = headers(&[(&TRACEPARENT, VALID)]);
+    assert_eq!(sent_parent(&h), Some(parent));
     // Any flags, sampled or not.
     assert!(parse(VALID.replace("-01", "-00").as_bytes()).is_some());
     assert!(parse(VALID.replace("-01", "-ff").as_bytes()).is_some());
