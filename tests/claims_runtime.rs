@@ -177,7 +177,12 @@ async fn an_exec_probe_gates_routing_and_failure_threshold_misses_take_an_instan
     .await
     .expect("app up");
     let revisions: Api<Revision> = Api::namespaced(client(&s), "default");
-    let status = revisions.get(rev).await.expect("revision").status.expect("status");
+    // The app can answer before the revision's first status is written (seen on a loaded
+    // machine): wait for that status rather than expect it.
+    let status =
+        until("the revision's first status", WAIT, async || revisions.get(rev).await.ok().and_then(|r| r.status))
+            .await
+            .expect("status");
     assert_ne!(find(&status.conditions, "Ready").map(|c| c.status), Some(ConditionStatus::True));
     // (Once the route is programmed: before that the host is unknown.)
     let (code, body) = until("the route to be programmed", WAIT, async || {

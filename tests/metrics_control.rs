@@ -3,7 +3,7 @@
 //! it got N times and a missing one once, a watch opened and closed, a scale from zero, the
 //! Service deleted) the API server's request counters equal what this test's own client did,
 //! exactly, for verbs and resources nobody else uses; the other figures (reconciles, store,
-//! autoscaler gauges) are checked against what must hold. The exposition is parsed with
+//! autoscaler gauges, work queues) are checked against what must hold. The exposition is parsed with
 //! `prometheus-parse`, a Prometheus text parser.
 
 use std::time::Duration;
@@ -263,4 +263,27 @@ async fn control_plane_and_autoscaler_figures_count_what_was_done() {
     .expect("zeroed after delete");
     assert_eq!(value(&gone, "sluice_store_objects", &[("resource", "services")]), 0.0);
     assert_eq!(requests(&gone, "DELETE", "services", "200") - requests(&before, "DELETE", "services", "200"), 1.0);
+
+    // Work queues: a gauge per kind, back at 0 once the deletion's reconciles (owners, and
+    // requests for objects no longer there) are done.
+    let kinds = ["Service", "Configuration", "Route", "Revision"];
+    let mut last = Vec::new();
+    let idle = until("every kind's work queue empty", WAIT, async || {
+        let samples = scrape(&s).await;
+        last = kinds
+            .iter()
+            .map(|kind| {
+                let depth = samples
+                    .iter()
+                    .find(|x| x.metric == "sluice_workqueue_depth" && x.labels.get("kind") == Some(*kind));
+                depth.map(|x| match x.value {
+                    Value::Gauge(v) => v,
+                    ref other => panic!("sluice_workqueue_depth is not a gauge: {other:?}"),
+                })
+            })
+            .collect();
+        last.iter().all(|d| *d == Some(0.0)).then_some(())
+    })
+    .await;
+    assert!(idle.is_ok(), "work queue depths by kind {kinds:?}: {last:?}");
 }

@@ -3,9 +3,7 @@
 //! write conflict (409), which is retried at once by design) and
 //! `sluice_reconcile_duration_seconds{kind}`.
 //!
-//! `sluice_workqueue_depth` is not recorded: kube-runtime's `Controller` keeps its queue (the
-//! scheduler) private, and counting what goes in and out of it from outside would mean
-//! replacing `Controller::run` with our own applier.
+//! `sluice_workqueue_depth{kind}` is counted around kube-runtime's `Controller` ([`workqueue`]).
 
 use std::future::Future;
 use std::time::Instant;
@@ -14,6 +12,8 @@ use kube::runtime::controller::Action;
 use metrics::{counter, histogram};
 
 use crate::Error;
+
+pub mod workqueue;
 
 /// Runs one reconcile of a `kind` object, counting it by result and timing it.
 pub async fn reconcile(kind: &'static str, run: impl Future<Output = Result<Action, Error>>) -> Result<Action, Error> {

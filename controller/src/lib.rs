@@ -23,16 +23,20 @@ mod shell;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use kube::api::Api;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde::de::DeserializeOwned;
 use sluice_api::scale::Scaler;
 use sluice_api::{Configuration, Revision, RevisionKey, Route, Service};
 use sluice_router::publish::RoutePublisher;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
+
+use crate::figures::workqueue::WorkQueue;
 
 /// What every reconciler shares.
 pub struct Ctx {
@@ -95,6 +99,45 @@ where
     }
 }
 
+/// A controller's own watch of `K` (as `Controller::new` makes it), each object counted on
+/// `queue` as requested, and the cache it fills.
+fn own<K>(
+    queue: &WorkQueue,
+    client: &kube::Client,
+) -> (impl Stream<Item = Result<K, watcher::Error>> + Send + 'static, Store<K>)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let objects = reflector::reflector(writer, watcher(Api::<K>::all(client.clone()), watcher::Config::default()));
+    (queue.own(objects.applied_objects()), reader)
+}
+
+/// A metadata-only watch of the `C`s a controller owns (as `Controller::owns` makes it).
+fn children<C>(
+    client: &kube::Client,
+) -> impl Stream<Item = Result<PartialObjectMeta<C>, watcher::Error>> + Send + 'static
+where
+    C: kube::Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    watcher(Api::<PartialObjectMeta<C>>::all(client.clone()), watcher::Config::default()).touched_objects()
+}
+
+/// `reconcile`, taking each object out of `queue` as its reconcile starts.
+fn started<K, F>(
+    queue: &WorkQueue,
+    mut reconcile: impl FnMut(Arc<K>, Arc<Ctx>) -> F,
+) -> impl FnMut(Arc<K>, Arc<Ctx>) -> F
+where
+    K: kube::Resource,
+{
+    let queue = queue.clone();
+    move |obj, ctx| {
+        queue.started(&*obj);
+        reconcile(obj, ctx)
+    }
+}
+
 /// Runs every controller until `shutdown`; `health` carries the runtime's "this revision's
 /// health changed" notices, `scaled` the autoscaler's "this revision's scale changed".
 pub async fn run(
@@ -105,29 +148,44 @@ pub async fn run(
 ) {
     let client = ctx.client.clone();
     let wc = watcher::Config::default;
+    // Each controller is built from its own streams (as `Controller::new`/`owns` build them)
+    // so its work-queue gauge sees every trigger go in; each reconcile takes it out.
 
-    let services = Controller::new(Api::<Service>::all(client.clone()), wc())
-        .owns(Api::<Configuration>::all(client.clone()), wc())
-        .owns(Api::<Route>::all(client.clone()), wc())
+    let q = WorkQueue::new("Service");
+    let (objects, reader) = own::<Service>(&q, &client);
+    let services = Controller::for_stream(objects, reader)
+        .owns_stream(q.owners::<Service, _, _>(children::<Configuration>(&client)))
+        .owns_stream(q.owners::<Service, _, _>(children::<Route>(&client)))
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
-        .run(|o, c| figures::reconcile("Service", service::reconcile(o, c)), error_policy, ctx.clone())
-        .for_each(|_| futures::future::ready(()));
+        .run(started(&q, |o, c| figures::reconcile("Service", service::reconcile(o, c))), error_policy, ctx.clone())
+        .for_each(q.settle());
 
-    let configurations = Controller::new(Api::<Configuration>::all(client.clone()), wc())
-        .owns(Api::<Revision>::all(client.clone()), wc())
+    let q = WorkQueue::new("Configuration");
+    let (objects, reader) = own::<Configuration>(&q, &client);
+    let configurations = Controller::for_stream(objects, reader)
+        .owns_stream(q.owners::<Configuration, _, _>(children::<Revision>(&client)))
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
-        .run(|o, c| figures::reconcile("Configuration", configuration::reconcile(o, c)), error_policy, ctx.clone())
-        .for_each(|_| futures::future::ready(()));
+        .run(
+            started(&q, |o, c| figures::reconcile("Configuration", configuration::reconcile(o, c))),
+            error_policy,
+            ctx.clone(),
+        )
+        .for_each(q.settle());
 
-    let route_controller = Controller::new(Api::<Route>::all(client.clone()), wc());
+    let q = WorkQueue::new("Route");
+    let (objects, reader) = own::<Route>(&q, &client);
+    let route_controller = Controller::for_stream(objects, reader);
     let store = route_controller.store();
+    let queue = q.clone();
     let same_namespace = move |ns: Option<String>| {
-        store
+        let routes = store
             .state()
             .into_iter()
             .filter(|r| r.metadata.namespace == ns)
             .map(|r| ObjectRef::from_obj(&*r))
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        routes.iter().for_each(|r| queue.requested(r));
+        routes
     };
     let by_revision = same_namespace.clone();
     let routes = route_controller
@@ -136,19 +194,21 @@ pub async fn run(
             same_namespace(cfg.metadata.namespace)
         })
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
-        .run(|o, c| figures::reconcile("Route", route::reconcile(o, c)), error_policy, ctx.clone())
-        .for_each(|_| futures::future::ready(()));
+        .run(started(&q, |o, c| figures::reconcile("Route", route::reconcile(o, c))), error_policy, ctx.clone())
+        .for_each(q.settle());
 
+    let q = WorkQueue::new("Revision");
     let health = futures::stream::select(
         tokio_stream::wrappers::UnboundedReceiverStream::new(health),
         tokio_stream::wrappers::ReceiverStream::new(scaled),
     )
     .map(|key: RevisionKey| ObjectRef::<Revision>::new(&key.name).within(&key.namespace));
-    let revisions = Controller::new(Api::<Revision>::all(client.clone()), wc())
-        .reconcile_on(health)
+    let (objects, reader) = own::<Revision>(&q, &client);
+    let revisions = Controller::for_stream(objects, reader)
+        .reconcile_on(q.triggers(health))
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
-        .run(|o, c| figures::reconcile("Revision", revision::reconcile(o, c)), error_policy, ctx.clone())
-        .for_each(|_| futures::future::ready(()));
+        .run(started(&q, |o, c| figures::reconcile("Revision", revision::reconcile(o, c))), error_policy, ctx.clone())
+        .for_each(q.settle());
 
     let janitor = janitor::run(ctx.clone(), shutdown.clone());
     tokio::join!(services, configurations, routes, revisions, janitor);

@@ -33,6 +33,12 @@ pub struct RouterConfig {
     /// sent when Knative's `http-protocol` is `Redirected`. Without one that setting is
     /// ignored (with a warning), so plain HTTP is never redirected to nowhere. Default none.
     pub https: Option<HttpsListener>,
+    /// Whether a request forwarded without a valid W3C `traceparent` gets a new one (and loses
+    /// its `tracestate`); see [`trace`](crate::trace). Default on.
+    pub generate_traceparent: bool,
+    /// Told of every forwarded request that carries a valid `traceparent` (for span export).
+    /// Default none.
+    pub observer: Option<std::sync::Arc<dyn crate::trace::Observer>>,
 }
 
 /// What plain-HTTP redirects need to know of the HTTPS listener.
@@ -58,6 +64,8 @@ impl Default for RouterConfig {
             upstream_max_idle_per_instance: 32,
             upstream_idle_timeout: Duration::from_secs(90),
             https: None,
+            generate_traceparent: true,
+            observer: None,
         }
     }
 }

@@ -10,6 +10,7 @@ use http::{HeaderValue, Response, StatusCode};
 use crate::body::RouterBody;
 use crate::endpoints::Failure;
 use crate::reason::Reason;
+use crate::trace::TraceId;
 
 /// A request that was not proxied, or whose upstream failed before sending a response head.
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +120,12 @@ impl ProxyError {
     /// The response: status, one-line body, `Retry-After` where waiting helps, and the error
     /// itself in the extensions for an access log.
     pub fn into_response(self) -> Response<RouterBody> {
+        self.into_traced_response(None)
+    }
+
+    /// [`into_response`](Self::into_response) for a request forwarded with the W3C trace id
+    /// `trace`, which the log line names as `trace_id`.
+    pub fn into_traced_response(self, trace: Option<TraceId>) -> Response<RouterBody> {
         static TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
         static ONE_SECOND: HeaderValue = HeaderValue::from_static("1");
         let body = match self.reason() {
@@ -131,7 +138,8 @@ impl ProxyError {
         if self.blame() == Blame::Unavailable {
             res.headers_mut().insert(RETRY_AFTER, ONE_SECOND.clone());
         }
-        tracing::debug!(error = %self, status = %res.status(), "request not proxied");
+        let trace_id = trace.map(tracing::field::display);
+        tracing::debug!(error = %self, status = %res.status(), trace_id, "request not proxied");
         res.extensions_mut().insert(Arc::new(self));
         res
     }

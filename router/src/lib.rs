@@ -10,8 +10,9 @@
 //! Every failure becomes a one-line plain-text response ([`error::ProxyError`], texts in
 //! [`reason`]).
 //!
-//! Modules depend one way: `proxy` → `table` → `endpoints`/`reason`; `error` → `body`/`reason`;
-//! nothing below `proxy` knows about it.
+//! Modules depend one way: `proxy` → `table` → `endpoints`/`reason`; `error` → `body`/`reason`/
+//! `trace`; nothing below `proxy` knows about it. [`trace`] keeps or makes each forwarded
+//! request's W3C `traceparent`.
 
 pub mod access_log;
 pub mod activity;
@@ -27,6 +28,7 @@ pub mod reason;
 pub mod server;
 pub mod table;
 pub mod tls;
+pub mod trace;
 pub mod workers;
 
 pub use body::{BodyError, RouterBody};

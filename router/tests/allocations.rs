@@ -1,5 +1,6 @@
-//! The routing decision allocates nothing per request, rules included: the whole test binary
-//! counts its allocations (its own binary, since a global allocator is process-wide).
+//! The routing decision allocates nothing per request, rules included, nor does recording its
+//! response or keeping its `traceparent` (generating one is one header value): the whole test
+//! binary counts its allocations (its own binary, since a global allocator is process-wide).
 
 use std::alloc::System;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use sluice_router::endpoints::{RevisionEndpoints, RevisionKey};
 use sluice_router::table::{
     HeaderMatch, PathMatch, Protocol, RouteConfig, RoutingTable, RuleConfig, TagConfig, Target, ValueMatch, Via,
 };
+use sluice_router::trace;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
 #[global_allocator]
@@ -121,4 +123,26 @@ fn resolving_a_request_allocates_nothing_whichever_way_it_is_decided() {
     });
     assert_eq!(change, (0, 0), "allocations, reallocations");
     assert_eq!(rev.responses().total(), 3000);
+
+    // A client's valid `traceparent` is read in place; a generated one is its one header
+    // value (the map has room for it, as a request's has after `X-Forwarded-*` went in).
+    let valid = http::HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    let mut sent = http::HeaderMap::new();
+    sent.insert(&trace::TRACEPARENT, valid);
+    let mut fresh = http::HeaderMap::new();
+    // First use: the thread's random generator, and the map's room.
+    trace::ensure(&mut fresh, true).expect("generated");
+    let change = fewest_allocations(|| {
+        for _ in 0..1000 {
+            std::hint::black_box(trace::ensure(std::hint::black_box(&mut sent), true).expect("kept"));
+        }
+    });
+    assert_eq!(change, (0, 0), "kept: allocations, reallocations");
+    let change = fewest_allocations(|| {
+        for _ in 0..1000 {
+            fresh.remove(&trace::TRACEPARENT);
+            std::hint::black_box(trace::ensure(std::hint::black_box(&mut fresh), true).expect("generated"));
+        }
+    });
+    assert_eq!(change, (1000, 0), "generated: allocations, reallocations");
 }

@@ -246,6 +246,27 @@ pub struct ServeArgs {
     /// startup banner).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Whether the router gives a request without a valid W3C `traceparent` a new one (version
+    /// 00, random trace and parent ids, sampled; any `tracestate` dropped) before forwarding
+    /// it, or (`off`) forwards the trace headers exactly as the client sent them. A valid
+    /// `traceparent` and its `tracestate` are always forwarded unchanged.
+    #[arg(long, value_enum, value_name = "on|off", default_value_t = Switch::On)]
+    pub trace_generate: Switch,
+    /// Export a span per proxied request (one carrying a valid or generated `traceparent`) to
+    /// this OTLP/HTTP traces URL, as protobuf, e.g. `http://127.0.0.1:4318/v1/traces`. Only in
+    /// a sluice built with the `otlp` cargo feature.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+}
+
+/// A setting that is on or off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    /// On.
+    #[default]
+    On,
+    /// Off.
+    Off,
 }
 
 /// `sluice serve --log-format`.

@@ -33,6 +33,7 @@ use super::ServeArgs;
 
 pub mod access_log;
 pub mod metrics;
+mod otlp;
 
 /// The file in the state directory naming the addresses `serve` bound (read by the CLI).
 pub const ENDPOINTS_FILE: &str = "endpoints.json";
@@ -106,6 +107,7 @@ where
     let api_listener = std::net::TcpListener::bind(args.api)
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .with_context(|| format!("binding the API server to {}", args.api))?;
+    let (observer, otlp) = otlp::start(args.otlp_endpoint.as_deref())?;
     let http_listener =
         TcpListener::bind(args.http).await.with_context(|| format!("binding the router to {}", args.http))?;
     let https = match args.https {
@@ -224,9 +226,16 @@ where
     };
     let https_listener =
         running.https_addr.map(|addr| HttpsListener { port: addr.port(), domain: args.domain.clone() });
+    let generate_traceparent = args.trace_generate == super::Switch::On;
     let router = Router::with_access_log(
         table,
-        RouterConfig { https: https_listener, header_read_timeout, ..RouterConfig::default() },
+        RouterConfig {
+            https: https_listener,
+            header_read_timeout,
+            generate_traceparent,
+            observer,
+            ..RouterConfig::default()
+        },
         log_handle,
     );
     let threads = args
@@ -272,6 +281,7 @@ where
             tracing::error!("the access log's writer panicked");
         }
     }
+    otlp.shutdown().await;
     runtime.shutdown(DRAIN).await;
     controllers_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), controllers).await;

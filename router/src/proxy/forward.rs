@@ -19,6 +19,7 @@ use crate::body::{BodyEnd, BodyLimits, RouterBody, UpstreamBody};
 use crate::endpoints::{Instance, InstanceGuard};
 use crate::error::ProxyError;
 use crate::table::{Backend, Protocol};
+use crate::trace::{self, Observed, Observer};
 
 /// What a retry needs of the request: its head, cloned before the first attempt consumes it.
 struct Replay {
@@ -28,17 +29,34 @@ struct Replay {
 
 /// Proxies `routed`; every failure is already a response, counted for the revision as the
 /// instance's own responses are.
-pub(super) async fn forward(upstream: &Upstream, routed: Routed) -> Response<RouterBody> {
-    let Routed { backend, guard, parts, path, body, body_end, arrived } = routed;
+pub(super) async fn forward(
+    upstream: &Upstream,
+    observer: Option<&dyn Observer>,
+    routed: Routed,
+) -> Response<RouterBody> {
+    let Routed { backend, guard, parts, path, body, body_end, arrived, trace } = routed;
     let arrived = arrived.unwrap_or_else(Instant::now);
+    // Only with an observer (span export): its parent and method, before sending takes them.
+    let observed = observer.and_then(|o| Some((o, trace::sent_parent(&parts.headers)?, parts.method.clone())));
     let sending = Sending { guard, parts, path, body, body_end, arrived };
-    match send(upstream, &backend, sending).await {
+    let res = match send(upstream, &backend, sending).await {
         Ok(res) => {
             backend.target.revision.responses().record_timed(res.status(), arrived.elapsed());
             res
         }
-        Err(e) => super::refused(&backend, e, arrived),
+        Err(e) => super::refused(&backend, e, arrived, trace),
+    };
+    if let Some((observer, parent, method)) = observed {
+        let revision = &backend.target.revision.key;
+        observer.observe(&Observed {
+            parent,
+            method: &method,
+            revision,
+            status: res.status(),
+            elapsed: arrived.elapsed(),
+        });
     }
+    res
 }
 
 /// A routed request without its backend (which the caller keeps, to count the response).

@@ -49,6 +49,7 @@ use crate::endpoints::{InstanceGuard, Refused};
 use crate::error::ProxyError;
 use crate::reason::Reason;
 use crate::table::{self, Backend, Protocol, RoutingTable};
+use crate::trace::{self, TraceId};
 
 /// How often a waiting request checks that its host is still served.
 const ROUTE_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
@@ -133,6 +134,8 @@ struct Routed {
     /// When a request that waited arrived (its timeouts count the wait); otherwise they start
     /// when it is sent.
     arrived: Option<tokio::time::Instant>,
+    /// The trace id of its `traceparent` as forwarded, for the router's log lines.
+    trace: Option<TraceId>,
 }
 
 // === impl Router ===
@@ -211,7 +214,7 @@ impl Router {
     }
 
     /// Steps 2–4 of the module docs: everything up to the upstream call, without awaiting.
-    fn route(&self, req: Request<Incoming>, client: &Client, body_end: &Arc<BodyEnd>) -> Result<Routed, NotRouted> {
+    fn route(&self, mut req: Request<Incoming>, client: &Client, body_end: &Arc<BodyEnd>) -> Result<Routed, NotRouted> {
         let inner = &*self.inner;
         if !headers::within_limits(req.headers(), inner.config.max_headers, inner.config.max_header_bytes) {
             let reason = if req.headers().len() > inner.config.max_headers {
@@ -226,10 +229,12 @@ impl Router {
         }
         let backend = inner.table.load().resolve(&req).map_err(miss)?.clone();
         backend.picked();
+        // Before it may wait, so the access log and the router's answers name the same trace.
+        let trace = trace::ensure(req.headers_mut(), inner.config.generate_traceparent);
         let Some(guard) = backend.target.revision.pick() else {
             return Err(NotRouted::Wait(Box::new(req), backend));
         };
-        Ok(routed(req, client, body_end, backend, guard, None))
+        Ok(routed(req, client, body_end, backend, guard, None, trace))
     }
 
     /// Waits in the gate of the revision `backend` picked until it admits the request and an
@@ -246,6 +251,8 @@ impl Router {
     ) -> Response<RouterBody> {
         let arrived = tokio::time::Instant::now();
         let deadline = arrived + backend.target.head_timeout();
+        // `route` settled its `traceparent`; routing it again keeps that one.
+        let trace = trace::sent(req.headers());
         loop {
             let revision = backend.target.revision.clone();
             let acquire = revision.gate().acquire(deadline);
@@ -267,18 +274,25 @@ impl Router {
             let permit = match admitted {
                 Ok(permit) => permit,
                 Err(Refused::QueueFull { .. }) => {
-                    return refused(&backend, ProxyError::QueueFull(backend.queue_full.clone()), arrived);
+                    return refused(&backend, ProxyError::QueueFull(backend.queue_full.clone()), arrived, trace);
                 }
-                Err(Refused::Timeout { .. }) => return no_capacity(&backend, arrived),
+                Err(Refused::Timeout { .. }) => return no_capacity(&backend, arrived, trace),
                 Err(Refused::Closed) => {
                     // The table that still names the deleted revision is replaced right after
                     // its endpoints are forgotten; give that a moment, within the deadline.
                     tokio::select! {
                         () = tokio::time::sleep(REROUTE_PAUSE) => {}
-                        () = tokio::time::sleep_until(deadline) => return no_capacity(&backend, arrived),
+                        () = tokio::time::sleep_until(deadline) => return no_capacity(&backend, arrived, trace),
                     }
                     match self.route(*req, &client, &body_end) {
-                        Ok(routed) => return forward::forward(&self.inner.upstream, routed).await,
+                        Ok(routed) => {
+                            return forward::forward(
+                                &self.inner.upstream,
+                                self.inner.config.observer.as_deref(),
+                                routed,
+                            )
+                            .await;
+                        }
                         Err(NotRouted::Fail(e)) => return e.into_response(),
                         Err(NotRouted::Wait(again, next)) => {
                             (req, backend) = (again, next);
@@ -290,8 +304,8 @@ impl Router {
             match revision.pick_admitted(permit) {
                 Ok(guard) => {
                     revision.responses().record_queue_wait(arrived.elapsed());
-                    let routed = routed(*req, &client, &body_end, backend, guard, Some(arrived));
-                    return forward::forward(&self.inner.upstream, routed).await;
+                    let routed = routed(*req, &client, &body_end, backend, guard, Some(arrived), trace);
+                    return forward::forward(&self.inner.upstream, self.inner.config.observer.as_deref(), routed).await;
                 }
                 // Admitted, but every instance was full or draining (one leaving routing just
                 // now): give the permit back and wait for the instance set to change.
@@ -300,7 +314,7 @@ impl Router {
                     drop(permit);
                     tokio::select! {
                         () = changed => {}
-                        () = tokio::time::sleep_until(deadline) => return no_capacity(&backend, arrived),
+                        () = tokio::time::sleep_until(deadline) => return no_capacity(&backend, arrived, trace),
                     }
                 }
             }
@@ -317,10 +331,11 @@ fn routed(
     backend: Arc<Backend>,
     guard: InstanceGuard,
     arrived: Option<tokio::time::Instant>,
+    trace: Option<TraceId>,
 ) -> Routed {
     let body_end = (req.version() < Version::HTTP_2).then(|| body_end.clone());
     let (parts, path, body) = rewrite(req, client, backend.target.protocol);
-    Routed { backend, guard, parts, path, body, body_end, arrived }
+    Routed { backend, guard, parts, path, body, body_end, arrived, trace }
 }
 
 // === impl RouterService ===
@@ -353,9 +368,10 @@ impl hyper::service::Service<Request<Incoming>> for RouterService {
                     log.routed(&routed.backend, Some(routed.guard.instance().addr), &routed.parts.headers);
                 }
                 let router = self.router.clone();
-                Box::pin(
-                    async move { Ok(finish(forward::forward(&router.inner.upstream, routed).await, activity, log)) },
-                )
+                Box::pin(async move {
+                    let observer = router.inner.config.observer.as_deref();
+                    Ok(finish(forward::forward(&router.inner.upstream, observer, routed).await, activity, log))
+                })
             }
             Err(NotRouted::Wait(req, backend)) => {
                 if let Some(log) = &mut log {
@@ -381,19 +397,24 @@ fn finish(res: Response<RouterBody>, activity: ActivityGuard, log: Option<Entry>
 
 /// The 504 for a request that waited at `backend`'s gate from `arrived` until its timeout ran
 /// out, its wait and response counted for the revision.
-fn no_capacity(backend: &Backend, arrived: tokio::time::Instant) -> Response<RouterBody> {
+fn no_capacity(backend: &Backend, arrived: tokio::time::Instant, trace: Option<TraceId>) -> Response<RouterBody> {
     backend.target.revision.responses().record_queue_wait(arrived.elapsed());
-    refused(backend, ProxyError::NoCapacity(backend.no_capacity.clone()), arrived)
+    refused(backend, ProxyError::NoCapacity(backend.no_capacity.clone()), arrived, trace)
 }
 
 /// The response for a request `backend`'s revision could not take after it arrived at
-/// `arrived`, counted for it.
-fn refused(backend: &Backend, error: ProxyError, arrived: tokio::time::Instant) -> Response<RouterBody> {
+/// `arrived`, counted for it, and logged with the request's `trace` id.
+fn refused(
+    backend: &Backend,
+    error: ProxyError,
+    arrived: tokio::time::Instant,
+    trace: Option<TraceId>,
+) -> Response<RouterBody> {
     let responses = backend.target.revision.responses();
     if let Some(failure) = error.failure() {
         responses.record_failure(failure);
     }
-    let res = error.into_response();
+    let res = error.into_traced_response(trace);
     responses.record_timed(res.status(), arrived.elapsed());
     res
 }

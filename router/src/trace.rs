@@ -1,0 +1,201 @@
+//! W3C Trace Context (<https://www.w3.org/TR/trace-context/>) at the router: the `traceparent`
+//! a request is forwarded with, and its trace id for the router's own log lines.
+//!
+//! The router does not take part in the trace (it records no span): a valid `traceparent` is
+//! forwarded unchanged, with its `tracestate`. When generation is on (the default) a request
+//! without a valid one gets a new one — version `00`, a random 16-byte trace id and 8-byte
+//! parent id (never zero), flags `01` (sampled) — and loses any `tracestate`, which belongs
+//! to no trace the router forwards (the spec's processing model: a vendor that cannot parse
+//! `traceparent` restarts the trace and must not use `tracestate`). Invalid means the spec's
+//! rules: version `ff`, not lowercase hex, wrong length (exactly 55 for version `00`; a later
+//! version may be longer, its fields followed by `-`), a zero trace or parent id, or more than
+//! one `traceparent` header. With generation off the router leaves both headers as the client
+//! sent them (none, valid or invalid).
+//!
+//! Cost: a valid header is read in place (no allocation); a generated one is one 55-byte
+//! `HeaderValue` (one allocation) from the thread's random generator.
+
+use std::fmt;
+use std::num::NonZeroU128;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use rand::Rng;
+
+/// The `traceparent` header.
+pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+/// The `tracestate` header.
+pub static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+
+/// Length of a version-00 `traceparent`: `00-{32 hex}-{16 hex}-{2 hex}`.
+const LEN: usize = 55;
+
+/// A valid `traceparent`'s fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceParent {
+    /// The trace.
+    pub trace_id: TraceId,
+    /// The caller's span (never zero).
+    pub parent_id: u64,
+    /// `trace-flags` (bit 0: sampled).
+    pub flags: u8,
+}
+
+/// Told of each request the router forwarded, once its response head (or the router's own
+/// 502/504 for it) is known: how a binary exports a span per request without the router
+/// depending on a tracing SDK. None by default ([`RouterConfig::observer`](crate::RouterConfig)).
+pub trait Observer: Send + Sync + fmt::Debug {
+    /// One forwarded request.
+    fn observe(&self, request: &Observed<'_>);
+}
+
+/// What an [`Observer`] is told of one request.
+#[derive(Debug)]
+pub struct Observed<'a> {
+    /// Its `traceparent` as forwarded.
+    pub parent: TraceParent,
+    /// Its method.
+    pub method: &'a http::Method,
+    /// The revision that answered or failed it.
+    pub revision: &'a crate::endpoints::RevisionKey,
+    /// The status the client got.
+    pub status: http::StatusCode,
+    /// From its arrival to the response head.
+    pub elapsed: std::time::Duration,
+}
+
+/// A trace id: 16 bytes, not all zero; shown as 32 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TraceId(NonZeroU128);
+
+// === impl TraceId ===
+
+impl TraceId {
+    /// The id as a number (big-endian reading of its 16 bytes).
+    pub fn get(self) -> u128 {
+        self.0.get()
+    }
+}
+
+impl fmt::Display for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl fmt::Debug for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TraceId({self})")
+    }
+}
+
+/// The trace id of a request as the router forwards it: the client's valid `traceparent`
+/// (kept, with its `tracestate`), else — when `generate` — a new one inserted into `headers`
+/// (replacing an invalid one and dropping `tracestate`). `None` when there is no valid one and
+/// `generate` is off; `headers` are then untouched.
+pub fn ensure(headers: &mut HeaderMap, generate: bool) -> Option<TraceId> {
+    if let Some(id) = sent(headers) {
+        return Some(id);
+    }
+    if !generate {
+        return None;
+    }
+    let (value, id) = generate_traceparent(&mut rand::rng());
+    headers.insert(&TRACEPARENT, value);
+    headers.remove(&TRACESTATE);
+    Some(id)
+}
+
+/// The trace id of the one valid `traceparent` in `headers`, if there is exactly one.
+pub fn sent(headers: &HeaderMap) -> Option<TraceId> {
+    let mut values = headers.get_all(&TRACEPARENT).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) => parse(value.as_bytes()),
+        _ => None,
+    }
+}
+
+/// The trace id of a `traceparent` value, if it is valid by the spec (see the module docs).
+pub fn parse(value: &[u8]) -> Option<TraceId> {
+    parse_parent(value).map(|p| p.trace_id)
+}
+
+/// The one valid `traceparent` in `headers`, whole.
+pub fn sent_parent(headers: &HeaderMap) -> Option<TraceParent> {
+    let mut values = headers.get_all(&TRACEPARENT).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) => parse_parent(value.as_bytes()),
+        _ => None,
+    }
+}
+
+/// A `traceparent` value's fields, if it is valid by the spec (see the module docs).
+pub fn parse_parent(value: &[u8]) -> Option<TraceParent> {
+    if value.len() < LEN {
+        return None;
+    }
+    let version = hex(&value[0..2])?;
+    let well_formed = match version {
+        0xff => false,
+        0 => value.len() == LEN,
+        // A later version: parsed as 00 where its fields are, which it may extend after a `-`.
+        _ => value.len() == LEN || value[LEN] == b'-',
+    };
+    if !well_formed || value[2] != b'-' || value[35] != b'-' || value[52] != b'-' {
+        return None;
+    }
+    let trace = NonZeroU128::new(hex(&value[3..35])?)?;
+    let parent = hex(&value[36..52]).filter(|parent| *parent != 0)?;
+    let flags = hex(&value[53..55])?;
+    Some(TraceParent {
+        trace_id: TraceId(trace),
+        parent_id: u64::try_from(parent).ok()?,
+        flags: u8::try_from(flags).ok()?,
+    })
+}
+
+/// A new version-00 `traceparent` (sampled) with random non-zero ids, and its trace id.
+pub fn generate_traceparent(rng: &mut impl Rng) -> (HeaderValue, TraceId) {
+    let trace = loop {
+        if let Some(id) = NonZeroU128::new(rng.random()) {
+            break id;
+        }
+    };
+    let parent: u64 = loop {
+        let id = rng.random();
+        if id != 0 {
+            break id;
+        }
+    };
+    let mut out = [0u8; LEN];
+    out[..3].copy_from_slice(b"00-");
+    put_hex(&mut out[3..35], trace.get());
+    out[35] = b'-';
+    put_hex(&mut out[36..52], u128::from(parent));
+    out[52..].copy_from_slice(b"-01");
+    let value = HeaderValue::from_bytes(&out).expect("hex digits and dashes are a valid header value");
+    (value, TraceId(trace))
+}
+
+/// The number written in `digits` (lowercase hex only, at most 32 of them).
+fn hex(digits: &[u8]) -> Option<u128> {
+    digits.iter().try_fold(0u128, |n, &d| {
+        let v = match d {
+            b'0'..=b'9' => d - b'0',
+            b'a'..=b'f' => d - b'a' + 10,
+            _ => return None,
+        };
+        Some(n << 4 | u128::from(v))
+    })
+}
+
+/// Writes the low `out.len()` hex digits of `n` into `out`, most significant first.
+fn put_hex(out: &mut [u8], mut n: u128) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for slot in out.iter_mut().rev() {
+        *slot = DIGITS[(n & 0xf) as usize];
+        n >>= 4;
+    }
+}
+
+#[cfg(test)]
+mod tests;
