@@ -15,11 +15,9 @@
 //! - `reason`: why the router answered itself (its error text: unknown host, 502, 503, 504…),
 //!   why the body was cut, or that the client went away; null for a complete instance answer.
 
-use std::fmt;
-
 use std::io::Write;
 
-use http::{HeaderMap, HeaderValue, Version};
+use http::{HeaderValue, Version};
 use serde::Serialize;
 
 use super::Record;
@@ -31,10 +29,6 @@ pub const MAX_PATH: usize = 2048;
 
 /// The longest host logged, in bytes.
 pub const MAX_HOST: usize = 512;
-
-/// A trace id: 32 lowercase hex digits, not all zero.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct TraceId([u8; 32]);
 
 #[derive(Serialize)]
 struct Line<'a> {
@@ -51,7 +45,7 @@ struct Line<'a> {
     tag: Option<&'a str>,
     bytes_in: u64,
     bytes_out: u64,
-    trace_id: Option<&'a str>,
+    trace_id: Option<String>,
     reason: Option<&'a str>,
 }
 
@@ -77,7 +71,7 @@ pub(super) fn write(out: &mut impl Write, record: &Record) -> std::io::Result<()
         tag: picked(ChoiceKind::Tag),
         bytes_in: record.bytes_in.get(),
         bytes_out: record.bytes_out,
-        trace_id: record.trace.as_ref().map(TraceId::as_str),
+        trace_id: record.trace.map(|t| t.to_string()),
         reason: record.reason.as_deref(),
     };
     serde_json::to_writer(&mut *out, &line)?;
@@ -91,31 +85,6 @@ fn arrival(record: &Record) -> std::time::SystemTime {
     let since = std::time::Instant::now().saturating_duration_since(record.arrived.into_std());
     let now = std::time::SystemTime::now();
     now.checked_sub(since).unwrap_or(now)
-}
-
-/// The trace id of the one `traceparent` in `headers` when it is valid (W3C Trace Context:
-/// `version-traceid-parentid-flags` in lowercase hex, version not `ff`, exactly 55 bytes for
-/// version `00` and a `-` after the flags for a later one, ids not all zero).
-pub fn trace_id(headers: &HeaderMap) -> Option<TraceId> {
-    let mut all = headers.get_all("traceparent").iter();
-    let value = all.next()?;
-    if all.next().is_some() {
-        return None;
-    }
-    let b = value.as_bytes();
-    let hex = |s: &[u8]| s.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
-    let zero = |s: &[u8]| s.iter().all(|c| *c == b'0');
-    let shape = b.len() >= 55 && b[2] == b'-' && b[35] == b'-' && b[52] == b'-';
-    if !shape || !hex(&b[..2]) || &b[..2] == b"ff" || !hex(&b[3..35]) || !hex(&b[36..52]) || !hex(&b[53..55]) {
-        return None;
-    }
-    let length_ok = if &b[..2] == b"00" { b.len() == 55 } else { b.len() == 55 || b[55] == b'-' };
-    if !length_ok || zero(&b[3..35]) || zero(&b[36..52]) {
-        return None;
-    }
-    let mut id = [0; 32];
-    id.copy_from_slice(&b[3..35]);
-    Some(TraceId(id))
 }
 
 /// `t` as RFC 3339 in UTC with milliseconds, e.g. `2026-12-01T03:04:05.678Z`.
@@ -157,29 +126,15 @@ fn capped(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-// === impl TraceId ===
-
-impl TraceId {
-    /// The 32 hex digits.
-    pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).unwrap_or_default()
-    }
-}
-
-impl fmt::Debug for TraceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TraceId({})", self.as_str())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderMap;
 
     fn parent(v: &str) -> Option<String> {
         let mut h = HeaderMap::new();
         h.insert("traceparent", HeaderValue::from_str(v).expect("value"));
-        trace_id(&h).map(|t| t.as_str().to_string())
+        crate::trace::sent(&h).map(|t| t.to_string())
     }
 
     #[test]
@@ -202,7 +157,7 @@ mod tests {
         let mut two = HeaderMap::new();
         two.append("traceparent", HeaderValue::from_str(&format!("00-{id}-00f067aa0ba902b7-01")).expect("v"));
         two.append("traceparent", HeaderValue::from_str(&format!("00-{id}-00f067aa0ba902b7-01")).expect("v"));
-        assert_eq!(trace_id(&two), None, "two headers");
+        assert_eq!(crate::trace::sent(&two), None, "two headers");
     }
 
     #[test]

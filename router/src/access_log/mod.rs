@@ -74,7 +74,7 @@ pub(crate) struct Record {
     path: Option<http::uri::PathAndQuery>,
     version: Version,
     /// The trace id of the request's `traceparent` (as forwarded, once it is).
-    trace: Option<line::TraceId>,
+    trace: Option<crate::trace::TraceId>,
     backend: Option<Arc<Backend>>,
     instance: Option<SocketAddr>,
     status: Option<u16>,
@@ -125,7 +125,7 @@ impl AccessLog {
             host,
             path: req.uri().path_and_query().cloned(),
             version: req.version(),
-            trace: line::trace_id(req.headers()),
+            trace: crate::trace::sent(req.headers()),
             backend: None,
             instance: None,
             status: None,
@@ -213,7 +213,7 @@ impl Entry {
         if let Some(r) = self.record() {
             r.backend = Some(backend.clone());
             r.instance = instance;
-            r.trace = line::trace_id(sent);
+            r.trace = crate::trace::sent(sent);
         }
     }
 
