@@ -75,10 +75,10 @@ async fn send(upstream: &Upstream, backend: &Backend, sending: Sending) -> Resul
     let deadline = arrived + backend.target.head_timeout();
     // Cloning the head costs allocations, so only when there is another instance to retry on.
     let replay = (backend.target.revision.ready_count() > 1).then(|| Replay::of(&parts, &path));
-    let revision = backend.target.revision.clone();
+    // Only with the access log on (and then an Arc): the request's own byte count.
     let bytes_in = parts.extensions.get::<BytesIn>().cloned();
-    let (body, reclaimed) =
-        UpstreamBody::new(body, replay.is_some(), body_end.clone(), revision.clone(), bytes_in.clone());
+    let revision = backend.target.revision.clone();
+    let (body, reclaimed) = UpstreamBody::new(body, replay.is_some(), body_end.clone(), revision, bytes_in.clone());
     let req = request(parts, path, guard.instance(), body)?;
     let error = match upstream.send(backend.target.protocol, req, deadline).await {
         Attempt::Failed(e) if e.is_connect() => e,
@@ -99,7 +99,7 @@ async fn send(upstream: &Upstream, backend: &Backend, sending: Sending) -> Resul
     };
     tracing::debug!(revision = %backend.target.revision.key, instance = guard.instance().id, error = %error, "connect failed; retrying on another instance");
     drop(guard);
-    let (body, _) = UpstreamBody::new(body, false, body_end.clone(), revision, bytes_in);
+    let (body, _) = UpstreamBody::new(body, false, body_end.clone(), backend.target.revision.clone(), bytes_in);
     let req = request(replay.parts, replay.path, next.instance(), body)?;
     finish(upstream.send(backend.target.protocol, req, deadline).await, next, backend, body_end.as_deref(), arrived)
 }

@@ -228,7 +228,6 @@ impl Router {
             return Err(ProxyError::Connect.into());
         }
         let backend = inner.table.load().resolve(&req).map_err(miss)?.clone();
-        backend.picked();
         // Before it may wait, so the access log and the router's answers name the same trace.
         let trace = trace::ensure(req.headers_mut(), inner.config.generate_traceparent);
         let Some(guard) = backend.target.revision.pick() else {
@@ -364,6 +363,8 @@ impl hyper::service::Service<Request<Incoming>> for RouterService {
         }
         match self.router.route(req, &self.client, &self.body_end) {
             Ok(routed) => {
+                // Counted here, not in `route`, which a waiting request may enter again.
+                routed.backend.picked();
                 if let Some(log) = &mut log {
                     log.routed(&routed.backend, Some(routed.guard.instance().addr), &routed.parts.headers);
                 }
@@ -374,6 +375,7 @@ impl hyper::service::Service<Request<Incoming>> for RouterService {
                 })
             }
             Err(NotRouted::Wait(req, backend)) => {
+                backend.picked();
                 if let Some(log) = &mut log {
                     log.routed(&backend, None, req.headers());
                 }
