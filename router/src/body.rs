@@ -33,6 +33,7 @@ use tokio::time::{Instant, Sleep};
 use crate::access_log::{BytesIn, Entry};
 use crate::activity::ActivityGuard;
 use crate::endpoints::{InstanceGuard, RevisionEndpoints};
+use crate::proxy::Reuse;
 
 /// The body of every response the router sends.
 #[derive(Debug)]
@@ -47,7 +48,7 @@ pub struct RouterBody {
 #[derive(Debug)]
 enum Kind {
     /// Streamed from an instance; the guard keeps the instance's in-flight count until the end.
-    Upstream { body: Incoming, guard: Option<InstanceGuard>, limits: BodyLimits },
+    Upstream { body: Incoming, guard: Option<InstanceGuard>, reuse: Option<Reuse>, limits: BodyLimits },
     /// A reason, sent once.
     Reason(Option<Bytes>),
 }
@@ -102,8 +103,9 @@ pub(crate) struct BodyEnd(AtomicBool);
 
 impl RouterBody {
     /// An instance's response body, holding `guard` until the body ends or is dropped.
-    pub(crate) fn upstream(body: Incoming, guard: InstanceGuard, limits: BodyLimits) -> Self {
-        Self { kind: Kind::Upstream { body, guard: Some(guard), limits }, activity: None, log: None }
+    /// `reuse` (an HTTP/1.1 connection) goes back to its pool if the body ends cleanly.
+    pub(crate) fn upstream(body: Incoming, guard: InstanceGuard, reuse: Option<Reuse>, limits: BodyLimits) -> Self {
+        Self { kind: Kind::Upstream { body, guard: Some(guard), reuse, limits }, activity: None, log: None }
     }
 
     /// The same body, keeping `activity` (its request's claim on the client connection) until
@@ -141,7 +143,7 @@ impl Body for RouterBody {
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
         match &mut this.kind {
-            Kind::Upstream { body, guard, limits } => {
+            Kind::Upstream { body, guard, reuse, limits } => {
                 let polled = match Pin::new(body).poll_frame(cx) {
                     Poll::Pending => match limits.poll_expired(cx) {
                         Poll::Ready(cut) => Poll::Ready(Some(Err(cut))),
@@ -170,6 +172,10 @@ impl Body for RouterBody {
                 }
                 guard.take();
                 this.activity.take();
+                // Only a body that ended cleanly leaves its connection fit for another request.
+                if let (Some(reuse), Poll::Ready(None)) = (reuse.take(), &polled) {
+                    reuse.put();
+                }
                 polled
             }
             Kind::Reason(text) => {
@@ -207,6 +213,13 @@ impl Body for RouterBody {
 
 impl Drop for RouterBody {
     fn drop(&mut self) {
+        // hyper drops a body whose last frame said it was the end without polling it again.
+        if let Kind::Upstream { body, reuse, .. } = &mut self.kind
+            && let Some(reuse) = reuse.take()
+            && body.is_end_stream()
+        {
+            reuse.put();
+        }
         // hyper drops a body it has read to its end without asking for the end; one dropped
         // before then was abandoned (the client went away).
         if let Some(mut log) = self.log.take() {

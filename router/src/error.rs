@@ -56,7 +56,7 @@ pub enum ProxyError {
         reason: Reason,
         /// What the upstream client reported.
         #[source]
-        source: hyper_util::client::legacy::Error,
+        source: UpstreamError,
     },
     /// The instance refused, reset or closed the exchange before a response head.
     #[error("{reason}")]
@@ -65,11 +65,32 @@ pub enum ProxyError {
         reason: Reason,
         /// What the upstream client reported.
         #[source]
-        source: hyper_util::client::legacy::Error,
+        source: UpstreamError,
     },
     /// No response head arrived within the target's timeout.
     #[error("{0}")]
     Timeout(Reason),
+}
+
+/// Why an exchange with an instance failed before its response head.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// No TCP connection could be made; nothing was sent.
+    #[error("connecting to the instance: {0}")]
+    Connect(#[source] std::io::Error),
+    /// The HTTP/2 connection preface failed; no request was sent.
+    #[error("starting the connection: {0}")]
+    Handshake(#[source] hyper::Error),
+    /// The exchange failed after the request was handed to the connection.
+    #[error(transparent)]
+    Http(hyper::Error),
+}
+
+impl UpstreamError {
+    /// True when no connection was made, so no byte of the request reached the instance.
+    pub fn is_connect(&self) -> bool {
+        matches!(self, Self::Connect(_) | Self::Handshake(_))
+    }
 }
 
 /// Who a [`ProxyError`] is down to.

@@ -1,66 +1,296 @@
-//! The pooled upstream clients: one for HTTP/1.1 keep-alive, one for h2c with prior knowledge.
+//! The router's own upstream connection pools: HTTP/1.1 keep-alive connections kept per
+//! instance, and one shared h2c connection (prior knowledge) per instance.
+//!
+//! Each router worker has its own [`Upstream`], so its connections live on the worker's runtime
+//! and are only ever used from it. A connection runs as a task of hyper's `client::conn`; the
+//! pool keeps only its sender. Compared with hyper-util's legacy client this is a smaller path
+//! per request: the instance's id (unique for the process) keys the pool, so no URI authority is
+//! hashed or compared; a checkout pops the newest idle sender of the instance under one
+//! uncontended lock; and a connection goes back to the pool when the response body has ended
+//! (see [`Reuse`]), with no task spawned to wait for it.
+//!
+//! Kept from before: connections to an instance are [`EarlyAnswerIo`] (an answer sent before
+//! the request body was read reaches the client); a request handed back unsent by a pooled
+//! connection the instance had closed goes on a fresh one; a connection that said
+//! `Connection: close`, broke, or whose body did not end is never reused; idle connections
+//! expire after `upstream_idle_timeout`, at most `upstream_max_idle_per_instance` are kept per
+//! instance, and the connections of instances that are gone expire with the rest.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::HOST;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use parking_lot::Mutex;
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::connect::EarlyAnswerConnector;
+use super::connect::EarlyAnswerIo;
 use crate::body::UpstreamBody;
 use crate::config::RouterConfig;
+use crate::endpoints::Instance;
+use crate::error::UpstreamError;
 use crate::table::Protocol;
 
-/// Connection pools to instances, keyed by instance address (the URI authority).
+/// Connection pools to instances, keyed by instance id.
 #[derive(Clone, Debug)]
 pub(crate) struct Upstream {
-    /// Its connections relay an answer sent before the request body was read (`connect.rs`).
-    http1: Client<EarlyAnswerConnector, UpstreamBody>,
-    h2c: Client<HttpConnector, UpstreamBody>,
+    http1: Arc<Http1Pool>,
+    h2c: Arc<H2cPool>,
 }
 
 /// How one upstream exchange ended, up to the response head.
 pub(crate) enum Attempt {
-    /// A response head arrived.
-    Response(http::Response<Incoming>),
+    /// A response head arrived; `Reuse` returns its connection to the pool once the body ends.
+    Response(http::Response<Incoming>, Option<Reuse>),
     /// The deadline passed first.
     TimedOut,
-    /// The client failed.
-    Failed(hyper_util::client::legacy::Error),
+    /// The exchange failed.
+    Failed(UpstreamError),
 }
+
+/// An HTTP/1.1 connection whose response is still streaming: it goes back to its pool when the
+/// response body has ended ([`Reuse::put`]), and closes when dropped instead.
+#[derive(Debug)]
+pub(crate) struct Reuse {
+    pool: Arc<Http1Pool>,
+    instance: u64,
+    sender: http1::SendRequest<UpstreamBody>,
+}
+
+/// Idle HTTP/1.1 connections per instance.
+#[derive(Debug)]
+struct Http1Pool {
+    idle_timeout: Duration,
+    max_idle: usize,
+    state: Mutex<Http1Idle>,
+}
+
+#[derive(Debug)]
+struct Http1Idle {
+    by_instance: HashMap<u64, Vec<Idle>, BuildHasherDefault<IdHasher>>,
+    /// When idle connections of every instance are next checked for expiry.
+    next_sweep: Instant,
+}
+
+/// A pooled sender and when it went idle.
+#[derive(Debug)]
+struct Idle {
+    sender: http1::SendRequest<UpstreamBody>,
+    since: Instant,
+}
+
+/// One shared h2c connection per instance (HTTP/2 multiplexes its requests).
+#[derive(Debug)]
+struct H2cPool {
+    senders: Mutex<HashMap<u64, http2::SendRequest<UpstreamBody>, BuildHasherDefault<IdHasher>>>,
+}
+
+/// Hashes an instance id: ids are a process-wide counter, so a multiply spreads them enough.
+#[derive(Default)]
+struct IdHasher(u64);
 
 // === impl Upstream ===
 
 impl Upstream {
     pub(crate) fn new(config: &RouterConfig) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(config.upstream_idle_timeout)
-            .pool_max_idle_per_host(config.upstream_max_idle_per_instance);
-        let http1 = builder.build(EarlyAnswerConnector::new(connector.clone()));
-        let h2c = builder.http2_only(true).build(connector);
+        let http1 = Arc::new(Http1Pool {
+            idle_timeout: config.upstream_idle_timeout,
+            max_idle: config.upstream_max_idle_per_instance,
+            state: Mutex::new(Http1Idle { by_instance: HashMap::default(), next_sweep: Instant::now() }),
+        });
+        let h2c = Arc::new(H2cPool { senders: Mutex::new(HashMap::default()) });
         Self { http1, h2c }
     }
 
-    /// Sends `req` (absolute URI naming the instance) and waits for the head until `deadline`.
+    /// Sends `req` (its URI the target as the instance should see it: origin-form for HTTP/1.1,
+    /// absolute for h2c) to `instance` and waits for the head until `deadline`.
     pub(crate) async fn send(
         &self,
         protocol: Protocol,
+        instance: &Instance,
         req: http::Request<UpstreamBody>,
         deadline: Instant,
     ) -> Attempt {
-        let response = match protocol {
-            Protocol::Http1 => self.http1.request(req),
-            Protocol::H2c => self.h2c.request(req),
+        let exchange = async {
+            match protocol {
+                Protocol::Http1 => self.send_http1(instance, req).await.map(|(res, reuse)| (res, Some(reuse))),
+                Protocol::H2c => self.send_h2c(instance, req).await.map(|res| (res, None)),
+            }
         };
-        match tokio::time::timeout_at(deadline, response).await {
-            Ok(Ok(res)) => Attempt::Response(res),
+        match tokio::time::timeout_at(deadline, exchange).await {
+            Ok(Ok((res, reuse))) => Attempt::Response(res, reuse),
             Ok(Err(e)) => Attempt::Failed(e),
             Err(_) => Attempt::TimedOut,
         }
     }
+
+    async fn send_http1(
+        &self,
+        instance: &Instance,
+        mut req: http::Request<UpstreamBody>,
+    ) -> Result<(http::Response<Incoming>, Reuse), UpstreamError> {
+        if !req.headers().contains_key(HOST)
+            && let Ok(host) = http::HeaderValue::from_str(instance.authority().as_str())
+        {
+            req.headers_mut().insert(HOST, host);
+        }
+        // A pooled connection the instance has closed meanwhile hands the request back unsent;
+        // it then goes on the next one, or a new one.
+        while let Some(mut sender) = self.http1.checkout(instance.id) {
+            match sender.try_send_request(req).await {
+                Ok(res) => return Ok((res, self.http1.reuse(instance.id, sender))),
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) => req = unsent,
+                    None => return Err(UpstreamError::Http(e.into_error())),
+                },
+            }
+        }
+        let mut sender = connect_http1(instance).await?;
+        let res = sender.send_request(req).await.map_err(UpstreamError::Http)?;
+        Ok((res, self.http1.reuse(instance.id, sender)))
+    }
+
+    async fn send_h2c(
+        &self,
+        instance: &Instance,
+        req: http::Request<UpstreamBody>,
+    ) -> Result<http::Response<Incoming>, UpstreamError> {
+        let shared = self.h2c.senders.lock().get(&instance.id).filter(|s| s.is_ready()).cloned();
+        let mut sender = match shared {
+            Some(sender) => sender,
+            None => {
+                let sender = connect_h2c(instance).await?;
+                self.h2c.senders.lock().insert(instance.id, sender.clone());
+                sender
+            }
+        };
+        sender.send_request(req).await.map_err(UpstreamError::Http)
+    }
 }
+
+/// A new HTTP/1.1 connection to `instance`, its connection task spawned on this runtime.
+async fn connect_http1(instance: &Instance) -> Result<http1::SendRequest<UpstreamBody>, UpstreamError> {
+    let stream = connect(instance).await?;
+    let (sender, conn) =
+        http1::Builder::new().handshake(EarlyAnswerIo::new(stream)).await.map_err(UpstreamError::Handshake)?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "upstream connection ended with an error");
+        }
+    });
+    Ok(sender)
+}
+
+/// A new h2c connection to `instance` (prior knowledge), its connection task spawned here.
+async fn connect_h2c(instance: &Instance) -> Result<http2::SendRequest<UpstreamBody>, UpstreamError> {
+    let stream = connect(instance).await?;
+    let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(UpstreamError::Handshake)?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "upstream h2c connection ended with an error");
+        }
+    });
+    Ok(sender)
+}
+
+async fn connect(instance: &Instance) -> Result<TcpStream, UpstreamError> {
+    let stream = TcpStream::connect(instance.addr).await.map_err(UpstreamError::Connect)?;
+    stream.set_nodelay(true).map_err(UpstreamError::Connect)?;
+    Ok(stream)
+}
+
+// === impl Http1Pool ===
+
+impl Http1Pool {
+    /// The newest idle sender of `instance` that can take a request now. Closed and expired
+    /// ones are dropped on the way; one still finishing its last exchange stays pooled.
+    fn checkout(&self, instance: u64) -> Option<http1::SendRequest<UpstreamBody>> {
+        let mut state = self.state.lock();
+        let idle = state.by_instance.get_mut(&instance)?;
+        let now = Instant::now();
+        let mut busy = None;
+        let found = loop {
+            let Some(entry) = idle.pop() else { break None };
+            if entry.sender.is_closed() || now.saturating_duration_since(entry.since) >= self.idle_timeout {
+                continue;
+            }
+            if entry.sender.is_ready() {
+                break Some(entry.sender);
+            }
+            busy = Some(entry);
+        };
+        idle.extend(busy);
+        found
+    }
+
+    fn reuse(self: &Arc<Self>, instance: u64, sender: http1::SendRequest<UpstreamBody>) -> Reuse {
+        Reuse { pool: self.clone(), instance, sender }
+    }
+
+    /// Pools `sender` unless it is closed or the instance has enough idle connections; now and
+    /// then drops the expired and closed connections of every instance (those of instances
+    /// that are gone among them).
+    fn put(&self, instance: u64, sender: http1::SendRequest<UpstreamBody>) {
+        if sender.is_closed() {
+            return;
+        }
+        let now = Instant::now();
+        let mut state = self.state.lock();
+        if now >= state.next_sweep {
+            let timeout = self.idle_timeout;
+            state.by_instance.retain(|_, idle| {
+                idle.retain(|e| !e.sender.is_closed() && now.saturating_duration_since(e.since) < timeout);
+                !idle.is_empty()
+            });
+            state.next_sweep = now + timeout.min(Duration::from_secs(10));
+        }
+        let idle = state.by_instance.entry(instance).or_default();
+        if idle.len() < self.max_idle {
+            idle.push(Idle { sender, since: now });
+        }
+    }
+
+    #[cfg(test)]
+    fn idle_count(&self, instance: u64) -> usize {
+        self.state.lock().by_instance.get(&instance).map_or(0, Vec::len)
+    }
+}
+
+// === impl Reuse ===
+
+impl Reuse {
+    /// The response body ended cleanly: the connection can carry another request.
+    pub(crate) fn put(self) {
+        self.pool.put(self.instance, self.sender);
+    }
+}
+
+// === impl IdHasher ===
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -7,22 +7,13 @@
 //! the stream that follows finishes the connection, which is then never pooled. An instance that
 //! closed without answering still fails the exchange, on that end of stream.
 
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::Uri;
 use hyper::rt::{Read, ReadBufCursor, Write};
-use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
-
-/// [`HttpConnector`], its connections wrapped in [`EarlyAnswerIo`].
-#[derive(Clone, Debug)]
-pub(crate) struct EarlyAnswerConnector {
-    http: HttpConnector,
-}
 
 /// A connection to an instance whose writes, once the peer has gone, park instead of failing.
 #[derive(Debug)]
@@ -32,46 +23,13 @@ pub(crate) struct EarlyAnswerIo {
     peer_gone: bool,
 }
 
-/// What [`EarlyAnswerConnector`] returns: the connector's future, its stream wrapped.
-pub(crate) struct Connecting {
-    inner: <HttpConnector as tower_service::Service<Uri>>::Future,
-}
-
-// === impl EarlyAnswerConnector ===
-
-impl EarlyAnswerConnector {
-    pub(crate) fn new(http: HttpConnector) -> Self {
-        Self { http }
-    }
-}
-
-impl tower_service::Service<Uri> for EarlyAnswerConnector {
-    type Response = EarlyAnswerIo;
-    type Error = <HttpConnector as tower_service::Service<Uri>>::Error;
-    type Future = Connecting;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.http.poll_ready(cx)
-    }
-
-    fn call(&mut self, dst: Uri) -> Self::Future {
-        Connecting { inner: self.http.call(dst) }
-    }
-}
-
-// === impl Connecting ===
-
-impl Future for Connecting {
-    type Output = Result<EarlyAnswerIo, <HttpConnector as tower_service::Service<Uri>>::Error>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.inner).poll(cx).map_ok(|io| EarlyAnswerIo { io, peer_gone: false })
-    }
-}
-
 // === impl EarlyAnswerIo ===
 
 impl EarlyAnswerIo {
+    pub(crate) fn new(stream: TcpStream) -> Self {
+        Self { io: TokioIo::new(stream), peer_gone: false }
+    }
+
     /// Parks a write the peer refused: hyper's read side is woken by the answer or the end of
     /// stream that must follow, and no waker is needed here because nothing will ever be written.
     fn park_if_gone<T>(&mut self, polled: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
@@ -136,11 +94,5 @@ impl Write for EarlyAnswerIo {
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-}
-
-impl Connection for EarlyAnswerIo {
-    fn connected(&self) -> Connected {
-        self.io.connected()
     }
 }

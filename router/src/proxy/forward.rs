@@ -12,12 +12,12 @@ use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
-use super::client::{Attempt, Upstream};
+use super::client::{Attempt, Reuse, Upstream};
 use super::{Routed, headers};
 use crate::access_log::BytesIn;
 use crate::body::{BodyEnd, BodyLimits, RouterBody, UpstreamBody};
 use crate::endpoints::{Instance, InstanceGuard};
-use crate::error::ProxyError;
+use crate::error::{ProxyError, UpstreamError};
 use crate::table::{Backend, Protocol};
 use crate::trace::{self, Observed, Observer};
 
@@ -79,8 +79,9 @@ async fn send(upstream: &Upstream, backend: &Backend, sending: Sending) -> Resul
     let bytes_in = parts.extensions.get::<BytesIn>().cloned();
     let revision = backend.target.revision.clone();
     let (body, reclaimed) = UpstreamBody::new(body, replay.is_some(), body_end.clone(), revision, bytes_in.clone());
-    let req = request(parts, path, guard.instance(), body)?;
-    let error = match upstream.send(backend.target.protocol, req, deadline).await {
+    let protocol = backend.target.protocol;
+    let req = request(parts, path, protocol, guard.instance(), body)?;
+    let error = match upstream.send(protocol, guard.instance(), req, deadline).await {
         Attempt::Failed(e) if e.is_connect() => e,
         other => return finish(other, guard, backend, body_end.as_deref(), arrived),
     };
@@ -100,8 +101,8 @@ async fn send(upstream: &Upstream, backend: &Backend, sending: Sending) -> Resul
     tracing::debug!(revision = %backend.target.revision.key, instance = guard.instance().id, error = %error, "connect failed; retrying on another instance");
     drop(guard);
     let (body, _) = UpstreamBody::new(body, false, body_end.clone(), backend.target.revision.clone(), bytes_in);
-    let req = request(replay.parts, replay.path, next.instance(), body)?;
-    finish(upstream.send(backend.target.protocol, req, deadline).await, next, backend, body_end.as_deref(), arrived)
+    let req = request(replay.parts, replay.path, protocol, next.instance(), body)?;
+    finish(upstream.send(protocol, next.instance(), req, deadline).await, next, backend, body_end.as_deref(), arrived)
 }
 
 /// The client's response, or the error for a failed attempt.
@@ -113,9 +114,9 @@ fn finish(
     arrived: Instant,
 ) -> Result<Response<RouterBody>, ProxyError> {
     match attempt {
-        Attempt::Response(res) => {
+        Attempt::Response(res, reuse) => {
             let limits = BodyLimits::new(arrived + backend.target.timeout, backend.target.idle);
-            Ok(respond(res, guard, backend.target.protocol, body_end, limits))
+            Ok(respond(res, guard, reuse, backend.target.protocol, body_end, limits))
         }
         Attempt::TimedOut => Err(ProxyError::Timeout(backend.timed_out.clone())),
         Attempt::Failed(source) if source.is_connect() => {
@@ -131,7 +132,10 @@ fn finish(
 /// True when sending failed because reading the client's request body failed: hyper reports
 /// an error of the body it was given (ours, streaming the client's), whose cause is the
 /// client connection's own hyper error.
-fn client_body_failed(error: &hyper_util::client::legacy::Error) -> bool {
+fn client_body_failed(error: &UpstreamError) -> bool {
+    let UpstreamError::Http(error) = error else {
+        return false;
+    };
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = cause {
         if let Some(h) = e.downcast_ref::<hyper::Error>()
@@ -155,6 +159,7 @@ fn client_body_failed(error: &hyper_util::client::legacy::Error) -> bool {
 fn respond(
     res: Response<Incoming>,
     guard: InstanceGuard,
+    reuse: Option<Reuse>,
     protocol: Protocol,
     body_end: Option<&BodyEnd>,
     limits: BodyLimits,
@@ -171,16 +176,22 @@ fn respond(
     }
     // hyper speaks the client's protocol whatever this says; HTTP/1.1 takes its fast path.
     parts.version = Version::HTTP_11;
-    Response::from_parts(parts, RouterBody::upstream(body, guard, limits))
+    Response::from_parts(parts, RouterBody::upstream(body, guard, reuse, limits))
 }
 
-/// The upstream request: `http://{instance}{path}`, head as rewritten.
+/// The upstream request, head as rewritten: its target `{path}` (origin-form) for HTTP/1.1,
+/// `http://{instance}{path}` for h2c (whose `:authority` it becomes).
 fn request(
     mut parts: Parts,
     path: PathAndQuery,
+    protocol: Protocol,
     instance: &Instance,
     body: UpstreamBody,
 ) -> Result<Request<UpstreamBody>, ProxyError> {
+    if protocol == Protocol::Http1 {
+        parts.uri = Uri::from(path);
+        return Ok(Request::from_parts(parts, body));
+    }
     let mut uri = uri::Parts::default();
     uri.scheme = Some(Scheme::HTTP);
     uri.authority = Some(instance.authority().clone());

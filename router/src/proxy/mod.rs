@@ -59,6 +59,7 @@ const ROUTE_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
 const REROUTE_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
 
 mod client;
+pub(crate) use client::Reuse;
 mod connect;
 mod forward;
 mod headers;

@@ -1,0 +1,232 @@
+//! The pool against real instances on loopback: a connection is reused once its response body
+//! has ended, never while it streams, never after `Connection: close`; a pooled connection the
+//! instance closed is passed over; idle connections expire; and at most the configured number
+//! stay idle per instance.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+
+use super::*;
+use crate::body::UpstreamBody;
+use crate::endpoints::{Instance, RevisionEndpoints, RevisionKey};
+
+/// An instance answering every request 200 "ok" (or with `Connection: close` for path
+/// `/close`), counting the connections it accepted.
+async fn instance() -> (Arc<Instance>, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counted = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let svc = hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                let mut res = Response::new(Full::new(Bytes::from_static(b"ok")));
+                if req.uri().path() == "/close" {
+                    res.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+                }
+                Ok::<_, Infallible>(res)
+            });
+            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc));
+        }
+    });
+    (Instance::new(next_id(), addr), accepted)
+}
+
+fn next_id() -> u64 {
+    static NEXT: AtomicUsize = AtomicUsize::new(1_000_000);
+    NEXT.fetch_add(1, Ordering::Relaxed) as u64
+}
+
+fn upstream(idle_timeout: Duration, max_idle: usize) -> Upstream {
+    let config = RouterConfig {
+        upstream_idle_timeout: idle_timeout,
+        upstream_max_idle_per_instance: max_idle,
+        ..RouterConfig::default()
+    };
+    Upstream::new(&config)
+}
+
+/// A GET of `path` with an empty body (a real one: the client side of a loopback exchange).
+async fn request(path: &str) -> Request<UpstreamBody> {
+    let (body, _) = UpstreamBody::new(
+        empty_incoming().await,
+        false,
+        None,
+        RevisionEndpoints::new(RevisionKey::new("default", "pool")),
+        None,
+    );
+    let mut req = Request::new(body);
+    *req.uri_mut() = path.parse().expect("path");
+    req.headers_mut().insert(HOST, http::HeaderValue::from_static("pool.default"));
+    req
+}
+
+/// An empty `Incoming` body, which only hyper can make: a server's request body.
+async fn empty_incoming() -> hyper::body::Incoming {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr: SocketAddr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let tx = parking_lot::Mutex::new(Some(tx));
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.expect("accept");
+        let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+            if let Some(tx) = tx.lock().take() {
+                let _ = tx.send(req.into_body());
+            }
+            async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::new()))) }
+        });
+        let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+    });
+    let mut client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    client.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await.expect("write");
+    let body = rx.await.expect("body");
+    // Keep the client side open until the body is taken; its answer is not needed.
+    tokio::spawn(async move {
+        let mut sink = [0u8; 256];
+        let _ = client.read(&mut sink).await;
+    });
+    body
+}
+
+async fn get(upstream: &Upstream, instance: &Instance, path: &str) -> (Response<hyper::body::Incoming>, Option<Reuse>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    match upstream.send(Protocol::Http1, instance, request(path).await, deadline).await {
+        Attempt::Response(res, reuse) => (res, reuse),
+        Attempt::TimedOut => panic!("timed out"),
+        Attempt::Failed(e) => panic!("failed: {e}"),
+    }
+}
+
+/// Reads the body to its end and hands the connection back, as the router's response body does.
+async fn finish(res: Response<hyper::body::Incoming>, reuse: Option<Reuse>) {
+    let body = res.into_body().collect().await.expect("body").to_bytes();
+    assert_eq!(&body[..], b"ok");
+    reuse.expect("an HTTP/1.1 connection").put();
+}
+
+#[tokio::test]
+async fn a_connection_is_reused_once_its_body_has_ended() {
+    let (instance, accepted) = instance().await;
+    let upstream = upstream(Duration::from_secs(90), 32);
+    for _ in 0..5 {
+        let (res, reuse) = get(&upstream, &instance, "/").await;
+        finish(res, reuse).await;
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "five requests one after another, one connection");
+    assert_eq!(upstream.http1.idle_count(instance.id), 1);
+}
+
+#[tokio::test]
+async fn a_streaming_response_keeps_its_connection_to_itself() {
+    let (instance, accepted) = instance().await;
+    let upstream = upstream(Duration::from_secs(90), 32);
+    let (first, first_reuse) = get(&upstream, &instance, "/").await;
+    // The first response is still unread: the second request needs a connection of its own.
+    let (second, second_reuse) = get(&upstream, &instance, "/").await;
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    finish(first, first_reuse).await;
+    finish(second, second_reuse).await;
+    assert_eq!(upstream.http1.idle_count(instance.id), 2);
+}
+
+#[tokio::test]
+async fn a_connection_that_said_close_or_was_abandoned_is_not_reused() {
+    let (instance, accepted) = instance().await;
+    let upstream = upstream(Duration::from_secs(90), 32);
+    let (res, reuse) = get(&upstream, &instance, "/close").await;
+    finish(res, reuse).await;
+    let (res, reuse) = get(&upstream, &instance, "/").await;
+    assert_eq!(accepted.load(Ordering::SeqCst), 2, "the closed connection was not used again");
+    // Dropped before its body ended: the connection closes rather than going back.
+    drop((res, reuse));
+    let (res, reuse) = get(&upstream, &instance, "/").await;
+    finish(res, reuse).await;
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_pooled_connection_the_instance_closed_is_passed_over() {
+    // An instance that answers one request per connection and then closes it, without saying
+    // so: the pooled sender goes stale, and the next request must still be answered.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counted = accepted.clone();
+    let close = Arc::new(tokio::sync::Notify::new());
+    let closing = close.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let closing = closing.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+                // Closes once told to, after the connection has gone back to the pool.
+                closing.notified().await;
+            });
+        }
+    });
+    let instance = Instance::new(next_id(), addr);
+    let upstream = upstream(Duration::from_secs(90), 32);
+    let (res, reuse) = get(&upstream, &instance, "/").await;
+    finish(res, reuse).await;
+    assert_eq!(upstream.http1.idle_count(instance.id), 1);
+    close.notify_one();
+    // Wait until the connection task has seen the close (the pooled sender reports closed).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while upstream.http1.state.lock().by_instance[&instance.id].iter().any(|e| !e.sender.is_closed()) {
+        assert!(Instant::now() < deadline, "the closed connection was never noticed");
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let (res, reuse) = get(&upstream, &instance, "/").await;
+    finish(res, reuse).await;
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn idle_connections_expire_and_are_capped_per_instance() {
+    let (instance, accepted) = instance().await;
+    let upstream = upstream(Duration::from_millis(50), 2);
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(get(&upstream, &instance, "/").await);
+    }
+    for (res, reuse) in open {
+        finish(res, reuse).await;
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    assert_eq!(upstream.http1.idle_count(instance.id), 2, "the third went over the cap");
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let (res, reuse) = get(&upstream, &instance, "/").await;
+    assert_eq!(accepted.load(Ordering::SeqCst), 4, "expired connections are not used");
+    finish(res, reuse).await;
+    // The sweep on that return dropped the expired ones of every instance.
+    assert_eq!(upstream.http1.idle_count(instance.id), 1);
+}
+
+#[tokio::test]
+async fn an_instance_that_refuses_connections_is_a_connect_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let instance = Instance::new(next_id(), addr);
+    let upstream = upstream(Duration::from_secs(90), 32);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    match upstream.send(Protocol::Http1, &instance, request("/").await, deadline).await {
+        Attempt::Failed(e) => assert!(e.is_connect(), "{e}"),
+        _ => panic!("expected a connect error"),
+    }
+}
