@@ -150,7 +150,7 @@ impl Upstream {
                 },
             }
         }
-        let mut sender = connect_http1(instance).await?;
+        let mut sender = Box::pin(connect_http1(instance)).await?;
         let res = sender.send_request(req).await.map_err(UpstreamError::Http)?;
         Ok((res, self.http1.reuse(instance.id, sender)))
     }
@@ -164,7 +164,7 @@ impl Upstream {
         let mut sender = match shared {
             Some(sender) => sender,
             None => {
-                let sender = connect_h2c(instance).await?;
+                let sender = Box::pin(connect_h2c(instance)).await?;
                 self.h2c.senders.lock().insert(instance.id, sender.clone());
                 sender
             }

@@ -102,7 +102,10 @@ async fn send(upstream: &Upstream, backend: &Backend, sending: Sending) -> Resul
     drop(guard);
     let (body, _) = UpstreamBody::new(body, false, body_end.clone(), backend.target.revision.clone(), bytes_in);
     let req = request(replay.parts, replay.path, protocol, next.instance(), body)?;
-    finish(upstream.send(protocol, next.instance(), req, deadline).await, next, backend, body_end.as_deref(), arrived)
+    // Boxed: a retry is rare, and a second exchange held in this future would double its size
+    // (and the bytes moved) for every request.
+    let attempt = Box::pin(upstream.send(protocol, next.instance(), req, deadline)).await;
+    finish(attempt, next, backend, body_end.as_deref(), arrived)
 }
 
 /// The client's response, or the error for a failed attempt.
