@@ -4,6 +4,7 @@
 //! its answer is read, which is the API's acknowledgement), manifests applied with
 //! `sluice apply`, and single samples read from its Prometheus `/metrics`.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -115,16 +116,6 @@ impl Serve {
         }
     }
 
-    /// The value of the series `name` whose labels include `revision_name="revision"`, from
-    /// serve's `/metrics`; None when there is no such series yet.
-    pub fn metric(&self, name: &str, revision: &str) -> Result<Option<f64>, ScenarioError> {
-        let (status, text) = request(self.metrics, "GET", "/metrics", None, None)?;
-        if status != 200 {
-            return Err(ScenarioError::Io(format!("GET /metrics: {status}")));
-        }
-        Ok(sample(&text, name, revision))
-    }
-
     /// Applies `config-autoscaler` with the shortest scale-to-zero Sluice allows: a grace period
     /// of 1 s (the autoscaler decides once a second, so a shorter one changes nothing); with
     /// [`scale_to_zero_service`]'s 6 s window (the least Knative allows), a revision is at zero
@@ -159,6 +150,15 @@ impl Serve {
         }
     }
 
+    /// serve's whole `/metrics` text.
+    pub fn metrics_text(&self) -> Result<String, ScenarioError> {
+        let (status, text) = request(self.metrics, "GET", "/metrics", None, None)?;
+        if status != 200 {
+            return Err(ScenarioError::Io(format!("GET /metrics: {status}")));
+        }
+        Ok(text)
+    }
+
     fn api_request(
         &self,
         method: &str,
@@ -167,6 +167,42 @@ impl Serve {
     ) -> Result<(u16, String), ScenarioError> {
         request(self.api, method, path, Some(&self.token), body)
     }
+}
+
+/// Control-plane work between two scrapes of serve's `/metrics`.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Work {
+    /// Durable store writes (each a redb commit with fsync, before the API answers).
+    pub store_writes: Timed,
+    /// Reconciles finished, by kind.
+    pub reconciles: BTreeMap<String, Timed>,
+}
+
+/// How many of something happened, and their mean duration.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Timed {
+    /// How many.
+    pub count: u64,
+    /// Their mean duration, ms.
+    pub mean_ms: f64,
+}
+
+/// The store writes and reconciles between the scrapes `before` and `after`.
+pub fn work(before: &str, after: &str) -> Work {
+    let timed = |name: &str, label: &str| {
+        let delta = |suffix: &str| {
+            let key = format!("{name}_{suffix}");
+            value(after, &key, label).unwrap_or(0.0) - value(before, &key, label).unwrap_or(0.0)
+        };
+        let count = delta("count").max(0.0);
+        Timed { count: count as u64, mean_ms: if count > 0.0 { delta("sum") * 1000.0 / count } else { 0.0 } }
+    };
+    let reconciles = ["Service", "Configuration", "Route", "Revision"]
+        .into_iter()
+        .map(|k| (k.to_string(), timed("sluice_reconcile_duration_seconds", &format!("kind=\"{k}\""))))
+        .filter(|(_, t)| t.count > 0)
+        .collect();
+    Work { store_writes: timed("sluice_store_write_duration_seconds", ""), reconciles }
 }
 
 /// The hello sample as Service `name`, with the shortest stable window Knative allows (6 s).
@@ -194,12 +230,19 @@ spec:
 
 /// The value of `name{…revision_name="revision"…}` in a Prometheus text exposition.
 pub fn sample(text: &str, name: &str, revision: &str) -> Option<f64> {
-    let label = format!("revision_name=\"{revision}\"");
+    value(text, name, &format!("revision_name=\"{revision}\""))
+}
+
+/// The value of the first series `name` whose labels include `label` (`key="value"`; empty:
+/// any series of that name, labelled or not).
+pub fn value(text: &str, name: &str, label: &str) -> Option<f64> {
     text.lines()
-        .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with('{')))
-        .find(|l| l.split_once('}').is_some_and(|(labels, _)| labels.contains(&label)))
-        .and_then(|l| l.rsplit_once(' '))
-        .and_then(|(_, v)| v.trim().parse().ok())
+        .filter_map(|l| l.strip_prefix(name))
+        .filter_map(|rest| match rest.strip_prefix('{') {
+            Some(labelled) => labelled.split_once('}').filter(|(labels, _)| labels.contains(label)).map(|(_, v)| v),
+            None => rest.starts_with(' ').then_some(rest),
+        })
+        .find_map(|v| v.trim().parse().ok())
 }
 
 /// One HTTP/1.1 request over a fresh connection (`Connection: close`): (status, body).
@@ -273,6 +316,31 @@ revision_queue_depth{revision_name=\"a-00001\"} 17
         assert_eq!(sample(text, "autoscaler_actual_pods", "b-00001"), Some(2.0));
         assert_eq!(sample(text, "revision_queue_depth", "a-00001"), Some(17.0));
         assert_eq!(sample(text, "revision_queue_depth", "c-00001"), None);
+        let text = "sluice_store_write_duration_seconds_sum 0.25\nsluice_store_write_duration_seconds_count 5\n\
+                    sluice_reconcile_duration_seconds_count{kind=\"Route\"} 3\n";
+        assert_eq!(value(text, "sluice_store_write_duration_seconds_sum", ""), Some(0.25));
+        assert_eq!(value(text, "sluice_store_write_duration_seconds_count", ""), Some(5.0));
+        assert_eq!(value(text, "sluice_reconcile_duration_seconds_count", "kind=\"Route\""), Some(3.0));
+        assert_eq!(value(text, "sluice_reconcile_duration_seconds_count", "kind=\"Service\""), None);
+    }
+
+    #[test]
+    fn work_is_the_difference_of_two_scrapes() {
+        let before = "sluice_store_write_duration_seconds_sum 1.0\nsluice_store_write_duration_seconds_count 10\n\
+                      sluice_reconcile_duration_seconds_sum{kind=\"Route\"} 0.5\n\
+                      sluice_reconcile_duration_seconds_count{kind=\"Route\"} 5\n";
+        let after = "sluice_store_write_duration_seconds_sum 1.02\nsluice_store_write_duration_seconds_count 14\n\
+                     sluice_reconcile_duration_seconds_sum{kind=\"Route\"} 0.506\n\
+                     sluice_reconcile_duration_seconds_count{kind=\"Route\"} 8\n\
+                     sluice_reconcile_duration_seconds_sum{kind=\"Service\"} 0.003\n\
+                     sluice_reconcile_duration_seconds_count{kind=\"Service\"} 1\n";
+        let w = work(before, after);
+        assert_eq!(w.store_writes.count, 4);
+        assert!((w.store_writes.mean_ms - 5.0).abs() < 1e-6, "{w:?}");
+        assert_eq!(w.reconciles["Route"].count, 3);
+        assert!((w.reconciles["Route"].mean_ms - 2.0).abs() < 1e-6, "{w:?}");
+        assert!((w.reconciles["Service"].mean_ms - 3.0).abs() < 1e-6, "a series new since the first scrape");
+        assert!(!w.reconciles.contains_key("Revision"), "kinds that did nothing are left out");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::ScenarioError;
-use super::control::{READY, Serve};
+use super::control::{READY, Serve, Work, work};
 use super::procs::get;
 use crate::latency::{Latencies, Percentiles};
 use crate::load::tap::{Seen, Tap};
@@ -84,6 +84,9 @@ pub struct RouteEdit {
     pub unclassified: u64,
     /// Responses the tap could not keep (its buffer was full): 0, or the figures are partial.
     pub tap_dropped: u64,
+    /// What the control plane did from the first edit to the end of the run (from serve's
+    /// metrics): where an edit's time goes between the API and the router.
+    pub control_plane: Work,
     /// The core layout.
     pub layout: String,
 }
@@ -136,8 +139,10 @@ pub fn run(opts: &Options, mut note: impl FnMut(&str)) -> Result<RouteEdit, Scen
         .name("bench-route-edit".into())
         .spawn(move || load::run(&target, &spec, &[]))
         .map_err(|e| ScenarioError::Io(format!("cannot start the load: {e}")))?;
+    let before = serve.metrics_text();
     let edited = apply_edits(&serve, opts, start + opts.warmup, &tap, &mut note);
     let outcome = loader.join().map_err(|_| ScenarioError::Io("the load thread panicked".into()))??;
+    let control_plane = work(&before?, &serve.metrics_text()?);
     let (marks, mut seen) = edited?;
     seen.extend(tap.drain());
     let end = start + opts.warmup + opts.interval * (opts.edits as u32 + 1) + spec_grace();
@@ -153,6 +158,7 @@ pub fn run(opts: &Options, mut note: impl FnMut(&str)) -> Result<RouteEdit, Scen
         load: outcome.summary(),
         unclassified: seen.iter().filter(|s| s.class.is_none()).count() as u64,
         tap_dropped: tap.dropped(),
+        control_plane,
         layout,
     })
 }

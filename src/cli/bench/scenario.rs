@@ -192,6 +192,15 @@ fn run_route_edit(a: RouteEditArgs) -> anyhow::Result<ExitCode> {
         l.requests, l.seconds, l.rps, l.statuses, l.errors, done.unclassified
     );
     println!("non-200 responses and failed requests during the edits: {}", done.failures());
+    let w = &done.control_plane;
+    let reconciles: Vec<String> =
+        w.reconciles.iter().map(|(k, t)| format!("{k} {} × {:.2} ms", t.count, t.mean_ms)).collect();
+    println!(
+        "control plane during the edits: {} store writes × {:.2} ms (fsync'd commits); reconciles: {}",
+        w.store_writes.count,
+        w.store_writes.mean_ms,
+        reconciles.join(", ")
+    );
     if done.tap_dropped > 0 {
         println!(
             "{} responses were not classified (the tap's buffer was full): the figures are partial",
