@@ -166,6 +166,7 @@ fn cold_start_from_zero_splits_the_first_byte_into_the_instance_s_start_and_slui
     let ready = v["spawn_to_ready_us"]["p50"].as_f64().expect("the instance's spawn → ready, from its log");
     assert!(process > 0.0 && ready > 0.0, "{v}");
     assert!(sluice > ready, "the first byte through Sluice comes after its instance is ready: {v}");
+    assert!(v["outside_start_us"]["max"].as_f64().expect("the rest") > 0.0, "{v}");
     assert!((v["sluice_share_p50_us"].as_f64().expect("share") - (sluice - process)).abs() < 1.0, "{v}");
     assert!(v["zero_wait_p50_s"].as_f64().expect("zero wait") > 1.0, "it waited for zero: {v}");
 }

@@ -72,6 +72,11 @@ pub struct ColdStart {
     /// request's wait for the spawn and its forwarding after readiness.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spawn_to_ready_us: Option<Percentiles>,
+    /// From zero: each iteration's first byte minus its instance's spawn → ready (µs): the
+    /// request's wait until the spawn (gate, autoscaler, supervisor) and its forwarding once the
+    /// instance is ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outside_start_us: Option<Percentiles>,
     /// From zero: how long each wait for zero took, p50 (s).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zero_wait_p50_s: Option<f64>,
@@ -103,7 +108,7 @@ fn from_zero(opts: &Options, dir: &Path, note: &mut impl FnMut(&str)) -> Result<
     poll(&mut serve.process, "to answer through the router", || get(http, &host, "/").filter(|(s, _)| *s == 200))?;
     let log = serve.state.join("logs").join("default").join(format!("{REVISION}.log"));
     let (mut process, mut through, mut ready) = (Latencies::new(), Latencies::new(), Latencies::new());
-    let mut waits = Latencies::new();
+    let (mut outside, mut waits) = (Latencies::new(), Latencies::new());
     for i in 0..opts.iterations {
         waits.record(serve.wait_for_zero(REVISION)?);
         let ttfb = first_byte(http, &host)?;
@@ -111,6 +116,7 @@ fn from_zero(opts: &Options, dir: &Path, note: &mut impl FnMut(&str)) -> Result<
         let spawn_to_ready = last_ready_after(&log);
         if let Some(d) = spawn_to_ready {
             ready.record(d);
+            outside.record(ttfb.saturating_sub(d));
         }
         let alone = process_alone(opts, dir, i)?;
         process.record(alone);
@@ -131,6 +137,7 @@ fn from_zero(opts: &Options, dir: &Path, note: &mut impl FnMut(&str)) -> Result<
         sluice_us: s,
         sluice_share_p50_us: s.p50 - p.p50,
         spawn_to_ready_us: (!ready.is_empty()).then(|| ready.percentiles()),
+        outside_start_us: (!outside.is_empty()).then(|| outside.percentiles()),
         zero_wait_p50_s: Some(waits.quantile_us(0.5) / 1e6),
     })
 }
@@ -244,6 +251,7 @@ fn new_service(opts: &Options, dir: &Path, note: &mut impl FnMut(&str)) -> Resul
         sluice_us: s,
         sluice_share_p50_us: s.p50 - p.p50,
         spawn_to_ready_us: None,
+        outside_start_us: None,
         zero_wait_p50_s: None,
     })
 }

@@ -259,7 +259,10 @@ fn run_cold_start(a: ColdStartArgs) -> anyhow::Result<ExitCode> {
     println!("{}", line("process alone (spawn → 200)", &done.process_us));
     println!("{}", line(through, &done.sluice_us));
     if let Some(r) = &done.spawn_to_ready_us {
-        println!("{}", line("  of which instance spawn → ready", r));
+        println!("{}", line("  instance spawn → ready (its log)", r));
+    }
+    if let Some(r) = &done.outside_start_us {
+        println!("{}", line("  the rest (wait, then forward)", r));
     }
     println!("Sluice's share at p50: {} ({} cold starts each)", ms(done.sluice_share_p50_us), done.iterations);
     Ok(ExitCode::SUCCESS)
