@@ -176,6 +176,8 @@ pub struct Work {
     pub store_writes: Timed,
     /// Reconciles finished, by kind.
     pub reconciles: BTreeMap<String, Timed>,
+    /// Reconciles that ended in a write conflict (409) and were requeued, by kind.
+    pub conflicts: BTreeMap<String, u64>,
 }
 
 /// How many of something happened, and their mean duration.
@@ -197,12 +199,22 @@ pub fn work(before: &str, after: &str) -> Work {
         let count = delta("count").max(0.0);
         Timed { count: count as u64, mean_ms: if count > 0.0 { delta("sum") * 1000.0 / count } else { 0.0 } }
     };
-    let reconciles = ["Service", "Configuration", "Route", "Revision"]
+    const KINDS: [&str; 4] = ["Service", "Configuration", "Route", "Revision"];
+    let reconciles = KINDS
         .into_iter()
         .map(|k| (k.to_string(), timed("sluice_reconcile_duration_seconds", &format!("kind=\"{k}\""))))
         .filter(|(_, t)| t.count > 0)
         .collect();
-    Work { store_writes: timed("sluice_store_write_duration_seconds", ""), reconciles }
+    let conflicts = KINDS
+        .into_iter()
+        .map(|k| {
+            let label = format!("kind=\"{k}\",result=\"requeue\"");
+            let at = |text| value(text, "sluice_reconcile_count", &label).unwrap_or(0.0);
+            (k.to_string(), (at(after) - at(before)).max(0.0) as u64)
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    Work { store_writes: timed("sluice_store_write_duration_seconds", ""), reconciles, conflicts }
 }
 
 /// The hello sample as Service `name`, with the shortest stable window Knative allows (6 s).
@@ -333,7 +345,8 @@ revision_queue_depth{revision_name=\"a-00001\"} 17
                      sluice_reconcile_duration_seconds_sum{kind=\"Route\"} 0.506\n\
                      sluice_reconcile_duration_seconds_count{kind=\"Route\"} 8\n\
                      sluice_reconcile_duration_seconds_sum{kind=\"Service\"} 0.003\n\
-                     sluice_reconcile_duration_seconds_count{kind=\"Service\"} 1\n";
+                     sluice_reconcile_duration_seconds_count{kind=\"Service\"} 1\n\
+                     sluice_reconcile_count{kind=\"Route\",result=\"requeue\"} 2\n";
         let w = work(before, after);
         assert_eq!(w.store_writes.count, 4);
         assert!((w.store_writes.mean_ms - 5.0).abs() < 1e-6, "{w:?}");
@@ -341,6 +354,7 @@ revision_queue_depth{revision_name=\"a-00001\"} 17
         assert!((w.reconciles["Route"].mean_ms - 2.0).abs() < 1e-6, "{w:?}");
         assert!((w.reconciles["Service"].mean_ms - 3.0).abs() < 1e-6, "a series new since the first scrape");
         assert!(!w.reconciles.contains_key("Revision"), "kinds that did nothing are left out");
+        assert_eq!(w.conflicts, BTreeMap::from([("Route".to_string(), 2)]));
     }
 
     #[test]

@@ -195,11 +195,14 @@ fn run_route_edit(a: RouteEditArgs) -> anyhow::Result<ExitCode> {
     let w = &done.control_plane;
     let reconciles: Vec<String> =
         w.reconciles.iter().map(|(k, t)| format!("{k} {} × {:.2} ms", t.count, t.mean_ms)).collect();
+    let conflicts: Vec<String> = w.conflicts.iter().map(|(k, n)| format!("{k} {n}")).collect();
     println!(
-        "control plane during the edits: {} store writes × {:.2} ms (fsync'd commits); reconciles: {}",
+        "control plane during the edits: {} store writes × {:.2} ms (fsync'd commits); reconciles: {}; \
+         write conflicts (409, requeued): {}",
         w.store_writes.count,
         w.store_writes.mean_ms,
-        reconciles.join(", ")
+        reconciles.join(", "),
+        if conflicts.is_empty() { "none".to_string() } else { conflicts.join(", ") }
     );
     if done.tap_dropped > 0 {
         println!(
