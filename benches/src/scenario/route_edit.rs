@@ -142,10 +142,11 @@ pub fn run(opts: &Options, mut note: impl FnMut(&str)) -> Result<RouteEdit, Scen
     let before = serve.metrics_text();
     let edited = apply_edits(&serve, opts, start + opts.warmup, &tap, &mut note);
     let outcome = loader.join().map_err(|_| ScenarioError::Io("the load thread panicked".into()))??;
+    // Every response has completed once the load has returned: the last edit's window ends here.
+    let end = Instant::now();
     let control_plane = work(&before?, &serve.metrics_text()?);
     let (marks, mut seen) = edited?;
     seen.extend(tap.drain());
-    let end = start + opts.warmup + opts.interval * (opts.edits as u32 + 1) + spec_grace();
     let edits = analyse(&marks, &seen, end);
     let mut visible = Latencies::new();
     for ms in edits.iter().filter_map(|e| e.visible_ms) {
@@ -230,11 +231,6 @@ fn analyse(marks: &[Mark], seen: &[Seen], end: Instant) -> Vec<Edit> {
             }
         })
         .collect()
-}
-
-/// How long after the run's end responses may still complete (the load's request timeout).
-fn spec_grace() -> Duration {
-    Duration::from_secs(10)
 }
 
 fn ms(d: Duration) -> f64 {
