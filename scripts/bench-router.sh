@@ -9,8 +9,9 @@
 #   scripts/bench-router.sh --pin load=0 --pin sluice=1 --pin nginx=1 --pin backend=1
 #
 # Extra arguments go to `sluice bench steady` (see `sluice bench steady --help`). Then the cold
-# start, as this script timed it before: `sluice bench cold-start` (apply → first 200 through
-# the router, against the app's own spawn → first 200).
+# start, as this script timed it before: `sluice bench cold-start --new-service` (apply → first
+# 200 through the router, against the app's own spawn → first 200; scale from zero, the
+# default of `sluice bench cold-start`, is scripts/cold-start.sh).
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
@@ -25,5 +26,5 @@ for conns in 32 1; do
     echo "== sluice bench steady -c $conns --duration $DURATION --trials $ROUNDS $*"
     "$SLUICE" bench steady -c "$conns" --duration "$DURATION" --trials "$ROUNDS" "$@"
 done
-echo "== sluice bench cold-start --iterations 10"
-"$SLUICE" bench cold-start --iterations 10
+echo "== sluice bench cold-start --new-service --iterations 10"
+"$SLUICE" bench cold-start --new-service --iterations 10

@@ -1,6 +1,8 @@
 //! `sluice bench`, the real binary against the real hello sample on a loopback port: a short
 //! closed-loop run reports every response in JSON, a non-2xx status is counted and not
-//! dropped, and `--compare` interleaves its targets and draws the plot.
+//! dropped, and `--compare` interleaves its targets and draws the plot; and the scenarios, each
+//! against a real `sluice serve` they start (`cold-start` from zero is the one slow test: it
+//! waits twice for a revision to scale to zero, about 8 s each).
 
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -143,12 +145,67 @@ fn steady_compares_direct_sluice_and_nginx_when_installed() {
 }
 
 #[test]
-fn cold_start_times_the_app_alone_and_through_sluice() {
-    let (out, v) = bench(&["cold-start", "--iterations", "2", "--json"]);
+fn cold_start_of_a_new_service_times_the_app_alone_and_through_sluice() {
+    let (out, v) = bench(&["cold-start", "--new-service", "--iterations", "2", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(v["iterations"], 2);
+    assert_eq!((v["kind"].as_str(), v["iterations"].as_u64()), (Some("new-service"), Some(2)), "{v}");
     let process = v["process_us"]["p50"].as_f64().expect("process p50");
     let sluice = v["sluice_us"]["p50"].as_f64().expect("sluice p50");
     assert!(process > 0.0 && sluice > 0.0, "{v}");
     assert!((v["sluice_share_p50_us"].as_f64().expect("share") - (sluice - process)).abs() < 1.0, "{v}");
+}
+
+/// Slow (about 20 s): two waits for the revision to scale to zero.
+#[test]
+fn cold_start_from_zero_splits_the_first_byte_into_the_instance_s_start_and_sluice_s_share() {
+    let (out, v) = bench(&["cold-start", "--from-zero", "--iterations", "2", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!((v["kind"].as_str(), v["iterations"].as_u64()), (Some("from-zero"), Some(2)), "{v}");
+    let process = v["process_us"]["p50"].as_f64().expect("process p50");
+    let sluice = v["sluice_us"]["p50"].as_f64().expect("sluice p50");
+    let ready = v["spawn_to_ready_us"]["p50"].as_f64().expect("the instance's spawn → ready, from its log");
+    assert!(process > 0.0 && ready > 0.0, "{v}");
+    assert!(sluice > ready, "the first byte through Sluice comes after its instance is ready: {v}");
+    assert!(v["outside_start_us"]["max"].as_f64().expect("the rest") > 0.0, "{v}");
+    assert!((v["sluice_share_p50_us"].as_f64().expect("share") - (sluice - process)).abs() < 1.0, "{v}");
+    assert!(v["zero_wait_p50_s"].as_f64().expect("zero wait") > 1.0, "it waited for zero: {v}");
+}
+
+#[test]
+fn route_edit_sees_every_split_and_no_failed_request() {
+    let (out, v) =
+        bench(&["route-edit", "--json", "--edits", "2", "--interval", "700ms", "-c", "2", "--warmup", "200ms"]);
+    assert!(out.status.success(), "{}\n{v}", String::from_utf8_lossy(&out.stderr));
+    let edits = v["edits"].as_array().expect("edits");
+    let splits: Vec<&str> = edits.iter().filter_map(|e| e["split"].as_str()).collect();
+    assert_eq!(splits, ["50/50", "0/100"], "{v}");
+    for e in edits {
+        let visible = e["visible_ms"].as_f64().unwrap_or_else(|| panic!("edit not seen within the interval: {e}"));
+        assert!(visible < 700.0, "{e}");
+        assert!(e["responses"].as_u64().expect("responses") > 0, "{e}");
+        assert_eq!(e["non_200"], 0, "{e}");
+    }
+    let share = edits[0]["new_share"].as_f64().expect("share of 50/50");
+    assert!((0.2..0.8).contains(&share), "about half the answers came from revision 2 at 50/50: {v}");
+    assert_eq!(edits[1]["new_share"], 1.0, "after 0/100 became visible, only revision 2 answered: {v}");
+    let load = &v["load"];
+    assert_eq!(
+        load["statuses"].as_object().map(|m| m.keys().cloned().collect::<Vec<_>>()),
+        Some(vec!["200".to_string()]),
+        "{v}"
+    );
+    assert_eq!(load["errors"], serde_json::json!({}), "{v}");
+    assert_eq!((v["unclassified"].as_u64(), v["not_visible"].as_u64()), (Some(0), Some(0)), "{v}");
+}
+
+#[test]
+fn a_burst_at_a_revision_at_zero_is_answered_whole() {
+    let (out, v) = bench(&["burst", "-n", "20", "--json"]);
+    assert!(out.status.success(), "{}\n{v}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(v["load"]["statuses"], serde_json::json!({"200": 20}), "{v}");
+    assert_eq!(v["load"]["errors"], serde_json::json!({}), "{v}");
+    assert!(v["load"]["latency_us"]["max"].as_f64().expect("max") > 0.0, "{v}");
+    assert!(v["zero_after_s"].as_f64().expect("zero wait") > 1.0, "it waited for zero: {v}");
+    let (peak, polls) = (v["queue_peak"].as_f64().expect("peak"), v["polls"].as_u64().expect("polls"));
+    assert!(polls > 0 && peak <= 20.0, "{v}");
 }

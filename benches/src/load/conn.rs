@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::Poll;
 
 use bytes::Bytes;
@@ -15,13 +16,14 @@ use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
+use super::tap::Tap;
 use crate::target::{Protocol, Target};
 
 /// A connection: HTTP/1.1 by the generator's own client, h2c by hyper's (its sending half,
 /// and the driver that does its I/O).
 pub(crate) enum Sender {
     H1(super::h1::Conn),
-    Hyper { half: Half, driver: Option<Driver> },
+    Hyper { half: Half, driver: Option<Driver>, tap: Option<Arc<Tap>>, class: Option<u8> },
 }
 
 pub(crate) enum Half {
@@ -40,10 +42,11 @@ pub(crate) struct RequestTemplate {
 // === impl Sender ===
 
 impl Sender {
-    /// Connects to `target` and completes the HTTP handshake.
-    pub(crate) async fn connect(target: &Target) -> Result<Self, String> {
+    /// Connects to `target` and completes the HTTP handshake; `tap`, when given, classifies
+    /// each response by its header.
+    pub(crate) async fn connect(target: &Target, tap: Option<Arc<Tap>>) -> Result<Self, String> {
         if target.protocol == Protocol::Http1 {
-            return Ok(Self::H1(super::h1::Conn::connect(target).await?));
+            return Ok(Self::H1(super::h1::Conn::connect(target, tap).await?));
         }
         let stream = TcpStream::connect(target.addr).await.map_err(|e| e.to_string())?;
         // Requests are small and sent whole: do not let Nagle hold them back.
@@ -52,11 +55,11 @@ impl Sender {
         match target.protocol {
             Protocol::Http1 => {
                 let (sender, conn) = http1::handshake(io).await.map_err(|e| e.to_string())?;
-                Ok(Self::Hyper { half: Half::H1(sender), driver: Some(Box::pin(conn)) })
+                Ok(Self::Hyper { half: Half::H1(sender), driver: Some(Box::pin(conn)), tap, class: None })
             }
             Protocol::H2c => {
                 let (sender, conn) = http2::handshake(TokioExecutor::new(), io).await.map_err(|e| e.to_string())?;
-                Ok(Self::Hyper { half: Half::H2(sender), driver: Some(Box::pin(conn)) })
+                Ok(Self::Hyper { half: Half::H2(sender), driver: Some(Box::pin(conn)), tap, class: None })
             }
         }
     }
@@ -71,14 +74,22 @@ impl Sender {
         }
     }
 
+    /// The class of the last response (see [`Tap`]); None without a tap.
+    pub(crate) fn class(&self) -> Option<u8> {
+        match self {
+            Self::H1(c) => c.class(),
+            Self::Hyper { class, .. } => *class,
+        }
+    }
+
     /// Sends one request and reads its response to the end, driving the connection meanwhile;
     /// the status code. Err when the connection broke (it is closed from then on).
     pub(crate) async fn send(&mut self, template: &RequestTemplate) -> Result<u16, ()> {
-        let (half, driver) = match self {
+        let (half, driver, tap, class) = match self {
             Self::H1(c) => return c.send().await.map_err(drop),
-            Self::Hyper { half, driver } => (half, driver),
+            Self::Hyper { half, driver, tap, class } => (half, driver, tap, class),
         };
-        let exchange = exchange(half, template.request());
+        let exchange = exchange(half, template.request(), tap.as_deref(), class);
         tokio::pin!(exchange);
         std::future::poll_fn(|cx| {
             if let Poll::Ready(r) = exchange.as_mut().poll(cx) {
@@ -98,7 +109,12 @@ impl Sender {
     }
 }
 
-async fn exchange(half: &mut Half, req: Request<Empty<Bytes>>) -> Result<u16, hyper::Error> {
+async fn exchange(
+    half: &mut Half,
+    req: Request<Empty<Bytes>>,
+    tap: Option<&Tap>,
+    class: &mut Option<u8>,
+) -> Result<u16, hyper::Error> {
     let res = match half {
         Half::H1(s) => {
             s.ready().await?;
@@ -110,6 +126,9 @@ async fn exchange(half: &mut Half, req: Request<Empty<Bytes>>) -> Result<u16, hy
         }
     };
     let status = res.status().as_u16();
+    if let Some(tap) = tap {
+        *class = res.headers().get(tap.header()).and_then(|v| tap.classify(tap.header(), v.as_bytes())).flatten();
+    }
     let mut body = res.into_body();
     while let Some(frame) = body.frame().await {
         frame?;

@@ -9,6 +9,7 @@
 
 mod conn;
 mod h1;
+pub mod tap;
 mod worker;
 
 use std::cell::RefCell;
@@ -89,6 +90,8 @@ pub struct LoadSpec {
     pub cpus: Option<CpuList>,
     /// Draw a progress bar on stderr (when it is a terminal).
     pub progress: bool,
+    /// Sees every response with the backend that answered it (scenarios that need to know).
+    pub tap: Option<Arc<tap::Tap>>,
 }
 
 /// The timeline of a run, shared by every connection.
@@ -127,6 +130,7 @@ impl Default for LoadSpec {
             timeout: Duration::from_secs(10),
             cpus: None,
             progress: false,
+            tap: None,
         }
     }
 }
@@ -281,9 +285,10 @@ fn spawn_threads(
             // Connections dealt round-robin: thread t drives t, t + threads, ...
             let indexes: Vec<usize> = (t..spec.connections).step_by(spec.threads).collect();
             let (target, plan, counters, cpus) = (target.clone(), plan.clone(), counters.clone(), spec.cpus.clone());
+            let tap = spec.tap.clone();
             std::thread::Builder::new()
                 .name(format!("bench-load-{t}"))
-                .spawn(move || generator_thread(indexes, target, plan, counters, cpus))
+                .spawn(move || generator_thread(indexes, target, plan, counters, cpus, tap))
                 .map_err(|e| LoadError::Start(e.to_string()))
         })
         .collect()
@@ -295,6 +300,7 @@ fn generator_thread(
     plan: Arc<Plan>,
     counters: Arc<Counters>,
     cpus: Option<CpuList>,
+    tap: Option<Arc<tap::Tap>>,
 ) -> Result<ThreadResult, LoadError> {
     if let Some(cpus) = &cpus {
         pin_this_thread(cpus)?;
@@ -309,6 +315,7 @@ fn generator_thread(
         tally: Rc::new(RefCell::new(Tally::default())),
         counters,
         last_done: Rc::new(RefCell::new(None)),
+        tap,
     });
     let set = tokio::task::LocalSet::new();
     set.block_on(&runtime, async {

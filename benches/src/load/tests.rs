@@ -43,13 +43,17 @@ impl Server {
                     };
                     let (answer, counter) = (answer.clone(), counter.clone());
                     let svc = hyper::service::service_fn(move |_req| {
-                        let (status, delay) = answer(counter.fetch_add(1, Ordering::SeqCst));
+                        let n = counter.fetch_add(1, Ordering::SeqCst);
+                        let (status, delay) = answer(n);
                         async move {
                             if !delay.is_zero() {
                                 tokio::time::sleep(delay).await;
                             }
                             let mut res = Response::new(Full::new(Bytes::from_static(b"hello\n")));
                             *res.status_mut() = StatusCode::from_u16(status).expect("status");
+                            // Which of two backends "answered", for the tap.
+                            let parity = if n % 2 == 0 { "even" } else { "odd" };
+                            res.headers_mut().insert("k-revision", http::HeaderValue::from_static(parity));
                             Ok::<_, Infallible>(res)
                         }
                     });
@@ -135,6 +139,28 @@ fn the_warm_up_is_left_out_and_the_generator_cpu_is_charged() {
     assert_eq!(o.tally.responses(), 200);
     assert!(server.seen.load(Ordering::SeqCst) > 200, "warm-up requests were sent but not counted");
     assert!(o.cpu_us_per_request.contains_key("generator"));
+}
+
+#[test]
+fn a_tap_sees_every_response_with_its_class_over_both_protocols() {
+    // Request n is answered with `K-Revision: even` or `odd` (n's parity), and 503 every fourth.
+    let server = Server::start(|n| (if n % 4 == 0 { 503 } else { 200 }, Duration::ZERO));
+    for protocol in [Protocol::Http1, Protocol::H2c] {
+        let tap = Arc::new(tap::Tap::new("K-Revision", &["odd", "even"], 1000));
+        let spec = LoadSpec { tap: Some(tap.clone()), ..spec(1, 1, Mode::Closed, Stop::Requests(200)) };
+        let o = run(&server.target(protocol), &spec, &[]).expect("run");
+        let seen = tap.drain();
+        assert_eq!(seen.len() as u64, o.tally.responses(), "{protocol:?}");
+        // One connection, one request at a time: the answers alternate.
+        let classes: Vec<Option<u8>> = seen.iter().map(|s| s.class).collect();
+        assert!(classes.iter().all(Option::is_some), "{protocol:?}: {:?}", &classes[..8]);
+        assert!(classes.windows(2).all(|w| w[0] != w[1]), "{protocol:?}: {:?}", &classes[..8]);
+        let unavailable = seen.iter().filter(|s| s.status == 503).count() as u64;
+        assert_eq!(unavailable, o.tally.statuses[&503], "{protocol:?}");
+        assert!(seen.iter().filter(|s| s.status == 503).all(|s| s.class == Some(1)), "503s are the even ones");
+        assert!(seen.windows(2).all(|w| w[0].at <= w[1].at), "in completion order");
+        assert_eq!(tap.dropped(), 0);
+    }
 }
 
 #[test]

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::conn::{RequestTemplate, Sender};
+use super::tap::{Seen, Tap};
 use super::{Counters, Plan};
 use crate::outcome::{ErrorKind, Tally};
 use crate::target::Target;
@@ -27,6 +28,8 @@ pub(crate) struct Local {
     pub(crate) counters: Arc<Counters>,
     /// The latest completion seen by this thread (for the requests-mode window).
     pub(crate) last_done: Rc<RefCell<Option<Instant>>>,
+    /// Sees every response (warm-up included) with the backend that answered it.
+    pub(crate) tap: Option<Arc<Tap>>,
 }
 
 enum Sent {
@@ -67,7 +70,7 @@ pub(crate) async fn drive(index: usize, local: Rc<Local>) {
             break;
         }
         if sender.as_ref().is_none_or(Sender::is_closed) {
-            sender = match Sender::connect(&local.target).await {
+            sender = match Sender::connect(&local.target, local.tap.clone()).await {
                 Ok(s) => Some(s),
                 Err(_) => {
                     local.count_error(measured, ErrorKind::Connect);
@@ -95,6 +98,9 @@ pub(crate) async fn drive(index: usize, local: Rc<Local>) {
         match sent {
             Sent::Status(status) => {
                 local.counters.responses.fetch_add(1, Ordering::Relaxed);
+                if let Some(tap) = &local.tap {
+                    tap.record(Seen { at: done.into_std(), status, class: conn.class() });
+                }
                 if measured {
                     local.tally.borrow_mut().response(status, done - charged_from, done - actual);
                     *local.last_done.borrow_mut() = Some(done);

@@ -2,9 +2,12 @@
 //! `sluice serve` with Knative's helloworld-go sample, nginx when installed), run an
 //! interleaved comparison, and stop everything they started.
 
+pub mod burst;
 pub mod cold_start;
+pub mod control;
 pub mod nginx;
 pub mod procs;
+pub mod route_edit;
 pub mod sluice;
 pub mod steady;
 

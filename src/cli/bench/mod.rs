@@ -119,6 +119,7 @@ impl LoadArgs {
             timeout: self.timeout,
             cpus: layout.get("load").cloned(),
             progress: !output.no_progress,
+            tap: None,
         }
     }
 }

@@ -5,10 +5,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use sluice_bench::latency::Percentiles;
 use sluice_bench::pin::Layout;
-use sluice_bench::scenario::{cold_start, steady};
+use sluice_bench::scenario::{burst, cold_start, route_edit, steady};
 
-use super::{LoadArgs, OutputArgs, print_comparison};
+use super::{LoadArgs, OutputArgs, parse_duration, print_comparison};
 
 /// A built-in scenario.
 #[derive(Debug, Subcommand)]
@@ -18,10 +19,64 @@ pub enum Scenario {
     /// when nginx is not installed), trials interleaved; medians, ratios to direct, and CPU
     /// time per request of the backend, Sluice, nginx and the generator.
     Steady(SteadyArgs),
-    /// Cold starts: each iteration applies a new Service and times the API's acknowledgement
-    /// to the first 200 through the router, against the app's own spawn-to-first-200; prints
-    /// both distributions and Sluice's share (the difference of the medians).
+    /// Cold starts: one revision scaled from zero again and again (about 8 s of waiting for
+    /// zero per iteration), request sent → first response byte through the router, against the
+    /// app's own spawn → first 200; prints both distributions, the instance's spawn → ready,
+    /// and Sluice's share (the difference of the medians). `--new-service` times a new
+    /// Service's first answer after `sluice apply` instead.
     ColdStart(ColdStartArgs),
+    /// Route edits under load: a Service with two revisions, its split patched through the
+    /// API (50/50, 0/100, 100/0, …) every --interval while closed-loop load runs; for each edit,
+    /// the time from the API's acknowledgement to the first response of the new split, and
+    /// every non-200 and error of the run.
+    RouteEdit(RouteEditArgs),
+    /// N requests at once at a revision scaled to zero: every status counted (all must be
+    /// 200), the latency distribution, and the activator queue's peak (polled from serve's
+    /// /metrics).
+    Burst(BurstArgs),
+}
+
+/// `sluice bench route-edit`.
+#[derive(Debug, Args)]
+pub struct RouteEditArgs {
+    /// Split edits applied, in turn 50/50, 0/100, 100/0 (from 100/0).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    edits: u32,
+    /// Time between edits; each must become visible within it.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    interval: std::time::Duration,
+    /// Load connections (closed loop).
+    #[arg(short, long, default_value_t = 8)]
+    connections: usize,
+    /// Generator threads.
+    #[arg(short, long, default_value_t = 1)]
+    threads: usize,
+    /// Load before the first interval, not counted.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    warmup: std::time::Duration,
+    /// Pin roles to cores, NAME=CPUS (`load`, `sluice`).
+    #[arg(long, value_name = "NAME=CPUS")]
+    pin: Vec<String>,
+    /// Print JSON on stdout instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `sluice bench burst`.
+#[derive(Debug, Args)]
+pub struct BurstArgs {
+    /// Requests sent at once.
+    #[arg(short = 'n', long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    requests: u32,
+    /// How long a request may wait for its answer.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    timeout: std::time::Duration,
+    /// Pin roles to cores, NAME=CPUS (`load`, `sluice`).
+    #[arg(long, value_name = "NAME=CPUS")]
+    pin: Vec<String>,
+    /// Print JSON on stdout instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `sluice bench cold-start`.
@@ -30,6 +85,16 @@ pub struct ColdStartArgs {
     /// Cold starts of each kind.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     iterations: u32,
+    /// Scale one revision from zero each iteration (the default).
+    #[arg(long, conflicts_with = "new_service")]
+    from_zero: bool,
+    /// Apply a new Service each iteration instead, timing `sluice apply` returning → first 200.
+    #[arg(long)]
+    new_service: bool,
+    /// One more flag for `sluice serve` (repeatable; from zero only), e.g.
+    /// `--serve-arg=--network-namespaces`.
+    #[arg(long, value_name = "FLAG", allow_hyphen_values = true, conflicts_with = "new_service")]
+    serve_arg: Vec<String>,
     /// Pin roles to cores, NAME=CPUS (`backend`, `sluice`).
     #[arg(long, value_name = "NAME=CPUS")]
     pin: Vec<String>,
@@ -58,30 +123,149 @@ pub fn run(s: Scenario) -> anyhow::Result<ExitCode> {
     match s {
         Scenario::Steady(a) => run_steady(a),
         Scenario::ColdStart(a) => run_cold_start(a),
+        Scenario::RouteEdit(a) => run_route_edit(a),
+        Scenario::Burst(a) => run_burst(a),
     }
 }
 
+/// Prints `line` on stderr unless the output is JSON.
+fn noter(json: bool) -> impl FnMut(&str) {
+    move |line| {
+        if !json {
+            eprintln!("{line}");
+        }
+    }
+}
+
+fn ms(us: f64) -> String {
+    format!("{:.2} ms", us / 1000.0)
+}
+
+fn line(label: &str, p: &Percentiles) -> String {
+    format!("{label:<34} p50 {}  p90 {}  max {}", ms(p.p50), ms(p.p90), ms(p.max))
+}
+
+fn run_route_edit(a: RouteEditArgs) -> anyhow::Result<ExitCode> {
+    let opts = route_edit::Options {
+        sluice: std::env::current_exe().context("finding the sluice binary")?,
+        edits: a.edits as usize,
+        interval: a.interval,
+        connections: a.connections,
+        threads: a.threads,
+        warmup: a.warmup,
+        layout: Layout::parse(&a.pin)?,
+    };
+    let done = route_edit::run(&opts, noter(a.json))?;
+    let failed = done.failures() > 0 || done.not_visible > 0 || done.tap_dropped > 0;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&done)?);
+        return Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS });
+    }
+    println!("{}", done.layout);
+    println!(
+        "{:<4} {:>7} {:>10} {:>12} {:>12} {:>10} {:>8}",
+        "edit", "split", "API ack", "visible", "new share", "responses", "non-200"
+    );
+    for (i, e) in done.edits.iter().enumerate() {
+        let visible = e.visible_ms.map_or("not seen".into(), |v| format!("{v:+.2} ms"));
+        let share = e.new_share.map_or("-".into(), |s| format!("{s:.2}"));
+        println!(
+            "{:<4} {:>7} {:>7.2} ms {visible:>12} {share:>12} {:>10} {:>8}",
+            i + 1,
+            e.split,
+            e.api_ms,
+            e.responses,
+            e.non_200
+        );
+    }
+    let v = &done.visible_us;
+    println!(
+        "visible after the API's acknowledgement: p50 {}  max {} over {} edits ({} not seen within --interval)",
+        ms(v.p50),
+        ms(v.max),
+        done.edits.len() - done.not_visible,
+        done.not_visible
+    );
+    let l = &done.load;
+    println!(
+        "load: {} responses in {:.2} s = {:.0} req/s; statuses {:?}; errors {:?}; {} with no known K-Revision",
+        l.requests, l.seconds, l.rps, l.statuses, l.errors, done.unclassified
+    );
+    println!("non-200 responses and failed requests during the edits: {}", done.failures());
+    let w = &done.control_plane;
+    let reconciles: Vec<String> =
+        w.reconciles.iter().map(|(k, t)| format!("{k} {} × {:.2} ms", t.count, t.mean_ms)).collect();
+    let conflicts: Vec<String> = w.conflicts.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    println!(
+        "control plane during the edits: {} store writes × {:.2} ms (fsync'd commits); reconciles: {}; \
+         write conflicts (409, requeued): {}",
+        w.store_writes.count,
+        w.store_writes.mean_ms,
+        reconciles.join(", "),
+        if conflicts.is_empty() { "none".to_string() } else { conflicts.join(", ") }
+    );
+    if done.tap_dropped > 0 {
+        println!(
+            "{} responses were not classified (the tap's buffer was full): the figures are partial",
+            done.tap_dropped
+        );
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn run_burst(a: BurstArgs) -> anyhow::Result<ExitCode> {
+    let opts = burst::Options {
+        sluice: std::env::current_exe().context("finding the sluice binary")?,
+        requests: a.requests as usize,
+        timeout: a.timeout,
+        layout: Layout::parse(&a.pin)?,
+    };
+    let done = burst::run(&opts, noter(a.json))?;
+    let code = if done.all_answered() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&done)?);
+        return Ok(code);
+    }
+    let l = &done.load;
+    println!("{}", done.layout);
+    println!(
+        "{} requests at once at a revision at zero: statuses {:?}, errors {:?}",
+        done.requests, l.statuses, l.errors
+    );
+    let p = &l.latency_us;
+    println!("latency (connect included)  p50 {}  p90 {}  p99 {}  max {}", ms(p.p50), ms(p.p90), ms(p.p99), ms(p.max));
+    println!(
+        "activator queue peak: {} waiting (highest revision_queue_depth over {} polls of /metrics); desired instances peak {}",
+        done.queue_peak, done.polls, done.desired_peak
+    );
+    Ok(code)
+}
+
 fn run_cold_start(a: ColdStartArgs) -> anyhow::Result<ExitCode> {
+    let kind = if a.new_service { cold_start::Kind::NewService } else { cold_start::Kind::FromZero };
     let opts = cold_start::Options {
         sluice: std::env::current_exe().context("finding the sluice binary")?,
         iterations: a.iterations as usize,
+        kind,
         layout: Layout::parse(&a.pin)?,
+        serve_args: a.serve_arg,
     };
-    let quiet = a.json;
-    let done = cold_start::run(&opts, |line| {
-        if !quiet {
-            eprintln!("{line}");
-        }
-    })?;
+    let done = cold_start::run(&opts, noter(a.json))?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&done)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let ms = |v: f64| format!("{:.2} ms", v / 1000.0);
-    for (label, p) in
-        [("process alone (spawn → 200)", &done.process_us), ("through Sluice (apply → 200)", &done.sluice_us)]
-    {
-        println!("{label:<30} p50 {}  p90 {}  max {}", ms(p.p50), ms(p.p90), ms(p.max));
+    let through = match kind {
+        cold_start::Kind::FromZero => "through Sluice (sent → first byte)",
+        cold_start::Kind::NewService => "through Sluice (apply → 200)",
+    };
+    println!("{}", line("process alone (spawn → 200)", &done.process_us));
+    println!("{}", line(through, &done.sluice_us));
+    if let Some(r) = &done.spawn_to_ready_us {
+        println!("{}", line("  instance spawn → ready (its log)", r));
+    }
+    if let Some(r) = &done.outside_start_us {
+        println!("{}", line("  the rest (wait, then forward)", r));
     }
     println!("Sluice's share at p50: {} ({} cold starts each)", ms(done.sluice_share_p50_us), done.iterations);
     Ok(ExitCode::SUCCESS)
