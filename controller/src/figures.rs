@@ -1,6 +1,6 @@
 //! The reconcilers' figures for `/metrics`, through the `metrics` facade:
 //! `sluice_reconcile_count{kind, result}` (result `success`, `error`, or `requeue` for a
-//! write conflict (409), which is retried at once by design) and
+//! write conflict (409), which is retried 50 ms later by design) and
 //! `sluice_reconcile_duration_seconds{kind}`.
 //!
 //! `sluice_workqueue_depth{kind}` is counted around kube-runtime's `Controller` ([`workqueue`]).
