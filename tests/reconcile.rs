@@ -305,7 +305,8 @@ async fn a_revision_asks_the_scaler_for_its_instances_and_reports_what_it_sees()
                        "metadata": {"name": "hello", "namespace": "default"},
                        "spec": {"traffic": [{"revisionName": "hello-00001", "percent": 100}]}}))
         .await;
-    route::reconcile(Arc::new(route), h.ctx.clone()).await.expect("route");
+    let cache = route::Cache::watched(&h.ctx.client, h.stop.clone());
+    route::reconcile(Arc::new(route), h.ctx.clone(), cache).await.expect("route");
     let published = h.recorder.routes.lock().expect("lock").clone();
     let last = published.last().expect("the route was published");
     assert_eq!(last.hosts[0], "hello.default.example.com");

@@ -67,6 +67,10 @@ pub enum Error {
     /// An object did not (de)serialize.
     #[error("object encoding failed: {0}")]
     Json(#[from] serde_json::Error),
+    /// The watch filling a cache the reconcile reads has stopped (the controller is shutting
+    /// down).
+    #[error("the cache of watched objects is gone")]
+    CacheGone,
 }
 
 /// Now, as condition and annotation timestamps are written (RFC 3339, whole seconds, UTC).
@@ -113,6 +117,19 @@ where
     (queue.own(objects.applied_objects()), reader)
 }
 
+/// A watch of every `K` (as `Controller::watches` makes it, deletions included) that keeps a
+/// cache of them up to date, and the cache.
+pub(crate) fn cached<K>(
+    client: &kube::Client,
+) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let events = reflector::reflector(writer, watcher(Api::<K>::all(client.clone()), watcher::Config::default()));
+    (reader, events.touched_objects())
+}
+
 /// A metadata-only watch of the `C`s a controller owns (as `Controller::owns` makes it).
 fn children<C>(
     client: &kube::Client,
@@ -147,7 +164,6 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let client = ctx.client.clone();
-    let wc = watcher::Config::default;
     // Each controller is built from its own streams (as `Controller::new`/`owns` build them)
     // so its work-queue gauge sees every trigger go in; each reconcile takes it out.
 
@@ -188,13 +204,21 @@ pub async fn run(
         routes
     };
     let by_revision = same_namespace.clone();
+    // The Revisions and Configurations that trigger Route reconciles also fill the caches those
+    // reconciles read, so a reconcile reads memory rather than listing a namespace through the
+    // API; each cache is updated before its change triggers anything.
+    let (revision_cache, revision_events) = cached::<Revision>(&client);
+    let (configuration_cache, configuration_events) = cached::<Configuration>(&client);
+    let cache = route::Cache { configurations: configuration_cache, revisions: revision_cache };
     let routes = route_controller
-        .watches(Api::<Revision>::all(client.clone()), wc(), move |rev: Revision| by_revision(rev.metadata.namespace))
-        .watches(Api::<Configuration>::all(client.clone()), wc(), move |cfg: Configuration| {
-            same_namespace(cfg.metadata.namespace)
-        })
+        .watches_stream(revision_events, move |rev: Revision| by_revision(rev.metadata.namespace))
+        .watches_stream(configuration_events, move |cfg: Configuration| same_namespace(cfg.metadata.namespace))
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
-        .run(started(&q, |o, c| figures::reconcile("Route", route::reconcile(o, c))), error_policy, ctx.clone())
+        .run(
+            started(&q, move |o, c| figures::reconcile("Route", route::reconcile(o, c, cache.clone()))),
+            error_policy,
+            ctx.clone(),
+        )
         .for_each(q.settle());
 
     let q = WorkQueue::new("Revision");

@@ -15,9 +15,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::Store;
 use serde_json::json;
 use sluice_api::RevisionKey;
 use sluice_api::conditions::{self, ConditionUpdate, set_condition};
@@ -97,21 +99,70 @@ pub fn route_status(route: &Route, resolved: Result<&Assigned, &TargetError>, do
     s
 }
 
+/// The Configurations and Revisions a Route reconcile resolves its traffic against, kept by
+/// the watches that trigger Route reconciles when they change.
+#[derive(Clone)]
+pub struct Cache {
+    /// Every Configuration.
+    pub configurations: Store<Configuration>,
+    /// Every Revision.
+    pub revisions: Store<Revision>,
+}
+
+impl Cache {
+    /// Caches filled by watches of their own, which a spawned task drives until `stop`: for a
+    /// Route reconciled outside the controller (the controller's caches come with the watches
+    /// that trigger its reconciles).
+    pub fn watched(client: &kube::Client, stop: tokio_util::sync::CancellationToken) -> Self {
+        let (configurations, configuration_events) = super::cached::<Configuration>(client);
+        let (revisions, revision_events) = super::cached::<Revision>(client);
+        tokio::spawn(async move {
+            let drained = futures::future::join(
+                configuration_events.for_each(|_| async {}),
+                revision_events.for_each(|_| async {}),
+            );
+            tokio::select! {
+                _ = drained => {}
+                () = stop.cancelled() => {}
+            }
+        });
+        Self { configurations, revisions }
+    }
+}
+
+/// The cached `K`s of namespace `ns`, once the cache holds the first full list (a Route
+/// resolved against a cache still filling would see its targets missing).
+async fn in_namespace<K>(cache: &Store<K>, ns: &str) -> Result<Vec<K>, Error>
+where
+    K: kube::Resource<DynamicType = ()> + Clone,
+{
+    cache.wait_until_ready().await.map_err(|_| Error::CacheGone)?;
+    Ok(cache.state().iter().filter(|o| o.meta().namespace.as_deref() == Some(ns)).map(|o| K::clone(o)).collect())
+}
+
 /// Reconciles one Route.
-pub async fn reconcile(route: Arc<Route>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+pub async fn reconcile(route: Arc<Route>, ctx: Arc<Ctx>, cache: Cache) -> Result<Action, Error> {
     if route.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
     let ns = route.namespace().unwrap_or_default();
     let configs: Api<Configuration> = Api::namespaced(ctx.client.clone(), &ns);
     let revs: Api<Revision> = Api::namespaced(ctx.client.clone(), &ns);
-    let configurations = configs.list(&ListParams::default()).await?.items;
-    let revisions = revs.list(&ListParams::default()).await?.items;
     // A ready revision can take traffic once an instance serves it, or when the autoscaler has
     // it at zero on purpose: requests then wait at its gate, which wakes it.
     let serving = |name: &str| {
         ctx.scaler.health(&RevisionKey::new(ns.clone(), name)).is_some_and(|h| h.ready > 0 || h.desired == 0)
     };
+    let mut configurations = in_namespace(&cache.configurations, &ns).await?;
+    let mut revisions = in_namespace(&cache.revisions, &ns).await?;
+    // The caches can lag a change just made (a Revision created, then its Configuration's
+    // status written, seen in the other order): before a target counts as missing, and the
+    // router loses its traffic, the API is asked.
+    let lookup = Lookup { configurations: &configurations, revisions: &revisions, serving: &serving };
+    if traffic::resolve(&route, &lookup).is_err() {
+        configurations = configs.list(&ListParams::default()).await?.items;
+        revisions = revs.list(&ListParams::default()).await?.items;
+    }
     let lookup = Lookup { configurations: &configurations, revisions: &revisions, serving: &serving };
     let resolved = traffic::resolve(&route, &lookup);
     let now_ms = jiff::Timestamp::now().as_millisecond();
