@@ -3,8 +3,11 @@
 //! interleaved comparison, and stop everything they started.
 
 pub mod cold_start;
+pub mod control;
+pub mod many_routes;
 pub mod nginx;
 pub mod procs;
+pub mod rules;
 pub mod sluice;
 pub mod steady;
 
