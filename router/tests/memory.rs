@@ -40,7 +40,7 @@ fn spec(i: usize) -> RouteSpec {
         traffic: vec![(
             100,
             Target {
-                revision: RevisionKey::new("default", &format!("{name}-00001")),
+                revision: RevisionKey::new("default", format!("{name}-00001")),
                 timeout: Duration::from_secs(300),
                 response_start: None,
                 idle: None,

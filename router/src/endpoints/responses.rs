@@ -439,7 +439,7 @@ mod tests {
     #[test]
     fn concurrent_increments_are_all_counted() {
         let r = Responses::default();
-        let (threads, each) = (8, 20_000u64);
+        let (threads, each) = (8u64, 20_000u64);
         // Every thread's first response is a rare code of a class no table exists for yet, so
         // the threads race to allocate it.
         std::thread::scope(|s| {
@@ -458,9 +458,9 @@ mod tests {
                 });
             }
         });
-        let n = threads as u64 * each / 4;
+        let n = threads * each / 4;
         assert_eq!(r.codes(), vec![(200, n), (207, n), (503, n), (599, n)]);
-        assert_eq!(r.total(), threads as u64 * each);
+        assert_eq!(r.total(), threads * each);
     }
 
     #[test]
