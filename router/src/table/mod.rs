@@ -26,7 +26,7 @@ mod rules;
 mod split;
 
 use choice::{ChoiceScope, Choices};
-use rules::Rule;
+use rules::{Rule, Seen};
 use split::{Roller, Split};
 
 pub use choice::{Choice, ChoiceKind, MAX_CHOICES};
@@ -459,23 +459,24 @@ impl RoutingTable {
     }
 
     /// As [`resolve`](Self::resolve), saying also what picked the backend.
-    pub fn decide<B>(&self, req: &Request<B>) -> Result<Resolved<'_>, Miss> {
+    pub fn decide<'s, B>(&'s self, req: &Request<B>) -> Result<Resolved<'s>, Miss> {
         let host = request_host(req)?;
         let tag = || req.headers().get(&KNATIVE_SERVING_TAG).and_then(|v| v.to_str().ok());
-        let matches = |rule: &Rule| rule.matches(req.headers(), req.uri().path());
+        let mut seen = Seen::new(req.headers());
+        let matches = |rule: &'s Rule| rule.matches(&mut seen, req.uri().path());
         self.lookup(host, tag, matches, Roller::roll)
     }
 
     /// Host lookup, then a tag host, a tag header, the first rule `matches` accepts, or the
     /// split. `tag` is called only when the route has tag-header routing on; `roll` gives the
     /// next roll of the rule's or the route's sequence.
-    fn lookup<'t>(
-        &self,
+    fn lookup<'s, 't>(
+        &'s self,
         raw_host: &str,
         tag: impl FnOnce() -> Option<&'t str>,
-        mut matches: impl FnMut(&Rule) -> bool,
+        mut matches: impl FnMut(&'s Rule) -> bool,
         mut roll: impl FnMut(&Roller) -> u32,
-    ) -> Result<Resolved<'_>, Miss> {
+    ) -> Result<Resolved<'s>, Miss> {
         let entry = host::with_key(raw_host, |key| self.hosts.get(key));
         let route = match entry {
             None => return Err(Miss::UnknownHost(raw_host.into())),
