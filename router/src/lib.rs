@@ -22,6 +22,7 @@ pub mod endpoints;
 pub mod error;
 mod linger;
 pub mod metrics;
+mod park;
 pub mod proxy;
 pub mod publish;
 pub mod reason;

@@ -36,6 +36,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Lingering<S> {
         Self { stream, until: None }
     }
 
+    /// The stream.
+    pub(crate) fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
     /// Reads and discards until the client closes, fails, or `LINGER` has passed.
     fn poll_discard(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let mut scratch = [0u8; 4096];

@@ -23,9 +23,14 @@ use crate::workers::Workers;
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
+/// The first bytes of HTTP/2's connection preface; no HTTP/1.1 request starts with them.
+const H2_PREFACE_START: &[u8; 4] = b"PRI ";
+
 /// hyper's connection builders, made once per listener.
 struct Builders {
-    /// Plain TCP: HTTP/1.1 or h2c, told apart by the first bytes.
+    /// Plain TCP, HTTP/1.1 (told apart by the first bytes): parked when idle (module `park`).
+    http1: hyper::server::conn::http1::Builder,
+    /// Plain TCP: h2c, or HTTP/1.1 when the first bytes did not tell.
     auto: auto::Builder<TokioExecutor>,
     /// TLS with ALPN `h2`.
     h2: auto::Builder<TokioExecutor>,
@@ -92,8 +97,12 @@ async fn accept(
     drain: Duration,
 ) {
     let builder = builder(workers.router().config());
-    let builders =
-        Arc::new(Builders { h2: builder.clone().http2_only(), h1: builder.clone().http1_only(), auto: builder });
+    let builders = Arc::new(Builders {
+        http1: http1_builder(workers.router().config()),
+        h2: builder.clone().http2_only(),
+        h1: builder.clone().http1_only(),
+        auto: builder,
+    });
     let mut connections = JoinSet::new();
     let mut accept_failing = false;
     loop {
@@ -159,16 +168,21 @@ async fn connection(
         Transport::Plain => {
             // The version sniffing reads without a deadline: a client that never sends a
             // byte would hold the socket for good.
-            let mut first = [0u8; 1];
-            tokio::select! {
+            let mut first = [0u8; H2_PREFACE_START.len()];
+            let n = tokio::select! {
                 peeked = tokio::time::timeout(deadline, stream.peek(&mut first)) => match peeked {
-                    Ok(Ok(n)) if n > 0 => {}
+                    Ok(Ok(n)) if n > 0 => n,
                     _ => return,
                 },
                 () = shutdown.cancelled() => return,
-            }
+            };
             let service = router.service(remote);
-            serve_connection(&builders.auto, stream, remote, service, &router, &shutdown).await;
+            if H2_PREFACE_START.starts_with(&first[..n]) {
+                // h2c, or too few bytes yet to tell: hyper's own sniffing decides.
+                serve_connection(&builders.auto, stream, remote, service, &router, &shutdown).await;
+            } else {
+                crate::park::serve(&builders.http1, stream, remote, service, router.config(), &shutdown).await;
+            }
         }
         Transport::Tls(acceptor) => {
             let stream = tokio::select! {
@@ -238,6 +252,19 @@ async fn serve_connection<I>(
             () = gone_by.as_mut(), if idle_closing => return,
         }
     }
+}
+
+/// hyper's HTTP/1.1 settings from `config`: those [`builder`] gives its HTTP/1.1 side.
+fn http1_builder(config: &RouterConfig) -> hyper::server::conn::http1::Builder {
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .max_buf_size(config.hard_header_bytes());
+    if let Some(max) = config.hard_headers() {
+        http1.max_headers(max);
+    }
+    http1
 }
 
 /// hyper's server settings from `config`. hyper's and h2's header size limits are hard

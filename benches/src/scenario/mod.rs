@@ -5,9 +5,12 @@
 pub mod burst;
 pub mod cold_start;
 pub mod control;
+pub mod many_routes;
 pub mod nginx;
 pub mod procs;
 pub mod route_edit;
+pub mod rules;
+pub mod serve_api;
 pub mod sluice;
 pub mod steady;
 

@@ -8,7 +8,8 @@
 
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderName};
+use http::header::{GetAll, ValueIter};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use regex::bytes::Regex;
 
 use super::choice::{ChoiceKind, ChoiceScope};
@@ -48,6 +49,17 @@ enum ValueCondition {
     /// Anchored: `^(?:pattern)$`.
     Regex(Regex),
     Present(bool),
+}
+
+/// Distinct header names whose lookups one request keeps; a route's rules testing more names
+/// than this look the rest up each time.
+const SEEN: usize = 8;
+
+/// A request's headers as the rules of its route read them: each header name is looked up
+/// once, however many rules test it (rules often test one header: `x-tenant` is `a`, `b`, …).
+pub(crate) struct Seen<'r, 't> {
+    headers: &'r HeaderMap,
+    found: [Option<(&'t HeaderName, GetAll<'r, HeaderValue>)>; SEEN],
 }
 
 /// How a rule is named in errors: `rules[2]`, or `rules[2] (iphone-alpha)`.
@@ -126,9 +138,36 @@ impl Fault {
 // === impl Rule ===
 
 impl Rule {
-    /// Whether every condition holds for a request with `headers` and `path` (no query).
-    pub(crate) fn matches(&self, headers: &HeaderMap, path: &str) -> bool {
-        self.matcher.matches(headers, path)
+    /// Whether every condition holds for a request whose headers `seen` reads and whose path
+    /// (no query) is `path`.
+    pub(crate) fn matches<'t>(&'t self, seen: &mut Seen<'_, 't>, path: &str) -> bool {
+        self.matcher.matches_in(seen, path)
+    }
+}
+
+// === impl Seen ===
+
+impl<'r, 't> Seen<'r, 't> {
+    /// Nothing looked up yet in `headers`.
+    pub(crate) fn new(headers: &'r HeaderMap) -> Self {
+        Self { headers, found: [const { None }; SEEN] }
+    }
+
+    /// The values of header `name`, looked up on its first use.
+    fn values(&mut self, name: &'t HeaderName) -> ValueIter<'r, HeaderValue> {
+        for slot in &mut self.found {
+            match slot {
+                Some((seen, values)) if *seen == name => return values.iter(),
+                Some(_) => {}
+                None => {
+                    let values = self.headers.get_all(name);
+                    let iter = values.iter();
+                    *slot = Some((name, values));
+                    return iter;
+                }
+            }
+        }
+        self.headers.get_all(name).iter()
     }
 }
 
@@ -145,13 +184,18 @@ impl Matcher {
         Ok(Self { headers, path, source })
     }
 
+    #[cfg(test)]
     fn matches(&self, headers: &HeaderMap, path: &str) -> bool {
+        self.matches_in(&mut Seen::new(headers), path)
+    }
+
+    fn matches_in<'t>(&'t self, seen: &mut Seen<'_, 't>, path: &str) -> bool {
         let path_holds = match &self.path {
             None => true,
             Some(PathMatch::Exact(p)) => path == p,
             Some(PathMatch::Prefix(p)) => path.starts_with(p.as_str()),
         };
-        path_holds && self.headers.iter().all(|h| h.holds(headers))
+        path_holds && self.headers.iter().all(|h| h.holds(seen))
     }
 }
 
@@ -174,8 +218,8 @@ impl HeaderCondition {
     }
 
     /// Whether the header holds: a header sent several times holds when any one value does.
-    fn holds(&self, headers: &HeaderMap) -> bool {
-        let mut values = headers.get_all(&self.name).iter();
+    fn holds<'t>(&'t self, seen: &mut Seen<'_, 't>) -> bool {
+        let mut values = seen.values(&self.name);
         match &self.value {
             ValueCondition::Exact(want) => values.any(|v| v.as_bytes() == &**want),
             ValueCondition::Prefix(want) => values.any(|v| v.as_bytes().starts_with(want)),

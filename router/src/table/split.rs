@@ -42,6 +42,11 @@ impl Split {
         Self { entries }
     }
 
+    /// Its backends, in order.
+    pub(crate) fn backends(&self) -> impl Iterator<Item = &Arc<Backend>> {
+        self.entries.iter().map(|(_, b)| b)
+    }
+
     /// The target for `roll` (0..100); None for an empty split.
     pub(crate) fn pick(&self, roll: u32) -> Option<&Arc<Backend>> {
         self.entries.iter().find(|(bound, _)| roll < *bound).or(self.entries.last()).map(|(_, b)| b)

@@ -243,6 +243,28 @@ fn a_rebuild_continues_each_routes_sequence() {
     }
 }
 
+#[test]
+fn a_rebuild_keeps_an_unchanged_splits_backends_and_replaces_changed_ones() {
+    let (v1, v2) = (target("v1"), target("v2"));
+    let config = route("hello", vec![(90, v1.clone()), (10, v2.clone())]);
+    let table = RoutingTable::new(vec![config.clone()]).expect("table");
+    let backend = |t: &RoutingTable, roll| {
+        t.lookup("hello.default", || None, |_| false, |_| roll).expect("routed").backend.clone()
+    };
+    let (a, b) = (backend(&table, 0), backend(&table, 95));
+    let same = table.rebuild(vec![config.clone(), route("other", vec![(100, target("o"))])]).expect("rebuilt");
+    assert!(Arc::ptr_eq(&a, &backend(&same, 0)) && Arc::ptr_eq(&b, &backend(&same, 95)), "kept, nothing rebuilt");
+    let longer = Target { timeout: Duration::from_secs(5), ..v2.clone() };
+    let edited = same.rebuild(vec![route("hello", vec![(90, v1), (10, longer)])]).expect("rebuilt");
+    assert!(Arc::ptr_eq(&a, &backend(&edited, 0)));
+    let b2 = backend(&edited, 95);
+    assert!(!Arc::ptr_eq(&b, &b2), "a new timeout is a new backend");
+    assert_eq!(b2.timed_out.to_string(), "revision default/v2 did not respond within 5s");
+    let fresh = route("hello", vec![(90, target("v1")), (10, target("v2"))]);
+    let renewed = edited.rebuild(vec![fresh]).expect("rebuilt");
+    assert!(!Arc::ptr_eq(&a, &backend(&renewed, 0)), "new endpoints of the same name are another revision");
+}
+
 proptest::proptest! {
     /// The README's promise, over any split: in any run of up to 1,000 consecutive requests
     /// through one route, each target gets its share to within 3.5 requests. (An exhaustive

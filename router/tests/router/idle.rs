@@ -161,3 +161,79 @@ async fn a_burst_leaves_at_most_the_configured_idle_connections_to_an_instance()
     }
     conn.abort();
 }
+
+/// Longer than the router waits before it parks an idle HTTP/1.1 connection (1 s).
+const PAST_PARKING: Duration = Duration::from_millis(1500);
+
+/// One whole HTTP/1.1 response from `stream`: its head (lowercased) and body.
+async fn response(stream: &mut TcpStream) -> (String, String) {
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&seen).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let head = head.to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|n| n.trim().parse().ok())
+                .expect("a content-length");
+            if body.len() >= length {
+                return (head, body.to_string());
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk))
+            .await
+            .expect("an answer in time")
+            .expect("read");
+        assert!(n > 0, "closed mid-response: {:?}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test]
+async fn a_connection_parked_while_idle_serves_its_next_requests() {
+    let backend = Backend::echo("hello").await;
+    let proxy = Proxy::start(hello(&revision("hello-00001", &[backend.addr]))).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    let request = b"GET / HTTP/1.1\r\nHost: hello.default\r\n\r\n";
+    stream.write_all(request).await.expect("send");
+    let (head, first) = response(&mut stream).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let echoed = |body: &str| body.contains(r#""backend":"hello""#) && body.contains(r#""path":"/""#);
+    assert!(echoed(&first), "{first}");
+    // Idle long enough to be parked: hyper's connection is gone, the socket kept.
+    tokio::time::sleep(PAST_PARKING).await;
+    stream.write_all(request).await.expect("send after parking");
+    let (head, body) = response(&mut stream).await;
+    assert!(head.starts_with("http/1.1 200") && !head.contains("connection: close"), "{head}");
+    assert!(echoed(&body), "{body}");
+    // Parked with half a request head already read: the next connection starts from it.
+    let (start, rest) = request.split_at(20);
+    stream.write_all(start).await.expect("half a head");
+    tokio::time::sleep(PAST_PARKING).await;
+    stream.write_all(rest).await.expect("the rest");
+    let (head, body) = response(&mut stream).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(echoed(&body), "{body}");
+    // Still kept alive after that (it no longer parks, so the head deadline was not reset).
+    tokio::time::sleep(PAST_PARKING).await;
+    stream.write_all(request).await.expect("send");
+    assert!(response(&mut stream).await.0.starts_with("http/1.1 200"));
+}
+
+#[tokio::test]
+async fn a_parked_connection_is_closed_when_its_keep_alive_ends() {
+    let backend = Backend::echo("hello").await;
+    // Keep-alive ends 2.5 s after the last response: parked after 1 s, closed 1.5 s later.
+    let keep_alive = Duration::from_millis(2500);
+    let config = RouterConfig { header_read_timeout: keep_alive, idle_timeout: keep_alive, ..config() };
+    let proxy =
+        Proxy::start_with(hello(&revision("hello-00001", &[backend.addr])), config, Duration::from_secs(5)).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: hello.default\r\n\r\n").await.expect("send");
+    assert!(response(&mut stream).await.0.starts_with("http/1.1 200"));
+    let idle = tokio::time::Instant::now();
+    closed_within(&mut stream, keep_alive * 4).await;
+    assert!(idle.elapsed() >= keep_alive - Duration::from_millis(100), "closed after {:?}", idle.elapsed());
+}

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use sluice_bench::latency::Percentiles;
 use sluice_bench::pin::Layout;
-use sluice_bench::scenario::{burst, cold_start, route_edit, steady};
+use sluice_bench::scenario::{burst, cold_start, many_routes, route_edit, rules, steady};
 
 use super::{LoadArgs, OutputArgs, parse_duration, print_comparison};
 
@@ -34,6 +34,14 @@ pub enum Scenario {
     /// 200), the latency distribution, and the activator queue's peak (polled from serve's
     /// /metrics).
     Burst(BurstArgs),
+    /// A large route table: one live service, then --services in all (the others applied
+    /// through the API with initial-scale 0, in batches); how long applying them takes,
+    /// `sluice serve`'s memory per service, and the live service's throughput, latency and
+    /// CPU per request with 1 route against the large table.
+    ManyRoutes(ManyRoutesArgs),
+    /// 10 header rules per route against percent-only: two live services behind one
+    /// `sluice serve`, trials interleaved; throughput, latency and CPU per request side by side.
+    Rules(RulesArgs),
 }
 
 /// `sluice bench route-edit`.
@@ -77,6 +85,36 @@ pub struct BurstArgs {
     /// Print JSON on stdout instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// `sluice bench many-routes`.
+#[derive(Debug, Args)]
+pub struct ManyRoutesArgs {
+    /// Services in the large table, the live one included.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(2..=100_000))]
+    services: u32,
+    /// Services per `sluice apply` (one multi-document file).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    batch: u32,
+    /// Trials of each phase (1 route, then the large table).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    trials: u32,
+    #[command(flatten)]
+    load: LoadArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+/// `sluice bench rules`.
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    /// Trials per target.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    trials: u32,
+    #[command(flatten)]
+    load: LoadArgs,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 /// `sluice bench cold-start`.
@@ -125,6 +163,77 @@ pub fn run(s: Scenario) -> anyhow::Result<ExitCode> {
         Scenario::ColdStart(a) => run_cold_start(a),
         Scenario::RouteEdit(a) => run_route_edit(a),
         Scenario::Burst(a) => run_burst(a),
+        Scenario::ManyRoutes(a) => run_many_routes(a),
+        Scenario::Rules(a) => run_rules(a),
+    }
+}
+
+fn run_many_routes(a: ManyRoutesArgs) -> anyhow::Result<ExitCode> {
+    let layout = Layout::parse(&a.load.pin)?;
+    let opts = many_routes::Options {
+        sluice: std::env::current_exe().context("finding the sluice binary")?,
+        services: a.services as usize,
+        batch: a.batch as usize,
+        spec: a.load.spec(&layout, &a.output),
+        trials: a.trials as usize,
+        layout,
+        protocol: a.load.protocol(),
+    };
+    let quiet = a.output.json;
+    let done = many_routes::run(&opts, |line| note(quiet, line), |round, o| trial(quiet, round, o))?;
+    let s = &done.scale;
+    if a.output.json {
+        let mut v = serde_json::to_value(done.comparison.report())?;
+        v["scale"] = serde_json::to_value(s)?;
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let code = print_comparison(&done.comparison, &a.output)?;
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    println!(
+        "applied {} services at zero in {:.1} s ({:.0}/s, batches of {}); router programmed all {} routes {:.1} s after the first apply",
+        s.services - 1,
+        s.apply_secs,
+        s.applied_per_sec,
+        s.batch,
+        s.services,
+        s.programmed_secs
+    );
+    println!(
+        "sluice serve RSS: {:.1} MiB at 1 service, {:.1} MiB at {}: {:.0} bytes per service (API store, controller, autoscaler and router together)",
+        mib(s.rss_one_bytes),
+        mib(s.rss_many_bytes),
+        s.services,
+        s.rss_per_service_bytes
+    );
+    Ok(code)
+}
+
+fn run_rules(a: RulesArgs) -> anyhow::Result<ExitCode> {
+    let layout = Layout::parse(&a.load.pin)?;
+    let opts = rules::Options {
+        sluice: std::env::current_exe().context("finding the sluice binary")?,
+        spec: a.load.spec(&layout, &a.output),
+        trials: a.trials as usize,
+        layout,
+        protocol: a.load.protocol(),
+    };
+    let quiet = a.output.json;
+    let done = rules::run(&opts, |line| note(quiet, line), |round, o| trial(quiet, round, o))?;
+    print_comparison(&done, &a.output)
+}
+
+/// A scenario's progress line, on stderr unless the output is JSON.
+fn note(quiet: bool, line: &str) {
+    if !quiet {
+        eprintln!("{line}");
+    }
+}
+
+/// A trial's line as it ends, on stderr unless the output is JSON.
+fn trial(quiet: bool, round: usize, o: &sluice_bench::Outcome) {
+    if !quiet {
+        eprintln!("{}", super::trial_line(round, o));
     }
 }
 

@@ -355,3 +355,26 @@ proptest! {
         );
     }
 }
+
+#[test]
+fn each_header_is_looked_up_once_and_names_past_the_cache_still_answer() {
+    let names: Vec<HeaderName> =
+        (0..SEEN + 4).map(|i| HeaderName::try_from(format!("x-h{i}")).expect("name")).collect();
+    let mut headers = HeaderMap::new();
+    for (i, name) in names.iter().enumerate() {
+        headers.append(name.clone(), HeaderValue::try_from(format!("v{i}")).expect("value"));
+    }
+    headers.append(names[0].clone(), HeaderValue::from_static("again"));
+    let mut seen = Seen::new(&headers);
+    // Twice over every name: the second pass reads the kept lookups (and, past `SEEN`, looks up again).
+    for _ in 0..2 {
+        for (i, name) in names.iter().enumerate() {
+            let got: Vec<String> =
+                seen.values(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect();
+            let want = if i == 0 { vec!["v0".to_string(), "again".to_string()] } else { vec![format!("v{i}")] };
+            assert_eq!(got, want, "{name}");
+        }
+    }
+    let absent = HeaderName::from_static("x-absent");
+    assert_eq!(seen.values(&absent).count(), 0);
+}

@@ -1,0 +1,226 @@
+//! Plain HTTP/1.1 client connections that give their memory back while idle.
+//!
+//! hyper keeps a connection's buffers for as long as it lives: an 8 KiB write buffer from the
+//! start, an 8 KiB read buffer once a request was read, a cached header map and the boxed slot
+//! of the service's future. An idle keep-alive connection held about 23 KB of the router's
+//! memory that way (`scripts/idle-conn-memory.py`), against nginx's ~1 KiB, which frees its
+//! buffers between requests.
+//!
+//! So a plain HTTP/1.1 connection that has had no request in flight for [`PARK_AFTER`] is
+//! *parked*: hyper's connection is told to close, which for an idle HTTP/1.1 connection ends it
+//! at once without touching the socket (`poll_without_shutdown`); `into_parts` hands back the
+//! socket, any bytes read ahead of a request, and the service. Only the socket is then kept,
+//! until it becomes readable (the client's next request: a new hyper connection serves it), the
+//! keep-alive ends, or the router shuts down. A connection busy with requests never parks, so
+//! the request path pays nothing; one parked after a pause pays a new hyper connection.
+//!
+//! Two races are settled in the client's favour: a request whose head arrives just as a park
+//! begins is answered with `Connection: close` (hyper disables keep-alive for a request in
+//! progress), and bytes read ahead of a request are served by the next connection at once, which
+//! then never parks again, so a client cannot reset the header-read deadline by dribbling bytes.
+
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::activity::Activity;
+use crate::config::RouterConfig;
+use crate::linger::Lingering;
+use crate::proxy::RouterService;
+
+/// How long an HTTP/1.1 connection has no request in flight before it parks.
+pub(crate) const PARK_AFTER: Duration = Duration::from_secs(1);
+
+/// The socket as hyper reads it: bytes read ahead by a previous connection first.
+type Io = Rewind<Lingering<TcpStream>>;
+type Connection = http1::Connection<TokioIo<Io>, RouterService>;
+
+/// A stream with bytes already read from it put back in front.
+#[derive(Debug)]
+pub(crate) struct Rewind<S> {
+    ahead: Bytes,
+    stream: S,
+}
+
+/// How one hyper connection over the socket ended.
+enum End {
+    /// Done (the client closed, asked to close, the idle timeout or shutdown): the socket is
+    /// shut down.
+    Closed,
+    /// Failed, or the client did not close in time: the socket is dropped.
+    Dropped,
+    /// Parked at the router's request.
+    Parked,
+}
+
+/// Serves HTTP/1.1 on `stream` until the client closes, the keep-alive ends, or `shutdown`
+/// (requests in flight finish); parks it whenever it is idle for [`PARK_AFTER`].
+pub(crate) async fn serve(
+    builder: &http1::Builder,
+    stream: TcpStream,
+    remote: SocketAddr,
+    service: RouterService,
+    config: &RouterConfig,
+    shutdown: &CancellationToken,
+) {
+    // hyper's own header-read timer bounds an idle keep-alive connection too; a parked one is
+    // closed when that would have happened.
+    let activity = service.activity().clone();
+    let keep_alive = config.idle_timeout.min(config.header_read_timeout).saturating_sub(PARK_AFTER);
+    let (mut io, mut service, mut may_park) = (Rewind::new(Lingering::new(stream), Bytes::new()), service, true);
+    loop {
+        let mut conn = Box::pin(builder.serve_connection(TokioIo::new(io), service));
+        let end = drive(&mut conn, &activity, remote, config, shutdown, may_park).await;
+        let parts = Pin::into_inner(conn).into_parts();
+        let (ahead, stream) = parts.io.into_inner().into_parts();
+        match end {
+            End::Dropped => return,
+            End::Closed => return close(stream, config.header_read_timeout).await,
+            End::Parked => {}
+        }
+        service = parts.service;
+        let ahead = [ahead, parts.read_buf].concat();
+        if ahead.is_empty() {
+            tokio::select! {
+                readable = stream.get_ref().readable() => if readable.is_err() { return },
+                () = tokio::time::sleep(keep_alive) => return close(stream, config.header_read_timeout).await,
+                () = shutdown.cancelled() => return close(stream, config.header_read_timeout).await,
+            }
+        } else {
+            may_park = false;
+        }
+        io = Rewind::new(stream, ahead.into());
+    }
+}
+
+/// Polls one hyper connection until it ends; closes it on shutdown or after the idle timeout,
+/// and parks it (when `may_park`) after [`PARK_AFTER`] without a request.
+async fn drive(
+    conn: &mut Pin<Box<Connection>>,
+    activity: &Activity,
+    remote: SocketAddr,
+    config: &RouterConfig,
+    shutdown: &CancellationToken,
+    may_park: bool,
+) -> End {
+    let (mut closing, mut parking) = (false, false);
+    // As for any connection (see `server::serve_connection`): an idle one closed gracefully
+    // still needs the client's part; one that does not play along is dropped.
+    let gone_by = tokio::time::sleep(Duration::MAX);
+    tokio::pin!(gone_by);
+    let mut idle_closing = false;
+    loop {
+        tokio::select! {
+            ended = poll_fn(|cx| conn.as_mut().get_mut().poll_without_shutdown(cx)) => return match ended {
+                Err(e) => {
+                    tracing::debug!(error = %e, client = %remote, "connection ended with an error");
+                    End::Dropped
+                }
+                Ok(()) if parking && !closing => End::Parked,
+                Ok(()) => End::Closed,
+            },
+            () = shutdown.cancelled(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            () = activity.idle_for(config.idle_timeout), if !closing => {
+                tracing::debug!(client = %remote, "idle connection closed");
+                closing = true;
+                idle_closing = true;
+                gone_by.as_mut().reset(tokio::time::Instant::now() + config.header_read_timeout);
+                conn.as_mut().graceful_shutdown();
+            }
+            () = activity.idle_for(PARK_AFTER), if may_park && !parking && !closing => {
+                parking = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            () = gone_by.as_mut(), if idle_closing => return End::Dropped,
+        }
+    }
+}
+
+/// Shuts the router's side and lingers (see [`Lingering`]), for at most `bound`.
+async fn close(mut stream: Lingering<TcpStream>, bound: Duration) {
+    let _ = tokio::time::timeout(bound, stream.shutdown()).await;
+}
+
+// === impl Rewind ===
+
+impl<S> Rewind<S> {
+    pub(crate) fn new(stream: S, ahead: Bytes) -> Self {
+        Self { ahead, stream }
+    }
+
+    /// The bytes not yet read back, and the stream.
+    pub(crate) fn into_parts(self) -> (Bytes, S) {
+        (self.ahead, self.stream)
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if !self.ahead.is_empty() {
+            let n = self.ahead.len().min(buf.remaining());
+            buf.put_slice(&self.ahead[..n]);
+            self.ahead.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn bytes_read_ahead_come_first() {
+        let (mut client, server) = tokio::io::duplex(64);
+        client.write_all(b" world").await.expect("write");
+        drop(client);
+        let mut rewind = Rewind::new(server, Bytes::from_static(b"hello"));
+        let mut text = String::new();
+        rewind.read_to_string(&mut text).await.expect("read");
+        assert_eq!(text, "hello world");
+        let (ahead, _) = rewind.into_parts();
+        assert!(ahead.is_empty());
+    }
+}
