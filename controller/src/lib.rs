@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
@@ -193,17 +194,21 @@ pub async fn run(
     let route_controller = Controller::for_stream(objects, reader);
     let store = route_controller.store();
     let queue = q.clone();
-    let same_namespace = move |ns: Option<String>| {
+    // A Revision or Configuration change re-resolves only the Routes of its namespace that can
+    // depend on it (see `route::depends_on`), not every Route there: with many services, every
+    // change would otherwise reconcile them all.
+    let dependents = move |ns: Option<String>, target: route::Target| {
         let routes = store
             .state()
             .into_iter()
-            .filter(|r| r.metadata.namespace == ns)
+            .filter(|r| r.metadata.namespace == ns && route::depends_on(r, &target))
             .map(|r| ObjectRef::from_obj(&*r))
             .collect::<Vec<_>>();
         routes.iter().for_each(|r| queue.requested(r));
         routes
     };
-    let by_revision = same_namespace.clone();
+    let by_revision = dependents.clone();
+    let by_configuration = dependents;
     // The Revisions and Configurations that trigger Route reconciles also fill the caches those
     // reconciles read, so a reconcile reads memory rather than listing a namespace through the
     // API; each cache is updated before its change triggers anything.
@@ -211,8 +216,17 @@ pub async fn run(
     let (configuration_cache, configuration_events) = cached::<Configuration>(&client);
     let cache = route::Cache { configurations: configuration_cache, revisions: revision_cache };
     let routes = route_controller
-        .watches_stream(revision_events, move |rev: Revision| by_revision(rev.metadata.namespace))
-        .watches_stream(configuration_events, move |cfg: Configuration| same_namespace(cfg.metadata.namespace))
+        .watches_stream(revision_events, move |rev: Revision| {
+            let target = route::Target::Revision {
+                name: rev.name_any(),
+                configuration: rev.labels().get(sluice_api::labels::CONFIGURATION).cloned(),
+                routes: rev.annotations().get(sluice_api::labels::ROUTES).cloned(),
+            };
+            by_revision(rev.metadata.namespace, target)
+        })
+        .watches_stream(configuration_events, move |cfg: Configuration| {
+            by_configuration(cfg.metadata.namespace.clone(), route::Target::Configuration { name: cfg.name_any() })
+        })
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
         .run(
             started(&q, move |o, c| figures::reconcile("Route", route::reconcile(o, c, cache.clone()))),

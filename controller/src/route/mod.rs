@@ -130,6 +130,47 @@ impl Cache {
     }
 }
 
+/// A changed object a Route may resolve its traffic against.
+#[derive(Debug)]
+pub enum Target {
+    /// A Revision.
+    Revision {
+        /// Its name.
+        name: String,
+        /// Its Configuration (label `serving.knative.dev/configuration`).
+        configuration: Option<String>,
+        /// The Routes that reference it (annotation `serving.knative.dev/routes`).
+        routes: Option<String>,
+    },
+    /// A Configuration.
+    Configuration {
+        /// Its name.
+        name: String,
+    },
+}
+
+/// True when `route`'s traffic can depend on `target`: a traffic target or rule of its spec
+/// names the Revision or Configuration (or the Revision's Configuration), its status routes to
+/// the Revision (a rollout in progress, a revision being drained), or the Revision says the
+/// route references it (its labels are the route's to update).
+pub fn depends_on(route: &Route, target: &Target) -> bool {
+    let spec = route.spec.traffic.iter().chain(route.spec.rules.iter().flat_map(|r| r.traffic.iter()));
+    let status = route.status.as_ref();
+    let status_targets =
+        status.into_iter().flat_map(|s| s.traffic.iter().chain(s.rules.iter().flat_map(|r| r.traffic.iter())));
+    match target {
+        Target::Configuration { name } => spec.clone().any(|t| t.configuration_name.as_deref() == Some(name)),
+        Target::Revision { name, configuration, routes } => {
+            let named = |t: &TrafficTarget| {
+                t.revision_name.as_deref() == Some(name)
+                    || (configuration.is_some() && t.configuration_name.as_deref() == configuration.as_deref())
+            };
+            let listed = routes.as_deref().is_some_and(|r| r.split(',').any(|n| n.trim() == route.name_any()));
+            spec.clone().any(named) || status_targets.clone().any(named) || listed
+        }
+    }
+}
+
 /// The cached `K`s of namespace `ns`, once the cache holds the first full list (a Route
 /// resolved against a cache still filling would see its targets missing).
 async fn in_namespace<K>(cache: &Store<K>, ns: &str) -> Result<Vec<K>, Error>

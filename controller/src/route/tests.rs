@@ -219,3 +219,35 @@ fn a_long_rules_message_names_what_fits_and_counts_the_rest() {
     );
     assert!(message.ends_with(" more rule(s)"), "{message}");
 }
+
+#[test]
+fn a_change_triggers_only_the_routes_that_can_depend_on_it() {
+    let rev = |name: &str, configuration: Option<&str>, routes: Option<&str>| Target::Revision {
+        name: name.into(),
+        configuration: configuration.map(Into::into),
+        routes: routes.map(Into::into),
+    };
+    let cfg = |name: &str| Target::Configuration { name: name.into() };
+    let by_config = fixtures::route("a", json!([{"configurationName": "a", "percent": 100}]), json!({}));
+    assert!(depends_on(&by_config, &cfg("a")));
+    assert!(!depends_on(&by_config, &cfg("b")));
+    assert!(depends_on(&by_config, &rev("a-00002", Some("a"), None)), "a new revision of its configuration");
+    assert!(!depends_on(&by_config, &rev("b-00001", Some("b"), None)));
+    assert!(!depends_on(&by_config, &rev("x", None, None)));
+
+    let pinned = fixtures::route("p", json!([{"revisionName": "b-00001", "percent": 100}]), json!({}));
+    assert!(depends_on(&pinned, &rev("b-00001", Some("b"), None)));
+    assert!(!depends_on(&pinned, &rev("b-00002", Some("b"), None)));
+    assert!(!depends_on(&pinned, &cfg("b")));
+    // A revision that still names the route in its annotation: its labels are the route's.
+    assert!(depends_on(&pinned, &rev("c-00001", Some("c"), Some("other, p"))));
+
+    // A revision the status still routes to (a rollout, a drain) and one a rule names.
+    let mut rolling = fixtures::route("r", json!([{"configurationName": "a", "percent": 100}]), json!({}));
+    rolling.status = serde_json::from_value(json!({"traffic": [{"revisionName": "old-00001", "percent": 10}]})).ok();
+    assert!(depends_on(&rolling, &rev("old-00001", Some("old"), None)));
+    rolling.spec.rules = serde_json::from_value(json!([{"matches": {"headers": [{"name": "x", "exact": "1"}]},
+                                                        "traffic": [{"configurationName": "canary", "percent": 100}]}]))
+    .expect("rules");
+    assert!(depends_on(&rolling, &cfg("canary")));
+}
