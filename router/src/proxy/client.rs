@@ -84,7 +84,8 @@ struct Idle {
     since: Instant,
 }
 
-/// One shared h2c connection per instance (HTTP/2 multiplexes its requests).
+/// One shared h2c connection per instance (HTTP/2 multiplexes its requests); closed ones are
+/// dropped whenever a new one is made, so the map holds at most one per instance connected to.
 #[derive(Debug)]
 struct H2cPool {
     senders: Mutex<HashMap<u64, http2::SendRequest<UpstreamBody>, BuildHasherDefault<IdHasher>>>,
@@ -165,7 +166,11 @@ impl Upstream {
             Some(sender) => sender,
             None => {
                 let sender = Box::pin(connect_h2c(instance)).await?;
-                self.h2c.senders.lock().insert(instance.id, sender.clone());
+                let mut senders = self.h2c.senders.lock();
+                // Connecting is the rare moment to forget the closed connections, those of
+                // instances that are gone among them, so the map holds only live ones.
+                senders.retain(|_, s| !s.is_closed());
+                senders.insert(instance.id, sender.clone());
                 sender
             }
         };

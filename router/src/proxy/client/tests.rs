@@ -230,3 +230,54 @@ async fn an_instance_that_refuses_connections_is_a_connect_error() {
         _ => panic!("expected a connect error"),
     }
 }
+
+/// An h2c instance whose connections can all be cut at once (`cut`).
+async fn h2c_instance() -> (Arc<Instance>, Arc<tokio::sync::Notify>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let cut = Arc::new(tokio::sync::Notify::new());
+    let cutting = cut.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let svc = hyper::service::service_fn(|_req: Request<hyper::body::Incoming>| async {
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+            });
+            let conn = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), svc);
+            let cutting = cutting.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = conn => {}
+                    () = cutting.notified() => {}
+                }
+            });
+        }
+    });
+    (Instance::new(next_id(), addr), cut)
+}
+
+#[tokio::test]
+async fn closed_h2c_connections_are_forgotten_when_another_is_made() {
+    let upstream = upstream(Duration::from_secs(90), 32);
+    let deadline = || Instant::now() + Duration::from_secs(10);
+    let (first, cut) = h2c_instance().await;
+    let mut req = request("/").await;
+    *req.uri_mut() = format!("http://{}/", first.addr).parse().expect("uri");
+    match upstream.send(Protocol::H2c, &first, req, deadline()).await {
+        Attempt::Response(res, None) => assert_eq!(res.status(), 200),
+        _ => panic!("expected an h2c response"),
+    }
+    // The instance goes away: its connection closes.
+    cut.notify_waiters();
+    let closed = Instant::now() + Duration::from_secs(10);
+    while !upstream.h2c.senders.lock().get(&first.id).is_some_and(|s| s.is_closed()) {
+        assert!(Instant::now() < closed, "the cut connection was never seen closed");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let (second, _cut) = h2c_instance().await;
+    let mut req = request("/").await;
+    *req.uri_mut() = format!("http://{}/", second.addr).parse().expect("uri");
+    assert!(matches!(upstream.send(Protocol::H2c, &second, req, deadline()).await, Attempt::Response(..)));
+    let senders = upstream.h2c.senders.lock();
+    assert_eq!(senders.keys().copied().collect::<Vec<_>>(), [second.id], "only the live connection is kept");
+}
