@@ -70,10 +70,7 @@ pub fn run(opts: &Options, mut note: impl FnMut(&str)) -> Result<Burst, Scenario
     if opts.requests == 0 {
         return Err(ScenarioError::Io("--requests must be at least 1".into()));
     }
-    let dir = tempfile::Builder::new()
-        .prefix("sluice-bench-")
-        .tempdir()
-        .map_err(|e| ScenarioError::Io(format!("no temporary directory: {e}")))?;
+    let dir = super::workdir()?;
     let mut serve = Serve::start(&opts.sluice, dir.path(), &opts.layout, &[])?;
     note(&format!("sluice: serve's router on {} (pid {})", serve.http, serve.process.pid()));
     serve.fast_scale_to_zero()?;

@@ -84,10 +84,7 @@ pub struct ColdStart {
 
 /// Runs `cold-start`; `note` sees each line worth telling as it happens.
 pub fn run(opts: &Options, mut note: impl FnMut(&str)) -> Result<ColdStart, ScenarioError> {
-    let dir = tempfile::Builder::new()
-        .prefix("sluice-bench-")
-        .tempdir()
-        .map_err(|e| ScenarioError::Io(format!("no temporary directory: {e}")))?;
+    let dir = super::workdir()?;
     match opts.kind {
         Kind::FromZero => from_zero(opts, dir.path(), &mut note),
         Kind::NewService if !opts.serve_args.is_empty() => {

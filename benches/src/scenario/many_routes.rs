@@ -96,10 +96,7 @@ pub fn run(
     if opts.services < 2 || opts.batch == 0 {
         return Err(ScenarioError::Io("many-routes needs --services of at least 2 and a --batch above 0".into()));
     }
-    let dir = tempfile::Builder::new()
-        .prefix("sluice-bench-")
-        .tempdir()
-        .map_err(|e| ScenarioError::Io(format!("no temporary directory: {e}")))?;
+    let dir = super::workdir()?;
     let mut serve = start_serve_with(&opts.sluice, dir.path(), &opts.layout, "127.0.0.1:0")?;
     let addr = serve.addr;
     let pid = serve.process.pid();

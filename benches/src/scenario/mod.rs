@@ -20,6 +20,14 @@ use crate::load::LoadError;
 use crate::pin::PinError;
 use crate::target::TargetError;
 
+/// A scenario's own temporary directory (state dirs, configs, logs), removed when dropped.
+pub fn workdir() -> Result<tempfile::TempDir, ScenarioError> {
+    tempfile::Builder::new()
+        .prefix("sluice-bench-")
+        .tempdir()
+        .map_err(|e| ScenarioError::Io(format!("no temporary directory: {e}")))
+}
+
 /// A scenario that could not run; the message names what failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {

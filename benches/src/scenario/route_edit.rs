@@ -106,10 +106,7 @@ pub fn run(opts: &Options, mut note: impl FnMut(&str)) -> Result<RouteEdit, Scen
     if opts.edits == 0 {
         return Err(ScenarioError::Io("--edits must be at least 1".into()));
     }
-    let dir = tempfile::Builder::new()
-        .prefix("sluice-bench-")
-        .tempdir()
-        .map_err(|e| ScenarioError::Io(format!("no temporary directory: {e}")))?;
+    let dir = super::workdir()?;
     let mut serve = Serve::start(&opts.sluice, dir.path(), &opts.layout, &[])?;
     note(&format!("sluice: serve's router on {} (pid {})", serve.http, serve.process.pid()));
     let host = format!("{SERVICE}.default.localhost");

@@ -45,10 +45,7 @@ pub fn run(
     mut note: impl FnMut(&str),
     each: impl FnMut(usize, &Outcome),
 ) -> Result<Comparison, ScenarioError> {
-    let dir = tempfile::Builder::new()
-        .prefix("sluice-bench-")
-        .tempdir()
-        .map_err(|e| ScenarioError::Io(format!("no temporary directory: {e}")))?;
+    let dir = super::workdir()?;
     let mut serve = start_serve(&opts.sluice, dir.path(), &opts.layout)?;
     let pid = serve.process.pid();
     let state = dir.path().join("state");

@@ -45,10 +45,7 @@ pub fn run(
     mut note: impl FnMut(&str),
     each: impl FnMut(usize, &Outcome),
 ) -> Result<Steady, ScenarioError> {
-    let dir = tempfile::Builder::new()
-        .prefix("sluice-bench-")
-        .tempdir()
-        .map_err(|e| ScenarioError::Io(format!("no temporary directory: {e}")))?;
+    let dir = super::workdir()?;
     let backend = start_backend(&opts.sluice, dir.path(), &opts.layout)?;
     note(&format!("backend: sluice sample hello on {} (pid {})", backend.addr, backend.process.pid()));
     let serve = start_serve(&opts.sluice, dir.path(), &opts.layout)?;
