@@ -48,22 +48,80 @@ impl Activity {
     /// sleeps until the earliest moment that can be true and checks again then, so a busy
     /// connection costs one timer per `timeout`, not one per request.
     pub async fn idle_for(&self, timeout: Duration) {
+        let watch = Watch { head: None, idle: Some(timeout), park: None };
+        self.quiet(watch).await;
+    }
+
+    /// Returns the first of `watch`'s deadlines to pass with no request in flight, as
+    /// [`idle_for`](Self::idle_for) does for one (a head deadline first, then idle, then park
+    /// when several pass at once).
+    pub async fn quiet(&self, watch: Watch) -> Quiet {
         loop {
             let now = Instant::now();
             let since = self.idle_since.load(Ordering::SeqCst);
             let due = if self.inflight() == 0 {
-                let due = self.created + Duration::from_nanos(since) + timeout;
+                let idle_from = self.created + Duration::from_nanos(since);
+                let (due, quiet) = watch.first(idle_from);
                 // A request that began and ended meanwhile moved the time on: look again.
                 if now >= due && self.idle_since.load(Ordering::SeqCst) == since && self.inflight() == 0 {
-                    return;
+                    return quiet;
                 }
                 due
             } else {
-                now + timeout
+                now + watch.shortest()
             };
             tokio::time::sleep_until(due.max(now)).await;
         }
     }
+}
+
+/// The deadlines [`Activity::quiet`] watches, each counted from the end of the connection's
+/// last request (or its start); `None` is not watched.
+#[derive(Clone, Copy, Debug)]
+pub struct Watch {
+    /// The next request's head must be read within `.0` of the last request's end, and of
+    /// `.1` at the earliest (when the reader of heads began: a parked connection woken anew).
+    pub head: Option<(Duration, Instant)>,
+    /// The connection's idle timeout.
+    pub idle: Option<Duration>,
+    /// When an idle connection gives its buffers back.
+    pub park: Option<Duration>,
+}
+
+/// Which of a [`Watch`]'s deadlines passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quiet {
+    /// No request head was read in time.
+    Head,
+    /// The idle timeout.
+    Idle,
+    /// Time to park.
+    Park,
+}
+
+// === impl Watch ===
+
+impl Watch {
+    /// The earliest deadline for a connection idle since `idle_from`, and which it is.
+    fn first(&self, idle_from: Instant) -> (Instant, Quiet) {
+        let head = self.head.map(|(timeout, from)| (idle_from.max(from) + timeout, Quiet::Head));
+        let idle = self.idle.map(|timeout| (idle_from + timeout, Quiet::Idle));
+        let park = self.park.map(|timeout| (idle_from + timeout, Quiet::Park));
+        // Earliest first; on a tie the order of the list (min_by_key keeps the first).
+        [head, idle, park].into_iter().flatten().min_by_key(|(due, _)| *due).unwrap_or((far_future(), Quiet::Idle))
+    }
+
+    /// The shortest of the watched timeouts: how long a busy connection sleeps before it looks.
+    fn shortest(&self) -> Duration {
+        [self.head.map(|(t, _)| t), self.idle, self.park].into_iter().flatten().min().unwrap_or(FAR)
+    }
+}
+
+/// How long a connection that watches nothing sleeps between looks.
+const FAR: Duration = Duration::from_secs(86_400);
+
+fn far_future() -> Instant {
+    Instant::now() + FAR
 }
 
 // === impl ActivityGuard ===

@@ -33,7 +33,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::activity::Activity;
+use crate::activity::{Activity, Quiet, Watch};
 use crate::config::RouterConfig;
 use crate::linger::Lingering;
 use crate::proxy::RouterService;
@@ -73,7 +73,7 @@ pub(crate) async fn serve(
     config: &RouterConfig,
     shutdown: &CancellationToken,
 ) {
-    // hyper's own header-read timer bounds an idle keep-alive connection too; a parked one is
+    // The header-read deadline bounds an idle keep-alive connection too; a parked one is
     // closed when that would have happened.
     let activity = service.activity().clone();
     let keep_alive = config.idle_timeout.min(config.header_read_timeout).saturating_sub(PARK_AFTER);
@@ -119,7 +119,17 @@ async fn drive(
     let gone_by = tokio::time::sleep(Duration::MAX);
     tokio::pin!(gone_by);
     let mut idle_closing = false;
+    // The header-read deadline is this loop's, not hyper's (whose timer costs a boxed sleep,
+    // armed and dropped, per request): a head not read within `header_read_timeout` of the
+    // last request's end (or of this hyper connection's start) drops the connection, as
+    // hyper's timer did.
+    let started = tokio::time::Instant::now();
     loop {
+        let watch = Watch {
+            head: Some((config.header_read_timeout, started)),
+            idle: (!closing).then_some(config.idle_timeout),
+            park: (may_park && !parking && !closing).then_some(PARK_AFTER),
+        };
         tokio::select! {
             ended = poll_fn(|cx| conn.as_mut().get_mut().poll_without_shutdown(cx)) => return match ended {
                 Err(e) => {
@@ -133,17 +143,23 @@ async fn drive(
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
-            () = activity.idle_for(config.idle_timeout), if !closing => {
-                tracing::debug!(client = %remote, "idle connection closed");
-                closing = true;
-                idle_closing = true;
-                gone_by.as_mut().reset(tokio::time::Instant::now() + config.header_read_timeout);
-                conn.as_mut().graceful_shutdown();
-            }
-            () = activity.idle_for(PARK_AFTER), if may_park && !parking && !closing => {
-                parking = true;
-                conn.as_mut().graceful_shutdown();
-            }
+            quiet = activity.quiet(watch), if !idle_closing => match quiet {
+                Quiet::Head => {
+                    tracing::debug!(client = %remote, "no request head within the header read timeout");
+                    return End::Dropped;
+                }
+                Quiet::Idle => {
+                    tracing::debug!(client = %remote, "idle connection closed");
+                    closing = true;
+                    idle_closing = true;
+                    gone_by.as_mut().reset(tokio::time::Instant::now() + config.header_read_timeout);
+                    conn.as_mut().graceful_shutdown();
+                }
+                Quiet::Park => {
+                    parking = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            },
             () = gone_by.as_mut(), if idle_closing => return End::Dropped,
         }
     }

@@ -254,13 +254,12 @@ async fn serve_connection<I>(
     }
 }
 
-/// hyper's HTTP/1.1 settings from `config`: those [`builder`] gives its HTTP/1.1 side.
+/// hyper's HTTP/1.1 settings from `config` for plain connections: those [`builder`] gives its
+/// HTTP/1.1 side, but without hyper's header-read timer: [`crate::park`] keeps that deadline
+/// with the connection's one timer instead of a sleep per request.
 fn http1_builder(config: &RouterConfig) -> hyper::server::conn::http1::Builder {
     let mut http1 = hyper::server::conn::http1::Builder::new();
-    http1
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout)
-        .max_buf_size(config.hard_header_bytes());
+    http1.header_read_timeout(None).max_buf_size(config.hard_header_bytes());
     if let Some(max) = config.hard_headers() {
         http1.max_headers(max);
     }

@@ -237,3 +237,45 @@ async fn a_parked_connection_is_closed_when_its_keep_alive_ends() {
     closed_within(&mut stream, keep_alive * 4).await;
     assert!(idle.elapsed() >= keep_alive - Duration::from_millis(100), "closed after {:?}", idle.elapsed());
 }
+
+#[tokio::test]
+async fn the_header_read_timeout_holds_alone_when_the_idle_timeout_is_longer() {
+    // The idle timeout is far off: only the header-read deadline can close these.
+    let backend = Backend::echo("hello").await;
+    let config = RouterConfig { header_read_timeout: IDLE, idle_timeout: Duration::from_secs(600), ..config() };
+    let proxy =
+        Proxy::start_with(hello(&revision("hello-00001", &[backend.addr])), config, Duration::from_secs(5)).await;
+    // A head trickled in a byte at a time never ends in time.
+    let mut slow = TcpStream::connect(proxy.addr).await.expect("connect");
+    let started = tokio::time::Instant::now();
+    let (mut read, mut write) = slow.split();
+    let trickle = async {
+        for byte in b"GET / HTTP/1.1\r\nHost: hello.default\r\nX-Slow: ".iter().cycle() {
+            if write.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(IDLE / 10).await;
+        }
+    };
+    let closed = async {
+        let mut seen = Vec::new();
+        let _ = read.read_to_end(&mut seen).await;
+    };
+    tokio::select! {
+        () = trickle => {}
+        () = closed => {}
+        () = tokio::time::sleep(IDLE * 10) => panic!("a trickled head was not cut within {:?}", IDLE * 10),
+    }
+    assert!(started.elapsed() >= IDLE, "cut before the header read timeout: {:?}", started.elapsed());
+    // A keep-alive connection is closed the header-read timeout after its last response, and
+    // a request sent before that is answered.
+    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    for _ in 0..3 {
+        stream.write_all(b"GET / HTTP/1.1\r\nHost: hello.default\r\n\r\n").await.expect("send");
+        assert!(response(&mut stream).await.0.starts_with("http/1.1 200"));
+        tokio::time::sleep(IDLE / 3).await;
+    }
+    let idle = tokio::time::Instant::now();
+    closed_within(&mut stream, IDLE * 10).await;
+    assert!(idle.elapsed() >= IDLE / 2, "closed after {:?}", idle.elapsed());
+}
