@@ -17,8 +17,10 @@
 //! instance, and the connections of instances that are gone expire with the rest.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use http::header::HOST;
@@ -30,6 +32,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::connect::EarlyAnswerIo;
+use super::deadline::HeadDeadline;
 use crate::body::UpstreamBody;
 use crate::config::RouterConfig;
 use crate::endpoints::Instance;
@@ -115,7 +118,7 @@ impl Upstream {
         protocol: Protocol,
         instance: &Instance,
         req: http::Request<UpstreamBody>,
-        deadline: Instant,
+        deadline: &mut HeadDeadline,
     ) -> Attempt {
         let exchange = async {
             match protocol {
@@ -123,10 +126,16 @@ impl Upstream {
                 Protocol::H2c => self.send_h2c(instance, req).await.map(|res| (res, None)),
             }
         };
-        match tokio::time::timeout_at(deadline, exchange).await {
-            Ok(Ok((res, reuse))) => Attempt::Response(res, reuse),
-            Ok(Err(e)) => Attempt::Failed(e),
-            Err(_) => Attempt::TimedOut,
+        let mut exchange = std::pin::pin!(exchange);
+        let outcome = std::future::poll_fn(|cx| match exchange.as_mut().poll(cx) {
+            Poll::Ready(done) => Poll::Ready(Some(done)),
+            Poll::Pending => deadline.poll_passed(cx).map(|()| None),
+        })
+        .await;
+        match outcome {
+            Some(Ok((res, reuse))) => Attempt::Response(res, reuse),
+            Some(Err(e)) => Attempt::Failed(e),
+            None => Attempt::TimedOut,
         }
     }
 

@@ -4,6 +4,7 @@
 //! timeout or idle timeout runs out.
 
 use std::error::Error as _;
+use std::sync::Arc;
 
 use http::header::CONNECTION;
 use http::request::Parts;
@@ -13,6 +14,7 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::client::{Attempt, Reuse, Upstream};
+use super::deadline::{HeadDeadline, Spare};
 use super::{Routed, headers};
 use crate::access_log::BytesIn;
 use crate::body::{BodyEnd, BodyLimits, RouterBody, UpstreamBody};
@@ -34,11 +36,11 @@ pub(super) async fn forward(
     observer: Option<&dyn Observer>,
     routed: Routed,
 ) -> Response<RouterBody> {
-    let Routed { backend, guard, parts, path, body, body_end, arrived, trace } = routed;
+    let Routed { backend, guard, parts, path, body, body_end, arrived, trace, spare } = routed;
     let arrived = arrived.unwrap_or_else(Instant::now);
     // Only with an observer (span export): its parent and method, before sending takes them.
     let observed = observer.and_then(|o| Some((o, trace::sent_parent(&parts.headers)?, parts.method.clone())));
-    let sending = Sending { guard, parts, path, body, body_end, arrived };
+    let sending = Sending { guard, parts, path, body, body_end, arrived, spare };
     let res = match send(upstream, &backend, sending).await {
         Ok(res) => {
             backend.target.revision.responses().record_timed(res.status(), arrived.elapsed());
@@ -65,14 +67,16 @@ struct Sending {
     parts: Parts,
     path: PathAndQuery,
     body: Incoming,
-    body_end: Option<std::sync::Arc<BodyEnd>>,
+    body_end: Option<Arc<BodyEnd>>,
     /// When the request arrived; its timeouts count from then.
     arrived: Instant,
+    /// Its client connection's spare timer.
+    spare: Arc<Spare>,
 }
 
 async fn send(upstream: &Upstream, backend: &Backend, sending: Sending) -> Result<Response<RouterBody>, ProxyError> {
-    let Sending { guard, parts, path, body, body_end, arrived } = sending;
-    let deadline = arrived + backend.target.head_timeout();
+    let Sending { guard, parts, path, body, body_end, arrived, spare } = sending;
+    let mut deadline = HeadDeadline::new(Some(spare), arrived + backend.target.head_timeout());
     // Cloning the head costs allocations, so only when there is another instance to retry on.
     let replay = (backend.target.revision.ready_count() > 1).then(|| Replay::of(&parts, &path));
     // Only with the access log on (and then an Arc): the request's own byte count.
@@ -81,7 +85,7 @@ async fn send(upstream: &Upstream, backend: &Backend, sending: Sending) -> Resul
     let (body, reclaimed) = UpstreamBody::new(body, replay.is_some(), body_end.clone(), revision, bytes_in.clone());
     let protocol = backend.target.protocol;
     let req = request(parts, path, protocol, guard.instance(), body)?;
-    let error = match upstream.send(protocol, guard.instance(), req, deadline).await {
+    let error = match upstream.send(protocol, guard.instance(), req, &mut deadline).await {
         Attempt::Failed(e) if e.is_connect() => e,
         other => return finish(other, guard, backend, body_end.as_deref(), arrived),
     };
@@ -104,7 +108,7 @@ async fn send(upstream: &Upstream, backend: &Backend, sending: Sending) -> Resul
     let req = request(replay.parts, replay.path, protocol, next.instance(), body)?;
     // Boxed: a retry is rare, and a second exchange held in this future would double its size
     // (and the bytes moved) for every request.
-    let attempt = Box::pin(upstream.send(protocol, next.instance(), req, deadline)).await;
+    let attempt = Box::pin(upstream.send(protocol, next.instance(), req, &mut deadline)).await;
     finish(attempt, next, backend, body_end.as_deref(), arrived)
 }
 

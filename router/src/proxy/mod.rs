@@ -50,6 +50,7 @@ use crate::error::ProxyError;
 use crate::reason::Reason;
 use crate::table::{self, Backend, Protocol, RoutingTable};
 use crate::trace::{self, TraceId};
+use deadline::Spare;
 
 /// How often a waiting request checks that its host is still served.
 const ROUTE_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
@@ -61,6 +62,7 @@ const REROUTE_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
 mod client;
 pub(crate) use client::Reuse;
 mod connect;
+mod deadline;
 mod forward;
 mod headers;
 mod redirect;
@@ -90,6 +92,8 @@ struct Client {
     ip: HeaderValue,
     /// The connection is TLS.
     https: bool,
+    /// Its timer for response-head deadlines, kept between requests.
+    spare: Arc<Spare>,
 }
 
 /// What [`RouterService`] returns: always a response.
@@ -137,6 +141,8 @@ struct Routed {
     arrived: Option<tokio::time::Instant>,
     /// The trace id of its `traceparent` as forwarded, for the router's log lines.
     trace: Option<TraceId>,
+    /// Its client connection's spare timer (see [`deadline`]).
+    spare: Arc<Spare>,
 }
 
 // === impl Router ===
@@ -208,7 +214,7 @@ impl Router {
         let ip = HeaderValue::try_from(ip).expect("an IP address is a valid header value");
         RouterService {
             router: self.clone(),
-            client: Client { ip, https },
+            client: Client { ip, https, spare: Spare::new() },
             activity: Activity::new(),
             body_end: BodyEnd::new(),
         }
@@ -335,7 +341,8 @@ fn routed(
 ) -> Routed {
     let body_end = (req.version() < Version::HTTP_2).then(|| body_end.clone());
     let (parts, path, body) = rewrite(req, client, backend.target.protocol);
-    Routed { backend, guard, parts, path, body, body_end, arrived, trace }
+    let spare = client.spare.clone();
+    Routed { backend, guard, parts, path, body, body_end, arrived, trace, spare }
 }
 
 // === impl RouterService ===

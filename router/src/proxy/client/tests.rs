@@ -101,7 +101,7 @@ async fn empty_incoming() -> hyper::body::Incoming {
 
 async fn get(upstream: &Upstream, instance: &Instance, path: &str) -> (Response<hyper::body::Incoming>, Option<Reuse>) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    match upstream.send(Protocol::Http1, instance, request(path).await, deadline).await {
+    match upstream.send(Protocol::Http1, instance, request(path).await, &mut HeadDeadline::at(deadline)).await {
         Attempt::Response(res, reuse) => (res, reuse),
         Attempt::TimedOut => panic!("timed out"),
         Attempt::Failed(e) => panic!("failed: {e}"),
@@ -225,7 +225,7 @@ async fn an_instance_that_refuses_connections_is_a_connect_error() {
     let instance = Instance::new(next_id(), addr);
     let upstream = upstream(Duration::from_secs(90), 32);
     let deadline = Instant::now() + Duration::from_secs(10);
-    match upstream.send(Protocol::Http1, &instance, request("/").await, deadline).await {
+    match upstream.send(Protocol::Http1, &instance, request("/").await, &mut HeadDeadline::at(deadline)).await {
         Attempt::Failed(e) => assert!(e.is_connect(), "{e}"),
         _ => panic!("expected a connect error"),
     }
@@ -263,7 +263,7 @@ async fn closed_h2c_connections_are_forgotten_when_another_is_made() {
     let (first, cut) = h2c_instance().await;
     let mut req = request("/").await;
     *req.uri_mut() = format!("http://{}/", first.addr).parse().expect("uri");
-    match upstream.send(Protocol::H2c, &first, req, deadline()).await {
+    match upstream.send(Protocol::H2c, &first, req, &mut HeadDeadline::at(deadline())).await {
         Attempt::Response(res, None) => assert_eq!(res.status(), 200),
         _ => panic!("expected an h2c response"),
     }
@@ -277,7 +277,10 @@ async fn closed_h2c_connections_are_forgotten_when_another_is_made() {
     let (second, _cut) = h2c_instance().await;
     let mut req = request("/").await;
     *req.uri_mut() = format!("http://{}/", second.addr).parse().expect("uri");
-    assert!(matches!(upstream.send(Protocol::H2c, &second, req, deadline()).await, Attempt::Response(..)));
+    assert!(matches!(
+        upstream.send(Protocol::H2c, &second, req, &mut HeadDeadline::at(deadline())).await,
+        Attempt::Response(..)
+    ));
     let senders = upstream.h2c.senders.lock();
     assert_eq!(senders.keys().copied().collect::<Vec<_>>(), [second.id], "only the live connection is kept");
 }
