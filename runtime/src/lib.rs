@@ -57,6 +57,9 @@ pub struct RuntimeConfig {
     /// Program and leading arguments every instance is started through (`sluice
     /// instance-exec`); empty starts instances directly.
     pub launcher: Vec<OsString>,
+    /// A smaller program that does what `launcher` does for an instance outside a network
+    /// namespace and starts faster (`sluice-exec`); `None` uses `launcher` for every instance.
+    pub small_launcher: Option<OsString>,
     /// Stops instances' process groups if `sluice serve` dies without stopping them; none
     /// leaves only the kernel's parent-death signal (which reaches an instance's first
     /// process, not what it started) and the next start's sweep.
@@ -113,12 +116,22 @@ struct RevisionSlot {
 // === impl RuntimeConfig ===
 
 impl RuntimeConfig {
+    /// What an instance outside a network namespace is started through: the small launcher
+    /// when there is one and a launcher is used at all.
+    pub(crate) fn plain_launcher(&self) -> Vec<OsString> {
+        match &self.small_launcher {
+            Some(small) if !self.launcher.is_empty() => vec![small.clone()],
+            _ => self.launcher.clone(),
+        }
+    }
+
     /// Defaults: instances started directly, probed at most 50 ms apart while starting, 5 s of
     /// grace at stop.
     pub fn new(state_dir: PathBuf, images: ImageTable) -> Self {
         Self {
             state_dir,
             launcher: Vec::new(),
+            small_launcher: None,
             warden: None,
             images: Images::new(images),
             readiness_poll: Duration::from_millis(50),

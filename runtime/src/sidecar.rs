@@ -165,7 +165,8 @@ impl Keeper {
             &self.log,
             &format!("sidecar {} of instance {} starting: {shown:?}", self.container.name, self.id),
         );
-        let child = process::spawn_piped(&rt.config.launcher, &argv, &env, self.container.working_dir.as_deref())?;
+        let child =
+            process::spawn_piped(&rt.config.plain_launcher(), &argv, &env, self.container.working_dir.as_deref())?;
         if let (Some(warden), Some(pid)) = (&rt.config.warden, child.id()) {
             warden.watch(pid);
         }

@@ -169,13 +169,13 @@ fn start(
     let instance = format!("{}#{id}", run.key);
     // In a namespace of its own, the instance listens on its declared port; a forwarder
     // outside takes `port`.
-    let mut launcher = rt.config.launcher.clone();
-    let inside = if rt.config.network_namespaces && !launcher.is_empty() {
+    let (launcher, inside) = if rt.config.network_namespaces && !rt.config.launcher.is_empty() {
         let inside = run.container.serving_port();
+        let mut launcher = rt.config.launcher.clone();
         launcher.extend(["--forward".into(), format!("{port}:{inside}").into()]);
-        inside
+        (launcher, inside)
     } else {
-        port
+        (rt.config.plain_launcher(), port)
     };
     let vars = variables(rt, run, &run.container, log)?;
     let env = process::environment(run, &vars.vars, Some(inside), &rt.config.state_dir, &instance);

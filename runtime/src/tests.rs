@@ -216,3 +216,15 @@ async fn a_sidecar_that_exits_takes_the_instance_out_of_routing_until_it_runs_ag
     assert!(log.contains("sidecar side of instance") && log.contains("exited with code 4"), "{log}");
     rt.shutdown(Duration::from_secs(1)).await;
 }
+
+#[test]
+fn the_small_launcher_starts_instances_outside_a_namespace_only_when_a_launcher_is_used() {
+    let images = ImageTable::builtin(Path::new("/nonexistent/sluice"));
+    let mut config = RuntimeConfig::new(PathBuf::from("/tmp"), images);
+    config.small_launcher = Some("sluice-exec".into());
+    assert!(config.plain_launcher().is_empty(), "no launcher: instances start directly");
+    config.launcher = vec!["sluice".into(), "instance-exec".into()];
+    assert_eq!(config.plain_launcher(), [OsString::from("sluice-exec")]);
+    config.small_launcher = None;
+    assert_eq!(config.plain_launcher(), config.launcher);
+}
