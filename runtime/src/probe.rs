@@ -6,10 +6,11 @@
 //!
 //! A readiness probe with `periodSeconds` 0 (Knative's default) is probed aggressively until the
 //! instance is first ready, as Knative's queue-proxy does: the gap between probes is a tenth of
-//! the time probing has taken so far, at least 1 ms and at most the runtime's `readiness_poll`
-//! ([`startup_gap`]), so an instance that takes `t` to start is seen ready within about
-//! `t / 10` of it (and within 1 ms for a compiled server that starts in a few); once ready it is
-//! probed every second. A readiness probe with a period is probed at that period from the
+//! the time probing has taken so far, at least 250 µs and at most the runtime's
+//! `readiness_poll` ([`startup_gap`]), so an instance that takes `t` to start is seen ready
+//! within about `t / 10` of it (and within a few hundred µs for a compiled server that starts in
+//! a few ms; a gap under tokio's 1 ms timer tick sleeps on a blocking thread, see
+//! [`sleep_fine`]); once ready it is probed every second. A readiness probe with a period is probed at that period from the
 //! start, as the kubelet does.
 
 use std::ffi::OsString;
@@ -44,8 +45,20 @@ enum Check {
     Exec { argv: Vec<OsString>, env: Vec<(OsString, OsString)> },
 }
 
-/// The shortest gap between probes of a starting instance.
-pub const STARTUP_GAP_MIN: Duration = Duration::from_millis(1);
+/// The shortest gap between probes of a starting instance. A refused connect costs tens of
+/// µs, so the few probes of an instance's first milliseconds cost little.
+pub const STARTUP_GAP_MIN: Duration = Duration::from_micros(250);
+
+/// tokio's timer counts whole milliseconds: a sleep of 1 ms ends 1–2 ms later.
+const TIMER_TICK: Duration = Duration::from_millis(1);
+
+/// Sleeps `gap`; one shorter than tokio's timer tick sleeps on a blocking thread instead, which
+/// ends on time, not on the next tick.
+pub async fn sleep_fine(gap: Duration) {
+    if gap >= TIMER_TICK || tokio::task::spawn_blocking(move || std::thread::sleep(gap)).await.is_err() {
+        tokio::time::sleep(gap).await;
+    }
+}
 
 /// The gap before the next probe of an instance that is not yet ready, `probing` after its first
 /// probe: a tenth of that, between [`STARTUP_GAP_MIN`] and `max`.
@@ -276,16 +289,26 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_fine_sleep_lasts_at_least_its_gap_below_and_above_the_timer_tick() {
+        for gap in [Duration::from_micros(300), Duration::from_millis(2)] {
+            let began = std::time::Instant::now();
+            sleep_fine(gap).await;
+            assert!(began.elapsed() >= gap, "{gap:?}: woke after {:?}", began.elapsed());
+        }
+    }
+
     #[test]
     fn a_starting_instance_is_probed_every_tenth_of_its_start_time_within_bounds() {
         let max = Duration::from_millis(50);
         let ms = Duration::from_millis;
-        assert_eq!(startup_gap(Duration::ZERO, max), ms(1), "at once the gap is the minimum");
-        assert_eq!(startup_gap(ms(9), max), ms(1));
+        assert_eq!(startup_gap(Duration::ZERO, max), STARTUP_GAP_MIN, "at once the gap is the minimum");
+        assert_eq!(startup_gap(ms(1), max), STARTUP_GAP_MIN);
+        assert_eq!(startup_gap(ms(9), max), Duration::from_micros(900));
         assert_eq!(startup_gap(ms(40), max), ms(4), "a tenth of the time probing so far");
         assert_eq!(startup_gap(ms(200), max), ms(20));
         assert_eq!(startup_gap(Duration::from_secs(5), max), max, "never slower than the poll");
-        assert_eq!(startup_gap(ms(100), Duration::ZERO), ms(1), "a zero poll does not spin");
+        assert_eq!(startup_gap(ms(100), Duration::ZERO), STARTUP_GAP_MIN, "a zero poll does not spin");
     }
 
     #[tokio::test]

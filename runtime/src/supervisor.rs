@@ -493,7 +493,7 @@ impl Lifetime<'_> {
 
 /// Returns once the readiness probe `prober` passes `successThreshold` times in a row, probing
 /// from its initial delay: at its period, or for Knative's aggressive probing spaced by
-/// [`startup_gap`](super::probe::startup_gap) (1 ms at first, up to `poll`).
+/// [`startup_gap`](super::probe::startup_gap) (250 µs at first, up to `poll`).
 async fn until_ready(prober: &Prober, poll: Duration) {
     tokio::time::sleep(prober.initial_delay).await;
     let first = tokio::time::Instant::now();
@@ -508,9 +508,12 @@ async fn until_ready(prober: &Prober, poll: Duration) {
         } else {
             passes = 0;
         }
-        let gap =
-            if prober.aggressive { super::probe::startup_gap(at.duration_since(first), poll) } else { prober.period };
-        tokio::time::sleep_until(at + gap).await;
+        if prober.aggressive {
+            let gap = super::probe::startup_gap(at.duration_since(first), poll);
+            super::probe::sleep_fine(gap.saturating_sub(at.elapsed())).await;
+        } else {
+            tokio::time::sleep_until(at + prober.period).await;
+        }
     }
 }
 
