@@ -188,12 +188,15 @@ fn hex(digits: &[u8]) -> Option<u128> {
     })
 }
 
-/// Writes the low `out.len()` hex digits of `n` into `out`, most significant first.
-fn put_hex(out: &mut [u8], mut n: u128) {
+/// Writes the low `out.len() / 2` bytes of `n` into `out` as lowercase hex, most significant
+/// first (two digits a byte: `out` has an even length of at most 32).
+fn put_hex(out: &mut [u8], n: u128) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for slot in out.iter_mut().rev() {
-        *slot = DIGITS[(n & 0xf) as usize];
-        n >>= 4;
+    let bytes = n.to_be_bytes();
+    let low = &bytes[bytes.len().saturating_sub(out.len() / 2)..];
+    for (pair, byte) in out.chunks_exact_mut(2).zip(low) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0xf)];
     }
 }
 

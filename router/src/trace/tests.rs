@@ -132,6 +132,11 @@ fn generated_ids_are_random_and_never_zero() {
     let (value, id) = generate_traceparent(&mut Script(vec![0, 0, 7, 9, 0], 0));
     assert_eq!(value, "00-00000000000000090000000000000007-0000000000000001-01");
     assert_eq!(id.get(), (9 << 64) | 7);
+    // Every hex digit, in place, and the value parses back to the id.
+    let (value, id) =
+        generate_traceparent(&mut Script(vec![0xfedc_ba98_7654_3210, 0x0123_4567_89ab_cdef, 0xa0b1_c2d3_e4f5_0617], 0));
+    assert_eq!(value, "00-0123456789abcdeffedcba9876543210-a0b1c2d3e4f50617-01");
+    assert_eq!(parse(value.as_bytes()), Some(id));
     let mut rng = rand::rng();
     let ids: std::collections::HashSet<_> = (0..1000).map(|_| generate_traceparent(&mut rng).1).collect();
     assert_eq!(ids.len(), 1000);
