@@ -86,7 +86,7 @@ impl Prober {
     /// when the container declares none.
     pub fn readiness(container: &Container, instance_port: u16, env: &[(OsString, OsString)]) -> Self {
         let probe = container.readiness_probe.clone().unwrap_or_default();
-        let mut prober = Self::new(&probe, container, instance_port, env);
+        let mut prober = Self::new("readiness", &probe, container, instance_port, env);
         prober.aggressive = probe.period_seconds.unwrap_or(0) <= 0;
         if prober.aggressive {
             prober.period = Duration::from_secs(1);
@@ -97,7 +97,7 @@ impl Prober {
     /// The liveness probe of `container`, if it declares one.
     pub fn liveness(container: &Container, instance_port: u16, env: &[(OsString, OsString)]) -> Option<Self> {
         let probe = container.liveness_probe.as_ref()?;
-        Some(Self::new(probe, container, instance_port, env))
+        Some(Self::new("liveness", probe, container, instance_port, env))
     }
 
     /// The startup probe of `container`, if it declares one (kept as JSON: the pod spec types
@@ -105,14 +105,16 @@ impl Prober {
     pub fn startup(container: &Container, instance_port: u16, env: &[(OsString, OsString)]) -> Option<Self> {
         let json = container.extra.get("startupProbe").filter(|v| !v.is_null())?;
         let probe: Probe = serde_json::from_value(json.clone()).ok()?;
-        Some(Self::new(&probe, container, instance_port, env))
+        Some(Self::new("startup", &probe, container, instance_port, env))
     }
 
-    fn new(probe: &Probe, container: &Container, instance_port: u16, env: &[(OsString, OsString)]) -> Self {
+    /// `kind` (`readiness`, `liveness`, `startup`) is what an HTTP probe's `K-Kubelet-Probe`
+    /// header says.
+    fn new(kind: &str, probe: &Probe, container: &Container, instance_port: u16, env: &[(OsString, OsString)]) -> Self {
         let count =
             |v: Option<i32>, default: u32| v.and_then(|s| u32::try_from(s).ok()).filter(|s| *s > 0).unwrap_or(default);
         Self {
-            check: Check::of(probe, container, instance_port, env),
+            check: Check::of(kind, probe, container, instance_port, env),
             timeout: Duration::from_secs(u64::from(count(probe.timeout_seconds, 1))),
             period: Duration::from_secs(u64::from(count(probe.period_seconds, 10))),
             aggressive: false,
@@ -170,15 +172,16 @@ impl Prober {
 // === impl Check ===
 
 impl Check {
-    /// The check `probe` describes, with the serving port mapped to `instance_port`.
-    fn of(probe: &Probe, container: &Container, instance_port: u16, env: &[(OsString, OsString)]) -> Self {
+    /// The check `probe` describes, with the serving port mapped to `instance_port`; an HTTP
+    /// one says which `kind` of probe it is in `K-Kubelet-Probe`.
+    fn of(kind: &str, probe: &Probe, container: &Container, instance_port: u16, env: &[(OsString, OsString)]) -> Self {
         if let Some(h) = &probe.http_get {
             let port = port(h.port.as_ref(), container, instance_port);
             let path = h.path.as_deref().filter(|p| !p.is_empty()).unwrap_or("/");
             let path = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
             let host = h.host.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| format!("127.0.0.1:{port}"));
             let mut request = format!(
-                "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: sluice-probe\r\nK-Kubelet-Probe: readiness\r\n"
+                "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: sluice-probe\r\nK-Kubelet-Probe: {kind}\r\n"
             );
             for header in &h.http_headers {
                 request.push_str(&format!("{}: {}\r\n", header.name, header.value));
@@ -350,6 +353,28 @@ mod tests {
         let started = tokio::time::Instant::now();
         assert!(Prober::readiness(&http_container("/"), port, &[]).check().await);
         assert!(started.elapsed() < Duration::from_millis(500), "answered after {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn an_http_probe_says_which_probe_it_is() {
+        let get = Some(Probe {
+            http_get: Some(HttpGetAction { path: Some("/h".into()), ..Default::default() }),
+            ..Default::default()
+        });
+        let mut c = Container { readiness_probe: get.clone(), liveness_probe: get.clone(), ..Default::default() };
+        c.extra.insert("startupProbe".into(), serde_json::to_value(&get).expect("json"));
+        let probers = [
+            ("readiness", Some(Prober::readiness(&c, 9, &[]))),
+            ("liveness", Prober::liveness(&c, 9, &[])),
+            ("startup", Prober::startup(&c, 9, &[])),
+        ];
+        for (kind, prober) in probers {
+            let Some(Prober { check: Check::Http { request, .. }, .. }) = prober else {
+                panic!("{kind}: an HTTP probe");
+            };
+            let request = String::from_utf8(request).expect("text");
+            assert!(request.contains(&format!("\r\nK-Kubelet-Probe: {kind}\r\n")), "{kind}: {request}");
+        }
     }
 
     #[tokio::test]
