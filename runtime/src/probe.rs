@@ -14,6 +14,7 @@
 //! start, as the kubelet does.
 
 use std::ffi::OsString;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -52,11 +53,46 @@ pub const STARTUP_GAP_MIN: Duration = Duration::from_micros(250);
 /// tokio's timer counts whole milliseconds: a sleep of 1 ms ends 1–2 ms later.
 const TIMER_TICK: Duration = Duration::from_millis(1);
 
-/// Sleeps `gap`; one shorter than tokio's timer tick sleeps on a blocking thread instead, which
-/// ends on time, not on the next tick.
+/// Fine sleeps under way at once at most: many instances starting together share these
+/// blocking threads, and the rest sleep on tokio's timer (a tick late at worst).
+const FINE_SLEEPS_MAX: usize = 4;
+
+/// Fine sleeps under way.
+static FINE_SLEEPS: AtomicUsize = AtomicUsize::new(0);
+
+/// One of the [`FINE_SLEEPS_MAX`] fine sleeps, given back when dropped (a probe loop cancelled
+/// mid-sleep included).
+struct FineSlot;
+
+/// Sleeps `gap`; one shorter than tokio's timer tick sleeps on a blocking thread instead (while
+/// fewer than [`FINE_SLEEPS_MAX`] do), which ends on time, not on the next tick.
 pub async fn sleep_fine(gap: Duration) {
-    if gap >= TIMER_TICK || tokio::task::spawn_blocking(move || std::thread::sleep(gap)).await.is_err() {
-        tokio::time::sleep(gap).await;
+    if gap < TIMER_TICK
+        && let Some(slot) = FineSlot::take()
+    {
+        let slept = tokio::task::spawn_blocking(move || std::thread::sleep(gap)).await;
+        drop(slot);
+        if slept.is_ok() {
+            return;
+        }
+    }
+    tokio::time::sleep(gap).await;
+}
+
+impl FineSlot {
+    fn take() -> Option<Self> {
+        if FINE_SLEEPS.fetch_add(1, Ordering::Relaxed) < FINE_SLEEPS_MAX {
+            Some(Self)
+        } else {
+            FINE_SLEEPS.fetch_sub(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+impl Drop for FineSlot {
+    fn drop(&mut self) {
+        FINE_SLEEPS.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -298,6 +334,19 @@ mod tests {
             let began = std::time::Instant::now();
             sleep_fine(gap).await;
             assert!(began.elapsed() >= gap, "{gap:?}: woke after {:?}", began.elapsed());
+        }
+        // Many at once (more than there are blocking slots): each still sleeps its gap.
+        let gap = Duration::from_micros(500);
+        let mut sleeps = tokio::task::JoinSet::new();
+        for _ in 0..20 {
+            sleeps.spawn(async move {
+                let began = std::time::Instant::now();
+                sleep_fine(gap).await;
+                began.elapsed()
+            });
+        }
+        while let Some(slept) = sleeps.join_next().await {
+            assert!(slept.expect("sleep") >= gap);
         }
     }
 
