@@ -164,7 +164,8 @@ impl Responses {
             Some(i) => self.common[i].fetch_add(1, Ordering::Relaxed),
             None => {
                 let (class, i) = class_index(code);
-                let counts = self.cold().rare[class].get_or_init(|| Box::new(std::array::from_fn(|_| AtomicU64::new(0))));
+                let counts =
+                    self.cold().rare[class].get_or_init(|| Box::new(std::array::from_fn(|_| AtomicU64::new(0))));
                 counts[i].fetch_add(1, Ordering::Relaxed)
             }
         };

@@ -257,7 +257,9 @@ struct Route {
     split: Split,
     /// The route's own position in the split sequence.
     roller: Arc<Roller>,
-    /// Tag → target, present only when tag-header routing is on (boxed: most routes have none).
+    /// Tag → target, present only when tag-header routing is on. Boxed: most routes have none,
+    /// and an empty map inline is 48 bytes per route.
+    #[allow(clippy::box_collection)]
     header_tags: Option<Box<HashMap<Box<str>, Arc<Backend>>>>,
     /// The route's own `http-protocol`, over the table's.
     http_protocol: Option<HttpProtocol>,
