@@ -5,8 +5,11 @@
 //! before and after.
 //!
 //! ```text
-//! cargo run --release -p sluice-router --example route_rss -- 2000
+//! cargo run -p sluice-router --example route_rss -- 1000
 //! ```
+//!
+//! (A debug build lays the structures out as a release build does; benches/RESULTS.md 11b
+//! used one.)
 //!
 //! Each `set_route` rebuilds the whole table, as in the router, so N = 10,000 takes minutes.
 
