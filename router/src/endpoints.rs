@@ -12,10 +12,12 @@
 //! counted its request in. Either the router sees the mark and picks another instance, or the
 //! runtime sees the request and waits for it.
 
-use std::collections::HashMap;
+use std::borrow::Borrow;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -78,10 +80,14 @@ pub struct RevisionEndpoints {
 /// `Arc<RevisionEndpoints>` its routing snapshot was built with.
 #[derive(Default)]
 pub struct Endpoints {
-    revisions: Mutex<HashMap<RevisionKey, Arc<RevisionEndpoints>>>,
+    revisions: Mutex<HashSet<ByKey>>,
     admission: AdmissionSettings,
     poke: Option<Poke>,
 }
+
+/// A revision's endpoints in the registry, found by their own key: a map would keep a second
+/// copy of every key.
+struct ByKey(Arc<RevisionEndpoints>);
 
 // === impl Instance ===
 
@@ -170,15 +176,24 @@ impl RevisionEndpoints {
     /// Endpoints for `key` whose gate queues as `settings` say and calls `poke` when a request
     /// starts to wait.
     pub fn with_admission(key: RevisionKey, settings: AdmissionSettings, poke: Option<Poke>) -> Arc<Self> {
-        let poked = key.clone();
-        let gate = Gate::new(settings, move || {
-            if let Some(poke) = &poke {
-                poke(&poked);
-            }
-        });
-        Arc::new(Self {
+        Arc::new_cyclic(|me: &Weak<Self>| Self::build(key, settings, poke.map(|poke| (poke, me.clone()))))
+    }
+
+    /// The endpoints, their gate calling `poke` with their own key (reached through `Weak`, so
+    /// the gate keeps no copy of it).
+    fn build(key: RevisionKey, settings: AdmissionSettings, poke: Option<(Poke, Weak<Self>)>) -> Self {
+        let gate = match poke {
+            Some((poke, me)) => Gate::new(settings, move || {
+                // A request waiting at the gate holds the endpoints, so they are alive here.
+                if let Some(me) = me.upgrade() {
+                    poke(&me.key);
+                }
+            }),
+            None => Gate::new(settings, || {}),
+        };
+        Self {
             key,
-            ready: ArcSwap::from_pointee(Vec::new()),
+            ready: ArcSwap::new(no_instances()),
             inflight: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
             next: AtomicUsize::new(0),
@@ -187,7 +202,7 @@ impl RevisionEndpoints {
             gate,
             responses: Responses::default(),
             owners: OwnerCell::default(),
-        })
+        }
     }
 
     /// The revision's admission: its capacity, queue and counters.
@@ -259,7 +274,8 @@ impl RevisionEndpoints {
         let mut removed = None;
         self.ready.rcu(|cur| {
             removed = cur.iter().find(|i| i.id == id).cloned();
-            cur.iter().filter(|i| i.id != id).cloned().collect::<Vec<_>>()
+            let rest: Vec<_> = cur.iter().filter(|i| i.id != id).cloned().collect();
+            if rest.is_empty() { no_instances() } else { Arc::new(rest) }
         });
         if let Some(i) = &removed {
             i.draining.store(true, Ordering::SeqCst);
@@ -363,6 +379,13 @@ impl RevisionEndpoints {
     }
 }
 
+/// The one empty ready set every revision without instances shares (most revisions of a large
+/// table are at zero: an empty set of their own each would be 56 bytes apiece).
+fn no_instances() -> Arc<Vec<Arc<Instance>>> {
+    static NONE: LazyLock<Arc<Vec<Arc<Instance>>>> = LazyLock::new(|| Arc::new(Vec::new()));
+    NONE.clone()
+}
+
 // === impl Endpoints ===
 
 impl std::fmt::Debug for Endpoints {
@@ -385,31 +408,56 @@ impl Endpoints {
 
     /// The endpoints of `key`, created empty on first use.
     pub fn revision(&self, key: &RevisionKey) -> Arc<RevisionEndpoints> {
-        self.revisions
-            .lock()
-            .entry(key.clone())
-            .or_insert_with(|| RevisionEndpoints::with_admission(key.clone(), self.admission, self.poke.clone()))
-            .clone()
+        let mut revisions = self.revisions.lock();
+        if let Some(known) = revisions.get(key) {
+            return known.0.clone();
+        }
+        let new = RevisionEndpoints::with_admission(key.clone(), self.admission, self.poke.clone());
+        revisions.insert(ByKey(new.clone()));
+        new
     }
 
     /// The endpoints of `key`, if any.
     pub fn get(&self, key: &RevisionKey) -> Option<Arc<RevisionEndpoints>> {
-        self.revisions.lock().get(key).cloned()
+        self.revisions.lock().get(key).map(|r| r.0.clone())
     }
 
     /// Every revision's endpoints now (for exposing their counters; takes the map's lock).
     pub fn all(&self) -> Vec<Arc<RevisionEndpoints>> {
-        self.revisions.lock().values().cloned().collect()
+        self.revisions.lock().iter().map(|r| r.0.clone()).collect()
     }
 
     /// Forgets `key` (its revision is gone); requests waiting for its capacity are sent away to
     /// be routed again.
     pub fn forget(&self, key: &RevisionKey) {
-        if let Some(gone) = self.revisions.lock().remove(key) {
-            gone.gate().close();
+        if let Some(gone) = self.revisions.lock().take(key) {
+            gone.0.gate().close();
         }
     }
 }
+
+// === impl ByKey ===
+
+impl Borrow<RevisionKey> for ByKey {
+    fn borrow(&self) -> &RevisionKey {
+        &self.0.key
+    }
+}
+
+impl Hash for ByKey {
+    /// As the key hashes, which `Borrow` requires.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.key.hash(state);
+    }
+}
+
+impl PartialEq for ByKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.key == other.0.key
+    }
+}
+
+impl Eq for ByKey {}
 
 #[cfg(test)]
 mod tests;

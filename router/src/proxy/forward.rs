@@ -100,7 +100,7 @@ async fn send(upstream: &Upstream, backend: &Backend, sending: Sending) -> Resul
         Some((replay, body, next))
     });
     let Some((replay, body, next)) = retry else {
-        return Err(ProxyError::Unreachable { reason: backend.unreachable.clone(), source: error });
+        return Err(ProxyError::Unreachable { reason: backend.unreachable(), source: error });
     };
     tracing::debug!(revision = %backend.target.revision.key, instance = guard.instance().id, error = %error, "connect failed; retrying on another instance");
     drop(guard);
@@ -125,14 +125,14 @@ fn finish(
             let limits = BodyLimits::new(arrived + backend.target.timeout, backend.target.idle);
             Ok(respond(res, guard, reuse, backend.target.protocol, body_end, limits))
         }
-        Attempt::TimedOut => Err(ProxyError::Timeout(backend.timed_out.clone())),
+        Attempt::TimedOut => Err(ProxyError::Timeout(backend.timed_out())),
         Attempt::Failed(source) if source.is_connect() => {
-            Err(ProxyError::Unreachable { reason: backend.unreachable.clone(), source })
+            Err(ProxyError::Unreachable { reason: backend.unreachable(), source })
         }
         // The client's own body broke (malformed chunking, or cut short): its fault, not the
         // instance's.
         Attempt::Failed(source) if client_body_failed(&source) => Err(ProxyError::RequestBody),
-        Attempt::Failed(source) => Err(ProxyError::Upstream { reason: backend.failed.clone(), source }),
+        Attempt::Failed(source) => Err(ProxyError::Upstream { reason: backend.failed(), source }),
     }
 }
 

@@ -280,7 +280,7 @@ impl Router {
             let permit = match admitted {
                 Ok(permit) => permit,
                 Err(Refused::QueueFull { .. }) => {
-                    return refused(&backend, ProxyError::QueueFull(backend.queue_full.clone()), arrived, trace);
+                    return refused(&backend, ProxyError::QueueFull(backend.queue_full()), arrived, trace);
                 }
                 Err(Refused::Timeout { .. }) => return no_capacity(&backend, arrived, trace),
                 Err(Refused::Closed) => {
@@ -409,7 +409,7 @@ fn finish(res: Response<RouterBody>, activity: ActivityGuard, log: Option<Entry>
 /// out, its wait and response counted for the revision.
 fn no_capacity(backend: &Backend, arrived: tokio::time::Instant, trace: Option<TraceId>) -> Response<RouterBody> {
     backend.target.revision.responses().record_queue_wait(arrived.elapsed());
-    refused(backend, ProxyError::NoCapacity(backend.no_capacity.clone()), arrived, trace)
+    refused(backend, ProxyError::NoCapacity(backend.no_capacity()), arrived, trace)
 }
 
 /// The response for a request `backend`'s revision could not take after it arrived at

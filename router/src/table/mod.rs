@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http::header::HOST;
@@ -215,18 +215,26 @@ pub enum Via<'t> {
     Split,
 }
 
-/// A target with the error bodies a request to it may need, built once.
+/// A target with the error bodies a request to it may need, built the first time one is.
 #[derive(Debug)]
 pub struct Backend {
     /// Where the traffic goes.
     pub target: Target,
     /// The rule or tag whose target this is (None for the default split's), with its counter.
     pub choice: Option<Arc<Choice>>,
-    pub(crate) queue_full: Reason,
-    pub(crate) no_capacity: Reason,
-    pub(crate) unreachable: Reason,
-    pub(crate) failed: Reason,
-    pub(crate) timed_out: Reason,
+    /// Formatted on the first error response for this target, then kept: most backends never
+    /// answer one, and five bodies formatted up front were an eighth of a route's memory.
+    reasons: OnceLock<Box<Reasons>>,
+}
+
+/// The bodies of the router's own errors for one target (they name its revision and timeout).
+#[derive(Debug)]
+struct Reasons {
+    queue_full: Reason,
+    no_capacity: Reason,
+    unreachable: Reason,
+    failed: Reason,
+    timed_out: Reason,
 }
 
 #[derive(Debug)]
@@ -241,18 +249,18 @@ enum HostEntry {
 struct Route {
     /// `namespace/name`.
     name: Arc<str>,
-    /// The route's namespace and name, for labels.
-    namespace: Box<str>,
-    short_name: Box<str>,
+    /// Where the namespace ends in `name` (labels want the two apart).
+    namespace_len: usize,
     /// The default split as programmed: each revision's percent (a revision listed twice
     /// summed, 0 % kept), in the order first listed.
-    percents: Box<[(Box<str>, u32)]>,
+    percents: Box<[(Arc<RevisionEndpoints>, u32)]>,
     split: Split,
     /// The route's own position in the split sequence.
     roller: Arc<Roller>,
-    no_traffic: Reason,
-    /// Tag → target, present only when tag-header routing is on.
-    header_tags: Option<HashMap<Box<str>, Arc<Backend>>>,
+    /// Tag → target, present only when tag-header routing is on. Boxed: most routes have none,
+    /// and an empty map inline is 48 bytes per route.
+    #[allow(clippy::box_collection)]
+    header_tags: Option<Box<HashMap<Box<str>, Arc<Backend>>>>,
     /// The route's own `http-protocol`, over the table's.
     http_protocol: Option<HttpProtocol>,
     /// Header and path rules, in order.
@@ -402,9 +410,10 @@ impl RoutingTable {
     /// Each route's default split as programmed: (namespace, route, revision, percent), a
     /// revision listed twice summed.
     pub fn traffic_percents(&self) -> impl Iterator<Item = (&str, &str, &str, u32)> {
-        self.routes
-            .iter()
-            .flat_map(|r| r.percents.iter().map(move |(rev, p)| (&*r.namespace, &*r.short_name, &**rev, *p)))
+        self.routes.iter().flat_map(|r| {
+            let (namespace, name) = r.labels();
+            r.percents.iter().map(move |(rev, p)| (namespace, name, rev.key.name.as_str(), *p))
+        })
     }
 
     /// The same table with Knative's `http-protocol` set to `protocol`.
@@ -498,7 +507,8 @@ impl RoutingTable {
         }
         match route.split.pick(roll(&route.roller)) {
             Some(backend) => Ok(Resolved { backend, via: Via::Split }),
-            None => Err(Miss::NoTraffic(route.no_traffic.clone())),
+            // Formatted here, on the miss: a route without traffic is rare and short-lived.
+            None => Err(Miss::NoTraffic(Reason::new(format_args!("route {} has no traffic target", route.name)))),
         }
     }
 
@@ -521,7 +531,7 @@ impl RoutingTable {
         for raw in &config.hosts {
             self.claim(raw, HostEntry::Route(index), &name, owners)?;
         }
-        let mut header_tags = config.tag_header_routing.then(HashMap::new);
+        let mut header_tags = config.tag_header_routing.then(Box::<HashMap<_, _>>::default);
         let mut seen = Vec::with_capacity(config.tags.len());
         for tag in config.tags {
             if seen.contains(&tag.tag) {
@@ -542,26 +552,23 @@ impl RoutingTable {
         let mut scope =
             ChoiceScope { namespace: &namespace, route: &short_name, previous: carried, next: &mut self.choices };
         let rules = rules::compile(&name, config.rules, previous.map_or(&[], |r| &r.rules), &mut scope)?;
-        let mut percents: Vec<(Box<str>, u32)> = Vec::new();
+        let mut percents: Vec<(Arc<RevisionEndpoints>, u32)> = Vec::new();
         for (p, t) in &config.traffic {
-            match percents.iter_mut().find(|(rev, _)| **rev == *t.revision.key.name) {
+            match percents.iter_mut().find(|(rev, _)| rev.key.name == t.revision.key.name) {
                 Some((_, sum)) => *sum += p,
-                None => percents.push((t.revision.key.name.as_str().into(), *p)),
+                None => percents.push((t.revision.clone(), *p)),
             }
         }
         let roller = previous.map_or_else(|| Arc::new(Roller::random()), |r| r.roller.clone());
         let kept = previous.map(|r| &r.split);
         let split = Split::new(config.traffic.into_iter().map(|(p, t)| (p, Backend::reuse(kept, t))));
-        let no_traffic = Reason::new(format_args!("route {name} has no traffic target"));
         let http_protocol = config.http_protocol;
         self.routes.push(Route {
             name,
-            namespace: namespace.into(),
-            short_name: short_name.into(),
+            namespace_len: namespace.len(),
             percents: percents.into(),
             split,
             roller,
-            no_traffic,
             header_tags,
             http_protocol,
             rules,
@@ -621,19 +628,36 @@ fn request_host<B>(req: &Request<B>) -> Result<&str, Miss> {
 
 impl Backend {
     fn new(target: Target, choice: Option<Arc<Choice>>) -> Arc<Self> {
-        let key = &target.revision.key;
-        Arc::new(Self {
-            queue_full: Reason::new(format_args!("too many requests are waiting for revision {key}; retry later")),
-            no_capacity: Reason::new(format_args!(
-                "no instance of revision {key} could take the request within its timeout of {:?}",
-                target.head_timeout()
-            )),
-            unreachable: Reason::new(format_args!("could not connect to revision {key}")),
-            failed: Reason::new(format_args!("revision {key} closed the connection before responding")),
-            timed_out: Reason::new(format_args!("revision {key} did not respond within {:?}", target.head_timeout())),
-            target,
-            choice,
-        })
+        Arc::new(Self { target, choice, reasons: OnceLock::new() })
+    }
+
+    /// The body of a 503 for a full queue.
+    pub(crate) fn queue_full(&self) -> Reason {
+        self.reasons().queue_full.clone()
+    }
+
+    /// The body of a 504 for a request no instance could take within the timeout.
+    pub(crate) fn no_capacity(&self) -> Reason {
+        self.reasons().no_capacity.clone()
+    }
+
+    /// The body of a 502 for a connection that could not be made.
+    pub(crate) fn unreachable(&self) -> Reason {
+        self.reasons().unreachable.clone()
+    }
+
+    /// The body of a 502 for an instance that closed before its response head.
+    pub(crate) fn failed(&self) -> Reason {
+        self.reasons().failed.clone()
+    }
+
+    /// The body of a 504 for a response head that did not start in time.
+    pub(crate) fn timed_out(&self) -> Reason {
+        self.reasons().timed_out.clone()
+    }
+
+    fn reasons(&self) -> &Reasons {
+        self.reasons.get_or_init(|| Box::new(Reasons::new(&self.target)))
     }
 
     /// The default split's backend for `target`: the one `previous` (the route's split in the
@@ -652,6 +676,34 @@ impl Backend {
         if let Some(choice) = &self.choice {
             choice.picked();
         }
+    }
+}
+
+// === impl Reasons ===
+
+impl Reasons {
+    fn new(target: &Target) -> Self {
+        let key = &target.revision.key;
+        Self {
+            queue_full: Reason::new(format_args!("too many requests are waiting for revision {key}; retry later")),
+            no_capacity: Reason::new(format_args!(
+                "no instance of revision {key} could take the request within its timeout of {:?}",
+                target.head_timeout()
+            )),
+            unreachable: Reason::new(format_args!("could not connect to revision {key}")),
+            failed: Reason::new(format_args!("revision {key} closed the connection before responding")),
+            timed_out: Reason::new(format_args!("revision {key} did not respond within {:?}", target.head_timeout())),
+        }
+    }
+}
+
+// === impl Route ===
+
+impl Route {
+    /// The route's namespace and name.
+    fn labels(&self) -> (&str, &str) {
+        let (namespace, rest) = self.name.split_at(self.namespace_len);
+        (namespace, rest.strip_prefix('/').unwrap_or(rest))
     }
 }
 

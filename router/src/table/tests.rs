@@ -184,19 +184,22 @@ fn a_duplicate_tag_is_an_error() {
 }
 
 #[test]
-fn error_bodies_are_precomputed_per_target() {
+fn error_bodies_name_their_target_and_are_built_on_first_use() {
     let t = target("hello-00001");
     t.revision.add(Instance::new(1, SocketAddr::from(([127, 0, 0, 1], 1))));
     let backend = Backend::new(t, None);
+    assert!(backend.reasons.get().is_none(), "nothing formatted before an error");
     assert_eq!(
-        backend.queue_full.body().as_ref(),
+        backend.queue_full().body().as_ref(),
         b"too many requests are waiting for revision default/hello-00001; retry later\n"
     );
     assert_eq!(
-        backend.no_capacity.to_string(),
+        backend.no_capacity().to_string(),
         "no instance of revision default/hello-00001 could take the request within its timeout of 300s"
     );
-    assert_eq!(backend.timed_out.to_string(), "revision default/hello-00001 did not respond within 300s");
+    assert_eq!(backend.timed_out().to_string(), "revision default/hello-00001 did not respond within 300s");
+    let first = backend.reasons.get().map(|r| r.unreachable.body().as_ptr());
+    assert_eq!(first, Some(backend.unreachable().body().as_ptr()), "formatted once, then shared");
 }
 
 #[test]
@@ -259,7 +262,7 @@ fn a_rebuild_keeps_an_unchanged_splits_backends_and_replaces_changed_ones() {
     assert!(Arc::ptr_eq(&a, &backend(&edited, 0)));
     let b2 = backend(&edited, 95);
     assert!(!Arc::ptr_eq(&b, &b2), "a new timeout is a new backend");
-    assert_eq!(b2.timed_out.to_string(), "revision default/v2 did not respond within 5s");
+    assert_eq!(b2.timed_out().to_string(), "revision default/v2 did not respond within 5s");
     let fresh = route("hello", vec![(90, target("v1")), (10, target("v2"))]);
     let renewed = edited.rebuild(vec![fresh]).expect("rebuilt");
     assert!(!Arc::ptr_eq(&a, &backend(&renewed, 0)), "new endpoints of the same name are another revision");
