@@ -43,13 +43,23 @@ impl Tx {
         got.map(|v| serde_json::from_slice(v.value()).map_err(StoreError::from)).transpose()
     }
 
-    /// Every object of `kind` in `namespace`.
-    pub fn list(&self, kind: Kind, namespace: &str) -> Result<Vec<Value>, StoreError> {
+    /// How many objects of `kind` `namespace` holds.
+    pub fn count(&self, kind: Kind, namespace: &str) -> Result<usize, StoreError> {
+        let objects = self.txn.open_table(OBJECTS)?;
+        let (start, end) = prefix_range(kind, Some(namespace));
+        Ok(objects.range(start.as_str()..end.as_str())?.count())
+    }
+
+    /// The resource version (0 when not a number) and name of every object of `kind` in
+    /// `namespace`, in name order; read without building each object whole.
+    pub fn versions(&self, kind: Kind, namespace: &str) -> Result<Vec<(u64, String)>, StoreError> {
         let objects = self.txn.open_table(OBJECTS)?;
         let (start, end) = prefix_range(kind, Some(namespace));
         let mut out = Vec::new();
         for row in objects.range(start.as_str()..end.as_str())? {
-            out.push(serde_json::from_slice(row?.1.value())?);
+            let (key, value) = row?;
+            let name = key.value().get(start.len()..).unwrap_or_default().to_string();
+            out.push((super::head::stored_version(value.value()), name));
         }
         Ok(out)
     }
