@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef};
 use serde_json::{Value, json};
 use sluice_api::scale::{RevisionHealth, RevisionRun, Scaler};
 use sluice_api::{Configuration, Revision, RevisionKey, Route, Service};
@@ -118,7 +118,7 @@ impl Harness {
     }
 
     /// A cache of every Revision, kept by a watch of its own until the harness stops.
-    fn revisions(&self) -> Store<Revision> {
+    fn revisions(&self) -> reflector::Store<Revision> {
         route::Cache::watched(&self.plain, self.stop.clone()).revisions
     }
 
