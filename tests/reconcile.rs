@@ -353,7 +353,9 @@ async fn a_configuration_reconcile_reads_revisions_from_its_cache_and_lists_none
     let first = h.asked();
     assert!(first.contains(&format!("GET {revisions}/hello-00001")), "asked before creating: {first:?}");
     assert!(first.iter().any(|a| a.starts_with(&format!("POST {revisions}"))), "created: {first:?}");
-    let listed = |asked: &[String]| asked.iter().any(|a| a == &format!("GET {revisions}") || a.starts_with(&format!("GET {revisions}?")));
+    let listed = |asked: &[String]| {
+        asked.iter().any(|a| a == &format!("GET {revisions}") || a.starts_with(&format!("GET {revisions}?")))
+    };
     assert!(!listed(&first), "no list: {first:?}");
 
     // Once the cache has the new revision, a reconcile asks the API nothing about revisions.

@@ -126,7 +126,8 @@ async fn list(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Respons
     };
     let (kind, ns) = (t.kind, t.namespace.clone());
     let page = blocking(&ctx.store, move |s| {
-        let lr = ListRequest { namespace: ns.as_deref(), start_after: start_after.as_deref(), limit, labels: Some(&labels) };
+        let lr =
+            ListRequest { namespace: ns.as_deref(), start_after: start_after.as_deref(), limit, labels: Some(&labels) };
         s.list(kind, &lr, |o| fields.matches(o))
     })
     .await?;

@@ -42,7 +42,10 @@ pub(super) fn stored_labels(bytes: &[u8]) -> Option<BTreeMap<String, String>> {
 /// `metadata.resourceVersion` of the stored JSON `bytes` as a number, or 0 when it is not one
 /// (as `meta::resource_version(obj).parse().unwrap_or(0)` reads it from the whole object).
 pub(super) fn stored_version(bytes: &[u8]) -> u64 {
-    serde_json::from_slice::<VersionHead>(bytes).ok().and_then(|h| h.metadata.resource_version.parse().ok()).unwrap_or(0)
+    serde_json::from_slice::<VersionHead>(bytes)
+        .ok()
+        .and_then(|h| h.metadata.resource_version.parse().ok())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

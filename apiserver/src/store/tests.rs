@@ -208,7 +208,8 @@ fn list_pages_with_continue_and_filters() {
     assert_eq!(first.items.len(), 2);
     assert_eq!(first.remaining, 3);
     let after = first.continue_after.expect("more pages");
-    let req = ListRequest { namespace: Some("default"), limit: Some(10), start_after: Some(&after), ..Default::default() };
+    let req =
+        ListRequest { namespace: Some("default"), limit: Some(10), start_after: Some(&after), ..Default::default() };
     let rest = store.list(Kind::Route, &req, |_| true).expect("list");
     let names: Vec<&str> = rest.items.iter().map(meta::name).collect();
     assert_eq!(names, vec!["r2", "r3", "r4"]);
@@ -224,9 +225,10 @@ fn a_list_by_namespace_and_labels_returns_what_reading_every_object_did() {
     let store = open(&dir);
     // "default2" sorts right after "default/": a prefix that forgot the '/' would take it in.
     for (i, ns) in ["default", "default2", "other", "default"].into_iter().enumerate() {
-        for (j, labels) in [json!({"app": "a", "tier": "web"}), json!({"app": "b"}), json!(null), json!({"app": "a", "n": 1})]
-            .into_iter()
-            .enumerate()
+        for (j, labels) in
+            [json!({"app": "a", "tier": "web"}), json!({"app": "b"}), json!(null), json!({"app": "a", "n": 1})]
+                .into_iter()
+                .enumerate()
         {
             let mut obj = route(&format!("r{i}-{j}"));
             obj["metadata"]["namespace"] = json!(ns);
@@ -250,7 +252,13 @@ fn a_list_by_namespace_and_labels_returns_what_reading_every_object_did() {
     }
     let selector = crate::selector::LabelSelector::parse("app=a").expect("selector");
     let req = ListRequest { namespace: Some("default"), labels: Some(&selector), ..Default::default() };
-    let names: Vec<String> = store.list(Kind::Route, &req, |_| true).expect("list").items.iter().map(|o| meta::name(o).to_string()).collect();
+    let names: Vec<String> = store
+        .list(Kind::Route, &req, |_| true)
+        .expect("list")
+        .items
+        .iter()
+        .map(|o| meta::name(o).to_string())
+        .collect();
     assert_eq!(names, ["r0-0", "r0-3", "r3-0", "r3-3"], "a label that is not a string does not hide the others");
 }
 
@@ -258,9 +266,7 @@ fn a_list_by_namespace_and_labels_returns_what_reading_every_object_did() {
 fn a_bounded_create_removes_the_least_recently_written_of_its_namespace_only() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(&dir);
-    let event = |name: &str, ns: &str| {
-        json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": ns}, "reason": "R"})
-    };
+    let event = |name: &str, ns: &str| json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": ns}, "reason": "R"});
     for name in ["e1", "e2", "e3"] {
         store.create_bounded(Kind::Event, event(name, "default"), false, 3).expect("create");
     }
@@ -271,7 +277,13 @@ fn a_bounded_create_removes_the_least_recently_written_of_its_namespace_only() {
     store.create_bounded(Kind::Event, event("a4", "default"), false, 3).expect("create");
     let names = |ns: &str| {
         let req = ListRequest { namespace: Some(ns), ..Default::default() };
-        store.list(Kind::Event, &req, |_| true).expect("list").items.iter().map(|o| meta::name(o).to_string()).collect::<Vec<_>>()
+        store
+            .list(Kind::Event, &req, |_| true)
+            .expect("list")
+            .items
+            .iter()
+            .map(|o| meta::name(o).to_string())
+            .collect::<Vec<_>>()
     };
     assert_eq!(names("default"), ["a4", "e1", "e3"]);
     store.create_bounded(Kind::Event, event("a5", "default"), false, 3).expect("create");
