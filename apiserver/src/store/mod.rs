@@ -499,6 +499,11 @@ fn orphaned(tx: &Tx, obj: &Value) -> Result<bool, StoreError> {
 /// Applies a removed owner's propagation policy to the objects that reference it.
 fn cascade(tx: &mut Tx, owner: &Value, propagation: Propagation) -> Result<(), StoreError> {
     let owner_uid = meta::uid(owner).to_string();
+    // Most objects own nothing (an Event removed to bound its namespace): one that names the
+    // owner holds its uid, so that text is looked for before any object is read whole.
+    if !tx.mentions(meta::namespace(owner), &owner_uid)? {
+        return Ok(());
+    }
     let objects = tx.scan_namespace(meta::namespace(owner))?;
     let live: std::collections::HashSet<String> = objects.iter().map(|(_, o)| meta::uid(o).to_string()).collect();
     for (kind, mut dependent) in objects {

@@ -79,6 +79,22 @@ impl Tx {
         Ok(out)
     }
 
+    /// True when some object in `namespace`, of any kind, holds `text` in its stored JSON
+    /// (found without reading any object whole).
+    pub fn mentions(&self, namespace: &str, text: &str) -> Result<bool, StoreError> {
+        let objects = self.txn.open_table(OBJECTS)?;
+        let finder = memchr::memmem::Finder::new(text.as_bytes());
+        for kind in Kind::ALL.into_iter().filter(|k| k.stored_as() == *k) {
+            let (start, end) = prefix_range(kind, Some(namespace));
+            for row in objects.range(start.as_str()..end.as_str())? {
+                if finder.find(row?.1.value()).is_some() {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
     /// Stores `obj` at the next resource version (written into `obj`) and logs the event.
     pub fn write(
         &mut self,
