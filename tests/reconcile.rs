@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::{self, ObjectRef};
 use serde_json::{Value, json};
 use sluice_api::scale::{RevisionHealth, RevisionRun, Scaler};
 use sluice_api::{Configuration, Revision, RevisionKey, Route, Service};
@@ -67,6 +68,10 @@ impl RoutePublisher for Recorder {
 struct Harness {
     ctx: Arc<Ctx>,
     recorder: Arc<Recorder>,
+    /// Every request of `ctx.client`, as "METHOD path?query".
+    asked: Arc<Mutex<Vec<String>>>,
+    /// A client whose requests are not recorded, for the caches' watches.
+    plain: kube::Client,
     stop: CancellationToken,
     _dir: tempfile::TempDir,
 }
@@ -83,7 +88,15 @@ impl Harness {
         tokio::spawn(ApiServer::new(store, stop.clone(), token.clone()).serve(listener));
         let mut config = kube::Config::new(url.parse().expect("url"));
         config.auth_info.token = Some(token.as_str().to_string().into());
-        let client = kube::Client::try_from(config).expect("client");
+        let plain = kube::Client::try_from(config.clone()).expect("client");
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let log = asked.clone();
+        let record = tower::util::MapRequestLayer::new(move |req: http::Request<kube::client::Body>| {
+            let line = format!("{} {}", req.method(), req.uri().path_and_query().map_or("", |p| p.as_str()));
+            log.lock().expect("lock").push(line);
+            req
+        });
+        let client = kube::client::ClientBuilder::try_from(config).expect("client").with_layer(&record).build();
         let recorder = Arc::new(Recorder::default());
         // No requests: the router's counters for revisions nothing routes to.
         let (_pokes, pokes) = tokio::sync::mpsc::channel(1);
@@ -101,7 +114,17 @@ impl Harness {
             events,
             rollout_default: Default::default(),
         });
-        Self { ctx, recorder, stop, _dir: dir }
+        Self { ctx, recorder, asked, plain, stop, _dir: dir }
+    }
+
+    /// A cache of every Revision, kept by a watch of its own until the harness stops.
+    fn revisions(&self) -> reflector::Store<Revision> {
+        route::Cache::watched(&self.plain, self.stop.clone()).revisions
+    }
+
+    /// The requests `ctx.client` made since the last call.
+    fn asked(&self) -> Vec<String> {
+        std::mem::take(&mut *self.asked.lock().expect("lock"))
     }
 
     fn api<K>(&self) -> Api<K>
@@ -171,7 +194,7 @@ async fn a_revision_name_taken_by_another_owner_fails_the_configuration_until_it
     // gets 409 from the API server.
     let stray: Revision = h.create(revision_json("hello-00001")).await;
     let cfg: Configuration = h.create(configuration_json("hello", None)).await;
-    let action = configuration::reconcile(Arc::new(cfg), h.ctx.clone()).await.expect("reconciled");
+    let action = configuration::reconcile(Arc::new(cfg), h.ctx.clone(), h.revisions()).await.expect("reconciled");
     assert_eq!(action, Action::await_change());
 
     let cfg: Configuration = h.get("hello").await;
@@ -185,7 +208,7 @@ async fn a_revision_name_taken_by_another_owner_fails_the_configuration_until_it
 
     // Once the name is free, the next reconcile stamps the configuration's own revision.
     h.api::<Revision>().delete("hello-00001", &DeleteParams::default()).await.expect("delete");
-    configuration::reconcile(Arc::new(cfg), h.ctx.clone()).await.expect("reconciled");
+    configuration::reconcile(Arc::new(cfg), h.ctx.clone(), h.revisions()).await.expect("reconciled");
     let rev: Revision = h.get("hello-00001").await;
     let cfg: Configuration = h.get("hello").await;
     assert_eq!(rev.owner_references()[0].uid, cfg.uid().expect("uid"));
@@ -199,7 +222,7 @@ async fn a_user_named_revision_taken_by_another_owner_is_reported_by_name() {
     let h = Harness::start().await;
     let _: Revision = h.create(revision_json("hello-mine")).await;
     let cfg: Configuration = h.create(configuration_json("hello", Some("hello-mine"))).await;
-    configuration::reconcile(Arc::new(cfg), h.ctx.clone()).await.expect("reconciled");
+    configuration::reconcile(Arc::new(cfg), h.ctx.clone(), h.revisions()).await.expect("reconciled");
     let cfg: Configuration = h.get("hello").await;
     let (status, _, message) = ready(&cfg.status);
     assert_eq!(status, "False");
@@ -235,7 +258,7 @@ async fn with_a_user_named_revision_the_route_waits_for_the_configuration_to_sta
     );
 
     let cfg: Configuration = h.get("hello").await;
-    configuration::reconcile(Arc::new(cfg), h.ctx.clone()).await.expect("configuration");
+    configuration::reconcile(Arc::new(cfg), h.ctx.clone(), h.revisions()).await.expect("configuration");
     let svc: Service = h.get("hello").await;
     service::reconcile(Arc::new(svc), h.ctx.clone()).await.expect("service");
     assert_eq!(route_revisions(&h.get("hello").await), ["hello-v1"]);
@@ -251,7 +274,7 @@ async fn with_a_user_named_revision_the_route_waits_for_the_configuration_to_sta
     assert_eq!(cfg.metadata.generation, Some(2), "the template change reached the configuration");
     assert_eq!(route_revisions(&h.get("hello").await), ["hello-v1"], "traffic stays until hello-v2 exists");
 
-    configuration::reconcile(Arc::new(cfg), h.ctx.clone()).await.expect("configuration");
+    configuration::reconcile(Arc::new(cfg), h.ctx.clone(), h.revisions()).await.expect("configuration");
     assert!(h.api::<Revision>().get_opt("hello-v2").await.expect("get").is_some());
     let svc: Service = h.get("hello").await;
     service::reconcile(Arc::new(svc), h.ctx.clone()).await.expect("service");
@@ -314,4 +337,40 @@ async fn a_revision_asks_the_scaler_for_its_instances_and_reports_what_it_sees()
         last.traffic.iter().map(|(p, t)| (*p, t.revision.name.as_str())).collect::<Vec<_>>(),
         [(100, "hello-00001")]
     );
+}
+
+#[tokio::test]
+async fn a_configuration_reconcile_reads_revisions_from_its_cache_and_lists_none() {
+    let h = Harness::start().await;
+    for i in 1..=3 {
+        let _: Revision = h.create(revision_json(&format!("other-{i:05}"))).await;
+    }
+    let cfg: Configuration = h.create(configuration_json("hello", None)).await;
+    let cache = h.revisions();
+    h.asked();
+    configuration::reconcile(Arc::new(cfg), h.ctx.clone(), cache.clone()).await.expect("reconciled");
+    let revisions = "/apis/serving.knative.dev/v1/namespaces/default/revisions";
+    let first = h.asked();
+    assert!(first.contains(&format!("GET {revisions}/hello-00001")), "asked before creating: {first:?}");
+    assert!(first.iter().any(|a| a.starts_with(&format!("POST {revisions}"))), "created: {first:?}");
+    let listed = |asked: &[String]| {
+        asked.iter().any(|a| a == &format!("GET {revisions}") || a.starts_with(&format!("GET {revisions}?")))
+    };
+    assert!(!listed(&first), "no list: {first:?}");
+
+    // Once the cache has the new revision, a reconcile asks the API nothing about revisions.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while cache.get(&ObjectRef::new("hello-00001").within("default")).is_none() {
+        assert!(tokio::time::Instant::now() < deadline, "the cache never saw hello-00001");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let cfg: Configuration = h.get("hello").await;
+    h.asked();
+    configuration::reconcile(Arc::new(cfg), h.ctx.clone(), cache).await.expect("reconciled");
+    let second = h.asked();
+    assert!(!second.iter().any(|a| a.contains("/revisions")), "{second:?}");
+    let revs = h.api::<Revision>().list(&Default::default()).await.expect("list");
+    assert_eq!(revs.items.len(), 4, "one revision stamped, no second one");
+    let cfg: Configuration = h.get("hello").await;
+    assert_eq!(cfg.status.and_then(|s| s.latest_created_revision_name).as_deref(), Some("hello-00001"));
 }

@@ -126,8 +126,9 @@ async fn list(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<http::Respons
     };
     let (kind, ns) = (t.kind, t.namespace.clone());
     let page = blocking(&ctx.store, move |s| {
-        let lr = ListRequest { namespace: ns.as_deref(), start_after: start_after.as_deref(), limit };
-        s.list(kind, &lr, |o| fields.matches(o) && labels.matches(&meta::labels(o)))
+        let lr =
+            ListRequest { namespace: ns.as_deref(), start_after: start_after.as_deref(), limit, labels: Some(&labels) };
+        s.list(kind, &lr, |o| fields.matches(o))
     })
     .await?;
     let rv = page.resource_version.to_string();
@@ -484,8 +485,8 @@ async fn delete_collection(ctx: &Arc<Ctx>, t: &Target, req: &Request) -> Result<
     let opts = delete_options(req)?;
     let (kind, ns) = (t.kind, t.namespace.clone());
     let deleted = blocking(&ctx.store, move |s| {
-        let lr = ListRequest { namespace: ns.as_deref(), ..Default::default() };
-        let page = s.list(kind, &lr, |o| fields.matches(o) && labels.matches(&meta::labels(o)))?;
+        let lr = ListRequest { namespace: ns.as_deref(), labels: Some(&labels), ..Default::default() };
+        let page = s.list(kind, &lr, |o| fields.matches(o))?;
         let mut out = Vec::new();
         for obj in page.items {
             match s.delete(kind, meta::namespace(&obj), meta::name(&obj), &opts) {

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, PostParams};
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use sluice_api::conditions::{self, ConditionStatus, ConditionUpdate, set_condition};
 use sluice_api::{Configuration, ConfigurationStatus, Revision, labels, naming};
@@ -19,12 +20,7 @@ use super::{Ctx, Error, shell};
 pub fn desired_revision(cfg: &Configuration, now: &str) -> Revision {
     let template = &cfg.spec.template;
     let generation = cfg.metadata.generation.unwrap_or(0);
-    let name = template
-        .metadata
-        .name
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| naming::revision_name(&cfg.name_any(), generation));
+    let name = revision_name(cfg);
     let mut l: BTreeMap<String, String> = template.metadata.labels.clone().unwrap_or_default();
     l.insert(labels::CONFIGURATION.into(), cfg.name_any());
     l.insert(labels::CONFIGURATION_GENERATION.into(), generation.to_string());
@@ -159,19 +155,61 @@ pub fn configuration_status(
     status
 }
 
-/// Reconciles one Configuration.
-pub async fn reconcile(cfg: Arc<Configuration>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+/// The name of the Revision `cfg`'s current template is stamped as.
+pub fn revision_name(cfg: &Configuration) -> String {
+    let template = cfg.spec.template.metadata.name.clone().filter(|n| !n.is_empty());
+    template.unwrap_or_else(|| naming::revision_name(&cfg.name_any(), cfg.metadata.generation.unwrap_or(0)))
+}
+
+/// The revision of `cfg`'s current generation (see [`latest_created`]), given the Revisions
+/// `cfg` controls and the one, if any, named as that generation's would be.
+fn find_created(cfg: &Configuration, owned: &[Revision], named: &[Revision]) -> Result<Option<Revision>, String> {
+    latest_created(cfg, owned, named).map(|r| r.cloned())
+}
+
+/// The Revisions of namespace `ns` that `uid` controls, and the one named `name`, from the
+/// cache the Revision watch keeps (read once that watch has listed them all).
+async fn cached(
+    cache: &Store<Revision>,
+    ns: &str,
+    uid: &str,
+    name: &str,
+) -> Result<(Vec<Revision>, Vec<Revision>), Error> {
+    cache.wait_until_ready().await.map_err(|_| Error::CacheGone)?;
+    let owned = cache
+        .state()
+        .iter()
+        .filter(|r| r.metadata.namespace.as_deref() == Some(ns) && shell::controlled_by(&***r, uid))
+        .map(|r| Revision::clone(r))
+        .collect();
+    let named = cache.get(&ObjectRef::new(name).within(ns)).map(|r| Revision::clone(&r)).into_iter().collect();
+    Ok((owned, named))
+}
+
+/// Reconciles one Configuration. Its Revisions are read from `cache` (kept by the watch that
+/// triggers these reconciles when a Revision changes), not listed: a list per reconcile costs
+/// every Revision of the namespace, so setting up N services would cost N² reads.
+pub async fn reconcile(cfg: Arc<Configuration>, ctx: Arc<Ctx>, cache: Store<Revision>) -> Result<Action, Error> {
     if cfg.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
     let ns = cfg.namespace().unwrap_or_default();
     let revisions: Api<Revision> = Api::namespaced(ctx.client.clone(), &ns);
-    let all = revisions.list(&ListParams::default()).await?.items;
     let uid = cfg.uid().unwrap_or_default();
-    let owned: Vec<Revision> = all.iter().filter(|r| shell::controlled_by(*r, &uid)).cloned().collect();
+    let name = revision_name(&cfg);
+    let (mut owned, mut named) = cached(&cache, &ns, &uid, &name).await?;
+    let mut found = find_created(&cfg, &owned, &named);
+    // The cache can lag a Revision just created (or deleted): before one is created, or its
+    // name reported taken, the API is asked about that name.
+    if !matches!(found, Ok(Some(_))) {
+        named = revisions.get_opt(&name).await?.into_iter().collect();
+        owned.retain(|r| r.metadata.name.as_deref() != Some(name.as_str()));
+        owned.extend(named.iter().filter(|r| shell::controlled_by(*r, &uid)).cloned());
+        found = find_created(&cfg, &owned, &named);
+    }
     let now = super::now();
-    let created = match latest_created(&cfg, &owned, &all) {
-        Ok(Some(rev)) => Ok(rev.clone()),
+    let created = match found {
+        Ok(Some(rev)) => Ok(rev),
         Ok(None) => match revisions.create(&PostParams::default(), &desired_revision(&cfg, &now)).await {
             Ok(rev) => {
                 let message = format!("Created Revision {:?}", rev.name_any());

@@ -179,11 +179,16 @@ pub async fn run(
 
     let q = WorkQueue::new("Configuration");
     let (objects, reader) = own::<Configuration>(&q, &client);
+    // The Revisions that trigger Configuration reconciles also fill the cache those reconciles
+    // read, instead of a LIST of the namespace each.
+    let (revision_cache, revision_events) = cached::<Revision>(&client);
     let configurations = Controller::for_stream(objects, reader)
-        .owns_stream(q.owners::<Configuration, _, _>(children::<Revision>(&client)))
+        .owns_stream(q.owners::<Configuration, _, _>(revision_events))
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
         .run(
-            started(&q, |o, c| figures::reconcile("Configuration", configuration::reconcile(o, c))),
+            started(&q, move |o, c| {
+                figures::reconcile("Configuration", configuration::reconcile(o, c, revision_cache.clone()))
+            }),
             error_policy,
             ctx.clone(),
         )

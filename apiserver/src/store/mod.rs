@@ -9,6 +9,7 @@
 mod db;
 mod error;
 pub mod event;
+mod head;
 pub mod meta;
 mod tx;
 
@@ -18,6 +19,8 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use serde_json::Value;
 use sluice_api::Kind;
 use tokio::sync::watch;
+
+use crate::selector::LabelSelector;
 
 pub use error::StoreError;
 use event::{Event, EventPage, EventType, StoredEvent};
@@ -105,6 +108,8 @@ pub struct ListRequest<'a> {
     pub start_after: Option<&'a str>,
     /// At most this many items that pass `filter`.
     pub limit: Option<usize>,
+    /// Only objects whose labels it selects: checked before an object is read whole.
+    pub labels: Option<&'a LabelSelector>,
 }
 
 // === impl Store ===
@@ -217,7 +222,9 @@ impl Store {
         })
     }
 
-    /// Lists objects of `kind` passing `filter`, from one consistent snapshot.
+    /// Lists objects of `kind` passing `req.labels` and `filter`, from one consistent snapshot.
+    /// Only the keys of `req.namespace` are read, and an object's labels are checked before the
+    /// object is read whole.
     pub fn list(
         &self,
         kind: Kind,
@@ -237,7 +244,18 @@ impl Store {
             let mut page = ListPage { items: Vec::new(), resource_version, continue_after: None, remaining: 0 };
             for row in objects.range(lower.as_str()..end.as_str())? {
                 let (key, value) = row?;
+                let selected = req.labels.filter(|s| !s.is_empty());
+                // Some(None): the labels could not be read alone; the whole object says.
+                let by_labels = selected.map(|s| head::stored_labels(value.value()).map(|l| s.matches(&l)));
+                if by_labels == Some(Some(false)) {
+                    continue;
+                }
                 let obj: Value = serde_json::from_slice(value.value())?;
+                if let (Some(s), Some(None)) = (selected, by_labels)
+                    && !s.matches(&meta::labels(&obj))
+                {
+                    continue;
+                }
                 if !filter(&obj) {
                     continue;
                 }
@@ -267,12 +285,17 @@ impl Store {
     pub fn create_bounded(&self, kind: Kind, obj: Value, dry_run: bool, max: usize) -> Result<Value, StoreError> {
         self.write(dry_run, |tx| {
             let created = create_in(tx, kind, obj)?;
-            let mut held = tx.list(kind, meta::namespace(&created))?;
-            if held.len() > max {
-                held.sort_by_key(|o| meta::resource_version(o).parse::<u64>().unwrap_or(0));
-                let excess = held.len() - max;
-                for old in held.into_iter().take(excess) {
-                    delete_in(tx, kind, old, Propagation::Background)?;
+            let namespace = meta::namespace(&created);
+            // Each create of a full namespace removes one: only the versions are read (not
+            // every object whole), and only once the namespace is over `max`.
+            if tx.count(kind, namespace)? > max {
+                let mut held = tx.versions(kind, namespace)?;
+                held.sort();
+                let excess = held.len().saturating_sub(max);
+                for (_, name) in held.into_iter().take(excess) {
+                    if let Some(old) = tx.get(kind, namespace, &name)? {
+                        delete_in(tx, kind, old, Propagation::Background)?;
+                    }
                 }
             }
             Ok(created)
@@ -476,6 +499,11 @@ fn orphaned(tx: &Tx, obj: &Value) -> Result<bool, StoreError> {
 /// Applies a removed owner's propagation policy to the objects that reference it.
 fn cascade(tx: &mut Tx, owner: &Value, propagation: Propagation) -> Result<(), StoreError> {
     let owner_uid = meta::uid(owner).to_string();
+    // Most objects own nothing (an Event removed to bound its namespace): one that names the
+    // owner holds its uid, so that text is looked for before any object is read whole.
+    if !tx.mentions(meta::namespace(owner), &owner_uid)? {
+        return Ok(());
+    }
     let objects = tx.scan_namespace(meta::namespace(owner))?;
     let live: std::collections::HashSet<String> = objects.iter().map(|(_, o)| meta::uid(o).to_string()).collect();
     for (kind, mut dependent) in objects {

@@ -208,7 +208,8 @@ fn list_pages_with_continue_and_filters() {
     assert_eq!(first.items.len(), 2);
     assert_eq!(first.remaining, 3);
     let after = first.continue_after.expect("more pages");
-    let req = ListRequest { namespace: Some("default"), limit: Some(10), start_after: Some(&after) };
+    let req =
+        ListRequest { namespace: Some("default"), limit: Some(10), start_after: Some(&after), ..Default::default() };
     let rest = store.list(Kind::Route, &req, |_| true).expect("list");
     let names: Vec<&str> = rest.items.iter().map(meta::name).collect();
     assert_eq!(names, vec!["r2", "r3", "r4"]);
@@ -216,6 +217,78 @@ fn list_pages_with_continue_and_filters() {
 
     let all = store.list(Kind::Route, &ListRequest::default(), |o| meta::name(o) != "r0").expect("list");
     assert_eq!(all.items.len(), 5);
+}
+
+#[test]
+fn a_list_by_namespace_and_labels_returns_what_reading_every_object_did() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    // "default2" sorts right after "default/": a prefix that forgot the '/' would take it in.
+    for (i, ns) in ["default", "default2", "other", "default"].into_iter().enumerate() {
+        for (j, labels) in
+            [json!({"app": "a", "tier": "web"}), json!({"app": "b"}), json!(null), json!({"app": "a", "n": 1})]
+                .into_iter()
+                .enumerate()
+        {
+            let mut obj = route(&format!("r{i}-{j}"));
+            obj["metadata"]["namespace"] = json!(ns);
+            obj["metadata"]["labels"] = labels;
+            store.create(Kind::Route, obj, false).expect("create");
+        }
+    }
+    let namespaces = [None, Some("default"), Some("default2"), Some("defaul"), Some("none")];
+    let selectors = ["", "app=a", "app!=a", "tier in (web,db)", "!tier", "n", "app"];
+    for (ns, text) in namespaces.into_iter().flat_map(|ns| selectors.map(|s| (ns, s))) {
+        let selector = crate::selector::LabelSelector::parse(text).expect("selector");
+        // As every list did before: each object of the kind read whole, then filtered.
+        let wanted = |o: &Value| ns.is_none_or(|n| meta::namespace(o) == n) && selector.matches(&meta::labels(o));
+        for limit in [None, Some(2)] {
+            let old = store.list(Kind::Route, &ListRequest { limit, ..Default::default() }, wanted).expect("list");
+            let req = ListRequest { namespace: ns, labels: Some(&selector), limit, ..Default::default() };
+            let new = store.list(Kind::Route, &req, |_| true).expect("list");
+            assert_eq!(new.items, old.items, "namespace {ns:?}, selector {text:?}, limit {limit:?}");
+            assert_eq!((new.remaining, new.continue_after.is_some()), (old.remaining, old.continue_after.is_some()));
+        }
+    }
+    let selector = crate::selector::LabelSelector::parse("app=a").expect("selector");
+    let req = ListRequest { namespace: Some("default"), labels: Some(&selector), ..Default::default() };
+    let names: Vec<String> = store
+        .list(Kind::Route, &req, |_| true)
+        .expect("list")
+        .items
+        .iter()
+        .map(|o| meta::name(o).to_string())
+        .collect();
+    assert_eq!(names, ["r0-0", "r0-3", "r3-0", "r3-3"], "a label that is not a string does not hide the others");
+}
+
+#[test]
+fn a_bounded_create_removes_the_least_recently_written_of_its_namespace_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    let event = |name: &str, ns: &str| json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": ns}, "reason": "R"});
+    for name in ["e1", "e2", "e3"] {
+        store.create_bounded(Kind::Event, event(name, "default"), false, 3).expect("create");
+    }
+    store.create_bounded(Kind::Event, event("o1", "other"), false, 3).expect("create");
+    // e1 written again: now e2 is the least recently written.
+    let e1 = store.get(Kind::Event, "default", "e1").expect("get").expect("e1");
+    update(&store, Kind::Event, &e1, |e| e["reason"] = json!("again")).expect("update");
+    store.create_bounded(Kind::Event, event("a4", "default"), false, 3).expect("create");
+    let names = |ns: &str| {
+        let req = ListRequest { namespace: Some(ns), ..Default::default() };
+        store
+            .list(Kind::Event, &req, |_| true)
+            .expect("list")
+            .items
+            .iter()
+            .map(|o| meta::name(o).to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names("default"), ["a4", "e1", "e3"]);
+    store.create_bounded(Kind::Event, event("a5", "default"), false, 3).expect("create");
+    assert_eq!(names("default"), ["a4", "a5", "e1"], "e3 next");
+    assert_eq!(names("other"), ["o1"]);
 }
 
 #[test]

@@ -43,13 +43,23 @@ impl Tx {
         got.map(|v| serde_json::from_slice(v.value()).map_err(StoreError::from)).transpose()
     }
 
-    /// Every object of `kind` in `namespace`.
-    pub fn list(&self, kind: Kind, namespace: &str) -> Result<Vec<Value>, StoreError> {
+    /// How many objects of `kind` `namespace` holds.
+    pub fn count(&self, kind: Kind, namespace: &str) -> Result<usize, StoreError> {
+        let objects = self.txn.open_table(OBJECTS)?;
+        let (start, end) = prefix_range(kind, Some(namespace));
+        Ok(objects.range(start.as_str()..end.as_str())?.count())
+    }
+
+    /// The resource version (0 when not a number) and name of every object of `kind` in
+    /// `namespace`, in name order; read without building each object whole.
+    pub fn versions(&self, kind: Kind, namespace: &str) -> Result<Vec<(u64, String)>, StoreError> {
         let objects = self.txn.open_table(OBJECTS)?;
         let (start, end) = prefix_range(kind, Some(namespace));
         let mut out = Vec::new();
         for row in objects.range(start.as_str()..end.as_str())? {
-            out.push(serde_json::from_slice(row?.1.value())?);
+            let (key, value) = row?;
+            let name = key.value().get(start.len()..).unwrap_or_default().to_string();
+            out.push((super::head::stored_version(value.value()), name));
         }
         Ok(out)
     }
@@ -67,6 +77,22 @@ impl Tx {
             }
         }
         Ok(out)
+    }
+
+    /// True when some object in `namespace`, of any kind, holds `text` in its stored JSON
+    /// (found without reading any object whole).
+    pub fn mentions(&self, namespace: &str, text: &str) -> Result<bool, StoreError> {
+        let objects = self.txn.open_table(OBJECTS)?;
+        let finder = memchr::memmem::Finder::new(text.as_bytes());
+        for kind in Kind::ALL.into_iter().filter(|k| k.stored_as() == *k) {
+            let (start, end) = prefix_range(kind, Some(namespace));
+            for row in objects.range(start.as_str()..end.as_str())? {
+                if finder.find(row?.1.value()).is_some() {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
     }
 
     /// Stores `obj` at the next resource version (written into `obj`) and logs the event.

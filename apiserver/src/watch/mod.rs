@@ -152,8 +152,8 @@ async fn initial_events(
     out: &Outbox,
     columns_sent: &mut bool,
 ) -> Result<Option<u64>, Refused> {
-    let req = ListRequest { namespace: p.namespace.as_deref(), ..Default::default() };
-    let page = match store.list(p.kind, &req, |o| p.fields.matches(o) && p.labels.matches(&meta::labels(o))) {
+    let req = ListRequest { namespace: p.namespace.as_deref(), labels: Some(&p.labels), ..Default::default() };
+    let page = match store.list(p.kind, &req, |o| p.fields.matches(o)) {
         Ok(page) => page,
         Err(e) => {
             out.send(line("ERROR", ApiError::from(e).to_status())).await?;

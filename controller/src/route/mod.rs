@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 use serde_json::json;
@@ -154,32 +154,112 @@ pub enum Target {
 /// the Revision (a rollout in progress, a revision being drained), or the Revision says the
 /// route references it (its labels are the route's to update).
 pub fn depends_on(route: &Route, target: &Target) -> bool {
-    let spec = route.spec.traffic.iter().chain(route.spec.rules.iter().flat_map(|r| r.traffic.iter()));
-    let status = route.status.as_ref();
-    let status_targets =
-        status.into_iter().flat_map(|s| s.traffic.iter().chain(s.rules.iter().flat_map(|r| r.traffic.iter())));
     match target {
-        Target::Configuration { name } => spec.clone().any(|t| t.configuration_name.as_deref() == Some(name)),
+        Target::Configuration { name } => spec_targets(route).any(|t| t.configuration_name.as_deref() == Some(name)),
         Target::Revision { name, configuration, routes } => {
-            let named = |t: &TrafficTarget| {
-                t.revision_name.as_deref() == Some(name)
-                    || (configuration.is_some() && t.configuration_name.as_deref() == configuration.as_deref())
-            };
-            let listed = routes.as_deref().is_some_and(|r| r.split(',').any(|n| n.trim() == route.name_any()));
-            spec.clone().any(named) || status_targets.clone().any(named) || listed
+            references_revision(route, name, configuration.as_deref(), routes.as_deref())
         }
     }
 }
 
-/// The cached `K`s of namespace `ns`, once the cache holds the first full list (a Route
-/// resolved against a cache still filling would see its targets missing).
-async fn in_namespace<K>(cache: &Store<K>, ns: &str) -> Result<Vec<K>, Error>
+/// The traffic targets of `route`'s spec, its rules' included.
+fn spec_targets(route: &Route) -> impl Iterator<Item = &TrafficTarget> + Clone {
+    route.spec.traffic.iter().chain(route.spec.rules.iter().flat_map(|r| r.traffic.iter()))
+}
+
+/// [`depends_on`] for the Revision `name` of Configuration `configuration`, whose routes
+/// annotation is `routes`.
+fn references_revision(route: &Route, name: &str, configuration: Option<&str>, routes: Option<&str>) -> bool {
+    let status = route.status.as_ref();
+    let status_targets =
+        status.into_iter().flat_map(|s| s.traffic.iter().chain(s.rules.iter().flat_map(|r| r.traffic.iter())));
+    let named = |t: &TrafficTarget| {
+        t.revision_name.as_deref() == Some(name)
+            || (configuration.is_some() && t.configuration_name.as_deref() == configuration)
+    };
+    spec_targets(route).any(named) || status_targets.clone().any(named) || lists(routes, route)
+}
+
+/// True when a `serving.knative.dev/routes` annotation lists `route`.
+fn lists(routes: Option<&str>, route: &Route) -> bool {
+    routes.is_some_and(|r| r.split(',').any(|n| Some(n.trim()) == route.metadata.name.as_deref()))
+}
+
+/// True when a reconcile of `route` reads `rev`: the route can depend on it (see
+/// [`depends_on`]). Those are the Revisions its traffic resolves to and its labels go on or
+/// come off; the namespace's others play no part.
+pub fn reads_revision(route: &Route, rev: &Revision) -> bool {
+    let configuration = rev.labels().get(labels::CONFIGURATION).map(String::as_str);
+    let routes = rev.annotations().get(labels::ROUTES).map(String::as_str);
+    rev.metadata.name.as_deref().is_some_and(|name| references_revision(route, name, configuration, routes))
+}
+
+/// True when a reconcile of `route` reads `cfg`: its spec follows it, or it lists the route
+/// (the route's annotation is to come off).
+pub fn reads_configuration(route: &Route, cfg: &Configuration) -> bool {
+    let name = cfg.metadata.name.as_deref();
+    spec_targets(route).any(|t| t.configuration_name.is_some() && t.configuration_name.as_deref() == name)
+        || lists(cfg.annotations().get(labels::ROUTES).map(String::as_str), route)
+}
+
+/// The cached `K`s of namespace `ns` that `reads` picks, once the cache holds the first full
+/// list (a Route resolved against a cache still filling would see its targets missing). Only
+/// those are copied: a copy of the whole namespace per reconcile is N² work for N services.
+async fn cached<K>(cache: &Store<K>, ns: &str, reads: impl Fn(&K) -> bool) -> Result<Vec<K>, Error>
 where
     K: kube::Resource<DynamicType = ()> + Clone,
 {
     cache.wait_until_ready().await.map_err(|_| Error::CacheGone)?;
-    Ok(cache.state().iter().filter(|o| o.meta().namespace.as_deref() == Some(ns)).map(|o| K::clone(o)).collect())
+    Ok(cache
+        .state()
+        .iter()
+        .filter(|o| o.meta().namespace.as_deref() == Some(ns) && reads(o))
+        .map(|o| K::clone(o))
+        .collect())
 }
+
+/// Reads again from the API the object `err` is about, in place of the cached one in
+/// `configurations` or `revisions`; true when it differed (so resolving again may succeed).
+async fn refresh(
+    err: &TargetError,
+    configs: &Api<Configuration>,
+    revs: &Api<Revision>,
+    configurations: &mut Vec<Configuration>,
+    revisions: &mut Vec<Revision>,
+) -> Result<bool, Error> {
+    match err {
+        TargetError::Missing { kind: "Configuration", name } | TargetError::ConfigurationNotReady { name, .. } => {
+            refresh_one(configs, name, configurations).await
+        }
+        TargetError::Missing { name, .. }
+        | TargetError::RevisionNotReady { name, .. }
+        | TargetError::RevisionNotOwned { revision: name, .. } => refresh_one(revs, name, revisions).await,
+    }
+}
+
+/// Replaces the object `name` in `objects` by what the API has now; true when that differs.
+async fn refresh_one<K>(api: &Api<K>, name: &str, objects: &mut Vec<K>) -> Result<bool, Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let fresh = api.get_opt(name).await?;
+    let at = objects.iter().position(|o| o.meta().name.as_deref() == Some(name));
+    let version = |o: &K| o.meta().resource_version.clone();
+    let changed = at.map(|i| version(&objects[i])) != fresh.as_ref().map(version);
+    match (at, fresh) {
+        (Some(i), Some(fresh)) => objects[i] = fresh,
+        (Some(i), None) => {
+            objects.remove(i);
+        }
+        (None, Some(fresh)) => objects.push(fresh),
+        (None, None) => {}
+    }
+    Ok(changed)
+}
+
+/// How many objects a reconcile reads again from the API before it accepts that a target
+/// cannot take traffic (a Configuration and then its latest ready Revision, each changed).
+const REFRESHES: usize = 4;
 
 /// Reconciles one Route.
 pub async fn reconcile(route: Arc<Route>, ctx: Arc<Ctx>, cache: Cache) -> Result<Action, Error> {
@@ -194,15 +274,17 @@ pub async fn reconcile(route: Arc<Route>, ctx: Arc<Ctx>, cache: Cache) -> Result
     let serving = |name: &str| {
         ctx.scaler.health(&RevisionKey::new(ns.clone(), name)).is_some_and(|h| h.ready > 0 || h.desired == 0)
     };
-    let mut configurations = in_namespace(&cache.configurations, &ns).await?;
-    let mut revisions = in_namespace(&cache.revisions, &ns).await?;
+    let mut configurations = cached(&cache.configurations, &ns, |c| reads_configuration(&route, c)).await?;
+    let mut revisions = cached(&cache.revisions, &ns, |r| reads_revision(&route, r)).await?;
     // The caches can lag a change just made (a Revision created, then its Configuration's
-    // status written, seen in the other order): before a target counts as missing, and the
-    // router loses its traffic, the API is asked.
-    let lookup = Lookup { configurations: &configurations, revisions: &revisions, serving: &serving };
-    if traffic::resolve(&route, &lookup).is_err() {
-        configurations = configs.list(&ListParams::default()).await?.items;
-        revisions = revs.list(&ListParams::default()).await?.items;
+    // status written, seen in the other order): before a target counts as missing or not
+    // ready, the API is asked about it.
+    for _ in 0..REFRESHES {
+        let lookup = Lookup { configurations: &configurations, revisions: &revisions, serving: &serving };
+        let Err(e) = traffic::resolve(&route, &lookup) else { break };
+        if !refresh(&e, &configs, &revs, &mut configurations, &mut revisions).await? {
+            break;
+        }
     }
     let lookup = Lookup { configurations: &configurations, revisions: &revisions, serving: &serving };
     let resolved = traffic::resolve(&route, &lookup);

@@ -251,3 +251,54 @@ fn a_change_triggers_only_the_routes_that_can_depend_on_it() {
     .expect("rules");
     assert!(depends_on(&rolling, &cfg("canary")));
 }
+
+#[test]
+fn a_reconcile_reads_only_the_objects_its_route_can_depend_on_and_decides_as_with_all() {
+    // A namespace of three services' objects, and a revision that still lists route `a`.
+    let ready = |c: &str, g: i64| {
+        let latest = format!("{c}-{g:05}");
+        fixtures::configuration(c, g, json!({"latestReadyRevisionName": latest, "latestCreatedRevisionName": latest}))
+    };
+    let mut cfgs = vec![ready("a", 2), ready("b", 1), ready("c", 1)];
+    let mut listed = fixtures::revision("old", 1, "True");
+    listed.metadata.annotations = Some([(labels::ROUTES.to_string(), "a".to_string())].into());
+    listed.metadata.labels.get_or_insert_default().insert(labels::ROUTING_STATE.into(), "active".into());
+    let mut revs = vec![
+        fixtures::revision("a", 1, "True"),
+        fixtures::revision("a", 2, "True"),
+        fixtures::revision("b", 1, "True"),
+        fixtures::revision("c", 1, "True"),
+        listed,
+    ];
+    // Configuration `c` lists route `a` too (it followed `c` before).
+    cfgs[2].metadata.annotations = Some([(labels::ROUTES.to_string(), "a".to_string())].into());
+    // Revision c-00001 is route `b`'s (its labeler made it active).
+    revs[3].metadata.annotations = Some([(labels::ROUTES.to_string(), "b".to_string())].into());
+    revs[3].metadata.labels.get_or_insert_default().insert(labels::ROUTING_STATE.into(), "active".into());
+    let mut rt = fixtures::route(
+        "a",
+        json!([{"configurationName": "a", "percent": 90}, {"revisionName": "b-00001", "percent": 10}]),
+        json!({}),
+    );
+    rt.status = serde_json::from_value(json!({"traffic": [{"revisionName": "a-00001", "percent": 100}]})).ok();
+
+    let read_cfgs: Vec<_> = cfgs.iter().filter(|c| reads_configuration(&rt, c)).cloned().collect();
+    let read_revs: Vec<_> = revs.iter().filter(|r| reads_revision(&rt, r)).cloned().collect();
+    let names = |objs: &[Revision]| objs.iter().map(|o| o.name_any()).collect::<Vec<_>>();
+    assert_eq!(read_cfgs.iter().map(|c| c.name_any()).collect::<Vec<_>>(), ["a", "c"]);
+    assert_eq!(names(&read_revs), ["a-00001", "a-00002", "b-00001", "old-00001"], "not c-00001");
+
+    // The same traffic, and the same label changes, as from the whole namespace.
+    let all = |_: &str| true;
+    let whole = lookup(&cfgs, &revs, &all);
+    let read = lookup(&read_cfgs, &read_revs, &all);
+    let assigned = resolve(&rt, &whole).expect("resolves");
+    assert_eq!(resolve(&rt, &read).expect("resolves"), assigned);
+    let mut referenced = wanted_revisions(&rt, &whole);
+    assert_eq!(wanted_revisions(&rt, &read), referenced);
+    referenced.extend(assigned.iter().filter_map(|t| t.revision_name.clone()));
+    assert_eq!(labeler::changes("a", &referenced, &read_revs, true), labeler::changes("a", &referenced, &revs, true));
+    let wanted = traffic::wanted_configurations(&rt);
+    assert_eq!(labeler::changes("a", &wanted, &read_cfgs, false), labeler::changes("a", &wanted, &cfgs, false));
+    assert!(!labeler::changes("a", &wanted, &read_cfgs, false).is_empty(), "c's annotation comes off");
+}
