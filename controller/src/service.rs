@@ -200,8 +200,12 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error
     let route = if byo && !cfg_current {
         shell::Ensured::from(shell::get_child(&routes, &svc.name_any(), &uid).await?)
     } else {
+        let started = std::time::Instant::now();
         let (route, written) =
             shell::ensure_child(&routes, desired_route(&svc), &uid, |have, want| have.spec == want.spec).await?;
+        if written.is_some() {
+            tracing::debug!(namespace = %ns, name = %svc.name_any(), took = ?started.elapsed(), "route read and written");
+        }
         report(&ctx, &svc, "Route", written);
         route
     };

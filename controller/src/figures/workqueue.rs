@@ -42,6 +42,8 @@ struct Inner {
     /// than the objects the controller has been asked about since.
     waiting: Mutex<HashSet<(Option<String>, String)>>,
     depth: Gauge,
+    /// The kind, for the debug log.
+    kind: &'static str,
 }
 
 // === impl WorkQueue ===
@@ -51,11 +53,12 @@ impl WorkQueue {
     pub fn new(kind: &'static str) -> Self {
         let depth = gauge!("sluice_workqueue_depth", "kind" => kind);
         depth.set(0.0);
-        Self { inner: Arc::new(Inner { waiting: Mutex::new(HashSet::new()), depth }) }
+        Self { inner: Arc::new(Inner { waiting: Mutex::new(HashSet::new()), depth, kind }) }
     }
 
     /// A reconcile of `obj` was requested.
     pub fn requested<K: Resource>(&self, obj: &ObjectRef<K>) {
+        tracing::debug!(kind = self.inner.kind, namespace = obj.namespace.as_deref(), name = %obj.name, "reconcile requested");
         self.update(|w| {
             w.insert(key(obj.namespace.as_deref(), &obj.name));
         });
@@ -65,6 +68,7 @@ impl WorkQueue {
     pub fn started<K: Resource>(&self, obj: &K) {
         let meta = obj.meta();
         let name = meta.name.as_deref().unwrap_or_default();
+        tracing::debug!(kind = self.inner.kind, namespace = meta.namespace.as_deref(), name, "reconcile started");
         self.update(|w| {
             w.remove(&key(meta.namespace.as_deref(), name));
         });

@@ -232,6 +232,7 @@ pub async fn reconcile(route: Arc<Route>, ctx: Arc<Ctx>, cache: Cache) -> Result
     // Program the router before the status says so, and before anything is drained.
     let spec = publish::route_config(&route, &status.traffic, &status.rules, &revisions, &ctx.domain);
     ctx.publisher.set_route(&route.uid().unwrap_or_default(), spec);
+    tracing::debug!(namespace = %ns, name = %route.name_any(), generation = route.metadata.generation, "route programmed");
     let routes: Api<Route> = Api::namespaced(ctx.client.clone(), &ns);
     shell::publish_notes(&routes, &*route, &ctx.events, |r| notes(r, &status)).await;
     shell::patch_status::<Route, _>(&ctx.client, &route, route.status.as_ref(), &status).await?;
