@@ -1,6 +1,6 @@
 //! Routes programmed ahead of the store. A traffic edit of a Service is programmed into the
 //! router by the Service reconcile as it writes the Route's new spec, from the same resolution
-//! the Route reconcile makes ([`super::program_ahead`]); the Route controller reconciles the
+//! the Route reconcile makes ([`program_ahead`]); the Route controller reconciles the
 //! stored Route afterwards and programs the same split again (which leaves the router as it is).
 //! The edit then reaches the router without waiting for the Route's write (a commit with
 //! fsync), its watch event and the Route controller's queue.
@@ -11,10 +11,14 @@
 
 use std::collections::HashMap;
 
+use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
 use parking_lot::Mutex;
 use sluice_api::Route;
 
-use crate::shell;
+use super::traffic::Lookup;
+use super::{Cache, assign, in_namespace, serving};
+use crate::{Ctx, Error, publish, shell};
 
 /// At most this many routes programmed ahead and not yet reconciled at that generation. An
 /// entry normally lives for the few milliseconds between the Service's write and the Route
@@ -28,17 +32,39 @@ pub struct Ahead {
     programmed: Mutex<HashMap<String, i64>>,
 }
 
-/// The Route as it is stored once `want` is written over `have`: `want`'s spec, labels and
-/// annotations (other controllers' annotations kept), `have`'s identity and status, and the next
-/// generation (a spec change moves it by one).
-pub fn as_written(have: &Route, want: &Route) -> Route {
-    let want = shell::keep_foreign_annotations(have, want.clone());
-    let mut next = have.clone();
-    next.spec = want.spec;
-    next.metadata.labels = want.metadata.labels;
-    next.metadata.annotations = want.metadata.annotations;
-    next.metadata.generation = have.metadata.generation.map(|g| g + 1);
-    next
+/// Programs the router with `want`, the Route a Service (uid `owner_uid`) wants, when the
+/// cached Route it owns has another spec: the Service reconcile is about to write it. It is
+/// resolved as the Route reconcile resolves it, as it will be stored ([`as_written`]).
+/// Returns that Route when the router was programmed; not when there is no such Route yet, a
+/// target cannot take traffic or the caches lag (a target missing): the Route reconcile then
+/// decides once the Route is stored, and reports why. Nothing is written: the Route reconcile
+/// writes the status and the revisions' labels.
+pub async fn program_ahead(want: &Route, owner_uid: &str, ctx: &Ctx, cache: &Cache) -> Result<Option<Route>, Error> {
+    let ns = want.namespace().unwrap_or_default();
+    let Some(have) = cache.routes.get(&ObjectRef::new(&want.name_any()).within(&ns)) else { return Ok(None) };
+    if have.spec == want.spec || !shell::controlled_by(&*have, owner_uid) {
+        return Ok(None);
+    }
+    let route = as_written(&have, want);
+    let configurations = in_namespace(&cache.configurations, &ns).await?;
+    let revisions = in_namespace(&cache.revisions, &ns).await?;
+    let serving = serving(ctx, &ns);
+    let lookup = Lookup { configurations: &configurations, revisions: &revisions, serving: &serving };
+    let (Ok(assigned), _, _) = assign(&route, ctx, &lookup, jiff::Timestamp::now().as_millisecond()) else {
+        return Ok(None);
+    };
+    let spec = publish::route_config(&route, &assigned.traffic, &assigned.rules, &revisions, &ctx.domain);
+    let uid = route.uid().unwrap_or_default();
+    let generation = route.metadata.generation.unwrap_or(0);
+    let programmed = cache.ahead.program(&uid, generation, true, || ctx.publisher.set_route(&uid, spec));
+    tracing::debug!(namespace = %ns, name = %route.name_any(), generation, programmed, "route programmed ahead of its write");
+    Ok(programmed.then_some(route))
+}
+
+/// Forgets that `route` was programmed ahead: its Service's write of it failed, so the stored
+/// generation is the one the Route reconcile must be free to program.
+pub fn forget_ahead(route: &Route, cache: &Cache) {
+    cache.ahead.forget(&route.uid().unwrap_or_default());
 }
 
 // === impl Ahead ===
@@ -79,6 +105,19 @@ impl Ahead {
     pub fn len(&self) -> usize {
         self.programmed.lock().len()
     }
+}
+
+/// The Route as it is stored once `want` is written over `have`: `want`'s spec, labels and
+/// annotations (other controllers' annotations kept), `have`'s identity and status, and the next
+/// generation (a spec change moves it by one).
+pub fn as_written(have: &Route, want: &Route) -> Route {
+    let want = shell::keep_foreign_annotations(have, want.clone());
+    let mut next = have.clone();
+    next.spec = want.spec;
+    next.metadata.labels = want.metadata.labels;
+    next.metadata.annotations = want.metadata.annotations;
+    next.metadata.generation = have.metadata.generation.map(|g| g + 1);
+    next
 }
 
 #[cfg(test)]

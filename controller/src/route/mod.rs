@@ -5,6 +5,9 @@
 //! instance serving; otherwise the status keeps the old traffic and says which target is the
 //! problem. The snapshot is published before revisions that lost their last reference are
 //! marked `reserve` (and drained), so no request is sent to a revision on its way out.
+//!
+//! A Service's traffic edit is programmed once before this: by the Service reconcile, as it
+//! writes the Route ([`program_ahead`]).
 
 mod ahead;
 mod labeler;
@@ -20,7 +23,7 @@ use futures::StreamExt;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store;
 use serde_json::json;
 use sluice_api::RevisionKey;
 use sluice_api::conditions::{self, ConditionUpdate, set_condition};
@@ -28,6 +31,7 @@ use sluice_api::{Addressable, Configuration, Revision, Route, RouteStatus, Traff
 
 use super::events::{Note, component};
 use super::{Ctx, Error, names, publish, shell};
+pub use ahead::{forget_ahead, program_ahead};
 pub use labeler::RoutingChange;
 use traffic::{Lookup, TargetError};
 
@@ -226,41 +230,6 @@ fn assign(route: &Route, ctx: &Ctx, lookup: &Lookup<'_>, now_ms: i64) -> Resolve
         Ok(rules) => (Ok(Assigned { traffic: stepped.traffic, rules }), stepped.rollout, stepped.next),
         Err(e) => (Err(e), None, None),
     }
-}
-
-/// Programs the router with `want`, the Route a Service (uid `owner_uid`) wants, when the
-/// cached Route it owns has another spec: the Service reconcile is about to write it. It is
-/// resolved as the Route reconcile resolves it, as it will be stored ([`ahead::as_written`]).
-/// Returns that Route when the router was programmed; not when there is no such Route yet, a
-/// target cannot take traffic or the caches lag (a target missing): the Route reconcile then
-/// decides once the Route is stored, and reports why. Nothing is written: the Route reconcile
-/// writes the status and the revisions' labels.
-pub async fn program_ahead(want: &Route, owner_uid: &str, ctx: &Ctx, cache: &Cache) -> Result<Option<Route>, Error> {
-    let ns = want.namespace().unwrap_or_default();
-    let Some(have) = cache.routes.get(&ObjectRef::new(&want.name_any()).within(&ns)) else { return Ok(None) };
-    if have.spec == want.spec || !shell::controlled_by(&*have, owner_uid) {
-        return Ok(None);
-    }
-    let route = ahead::as_written(&have, want);
-    let configurations = in_namespace(&cache.configurations, &ns).await?;
-    let revisions = in_namespace(&cache.revisions, &ns).await?;
-    let serving = serving(ctx, &ns);
-    let lookup = Lookup { configurations: &configurations, revisions: &revisions, serving: &serving };
-    let (Ok(assigned), _, _) = assign(&route, ctx, &lookup, jiff::Timestamp::now().as_millisecond()) else {
-        return Ok(None);
-    };
-    let spec = publish::route_config(&route, &assigned.traffic, &assigned.rules, &revisions, &ctx.domain);
-    let uid = route.uid().unwrap_or_default();
-    let generation = route.metadata.generation.unwrap_or(0);
-    let programmed = cache.ahead.program(&uid, generation, true, || ctx.publisher.set_route(&uid, spec));
-    tracing::debug!(namespace = %ns, name = %route.name_any(), generation, programmed, "route programmed ahead of its write");
-    Ok(programmed.then_some(route))
-}
-
-/// Forgets that `route` was programmed ahead: its Service's write of it failed, so the stored
-/// generation is the one the Route reconcile must be free to program.
-pub fn forget_ahead(route: &Route, cache: &Cache) {
-    cache.ahead.forget(&route.uid().unwrap_or_default());
 }
 
 /// Reconciles one Route.
