@@ -250,7 +250,9 @@ fn route_revisions(route: &Route) -> Vec<String> {
 async fn with_a_user_named_revision_the_route_waits_for_the_configuration_to_stamp_it() {
     let h = Harness::start().await;
     let svc: Service = h.create(byo_service("hello-v1")).await;
-    service::reconcile(Arc::new(svc), h.ctx.clone()).await.expect("service");
+    service::reconcile(Arc::new(svc), h.ctx.clone(), route::Cache::watched(&h.ctx.client, h.stop.clone()))
+        .await
+        .expect("service");
     assert!(h.api::<Configuration>().get_opt("hello").await.expect("get").is_some());
     assert!(
         h.api::<Route>().get_opt("hello").await.expect("get").is_none(),
@@ -260,7 +262,9 @@ async fn with_a_user_named_revision_the_route_waits_for_the_configuration_to_sta
     let cfg: Configuration = h.get("hello").await;
     configuration::reconcile(Arc::new(cfg), h.ctx.clone(), h.revisions()).await.expect("configuration");
     let svc: Service = h.get("hello").await;
-    service::reconcile(Arc::new(svc), h.ctx.clone()).await.expect("service");
+    service::reconcile(Arc::new(svc), h.ctx.clone(), route::Cache::watched(&h.ctx.client, h.stop.clone()))
+        .await
+        .expect("service");
     assert_eq!(route_revisions(&h.get("hello").await), ["hello-v1"]);
 
     // The next edit names hello-v2 in both the template and the traffic: the route keeps
@@ -269,7 +273,9 @@ async fn with_a_user_named_revision_the_route_waits_for_the_configuration_to_sta
     let edit: Service = serde_json::from_value(byo_service("hello-v2")).expect("service");
     svc.spec = edit.spec;
     let svc = h.api::<Service>().replace("hello", &PostParams::default(), &svc).await.expect("replace");
-    service::reconcile(Arc::new(svc), h.ctx.clone()).await.expect("service");
+    service::reconcile(Arc::new(svc), h.ctx.clone(), route::Cache::watched(&h.ctx.client, h.stop.clone()))
+        .await
+        .expect("service");
     let cfg: Configuration = h.get("hello").await;
     assert_eq!(cfg.metadata.generation, Some(2), "the template change reached the configuration");
     assert_eq!(route_revisions(&h.get("hello").await), ["hello-v1"], "traffic stays until hello-v2 exists");
@@ -277,7 +283,9 @@ async fn with_a_user_named_revision_the_route_waits_for_the_configuration_to_sta
     configuration::reconcile(Arc::new(cfg), h.ctx.clone(), h.revisions()).await.expect("configuration");
     assert!(h.api::<Revision>().get_opt("hello-v2").await.expect("get").is_some());
     let svc: Service = h.get("hello").await;
-    service::reconcile(Arc::new(svc), h.ctx.clone()).await.expect("service");
+    service::reconcile(Arc::new(svc), h.ctx.clone(), route::Cache::watched(&h.ctx.client, h.stop.clone()))
+        .await
+        .expect("service");
     assert_eq!(route_revisions(&h.get("hello").await), ["hello-v2"]);
 }
 
@@ -373,4 +381,59 @@ async fn a_configuration_reconcile_reads_revisions_from_its_cache_and_lists_none
     assert_eq!(revs.items.len(), 4, "one revision stamped, no second one");
     let cfg: Configuration = h.get("hello").await;
     assert_eq!(cfg.status.and_then(|s| s.latest_created_revision_name).as_deref(), Some("hello-00001"));
+}
+
+/// The revisions' split of the route last published.
+fn last_split(h: &Harness) -> Vec<(u32, String)> {
+    let published = h.recorder.routes.lock().expect("lock").clone();
+    let last = published.last().expect("a route was published");
+    last.traffic.iter().map(|(p, t)| (*p, t.revision.name.clone())).collect()
+}
+
+#[tokio::test]
+async fn a_traffic_edit_is_programmed_by_the_service_reconcile_and_an_older_route_cannot_undo_it() {
+    let h = Harness::start().await;
+    *h.recorder.health.lock().expect("lock") =
+        Some(RevisionHealth { desired: 1, running: 1, ready: 1, ever_ready: true, ..Default::default() });
+    for name in ["hello-00001", "hello-00002"] {
+        let mut obj = revision_json(name);
+        obj["metadata"]["labels"] = json!({"serving.knative.dev/service": "hello"});
+        let rev: Revision = h.create(obj).await;
+        revision::reconcile(Arc::new(rev), h.ctx.clone()).await.expect("revision");
+    }
+    let split = |a: i64, b: i64| json!([{"revisionName": "hello-00001", "percent": a}, {"revisionName": "hello-00002", "percent": b}]);
+    let svc: Service = h
+        .create(json!({"apiVersion": "serving.knative.dev/v1", "kind": "Service",
+                       "metadata": {"name": "hello", "namespace": "default"},
+                       "spec": {"template": {"spec": {"containers": [{"image": "ghcr.io/knative/helloworld-go"}]}},
+                                "traffic": split(100, 0)}}))
+        .await;
+    let cache = route::Cache::watched(&h.ctx.client, h.stop.clone());
+    service::reconcile(Arc::new(svc), h.ctx.clone(), cache.clone()).await.expect("service");
+    let first: Route = h.get("hello").await;
+    route::reconcile(Arc::new(first.clone()), h.ctx.clone(), cache.clone()).await.expect("route");
+    assert_eq!(last_split(&h), [(100, "hello-00001".to_string())]);
+    // The Service reconcile reads the Route from the cache: wait until it holds the first one.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while cache.routes.state().iter().all(|r| r.metadata.generation != first.metadata.generation) {
+        assert!(tokio::time::Instant::now() < deadline, "the cache never saw the route");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+
+    // The edit: the Service reconcile programs 0/100 itself and writes the Route.
+    let mut svc: Service = h.get("hello").await;
+    svc.spec.traffic = serde_json::from_value(split(0, 100)).expect("traffic");
+    let svc = h.api::<Service>().replace("hello", &PostParams::default(), &svc).await.expect("replace");
+    service::reconcile(Arc::new(svc), h.ctx.clone(), cache.clone()).await.expect("service");
+    assert_eq!(last_split(&h), [(100, "hello-00002".to_string())], "programmed without a Route reconcile");
+    let second: Route = h.get("hello").await;
+    assert_eq!(second.metadata.generation, first.metadata.generation.map(|g| g + 1));
+
+    // A reconcile of the first Route (one that started before the write) leaves the router be.
+    let published = h.recorder.routes.lock().expect("lock").len();
+    route::reconcile(Arc::new(first), h.ctx.clone(), cache.clone()).await.expect("route");
+    assert_eq!(h.recorder.routes.lock().expect("lock").len(), published, "the older split is not published");
+    // The stored Route's reconcile programs the same split, and is free to program what follows.
+    route::reconcile(Arc::new(second), h.ctx.clone(), cache.clone()).await.expect("route");
+    assert_eq!(last_split(&h), [(100, "hello-00002".to_string())]);
 }

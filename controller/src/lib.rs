@@ -168,35 +168,49 @@ pub async fn run(
     // Each controller is built from its own streams (as `Controller::new`/`owns` build them)
     // so its work-queue gauge sees every trigger go in; each reconcile takes it out.
 
+    // The Revisions and Configurations that trigger Route reconciles also fill the caches those
+    // reconciles read, so a reconcile reads memory rather than listing a namespace through the
+    // API; each cache is updated before its change triggers anything. The Service reconcile
+    // shares them, to program a traffic edit as it writes the Route.
+    let (revision_cache, revision_events) = cached::<Revision>(&client);
+    let (configuration_cache, configuration_events) = cached::<Configuration>(&client);
+    let route_queue = WorkQueue::new("Route");
+    let (route_objects, route_reader) = own::<Route>(&route_queue, &client);
+    let cache = route::Cache::new(configuration_cache, revision_cache, route_reader.clone());
+
     let q = WorkQueue::new("Service");
     let (objects, reader) = own::<Service>(&q, &client);
+    let service_cache = cache.clone();
     let services = Controller::for_stream(objects, reader)
         .owns_stream(q.owners::<Service, _, _>(children::<Configuration>(&client)))
         .owns_stream(q.owners::<Service, _, _>(children::<Route>(&client)))
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
-        .run(started(&q, |o, c| figures::reconcile("Service", service::reconcile(o, c))), error_policy, ctx.clone())
+        .run(
+            started(&q, move |o, c| figures::reconcile("Service", service::reconcile(o, c, service_cache.clone()))),
+            error_policy,
+            ctx.clone(),
+        )
         .for_each(q.settle());
 
     let q = WorkQueue::new("Configuration");
     let (objects, reader) = own::<Configuration>(&q, &client);
     // The Revisions that trigger Configuration reconciles also fill the cache those reconciles
     // read, instead of a LIST of the namespace each.
-    let (revision_cache, revision_events) = cached::<Revision>(&client);
+    let (own_revisions, own_revision_events) = cached::<Revision>(&client);
     let configurations = Controller::for_stream(objects, reader)
-        .owns_stream(q.owners::<Configuration, _, _>(revision_events))
+        .owns_stream(q.owners::<Configuration, _, _>(own_revision_events))
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
         .run(
             started(&q, move |o, c| {
-                figures::reconcile("Configuration", configuration::reconcile(o, c, revision_cache.clone()))
+                figures::reconcile("Configuration", configuration::reconcile(o, c, own_revisions.clone()))
             }),
             error_policy,
             ctx.clone(),
         )
         .for_each(q.settle());
 
-    let q = WorkQueue::new("Route");
-    let (objects, reader) = own::<Route>(&q, &client);
-    let route_controller = Controller::for_stream(objects, reader);
+    let q = route_queue;
+    let route_controller = Controller::for_stream(route_objects, route_reader);
     let store = route_controller.store();
     let queue = q.clone();
     // A Revision or Configuration change re-resolves only the Routes of its namespace that can
@@ -214,12 +228,6 @@ pub async fn run(
     };
     let by_revision = dependents.clone();
     let by_configuration = dependents;
-    // The Revisions and Configurations that trigger Route reconciles also fill the caches those
-    // reconciles read, so a reconcile reads memory rather than listing a namespace through the
-    // API; each cache is updated before its change triggers anything.
-    let (revision_cache, revision_events) = cached::<Revision>(&client);
-    let (configuration_cache, configuration_events) = cached::<Configuration>(&client);
-    let cache = route::Cache { configurations: configuration_cache, revisions: revision_cache };
     let routes = route_controller
         .watches_stream(revision_events, move |rev: Revision| {
             let target = route::Target::Revision {

@@ -12,6 +12,7 @@ use sluice_api::conditions::{self, ConditionStatus, ConditionUpdate, set_conditi
 use sluice_api::{Configuration, ConfigurationSpec, Route, RouteSpec, Service, ServiceStatus, TrafficTarget, labels};
 
 use super::events::{Note, component};
+use super::route;
 use super::shell::{self, Child, Written};
 use super::{Ctx, Error};
 
@@ -181,8 +182,9 @@ fn traffic_migrated(route: &Route, latest_ready: Option<&str>) -> bool {
     })
 }
 
-/// Reconciles one Service.
-pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+/// Reconciles one Service; `cache` is the Route reconcile's, with which a traffic edit is
+/// programmed into the router as the Route's new spec is written.
+pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>, cache: route::Cache) -> Result<Action, Error> {
     if svc.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
@@ -190,18 +192,38 @@ pub async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error
     let configs: Api<Configuration> = Api::namespaced(ctx.client.clone(), &ns);
     let routes: Api<Route> = Api::namespaced(ctx.client.clone(), &ns);
     let uid = svc.uid().unwrap_or_default();
-    let (cfg, written) =
-        shell::ensure_child(&configs, desired_configuration(&svc), &uid, |have, want| have.spec == want.spec).await?;
-    report(&ctx, &svc, "Configuration", written);
     // With a BYO revision name, traffic moves only once the Configuration has stamped it, so a
     // half-applied edit never routes to someone else's revision.
     let byo = svc.spec.template.metadata.name.as_deref().is_some_and(|n| !n.is_empty());
+    let want_route = desired_route(&svc);
+    // Otherwise a traffic edit goes to the router first, resolved from the Route's spec about to
+    // be written, rather than once the Route is stored and its own reconcile runs (which
+    // follows, and programs the same; see `route::program_ahead`).
+    let ahead = if byo { None } else { route::program_ahead(&want_route, &uid, &ctx, &cache).await? };
+    // Should the Route not be written, the router goes back to the stored one.
+    let undo = async |failed: bool| {
+        if let (true, Some(next)) = (failed, &ahead)
+            && let Err(e) = route::forget_ahead(next, &ctx, &cache).await
+        {
+            tracing::warn!(namespace = %ns, name = %svc.name_any(), error = %e, "could not program the stored route back");
+        }
+    };
+    let ensured =
+        shell::ensure_child(&configs, desired_configuration(&svc), &uid, |have, want| have.spec == want.spec).await;
+    undo(ensured.is_err()).await;
+    let (cfg, written) = ensured?;
+    report(&ctx, &svc, "Configuration", written);
     let cfg_current = matches!(&cfg, shell::Ensured::Found(c) if c.status.as_ref().and_then(|s| s.observed_generation) == c.metadata.generation);
     let route = if byo && !cfg_current {
         shell::Ensured::from(shell::get_child(&routes, &svc.name_any(), &uid).await?)
     } else {
-        let (route, written) =
-            shell::ensure_child(&routes, desired_route(&svc), &uid, |have, want| have.spec == want.spec).await?;
+        let started = std::time::Instant::now();
+        let ensured = shell::ensure_child(&routes, want_route, &uid, |have, want| have.spec == want.spec).await;
+        undo(ensured.is_err()).await;
+        let (route, written) = ensured?;
+        if written.is_some() {
+            tracing::debug!(namespace = %ns, name = %svc.name_any(), took = ?started.elapsed(), "route read and written");
+        }
         report(&ctx, &svc, "Route", written);
         route
     };

@@ -5,7 +5,11 @@
 //! instance serving; otherwise the status keeps the old traffic and says which target is the
 //! problem. The snapshot is published before revisions that lost their last reference are
 //! marked `reserve` (and drained), so no request is sent to a revision on its way out.
+//!
+//! A Service's traffic edit is programmed once before this: by the Service reconcile, as it
+//! writes the Route ([`program_ahead`]).
 
+mod ahead;
 mod labeler;
 pub mod rollout;
 pub mod rules;
@@ -27,6 +31,7 @@ use sluice_api::{Addressable, Configuration, Revision, Route, RouteStatus, Traff
 
 use super::events::{Note, component};
 use super::{Ctx, Error, names, publish, shell};
+pub use ahead::{forget_ahead, program_ahead};
 pub use labeler::RoutingChange;
 use traffic::{Lookup, TargetError};
 
@@ -100,33 +105,47 @@ pub fn route_status(route: &Route, resolved: Result<&Assigned, &TargetError>, do
 }
 
 /// The Configurations and Revisions a Route reconcile resolves its traffic against, kept by
-/// the watches that trigger Route reconciles when they change.
+/// the watches that trigger Route reconciles when they change; and the Routes their Service
+/// programmed ahead of the store ([`program_ahead`]). The Service and Route reconciles share
+/// one.
 #[derive(Clone)]
 pub struct Cache {
     /// Every Configuration.
     pub configurations: Store<Configuration>,
     /// Every Revision.
     pub revisions: Store<Revision>,
+    /// Every Route (the Route controller's own cache).
+    pub routes: Store<Route>,
+    ahead: Arc<ahead::Ahead>,
 }
 
+// === impl Cache ===
+
 impl Cache {
+    /// Over the caches `configurations`, `revisions` and `routes`.
+    pub fn new(configurations: Store<Configuration>, revisions: Store<Revision>, routes: Store<Route>) -> Self {
+        Self { configurations, revisions, routes, ahead: Arc::default() }
+    }
+
     /// Caches filled by watches of their own, which a spawned task drives until `stop`: for a
     /// Route reconciled outside the controller (the controller's caches come with the watches
     /// that trigger its reconciles).
     pub fn watched(client: &kube::Client, stop: tokio_util::sync::CancellationToken) -> Self {
         let (configurations, configuration_events) = super::cached::<Configuration>(client);
         let (revisions, revision_events) = super::cached::<Revision>(client);
+        let (routes, route_events) = super::cached::<Route>(client);
         tokio::spawn(async move {
-            let drained = futures::future::join(
+            let drained = futures::future::join3(
                 configuration_events.for_each(|_| async {}),
                 revision_events.for_each(|_| async {}),
+                route_events.for_each(|_| async {}),
             );
             tokio::select! {
                 _ = drained => {}
                 () = stop.cancelled() => {}
             }
         });
-        Self { configurations, revisions }
+        Self::new(configurations, revisions, routes)
     }
 }
 
@@ -205,7 +224,7 @@ pub fn reads_configuration(route: &Route, cfg: &Configuration) -> bool {
 /// The cached `K`s of namespace `ns` that `reads` picks, once the cache holds the first full
 /// list (a Route resolved against a cache still filling would see its targets missing). Only
 /// those are copied: a copy of the whole namespace per reconcile is N² work for N services.
-async fn cached<K>(cache: &Store<K>, ns: &str, reads: impl Fn(&K) -> bool) -> Result<Vec<K>, Error>
+pub(super) async fn cached<K>(cache: &Store<K>, ns: &str, reads: impl Fn(&K) -> bool) -> Result<Vec<K>, Error>
 where
     K: kube::Resource<DynamicType = ()> + Clone,
 {
@@ -261,6 +280,38 @@ where
 /// cannot take traffic (a Configuration and then its latest ready Revision, each changed).
 const REFRESHES: usize = 4;
 
+/// Whether revision `name` of namespace `ns` can take traffic: a ready revision can once an
+/// instance serves it, or when the autoscaler has it at zero on purpose (requests then wait at
+/// its gate, which wakes it).
+fn serving<'a>(ctx: &'a Ctx, ns: &'a str) -> impl Fn(&str) -> bool + Sync + 'a {
+    move |name: &str| ctx.scaler.health(&RevisionKey::new(ns, name)).is_some_and(|h| h.ready > 0 || h.desired == 0)
+}
+
+/// What resolving `route` against `lookup` at `now_ms` gives: its traffic and rules (a rollout
+/// stepped), the rollout's state, and when its next step is due.
+type Resolved = (Result<Assigned, TargetError>, Option<rollout::Rollout>, Option<Duration>);
+
+/// Resolves `route`'s traffic and rules against `lookup`, stepping a rollout in progress.
+fn assign(route: &Route, ctx: &Ctx, lookup: &Lookup<'_>, now_ms: i64) -> Resolved {
+    let traffic = match traffic::resolve(route, lookup) {
+        Ok(traffic) => traffic,
+        Err(e) => return (Err(e), None, None),
+    };
+    let previous = route
+        .status
+        .as_ref()
+        .and_then(|s| s.extra.get(rollout::STATUS_KEY))
+        .and_then(|v| serde_json::from_value::<rollout::Rollout>(v.clone()).ok());
+    // The route's own annotation, else config-network's default.
+    let duration = rollout_duration(route).or_else(|| ctx.rollout_default.get());
+    let stepped = rollout::step(&route.spec.traffic, traffic, previous.as_ref(), duration, now_ms);
+    // Rules resolve against the traffic as assigned (a tag names its revision there).
+    match rules::resolve(route, &stepped.traffic, lookup) {
+        Ok(rules) => (Ok(Assigned { traffic: stepped.traffic, rules }), stepped.rollout, stepped.next),
+        Err(e) => (Err(e), None, None),
+    }
+}
+
 /// Reconciles one Route.
 pub async fn reconcile(route: Arc<Route>, ctx: Arc<Ctx>, cache: Cache) -> Result<Action, Error> {
     if route.metadata.deletion_timestamp.is_some() {
@@ -269,11 +320,7 @@ pub async fn reconcile(route: Arc<Route>, ctx: Arc<Ctx>, cache: Cache) -> Result
     let ns = route.namespace().unwrap_or_default();
     let configs: Api<Configuration> = Api::namespaced(ctx.client.clone(), &ns);
     let revs: Api<Revision> = Api::namespaced(ctx.client.clone(), &ns);
-    // A ready revision can take traffic once an instance serves it, or when the autoscaler has
-    // it at zero on purpose: requests then wait at its gate, which wakes it.
-    let serving = |name: &str| {
-        ctx.scaler.health(&RevisionKey::new(ns.clone(), name)).is_some_and(|h| h.ready > 0 || h.desired == 0)
-    };
+    let serving = serving(&ctx, &ns);
     let mut configurations = cached(&cache.configurations, &ns, |c| reads_configuration(&route, c)).await?;
     let mut revisions = cached(&cache.revisions, &ns, |r| reads_revision(&route, r)).await?;
     // The caches can lag a change just made (a Revision created, then its Configuration's
@@ -287,33 +334,22 @@ pub async fn reconcile(route: Arc<Route>, ctx: Arc<Ctx>, cache: Cache) -> Result
         }
     }
     let lookup = Lookup { configurations: &configurations, revisions: &revisions, serving: &serving };
-    let resolved = traffic::resolve(&route, &lookup);
-    let now_ms = jiff::Timestamp::now().as_millisecond();
-    let (resolved, rollout, next_step) = match resolved {
-        Ok(traffic) => {
-            let previous = route
-                .status
-                .as_ref()
-                .and_then(|s| s.extra.get(rollout::STATUS_KEY))
-                .and_then(|v| serde_json::from_value::<rollout::Rollout>(v.clone()).ok());
-            // The route's own annotation, else config-network's default.
-            let duration = rollout_duration(&route).or_else(|| ctx.rollout_default.get());
-            let stepped = rollout::step(&route.spec.traffic, traffic, previous.as_ref(), duration, now_ms);
-            // Rules resolve against the traffic as assigned (a tag names its revision there).
-            match rules::resolve(&route, &stepped.traffic, &lookup) {
-                Ok(rules) => (Ok(Assigned { traffic: stepped.traffic, rules }), stepped.rollout, stepped.next),
-                Err(e) => (Err(e), None, None),
-            }
-        }
-        Err(e) => (Err(e), None, None),
-    };
+    let (resolved, rollout, next_step) = assign(&route, &ctx, &lookup, jiff::Timestamp::now().as_millisecond());
     let mut status = route_status(&route, resolved.as_ref(), &ctx.domain, &super::now());
     if resolved.is_ok() {
         with_rollout(&mut status, rollout.as_ref(), next_step.is_some(), &super::now());
     }
-    // Program the router before the status says so, and before anything is drained.
+    // Program the router before the status says so, and before anything is drained; unless
+    // this Route's Service has programmed a newer generation ahead of its write (this reconcile
+    // started before that write, and the newer one's reconcile follows).
     let spec = publish::route_config(&route, &status.traffic, &status.rules, &revisions, &ctx.domain);
-    ctx.publisher.set_route(&route.uid().unwrap_or_default(), spec);
+    let uid = route.uid().unwrap_or_default();
+    let generation = route.metadata.generation.unwrap_or(0);
+    if !cache.ahead.program(&uid, generation, false, || ctx.publisher.set_route(&uid, spec)) {
+        tracing::debug!(namespace = %ns, name = %route.name_any(), generation, "route older than the one programmed ahead; left for the newer one's reconcile");
+        return Ok(Action::await_change());
+    }
+    tracing::debug!(namespace = %ns, name = %route.name_any(), generation, "route programmed");
     let routes: Api<Route> = Api::namespaced(ctx.client.clone(), &ns);
     shell::publish_notes(&routes, &*route, &ctx.events, |r| notes(r, &status)).await;
     shell::patch_status::<Route, _>(&ctx.client, &route, route.status.as_ref(), &status).await?;
