@@ -70,6 +70,8 @@ struct Harness {
     recorder: Arc<Recorder>,
     /// Every request of `ctx.client`, as "METHOD path?query".
     asked: Arc<Mutex<Vec<String>>>,
+    /// While set, `ctx.client`'s writes of Routes go to a path the API does not serve (and fail).
+    break_route_writes: Arc<std::sync::atomic::AtomicBool>,
     /// A client whose requests are not recorded, for the caches' watches.
     plain: kube::Client,
     stop: CancellationToken,
@@ -91,8 +93,14 @@ impl Harness {
         let plain = kube::Client::try_from(config.clone()).expect("client");
         let asked = Arc::new(Mutex::new(Vec::new()));
         let log = asked.clone();
-        let record = tower::util::MapRequestLayer::new(move |req: http::Request<kube::client::Body>| {
+        let break_route_writes = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let broken = break_route_writes.clone();
+        let record = tower::util::MapRequestLayer::new(move |mut req: http::Request<kube::client::Body>| {
             let line = format!("{} {}", req.method(), req.uri().path_and_query().map_or("", |p| p.as_str()));
+            let route_write = req.method() == http::Method::PUT && line.contains("/routes/");
+            if route_write && broken.load(std::sync::atomic::Ordering::SeqCst) {
+                *req.uri_mut() = "/apis/serving.knative.dev/v1/namespaces/default/nowhere/x".parse().expect("uri");
+            }
             log.lock().expect("lock").push(line);
             req
         });
@@ -114,7 +122,7 @@ impl Harness {
             events,
             rollout_default: Default::default(),
         });
-        Self { ctx, recorder, asked, plain, stop, _dir: dir }
+        Self { ctx, recorder, asked, break_route_writes, plain, stop, _dir: dir }
     }
 
     /// A cache of every Revision, kept by a watch of its own until the harness stops.
@@ -435,5 +443,51 @@ async fn a_traffic_edit_is_programmed_by_the_service_reconcile_and_an_older_rout
     assert_eq!(h.recorder.routes.lock().expect("lock").len(), published, "the older split is not published");
     // The stored Route's reconcile programs the same split, and is free to program what follows.
     route::reconcile(Arc::new(second), h.ctx.clone(), cache.clone()).await.expect("route");
+    assert_eq!(last_split(&h), [(100, "hello-00002".to_string())]);
+}
+
+#[tokio::test]
+async fn a_traffic_edit_whose_route_write_fails_leaves_the_router_on_the_stored_route() {
+    let h = Harness::start().await;
+    *h.recorder.health.lock().expect("lock") =
+        Some(RevisionHealth { desired: 1, running: 1, ready: 1, ever_ready: true, ..Default::default() });
+    for name in ["hello-00001", "hello-00002"] {
+        let mut obj = revision_json(name);
+        obj["metadata"]["labels"] = json!({"serving.knative.dev/service": "hello"});
+        let rev: Revision = h.create(obj).await;
+        revision::reconcile(Arc::new(rev), h.ctx.clone()).await.expect("revision");
+    }
+    let split = |a: i64, b: i64| json!([{"revisionName": "hello-00001", "percent": a}, {"revisionName": "hello-00002", "percent": b}]);
+    let svc: Service = h
+        .create(json!({"apiVersion": "serving.knative.dev/v1", "kind": "Service",
+                       "metadata": {"name": "hello", "namespace": "default"},
+                       "spec": {"template": {"spec": {"containers": [{"image": "ghcr.io/knative/helloworld-go"}]}},
+                                "traffic": split(100, 0)}}))
+        .await;
+    let cache = route::Cache::watched(&h.ctx.client, h.stop.clone());
+    service::reconcile(Arc::new(svc), h.ctx.clone(), cache.clone()).await.expect("service");
+    let first: Route = h.get("hello").await;
+    route::reconcile(Arc::new(first), h.ctx.clone(), cache.clone()).await.expect("route");
+    assert_eq!(last_split(&h), [(100, "hello-00001".to_string())]);
+    // The cache must hold the Route with the status its reconcile wrote.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !cache.routes.state().iter().any(|r| r.status.as_ref().is_some_and(|s| !s.traffic.is_empty())) {
+        assert!(tokio::time::Instant::now() < deadline, "the cache never saw the route's status");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+
+    // The edit's Route write fails: the reconcile fails, and the router serves the stored split.
+    h.break_route_writes.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut svc: Service = h.get("hello").await;
+    svc.spec.traffic = serde_json::from_value(split(0, 100)).expect("traffic");
+    let svc = h.api::<Service>().replace("hello", &PostParams::default(), &svc).await.expect("replace");
+    service::reconcile(Arc::new(svc.clone()), h.ctx.clone(), cache.clone()).await.expect_err("the write fails");
+    assert_eq!(last_split(&h), [(100, "hello-00001".to_string())], "back on the stored route");
+    let stored: Route = h.get("hello").await;
+    assert_eq!(stored.spec.traffic.first().and_then(|t| t.percent), Some(100), "{:?}", stored.spec.traffic);
+
+    // Once writes work again, the edit goes through.
+    h.break_route_writes.store(false, std::sync::atomic::Ordering::SeqCst);
+    service::reconcile(Arc::new(svc), h.ctx.clone(), cache.clone()).await.expect("service");
     assert_eq!(last_split(&h), [(100, "hello-00002".to_string())]);
 }
