@@ -398,8 +398,14 @@ fn last_split(h: &Harness) -> Vec<(u32, String)> {
     last.traffic.iter().map(|(p, t)| (*p, t.revision.name.clone())).collect()
 }
 
-#[tokio::test]
-async fn a_traffic_edit_is_programmed_by_the_service_reconcile_and_an_older_route_cannot_undo_it() {
+/// The `traffic` of Service `hello`: `a` percent to hello-00001, `b` to hello-00002.
+fn split(a: i64, b: i64) -> serde_json::Value {
+    json!([{"revisionName": "hello-00001", "percent": a}, {"revisionName": "hello-00002", "percent": b}])
+}
+
+/// A harness whose Service `hello` has two ready revisions and its traffic at 100/0, reconciled
+/// once (its Route written, not yet reconciled); the Route controller's caches; that Route.
+async fn two_revisions_at_100_0() -> (Harness, route::Cache, Route) {
     let h = Harness::start().await;
     *h.recorder.health.lock().expect("lock") =
         Some(RevisionHealth { desired: 1, running: 1, ready: 1, ever_ready: true, ..Default::default() });
@@ -409,7 +415,6 @@ async fn a_traffic_edit_is_programmed_by_the_service_reconcile_and_an_older_rout
         let rev: Revision = h.create(obj).await;
         revision::reconcile(Arc::new(rev), h.ctx.clone()).await.expect("revision");
     }
-    let split = |a: i64, b: i64| json!([{"revisionName": "hello-00001", "percent": a}, {"revisionName": "hello-00002", "percent": b}]);
     let svc: Service = h
         .create(json!({"apiVersion": "serving.knative.dev/v1", "kind": "Service",
                        "metadata": {"name": "hello", "namespace": "default"},
@@ -419,6 +424,12 @@ async fn a_traffic_edit_is_programmed_by_the_service_reconcile_and_an_older_rout
     let cache = route::Cache::watched(&h.ctx.client, h.stop.clone());
     service::reconcile(Arc::new(svc), h.ctx.clone(), cache.clone()).await.expect("service");
     let first: Route = h.get("hello").await;
+    (h, cache, first)
+}
+
+#[tokio::test]
+async fn a_traffic_edit_is_programmed_by_the_service_reconcile_and_an_older_route_cannot_undo_it() {
+    let (h, cache, first) = two_revisions_at_100_0().await;
     route::reconcile(Arc::new(first.clone()), h.ctx.clone(), cache.clone()).await.expect("route");
     assert_eq!(last_split(&h), [(100, "hello-00001".to_string())]);
     // The Service reconcile reads the Route from the cache: wait until it holds the first one.
@@ -448,25 +459,7 @@ async fn a_traffic_edit_is_programmed_by_the_service_reconcile_and_an_older_rout
 
 #[tokio::test]
 async fn a_traffic_edit_whose_route_write_fails_leaves_the_router_on_the_stored_route() {
-    let h = Harness::start().await;
-    *h.recorder.health.lock().expect("lock") =
-        Some(RevisionHealth { desired: 1, running: 1, ready: 1, ever_ready: true, ..Default::default() });
-    for name in ["hello-00001", "hello-00002"] {
-        let mut obj = revision_json(name);
-        obj["metadata"]["labels"] = json!({"serving.knative.dev/service": "hello"});
-        let rev: Revision = h.create(obj).await;
-        revision::reconcile(Arc::new(rev), h.ctx.clone()).await.expect("revision");
-    }
-    let split = |a: i64, b: i64| json!([{"revisionName": "hello-00001", "percent": a}, {"revisionName": "hello-00002", "percent": b}]);
-    let svc: Service = h
-        .create(json!({"apiVersion": "serving.knative.dev/v1", "kind": "Service",
-                       "metadata": {"name": "hello", "namespace": "default"},
-                       "spec": {"template": {"spec": {"containers": [{"image": "ghcr.io/knative/helloworld-go"}]}},
-                                "traffic": split(100, 0)}}))
-        .await;
-    let cache = route::Cache::watched(&h.ctx.client, h.stop.clone());
-    service::reconcile(Arc::new(svc), h.ctx.clone(), cache.clone()).await.expect("service");
-    let first: Route = h.get("hello").await;
+    let (h, cache, first) = two_revisions_at_100_0().await;
     route::reconcile(Arc::new(first), h.ctx.clone(), cache.clone()).await.expect("route");
     assert_eq!(last_split(&h), [(100, "hello-00001".to_string())]);
     // The cache must hold the Route with the status its reconcile wrote.
