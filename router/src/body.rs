@@ -33,7 +33,8 @@ use tokio::time::{Instant, Sleep};
 use crate::access_log::{BytesIn, Entry};
 use crate::activity::ActivityGuard;
 use crate::endpoints::{InstanceGuard, RevisionEndpoints};
-use crate::proxy::Reuse;
+use crate::error::ExchangeError;
+use crate::proxy::{RawBody, Reuse};
 
 /// The body of every response the router sends.
 #[derive(Debug)]
@@ -48,9 +49,19 @@ pub struct RouterBody {
 #[derive(Debug)]
 enum Kind {
     /// Streamed from an instance; the guard keeps the instance's in-flight count until the end.
-    Upstream { body: Incoming, guard: Option<InstanceGuard>, reuse: Option<Reuse>, limits: BodyLimits },
+    Upstream { body: InstanceBody, guard: Option<InstanceGuard>, limits: BodyLimits },
     /// A reason, sent once.
     Reason(Option<Bytes>),
+}
+
+/// An instance's response body as its client gives it, returning its connection to the pool
+/// once it has ended cleanly.
+#[derive(Debug)]
+pub(crate) enum InstanceBody {
+    /// From hyper's client; `reuse` (an HTTP/1.1 connection) goes back to its pool at the end.
+    Hyper { body: Incoming, reuse: Option<Reuse> },
+    /// From the router's own client (a bodiless `GET` or `HEAD`).
+    Raw(RawBody),
 }
 
 /// When an upstream body is cut: the end of the revision's timeout, and the longest gap
@@ -71,6 +82,9 @@ pub enum BodyError {
     /// The instance's body failed.
     #[error(transparent)]
     Upstream(#[from] hyper::Error),
+    /// The instance's body failed (the router's own client).
+    #[error(transparent)]
+    Exchange(#[from] ExchangeError),
     /// The revision's timeout ended before the body did.
     #[error("the revision's timeout ended before the response did")]
     Timeout,
@@ -104,8 +118,8 @@ pub(crate) struct BodyEnd(AtomicBool);
 impl RouterBody {
     /// An instance's response body, holding `guard` until the body ends or is dropped.
     /// `reuse` (an HTTP/1.1 connection) goes back to its pool if the body ends cleanly.
-    pub(crate) fn upstream(body: Incoming, guard: InstanceGuard, reuse: Option<Reuse>, limits: BodyLimits) -> Self {
-        Self { kind: Kind::Upstream { body, guard: Some(guard), reuse, limits }, activity: None, log: None }
+    pub(crate) fn upstream(body: InstanceBody, guard: InstanceGuard, limits: BodyLimits) -> Self {
+        Self { kind: Kind::Upstream { body, guard: Some(guard), limits }, activity: None, log: None }
     }
 
     /// The same body, keeping `activity` (its request's claim on the client connection) until
@@ -143,7 +157,7 @@ impl Body for RouterBody {
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
         match &mut this.kind {
-            Kind::Upstream { body, guard, reuse, limits } => {
+            Kind::Upstream { body, guard, limits } => {
                 let polled = match Pin::new(body).poll_frame(cx) {
                     Poll::Pending => match limits.poll_expired(cx) {
                         Poll::Ready(cut) => Poll::Ready(Some(Err(cut))),
@@ -159,7 +173,7 @@ impl Body for RouterBody {
                         }
                         return Poll::Ready(Some(Ok(frame)));
                     }
-                    Poll::Ready(other) => Poll::Ready(other.map(|r| r.map_err(BodyError::from))),
+                    Poll::Ready(other) => Poll::Ready(other),
                 };
                 // The exchange is over: release the instance now rather than when hyper gets
                 // round to dropping the body.
@@ -172,10 +186,6 @@ impl Body for RouterBody {
                 }
                 guard.take();
                 this.activity.take();
-                // Only a body that ended cleanly leaves its connection fit for another request.
-                if let (Some(reuse), Poll::Ready(None)) = (reuse.take(), &polled) {
-                    reuse.put();
-                }
                 polled
             }
             Kind::Reason(text) => {
@@ -213,19 +223,61 @@ impl Body for RouterBody {
 
 impl Drop for RouterBody {
     fn drop(&mut self) {
-        // hyper drops a body whose last frame said it was the end without polling it again.
-        if let Kind::Upstream { body, reuse, .. } = &mut self.kind
-            && let Some(reuse) = reuse.take()
-            && body.is_end_stream()
-        {
-            reuse.put();
-        }
         // hyper drops a body it has read to its end without asking for the end; one dropped
         // before then was abandoned (the client went away).
         if let Some(mut log) = self.log.take() {
             let abandoned = matches!(self.kind, Kind::Upstream { .. }) && !self.is_end_stream();
             let problem = abandoned.then(|| "the client went away before the response ended".to_string());
             log.ended(self.instance(), problem);
+        }
+    }
+}
+
+// === impl InstanceBody ===
+
+impl Body for InstanceBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match &mut *self {
+            Self::Hyper { body, reuse } => {
+                let polled = Pin::new(&mut *body).poll_frame(cx);
+                // Only a body that ended cleanly leaves its connection fit for another request.
+                if let Poll::Ready(None) = polled
+                    && let Some(reuse) = reuse.take()
+                {
+                    reuse.put();
+                }
+                polled.map(|frame| frame.map(|r| r.map_err(BodyError::from)))
+            }
+            Self::Raw(body) => body.poll_frame(cx).map(|frame| frame.map(|r| r.map_err(BodyError::from))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Hyper { body, .. } => body.is_end_stream(),
+            Self::Raw(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Hyper { body, .. } => body.size_hint(),
+            Self::Raw(body) => body.size_hint(),
+        }
+    }
+}
+
+impl Drop for InstanceBody {
+    fn drop(&mut self) {
+        // hyper drops a body whose last frame said it was the end without polling it again.
+        if let Self::Hyper { body, reuse } = self
+            && body.is_end_stream()
+            && let Some(reuse) = reuse.take()
+        {
+            reuse.put();
         }
     }
 }
@@ -347,7 +399,7 @@ impl BodyEnd {
         self.0.load(Ordering::Acquire)
     }
 
-    fn set(&self, ended: bool) {
+    pub(crate) fn set(&self, ended: bool) {
         self.0.store(ended, Ordering::Release);
     }
 }

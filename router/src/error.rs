@@ -84,6 +84,29 @@ pub enum UpstreamError {
     /// The exchange failed after the request was handed to the connection.
     #[error(transparent)]
     Http(hyper::Error),
+    /// A bodiless exchange on the router's own HTTP/1.1 client failed before the head.
+    #[error(transparent)]
+    Exchange(#[from] ExchangeError),
+}
+
+/// Why an exchange on the router's own HTTP/1.1 client (bodiless GET and HEAD requests) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// Reading from or writing to the instance failed.
+    #[error("talking to the instance: {0}")]
+    Io(#[source] std::io::Error),
+    /// The instance closed the connection early.
+    #[error("the instance closed the connection before its response {0}")]
+    Closed(&'static str),
+    /// The response broke HTTP/1.1's syntax.
+    #[error("the instance's response is malformed: {0}")]
+    Malformed(&'static str),
+    /// The response head did not fit the router's limit.
+    #[error("the instance's response head is larger than {0} bytes")]
+    HeadTooLarge(usize),
+    /// The response head has more header fields than the router takes.
+    #[error("the instance's response has more than {0} header fields")]
+    TooManyHeaders(usize),
 }
 
 impl UpstreamError {

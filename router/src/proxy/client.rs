@@ -33,23 +33,31 @@ use tokio::time::Instant;
 
 use super::connect::EarlyAnswerIo;
 use super::deadline::HeadDeadline;
-use crate::body::UpstreamBody;
+use crate::body::{InstanceBody, UpstreamBody};
 use crate::config::RouterConfig;
 use crate::endpoints::Instance;
 use crate::error::UpstreamError;
 use crate::table::Protocol;
+use raw::{Exchanged, RawConn};
+pub(crate) use raw::{RawBody, RequestHead};
 
 /// Connection pools to instances, keyed by instance id.
 #[derive(Clone, Debug)]
 pub(crate) struct Upstream {
     http1: Arc<Http1Pool>,
+    /// Connections of the router's own client ([`raw`]), for bodiless `GET` and `HEAD`.
+    raw: Arc<Pool<Box<RawConn>>>,
     h2c: Arc<H2cPool>,
 }
 
 /// How one upstream exchange ended, up to the response head.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "the response is the common case; boxing it would cost an allocation per request"
+)]
 pub(crate) enum Attempt {
-    /// A response head arrived; `Reuse` returns its connection to the pool once the body ends.
-    Response(http::Response<Incoming>, Option<Reuse>),
+    /// A response head arrived; its body returns its connection to the pool once it ends.
+    Response(http::Response<InstanceBody>),
     /// The deadline passed first.
     TimedOut,
     /// The exchange failed.
@@ -65,26 +73,44 @@ pub(crate) struct Reuse {
     sender: http1::SendRequest<UpstreamBody>,
 }
 
+/// Where a connection of the router's own client goes back once its response has ended.
+#[derive(Debug)]
+pub(crate) struct Home {
+    pool: Arc<Pool<Box<RawConn>>>,
+    instance: u64,
+}
+
+/// The pool of hyper's HTTP/1.1 connections (their senders).
+type Http1Pool = Pool<http1::SendRequest<UpstreamBody>>;
+
 /// Idle HTTP/1.1 connections per instance.
 #[derive(Debug)]
-struct Http1Pool {
+struct Pool<C> {
     idle_timeout: Duration,
     max_idle: usize,
-    state: Mutex<Http1Idle>,
+    state: Mutex<IdleSet<C>>,
 }
 
 #[derive(Debug)]
-struct Http1Idle {
-    by_instance: HashMap<u64, Vec<Idle>, BuildHasherDefault<IdHasher>>,
+struct IdleSet<C> {
+    by_instance: HashMap<u64, Vec<Idle<C>>, BuildHasherDefault<IdHasher>>,
     /// When idle connections of every instance are next checked for expiry.
     next_sweep: Instant,
 }
 
-/// A pooled sender and when it went idle.
+/// A pooled connection and when it went idle.
 #[derive(Debug)]
-struct Idle {
-    sender: http1::SendRequest<UpstreamBody>,
+struct Idle<C> {
+    conn: C,
     since: Instant,
+}
+
+/// What a pool needs to know of a connection.
+trait Pooled {
+    /// The connection has closed: it can only be dropped.
+    fn is_closed(&self) -> bool;
+    /// The connection can take a request now (not still finishing its last exchange).
+    fn is_ready(&self) -> bool;
 }
 
 /// One shared h2c connection per instance (HTTP/2 multiplexes its requests); closed ones are
@@ -102,13 +128,48 @@ struct IdHasher(u64);
 
 impl Upstream {
     pub(crate) fn new(config: &RouterConfig) -> Self {
-        let http1 = Arc::new(Http1Pool {
-            idle_timeout: config.upstream_idle_timeout,
-            max_idle: config.upstream_max_idle_per_instance,
-            state: Mutex::new(Http1Idle { by_instance: HashMap::default(), next_sweep: Instant::now() }),
-        });
+        let http1 = Arc::new(Pool::new(config));
+        let raw = Arc::new(Pool::new(config));
         let h2c = Arc::new(H2cPool { senders: Mutex::new(HashMap::default()) });
-        Self { http1, h2c }
+        Self { http1, raw, h2c }
+    }
+
+    /// Sends a bodiless `GET` or `HEAD` (its head as rewritten for the instance) on the
+    /// router's own client, and waits for the response head until `deadline`.
+    pub(crate) async fn send_bodiless(
+        &self,
+        instance: &Instance,
+        req: &RequestHead<'_>,
+        deadline: &mut HeadDeadline,
+    ) -> Attempt {
+        within(deadline, self.exchange_raw(instance, req)).await
+    }
+
+    async fn exchange_raw(
+        &self,
+        instance: &Instance,
+        req: &RequestHead<'_>,
+    ) -> Result<http::Response<InstanceBody>, UpstreamError> {
+        // A pooled connection the instance has closed meanwhile ends before any byte of the
+        // response; the request then goes on the next one, or a new one.
+        while let Some(conn) = self.raw.checkout(instance.id) {
+            match conn.exchange(req, instance.authority(), self.home(instance.id)).await {
+                Exchanged::Response(res) => return Ok(res.map(InstanceBody::Raw)),
+                Exchanged::Stale(e) => {
+                    tracing::trace!(instance = instance.id, error = %e, "pooled connection ended; trying another")
+                }
+                Exchanged::Failed(e) => return Err(e.into()),
+            }
+        }
+        let conn = RawConn::new(connect(instance).await?);
+        match conn.exchange(req, instance.authority(), self.home(instance.id)).await {
+            Exchanged::Response(res) => Ok(res.map(InstanceBody::Raw)),
+            Exchanged::Stale(e) | Exchanged::Failed(e) => Err(e.into()),
+        }
+    }
+
+    fn home(&self, instance: u64) -> Home {
+        Home { pool: self.raw.clone(), instance }
     }
 
     /// Sends `req` (its URI the target as the instance should see it: origin-form for HTTP/1.1,
@@ -122,21 +183,17 @@ impl Upstream {
     ) -> Attempt {
         let exchange = async {
             match protocol {
-                Protocol::Http1 => self.send_http1(instance, req).await.map(|(res, reuse)| (res, Some(reuse))),
-                Protocol::H2c => self.send_h2c(instance, req).await.map(|res| (res, None)),
+                Protocol::Http1 => self
+                    .send_http1(instance, req)
+                    .await
+                    .map(|(res, reuse)| res.map(|body| InstanceBody::Hyper { body, reuse: Some(reuse) })),
+                Protocol::H2c => self
+                    .send_h2c(instance, req)
+                    .await
+                    .map(|res| res.map(|body| InstanceBody::Hyper { body, reuse: None })),
             }
         };
-        let mut exchange = std::pin::pin!(exchange);
-        let outcome = std::future::poll_fn(|cx| match exchange.as_mut().poll(cx) {
-            Poll::Ready(done) => Poll::Ready(Some(done)),
-            Poll::Pending => deadline.poll_passed(cx).map(|()| None),
-        })
-        .await;
-        match outcome {
-            Some(Ok((res, reuse))) => Attempt::Response(res, reuse),
-            Some(Err(e)) => Attempt::Failed(e),
-            None => Attempt::TimedOut,
-        }
+        within(deadline, exchange).await
     }
 
     async fn send_http1(
@@ -187,6 +244,24 @@ impl Upstream {
     }
 }
 
+/// The attempt of `exchange`, or `TimedOut` once `deadline` has passed.
+async fn within(
+    deadline: &mut HeadDeadline,
+    exchange: impl Future<Output = Result<http::Response<InstanceBody>, UpstreamError>>,
+) -> Attempt {
+    let mut exchange = std::pin::pin!(exchange);
+    let outcome = std::future::poll_fn(|cx| match exchange.as_mut().poll(cx) {
+        Poll::Ready(done) => Poll::Ready(Some(done)),
+        Poll::Pending => deadline.poll_passed(cx).map(|()| None),
+    })
+    .await;
+    match outcome {
+        Some(Ok(res)) => Attempt::Response(res),
+        Some(Err(e)) => Attempt::Failed(e),
+        None => Attempt::TimedOut,
+    }
+}
+
 /// A new HTTP/1.1 connection to `instance`, its connection task spawned on this runtime.
 async fn connect_http1(instance: &Instance) -> Result<http1::SendRequest<UpstreamBody>, UpstreamError> {
     let stream = connect(instance).await?;
@@ -222,23 +297,31 @@ async fn connect(instance: &Instance) -> Result<TcpStream, UpstreamError> {
     Ok(stream)
 }
 
-// === impl Http1Pool ===
+// === impl Pool ===
 
-impl Http1Pool {
-    /// The newest idle sender of `instance` that can take a request now. Closed and expired
-    /// ones are dropped on the way; one still finishing its last exchange stays pooled.
-    fn checkout(&self, instance: u64) -> Option<http1::SendRequest<UpstreamBody>> {
+impl<C: Pooled> Pool<C> {
+    fn new(config: &RouterConfig) -> Self {
+        Self {
+            idle_timeout: config.upstream_idle_timeout,
+            max_idle: config.upstream_max_idle_per_instance,
+            state: Mutex::new(IdleSet { by_instance: HashMap::default(), next_sweep: Instant::now() }),
+        }
+    }
+
+    /// The newest idle connection of `instance` that can take a request now. Closed and
+    /// expired ones are dropped on the way; one still finishing its last exchange stays pooled.
+    fn checkout(&self, instance: u64) -> Option<C> {
         let mut state = self.state.lock();
         let idle = state.by_instance.get_mut(&instance)?;
         let now = Instant::now();
         let mut busy = None;
         let found = loop {
             let Some(entry) = idle.pop() else { break None };
-            if entry.sender.is_closed() || now.saturating_duration_since(entry.since) >= self.idle_timeout {
+            if entry.conn.is_closed() || now.saturating_duration_since(entry.since) >= self.idle_timeout {
                 continue;
             }
-            if entry.sender.is_ready() {
-                break Some(entry.sender);
+            if entry.conn.is_ready() {
+                break Some(entry.conn);
             }
             busy = Some(entry);
         };
@@ -246,15 +329,11 @@ impl Http1Pool {
         found
     }
 
-    fn reuse(self: &Arc<Self>, instance: u64, sender: http1::SendRequest<UpstreamBody>) -> Reuse {
-        Reuse { pool: self.clone(), instance, sender }
-    }
-
-    /// Pools `sender` unless it is closed or the instance has enough idle connections; now and
+    /// Pools `conn` unless it is closed or the instance has enough idle connections; now and
     /// then drops the expired and closed connections of every instance (those of instances
     /// that are gone among them).
-    fn put(&self, instance: u64, sender: http1::SendRequest<UpstreamBody>) {
-        if sender.is_closed() {
+    fn put(&self, instance: u64, conn: C) {
+        if conn.is_closed() {
             return;
         }
         let now = Instant::now();
@@ -262,20 +341,57 @@ impl Http1Pool {
         if now >= state.next_sweep {
             let timeout = self.idle_timeout;
             state.by_instance.retain(|_, idle| {
-                idle.retain(|e| !e.sender.is_closed() && now.saturating_duration_since(e.since) < timeout);
+                idle.retain(|e| !e.conn.is_closed() && now.saturating_duration_since(e.since) < timeout);
                 !idle.is_empty()
             });
             state.next_sweep = now + timeout.min(Duration::from_secs(10));
         }
         let idle = state.by_instance.entry(instance).or_default();
         if idle.len() < self.max_idle {
-            idle.push(Idle { sender, since: now });
+            idle.push(Idle { conn, since: now });
         }
     }
 
     #[cfg(test)]
     fn idle_count(&self, instance: u64) -> usize {
         self.state.lock().by_instance.get(&instance).map_or(0, Vec::len)
+    }
+}
+
+impl Http1Pool {
+    fn reuse(self: &Arc<Self>, instance: u64, sender: http1::SendRequest<UpstreamBody>) -> Reuse {
+        Reuse { pool: self.clone(), instance, sender }
+    }
+}
+
+impl Pooled for http1::SendRequest<UpstreamBody> {
+    fn is_closed(&self) -> bool {
+        http1::SendRequest::is_closed(self)
+    }
+
+    fn is_ready(&self) -> bool {
+        http1::SendRequest::is_ready(self)
+    }
+}
+
+/// A connection of the router's own client carries one exchange at a time and is pooled only
+/// between them; whether the instance closed it shows only when it is next used.
+impl Pooled for Box<RawConn> {
+    fn is_closed(&self) -> bool {
+        false
+    }
+
+    fn is_ready(&self) -> bool {
+        true
+    }
+}
+
+// === impl Home ===
+
+impl Home {
+    /// `conn`'s response has ended and it can carry another exchange.
+    pub(crate) fn put(self, conn: Box<RawConn>) {
+        self.pool.put(self.instance, conn);
     }
 }
 
@@ -306,5 +422,6 @@ impl Hasher for IdHasher {
     }
 }
 
+mod raw;
 #[cfg(test)]
 mod tests;

@@ -13,11 +13,12 @@ use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
-use super::client::{Attempt, Reuse, Upstream};
+use super::Routed;
+use super::client::{Attempt, RequestHead, Upstream};
 use super::deadline::{HeadDeadline, Spare};
-use super::{Routed, headers};
+use super::headers::{self, Forwarded};
 use crate::access_log::BytesIn;
-use crate::body::{BodyEnd, BodyLimits, RouterBody, UpstreamBody};
+use crate::body::{BodyEnd, BodyLimits, InstanceBody, RouterBody, UpstreamBody};
 use crate::endpoints::{Instance, InstanceGuard};
 use crate::error::{ProxyError, UpstreamError};
 use crate::table::{Backend, Protocol};
@@ -36,11 +37,11 @@ pub(super) async fn forward(
     observer: Option<&dyn Observer>,
     routed: Routed,
 ) -> Response<RouterBody> {
-    let Routed { backend, guard, parts, path, body, body_end, arrived, trace, spare } = routed;
+    let Routed { backend, guard, parts, path, body, body_end, arrived, trace, spare, forwarded } = routed;
     let arrived = arrived.unwrap_or_else(Instant::now);
     // Only with an observer (span export): its parent and method, before sending takes them.
     let observed = observer.and_then(|o| Some((o, trace::sent_parent(&parts.headers)?, parts.method.clone())));
-    let sending = Sending { guard, parts, path, body, body_end, arrived, spare };
+    let sending = Sending { guard, parts, path, body, body_end, arrived, spare, forwarded };
     let res = match send(upstream, &backend, sending).await {
         Ok(res) => {
             backend.target.revision.responses().record_timed(res.status(), arrived.elapsed());
@@ -72,11 +73,45 @@ struct Sending {
     arrived: Instant,
     /// Its client connection's spare timer.
     spare: Arc<Spare>,
+    /// Set for a request the router's own client sends (see [`bodiless`]).
+    forwarded: Option<Forwarded>,
 }
 
 async fn send(upstream: &Upstream, backend: &Backend, sending: Sending) -> Result<Response<RouterBody>, ProxyError> {
-    let Sending { guard, parts, path, body, body_end, arrived, spare } = sending;
+    let Sending { guard, parts, path, body, body_end, arrived, spare, forwarded } = sending;
     let mut deadline = HeadDeadline::new(Some(spare), arrived + backend.target.head_timeout());
+    if let Some(forwarded) = &forwarded {
+        if let Some(end) = &body_end {
+            end.set(true);
+        }
+        let req =
+            RequestHead { method: &parts.method, path: &path, headers: &parts.headers, forwarded: Some(forwarded) };
+        return send_bodiless(upstream, backend, guard, &req, &mut deadline, arrived).await;
+    }
+    // Boxed: hyper's exchange makes a future of some kilobytes, which would otherwise be part
+    // of every request's (and be copied with it), bodiless ones included.
+    let sending = Streaming { guard, parts, path, body, body_end, arrived };
+    Box::pin(send_streaming(upstream, backend, sending, deadline)).await
+}
+
+/// What [`send_streaming`] takes of a [`Sending`].
+struct Streaming {
+    guard: InstanceGuard,
+    parts: Parts,
+    path: PathAndQuery,
+    body: Incoming,
+    body_end: Option<Arc<BodyEnd>>,
+    arrived: Instant,
+}
+
+/// [`send`] through hyper's client, for a request with a body (or to an h2c instance).
+async fn send_streaming(
+    upstream: &Upstream,
+    backend: &Backend,
+    sending: Streaming,
+    mut deadline: HeadDeadline,
+) -> Result<Response<RouterBody>, ProxyError> {
+    let Streaming { guard, parts, path, body, body_end, arrived } = sending;
     // Cloning the head costs allocations, so only when there is another instance to retry on.
     let replay = (backend.target.revision.ready_count() > 1).then(|| Replay::of(&parts, &path));
     // Only with the access log on (and then an Arc): the request's own byte count.
@@ -112,6 +147,39 @@ async fn send(upstream: &Upstream, backend: &Backend, sending: Sending) -> Resul
     finish(attempt, next, backend, body_end.as_deref(), arrived)
 }
 
+/// True for a request the router's own client sends: a `GET` or `HEAD` whose body has ended
+/// before it began (no `Content-Length` beyond 0, no chunks).
+pub(super) fn bodiless(parts: &Parts, body: &Incoming) -> bool {
+    use http_body::Body as _;
+    (parts.method == http::Method::GET || parts.method == http::Method::HEAD) && body.is_end_stream()
+}
+
+/// [`send`] for a bodiless request: nothing to hand back when the connect fails, so the retry
+/// on another instance needs no copy of the head.
+async fn send_bodiless(
+    upstream: &Upstream,
+    backend: &Backend,
+    guard: InstanceGuard,
+    req: &RequestHead<'_>,
+    deadline: &mut HeadDeadline,
+    arrived: Instant,
+) -> Result<Response<RouterBody>, ProxyError> {
+    let error = match upstream.send_bodiless(guard.instance(), req, deadline).await {
+        Attempt::Failed(e) if e.is_connect() => e,
+        other => return finish(other, guard, backend, None, arrived),
+    };
+    let mut guard = guard;
+    let permit = guard.take_permit();
+    let Some(next) = backend.target.revision.pick_other(guard.instance().id, permit) else {
+        return Err(ProxyError::Unreachable { reason: backend.unreachable(), source: error });
+    };
+    tracing::debug!(revision = %backend.target.revision.key, instance = guard.instance().id, error = %error, "connect failed; retrying on another instance");
+    drop(guard);
+    // Boxed, as in `send`: a retry is rare.
+    let attempt = Box::pin(upstream.send_bodiless(next.instance(), req, deadline)).await;
+    finish(attempt, next, backend, None, arrived)
+}
+
 /// The client's response, or the error for a failed attempt.
 fn finish(
     attempt: Attempt,
@@ -121,9 +189,9 @@ fn finish(
     arrived: Instant,
 ) -> Result<Response<RouterBody>, ProxyError> {
     match attempt {
-        Attempt::Response(res, reuse) => {
+        Attempt::Response(res) => {
             let limits = BodyLimits::new(arrived + backend.target.timeout, backend.target.idle);
-            Ok(respond(res, guard, reuse, backend.target.protocol, body_end, limits))
+            Ok(respond(res, guard, backend.target.protocol, body_end, limits))
         }
         Attempt::TimedOut => Err(ProxyError::Timeout(backend.timed_out())),
         Attempt::Failed(source) if source.is_connect() => {
@@ -164,9 +232,8 @@ fn client_body_failed(error: &UpstreamError) -> bool {
 /// closing, or an error status from an h2c instance (which then resets the stream); a success
 /// before the body ends is taken for a full-duplex exchange and keeps the connection.
 fn respond(
-    res: Response<Incoming>,
+    res: Response<InstanceBody>,
     guard: InstanceGuard,
-    reuse: Option<Reuse>,
     protocol: Protocol,
     body_end: Option<&BodyEnd>,
     limits: BodyLimits,
@@ -183,7 +250,7 @@ fn respond(
     }
     // hyper speaks the client's protocol whatever this says; HTTP/1.1 takes its fast path.
     parts.version = Version::HTTP_11;
-    Response::from_parts(parts, RouterBody::upstream(body, guard, reuse, limits))
+    Response::from_parts(parts, RouterBody::upstream(body, guard, limits))
 }
 
 /// The upstream request, head as rewritten: its target `{path}` (origin-form) for HTTP/1.1,

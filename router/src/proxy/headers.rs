@@ -76,6 +76,47 @@ pub(crate) fn set_forwarded(headers: &mut HeaderMap, client_ip: &HeaderValue, ht
     }
 }
 
+/// The `X-Forwarded-*` headers of a request whose head the router's own client writes: they
+/// go straight into the bytes sent ([`write_forwarded`]) rather than into its `HeaderMap`, whose
+/// table would otherwise grow (a reallocation and a rehash) for three more names.
+#[derive(Clone, Debug)]
+pub(crate) struct Forwarded {
+    /// The client's IP, as an `X-Forwarded-For` value.
+    pub(crate) client_ip: HeaderValue,
+    /// The client came over TLS.
+    pub(crate) https: bool,
+}
+
+/// True for the headers [`write_forwarded`] writes itself (whatever the client sent of them is
+/// replaced, or joined into the one line written).
+pub(crate) fn is_forwarded(name: &HeaderName) -> bool {
+    name == X_FORWARDED_FOR || name == X_FORWARDED_PROTO || name == X_FORWARDED_HOST
+}
+
+/// Writes, as HTTP/1.1 header lines, the `X-Forwarded-*` headers [`set_forwarded`] would set
+/// on `headers`: the same names and values.
+pub(crate) fn write_forwarded(out: &mut Vec<u8>, headers: &HeaderMap, forwarded: &Forwarded) {
+    out.extend_from_slice(b"x-forwarded-for: ");
+    for value in headers.get_all(&X_FORWARDED_FOR) {
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b", ");
+    }
+    out.extend_from_slice(forwarded.client_ip.as_bytes());
+    out.extend_from_slice(if forwarded.https {
+        b"\r\nx-forwarded-proto: https\r\n"
+    } else {
+        b"\r\nx-forwarded-proto: http\r\n"
+    });
+    // Without a `Host` (the router always gives a request one), what the client sent stays.
+    let host = headers.get(HOST);
+    let sent = headers.get_all(&X_FORWARDED_HOST).iter().filter(|_| host.is_none());
+    for host in host.into_iter().chain(sent) {
+        out.extend_from_slice(b"x-forwarded-host: ");
+        out.extend_from_slice(host.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
 /// True when `headers` fit `max_headers` and `max_bytes` (each header's name, value, `": "`
 /// and CRLF, as HTTP/1 sends them).
 pub(crate) fn within_limits(headers: &HeaderMap, max_headers: usize, max_bytes: usize) -> bool {
@@ -110,7 +151,7 @@ fn strip(headers: &mut HeaderMap) {
 }
 
 /// The comma-separated tokens of a header value, trimmed, parameters dropped.
-fn tokens(value: &HeaderValue) -> impl Iterator<Item = &str> {
+pub(crate) fn tokens(value: &HeaderValue) -> impl Iterator<Item = &str> {
     value.to_str().unwrap_or("").split(',').filter_map(|t| t.split(';').next().map(str::trim)).filter(|t| !t.is_empty())
 }
 
@@ -131,6 +172,47 @@ fn join<'a>(sent: impl Iterator<Item = &'a HeaderValue>, client_ip: &'a HeaderVa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The header lines of `out` (an HTTP/1.1 header block without its final CRLF), parsed.
+    fn lines(out: &[u8]) -> Vec<(String, String)> {
+        let text = std::str::from_utf8(out).expect("text");
+        text.split("\r\n")
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let (n, v) = l.split_once(": ").expect("a header line");
+                (n.to_string(), v.to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_forwarded_headers_written_are_those_set_forwarded_sets() {
+        let ip = HeaderValue::from_static("10.0.0.9");
+        let cases: [&[(&str, &str)]; 4] = [
+            &[("host", "hello.default:8080")],
+            &[("host", "h"), ("x-forwarded-for", "1.2.3.4"), ("x-forwarded-for", "5.6.7.8, 9.9.9.9")],
+            &[("x-forwarded-proto", "ftp"), ("x-forwarded-host", "spoofed"), ("accept", "*/*")],
+            &[],
+        ];
+        for pairs in cases {
+            for https in [false, true] {
+                let mut set = map(pairs);
+                set_forwarded(&mut set, &ip, https);
+                let expected: Vec<(String, String)> = set
+                    .iter()
+                    .filter(|(n, _)| is_forwarded(n))
+                    .map(|(n, v)| (n.to_string(), v.to_str().expect("value").to_string()))
+                    .collect();
+                let mut out = Vec::new();
+                write_forwarded(&mut out, &map(pairs), &Forwarded { client_ip: ip.clone(), https });
+                let mut written = lines(&out);
+                let mut expected = expected;
+                written.sort();
+                expected.sort();
+                assert_eq!(written, expected, "{pairs:?} https={https}");
+            }
+        }
+    }
 
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

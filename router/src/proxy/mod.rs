@@ -60,7 +60,7 @@ const ROUTE_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
 const REROUTE_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
 
 mod client;
-pub(crate) use client::Reuse;
+pub(crate) use client::{RawBody, Reuse};
 mod connect;
 mod deadline;
 mod forward;
@@ -143,6 +143,9 @@ struct Routed {
     trace: Option<TraceId>,
     /// Its client connection's spare timer (see [`deadline`]).
     spare: Arc<Spare>,
+    /// For a bodiless `GET` or `HEAD` to an HTTP/1.1 instance, which the router's own client
+    /// sends: the `X-Forwarded-*` headers it writes (`parts` lacks them).
+    forwarded: Option<headers::Forwarded>,
 }
 
 // === impl Router ===
@@ -340,9 +343,9 @@ fn routed(
     trace: Option<TraceId>,
 ) -> Routed {
     let body_end = (req.version() < Version::HTTP_2).then(|| body_end.clone());
-    let (parts, path, body) = rewrite(req, client, backend.target.protocol);
+    let (parts, path, body, forwarded) = rewrite(req, client, backend.target.protocol);
     let spare = client.spare.clone();
-    Routed { backend, guard, parts, path, body, body_end, arrived, trace, spare }
+    Routed { backend, guard, parts, path, body, body_end, arrived, trace, spare, forwarded }
 }
 
 // === impl RouterService ===
@@ -446,7 +449,7 @@ fn rewrite(
     req: Request<Incoming>,
     client: &Client,
     protocol: Protocol,
-) -> (http::request::Parts, PathAndQuery, Incoming) {
+) -> (http::request::Parts, PathAndQuery, Incoming, Option<headers::Forwarded>) {
     let (mut parts, body) = req.into_parts();
     let uri = std::mem::take(&mut parts.uri).into_parts();
     if !parts.headers.contains_key(HOST)
@@ -455,7 +458,12 @@ fn rewrite(
         parts.headers.insert(HOST, host);
     }
     headers::strip_request(&mut parts.headers);
-    headers::set_forwarded(&mut parts.headers, &client.ip, client.https);
+    let forwarded = if protocol == Protocol::Http1 && forward::bodiless(&parts, &body) {
+        Some(headers::Forwarded { client_ip: client.ip.clone(), https: client.https })
+    } else {
+        headers::set_forwarded(&mut parts.headers, &client.ip, client.https);
+        None
+    };
     parts.version = match protocol {
         Protocol::Http1 => Version::HTTP_11,
         Protocol::H2c => Version::HTTP_2,
@@ -466,5 +474,5 @@ fn rewrite(
     if let Some(bytes_in) = bytes_in {
         parts.extensions.insert(bytes_in);
     }
-    (parts, uri.path_and_query.unwrap_or_else(|| PathAndQuery::from_static("/")), body)
+    (parts, uri.path_and_query.unwrap_or_else(|| PathAndQuery::from_static("/")), body, forwarded)
 }

@@ -99,64 +99,113 @@ async fn empty_incoming() -> hyper::body::Incoming {
     body
 }
 
-async fn get(upstream: &Upstream, instance: &Instance, path: &str) -> (Response<hyper::body::Incoming>, Option<Reuse>) {
+/// Which of the two HTTP/1.1 clients a test drives: hyper's (requests with a body) or the
+/// router's own (bodiless `GET` and `HEAD`).
+#[derive(Clone, Copy, Debug)]
+enum Via {
+    Hyper,
+    Raw,
+}
+
+/// A GET of `path` through `via`.
+async fn get(upstream: &Upstream, instance: &Instance, path: &str, via: Via) -> Response<InstanceBody> {
     let deadline = Instant::now() + Duration::from_secs(10);
-    match upstream.send(Protocol::Http1, instance, request(path).await, &mut HeadDeadline::at(deadline)).await {
-        Attempt::Response(res, reuse) => (res, reuse),
+    let mut deadline = HeadDeadline::at(deadline);
+    let attempt = match via {
+        Via::Hyper => upstream.send(Protocol::Http1, instance, request(path).await, &mut deadline).await,
+        Via::Raw => {
+            let path: http::uri::PathAndQuery = path.parse().expect("path");
+            let mut headers = http::HeaderMap::new();
+            headers.insert(HOST, http::HeaderValue::from_static("pool.default"));
+            let req = RequestHead { method: &http::Method::GET, path: &path, headers: &headers, forwarded: None };
+            upstream.send_bodiless(instance, &req, &mut deadline).await
+        }
+    };
+    match attempt {
+        Attempt::Response(res) => res,
         Attempt::TimedOut => panic!("timed out"),
         Attempt::Failed(e) => panic!("failed: {e}"),
     }
 }
 
-/// Reads the body to its end and hands the connection back, as the router's response body does.
-async fn finish(res: Response<hyper::body::Incoming>, reuse: Option<Reuse>) {
+/// Reads the body to its end, which hands the connection back, as the router's response body
+/// does.
+async fn finish(res: Response<InstanceBody>) {
     let body = res.into_body().collect().await.expect("body").to_bytes();
     assert_eq!(&body[..], b"ok");
-    reuse.expect("an HTTP/1.1 connection").put();
 }
 
-#[tokio::test]
-async fn a_connection_is_reused_once_its_body_has_ended() {
+/// The idle connections of `instance` in the pool `via` uses.
+fn idle_count(upstream: &Upstream, instance: &Instance, via: Via) -> usize {
+    match via {
+        Via::Hyper => upstream.http1.idle_count(instance.id),
+        Via::Raw => upstream.raw.idle_count(instance.id),
+    }
+}
+
+/// Runs a pool test once with each client.
+macro_rules! both_clients {
+    ($($name:ident => $case:ident;)*) => {
+        mod via {
+            $(
+                mod $name {
+                    #[tokio::test]
+                    async fn hyper() {
+                        super::super::$case(super::super::Via::Hyper).await;
+                    }
+                    #[tokio::test]
+                    async fn raw() {
+                        super::super::$case(super::super::Via::Raw).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+both_clients! {
+    a_connection_is_reused_once_its_body_has_ended => reused_once_ended;
+    a_streaming_response_keeps_its_connection_to_itself => streaming_keeps_its_own;
+    a_connection_that_said_close_or_was_abandoned_is_not_reused => close_or_abandoned_not_reused;
+    a_pooled_connection_the_instance_closed_is_passed_over => closed_pooled_passed_over;
+    idle_connections_expire_and_are_capped_per_instance => expire_and_cap;
+}
+
+async fn reused_once_ended(via: Via) {
     let (instance, accepted) = instance().await;
     let upstream = upstream(Duration::from_secs(90), 32);
     for _ in 0..5 {
-        let (res, reuse) = get(&upstream, &instance, "/").await;
-        finish(res, reuse).await;
+        finish(get(&upstream, &instance, "/", via).await).await;
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 1, "five requests one after another, one connection");
-    assert_eq!(upstream.http1.idle_count(instance.id), 1);
+    assert_eq!(idle_count(&upstream, &instance, via), 1);
 }
 
-#[tokio::test]
-async fn a_streaming_response_keeps_its_connection_to_itself() {
+async fn streaming_keeps_its_own(via: Via) {
     let (instance, accepted) = instance().await;
     let upstream = upstream(Duration::from_secs(90), 32);
-    let (first, first_reuse) = get(&upstream, &instance, "/").await;
+    let first = get(&upstream, &instance, "/", via).await;
     // The first response is still unread: the second request needs a connection of its own.
-    let (second, second_reuse) = get(&upstream, &instance, "/").await;
+    let second = get(&upstream, &instance, "/", via).await;
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
-    finish(first, first_reuse).await;
-    finish(second, second_reuse).await;
-    assert_eq!(upstream.http1.idle_count(instance.id), 2);
+    finish(first).await;
+    finish(second).await;
+    assert_eq!(idle_count(&upstream, &instance, via), 2);
 }
 
-#[tokio::test]
-async fn a_connection_that_said_close_or_was_abandoned_is_not_reused() {
+async fn close_or_abandoned_not_reused(via: Via) {
     let (instance, accepted) = instance().await;
     let upstream = upstream(Duration::from_secs(90), 32);
-    let (res, reuse) = get(&upstream, &instance, "/close").await;
-    finish(res, reuse).await;
-    let (res, reuse) = get(&upstream, &instance, "/").await;
+    finish(get(&upstream, &instance, "/close", via).await).await;
+    let res = get(&upstream, &instance, "/", via).await;
     assert_eq!(accepted.load(Ordering::SeqCst), 2, "the closed connection was not used again");
     // Dropped before its body ended: the connection closes rather than going back.
-    drop((res, reuse));
-    let (res, reuse) = get(&upstream, &instance, "/").await;
-    finish(res, reuse).await;
+    drop(res);
+    finish(get(&upstream, &instance, "/", via).await).await;
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
 }
 
-#[tokio::test]
-async fn a_pooled_connection_the_instance_closed_is_passed_over() {
+async fn closed_pooled_passed_over(via: Via) {
     // An instance that answers one request per connection and then closes it, without saying
     // so: the pooled sender goes stale, and the next request must still be answered.
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -165,56 +214,63 @@ async fn a_pooled_connection_the_instance_closed_is_passed_over() {
     let counted = accepted.clone();
     let close = Arc::new(tokio::sync::Notify::new());
     let closing = close.clone();
+    let closed = Arc::new(tokio::sync::Notify::new());
+    let telling = closed.clone();
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             counted.fetch_add(1, Ordering::SeqCst);
             let closing = closing.clone();
+            let telling = telling.clone();
             tokio::spawn(async move {
                 let mut buf = [0u8; 1024];
                 let _ = stream.read(&mut buf).await;
                 let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
                 // Closes once told to, after the connection has gone back to the pool.
                 closing.notified().await;
+                drop(stream);
+                telling.notify_one();
             });
         }
     });
     let instance = Instance::new(next_id(), addr);
     let upstream = upstream(Duration::from_secs(90), 32);
-    let (res, reuse) = get(&upstream, &instance, "/").await;
-    finish(res, reuse).await;
-    assert_eq!(upstream.http1.idle_count(instance.id), 1);
+    finish(get(&upstream, &instance, "/", via).await).await;
+    assert_eq!(idle_count(&upstream, &instance, via), 1);
     close.notify_one();
-    // Wait until the connection task has seen the close (the pooled sender reports closed).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while upstream.http1.state.lock().by_instance[&instance.id].iter().any(|e| !e.sender.is_closed()) {
-        assert!(Instant::now() < deadline, "the closed connection was never noticed");
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(1)).await;
+    // The instance has closed its end.
+    closed.notified().await;
+    if let Via::Hyper = via {
+        // Wait until the connection task has seen the close (the pooled sender reports
+        // closed); the router's own client learns it only when it next uses the connection.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while upstream.http1.state.lock().by_instance[&instance.id].iter().any(|e| !e.conn.is_closed()) {
+            assert!(Instant::now() < deadline, "the closed connection was never noticed");
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
-    let (res, reuse) = get(&upstream, &instance, "/").await;
-    finish(res, reuse).await;
+    finish(get(&upstream, &instance, "/", via).await).await;
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
 
-#[tokio::test]
-async fn idle_connections_expire_and_are_capped_per_instance() {
+async fn expire_and_cap(via: Via) {
     let (instance, accepted) = instance().await;
     let upstream = upstream(Duration::from_millis(50), 2);
     let mut open = Vec::new();
     for _ in 0..3 {
-        open.push(get(&upstream, &instance, "/").await);
+        open.push(get(&upstream, &instance, "/", via).await);
     }
-    for (res, reuse) in open {
-        finish(res, reuse).await;
+    for res in open {
+        finish(res).await;
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
-    assert_eq!(upstream.http1.idle_count(instance.id), 2, "the third went over the cap");
+    assert_eq!(idle_count(&upstream, &instance, via), 2, "the third went over the cap");
     tokio::time::sleep(Duration::from_millis(60)).await;
-    let (res, reuse) = get(&upstream, &instance, "/").await;
+    let res = get(&upstream, &instance, "/", via).await;
     assert_eq!(accepted.load(Ordering::SeqCst), 4, "expired connections are not used");
-    finish(res, reuse).await;
+    finish(res).await;
     // The sweep on that return dropped the expired ones of every instance.
-    assert_eq!(upstream.http1.idle_count(instance.id), 1);
+    assert_eq!(idle_count(&upstream, &instance, via), 1);
 }
 
 #[tokio::test]
@@ -264,7 +320,7 @@ async fn closed_h2c_connections_are_forgotten_when_another_is_made() {
     let mut req = request("/").await;
     *req.uri_mut() = format!("http://{}/", first.addr).parse().expect("uri");
     match upstream.send(Protocol::H2c, &first, req, &mut HeadDeadline::at(deadline())).await {
-        Attempt::Response(res, None) => assert_eq!(res.status(), 200),
+        Attempt::Response(res) => assert_eq!(res.status(), 200),
         _ => panic!("expected an h2c response"),
     }
     // The instance goes away: its connection closes.

@@ -1,0 +1,333 @@
+//! The router's own HTTP/1.1 client against scripted instances on loopback: each answers with
+//! exact bytes (written in pieces, to cross every parser boundary), so framing, trailers,
+//! interim responses, limits and malformed answers are all exercised on a real socket.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderValue, Method};
+use http_body_util::BodyExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::super::{Attempt, Upstream};
+use super::*;
+use crate::body::InstanceBody;
+use crate::config::RouterConfig;
+use crate::endpoints::Instance;
+use crate::proxy::deadline::HeadDeadline;
+
+/// An instance that, on each connection, reads one request head, sends it on `heads`, then
+/// writes `answer` in pieces of `piece` bytes, and closes the connection if `close`.
+async fn scripted(
+    answer: &'static [u8],
+    piece: usize,
+    close: bool,
+) -> (Arc<Instance>, mpsc::Receiver<String>, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = mpsc::channel(16);
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counted = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                loop {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        match stream.read(&mut byte).await {
+                            Ok(1) => head.push(byte[0]),
+                            _ => return,
+                        }
+                    }
+                    let _ = tx.send(String::from_utf8_lossy(&head).into_owned()).await;
+                    for part in answer.chunks(piece) {
+                        if stream.write_all(part).await.is_err() {
+                            return;
+                        }
+                        let _ = stream.flush().await;
+                        tokio::task::yield_now().await;
+                    }
+                    if close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    static NEXT: AtomicUsize = AtomicUsize::new(2_000_000);
+    (Instance::new(NEXT.fetch_add(1, Ordering::Relaxed) as u64, addr), rx, accepted)
+}
+
+fn upstream() -> Upstream {
+    Upstream::new(&RouterConfig::default())
+}
+
+async fn send(upstream: &Upstream, instance: &Instance, method: &Method, headers: &HeaderMap) -> Attempt {
+    let path: PathAndQuery = "/a?b=c".parse().expect("path");
+    let req = RequestHead { method, path: &path, headers, forwarded: None };
+    let mut deadline = HeadDeadline::at(Instant::now() + Duration::from_secs(10));
+    upstream.send_bodiless(instance, &req, &mut deadline).await
+}
+
+fn response(attempt: Attempt) -> http::Response<InstanceBody> {
+    match attempt {
+        Attempt::Response(res) => res,
+        Attempt::TimedOut => panic!("timed out"),
+        Attempt::Failed(e) => panic!("failed: {e}"),
+    }
+}
+
+fn failure(attempt: Attempt) -> String {
+    match attempt {
+        Attempt::Failed(e) => e.to_string(),
+        Attempt::TimedOut => panic!("timed out"),
+        Attempt::Response(res) => panic!("expected a failure, got {}", res.status()),
+    }
+}
+
+/// The body's data and trailers, or its error.
+async fn read(res: http::Response<InstanceBody>) -> Result<(Bytes, Option<HeaderMap>), String> {
+    let collected = res.into_body().collect().await.map_err(|e| e.to_string())?;
+    let trailers = collected.trailers().cloned();
+    Ok((collected.to_bytes(), trailers))
+}
+
+fn idle(upstream: &Upstream, instance: &Instance) -> usize {
+    upstream.raw.idle_count(instance.id)
+}
+
+#[test]
+fn the_head_is_written_with_host_added_only_when_missing() {
+    let authority: http::uri::Authority = "10.0.0.1:8080".parse().expect("authority");
+    let path: PathAndQuery = "/p?q=1".parse().expect("path");
+    let mut headers = HeaderMap::new();
+    headers.append("x-many", HeaderValue::from_static("one"));
+    headers.append("x-many", HeaderValue::from_static("two"));
+    let mut out = Vec::new();
+    encode(
+        &mut out,
+        &RequestHead { method: &Method::HEAD, path: &path, headers: &headers, forwarded: None },
+        &authority,
+    );
+    assert_eq!(out, b"HEAD /p?q=1 HTTP/1.1\r\nhost: 10.0.0.1:8080\r\nx-many: one\r\nx-many: two\r\n\r\n");
+    headers.insert(HOST, HeaderValue::from_static("svc.example"));
+    out.clear();
+    encode(
+        &mut out,
+        &RequestHead { method: &Method::GET, path: &path, headers: &headers, forwarded: None },
+        &authority,
+    );
+    let text = String::from_utf8(out).expect("text");
+    assert_eq!(text.matches("host:").count(), 1, "{text}");
+    assert!(text.contains("host: svc.example\r\n"), "{text}");
+}
+
+#[test]
+fn framing_follows_rfc_9112() {
+    let map = |pairs: &[(&'static str, &'static str)]| {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, HeaderValue::from_static(value));
+        }
+        headers
+    };
+    let get = &Method::GET;
+    let ok = StatusCode::OK;
+    let cl = |v| map(&[("content-length", v)]);
+    assert_eq!(framing(&Method::HEAD, ok, &cl("12")).ok(), Some((Framing::Length(0), false)));
+    assert_eq!(framing(get, StatusCode::NO_CONTENT, &map(&[])).ok(), Some((Framing::Length(0), false)));
+    assert_eq!(framing(get, StatusCode::NOT_MODIFIED, &cl("7")).ok(), Some((Framing::Length(0), false)));
+    assert_eq!(framing(get, ok, &cl("12")).ok(), Some((Framing::Length(12), false)));
+    assert_eq!(framing(get, ok, &cl("5, 5")).ok(), Some((Framing::Length(5), false)));
+    assert_eq!(framing(get, ok, &map(&[])).ok(), Some((Framing::Eof, false)));
+    for bad in ["5, 6", "-1", "+5", "0x10", "", "99999999999999999999999"] {
+        assert!(framing(get, ok, &cl(bad)).is_err(), "Content-Length {bad:?} was taken");
+    }
+    let te = |v| map(&[("transfer-encoding", v)]);
+    assert_eq!(framing(get, ok, &te("chunked")).ok(), Some((Framing::Chunked(Chunk::Size), false)));
+    assert_eq!(framing(get, ok, &te("gzip, Chunked")).ok(), Some((Framing::Chunked(Chunk::Size), false)));
+    assert_eq!(framing(get, ok, &te("chunked, gzip")).ok(), Some((Framing::Eof, false)));
+    let both = map(&[("transfer-encoding", "chunked"), ("content-length", "3")]);
+    assert_eq!(framing(get, ok, &both).ok(), Some((Framing::Chunked(Chunk::Size), true)));
+}
+
+#[tokio::test]
+async fn a_content_length_body_arrives_whole_and_its_connection_is_reused() {
+    let answer =
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 11\r\nx-two: a\r\nx-two: b\r\n\r\nhello world";
+    let (instance, mut heads, accepted) = scripted(answer, 7, false).await;
+    let upstream = upstream();
+    let mut headers = HeaderMap::new();
+    headers.insert("x-request", HeaderValue::from_static("1"));
+    for _ in 0..3 {
+        let res = response(send(&upstream, &instance, &Method::GET, &headers).await);
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["content-length"], "11");
+        assert_eq!(res.headers().get_all("x-two").iter().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(read(res).await.expect("body").0, "hello world");
+        let head = heads.recv().await.expect("head");
+        assert!(head.starts_with("GET /a?b=c HTTP/1.1\r\n"), "{head}");
+        assert!(head.contains(&format!("host: {}\r\n", instance.addr)), "{head}");
+        assert!(head.contains("x-request: 1\r\n"), "{head}");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "three exchanges on one connection");
+    assert_eq!(idle(&upstream, &instance), 1);
+}
+
+#[tokio::test]
+async fn a_chunked_body_with_extensions_and_trailers_is_decoded_byte_by_byte() {
+    let answer = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nx-checksum: abc\r\nx-more: 1\r\n\r\n";
+    let (instance, _heads, _) = scripted(answer, 1, false).await;
+    let upstream = upstream();
+    let res = response(send(&upstream, &instance, &Method::GET, &HeaderMap::new()).await);
+    let (body, trailers) = read(res).await.expect("body");
+    assert_eq!(body, "hello world");
+    let trailers = trailers.expect("trailers");
+    assert_eq!(trailers["x-checksum"], "abc");
+    assert_eq!(trailers["x-more"], "1");
+    assert_eq!(idle(&upstream, &instance), 1, "a chunked body read to its end leaves the connection reusable");
+}
+
+#[tokio::test]
+async fn a_chunked_body_without_trailers_ends_and_is_reused() {
+    let answer = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+    let (instance, _heads, accepted) = scripted(answer, 4, false).await;
+    let upstream = upstream();
+    for _ in 0..2 {
+        let res = response(send(&upstream, &instance, &Method::GET, &HeaderMap::new()).await);
+        let (body, trailers) = read(res).await.expect("body");
+        assert_eq!(body, "abc");
+        assert!(trailers.is_none());
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn malformed_chunks_fail_the_body_and_close_the_connection() {
+    for answer in [
+        &b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabcXX0\r\n\r\n",
+    ] {
+        let answer: &'static [u8] = Box::leak(answer.to_vec().into_boxed_slice());
+        let (instance, _heads, _) = scripted(answer, 5, false).await;
+        let upstream = upstream();
+        let res = response(send(&upstream, &instance, &Method::GET, &HeaderMap::new()).await);
+        let error = read(res).await.expect_err("a malformed body");
+        assert!(error.contains("malformed"), "{error}");
+        assert_eq!(idle(&upstream, &instance), 0);
+    }
+}
+
+#[tokio::test]
+async fn a_body_cut_short_is_an_error() {
+    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly this";
+    let (instance, _heads, _) = scripted(answer, 64, true).await;
+    let upstream = upstream();
+    let res = response(send(&upstream, &instance, &Method::GET, &HeaderMap::new()).await);
+    let error = read(res).await.expect_err("a short body");
+    assert!(error.contains("closed the connection before its response body ended"), "{error}");
+}
+
+#[tokio::test]
+async fn a_body_without_a_length_runs_to_the_connections_end_and_is_not_reused() {
+    let answer = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end";
+    let (instance, _heads, _) = scripted(answer, 3, true).await;
+    let upstream = upstream();
+    let res = response(send(&upstream, &instance, &Method::GET, &HeaderMap::new()).await);
+    assert_eq!(read(res).await.expect("body").0, "until the end");
+    assert_eq!(idle(&upstream, &instance), 0);
+}
+
+#[tokio::test]
+async fn a_head_response_has_no_body_and_frees_its_connection_at_once() {
+    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 1234\r\n\r\n";
+    let (instance, mut heads, _) = scripted(answer, 64, false).await;
+    let upstream = upstream();
+    let res = response(send(&upstream, &instance, &Method::HEAD, &HeaderMap::new()).await);
+    assert_eq!(res.headers()["content-length"], "1234", "the length a GET would have had stays");
+    assert_eq!(idle(&upstream, &instance), 1, "back in the pool before the body is read");
+    assert!(read(res).await.expect("body").0.is_empty());
+    assert!(heads.recv().await.expect("head").starts_with("HEAD /a?b=c HTTP/1.1\r\n"));
+}
+
+#[tokio::test]
+async fn interim_responses_are_skipped() {
+    let answer = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\nok";
+    let (instance, _heads, _) = scripted(answer, 9, false).await;
+    let upstream = upstream();
+    let res = response(send(&upstream, &instance, &Method::GET, &HeaderMap::new()).await);
+    assert_eq!(res.status(), 201);
+    assert!(!res.headers().contains_key("link"));
+    assert_eq!(read(res).await.expect("body").0, "ok");
+}
+
+#[tokio::test]
+async fn connections_that_cannot_carry_another_exchange_are_not_pooled() {
+    for answer in [
+        &b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok"[..],
+        b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokEXTRA",
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 99\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+    ] {
+        let answer: &'static [u8] = Box::leak(answer.to_vec().into_boxed_slice());
+        let (instance, _heads, _) = scripted(answer, answer.len(), false).await;
+        let upstream = upstream();
+        let res = response(send(&upstream, &instance, &Method::GET, &HeaderMap::new()).await);
+        assert!(!res.headers().contains_key("content-length") || !res.headers().contains_key("transfer-encoding"));
+        assert_eq!(read(res).await.expect("body").0, "ok");
+        assert_eq!(idle(&upstream, &instance), 0, "{}", String::from_utf8_lossy(answer));
+    }
+}
+
+#[tokio::test]
+async fn bad_heads_are_refused_with_the_reason() {
+    let cases: [(&[u8], &str); 4] = [
+        (b"HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\n\r\n", "101"),
+        (b"HTTP/1.1 2000 OK\r\n\r\n", "malformed"),
+        (b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n", "conflicting Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nbad header\r\n\r\n", "malformed"),
+    ];
+    for (answer, expected) in cases {
+        let answer: &'static [u8] = Box::leak(answer.to_vec().into_boxed_slice());
+        let (instance, _heads, _) = scripted(answer, 64, false).await;
+        let error = failure(send(&upstream(), &instance, &Method::GET, &HeaderMap::new()).await);
+        assert!(error.contains(expected), "{error} (expected {expected})");
+    }
+}
+
+#[tokio::test]
+async fn a_head_beyond_the_limits_is_refused() {
+    let mut huge = b"HTTP/1.1 200 OK\r\nx-big: ".to_vec();
+    huge.resize(huge.len() + MAX_HEAD + 10, b'a');
+    huge.extend_from_slice(b"\r\n\r\n");
+    let huge: &'static [u8] = Box::leak(huge.into_boxed_slice());
+    let (instance, _heads, _) = scripted(huge, 65536, false).await;
+    let error = failure(send(&upstream(), &instance, &Method::GET, &HeaderMap::new()).await);
+    assert!(error.contains("larger than"), "{error}");
+
+    let mut many = b"HTTP/1.1 200 OK\r\n".to_vec();
+    for i in 0..=MAX_HEADERS {
+        many.extend_from_slice(format!("x-{i}: v\r\n").as_bytes());
+    }
+    many.extend_from_slice(b"content-length: 0\r\n\r\n");
+    let many: &'static [u8] = Box::leak(many.into_boxed_slice());
+    let (instance, _heads, _) = scripted(many, 4096, false).await;
+    let error = failure(send(&upstream(), &instance, &Method::GET, &HeaderMap::new()).await);
+    assert!(error.contains("more than 100 header fields"), "{error}");
+}
+
+#[tokio::test]
+async fn an_instance_that_closes_before_answering_fails_the_exchange() {
+    let (instance, _heads, _) = scripted(b"", 1, true).await;
+    let error = failure(send(&upstream(), &instance, &Method::GET, &HeaderMap::new()).await);
+    assert!(error.contains("closed the connection before its response began"), "{error}");
+}
