@@ -34,7 +34,7 @@ use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
 use http_body::{Frame, SizeHint};
-use tokio::io::{AsyncWriteExt, Interest};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::Home;
@@ -231,14 +231,6 @@ impl RawConn {
                 return Err(ExchangeError::Closed(if *received { "head ended" } else { "began" }));
             }
         }
-    }
-
-    /// Forgets the socket's read readiness left from the response just read to its end (no
-    /// syscall: only tokio's cached flag). The next exchange then waits for the instance's
-    /// answer instead of first trying a read that would find nothing. Anything that arrives
-    /// meanwhile (the instance closing the idle connection) sets the flag again.
-    fn settle(&self) {
-        let _ = self.stream.try_io(Interest::READABLE, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
     }
 
     /// Reads what the socket has, at most `max` bytes, into the buffer; `Ok(0)` at the
@@ -462,7 +454,6 @@ impl RawBody {
             && conn.buf.is_empty()
             && let Some(home) = self.home.take()
         {
-            conn.settle();
             home.put(conn);
         }
     }
