@@ -111,6 +111,11 @@ trait Pooled {
     fn is_closed(&self) -> bool;
     /// The connection can take a request now (not still finishing its last exchange).
     fn is_ready(&self) -> bool;
+    /// [`is_closed`](Self::is_closed), found out at the cost of a syscall if need be (the
+    /// periodic sweep of idle connections asks this, a checkout does not).
+    fn probe_closed(&mut self) -> bool {
+        self.is_closed()
+    }
 }
 
 /// One shared h2c connection per instance (HTTP/2 multiplexes its requests); closed ones are
@@ -341,7 +346,7 @@ impl<C: Pooled> Pool<C> {
         if now >= state.next_sweep {
             let timeout = self.idle_timeout;
             state.by_instance.retain(|_, idle| {
-                idle.retain(|e| !e.conn.is_closed() && now.saturating_duration_since(e.since) < timeout);
+                idle.retain_mut(|e| now.saturating_duration_since(e.since) < timeout && !e.conn.probe_closed());
                 !idle.is_empty()
             });
             state.next_sweep = now + timeout.min(Duration::from_secs(10));
@@ -375,7 +380,9 @@ impl Pooled for http1::SendRequest<UpstreamBody> {
 }
 
 /// A connection of the router's own client carries one exchange at a time and is pooled only
-/// between them; whether the instance closed it shows only when it is next used.
+/// between them. No task watches it while idle: a checkout finds out that the instance closed
+/// it when it next uses it (and sends the request on another), and the periodic sweep asks the
+/// socket, so the connections of instances that are gone are closed within one sweep.
 impl Pooled for Box<RawConn> {
     fn is_closed(&self) -> bool {
         false
@@ -383,6 +390,10 @@ impl Pooled for Box<RawConn> {
 
     fn is_ready(&self) -> bool {
         true
+    }
+
+    fn probe_closed(&mut self) -> bool {
+        !self.is_idle_and_open()
     }
 }
 

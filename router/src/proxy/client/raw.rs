@@ -233,6 +233,14 @@ impl RawConn {
         }
     }
 
+    /// True while the instance has neither closed the connection nor sent anything on it since
+    /// its last response ended. A read finds out: none is made when tokio knows the socket has
+    /// nothing (and a byte read here, unasked for, means the connection is out of step anyway).
+    pub(crate) fn is_idle_and_open(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(self.stream.try_read(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
     /// Reads what the socket has, at most `max` bytes, into the buffer; `Ok(0)` at the
     /// connection's end.
     fn poll_fill(&mut self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<usize>> {

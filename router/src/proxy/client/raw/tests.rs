@@ -331,3 +331,26 @@ async fn an_instance_that_closes_before_answering_fails_the_exchange() {
     let error = failure(send(&upstream(), &instance, &Method::GET, &HeaderMap::new()).await);
     assert!(error.contains("closed the connection before its response began"), "{error}");
 }
+
+#[tokio::test]
+async fn an_idle_connection_the_instance_closed_is_found_out_by_the_sweeps_probe() {
+    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+    let (open, _heads, _) = scripted(answer, 64, false).await;
+    let (closing, _heads2, _) = scripted(answer, 64, true).await;
+    let upstream = upstream();
+    for instance in [&open, &closing] {
+        let res = response(send(&upstream, instance, &Method::GET, &HeaderMap::new()).await);
+        assert_eq!(read(res).await.expect("body").0, "ok");
+        assert_eq!(idle(&upstream, instance), 1);
+    }
+    let mut kept = upstream.raw.checkout(open.id).expect("the open instance's connection");
+    assert!(kept.is_idle_and_open(), "a connection whose response ended is idle and open");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(kept.is_idle_and_open(), "and stays so while the instance keeps it");
+    let mut gone = upstream.raw.checkout(closing.id).expect("the closing instance's connection");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gone.is_idle_and_open() {
+        assert!(Instant::now() < deadline, "the instance's close was never seen");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
