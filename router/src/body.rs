@@ -49,7 +49,8 @@ pub struct RouterBody {
 #[derive(Debug)]
 enum Kind {
     /// Streamed from an instance; the guard keeps the instance's in-flight count until the end.
-    Upstream { body: InstanceBody, guard: Option<InstanceGuard>, limits: BodyLimits },
+    /// `drop_trailers` for an HTTP/1 client (see [`RouterBody::upstream`]).
+    Upstream { body: InstanceBody, guard: Option<InstanceGuard>, limits: BodyLimits, drop_trailers: bool },
     /// A reason, sent once.
     Reason(Option<Bytes>),
 }
@@ -118,8 +119,15 @@ pub(crate) struct BodyEnd(AtomicBool);
 impl RouterBody {
     /// An instance's response body, holding `guard` until the body ends or is dropped.
     /// `reuse` (an HTTP/1.1 connection) goes back to its pool if the body ends cleanly.
-    pub(crate) fn upstream(body: InstanceBody, guard: InstanceGuard, limits: BodyLimits) -> Self {
-        Self { kind: Kind::Upstream { body, guard: Some(guard), limits }, activity: None, log: None }
+    ///
+    /// With `drop_trailers` (an HTTP/1 client) the body's trailer fields are left out, as RFC
+    /// 9110 §6.5.1 allows a recipient to: hyper sends trailers on HTTP/1.1 only for fields the
+    /// response declared in a `Trailer` header to a client that sent `TE: trailers`, and
+    /// otherwise leaves the chunked body without its last chunk, which the client then sees cut
+    /// short. HTTP/2 clients get them.
+    pub(crate) fn upstream(body: InstanceBody, guard: InstanceGuard, limits: BodyLimits, drop_trailers: bool) -> Self {
+        let kind = Kind::Upstream { body, guard: Some(guard), limits, drop_trailers };
+        Self { kind, activity: None, log: None }
     }
 
     /// The same body, keeping `activity` (its request's claim on the client connection) until
@@ -157,8 +165,14 @@ impl Body for RouterBody {
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
         match &mut this.kind {
-            Kind::Upstream { body, guard, limits } => {
-                let polled = match Pin::new(body).poll_frame(cx) {
+            Kind::Upstream { body, guard, limits, drop_trailers } => {
+                let next = loop {
+                    match Pin::new(&mut *body).poll_frame(cx) {
+                        Poll::Ready(Some(Ok(frame))) if *drop_trailers && frame.is_trailers() => {}
+                        next => break next,
+                    }
+                };
+                let polled = match next {
                     Poll::Pending => match limits.poll_expired(cx) {
                         Poll::Ready(cut) => Poll::Ready(Some(Err(cut))),
                         Poll::Pending => return Poll::Pending,

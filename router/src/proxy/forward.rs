@@ -86,7 +86,7 @@ async fn send(upstream: &Upstream, backend: &Backend, sending: Sending) -> Resul
         }
         let req =
             RequestHead { method: &parts.method, path: &path, headers: &parts.headers, forwarded: Some(forwarded) };
-        return send_bodiless(upstream, backend, guard, &req, &mut deadline, arrived).await;
+        return send_bodiless(upstream, backend, guard, &req, &mut deadline, body_end.as_deref(), arrived).await;
     }
     // Boxed: hyper's exchange makes a future of some kilobytes, which would otherwise be part
     // of every request's (and be copied with it), bodiless ones included.
@@ -162,11 +162,12 @@ async fn send_bodiless(
     guard: InstanceGuard,
     req: &RequestHead<'_>,
     deadline: &mut HeadDeadline,
+    body_end: Option<&BodyEnd>,
     arrived: Instant,
 ) -> Result<Response<RouterBody>, ProxyError> {
     let error = match upstream.send_bodiless(guard.instance(), req, deadline).await {
         Attempt::Failed(e) if e.is_connect() => e,
-        other => return finish(other, guard, backend, None, arrived),
+        other => return finish(other, guard, backend, body_end, arrived),
     };
     let mut guard = guard;
     let permit = guard.take_permit();
@@ -177,7 +178,7 @@ async fn send_bodiless(
     drop(guard);
     // Boxed, as in `send`: a retry is rare.
     let attempt = Box::pin(upstream.send_bodiless(next.instance(), req, deadline)).await;
-    finish(attempt, next, backend, None, arrived)
+    finish(attempt, next, backend, body_end, arrived)
 }
 
 /// The client's response, or the error for a failed attempt.
@@ -250,7 +251,7 @@ fn respond(
     }
     // hyper speaks the client's protocol whatever this says; HTTP/1.1 takes its fast path.
     parts.version = Version::HTTP_11;
-    Response::from_parts(parts, RouterBody::upstream(body, guard, limits))
+    Response::from_parts(parts, RouterBody::upstream(body, guard, limits, body_end.is_some()))
 }
 
 /// The upstream request, head as rewritten: its target `{path}` (origin-form) for HTTP/1.1,

@@ -262,3 +262,34 @@ pub async fn fed_backend() -> (Backend, mpsc::Sender<bytes::Bytes>) {
     .await;
     (backend, tx)
 }
+
+/// A raw HTTP/1.1 server that answers every request head it reads with `answer`, byte for
+/// byte, keeping the connection open.
+pub async fn scripted_backend(answer: &'static [u8]) -> (SocketAddr, JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        let mut conns = JoinSet::new();
+        while let Ok((mut stream, _)) = listener.accept().await {
+            conns.spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                        head.drain(..end + 4);
+                        if stream.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+            });
+        }
+    });
+    (addr, task)
+}
