@@ -111,11 +111,6 @@ trait Pooled {
     fn is_closed(&self) -> bool;
     /// The connection can take a request now (not still finishing its last exchange).
     fn is_ready(&self) -> bool;
-    /// [`is_closed`](Self::is_closed), found out at the cost of a syscall if need be (the
-    /// periodic sweep of idle connections asks this, a checkout does not).
-    fn probe_closed(&mut self) -> bool {
-        self.is_closed()
-    }
 }
 
 /// One shared h2c connection per instance (HTTP/2 multiplexes its requests); closed ones are
@@ -346,7 +341,7 @@ impl<C: Pooled> Pool<C> {
         if now >= state.next_sweep {
             let timeout = self.idle_timeout;
             state.by_instance.retain(|_, idle| {
-                idle.retain_mut(|e| now.saturating_duration_since(e.since) < timeout && !e.conn.probe_closed());
+                idle.retain(|e| !e.conn.is_closed() && now.saturating_duration_since(e.since) < timeout);
                 !idle.is_empty()
             });
             state.next_sweep = now + timeout.min(Duration::from_secs(10));
@@ -380,20 +375,17 @@ impl Pooled for http1::SendRequest<UpstreamBody> {
 }
 
 /// A connection of the router's own client carries one exchange at a time and is pooled only
-/// between them. No task watches it while idle: a checkout finds out that the instance closed
-/// it when it next uses it (and sends the request on another), and the periodic sweep asks the
-/// socket, so the connections of instances that are gone are closed within one sweep.
+/// between them. No task watches it while idle; tokio's I/O driver records anything that
+/// arrives on it (see [`RawConn::is_idle_and_open`]), and a checkout or the periodic sweep
+/// drops such a connection. One the instance closed after the driver last looked is found out
+/// when it is used (the request, safe to repeat, goes on another).
 impl Pooled for Box<RawConn> {
     fn is_closed(&self) -> bool {
-        false
+        !self.is_idle_and_open()
     }
 
     fn is_ready(&self) -> bool {
         true
-    }
-
-    fn probe_closed(&mut self) -> bool {
-        !self.is_idle_and_open()
     }
 }
 

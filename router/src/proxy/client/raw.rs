@@ -34,7 +34,7 @@ use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
 use http_body::{Frame, SizeHint};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 
 use super::Home;
@@ -233,12 +233,33 @@ impl RawConn {
         }
     }
 
-    /// True while the instance has neither closed the connection nor sent anything on it since
-    /// its last response ended. A read finds out: none is made when tokio knows the socket has
-    /// nothing (and a byte read here, unasked for, means the connection is out of step anyway).
-    pub(crate) fn is_idle_and_open(&mut self) -> bool {
-        let mut byte = [0u8; 1];
-        matches!(self.stream.try_read(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    /// Forgets the socket's read readiness left from the response just read to its end: tokio's
+    /// cached flag, no syscall. From here on the flag is set only by what arrives while the
+    /// connection is idle (the instance closing it, or sending bytes unasked), which
+    /// [`is_idle_and_open`](Self::is_idle_and_open) then sees, as nginx's idle upstream
+    /// connections watch their read events. The next exchange's first read waits for the
+    /// instance's answer instead of trying a socket that has nothing yet.
+    fn settle(&self) {
+        let _ = self.stream.try_io(Interest::READABLE, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
+    }
+
+    /// True while nothing has arrived on the connection since its last response ended: the
+    /// instance has neither closed it nor sent bytes unasked (which would be read as the next
+    /// request's response). No syscall: tokio's readiness flag, as the I/O driver last set it.
+    pub(crate) fn is_idle_and_open(&self) -> bool {
+        let mut arrived = false;
+        let _ = self.stream.try_io(Interest::READABLE, || {
+            arrived = true;
+            Err::<(), _>(io::ErrorKind::WouldBlock.into())
+        });
+        !arrived
+    }
+
+    /// Whether tokio's readiness flag says something arrived, without clearing it.
+    #[cfg(test)]
+    pub(crate) fn has_news(&self) -> bool {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        self.stream.poll_read_ready(&mut cx).is_ready()
     }
 
     /// Reads what the socket has, at most `max` bytes, into the buffer; `Ok(0)` at the
@@ -462,6 +483,7 @@ impl RawBody {
             && conn.buf.is_empty()
             && let Some(home) = self.home.take()
         {
+            conn.settle();
             home.put(conn);
         }
     }
