@@ -17,7 +17,7 @@ use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Weak};
+use std::sync::{Arc, LazyLock, OnceLock, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -72,7 +72,9 @@ pub struct RevisionEndpoints {
     /// Requests one instance may hold at once; 0 for no limit.
     container_concurrency: AtomicU64,
     gate: Gate,
-    responses: Responses,
+    /// Allocated on the revision's first response: most revisions of a large table are never
+    /// requested, and the counters inline were 328 bytes of each. Costs one load per response.
+    responses: OnceLock<Box<Responses>>,
     owners: OwnerCell,
 }
 
@@ -200,7 +202,7 @@ impl RevisionEndpoints {
             changed: Notify::new(),
             container_concurrency: AtomicU64::new(0),
             gate,
-            responses: Responses::default(),
+            responses: OnceLock::new(),
             owners: OwnerCell::default(),
         }
     }
@@ -210,9 +212,16 @@ impl RevisionEndpoints {
         &self.gate
     }
 
-    /// Responses sent on behalf of this revision, by status class.
+    /// The counters to record the revision's responses in, allocated by the first caller.
     pub fn responses(&self) -> &Responses {
-        &self.responses
+        self.responses.get_or_init(Box::default)
+    }
+
+    /// The counters to read: the revision's, or zeros when it has recorded nothing (reading
+    /// allocates nothing, so a scrape does not give every idle revision its counters).
+    pub fn responses_so_far(&self) -> &Responses {
+        static NONE: Responses = Responses::new();
+        self.responses.get().map_or(&NONE, |r| r)
     }
 
     /// The revision's Configuration and Service, for labelling its counters.
