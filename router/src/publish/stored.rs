@@ -7,11 +7,13 @@
 //! The encoding is private and only ever read by this module: lengths and numbers as LEB128
 //! varints, strings as length and bytes, a host list front-coded (each host as the bytes it
 //! shares with the one before and the rest: a service's four hosts share their
-//! `name.namespace`), a revision's namespace left out when it is the route's. It is exact:
+//! `name.namespace`), a revision's namespace left out when it is the route's, a uid in a
+//! UUID's canonical form (as Kubernetes makes them) as its 16 bytes. It is exact:
 //! two specs are equal exactly when their bytes are, so a repeated `set_route` is recognised
 //! by comparing bytes.
 
 use std::borrow::Borrow;
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::endpoints::RevisionKey;
@@ -46,16 +48,16 @@ impl Stored {
     pub(super) fn new(uid: &str, spec: &RouteSpec, since: u64) -> Self {
         let mut w = Writer(Vec::with_capacity(128));
         w.bytes(&key(&spec.namespace, &spec.name));
-        w.str(uid);
+        w.uid(uid);
         w.spec(spec);
         Self { since, bytes: w.0.into_boxed_slice() }
     }
 
     /// The uid of the Route it came from.
-    pub(super) fn uid(&self) -> &str {
+    pub(super) fn uid(&self) -> String {
         let mut r = Reader::new(&self.bytes);
         r.bytes();
-        r.str()
+        r.uid()
     }
 
     /// The same route, from the same Route (the uid compared too).
@@ -70,7 +72,7 @@ impl Stored {
         let split = key.iter().position(|b| *b == 0).expect("a key holds its NUL");
         let namespace = std::str::from_utf8(&key[..split]).expect("written from a str").to_string();
         let name = std::str::from_utf8(&key[split + 1..]).expect("written from a str").to_string();
-        r.str();
+        r.uid();
         r.spec(namespace, name)
     }
 }
@@ -112,6 +114,41 @@ struct Reader<'a> {
     at: usize,
 }
 
+/// Where a canonical UUID has its hyphens.
+const HYPHENS: [usize; 4] = [8, 13, 18, 23];
+
+/// The 16 bytes of `uid` when it is a UUID in canonical form (lowercase hex, hyphens at
+/// [`HYPHENS`]), the form that reads back to the same text.
+fn uuid_bytes(uid: &str) -> Option<[u8; 16]> {
+    let text = uid.as_bytes();
+    if text.len() != 36 || HYPHENS.iter().any(|&at| text[at] != b'-') {
+        return None;
+    }
+    let mut digits = text.iter().enumerate().filter(|(at, _)| !HYPHENS.contains(at)).map(|(_, d)| match d {
+        b'0'..=b'9' => Some(d - b'0'),
+        b'a'..=b'f' => Some(d - b'a' + 10),
+        _ => None,
+    });
+    let mut bytes = [0u8; 16];
+    for byte in &mut bytes {
+        *byte = (digits.next()?? << 4) | digits.next()??;
+    }
+    Some(bytes)
+}
+
+/// A UUID's canonical text.
+fn uuid_text(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(36);
+    for byte in bytes {
+        if HYPHENS.contains(&text.len()) {
+            text.push('-');
+        }
+        // Writing to a `String` cannot fail.
+        let _ = write!(text, "{byte:02x}");
+    }
+    text
+}
+
 // === impl Writer ===
 
 impl Writer {
@@ -134,6 +171,17 @@ impl Writer {
 
     fn str(&mut self, s: &str) {
         self.bytes(s.as_bytes());
+    }
+
+    /// A UUID in canonical form as 0 and its 16 bytes, any other uid as an optional string.
+    fn uid(&mut self, uid: &str) {
+        match uuid_bytes(uid) {
+            Some(bytes) => {
+                self.uint(0);
+                self.0.extend_from_slice(&bytes);
+            }
+            None => self.opt_str(Some(uid)),
+        }
     }
 
     /// Which of several kinds, then the string.
@@ -298,6 +346,13 @@ impl<'a> Reader<'a> {
         }
     }
 
+    fn uid(&mut self) -> String {
+        match self.len() {
+            0 => uuid_text(self.take(16)),
+            n => std::str::from_utf8(self.take(n - 1)).expect("written from a str").to_string(),
+        }
+    }
+
     fn duration(&mut self) -> Duration {
         let secs = self.uint();
         let nanos = u32::try_from(self.uint()).expect("nanoseconds written from a u32");
@@ -444,9 +499,23 @@ mod tests {
         let spec = everything();
         let stored = Stored::new("uid-1", &spec, 4);
         assert_eq!(stored.spec(), spec);
-        assert_eq!((stored.uid(), stored.since), ("uid-1", 4));
+        assert_eq!((stored.uid().as_str(), stored.since), ("uid-1", 4));
         let empty = RouteSpec { namespace: "n".into(), name: "e".into(), ..RouteSpec::default() };
         assert_eq!(Stored::new("", &empty, 0).spec(), empty);
+    }
+
+    #[test]
+    fn uids_read_back_as_given_and_uuids_take_16_bytes() {
+        let spec = RouteSpec { namespace: "n".into(), name: "r".into(), ..RouteSpec::default() };
+        let uuid = "0a1b2c3d-4e5f-4000-8abc-def012345678";
+        for uid in [uuid, "0A1B2C3D-4E5F-4000-8ABC-DEF012345678", "0a1b2c3d-4e5f-4000-8abc-def01234567g", "uid-1", ""] {
+            let stored = Stored::new(uid, &spec, 0);
+            assert_eq!(stored.uid(), uid);
+            assert_eq!(stored.spec(), spec, "{uid}");
+        }
+        let len = |uid| Stored::new(uid, &spec, 0).bytes.len();
+        assert_eq!(len(uuid), len("") + 16, "a UUID in canonical form is its bytes");
+        assert_eq!(len("0A1B2C3D-4E5F-4000-8ABC-DEF012345678"), len("") + 36, "any other uid is its text");
     }
 
     #[test]
