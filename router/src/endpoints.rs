@@ -68,7 +68,9 @@ pub struct RevisionEndpoints {
     inflight: AtomicUsize,
     requests: AtomicU64,
     next: AtomicUsize,
-    changed: Notify,
+    /// Wakes requests waiting for the ready set to change; made by the first to wait (most
+    /// revisions never have one: inline it was 32 bytes of each).
+    changed: OnceLock<Box<Notify>>,
     /// Requests one instance may hold at once; 0 for no limit.
     container_concurrency: AtomicU64,
     gate: Gate,
@@ -199,7 +201,7 @@ impl RevisionEndpoints {
             inflight: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
             next: AtomicUsize::new(0),
-            changed: Notify::new(),
+            changed: OnceLock::new(),
             container_concurrency: AtomicU64::new(0),
             gate,
             responses: OnceLock::new(),
@@ -274,7 +276,7 @@ impl RevisionEndpoints {
             next
         });
         self.update_capacity();
-        self.changed.notify_waiters();
+        self.notify_changed();
     }
 
     /// Marks the instance draining and takes it out of the ready set; returns it so the caller
@@ -290,7 +292,7 @@ impl RevisionEndpoints {
             i.draining.store(true, Ordering::SeqCst);
         }
         self.update_capacity();
-        self.changed.notify_waiters();
+        self.notify_changed();
         removed
     }
 
@@ -384,7 +386,14 @@ impl RevisionEndpoints {
 
     /// Waits until the ready set changes (an instance added or removed).
     pub async fn changed(&self) {
-        self.changed.notified().await;
+        self.changed.get_or_init(Box::default).notified().await;
+    }
+
+    /// Wakes the requests waiting in [`changed`](Self::changed), if any ever waited.
+    fn notify_changed(&self) {
+        if let Some(changed) = self.changed.get() {
+            changed.notify_waiters();
+        }
     }
 }
 
