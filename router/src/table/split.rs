@@ -59,7 +59,7 @@ impl Split {
 
     /// Its backends in order, each with its percent.
     pub(crate) fn shares(&self) -> impl Iterator<Item = (u32, &Arc<Backend>)> {
-        let (one, many): (Option<&Arc<Backend>>, &[(u32, Arc<Backend>)]) = match self {
+        let (one, many): (_, &[_]) = match self {
             Self::Empty => (None, &[]),
             Self::One(b) => (Some(b), &[]),
             Self::Many(entries) => (None, entries),
