@@ -32,7 +32,8 @@ pub(super) struct Stored {
 }
 
 /// The key a route is stored under: its namespace, a NUL, its name. Ordered as the pair
-/// (namespace, name) is, since NUL sorts before any other character.
+/// (namespace, name) is, since NUL sorts before any other character. (Both are Kubernetes
+/// names, which the API validates: neither holds a NUL.)
 pub(super) fn key(namespace: &str, name: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(namespace.len() + 1 + name.len());
     key.extend_from_slice(namespace.as_bytes());
