@@ -9,7 +9,7 @@
 //! ```
 //!
 //! (A debug build lays the structures out as a release build does; benches/RESULTS.md 11b
-//! used one.)
+//! and 11c used one.)
 //!
 //! Each `set_route` rebuilds the whole table, as in the router, so N = 10,000 takes minutes.
 

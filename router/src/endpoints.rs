@@ -17,7 +17,7 @@ use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Weak};
+use std::sync::{Arc, LazyLock, OnceLock, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -68,11 +68,15 @@ pub struct RevisionEndpoints {
     inflight: AtomicUsize,
     requests: AtomicU64,
     next: AtomicUsize,
-    changed: Notify,
+    /// Wakes requests waiting for the ready set to change; made by the first to wait (most
+    /// revisions never have one: inline it was 32 bytes of each).
+    changed: OnceLock<Box<Notify>>,
     /// Requests one instance may hold at once; 0 for no limit.
     container_concurrency: AtomicU64,
     gate: Gate,
-    responses: Responses,
+    /// Allocated on the revision's first response: most revisions of a large table are never
+    /// requested, and the counters inline were 328 bytes of each. Costs one load per response.
+    responses: OnceLock<Box<Responses>>,
     owners: OwnerCell,
 }
 
@@ -197,10 +201,10 @@ impl RevisionEndpoints {
             inflight: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
             next: AtomicUsize::new(0),
-            changed: Notify::new(),
+            changed: OnceLock::new(),
             container_concurrency: AtomicU64::new(0),
             gate,
-            responses: Responses::default(),
+            responses: OnceLock::new(),
             owners: OwnerCell::default(),
         }
     }
@@ -210,9 +214,16 @@ impl RevisionEndpoints {
         &self.gate
     }
 
-    /// Responses sent on behalf of this revision, by status class.
+    /// The counters to record the revision's responses in, allocated by the first caller.
     pub fn responses(&self) -> &Responses {
-        &self.responses
+        self.responses.get_or_init(Box::default)
+    }
+
+    /// The counters to read: the revision's, or zeros when it has recorded nothing (reading
+    /// allocates nothing, so a scrape does not give every idle revision its counters).
+    pub fn responses_so_far(&self) -> &Responses {
+        static NONE: Responses = Responses::new();
+        self.responses.get().map_or(&NONE, |r| r)
     }
 
     /// The revision's Configuration and Service, for labelling its counters.
@@ -265,7 +276,7 @@ impl RevisionEndpoints {
             next
         });
         self.update_capacity();
-        self.changed.notify_waiters();
+        self.notify_changed();
     }
 
     /// Marks the instance draining and takes it out of the ready set; returns it so the caller
@@ -281,7 +292,7 @@ impl RevisionEndpoints {
             i.draining.store(true, Ordering::SeqCst);
         }
         self.update_capacity();
-        self.changed.notify_waiters();
+        self.notify_changed();
         removed
     }
 
@@ -375,7 +386,14 @@ impl RevisionEndpoints {
 
     /// Waits until the ready set changes (an instance added or removed).
     pub async fn changed(&self) {
-        self.changed.notified().await;
+        self.changed.get_or_init(Box::default).notified().await;
+    }
+
+    /// Wakes the requests waiting in [`changed`](Self::changed), if any ever waited.
+    fn notify_changed(&self) {
+        if let Some(changed) = self.changed.get() {
+            changed.notify_waiters();
+        }
     }
 }
 

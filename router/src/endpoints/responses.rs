@@ -13,12 +13,12 @@
 //! ever recorded on rare paths, so they live together in one block allocated the first time
 //! any of them is: a revision that only ever answers common codes pays for none of them.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use http::StatusCode;
+use parking_lot::Mutex;
 
 /// Status classes a response can have: `1xx` to `9xx` (`http` accepts codes up to 999).
 const CLASSES: usize = 9;
@@ -137,25 +137,40 @@ pub struct Owners {
 }
 
 /// The owners of a revision, set by the control path when it learns them and read when the
-/// counters are exposed.
+/// counters are exposed (never on a request's path, so a lock is fine). Both names are kept in
+/// one allocation, and none until they are set: as an `Arc<Owners>` they were ~160 bytes of
+/// every revision.
 #[derive(Debug, Default)]
-pub struct OwnerCell(ArcSwap<Owners>);
+pub struct OwnerCell(Mutex<Option<JoinedOwners>>);
+
+/// The configuration's name then the service's, in one string.
+#[derive(Debug)]
+struct JoinedOwners {
+    text: Box<str>,
+    /// Where the configuration's name ends in `text`.
+    configuration_len: usize,
+}
 
 // === impl Responses ===
 
 impl Default for Responses {
     fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Responses {
+    /// Every counter at zero (`const`, so a shared zero set can be a `static`).
+    pub const fn new() -> Self {
         Self {
-            common: Default::default(),
-            latency: Histogram::default(),
+            common: [const { AtomicU64::new(0) }; COMMON_CODES.len()],
+            latency: Histogram::new(),
             request_bytes: AtomicU64::new(0),
             response_bytes: AtomicU64::new(0),
             cold: OnceLock::new(),
         }
     }
-}
 
-impl Responses {
     /// Counts one response with `status`, without its latency (tests, and callers that have
     /// no arrival time).
     pub fn record(&self, status: StatusCode) {
@@ -344,11 +359,16 @@ impl Failure {
 
 impl Default for Histogram {
     fn default() -> Self {
-        Self { buckets: Default::default(), sum_ns: AtomicU64::new(0) }
+        Self::new()
     }
 }
 
 impl Histogram {
+    /// Empty.
+    const fn new() -> Self {
+        Self { buckets: [const { AtomicU64::new(0) }; BUCKETS_NS.len() + 1], sum_ns: AtomicU64::new(0) }
+    }
+
     /// Records one observation.
     pub fn record(&self, d: Duration) {
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
@@ -381,16 +401,22 @@ impl HistogramSnapshot {
 // === impl OwnerCell ===
 
 impl OwnerCell {
-    /// The owners now.
-    pub fn get(&self) -> Arc<Owners> {
-        self.0.load_full()
+    /// The owners now (empty names until set).
+    pub fn get(&self) -> Owners {
+        match &*self.0.lock() {
+            Some(joined) => {
+                let (configuration, service) = joined.text.split_at(joined.configuration_len);
+                Owners { configuration: configuration.to_string(), service: service.to_string() }
+            }
+            None => Owners::default(),
+        }
     }
 
-    /// Records the owners, when they differ from those known.
+    /// Records the owners.
     pub fn set(&self, owners: Owners) {
-        if *self.0.load().as_ref() != owners {
-            self.0.store(Arc::new(owners));
-        }
+        let configuration_len = owners.configuration.len();
+        let text = (owners.configuration + &owners.service).into_boxed_str();
+        *self.0.lock() = Some(JoinedOwners { text, configuration_len });
     }
 }
 
@@ -516,12 +542,14 @@ mod tests {
     }
 
     #[test]
-    fn owners_are_replaced_only_when_they_change() {
+    fn owners_read_back_as_set() {
         let cell = OwnerCell::default();
-        let owners = Owners { configuration: "hello".into(), service: "hello".into() };
+        assert_eq!(cell.get(), Owners::default());
+        let owners = Owners { configuration: "hello".into(), service: "hello-svc".into() };
         cell.set(owners.clone());
-        let first = cell.get();
-        cell.set(owners);
-        assert!(Arc::ptr_eq(&first, &cell.get()));
+        assert_eq!(cell.get(), owners);
+        let bare = Owners { configuration: "bare".into(), service: String::new() };
+        cell.set(bare.clone());
+        assert_eq!(cell.get(), bare, "replaced");
     }
 }

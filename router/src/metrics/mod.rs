@@ -50,7 +50,7 @@ pub const SLUICE_ACCESS_LOG_DROPPED_TOTAL: &str = "sluice_access_log_dropped_tot
 /// A revision with its owners, read once per scrape.
 struct Row {
     rev: Arc<RevisionEndpoints>,
-    owners: Arc<Owners>,
+    owners: Owners,
 }
 
 /// Appends every family the router exposes to `out`: the revisions' (in name order) from
@@ -133,7 +133,7 @@ fn render_revisions(endpoints: &Endpoints, out: &mut String) {
         out,
         REVISION_REQUEST_LATENCIES,
         "Time from a request's arrival at the router to its response head, in milliseconds.",
-        |r| r.responses().latency(),
+        |r| r.responses_so_far().latency(),
     );
     gauge(&rows, out, REVISION_REQUEST_CONCURRENCY, "Requests in flight to the revision's instances.", |r| {
         r.inflight() as u64
@@ -146,7 +146,7 @@ fn render_revisions(endpoints: &Endpoints, out: &mut String) {
         out,
         REVISION_QUEUE_WAIT_LATENCIES,
         "Time requests spent waiting at the revision's gate, in milliseconds.",
-        |r| r.responses().queue_wait(),
+        |r| r.responses_so_far().queue_wait(),
     );
     revision_proxy_errors_count(&rows, out);
     counter(
@@ -154,14 +154,14 @@ fn render_revisions(endpoints: &Endpoints, out: &mut String) {
         out,
         REVISION_REQUEST_BYTES_COUNT,
         "Request body bytes read from clients and sent on to the revision's instances.",
-        |r| r.responses().request_bytes(),
+        |r| r.responses_so_far().request_bytes(),
     );
     counter(
         &rows,
         out,
         REVISION_RESPONSE_BYTES_COUNT,
         "Response body bytes of the revision's instances sent on to clients.",
-        |r| r.responses().response_bytes(),
+        |r| r.responses_so_far().response_bytes(),
     );
 }
 
@@ -187,7 +187,7 @@ fn revision_request_count(rows: &[Row], out: &mut String) {
         "Responses sent on behalf of a revision, by status code (its instances' and the router's own).",
     );
     for row in rows {
-        for (code, count) in row.rev.responses().codes() {
+        for (code, count) in row.rev.responses_so_far().codes() {
             let code_label = code.to_string();
             let class_label = format!("{}xx", code / 100);
             let l = labels(row, &[("response_code", &code_label), ("response_code_class", &class_label)]);
@@ -206,7 +206,7 @@ fn revision_proxy_errors_count(rows: &[Row], out: &mut String) {
         "The router's own 502/503/504 responses for a revision, by reason.",
     );
     for row in rows {
-        for (failure, count) in row.rev.responses().failures() {
+        for (failure, count) in row.rev.responses_so_far().failures() {
             let code_label = failure.status().to_string();
             let l = labels(row, &[("response_code", &code_label), ("reason", failure.reason())]);
             text::sample(out, REVISION_PROXY_ERRORS_COUNT, &l, count);

@@ -77,6 +77,12 @@ pub enum TableError {
         /// The regex crate's message.
         error: String,
     },
+    /// The table's host keys and route names would pass 4 GiB, or its routes or tags 2^31.
+    #[error("route {route}: the routing table is too large to add it to")]
+    TooLarge {
+        /// `namespace/name`.
+        route: String,
+    },
     /// A rule's path does not start with `/`, so no request could match it.
     #[error("route {route} {rule}: path {path:?} does not start with '/'")]
     RulePath {
@@ -103,7 +109,8 @@ impl TableError {
             | Self::DuplicateRule { route, .. }
             | Self::RuleHeaderName { route, .. }
             | Self::RuleRegex { route, .. }
-            | Self::RulePath { route, .. } => route,
+            | Self::RulePath { route, .. }
+            | Self::TooLarge { route } => route,
             Self::DuplicateHost { second, .. } => second,
         };
         route.split_once('/') == Some((namespace, name))

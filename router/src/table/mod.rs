@@ -9,7 +9,6 @@
 //! A tag host goes to its tag before any of these.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -22,10 +21,12 @@ use crate::reason::Reason;
 mod choice;
 mod error;
 mod host;
+mod hosts;
 mod rules;
 mod split;
 
 use choice::{ChoiceScope, Choices};
+use hosts::{HostEntry, Hosts, Span};
 use rules::{Rule, Seen};
 use split::{Roller, Split};
 
@@ -181,7 +182,10 @@ pub enum Miss {
 /// The immutable routing snapshot.
 #[derive(Debug, Default)]
 pub struct RoutingTable {
-    hosts: HashMap<Box<str>, HostEntry>,
+    /// Every host, and the routes' names.
+    hosts: Hosts,
+    /// Each tag's backend and the index of its route (a tag host's entry indexes this).
+    tags: Vec<(Arc<Backend>, usize)>,
     routes: Vec<Route>,
     http_protocol: HttpProtocol,
     /// The rule and tag targets' counters, carried over by [`rebuild`](Self::rebuild).
@@ -238,31 +242,30 @@ struct Reasons {
 }
 
 #[derive(Debug)]
-enum HostEntry {
-    /// A default host: index into `routes`.
-    Route(usize),
-    /// A tag host: all of its traffic to one target; and the index of its route.
-    Tag(Arc<Backend>, usize),
-}
-
-#[derive(Debug)]
 struct Route {
-    /// `namespace/name`.
-    name: Arc<str>,
+    /// `namespace/name`, in the table's text.
+    name: Span,
     /// Where the namespace ends in `name` (labels want the two apart).
-    namespace_len: usize,
-    /// The default split as programmed: each revision's percent (a revision listed twice
-    /// summed, 0 % kept), in the order first listed.
-    percents: Box<[(Arc<RevisionEndpoints>, u32)]>,
+    namespace_len: u32,
+    /// The route's own `http-protocol`, over the table's.
+    http_protocol: Option<HttpProtocol>,
     split: Split,
     /// The route's own position in the split sequence.
     roller: Arc<Roller>,
-    /// Tag → target, present only when tag-header routing is on. Boxed: most routes have none,
-    /// and an empty map inline is 48 bytes per route.
-    #[allow(clippy::box_collection)]
-    header_tags: Option<Box<HashMap<Box<str>, Arc<Backend>>>>,
-    /// The route's own `http-protocol`, over the table's.
-    http_protocol: Option<HttpProtocol>,
+    /// What most routes do not have, in one box: inline, their empty forms were 48 bytes of
+    /// every route; a route without any of them is one `None` check on a request's path.
+    extra: Option<Box<Extra>>,
+}
+
+/// A route's rules, tag header map and programmed percents, when it has any of them.
+#[derive(Debug, Default)]
+struct Extra {
+    /// The default split as programmed: each revision's percent (a revision listed twice
+    /// summed, 0 % kept), in the order first listed; empty when the split says the same (no
+    /// revision twice, none at 0 %).
+    percents: Box<[(Arc<RevisionEndpoints>, u32)]>,
+    /// Tag → target, present only when tag-header routing is on.
+    header_tags: Option<HashMap<Box<str>, Arc<Backend>>>,
     /// Header and path rules, in order.
     rules: Vec<Rule>,
 }
@@ -383,15 +386,15 @@ impl RoutingTable {
     pub fn rebuild(&self, routes: Vec<RouteConfig>) -> Result<Self, TableError> {
         let mut table = Self { http_protocol: self.http_protocol, ..Self::default() };
         table.routes.reserve(routes.len());
-        let mut owners: HashMap<Box<str>, Arc<str>> = HashMap::new();
         // Each route finds its predecessor by name in one lookup: a search of the old routes
         // per route made a rebuild quadratic (0.43 s at 10,000 routes, on every route change).
-        let before: HashMap<&str, &Route> = self.routes.iter().map(|r| (&*r.name, r)).collect();
+        let before: HashMap<&str, &Route> = self.routes.iter().map(|r| (self.hosts.text(r.name), r)).collect();
         for config in routes {
-            let name: Arc<str> = format!("{}/{}", config.namespace, config.name).into();
-            let previous = before.get(&*name).copied();
-            table.add(name, config, previous, &self.choices, &mut owners)?;
+            let name = format!("{}/{}", config.namespace, config.name);
+            let previous = before.get(name.as_str()).copied();
+            table.add(&name, config, previous, &self.choices)?;
         }
+        table.hosts.shrink();
         if table.choices.over_cap > 0 {
             tracing::warn!(
                 uncounted = table.choices.over_cap,
@@ -411,8 +414,8 @@ impl RoutingTable {
     /// revision listed twice summed.
     pub fn traffic_percents(&self) -> impl Iterator<Item = (&str, &str, &str, u32)> {
         self.routes.iter().flat_map(|r| {
-            let (namespace, name) = r.labels();
-            r.percents.iter().map(move |(rev, p)| (namespace, name, rev.key.name.as_str(), *p))
+            let (namespace, name) = self.labels(r);
+            r.percents().map(move |(rev, p)| (namespace, name, rev.key.name.as_str(), p))
         })
     }
 
@@ -431,9 +434,7 @@ impl RoutingTable {
     /// it, and the `http-protocol` that applies to it: its route's, else the table's.
     pub fn served_host<'r, B>(&self, req: &'r Request<B>) -> Option<(&'r str, HttpProtocol)> {
         let raw = request_host(req).ok()?;
-        let index = host::with_key(raw, |key| match self.hosts.get(key)? {
-            HostEntry::Route(i) | HostEntry::Tag(_, i) => Some(*i),
-        })?;
+        let index = host::with_key(raw, |key| self.hosts.get(key).map(|entry| self.route_of(entry)))?;
         let protocol = self.routes.get(index).and_then(|r| r.http_protocol).unwrap_or(self.http_protocol);
         Some((host::strip(raw), protocol))
     }
@@ -450,7 +451,7 @@ impl RoutingTable {
 
     /// Every host served (normalized), in no particular order.
     pub fn hosts(&self) -> impl Iterator<Item = &str> {
-        self.hosts.keys().map(|h| &**h)
+        self.hosts.keys()
     }
 
     /// The target a request for `host` carrying tag header `tag` (and no header or path a
@@ -489,15 +490,15 @@ impl RoutingTable {
         let entry = host::with_key(raw_host, |key| self.hosts.get(key));
         let route = match entry {
             None => return Err(Miss::UnknownHost(raw_host.into())),
-            Some(HostEntry::Tag(backend, _)) => return Ok(Resolved { backend, via: Via::TagHost }),
-            Some(HostEntry::Route(i)) => &self.routes[*i],
+            Some(HostEntry::Tag(i)) => return Ok(Resolved { backend: &self.tags[i].0, via: Via::TagHost }),
+            Some(HostEntry::Route(i)) => &self.routes[i],
         };
-        if let Some(tags) = &route.header_tags
+        if let Some(tags) = route.header_tags()
             && let Some(backend) = tag().and_then(|tag| tags.get(tag))
         {
             return Ok(Resolved { backend, via: Via::TagHeader });
         }
-        for (index, rule) in route.rules.iter().enumerate() {
+        for (index, rule) in route.rules().iter().enumerate() {
             // A compiled rule's split is never empty (its percents sum to 100).
             if matches(rule)
                 && let Some(backend) = rule.split.pick(roll(&rule.roller))
@@ -508,17 +509,19 @@ impl RoutingTable {
         match route.split.pick(roll(&route.roller)) {
             Some(backend) => Ok(Resolved { backend, via: Via::Split }),
             // Formatted here, on the miss: a route without traffic is rare and short-lived.
-            None => Err(Miss::NoTraffic(Reason::new(format_args!("route {} has no traffic target", route.name)))),
+            None => Err(Miss::NoTraffic(Reason::new(format_args!(
+                "route {} has no traffic target",
+                self.hosts.text(route.name)
+            )))),
         }
     }
 
     fn add(
         &mut self,
-        name: Arc<str>,
+        name: &str,
         config: RouteConfig,
         previous: Option<&Route>,
         carried: &Choices,
-        owners: &mut HashMap<Box<str>, Arc<str>>,
     ) -> Result<(), TableError> {
         let (namespace, short_name) = (config.namespace.clone(), config.name.clone());
         if !config.traffic.is_empty() {
@@ -528,10 +531,13 @@ impl RoutingTable {
             }
         }
         let index = self.routes.len();
+        let from = self.hosts.mark();
+        self.place_hosts(&config, from, name)?;
+        let name_span = self.hosts.place(name, from, name)?;
         for raw in &config.hosts {
-            self.claim(raw, HostEntry::Route(index), &name, owners)?;
+            self.claim(raw, HostEntry::Route(index), index, from, name)?;
         }
-        let mut header_tags = config.tag_header_routing.then(Box::<HashMap<_, _>>::default);
+        let mut header_tags = config.tag_header_routing.then(HashMap::new);
         let mut seen = Vec::with_capacity(config.tags.len());
         for tag in config.tags {
             if seen.contains(&tag.tag) {
@@ -541,8 +547,10 @@ impl RoutingTable {
                 ChoiceScope { namespace: &namespace, route: &short_name, previous: carried, next: &mut self.choices }
                     .choice(ChoiceKind::Tag, &tag.tag, &tag.target.revision.key.name);
             let backend = Backend::new(tag.target, Some(choice));
+            let tag_index = self.tags.len();
+            self.tags.push((backend.clone(), index));
             for raw in &tag.hosts {
-                self.claim(raw, HostEntry::Tag(backend.clone(), index), &name, owners)?;
+                self.claim(raw, HostEntry::Tag(tag_index), index, from, name)?;
             }
             if let Some(tags) = &mut header_tags {
                 tags.insert(tag.tag.clone().into_boxed_str(), backend);
@@ -551,7 +559,7 @@ impl RoutingTable {
         }
         let mut scope =
             ChoiceScope { namespace: &namespace, route: &short_name, previous: carried, next: &mut self.choices };
-        let rules = rules::compile(&name, config.rules, previous.map_or(&[], |r| &r.rules), &mut scope)?;
+        let rules = rules::compile(name, config.rules, previous.map_or(&[], |r| r.rules()), &mut scope)?;
         let mut percents: Vec<(Arc<RevisionEndpoints>, u32)> = Vec::new();
         for (p, t) in &config.traffic {
             match percents.iter_mut().find(|(rev, _)| rev.key.name == t.revision.key.name) {
@@ -562,51 +570,74 @@ impl RoutingTable {
         let roller = previous.map_or_else(|| Arc::new(Roller::random()), |r| r.roller.clone());
         let kept = previous.map(|r| &r.split);
         let split = Split::new(config.traffic.into_iter().map(|(p, t)| (p, Backend::reuse(kept, t))));
-        let http_protocol = config.http_protocol;
+        let said_by_split = percents.len() == split.shares().count()
+            && percents
+                .iter()
+                .zip(split.shares())
+                .all(|((rev, p), (share, b))| Arc::ptr_eq(rev, &b.target.revision) && *p == share);
+        let extra =
+            Extra { percents: if said_by_split { Box::default() } else { percents.into() }, header_tags, rules };
+        let has_extra = !extra.percents.is_empty() || extra.header_tags.is_some() || !extra.rules.is_empty();
         self.routes.push(Route {
-            name,
-            namespace_len: namespace.len(),
-            percents: percents.into(),
+            name: name_span,
+            namespace_len: u32::try_from(namespace.len())
+                .map_err(|_| TableError::TooLarge { route: name.to_string() })?,
+            http_protocol: config.http_protocol,
             split,
             roller,
-            header_tags,
-            http_protocol,
-            rules,
+            extra: has_extra.then(|| Box::new(extra)),
         });
         Ok(())
     }
 
-    fn claim(
-        &mut self,
-        raw: &str,
-        entry: HostEntry,
-        route: &Arc<str>,
-        owners: &mut HashMap<Box<str>, Arc<str>>,
-    ) -> Result<(), TableError> {
+    /// Places the text of the route's hosts, longest first, so that a host inside another
+    /// (`svc.ns` in `svc.ns.svc.cluster.local`) takes no bytes of its own.
+    fn place_hosts(&mut self, config: &RouteConfig, from: usize, route: &str) -> Result<(), TableError> {
+        let mut keys: Vec<Box<str>> = config
+            .hosts
+            .iter()
+            .chain(config.tags.iter().flat_map(|t| t.hosts.iter()))
+            .filter_map(|raw| host::config_key(raw))
+            .collect();
+        keys.sort_unstable_by_key(|k| std::cmp::Reverse(k.len()));
+        for key in &keys {
+            self.hosts.place(key, from, route)?;
+        }
+        Ok(())
+    }
+
+    /// Indexes host `raw` to `entry` of route `index` (named `route`, its text from `from` on).
+    fn claim(&mut self, raw: &str, entry: HostEntry, index: usize, from: usize, route: &str) -> Result<(), TableError> {
         let key = host::config_key(raw).ok_or_else(|| TableError::EmptyHost { route: route.to_string() })?;
-        match owners.entry(key.clone()) {
+        match self.hosts.get(&key) {
+            None => self.hosts.insert(&key, entry, from, route),
             // A host listed twice for the same purpose (e.g. a domain that makes two of the
             // default forms coincide) is harmless.
-            Entry::Occupied(first) if Arc::ptr_eq(first.get(), route) && self.same_entry(&key, &entry) => Ok(()),
-            Entry::Occupied(first) => Err(TableError::DuplicateHost {
-                host: key.into_string(),
-                first: first.get().to_string(),
-                second: route.to_string(),
-            }),
-            Entry::Vacant(slot) => {
-                slot.insert(route.clone());
-                self.hosts.insert(key, entry);
-                Ok(())
+            Some(first) if first == entry => Ok(()),
+            Some(first) => {
+                let owner = self.route_of(first);
+                let first = match self.routes.get(owner) {
+                    Some(r) if owner != index => self.hosts.text(r.name).to_string(),
+                    _ => route.to_string(),
+                };
+                Err(TableError::DuplicateHost { host: key.into_string(), first, second: route.to_string() })
             }
         }
     }
 
-    fn same_entry(&self, key: &str, entry: &HostEntry) -> bool {
-        match (self.hosts.get(key), entry) {
-            (Some(HostEntry::Route(a)), HostEntry::Route(b)) => a == b,
-            (Some(HostEntry::Tag(a, _)), HostEntry::Tag(b, _)) => Arc::ptr_eq(a, b),
-            _ => false,
+    /// The index of the route a host entry belongs to.
+    fn route_of(&self, entry: HostEntry) -> usize {
+        match entry {
+            HostEntry::Route(i) => i,
+            HostEntry::Tag(t) => self.tags[t].1,
         }
+    }
+
+    /// A route's namespace and name.
+    fn labels(&self, route: &Route) -> (&str, &str) {
+        let name = self.hosts.text(route.name);
+        let (namespace, rest) = name.split_at(route.namespace_len as usize);
+        (namespace, rest.strip_prefix('/').unwrap_or(rest))
     }
 }
 
@@ -700,10 +731,21 @@ impl Reasons {
 // === impl Route ===
 
 impl Route {
-    /// The route's namespace and name.
-    fn labels(&self) -> (&str, &str) {
-        let (namespace, rest) = self.name.split_at(self.namespace_len);
-        (namespace, rest.strip_prefix('/').unwrap_or(rest))
+    /// Each revision's percent of the default split, as programmed.
+    fn percents(&self) -> impl Iterator<Item = (&Arc<RevisionEndpoints>, u32)> {
+        let listed: &[_] = self.extra.as_ref().map_or(&[], |e| &e.percents);
+        let split = listed.is_empty().then(|| self.split.shares()).into_iter().flatten();
+        listed.iter().map(|(rev, p)| (rev, *p)).chain(split.map(|(p, b)| (&b.target.revision, p)))
+    }
+
+    /// Its header and path rules, in order.
+    fn rules(&self) -> &[Rule] {
+        self.extra.as_ref().map_or(&[], |e| &e.rules)
+    }
+
+    /// Tag → target, when tag-header routing is on.
+    fn header_tags(&self) -> Option<&HashMap<Box<str>, Arc<Backend>>> {
+        self.extra.as_ref()?.header_tags.as_ref()
     }
 }
 

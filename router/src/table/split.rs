@@ -8,10 +8,16 @@ use super::Backend;
 
 /// Targets with cumulative upper bounds: a roll `r` in 0..100 goes to the first target whose
 /// bound exceeds `r`, so a target of `p` percent gets exactly `p` of the 100 rolls. Targets at
-/// 0 % are left out.
+/// 0 % are left out. A split of one target (nearly every route's) holds it inline.
 #[derive(Debug, Default)]
-pub(crate) struct Split {
-    entries: Vec<(u32, Arc<Backend>)>,
+pub(crate) enum Split {
+    /// No target.
+    #[default]
+    Empty,
+    /// One target, all of the traffic.
+    One(Arc<Backend>),
+    /// Several, each with its cumulative bound.
+    Many(Box<[(u32, Arc<Backend>)]>),
 }
 
 /// The rolls of a router, shared by every request: one atomic add per roll. Rolls follow the
@@ -31,7 +37,7 @@ impl Split {
     /// The split of `weighted` (percents summing to 100, checked by the caller).
     pub(crate) fn new(weighted: impl IntoIterator<Item = (u32, Arc<Backend>)>) -> Self {
         let mut bound = 0;
-        let entries = weighted
+        let mut entries: Vec<(u32, Arc<Backend>)> = weighted
             .into_iter()
             .filter(|(percent, _)| *percent > 0)
             .map(|(percent, backend)| {
@@ -39,17 +45,40 @@ impl Split {
                 (bound, backend)
             })
             .collect();
-        Self { entries }
+        match entries.len() {
+            0 => Self::Empty,
+            1 => Self::One(entries.pop().map(|(_, b)| b).expect("one entry")),
+            _ => Self::Many(entries.into_boxed_slice()),
+        }
     }
 
     /// Its backends, in order.
     pub(crate) fn backends(&self) -> impl Iterator<Item = &Arc<Backend>> {
-        self.entries.iter().map(|(_, b)| b)
+        self.shares().map(|(_, b)| b)
+    }
+
+    /// Its backends in order, each with its percent.
+    pub(crate) fn shares(&self) -> impl Iterator<Item = (u32, &Arc<Backend>)> {
+        let (one, many): (_, &[_]) = match self {
+            Self::Empty => (None, &[]),
+            Self::One(b) => (Some(b), &[]),
+            Self::Many(entries) => (None, entries),
+        };
+        let mut below = 0;
+        one.map(|b| (100, b)).into_iter().chain(many.iter().map(move |(bound, b)| {
+            let share = bound - below;
+            below = *bound;
+            (share, b)
+        }))
     }
 
     /// The target for `roll` (0..100); None for an empty split.
     pub(crate) fn pick(&self, roll: u32) -> Option<&Arc<Backend>> {
-        self.entries.iter().find(|(bound, _)| roll < *bound).or(self.entries.last()).map(|(_, b)| b)
+        match self {
+            Self::One(b) => Some(b),
+            Self::Many(entries) => entries.iter().find(|(bound, _)| roll < *bound).or(entries.last()).map(|(_, b)| b),
+            Self::Empty => None,
+        }
     }
 }
 

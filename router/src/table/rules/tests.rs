@@ -228,13 +228,13 @@ fn a_rebuild_keeps_each_rules_sequence_and_compiled_match() {
     };
     let first = RoutingTable::new(vec![route(vec![canary("b")])]).expect("table");
     let second = first.rebuild(vec![route(vec![canary("b2")])]).expect("rebuilt");
-    let (old, new) = (&first.routes[0].rules[0], &second.routes[0].rules[0]);
+    let (old, new) = (&first.routes[0].rules()[0], &second.routes[0].rules()[0]);
     assert!(Arc::ptr_eq(&old.roller, &new.roller), "the rule's split sequence goes on");
     assert!(Arc::ptr_eq(&old.matcher, &new.matcher), "unchanged conditions are not compiled again");
     let mut changed = canary("b");
     changed.headers[0].value = ValueMatch::Regex(".*iPad.*".into());
     let third = second.rebuild(vec![route(vec![changed])]).expect("rebuilt");
-    let rule = &third.routes[0].rules[0];
+    let rule = &third.routes[0].rules()[0];
     assert!(Arc::ptr_eq(&new.roller, &rule.roller), "keyed by name");
     assert!(!Arc::ptr_eq(&new.matcher, &rule.matcher), "changed conditions are compiled");
     assert_eq!(reached(&third, "/", &[("user-agent", b"an iPhone")]), "v1");
