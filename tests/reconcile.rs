@@ -126,7 +126,7 @@ impl Harness {
     }
 
     /// A cache of every Revision, kept by a watch of its own until the harness stops.
-    fn revisions(&self) -> reflector::Store<Revision> {
+    fn revisions(&self) -> sluice_controller::index::Indexed<Revision> {
         route::Cache::watched(&self.plain, self.stop.clone()).revisions
     }
 

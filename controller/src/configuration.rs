@@ -8,12 +8,12 @@ use std::sync::Arc;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use sluice_api::conditions::{self, ConditionStatus, ConditionUpdate, set_condition};
 use sluice_api::{Configuration, ConfigurationStatus, Revision, labels, naming};
 
 use super::events::{Note, component};
+use super::index::{Facet, Indexed};
 use super::{Ctx, Error, shell};
 
 /// The Revision stamped from `cfg`'s current template.
@@ -168,28 +168,29 @@ fn find_created(cfg: &Configuration, owned: &[Revision], named: &[Revision]) -> 
 }
 
 /// The Revisions of namespace `ns` that `uid` controls, and the one named `name`, from the
-/// cache the Revision watch keeps (read once that watch has listed them all).
+/// cache the Revision watch keeps (read once that watch has listed them all), found through
+/// its index by owner.
 async fn cached(
-    cache: &Store<Revision>,
+    cache: &Indexed<Revision>,
     ns: &str,
     uid: &str,
     name: &str,
 ) -> Result<(Vec<Revision>, Vec<Revision>), Error> {
-    cache.wait_until_ready().await.map_err(|_| Error::CacheGone)?;
+    cache.ready().await?;
     let owned = cache
-        .state()
+        .with(ns, Facet::Owner, uid)
         .iter()
-        .filter(|r| r.metadata.namespace.as_deref() == Some(ns) && shell::controlled_by(&***r, uid))
+        .filter(|r| shell::controlled_by(&***r, uid))
         .map(|r| Revision::clone(r))
         .collect();
-    let named = cache.get(&ObjectRef::new(name).within(ns)).map(|r| Revision::clone(&r)).into_iter().collect();
+    let named = cache.get(ns, name).map(|r| Revision::clone(&r)).into_iter().collect();
     Ok((owned, named))
 }
 
 /// Reconciles one Configuration. Its Revisions are read from `cache` (kept by the watch that
 /// triggers these reconciles when a Revision changes), not listed: a list per reconcile costs
 /// every Revision of the namespace, so setting up N services would cost N² reads.
-pub async fn reconcile(cfg: Arc<Configuration>, ctx: Arc<Ctx>, cache: Store<Revision>) -> Result<Action, Error> {
+pub async fn reconcile(cfg: Arc<Configuration>, ctx: Arc<Ctx>, cache: Indexed<Revision>) -> Result<Action, Error> {
     if cfg.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }

@@ -12,6 +12,7 @@ pub mod configuration;
 pub mod deadline;
 pub mod events;
 mod figures;
+pub mod index;
 mod janitor;
 pub mod names;
 pub mod publish;
@@ -38,6 +39,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 
 use crate::figures::workqueue::WorkQueue;
+use crate::index::{Facets, Indexed};
 
 /// What every reconciler shares.
 pub struct Ctx {
@@ -118,17 +120,35 @@ where
     (queue.own(objects.applied_objects()), reader)
 }
 
-/// A watch of every `K` (as `Controller::watches` makes it, deletions included) that keeps a
-/// cache of them up to date, and the cache.
-pub(crate) fn cached<K>(
+/// As [`own`], the cache indexed by `facets`.
+fn own_indexed<K>(
+    queue: &WorkQueue,
     client: &kube::Client,
-) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
+    facets: Facets<K>,
+) -> (impl Stream<Item = Result<K, watcher::Error>> + Send + 'static, Indexed<K>)
 where
     K: kube::Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
+    let indexed = Indexed::new(reader, facets);
     let events = reflector::reflector(writer, watcher(Api::<K>::all(client.clone()), watcher::Config::default()));
-    (reader, events.touched_objects())
+    (queue.own(indexed.reflect(events).applied_objects()), indexed)
+}
+
+/// A watch of every `K` (as `Controller::watches` makes it, deletions included) that keeps a
+/// cache of them, indexed by `facets`, up to date; and the cache.
+pub(crate) fn cached<K>(
+    client: &kube::Client,
+    facets: Facets<K>,
+) -> (Indexed<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let indexed = Indexed::new(reader, facets);
+    let events = reflector::reflector(writer, watcher(Api::<K>::all(client.clone()), watcher::Config::default()));
+    let events = indexed.reflect(events).touched_objects();
+    (indexed, events)
 }
 
 /// A metadata-only watch of the `C`s a controller owns (as `Controller::owns` makes it).
@@ -172,10 +192,11 @@ pub async fn run(
     // reconciles read, so a reconcile reads memory rather than listing a namespace through the
     // API; each cache is updated before its change triggers anything. The Service reconcile
     // shares them, to program a traffic edit as it writes the Route.
-    let (revision_cache, revision_events) = cached::<Revision>(&client);
-    let (configuration_cache, configuration_events) = cached::<Configuration>(&client);
+    let (revision_cache, revision_events) = cached::<Revision>(&client, route::revision_facets);
+    let (configuration_cache, configuration_events) = cached::<Configuration>(&client, route::configuration_facets);
     let route_queue = WorkQueue::new("Route");
-    let (route_objects, route_reader) = own::<Route>(&route_queue, &client);
+    let (route_objects, route_index) = own_indexed::<Route>(&route_queue, &client, route::route_facets);
+    let route_reader = route_index.store.clone();
     let cache = route::Cache::new(configuration_cache, revision_cache, route_reader.clone());
 
     let q = WorkQueue::new("Service");
@@ -196,7 +217,7 @@ pub async fn run(
     let (objects, reader) = own::<Configuration>(&q, &client);
     // The Revisions that trigger Configuration reconciles also fill the cache those reconciles
     // read, instead of a LIST of the namespace each.
-    let (own_revisions, own_revision_events) = cached::<Revision>(&client);
+    let (own_revisions, own_revision_events) = cached::<Revision>(&client, route::revision_facets);
     let configurations = Controller::for_stream(objects, reader)
         .owns_stream(q.owners::<Configuration, _, _>(own_revision_events))
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
@@ -211,17 +232,15 @@ pub async fn run(
 
     let q = route_queue;
     let route_controller = Controller::for_stream(route_objects, route_reader);
-    let store = route_controller.store();
     let queue = q.clone();
     // A Revision or Configuration change re-resolves only the Routes of its namespace that can
     // depend on it (see `route::depends_on`), not every Route there: with many services, every
-    // change would otherwise reconcile them all.
+    // change would otherwise reconcile them all. The index finds them without a pass over
+    // every Route.
     let dependents = move |ns: Option<String>, target: route::Target| {
-        let routes = store
-            .state()
-            .into_iter()
-            .filter(|r| r.metadata.namespace == ns && route::depends_on(r, &target))
-            .map(|r| ObjectRef::from_obj(&*r))
+        let routes = route::dependents(&route_index, &ns.unwrap_or_default(), &target)
+            .iter()
+            .map(|r| ObjectRef::from_obj(&**r))
             .collect::<Vec<_>>();
         routes.iter().for_each(|r| queue.requested(r));
         routes

@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use sluice_api::Route;
 
 use super::traffic::Lookup;
-use super::{Cache, assign, cached, reads_configuration, reads_revision, serving};
+use super::{Cache, assign, configurations_read, revisions_read, serving};
 use crate::{Ctx, Error, publish, shell};
 
 /// At most this many routes programmed ahead and not yet reconciled at that generation. An
@@ -46,8 +46,8 @@ pub async fn program_ahead(want: &Route, owner_uid: &str, ctx: &Ctx, cache: &Cac
         return Ok(None);
     }
     let route = as_written(&have, want);
-    let configurations = cached(&cache.configurations, &ns, |c| reads_configuration(&route, c)).await?;
-    let revisions = cached(&cache.revisions, &ns, |r| reads_revision(&route, r)).await?;
+    let configurations = configurations_read(&cache.configurations, &ns, &route).await?;
+    let revisions = revisions_read(&cache.revisions, &ns, &route).await?;
     let serving = serving(ctx, &ns);
     let lookup = Lookup { configurations: &configurations, revisions: &revisions, serving: &serving };
     let (Ok(assigned), _, _) = assign(&route, ctx, &lookup, jiff::Timestamp::now().as_millisecond()) else {
@@ -71,7 +71,7 @@ pub async fn forget_ahead(route: &Route, ctx: &Ctx, cache: &Cache) -> Result<(),
     let ns = route.namespace().unwrap_or_default();
     let Some(stored) = cache.routes.get(&ObjectRef::new(&route.name_any()).within(&ns)) else { return Ok(()) };
     let Some(status) = stored.status.as_ref() else { return Ok(()) };
-    let revisions = cached(&cache.revisions, &ns, |r| reads_revision(&stored, r)).await?;
+    let revisions = revisions_read(&cache.revisions, &ns, &stored).await?;
     let spec = publish::route_config(&stored, &status.traffic, &status.rules, &revisions, &ctx.domain);
     let generation = stored.metadata.generation.unwrap_or(0);
     cache.ahead.program(&uid, generation, false, || ctx.publisher.set_route(&uid, spec));

@@ -15,7 +15,7 @@ pub mod rollout;
 pub mod rules;
 pub mod traffic;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +30,7 @@ use sluice_api::conditions::{self, ConditionUpdate, set_condition};
 use sluice_api::{Addressable, Configuration, Revision, Route, RouteStatus, TrafficRule, TrafficTarget, labels};
 
 use super::events::{Note, component};
+use super::index::{Facet, Indexed};
 use super::{Ctx, Error, names, publish, shell};
 pub use ahead::{forget_ahead, program_ahead};
 pub use labeler::RoutingChange;
@@ -105,15 +106,15 @@ pub fn route_status(route: &Route, resolved: Result<&Assigned, &TargetError>, do
 }
 
 /// The Configurations and Revisions a Route reconcile resolves its traffic against, kept by
-/// the watches that trigger Route reconciles when they change; and the Routes their Service
-/// programmed ahead of the store ([`program_ahead`]). The Service and Route reconciles share
-/// one.
+/// the watches that trigger Route reconciles when they change, each with its index (see
+/// [`revision_facets`], [`configuration_facets`]); and the Routes their Service programmed
+/// ahead of the store ([`program_ahead`]). The Service and Route reconciles share one.
 #[derive(Clone)]
 pub struct Cache {
     /// Every Configuration.
-    pub configurations: Store<Configuration>,
+    pub configurations: Indexed<Configuration>,
     /// Every Revision.
-    pub revisions: Store<Revision>,
+    pub revisions: Indexed<Revision>,
     /// Every Route (the Route controller's own cache).
     pub routes: Store<Route>,
     ahead: Arc<ahead::Ahead>,
@@ -123,7 +124,7 @@ pub struct Cache {
 
 impl Cache {
     /// Over the caches `configurations`, `revisions` and `routes`.
-    pub fn new(configurations: Store<Configuration>, revisions: Store<Revision>, routes: Store<Route>) -> Self {
+    pub fn new(configurations: Indexed<Configuration>, revisions: Indexed<Revision>, routes: Store<Route>) -> Self {
         Self { configurations, revisions, routes, ahead: Arc::default() }
     }
 
@@ -131,9 +132,9 @@ impl Cache {
     /// Route reconciled outside the controller (the controller's caches come with the watches
     /// that trigger its reconciles).
     pub fn watched(client: &kube::Client, stop: tokio_util::sync::CancellationToken) -> Self {
-        let (configurations, configuration_events) = super::cached::<Configuration>(client);
-        let (revisions, revision_events) = super::cached::<Revision>(client);
-        let (routes, route_events) = super::cached::<Route>(client);
+        let (configurations, configuration_events) = super::cached::<Configuration>(client, configuration_facets);
+        let (revisions, revision_events) = super::cached::<Revision>(client, revision_facets);
+        let (routes, route_events) = super::cached::<Route>(client, route_facets);
         tokio::spawn(async move {
             let drained = futures::future::join3(
                 configuration_events.for_each(|_| async {}),
@@ -145,7 +146,7 @@ impl Cache {
                 () = stop.cancelled() => {}
             }
         });
-        Self::new(configurations, revisions, routes)
+        Self::new(configurations, revisions, routes.store)
     }
 }
 
@@ -189,19 +190,28 @@ fn spec_targets(route: &Route) -> impl Iterator<Item = &TrafficTarget> + Clone {
 /// [`depends_on`] for the Revision `name` of Configuration `configuration`, whose routes
 /// annotation is `routes`.
 fn references_revision(route: &Route, name: &str, configuration: Option<&str>, routes: Option<&str>) -> bool {
-    let status = route.status.as_ref();
-    let status_targets =
-        status.into_iter().flat_map(|s| s.traffic.iter().chain(s.rules.iter().flat_map(|r| r.traffic.iter())));
     let named = |t: &TrafficTarget| {
         t.revision_name.as_deref() == Some(name)
             || (configuration.is_some() && t.configuration_name.as_deref() == configuration)
     };
-    spec_targets(route).any(named) || status_targets.clone().any(named) || lists(routes, route)
+    all_targets(route).any(named) || lists(routes, route)
 }
 
 /// True when a `serving.knative.dev/routes` annotation lists `route`.
 fn lists(routes: Option<&str>, route: &Route) -> bool {
-    routes.is_some_and(|r| r.split(',').any(|n| Some(n.trim()) == route.metadata.name.as_deref()))
+    listed(routes).any(|n| Some(n) == route.metadata.name.as_deref())
+}
+
+/// The Route names a `serving.knative.dev/routes` annotation lists.
+fn listed(routes: Option<&str>) -> impl Iterator<Item = &str> {
+    routes.into_iter().flat_map(|r| r.split(',')).map(str::trim)
+}
+
+/// The traffic targets of `route`'s spec and status, rules included.
+fn all_targets(route: &Route) -> impl Iterator<Item = &TrafficTarget> {
+    let status = route.status.as_ref();
+    let status_targets = status.into_iter().flat_map(|s| s.traffic.iter().chain(s.rules.iter().flat_map(|r| r.traffic.iter())));
+    spec_targets(route).chain(status_targets)
 }
 
 /// True when a reconcile of `route` reads `rev`: the route can depend on it (see
@@ -221,20 +231,94 @@ pub fn reads_configuration(route: &Route, cfg: &Configuration) -> bool {
         || lists(cfg.annotations().get(labels::ROUTES).map(String::as_str), route)
 }
 
-/// The cached `K`s of namespace `ns` that `reads` picks, once the cache holds the first full
-/// list (a Route resolved against a cache still filling would see its targets missing). Only
-/// those are copied: a copy of the whole namespace per reconcile is N² work for N services.
-pub(super) async fn cached<K>(cache: &Store<K>, ns: &str, reads: impl Fn(&K) -> bool) -> Result<Vec<K>, Error>
-where
-    K: kube::Resource<DynamicType = ()> + Clone,
-{
-    cache.wait_until_ready().await.map_err(|_| Error::CacheGone)?;
-    Ok(cache
-        .state()
-        .iter()
-        .filter(|o| o.meta().namespace.as_deref() == Some(ns) && reads(o))
-        .map(|o| K::clone(o))
-        .collect())
+/// What a Revision is indexed by: its Configuration, the Routes its annotation lists and its
+/// controlling owner (a Configuration reconcile reads the Revisions it controls).
+pub fn revision_facets(rev: &Revision) -> Vec<(Facet, String)> {
+    let configuration = rev.labels().get(labels::CONFIGURATION).map(|c| (Facet::Configuration, c.clone()));
+    let routes = listed(rev.annotations().get(labels::ROUTES).map(String::as_str)).map(|r| (Facet::ListedBy, r.into()));
+    let owners = rev.owner_references().iter().filter(|o| o.controller == Some(true)).map(|o| (Facet::Owner, o.uid.clone()));
+    configuration.into_iter().chain(routes).chain(owners).collect()
+}
+
+/// What a Configuration is indexed by: the Routes its annotation lists.
+pub fn configuration_facets(cfg: &Configuration) -> Vec<(Facet, String)> {
+    listed(cfg.annotations().get(labels::ROUTES).map(String::as_str)).map(|r| (Facet::ListedBy, r.into())).collect()
+}
+
+/// What a Route is indexed by: the Revisions and Configurations its traffic and rules name,
+/// in its spec and its status (what [`depends_on`] looks at, but for the routes annotation,
+/// which names the Route itself).
+pub fn route_facets(route: &Route) -> Vec<(Facet, String)> {
+    all_targets(route)
+        .flat_map(|t| {
+            let revision = t.revision_name.clone().map(|n| (Facet::RevisionRef, n));
+            revision.into_iter().chain(t.configuration_name.clone().map(|n| (Facet::ConfigurationRef, n)))
+        })
+        .collect()
+}
+
+/// The Routes of namespace `ns` in `routes` that depend on `target` (see [`depends_on`]), found
+/// through the index: the Routes naming it, or the Revision's Configuration, and those its
+/// routes annotation lists.
+pub fn dependents(routes: &Indexed<Route>, ns: &str, target: &Target) -> Vec<Arc<Route>> {
+    let mut found: BTreeMap<String, Arc<Route>> = BTreeMap::new();
+    let mut add = |r: Arc<Route>| {
+        if depends_on(&r, target) {
+            found.insert(r.name_any(), r);
+        }
+    };
+    match target {
+        Target::Configuration { name } => routes.with(ns, Facet::ConfigurationRef, name).into_iter().for_each(&mut add),
+        Target::Revision { name, configuration, routes: listing } => {
+            routes.with(ns, Facet::RevisionRef, name).into_iter().for_each(&mut add);
+            if let Some(c) = configuration {
+                routes.with(ns, Facet::ConfigurationRef, c).into_iter().for_each(&mut add);
+            }
+            listed(listing.as_deref()).filter_map(|n| routes.get(ns, n)).for_each(&mut add);
+        }
+    }
+    found.into_values().collect()
+}
+
+/// The cached Revisions of namespace `ns` a reconcile of `route` reads ([`reads_revision`]), in
+/// name order, once the cache holds the first full list (a Route resolved against a cache
+/// still filling would see its targets missing). Found through the index, then each tested:
+/// the revisions its traffic names, those of the Configurations it names, and those listing
+/// it. Only those are copied: a copy (or a filter) of the whole namespace per reconcile is N²
+/// work for N services.
+pub(super) async fn revisions_read(cache: &Indexed<Revision>, ns: &str, route: &Route) -> Result<Vec<Revision>, Error> {
+    cache.ready().await?;
+    let mut found: BTreeMap<String, Arc<Revision>> = BTreeMap::new();
+    for t in all_targets(route) {
+        if let Some(rev) = t.revision_name.as_deref().and_then(|n| cache.get(ns, n)) {
+            found.insert(rev.name_any(), rev);
+        }
+        if let Some(cfg) = t.configuration_name.as_deref() {
+            found.extend(cache.with(ns, Facet::Configuration, cfg).into_iter().map(|r| (r.name_any(), r)));
+        }
+    }
+    if let Some(name) = route.metadata.name.as_deref() {
+        found.extend(cache.with(ns, Facet::ListedBy, name).into_iter().map(|r| (r.name_any(), r)));
+    }
+    Ok(found.into_values().filter(|r| reads_revision(route, r)).map(|r| Revision::clone(&r)).collect())
+}
+
+/// The cached Configurations of namespace `ns` a reconcile of `route` reads
+/// ([`reads_configuration`]), in name order, found as [`revisions_read`] finds Revisions.
+pub(super) async fn configurations_read(
+    cache: &Indexed<Configuration>,
+    ns: &str,
+    route: &Route,
+) -> Result<Vec<Configuration>, Error> {
+    cache.ready().await?;
+    let mut found: BTreeMap<String, Arc<Configuration>> = BTreeMap::new();
+    for cfg in spec_targets(route).filter_map(|t| t.configuration_name.as_deref()).filter_map(|n| cache.get(ns, n)) {
+        found.insert(cfg.name_any(), cfg);
+    }
+    if let Some(name) = route.metadata.name.as_deref() {
+        found.extend(cache.with(ns, Facet::ListedBy, name).into_iter().map(|c| (c.name_any(), c)));
+    }
+    Ok(found.into_values().filter(|c| reads_configuration(route, c)).map(|c| Configuration::clone(&c)).collect())
 }
 
 /// Reads again from the API the object `err` is about, in place of the cached one in
@@ -321,8 +405,8 @@ pub async fn reconcile(route: Arc<Route>, ctx: Arc<Ctx>, cache: Cache) -> Result
     let configs: Api<Configuration> = Api::namespaced(ctx.client.clone(), &ns);
     let revs: Api<Revision> = Api::namespaced(ctx.client.clone(), &ns);
     let serving = serving(&ctx, &ns);
-    let mut configurations = cached(&cache.configurations, &ns, |c| reads_configuration(&route, c)).await?;
-    let mut revisions = cached(&cache.revisions, &ns, |r| reads_revision(&route, r)).await?;
+    let mut configurations = configurations_read(&cache.configurations, &ns, &route).await?;
+    let mut revisions = revisions_read(&cache.revisions, &ns, &route).await?;
     // The caches can lag a change just made (a Revision created, then its Configuration's
     // status written, seen in the other order): before a target counts as missing or not
     // ready, the API is asked about it.

@@ -302,3 +302,150 @@ fn a_reconcile_reads_only_the_objects_its_route_can_depend_on_and_decides_as_wit
     assert_eq!(labeler::changes("a", &wanted, &read_cfgs, false), labeler::changes("a", &wanted, &cfgs, false));
     assert!(!labeler::changes("a", &wanted, &read_cfgs, false).is_empty(), "c's annotation comes off");
 }
+
+/// A cache of `objects` and its index by `facets`, as the watch fills them (one list), and the
+/// writer that takes later events.
+fn indexed<K>(
+    objects: &[K],
+    facets: crate::index::Facets<K>,
+) -> (crate::index::Indexed<K>, kube::runtime::reflector::store::Writer<K>)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+{
+    use kube::runtime::watcher::Event;
+    let (store, mut writer) = kube::runtime::reflector::store::<K>();
+    let indexed = crate::index::Indexed::new(store, facets);
+    let events = std::iter::once(Event::Init)
+        .chain(objects.iter().cloned().map(Event::InitApply))
+        .chain(std::iter::once(Event::InitDone));
+    for event in events {
+        writer.apply_watcher_event(&event);
+        indexed.apply(&event);
+    }
+    (indexed, writer)
+}
+
+/// Sorted names.
+fn sorted<K: kube::Resource>(objs: impl IntoIterator<Item = K>) -> Vec<String> {
+    let mut names: Vec<String> = objs.into_iter().map(|o| o.meta().name.clone().unwrap_or_default()).collect();
+    names.sort();
+    names
+}
+
+/// What `reads_revision`/`reads_configuration`/`depends_on` pick over every cached object (the
+/// reconciles' reads before the index) against what the index finds, for each route.
+async fn assert_index_reads_as_filter(
+    cfgs: &crate::index::Indexed<Configuration>,
+    revs: &crate::index::Indexed<Revision>,
+    routes: &crate::index::Indexed<Route>,
+    step: &str,
+) {
+    let all_routes = routes.store.state();
+    for rt in &all_routes {
+        let ns = rt.namespace().unwrap_or_default();
+        let in_ns = |o: &Option<String>| o.as_deref() == Some(ns.as_str());
+        let want_revs = sorted(revs.store.state().iter().filter(|r| in_ns(&r.metadata.namespace) && reads_revision(rt, r)).map(|r| Revision::clone(r)));
+        let want_cfgs =
+            sorted(cfgs.store.state().iter().filter(|c| in_ns(&c.metadata.namespace) && reads_configuration(rt, c)).map(|c| Configuration::clone(c)));
+        assert_eq!(sorted(revisions_read(revs, &ns, rt).await.expect("ready")), want_revs, "{step}: revisions of {}", rt.name_any());
+        assert_eq!(
+            sorted(configurations_read(cfgs, &ns, rt).await.expect("ready")),
+            want_cfgs,
+            "{step}: configurations of {}",
+            rt.name_any()
+        );
+    }
+    let targets = revs
+        .store
+        .state()
+        .iter()
+        .map(|rev| {
+            let target = Target::Revision {
+                name: rev.name_any(),
+                configuration: rev.labels().get(labels::CONFIGURATION).cloned(),
+                routes: rev.annotations().get(labels::ROUTES).cloned(),
+            };
+            (rev.namespace().unwrap_or_default(), target)
+        })
+        .chain(cfgs.store.state().iter().map(|c| (c.namespace().unwrap_or_default(), Target::Configuration { name: c.name_any() })))
+        .collect::<Vec<_>>();
+    for (ns, target) in &targets {
+        let want = sorted(
+            all_routes
+                .iter()
+                .filter(|r| r.namespace().as_deref() == Some(ns.as_str()) && depends_on(r, target))
+                .map(|r| Route::clone(r)),
+        );
+        let got = sorted(dependents(routes, ns, target).iter().map(|r| Route::clone(r)));
+        assert_eq!(got, want, "{step}: dependents of {target:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_indexes_find_what_filtering_every_cached_object_found_through_updates_and_deletes() {
+    use kube::runtime::watcher::Event;
+    let ready = |c: &str, g: i64| {
+        let latest = format!("{c}-{g:05}");
+        fixtures::configuration(c, g, json!({"latestReadyRevisionName": latest, "latestCreatedRevisionName": latest}))
+    };
+    let listing = |mut o: Revision, routes: &str| {
+        o.metadata.annotations.get_or_insert_default().insert(labels::ROUTES.into(), routes.into());
+        o
+    };
+    let in_ns = |mut r: Route, ns: &str| {
+        r.metadata.namespace = Some(ns.into());
+        r
+    };
+    let mut cfg_c = ready("c", 1);
+    cfg_c.metadata.annotations = Some([(labels::ROUTES.to_string(), "a, b".to_string())].into());
+    let cfgs = vec![ready("a", 2), ready("b", 1), cfg_c];
+    let mut other_ns = fixtures::revision("a", 1, "True");
+    other_ns.metadata.namespace = Some("other".into());
+    let revs = vec![
+        fixtures::revision("a", 1, "True"),
+        fixtures::revision("a", 2, "True"),
+        fixtures::revision("b", 1, "True"),
+        listing(fixtures::revision("c", 1, "True"), "b"),
+        listing(fixtures::revision("old", 1, "True"), "a,z"),
+        other_ns,
+    ];
+    let mut a = fixtures::route(
+        "a",
+        json!([{"configurationName": "a", "percent": 90}, {"revisionName": "b-00001", "percent": 10}]),
+        json!({}),
+    );
+    a.status = serde_json::from_value(json!({"traffic": [{"revisionName": "a-00001", "percent": 100}]})).ok();
+    let b = fixtures::route("b", json!([{"configurationName": "b", "percent": 100}]), json!({}));
+    let mut rules = fixtures::route("r", json!([{"revisionName": "a-00002", "percent": 100}]), json!({}));
+    rules.spec.rules = serde_json::from_value(json!([{"match": {"headers": [{"name": "x", "exact": "1"}]},
+        "traffic": [{"configurationName": "c", "percent": 100}]}]))
+    .expect("rules");
+    let elsewhere = in_ns(fixtures::route("a", json!([{"configurationName": "a", "percent": 100}]), json!({})), "other");
+    let (cfg_index, mut cfg_writer) = indexed(&cfgs, configuration_facets);
+    let (rev_index, mut rev_writer) = indexed(&revs, revision_facets);
+    let (route_index, mut route_writer) = indexed(&[a.clone(), b.clone(), rules, elsewhere], route_facets);
+    assert_index_reads_as_filter(&cfg_index, &rev_index, &route_index, "the first list").await;
+
+    let mut apply_rev = |e: Event<Revision>| {
+        rev_writer.apply_watcher_event(&e);
+        rev_index.apply(&e);
+    };
+    // b-00002 appears and a-00001 stops listing anything; old-00001 is deleted.
+    apply_rev(Event::Apply(listing(fixtures::revision("b", 2, "True"), "a")));
+    apply_rev(Event::Apply(fixtures::revision("a", 1, "True")));
+    apply_rev(Event::Delete(listing(fixtures::revision("old", 1, "True"), "a,z")));
+    assert_index_reads_as_filter(&cfg_index, &rev_index, &route_index, "revisions changed").await;
+
+    // Route a moves to configuration b alone (spec and status); route b goes.
+    let mut moved = fixtures::route("a", json!([{"configurationName": "b", "percent": 100}]), json!({}));
+    moved.status = serde_json::from_value(json!({"traffic": [{"revisionName": "b-00001", "percent": 100}]})).ok();
+    for e in [Event::Apply(moved), Event::Delete(b)] {
+        route_writer.apply_watcher_event(&e);
+        route_index.apply(&e);
+    }
+    // Configuration c stops listing routes.
+    let e = Event::Apply(ready("c", 1));
+    cfg_writer.apply_watcher_event(&e);
+    cfg_index.apply(&e);
+    assert_index_reads_as_filter(&cfg_index, &rev_index, &route_index, "routes and configurations changed").await;
+}
