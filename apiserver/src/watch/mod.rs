@@ -129,17 +129,24 @@ async fn follow(store: &Store, p: &WatchParams, out: &Outbox) -> Result<(), Refu
             None => return Ok(()),
         },
     };
+    // A bookmark every interval whatever else is written: the store's writes of other kinds
+    // (or of objects this watch does not select) move the log on without an event for this
+    // watch, and a client that resumes from the last version it saw must not find that
+    // version gone from the log's history (410 Gone, then a full re-list).
+    let mut bookmark_due = tokio::time::Instant::now() + p.bookmark_interval;
     loop {
         latest.borrow_and_update();
         match replay(store, p, out, cursor, &mut columns_sent).await? {
             Ok(upto) => cursor = upto,
             Err(e) => return out.send(line("ERROR", ApiError::from(e).to_status())).await,
         }
-        let bookmark = tokio::time::sleep(p.bookmark_interval);
         tokio::select! {
             changed = latest.changed() => if changed.is_err() { return Ok(()) },
             () = tokio::time::sleep_until(deadline) => return Ok(()),
-            () = bookmark, if p.bookmarks => out.send(line("BOOKMARK", bookmark_object(p.kind, cursor, false))).await?,
+            () = tokio::time::sleep_until(bookmark_due), if p.bookmarks => {
+                out.send(line("BOOKMARK", bookmark_object(p.kind, cursor, false))).await?;
+                bookmark_due = tokio::time::Instant::now() + p.bookmark_interval;
+            }
         }
     }
 }

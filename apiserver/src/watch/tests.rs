@@ -240,3 +240,56 @@ proptest::proptest! {
         proptest::prop_assert_eq!(cache, selected(&store, &p), "list + watch must equal the selection at the end");
     }
 }
+
+/// A watch whose objects do not change while the store is written without pause (other
+/// namespaces here; other kinds alike) still gets a bookmark every interval, at the version the
+/// log has reached: resuming from it after a reconnect must not fall off the log's history.
+#[test]
+fn bookmarks_keep_coming_while_the_store_is_busy_with_other_objects() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = std::sync::Arc::new(crate::store::Store::open(&dir.path().join("db.redb"), 10_000).expect("store"));
+    let start = store.latest();
+    let p = WatchParams {
+        resource_version: Some(start).filter(|rv| *rv > 0),
+        timeout: Duration::from_secs(60),
+        bookmarks: true,
+        bookmark_interval: Duration::from_millis(40),
+        ..params("")
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let bookmarked = runtime.block_on(async {
+        use tokio_stream::StreamExt;
+        let limits = BufferLimits { events: 10_000, bytes: 64 << 20, stall: Duration::from_secs(5) };
+        let (out, mut lines) = outbox::outbox(limits);
+        let (task_store, task_p) = (store.clone(), p.clone());
+        let watch = tokio::spawn(async move { follow(&task_store, &task_p, &out).await });
+        let writer_store = store.clone();
+        // A write every millisecond, in a namespace the watch does not select.
+        let writer = tokio::spawn(async move {
+            for i in 0.. {
+                let obj = json!({"apiVersion": "serving.knative.dev/v1", "kind": "Route",
+                    "metadata": {"name": format!("r{i}"), "namespace": "elsewhere"},
+                    "spec": {"traffic": [{"revisionName": "x", "percent": 100}]}});
+                writer_store.create(Kind::Route, obj, false).expect("create");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        let first = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(line) = lines.next().await {
+                let event: Value = serde_json::from_slice(&line).expect("a JSON line");
+                assert_eq!(event["type"], "BOOKMARK", "the watch selects none of what is written");
+                let rv: u64 = meta::resource_version(&event["object"]).parse().expect("a version");
+                if rv > start {
+                    return Some(rv);
+                }
+            }
+            None
+        })
+        .await;
+        writer.abort();
+        watch.abort();
+        first
+    });
+    let rv = bookmarked.expect("a bookmark while the store was busy").expect("the watch went on");
+    assert!(rv > start, "the bookmark is at the version the log reached");
+}
