@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::{self, ObjectRef};
 use serde_json::{Value, json};
 use sluice_api::scale::{RevisionHealth, RevisionRun, Scaler};
 use sluice_api::{Configuration, Revision, RevisionKey, Route, Service};
@@ -376,7 +375,7 @@ async fn a_configuration_reconcile_reads_revisions_from_its_cache_and_lists_none
 
     // Once the cache has the new revision, a reconcile asks the API nothing about revisions.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    while cache.get(&ObjectRef::new("hello-00001").within("default")).is_none() {
+    while cache.get("default", "hello-00001").is_none() {
         assert!(tokio::time::Instant::now() < deadline, "the cache never saw hello-00001");
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }

@@ -93,7 +93,8 @@ fn the_index_answers_what_a_filter_of_every_cached_object_does_through_updates_d
 fn a_relist_in_progress_leaves_the_index_in_use_whole() {
     let (store, mut writer) = reflector::store::<Revision>();
     let indexed = Indexed::new(store, revision_facets);
-    for event in [watcher::Event::Init, watcher::Event::InitApply(rev("a", "x-1", "c1", "u1", "")), watcher::Event::InitDone]
+    for event in
+        [watcher::Event::Init, watcher::Event::InitApply(rev("a", "x-1", "c1", "u1", "")), watcher::Event::InitDone]
     {
         writer.apply_watcher_event(&event);
         indexed.apply(&event);

@@ -210,7 +210,8 @@ fn listed(routes: Option<&str>) -> impl Iterator<Item = &str> {
 /// The traffic targets of `route`'s spec and status, rules included.
 fn all_targets(route: &Route) -> impl Iterator<Item = &TrafficTarget> {
     let status = route.status.as_ref();
-    let status_targets = status.into_iter().flat_map(|s| s.traffic.iter().chain(s.rules.iter().flat_map(|r| r.traffic.iter())));
+    let status_targets =
+        status.into_iter().flat_map(|s| s.traffic.iter().chain(s.rules.iter().flat_map(|r| r.traffic.iter())));
     spec_targets(route).chain(status_targets)
 }
 
@@ -236,7 +237,8 @@ pub fn reads_configuration(route: &Route, cfg: &Configuration) -> bool {
 pub fn revision_facets(rev: &Revision) -> Vec<(Facet, String)> {
     let configuration = rev.labels().get(labels::CONFIGURATION).map(|c| (Facet::Configuration, c.clone()));
     let routes = listed(rev.annotations().get(labels::ROUTES).map(String::as_str)).map(|r| (Facet::ListedBy, r.into()));
-    let owners = rev.owner_references().iter().filter(|o| o.controller == Some(true)).map(|o| (Facet::Owner, o.uid.clone()));
+    let owners =
+        rev.owner_references().iter().filter(|o| o.controller == Some(true)).map(|o| (Facet::Owner, o.uid.clone()));
     configuration.into_iter().chain(routes).chain(owners).collect()
 }
 

@@ -344,10 +344,26 @@ async fn assert_index_reads_as_filter(
     for rt in &all_routes {
         let ns = rt.namespace().unwrap_or_default();
         let in_ns = |o: &Option<String>| o.as_deref() == Some(ns.as_str());
-        let want_revs = sorted(revs.store.state().iter().filter(|r| in_ns(&r.metadata.namespace) && reads_revision(rt, r)).map(|r| Revision::clone(r)));
-        let want_cfgs =
-            sorted(cfgs.store.state().iter().filter(|c| in_ns(&c.metadata.namespace) && reads_configuration(rt, c)).map(|c| Configuration::clone(c)));
-        assert_eq!(sorted(revisions_read(revs, &ns, rt).await.expect("ready")), want_revs, "{step}: revisions of {}", rt.name_any());
+        let want_revs = sorted(
+            revs.store
+                .state()
+                .iter()
+                .filter(|r| in_ns(&r.metadata.namespace) && reads_revision(rt, r))
+                .map(|r| Revision::clone(r)),
+        );
+        let want_cfgs = sorted(
+            cfgs.store
+                .state()
+                .iter()
+                .filter(|c| in_ns(&c.metadata.namespace) && reads_configuration(rt, c))
+                .map(|c| Configuration::clone(c)),
+        );
+        assert_eq!(
+            sorted(revisions_read(revs, &ns, rt).await.expect("ready")),
+            want_revs,
+            "{step}: revisions of {}",
+            rt.name_any()
+        );
         assert_eq!(
             sorted(configurations_read(cfgs, &ns, rt).await.expect("ready")),
             want_cfgs,
@@ -367,7 +383,12 @@ async fn assert_index_reads_as_filter(
             };
             (rev.namespace().unwrap_or_default(), target)
         })
-        .chain(cfgs.store.state().iter().map(|c| (c.namespace().unwrap_or_default(), Target::Configuration { name: c.name_any() })))
+        .chain(
+            cfgs.store
+                .state()
+                .iter()
+                .map(|c| (c.namespace().unwrap_or_default(), Target::Configuration { name: c.name_any() })),
+        )
         .collect::<Vec<_>>();
     for (ns, target) in &targets {
         let want = sorted(
@@ -420,7 +441,8 @@ async fn the_indexes_find_what_filtering_every_cached_object_found_through_updat
     rules.spec.rules = serde_json::from_value(json!([{"match": {"headers": [{"name": "x", "exact": "1"}]},
         "traffic": [{"configurationName": "c", "percent": 100}]}]))
     .expect("rules");
-    let elsewhere = in_ns(fixtures::route("a", json!([{"configurationName": "a", "percent": 100}]), json!({})), "other");
+    let elsewhere =
+        in_ns(fixtures::route("a", json!([{"configurationName": "a", "percent": 100}]), json!({})), "other");
     let (cfg_index, mut cfg_writer) = indexed(&cfgs, configuration_facets);
     let (rev_index, mut rev_writer) = indexed(&revs, revision_facets);
     let (route_index, mut route_writer) = indexed(&[a.clone(), b.clone(), rules, elsewhere], route_facets);
