@@ -78,40 +78,29 @@ struct Sending {
 }
 
 async fn send(upstream: &Upstream, backend: &Backend, sending: Sending) -> Result<Response<RouterBody>, ProxyError> {
-    let Sending { guard, parts, path, body, body_end, arrived, spare, forwarded } = sending;
-    let mut deadline = HeadDeadline::new(Some(spare), arrived + backend.target.head_timeout());
-    if let Some(forwarded) = &forwarded {
-        if let Some(end) = &body_end {
-            end.set(true);
-        }
-        let req =
-            RequestHead { method: &parts.method, path: &path, headers: &parts.headers, forwarded: Some(forwarded) };
-        return send_bodiless(upstream, backend, guard, &req, &mut deadline, body_end.as_deref(), arrived).await;
+    if sending.forwarded.is_none() {
+        // Boxed: hyper's exchange makes a future of some kilobytes, which would otherwise be
+        // part of every request's (and be copied with it), bodiless ones included.
+        return Box::pin(send_streaming(upstream, backend, sending)).await;
     }
-    // Boxed: hyper's exchange makes a future of some kilobytes, which would otherwise be part
-    // of every request's (and be copied with it), bodiless ones included.
-    let sending = Streaming { guard, parts, path, body, body_end, arrived };
-    Box::pin(send_streaming(upstream, backend, sending, deadline)).await
-}
-
-/// What [`send_streaming`] takes of a [`Sending`].
-struct Streaming {
-    guard: InstanceGuard,
-    parts: Parts,
-    path: PathAndQuery,
-    body: Incoming,
-    body_end: Option<Arc<BodyEnd>>,
-    arrived: Instant,
+    let Sending { guard, parts, path, body_end, arrived, spare, forwarded, .. } = sending;
+    let mut deadline = HeadDeadline::new(Some(spare), arrived + backend.target.head_timeout());
+    if let Some(end) = &body_end {
+        end.set(true);
+    }
+    let req =
+        RequestHead { method: &parts.method, path: &path, headers: &parts.headers, forwarded: forwarded.as_ref() };
+    send_bodiless(upstream, backend, guard, &req, &mut deadline, body_end.as_deref(), arrived).await
 }
 
 /// [`send`] through hyper's client, for a request with a body (or to an h2c instance).
 async fn send_streaming(
     upstream: &Upstream,
     backend: &Backend,
-    sending: Streaming,
-    mut deadline: HeadDeadline,
+    sending: Sending,
 ) -> Result<Response<RouterBody>, ProxyError> {
-    let Streaming { guard, parts, path, body, body_end, arrived } = sending;
+    let Sending { guard, parts, path, body, body_end, arrived, spare, .. } = sending;
+    let mut deadline = HeadDeadline::new(Some(spare), arrived + backend.target.head_timeout());
     // Cloning the head costs allocations, so only when there is another instance to retry on.
     let replay = (backend.target.revision.ready_count() > 1).then(|| Replay::of(&parts, &path));
     // Only with the access log on (and then an Arc): the request's own byte count.

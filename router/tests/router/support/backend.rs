@@ -229,7 +229,19 @@ pub async fn early_answerer() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize
 /// A raw HTTP/1.1 server that reads a request head and closes the connection without answering
 /// or reading the body.
 pub async fn head_then_hang_up() -> (SocketAddr, JoinHandle<()>) {
-    use tokio::io::AsyncReadExt;
+    raw_server(None).await
+}
+
+/// A raw HTTP/1.1 server that answers every request head it reads with `answer`, byte for
+/// byte, keeping the connection open.
+pub async fn scripted_backend(answer: &'static [u8]) -> (SocketAddr, JoinHandle<()>) {
+    raw_server(Some(answer)).await
+}
+
+/// A raw HTTP/1.1 server reading request heads: with `answer`, it writes it for each head read;
+/// without, it closes the connection after the first head.
+async fn raw_server(answer: Option<&'static [u8]>) -> (SocketAddr, JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -239,7 +251,14 @@ pub async fn head_then_hang_up() -> (SocketAddr, JoinHandle<()>) {
             conns.spawn(async move {
                 let mut head = Vec::new();
                 let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                loop {
+                    while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let Some(answer) = answer else { return };
+                        head.drain(..end + 4);
+                        if stream.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
                     match stream.read(&mut buf).await {
                         Ok(0) | Err(_) => return,
                         Ok(n) => head.extend_from_slice(&buf[..n]),
@@ -261,35 +280,4 @@ pub async fn fed_backend() -> (Backend, mpsc::Sender<bytes::Bytes>) {
     })
     .await;
     (backend, tx)
-}
-
-/// A raw HTTP/1.1 server that answers every request head it reads with `answer`, byte for
-/// byte, keeping the connection open.
-pub async fn scripted_backend(answer: &'static [u8]) -> (SocketAddr, JoinHandle<()>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let task = tokio::spawn(async move {
-        let mut conns = JoinSet::new();
-        while let Ok((mut stream, _)) = listener.accept().await {
-            conns.spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                loop {
-                    while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-                        head.drain(..end + 4);
-                        if stream.write_all(answer).await.is_err() {
-                            return;
-                        }
-                    }
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-            });
-        }
-    });
-    (addr, task)
 }
