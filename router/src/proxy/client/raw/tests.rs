@@ -420,3 +420,87 @@ async fn bytes_an_instance_sends_on_an_idle_connection_are_not_taken_for_the_nex
     assert_eq!(read(res).await.expect("body").0, "fresh");
     assert_eq!(accepted.load(Ordering::SeqCst), 2, "the second request went on a new connection");
 }
+
+/// Feeds `wire` to the body decoder in `pieces` (sizes, cycled) as reads would, collecting
+/// data and trailers until the body ends; `Err` with the decoder's error.
+fn decode_in_pieces(
+    mut framing: Framing,
+    wire: &[u8],
+    pieces: &[usize],
+) -> Result<(Vec<u8>, Option<HeaderMap>), String> {
+    let mut buf = BytesMut::new();
+    let (mut data, mut trailers) = (Vec::new(), None);
+    let mut fed = 0;
+    let mut sizes = pieces.iter().cycle();
+    loop {
+        match decode(&mut framing, &mut buf) {
+            Ok(Step::Frame(frame)) => match frame.into_data() {
+                Ok(bytes) => data.extend_from_slice(&bytes),
+                Err(frame) => trailers = frame.into_trailers().ok(),
+            },
+            Ok(Step::End) => return Ok((data, trailers)),
+            Ok(Step::More) => {
+                if fed == wire.len() {
+                    return Err("the wire ended before the body".into());
+                }
+                let n = sizes.next().copied().unwrap_or(1).clamp(1, wire.len() - fed);
+                buf.extend_from_slice(&wire[fed..fed + n]);
+                fed += n;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+proptest::proptest! {
+    /// Any body, chunked any way (with extensions and trailers or not) and read in any pieces,
+    /// decodes to itself with its trailers; and a Content-Length body likewise.
+    #[test]
+    fn any_chunking_read_in_any_pieces_decodes_to_the_body(
+        body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
+        chunks in proptest::collection::vec(1usize..700, 1..8),
+        pieces in proptest::collection::vec(1usize..64, 1..8),
+        extension in proptest::prelude::any::<bool>(),
+        with_trailers in proptest::prelude::any::<bool>(),
+    ) {
+        let mut wire = Vec::new();
+        let mut rest = &body[..];
+        let mut sizes = chunks.iter().cycle();
+        while !rest.is_empty() {
+            let n = sizes.next().copied().unwrap_or(1).min(rest.len());
+            let ext = if extension { ";name=\"v\"" } else { "" };
+            wire.extend_from_slice(format!("{n:X}{ext}\r\n").as_bytes());
+            wire.extend_from_slice(&rest[..n]);
+            wire.extend_from_slice(b"\r\n");
+            rest = &rest[n..];
+        }
+        wire.extend_from_slice(b"0\r\n");
+        if with_trailers {
+            wire.extend_from_slice(b"x-sum: 1\r\nx-more: two\r\n");
+        }
+        wire.extend_from_slice(b"\r\n");
+        let (data, trailers) = decode_in_pieces(Framing::Chunked(Chunk::Size), &wire, &pieces)
+            .map_err(proptest::test_runner::TestCaseError::fail)?;
+        proptest::prop_assert_eq!(&data, &body);
+        proptest::prop_assert_eq!(trailers.is_some(), with_trailers);
+        if let Some(trailers) = trailers {
+            proptest::prop_assert_eq!(&trailers["x-more"], "two");
+        }
+        let (data, _) = decode_in_pieces(Framing::Length(body.len() as u64), &body, &pieces)
+            .map_err(proptest::test_runner::TestCaseError::fail)?;
+        proptest::prop_assert_eq!(&data, &body);
+    }
+
+    /// Cut anywhere before its end, a chunked body never decodes to an end.
+    #[test]
+    fn a_chunked_body_cut_short_never_ends(
+        body in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..500),
+        cut in proptest::prelude::any::<proptest::sample::Index>(),
+    ) {
+        let mut wire = format!("{:x}\r\n", body.len()).into_bytes();
+        wire.extend_from_slice(&body);
+        wire.extend_from_slice(b"\r\n0\r\n\r\n");
+        let cut = cut.index(wire.len());
+        proptest::prop_assert!(decode_in_pieces(Framing::Chunked(Chunk::Size), &wire[..cut], &[7]).is_err());
+    }
+}
