@@ -122,8 +122,9 @@ enum Chunk {
     Data(u64),
     /// Expecting the CRLF after a chunk's data.
     DataEnd,
-    /// After the last chunk: trailers, or the final CRLF.
-    Trailers,
+    /// After the last chunk: trailers, or the final CRLF; the buffer has been searched this far
+    /// for the blank line that ends them.
+    Trailers(usize),
     /// The trailers have been read: the body has ended.
     End,
 }
@@ -176,10 +177,6 @@ impl RawConn {
                 Err(e) => return Exchanged::Stale(e),
             };
             let Parsed { status, version, fields } = parsed;
-            let mut headers = match header_map(&head, &self.spans[..fields]) {
-                Ok(headers) => headers,
-                Err(e) => return Exchanged::Failed(e),
-            };
             if status == StatusCode::SWITCHING_PROTOCOLS {
                 return Exchanged::Failed(ExchangeError::Malformed(
                     "101 Switching Protocols to a request without an upgrade",
@@ -188,6 +185,10 @@ impl RawConn {
             if status.is_informational() {
                 continue;
             }
+            let mut headers = match header_map(&head, &self.spans[..fields]) {
+                Ok(headers) => headers,
+                Err(e) => return Exchanged::Failed(e),
+            };
             let (framing, length_dropped) = match framing(req.method, status, &headers) {
                 Ok(framing) => framing,
                 Err(e) => return Exchanged::Failed(e),
@@ -214,14 +215,25 @@ impl RawConn {
     /// Reads until a whole response head is buffered and returns it, its header fields'
     /// places in `self.spans`; `received` is set once any byte of a response has come.
     async fn read_head(&mut self, received: &mut bool) -> Result<(Bytes, Parsed), ExchangeError> {
+        // How far the buffer has been searched for the blank line that ends a head: a head
+        // trickled in byte by byte is searched once, not parsed again on every read.
+        let mut searched = 0;
         loop {
             if !self.buf.is_empty() {
                 *received = true;
-                match scan_head(&self.buf, &mut self.spans)? {
-                    Some((len, parsed)) if len <= MAX_HEAD => return Ok((self.buf.split_to(len).freeze(), parsed)),
-                    Some(_) => return Err(ExchangeError::HeadTooLarge(MAX_HEAD)),
-                    None if self.buf.len() > MAX_HEAD => return Err(ExchangeError::HeadTooLarge(MAX_HEAD)),
-                    None => {}
+                if !blank_line_since(&self.buf, &mut searched) {
+                    if self.buf.len() > MAX_HEAD {
+                        return Err(ExchangeError::HeadTooLarge(MAX_HEAD));
+                    }
+                } else {
+                    match scan_head(&self.buf, &mut self.spans)? {
+                        Some((len, parsed)) if len <= MAX_HEAD => {
+                            return Ok((self.buf.split_to(len).freeze(), parsed));
+                        }
+                        Some(_) => return Err(ExchangeError::HeadTooLarge(MAX_HEAD)),
+                        None if self.buf.len() > MAX_HEAD => return Err(ExchangeError::HeadTooLarge(MAX_HEAD)),
+                        None => {}
+                    }
                 }
             }
             // At most one byte beyond the limit, to tell a head that fits from one that does not.
@@ -309,6 +321,16 @@ fn encode(out: &mut Vec<u8>, req: &RequestHead<'_>, authority: &Authority) {
         headers::write_forwarded(out, req.headers, forwarded);
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// True when `buf` holds a blank line (`\n\n` or `\n\r\n`, the end of a head or trailer
+/// block) that starts at or after `*searched` less two; moves `*searched` to the end, so each
+/// byte is looked at a bounded number of times however the block arrives.
+fn blank_line_since(buf: &[u8], searched: &mut usize) -> bool {
+    let from = searched.saturating_sub(2);
+    *searched = buf.len();
+    let tail = buf.get(from..).unwrap_or_default();
+    tail.windows(2).any(|w| w == b"\n\n") || tail.windows(3).any(|w| w == b"\n\r\n")
 }
 
 /// Where a header field's name and value lie in its head (start and end offsets).
@@ -525,7 +547,7 @@ fn decode(framing: &mut Framing, buf: &mut BytesMut) -> Result<Step, ExchangeErr
             Chunk::Size => match httparse::parse_chunk_size(buf) {
                 Ok(httparse::Status::Complete((used, size))) => {
                     buf.advance(used);
-                    *chunk = if size == 0 { Chunk::Trailers } else { Chunk::Data(size) };
+                    *chunk = if size == 0 { Chunk::Trailers(0) } else { Chunk::Data(size) };
                 }
                 Ok(httparse::Status::Partial) if buf.len() > MAX_CHUNK_LINE => {
                     return Err(ExchangeError::Malformed("chunk-size line too long"));
@@ -554,13 +576,21 @@ fn decode(framing: &mut Framing, buf: &mut BytesMut) -> Result<Step, ExchangeErr
                 buf.advance(2);
                 *chunk = Chunk::Size;
             }
-            Chunk::Trailers => {
+            Chunk::Trailers(searched) => {
                 if buf.starts_with(b"\r\n") {
                     buf.advance(2);
                     *chunk = Chunk::End;
                     return Ok(Step::End);
                 }
                 if buf.len() < 2 {
+                    return Ok(Step::More);
+                }
+                // Parsed only once the block can be whole: a block trickled in byte by byte is
+                // searched once, not parsed again on every read.
+                if !blank_line_since(buf, searched) {
+                    if buf.len() > MAX_HEAD {
+                        return Err(ExchangeError::HeadTooLarge(MAX_HEAD));
+                    }
                     return Ok(Step::More);
                 }
                 let Some((used, trailers)) = parse_trailers(buf)? else {

@@ -504,3 +504,17 @@ proptest::proptest! {
         proptest::prop_assert!(decode_in_pieces(Framing::Chunked(Chunk::Size), &wire[..cut], &[7]).is_err());
     }
 }
+
+#[test]
+fn a_blank_line_is_found_across_reads_looking_at_new_bytes_only() {
+    let wire = b"HTTP/1.1 200 OK\r\nx: 1\r\n\r\nbody";
+    let mut searched = 0;
+    let end = wire.windows(4).position(|w| w == b"\r\n\r\n").expect("a blank line") + 4;
+    for len in 1..=wire.len() {
+        let found = blank_line_since(&wire[..len], &mut searched);
+        assert_eq!(found, len == end, "at {len} bytes: found once, when it is whole");
+        assert_eq!(searched, len);
+    }
+    assert!(blank_line_since(b"a\n\nb", &mut 0));
+    assert!(!blank_line_since(b"a\r\nb\r\n", &mut 0));
+}
