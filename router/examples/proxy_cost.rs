@@ -28,6 +28,10 @@ use hyper_util::rt::TokioIo;
 use sluice_router::endpoints::{Instance, RevisionEndpoints, RevisionKey};
 use sluice_router::table::{Protocol, RouteConfig, RoutingTable, Target};
 use sluice_router::{Router, RouterConfig};
+
+/// The allocator the `sluice` binary runs with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 

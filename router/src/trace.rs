@@ -12,8 +12,10 @@
 //! one `traceparent` header. With generation off the router leaves both headers as the client
 //! sent them (none, valid or invalid).
 //!
-//! Cost: a valid header is read in place (no allocation); a generated one is one 55-byte
-//! `HeaderValue` (one allocation) from the thread's random generator.
+//! Cost: a valid header is read in place (no allocation); a generated one comes from the
+//! thread's random generator and is written straight into the head the router's own client
+//! sends ([`Settled::write`]), or is one 55-byte `HeaderValue` (one allocation, and a slot in
+//! the header map) for a request hyper's client sends.
 
 use std::fmt;
 use std::num::NonZeroU128;
@@ -93,16 +95,98 @@ impl fmt::Debug for TraceId {
 /// (replacing an invalid one and dropping `tracestate`). `None` when there is no valid one and
 /// `generate` is off; `headers` are then untouched.
 pub fn ensure(headers: &mut HeaderMap, generate: bool) -> Option<TraceId> {
-    if let Some(id) = sent(headers) {
-        return Some(id);
+    settle(headers, generate).apply(headers)
+}
+
+/// What a request's `traceparent` will be when it is forwarded, decided without touching its
+/// headers ([`ensure`] in two steps): the router's own client writes a new one straight into
+/// the head it sends ([`Settled::write`]), so the header map never grows for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settled {
+    /// The client's valid one, forwarded as it is (with its `tracestate`).
+    Sent(TraceId),
+    /// A new one replaces whatever the client sent, and its `tracestate` is dropped.
+    New(TraceParent),
+    /// None is valid and none is generated: the headers go as the client sent them.
+    Untraced,
+}
+
+/// How `headers`' `traceparent` is settled: see [`ensure`].
+pub fn settle(headers: &HeaderMap, generate: bool) -> Settled {
+    match sent(headers) {
+        Some(id) => Settled::Sent(id),
+        None if generate => Settled::New(TraceParent::random(&mut rand::rng())),
+        None => Settled::Untraced,
     }
-    if !generate {
-        return None;
+}
+
+impl Settled {
+    /// The trace id the request is forwarded with.
+    pub fn id(self) -> Option<TraceId> {
+        match self {
+            Self::Sent(id) => Some(id),
+            Self::New(parent) => Some(parent.trace_id),
+            Self::Untraced => None,
+        }
     }
-    let (value, id) = generate_traceparent(&mut rand::rng());
-    headers.insert(&TRACEPARENT, value);
-    headers.remove(&TRACESTATE);
-    Some(id)
+
+    /// Puts a new `traceparent` into `headers` (replacing any and dropping `tracestate`);
+    /// the trace id forwarded.
+    pub fn apply(self, headers: &mut HeaderMap) -> Option<TraceId> {
+        if let Self::New(parent) = self {
+            let value =
+                HeaderValue::from_bytes(&parent.encode()).expect("hex digits and dashes are a valid header value");
+            headers.insert(&TRACEPARENT, value);
+            headers.remove(&TRACESTATE);
+        }
+        self.id()
+    }
+
+    /// True for a header that [`write`](Self::write) replaces: the client's `traceparent` and
+    /// `tracestate` when a new one is written.
+    pub fn replaces(self, name: &HeaderName) -> bool {
+        matches!(self, Self::New(_)) && (name == TRACEPARENT || name == TRACESTATE)
+    }
+
+    /// Writes a new `traceparent` as an HTTP/1.1 header line (nothing otherwise): what
+    /// [`apply`](Self::apply) would have put into the headers.
+    pub fn write(self, out: &mut Vec<u8>) {
+        if let Self::New(parent) = self {
+            out.extend_from_slice(b"traceparent: ");
+            out.extend_from_slice(&parent.encode());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
+impl TraceParent {
+    /// A new sampled version-00 parent with random non-zero ids.
+    pub fn random(rng: &mut impl Rng) -> Self {
+        let trace_id = loop {
+            if let Some(id) = NonZeroU128::new(rng.random()) {
+                break TraceId(id);
+            }
+        };
+        let parent_id = loop {
+            let id = rng.random();
+            if id != 0 {
+                break id;
+            }
+        };
+        Self { trace_id, parent_id, flags: 1 }
+    }
+
+    /// As a version-00 `traceparent` value.
+    pub fn encode(&self) -> [u8; LEN] {
+        let mut out = [0u8; LEN];
+        out[..3].copy_from_slice(b"00-");
+        put_hex(&mut out[3..35], self.trace_id.get());
+        out[35] = b'-';
+        put_hex(&mut out[36..52], u128::from(self.parent_id));
+        out[52] = b'-';
+        put_hex(&mut out[53..], u128::from(self.flags));
+        out
+    }
 }
 
 /// The trace id of the one valid `traceparent` in `headers`, if there is exactly one.
@@ -155,25 +239,9 @@ pub fn parse_parent(value: &[u8]) -> Option<TraceParent> {
 
 /// A new version-00 `traceparent` (sampled) with random non-zero ids, and its trace id.
 pub fn generate_traceparent(rng: &mut impl Rng) -> (HeaderValue, TraceId) {
-    let trace = loop {
-        if let Some(id) = NonZeroU128::new(rng.random()) {
-            break id;
-        }
-    };
-    let parent: u64 = loop {
-        let id = rng.random();
-        if id != 0 {
-            break id;
-        }
-    };
-    let mut out = [0u8; LEN];
-    out[..3].copy_from_slice(b"00-");
-    put_hex(&mut out[3..35], trace.get());
-    out[35] = b'-';
-    put_hex(&mut out[36..52], u128::from(parent));
-    out[52..].copy_from_slice(b"-01");
-    let value = HeaderValue::from_bytes(&out).expect("hex digits and dashes are a valid header value");
-    (value, TraceId(trace))
+    let parent = TraceParent::random(rng);
+    let value = HeaderValue::from_bytes(&parent.encode()).expect("hex digits and dashes are a valid header value");
+    (value, parent.trace_id)
 }
 
 /// The number written in `digits` (lowercase hex only, at most 32 of them).

@@ -21,13 +21,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderValue, Method, Request, Response, Version};
+use http::{HeaderValue, Method, Request, Response, Version};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::body::RouterBody;
 use crate::error::ProxyError;
 use crate::table::Backend;
+use crate::trace::TraceId;
 
 pub mod line;
 
@@ -208,12 +209,12 @@ impl Entry {
     }
 
     /// The request was routed to `backend` (and `instance`, once it has one), and is (or will
-    /// be) forwarded with `sent`.
-    pub(crate) fn routed(&mut self, backend: &Arc<Backend>, instance: Option<SocketAddr>, sent: &HeaderMap) {
+    /// be) forwarded with the `traceparent` of `trace`.
+    pub(crate) fn routed(&mut self, backend: &Arc<Backend>, instance: Option<SocketAddr>, trace: Option<TraceId>) {
         if let Some(r) = self.record() {
             r.backend = Some(backend.clone());
             r.instance = instance;
-            r.trace = crate::trace::sent(sent);
+            r.trace = trace;
         }
     }
 

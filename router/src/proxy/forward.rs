@@ -40,7 +40,13 @@ pub(super) async fn forward(
     let Routed { backend, guard, parts, path, body, body_end, arrived, trace, spare, forwarded } = routed;
     let arrived = arrived.unwrap_or_else(Instant::now);
     // Only with an observer (span export): its parent and method, before sending takes them.
-    let observed = observer.and_then(|o| Some((o, trace::sent_parent(&parts.headers)?, parts.method.clone())));
+    let observed = observer.and_then(|o| {
+        let new = forwarded.as_ref().and_then(|f| match f.trace {
+            trace::Settled::New(parent) => Some(parent),
+            _ => None,
+        });
+        Some((o, new.or_else(|| trace::sent_parent(&parts.headers))?, parts.method.clone()))
+    });
     let sending = Sending { guard, parts, path, body, body_end, arrived, spare, forwarded };
     let res = match send(upstream, &backend, sending).await {
         Ok(res) => {

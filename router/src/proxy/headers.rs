@@ -7,6 +7,8 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderName, HeaderValue};
 
+use crate::trace::Settled;
+
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -85,12 +87,14 @@ pub(crate) struct Forwarded {
     pub(crate) client_ip: HeaderValue,
     /// The client came over TLS.
     pub(crate) https: bool,
+    /// Its `traceparent`: a new one is written too (the client's and its `tracestate` left out).
+    pub(crate) trace: Settled,
 }
 
 /// True for the headers [`write_forwarded`] writes itself (whatever the client sent of them is
 /// replaced, or joined into the one line written).
-pub(crate) fn is_forwarded(name: &HeaderName) -> bool {
-    name == X_FORWARDED_FOR || name == X_FORWARDED_PROTO || name == X_FORWARDED_HOST
+pub(crate) fn is_forwarded(name: &HeaderName, forwarded: &Forwarded) -> bool {
+    name == X_FORWARDED_FOR || name == X_FORWARDED_PROTO || name == X_FORWARDED_HOST || forwarded.trace.replaces(name)
 }
 
 /// Writes, as HTTP/1.1 header lines, the `X-Forwarded-*` headers [`set_forwarded`] would set
@@ -115,6 +119,7 @@ pub(crate) fn write_forwarded(out: &mut Vec<u8>, headers: &HeaderMap, forwarded:
         out.extend_from_slice(host.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    forwarded.trace.write(out);
 }
 
 /// True when `headers` fit `max_headers` and `max_bytes` (each header's name, value, `": "`
@@ -188,28 +193,46 @@ mod tests {
     #[test]
     fn the_forwarded_headers_written_are_those_set_forwarded_sets() {
         let ip = HeaderValue::from_static("10.0.0.9");
-        let cases: [&[(&str, &str)]; 4] = [
+        let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let cases: [&[(&str, &str)]; 6] = [
             &[("host", "hello.default:8080")],
             &[("host", "h"), ("x-forwarded-for", "1.2.3.4"), ("x-forwarded-for", "5.6.7.8, 9.9.9.9")],
             &[("x-forwarded-proto", "ftp"), ("x-forwarded-host", "spoofed"), ("accept", "*/*")],
             &[],
+            &[("host", "h"), ("traceparent", "00-bad"), ("tracestate", "a=b"), ("accept", "*/*")],
+            &[("host", "h"), ("traceparent", valid), ("tracestate", "a=b")],
         ];
+        let new = Settled::New(crate::trace::TraceParent::random(&mut rand::rng()));
         for pairs in cases {
             for https in [false, true] {
-                let mut set = map(pairs);
-                set_forwarded(&mut set, &ip, https);
-                let expected: Vec<(String, String)> = set
-                    .iter()
-                    .filter(|(n, _)| is_forwarded(n))
-                    .map(|(n, v)| (n.to_string(), v.to_str().expect("value").to_string()))
-                    .collect();
-                let mut out = Vec::new();
-                write_forwarded(&mut out, &map(pairs), &Forwarded { client_ip: ip.clone(), https });
-                let mut written = lines(&out);
-                let mut expected = expected;
-                written.sort();
-                expected.sort();
-                assert_eq!(written, expected, "{pairs:?} https={https}");
+                for generate in [false, true] {
+                    // As hyper's client sends it: everything in the header map.
+                    let mut set = map(pairs);
+                    set_forwarded(&mut set, &ip, https);
+                    let trace = match crate::trace::sent(&set) {
+                        Some(id) => Settled::Sent(id),
+                        None if generate => new,
+                        None => Settled::Untraced,
+                    };
+                    trace.apply(&mut set);
+                    let mut expected: Vec<(String, String)> =
+                        set.iter().map(|(n, v)| (n.to_string(), v.to_str().expect("value").to_string())).collect();
+                    // As the router's own client writes it: the client's headers the written
+                    // ones replace are left out, then the written ones.
+                    let forwarded = Forwarded { client_ip: ip.clone(), https, trace };
+                    let sent = map(pairs);
+                    let mut written: Vec<(String, String)> = sent
+                        .iter()
+                        .filter(|(n, _)| !is_forwarded(n, &forwarded))
+                        .map(|(n, v)| (n.to_string(), v.to_str().expect("value").to_string()))
+                        .collect();
+                    let mut out = Vec::new();
+                    write_forwarded(&mut out, &sent, &forwarded);
+                    written.extend(lines(&out));
+                    written.sort();
+                    expected.sort();
+                    assert_eq!(written, expected, "{pairs:?} https={https} generate={generate}");
+                }
             }
         }
     }

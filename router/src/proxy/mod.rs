@@ -49,7 +49,7 @@ use crate::endpoints::{InstanceGuard, Refused};
 use crate::error::ProxyError;
 use crate::reason::Reason;
 use crate::table::{self, Backend, Protocol, RoutingTable};
-use crate::trace::{self, TraceId};
+use crate::trace::{self, Settled, TraceId};
 use deadline::Spare;
 
 /// How often a waiting request checks that its host is still served.
@@ -239,8 +239,10 @@ impl Router {
         }
         let backend = inner.table.load().resolve(&req).map_err(miss)?.clone();
         // Before it may wait, so the access log and the router's answers name the same trace.
-        let trace = trace::ensure(req.headers_mut(), inner.config.generate_traceparent);
+        let trace = trace::settle(req.headers(), inner.config.generate_traceparent);
         let Some(guard) = backend.target.revision.pick() else {
+            // A waiting request carries its trace in its headers (it may be routed again).
+            trace.apply(req.headers_mut());
             return Err(NotRouted::Wait(Box::new(req), backend));
         };
         Ok(routed(req, client, body_end, backend, guard, None, trace))
@@ -260,8 +262,9 @@ impl Router {
     ) -> Response<RouterBody> {
         let arrived = tokio::time::Instant::now();
         let deadline = arrived + backend.target.head_timeout();
-        // `route` settled its `traceparent`; routing it again keeps that one.
+        // `route` put its `traceparent` into its headers; routing it again keeps that one.
         let trace = trace::sent(req.headers());
+        let settled = trace.map_or(Settled::Untraced, Settled::Sent);
         loop {
             let revision = backend.target.revision.clone();
             let acquire = revision.gate().acquire(deadline);
@@ -313,7 +316,7 @@ impl Router {
             match revision.pick_admitted(permit) {
                 Ok(guard) => {
                     revision.responses().record_queue_wait(arrived.elapsed());
-                    let routed = routed(*req, &client, &body_end, backend, guard, Some(arrived), trace);
+                    let routed = routed(*req, &client, &body_end, backend, guard, Some(arrived), settled);
                     return forward::forward(&self.inner.upstream, self.inner.config.observer.as_deref(), routed).await;
                 }
                 // Admitted, but every instance was full or draining (one leaving routing just
@@ -331,8 +334,8 @@ impl Router {
     }
 }
 
-/// The request rewritten for `guard`'s instance; `arrived` when time already counts against
-/// the revision's timeouts (a request that waited).
+/// The request rewritten for `guard`'s instance, with its `traceparent` as settled; `arrived`
+/// when time already counts against the revision's timeouts (a request that waited).
 fn routed(
     req: Request<Incoming>,
     client: &Client,
@@ -340,10 +343,11 @@ fn routed(
     backend: Arc<Backend>,
     guard: InstanceGuard,
     arrived: Option<tokio::time::Instant>,
-    trace: Option<TraceId>,
+    settled: Settled,
 ) -> Routed {
     let body_end = (req.version() < Version::HTTP_2).then(|| body_end.clone());
-    let (parts, path, body, forwarded) = rewrite(req, client, backend.target.protocol);
+    let trace = settled.id();
+    let (parts, path, body, forwarded) = rewrite(req, client, backend.target.protocol, settled);
     let spare = client.spare.clone();
     Routed { backend, guard, parts, path, body, body_end, arrived, trace, spare, forwarded }
 }
@@ -377,7 +381,7 @@ impl hyper::service::Service<Request<Incoming>> for RouterService {
                 // Counted here, not in `route`, which a waiting request may enter again.
                 routed.backend.picked();
                 if let Some(log) = &mut log {
-                    log.routed(&routed.backend, Some(routed.guard.instance().addr), &routed.parts.headers);
+                    log.routed(&routed.backend, Some(routed.guard.instance().addr), routed.trace);
                 }
                 let router = self.router.clone();
                 Box::pin(async move {
@@ -388,7 +392,7 @@ impl hyper::service::Service<Request<Incoming>> for RouterService {
             Err(NotRouted::Wait(req, backend)) => {
                 backend.picked();
                 if let Some(log) = &mut log {
-                    log.routed(&backend, None, req.headers());
+                    log.routed(&backend, None, trace::sent(req.headers()));
                 }
                 let (router, client, end) = (self.router.clone(), self.client.clone(), self.body_end.clone());
                 Box::pin(async move { Ok(finish(router.wait(req, client, end, backend).await, activity, log)) })
@@ -443,12 +447,14 @@ fn miss(miss: table::Miss) -> ProxyError {
 }
 
 /// Splits the request for forwarding: hop-by-hop headers out, `Host` kept (taken from the
-/// authority for h2 clients), `X-Forwarded-*` in, the version the instance speaks, and the
-/// path and query as the origin-form target.
+/// authority for h2 clients), `X-Forwarded-*` and a new `traceparent` (when `trace` is one) in,
+/// the version the instance speaks, and the path and query as the origin-form target. For the
+/// router's own client the added headers are left to [`headers::Forwarded`], which it writes.
 fn rewrite(
     req: Request<Incoming>,
     client: &Client,
     protocol: Protocol,
+    trace: Settled,
 ) -> (http::request::Parts, PathAndQuery, Incoming, Option<headers::Forwarded>) {
     let (mut parts, body) = req.into_parts();
     let uri = std::mem::take(&mut parts.uri).into_parts();
@@ -459,9 +465,10 @@ fn rewrite(
     }
     headers::strip_request(&mut parts.headers);
     let forwarded = if protocol == Protocol::Http1 && forward::bodiless(&parts, &body) {
-        Some(headers::Forwarded { client_ip: client.ip.clone(), https: client.https })
+        Some(headers::Forwarded { client_ip: client.ip.clone(), https: client.https, trace })
     } else {
         headers::set_forwarded(&mut parts.headers, &client.ip, client.https);
+        trace.apply(&mut parts.headers);
         None
     };
     parts.version = match protocol {

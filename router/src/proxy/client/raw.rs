@@ -309,7 +309,7 @@ fn encode(out: &mut Vec<u8>, req: &RequestHead<'_>, authority: &Authority) {
         out.extend_from_slice(b"\r\n");
     }
     for (name, value) in req.headers {
-        if req.forwarded.is_some() && headers::is_forwarded(name) {
+        if req.forwarded.is_some_and(|f| headers::is_forwarded(name, f)) {
             continue;
         }
         out.extend_from_slice(name.as_str().as_bytes());
