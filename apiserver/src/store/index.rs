@@ -77,7 +77,7 @@ pub(super) fn update(
             uids.remove(old_e.uid.as_str())?;
         }
     }
-    if let Some(new) = new {
+    if let Some(new) = new.filter(|n| old.is_none_or(|o| o.uid != n.uid)) {
         uids.insert(new.uid.as_str(), key)?;
     }
     Ok(())
