@@ -180,7 +180,8 @@ where
     // A request that starts waiting for a revision's capacity pokes its autoscaler.
     let (poke, pokes) = tokio::sync::mpsc::channel(autoscale::POKE_QUEUE);
     let poke: Poke = Arc::new(move |key: &RevisionKey| {
-        // Full means pokes are already queued; the next tick comes within a second anyway.
+        // Full means pokes are already queued; the autoscaler wakes every revision asleep at
+        // zero once it has read them, so a dropped poke is not lost.
         let _ = poke.try_send(key.clone());
     });
     let endpoints = Endpoints::with_admission(AdmissionSettings { queue_depth: args.queue_depth }, poke);

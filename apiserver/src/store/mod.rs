@@ -10,6 +10,7 @@ mod db;
 mod error;
 pub mod event;
 mod head;
+mod index;
 pub mod meta;
 mod tx;
 
@@ -144,6 +145,9 @@ impl Store {
             txn.set_durability(COMMIT_DURABILITY)?;
             txn.open_table(OBJECTS)?;
             txn.open_table(EVENTS)?;
+            if index::ensure(&txn)? {
+                tracing::info!("indexed the stored objects by uid and owner");
+            }
             let rv = txn.open_table(COUNTERS)?.get(RESOURCE_VERSION)?.map(|v| v.value()).unwrap_or(0);
             txn.commit()?;
             Ok(rv)
@@ -496,17 +500,15 @@ fn orphaned(tx: &Tx, obj: &Value) -> Result<bool, StoreError> {
     Ok(true)
 }
 
-/// Applies a removed owner's propagation policy to the objects that reference it.
+/// Applies a removed owner's propagation policy to the objects that reference it, found
+/// through the owner index (an owner that owns nothing, such as an Event removed to bound its
+/// namespace, costs one index read).
 fn cascade(tx: &mut Tx, owner: &Value, propagation: Propagation) -> Result<(), StoreError> {
     let owner_uid = meta::uid(owner).to_string();
-    // Most objects own nothing (an Event removed to bound its namespace): one that names the
-    // owner holds its uid, so that text is looked for before any object is read whole.
-    if !tx.mentions(meta::namespace(owner), &owner_uid)? {
-        return Ok(());
-    }
-    let objects = tx.scan_namespace(meta::namespace(owner))?;
-    let live: std::collections::HashSet<String> = objects.iter().map(|(_, o)| meta::uid(o).to_string()).collect();
-    for (kind, mut dependent) in objects {
+    let namespace = meta::namespace(owner).to_string();
+    for (kind, name) in tx.dependents(&owner_uid, &namespace)? {
+        // Read now: an earlier step of this cascade may have changed or removed it.
+        let Some(mut dependent) = tx.get(kind, &namespace, &name)? else { continue };
         let owners = meta::owner_uids(&dependent);
         if !owners.contains(&owner_uid) {
             continue;
@@ -515,11 +517,17 @@ fn cascade(tx: &mut Tx, owner: &Value, propagation: Propagation) -> Result<(), S
             let prev = meta::labels(&dependent);
             meta::remove_owner(&mut dependent, &owner_uid);
             tx.write(kind, &mut dependent, EventType::Modified, Some(prev))?;
-        } else if !owners.iter().any(|o| *o != owner_uid && live.contains(o)) {
-            // Re-read: an earlier step of this cascade may have changed or removed it.
-            if let Some(current) = tx.get(kind, meta::namespace(&dependent), meta::name(&dependent))? {
-                delete_in(tx, kind, current, Propagation::Background)?;
+            continue;
+        }
+        let mut kept = false;
+        for other in owners.iter().filter(|o| **o != owner_uid) {
+            if tx.live(other, &namespace)? {
+                kept = true;
+                break;
             }
+        }
+        if !kept {
+            delete_in(tx, kind, dependent, Propagation::Background)?;
         }
     }
     Ok(())

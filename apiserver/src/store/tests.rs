@@ -6,6 +6,7 @@ use super::meta::{self, UpdateMode};
 use super::*;
 
 mod faults;
+mod owners;
 
 fn open(dir: &tempfile::TempDir) -> Store {
     Store::open(&dir.path().join("db.redb"), DEFAULT_HISTORY).expect("open store")

@@ -8,6 +8,7 @@ use serde_json::Value;
 use sluice_api::Kind;
 
 use super::event::{EventType, StoredEvent};
+use super::index::{self, Entry};
 use super::meta;
 use super::{COMPACTED, COUNTERS, EVENTS, OBJECTS, RESOURCE_VERSION, StoreError, object_key, prefix_range};
 
@@ -79,20 +80,15 @@ impl Tx {
         Ok(out)
     }
 
-    /// True when some object in `namespace`, of any kind, holds `text` in its stored JSON
-    /// (found without reading any object whole).
-    pub fn mentions(&self, namespace: &str, text: &str) -> Result<bool, StoreError> {
-        let objects = self.txn.open_table(OBJECTS)?;
-        let finder = memchr::memmem::Finder::new(text.as_bytes());
-        for kind in Kind::ALL.into_iter().filter(|k| k.stored_as() == *k) {
-            let (start, end) = prefix_range(kind, Some(namespace));
-            for row in objects.range(start.as_str()..end.as_str())? {
-                if finder.find(row?.1.value()).is_some() {
-                    return Ok(true);
-                }
-            }
-        }
-        Ok(false)
+    /// The kind and name of every object in `namespace` that names `owner_uid` among its
+    /// owners (from the owner index: no other object is read).
+    pub fn dependents(&self, owner_uid: &str, namespace: &str) -> Result<Vec<(Kind, String)>, StoreError> {
+        index::dependents(&self.txn, owner_uid, namespace)
+    }
+
+    /// True when an object with `uid` is stored in `namespace`.
+    pub fn live(&self, uid: &str, namespace: &str) -> Result<bool, StoreError> {
+        index::live(&self.txn, uid, namespace)
     }
 
     /// Stores `obj` at the next resource version (written into `obj`) and logs the event.
@@ -104,8 +100,11 @@ impl Tx {
         prev_labels: Option<BTreeMap<String, String>>,
     ) -> Result<(), StoreError> {
         let key = self.stamp(kind, obj);
-        let before = self.txn.open_table(OBJECTS)?.insert(key.as_str(), serde_json::to_vec(obj)?.as_slice())?.is_some();
-        if !before {
+        let bytes = serde_json::to_vec(obj)?;
+        let before =
+            self.txn.open_table(OBJECTS)?.insert(key.as_str(), bytes.as_slice())?.map(|old| Entry::read(old.value()));
+        index::update(&self.txn, &key, before.as_ref(), Some(&Entry::of(obj)))?;
+        if before.is_none() {
             *self.counts.entry(kind.info().plural).or_default() += 1;
         }
         self.log(kind, obj, event_type, prev_labels)
@@ -114,8 +113,9 @@ impl Tx {
     /// Removes `obj` at the next resource version (written into `obj`) and logs the deletion.
     pub fn remove(&mut self, kind: Kind, obj: &mut Value) -> Result<(), StoreError> {
         let key = self.stamp(kind, obj);
-        let before = self.txn.open_table(OBJECTS)?.remove(key.as_str())?.is_some();
-        if before {
+        let before = self.txn.open_table(OBJECTS)?.remove(key.as_str())?.map(|old| Entry::read(old.value()));
+        index::update(&self.txn, &key, before.as_ref(), None)?;
+        if before.is_some() {
             *self.counts.entry(kind.info().plural).or_default() -= 1;
         }
         self.log(kind, obj, EventType::Deleted, None)
@@ -148,6 +148,8 @@ impl Tx {
         {
             let mut counters = txn.open_table(COUNTERS)?;
             counters.insert(RESOURCE_VERSION, next_rv)?;
+            // The indexes were written beside every change: they match this version.
+            counters.insert(index::INDEXED_AT, next_rv)?;
             let mut events = txn.open_table(EVENTS)?;
             let len = events.len()?;
             // Trim in batches of a tenth of the history, so most commits skip this.

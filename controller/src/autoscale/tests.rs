@@ -32,11 +32,13 @@ impl Scaler for Instant0 {
     }
 }
 
+/// Demand set by the test; counts how often it is sampled.
 #[derive(Default)]
-struct Load(AtomicU64);
+struct Load(AtomicU64, AtomicU64);
 
 impl Demand for Load {
     fn demand(&self, _key: &RevisionKey) -> (u64, u64) {
+        self.1.fetch_add(1, Ordering::SeqCst);
         (self.0.load(Ordering::SeqCst), 0)
     }
 }
@@ -228,4 +230,67 @@ async fn settings_changed_live_apply_to_running_revisions() {
     r.autoscaling.set_settings(Settings::from_config_map(&data).expect("settings"));
     tokio::time::sleep(Duration::from_secs(65)).await;
     assert_eq!(r.scale(), 20, "140 / (10 x 70 %)");
+}
+
+/// A revision idled to zero with a 6 s window and a 1 s grace period, and at rest there.
+async fn at_rest_at_zero(r: &Rig) -> Wish {
+    let w = wish(&[("autoscaling.knative.dev/window", "6s")], true);
+    r.autoscaling.set_settings(
+        Settings::from_config_map(&[("scale-to-zero-grace-period".to_string(), "1s".to_string())].into())
+            .expect("settings"),
+    );
+    r.autoscaling.track(w.clone());
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert_eq!(r.scale(), 0, "idle past the window and the grace period");
+    // One more decision sees no instance left.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    w
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_revision_at_zero_does_not_sample_until_poked_and_then_sees_the_zeros_it_slept() {
+    let r = rig();
+    let w = at_rest_at_zero(&r).await;
+    let before = r.load.1.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(r.load.1.load(Ordering::SeqCst), before, "no sample in a minute at zero (sampling: 600)");
+    assert_eq!(r.scale(), 0);
+
+    r.load.0.store(1, Ordering::SeqCst);
+    let poked_at = Instant::now();
+    r.pokes.send(w.run.key.clone()).await.expect("poke");
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(r.scale(), 1, "scaled from zero on the poke");
+    assert!(Instant::now() - poked_at <= Duration::from_millis(1));
+    // The 6 s stable window holds five seconds of zeros and the waiting request, as when
+    // every second was sampled (not one second of 1, as after a gap).
+    let view = r.autoscaling.view(&w.run.key).expect("tracked");
+    assert!((view.stable - 1.0 / 6.0).abs() < 1e-3, "{view:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_settings_change_wakes_a_revision_asleep_at_zero() {
+    let r = rig();
+    at_rest_at_zero(&r).await;
+    let data = [("enable-scale-to-zero".to_string(), "false".to_string())].into();
+    r.autoscaling.set_settings(Settings::from_config_map(&data).expect("settings"));
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(r.scale(), 1, "scale to zero disabled: one instance");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_poke_lost_to_a_full_queue_still_wakes_a_revision_asleep_at_zero() {
+    let r = rig();
+    let w = at_rest_at_zero(&r).await;
+    r.load.0.store(1, Ordering::SeqCst);
+    // The dispatcher has not run since: the queue fills with pokes for others, and this
+    // revision's poke is dropped, as the router's gate drops one into a full queue.
+    let other = RevisionKey::new("default", "other-00001");
+    while r.pokes.try_send(other.clone()).is_ok() {}
+    assert!(r.pokes.try_send(w.run.key.clone()).is_err(), "dropped");
+    let lost_at = Instant::now();
+    while r.scale() == 0 {
+        assert!(Instant::now() - lost_at < Duration::from_secs(1), "still asleep");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
