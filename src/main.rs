@@ -8,6 +8,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc rather than glibc's malloc: fewer instructions per proxied request (callgrind,
+/// `scripts/proxy-cost.sh`: 26,674 -> 25,959) and per-thread free lists without glibc's
+/// per-thread arenas holding freed memory (benches/RESULTS.md, sections 2f and 10).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     if let Some(failed) = args.exec_instance() {
