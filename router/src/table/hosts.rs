@@ -178,6 +178,21 @@ impl Hosts {
         (self.text.len(), self.dead)
     }
 
+    /// Gives back the slots' room once they are used to less than a quarter (after many
+    /// removals by edits; a whole rebuild shrinks them to fit).
+    pub(super) fn shrink_if_sparse(&mut self) {
+        if self.slots.len() * 4 < self.slots.capacity() {
+            let Self { text, slots, state, .. } = self;
+            slots.shrink_to_fit(|slot| state.hash_one(text.get(slot.key.range()).unwrap_or_default()));
+        }
+    }
+
+    /// How many hosts the slots have room for.
+    #[cfg(test)]
+    pub(super) fn room(&self) -> usize {
+        self.slots.capacity()
+    }
+
     /// Gives back the room the text was given beyond what it holds.
     pub(super) fn shrink_text(&mut self) {
         self.text.shrink_to_fit();

@@ -520,6 +520,7 @@ impl RoutingTable {
             table.compact();
         }
         table.hosts.shrink_text();
+        table.hosts.shrink_if_sparse();
         Ok(Some(table))
     }
 

@@ -559,6 +559,23 @@ fn the_host_text_is_compacted_once_dead_bytes_outweigh_live_ones() {
     assert!(names.iter().all(|n| n.starts_with("default/r")), "names moved with their regions: {names:?}");
 }
 
+#[test]
+fn edits_removing_most_routes_give_back_the_slots_room() {
+    let configs: Vec<RouteConfig> = (0..200).map(|i| route(&format!("r{i}"), vec![(100, target("a"))])).collect();
+    let mut table = RoutingTable::new(configs).expect("table");
+    let full = table.hosts.room();
+    for i in 0..190 {
+        table = table.without_route("default", &format!("r{i}")).expect("served");
+    }
+    assert!(table.hosts.room() * 8 <= full, "room for {} hosts, {full} at first", table.hosts.room());
+    let (len, dead) = table.hosts.sizes();
+    assert!(dead <= len - dead);
+    for i in 190..200 {
+        assert_eq!(reached(&table, &format!("r{i}.default"), None, 0).as_deref(), Some("a"));
+    }
+    assert_eq!(table.len(), 10);
+}
+
 /// One step of the property test: route `r{name}` set (hosts from a small pool, some equal
 /// but for case, so routes collide; `split` 3 sums to 90 and is refused) or removed.
 #[derive(Clone, Debug)]
