@@ -221,6 +221,32 @@ impl Publisher {
         }
     }
 
+    /// Publishes `table` with routes `naming` (namespace, name) compiled again from their
+    /// specs, their revisions resolved afresh, as edits (their hosts unchanged, no other route
+    /// is affected). False when the whole table must be rebuilt instead: more than a few
+    /// routes (each edit copies the table), or an edit that cannot be made alone.
+    fn resolve_again(&self, routes: &Routes, table: &RoutingTable, naming: &[(&str, &str)]) -> bool {
+        /// Past this many routes, one whole rebuild is cheaper than an edit per route.
+        const MAX_EDITS: usize = 16;
+        if !self.edits || !routes.synced || naming.len() > MAX_EDITS {
+            return false;
+        }
+        let tag_header_routing = self.tag_header_routing.load(Ordering::SeqCst);
+        let mut next: Option<RoutingTable> = None;
+        for (namespace, name) in naming {
+            let Some(stored) = routes.live.get(&stored::key(namespace, name)[..]) else { return false };
+            let config = RouteConfig { tag_header_routing, ..stored.spec() }.map(|key| self.endpoints.revision(&key));
+            match next.as_ref().unwrap_or(table).with_route(config) {
+                Ok(Some(edited)) => next = Some(edited),
+                Ok(None) | Err(_) => return false,
+            }
+        }
+        if let Some(table) = next {
+            self.table.store(Arc::new(table.with_http_protocol(routes.http_protocol)));
+        }
+        true
+    }
+
     /// Every host (as the table keys it) the left-out routes claim: their specs alone read back.
     fn left_out_hosts(routes: &Routes) -> HashSet<Box<str>> {
         routes
@@ -281,11 +307,14 @@ impl RoutePublisher for Publisher {
     fn forget_revision(&self, key: &RevisionKey) {
         let mut routes = self.routes.lock();
         self.endpoints.forget(key);
-        // The routes the table resolved to the forgotten endpoints are rebuilt against fresh
-        // ones; a route left out holds none (it is resolved afresh when it gets in).
-        if !routes.synced || self.table.load().holds_revision(key) {
-            self.rebuild(&mut routes);
+        // The routes the table resolved to the forgotten endpoints are compiled again against
+        // fresh ones; a route left out holds none (it is resolved afresh when it gets in).
+        let table = self.table.load_full();
+        let naming = table.routes_naming(key);
+        if (naming.is_empty() && routes.synced) || self.resolve_again(&routes, &table, &naming) {
+            return;
         }
+        self.rebuild(&mut routes);
     }
 
     fn set_tag_header_routing(&self, on: bool) {

@@ -437,11 +437,24 @@ impl RoutingTable {
         self.edit(&name, None).ok().flatten()
     }
 
-    /// Whether a route of the table sends traffic (or lists a percent) to revision `key`.
-    pub fn holds_revision(&self, key: &RevisionKey) -> bool {
-        let rules = self.routes.iter().flat_map(|r| r.rules()).flat_map(|rule| rule.split.backends());
-        self.routes.iter().any(|r| r.percents().any(|(rev, _)| rev.key == *key))
-            || self.tags.iter().map(|(b, _)| b).chain(rules).any(|b| b.target.revision.key == *key)
+    /// The routes (namespace, name) that send traffic to revision `key` or list a percent
+    /// for it, each once, in no particular order.
+    pub fn routes_naming(&self, key: &RevisionKey) -> Vec<(&str, &str)> {
+        let names = |b: &Arc<Backend>| b.target.revision.key == *key;
+        let mut naming: Vec<usize> = self
+            .routes
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                r.percents().any(|(rev, _)| rev.key == *key)
+                    || r.rules().iter().any(|rule| rule.split.backends().any(names))
+            })
+            .map(|(i, _)| i)
+            .chain(self.tags.iter().filter(|(b, _)| names(b)).map(|(_, route)| *route))
+            .collect();
+        naming.sort_unstable();
+        naming.dedup();
+        naming.iter().filter_map(|i| self.routes.get(*i)).map(|r| self.labels(r)).collect()
     }
 
     /// The index of route `name` (`namespace/name`).

@@ -675,3 +675,20 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn the_routes_naming_a_revision_are_found_by_split_percent_tag_or_rule() {
+    let (a, b, c, d) = (target("a"), target("b"), target("c"), target("d"));
+    let table = RoutingTable::new(vec![
+        route("split", vec![(100, a.clone())]),
+        route("zero", vec![(100, b.clone()), (0, a.clone())]),
+        full_route("tag", vec![(100, b.clone())], &a, &c),
+        full_route("rule", vec![(100, b.clone())], &c, &a),
+        full_route("neither", vec![(100, b)], &c, &c),
+    ])
+    .expect("table");
+    let mut naming = table.routes_naming(&a.revision.key);
+    naming.sort_unstable();
+    assert_eq!(naming, [("default", "rule"), ("default", "split"), ("default", "tag"), ("default", "zero")]);
+    assert!(table.routes_naming(&d.revision.key).is_empty());
+}
