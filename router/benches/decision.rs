@@ -12,9 +12,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::Request;
-use sluice_router::endpoints::{Instance, RevisionEndpoints, RevisionKey};
+use sluice_router::endpoints::{Endpoints, Instance, RevisionEndpoints, RevisionKey};
+use sluice_router::publish::{Publisher, RoutePublisher, RouteSpec};
 use sluice_router::table::{HeaderMatch, Protocol, RouteConfig, RoutingTable, RuleConfig, Target, ValueMatch};
 
 /// Headers the rules look at; all present in the requests, so each rule compares a value.
@@ -130,8 +132,8 @@ fn decision(c: &mut Criterion) {
     group.finish();
 }
 
-/// Rebuilding the table (every route change does) at 10,000 routes: each route looks up its
-/// predecessor's split sequence.
+/// Rebuilding the table whole at 10,000 routes (each route looks up its predecessor's split
+/// sequence), and editing one route of it (what a route's change costs).
 fn rebuild(c: &mut Criterion) {
     let mut group = c.benchmark_group("rebuild");
     group.sample_size(10);
@@ -155,12 +157,78 @@ fn rebuild(c: &mut Criterion) {
     group.bench_function("10000_routes", |b| {
         b.iter_batched(configs, |routes| black_box(table.rebuild(routes).is_ok()), criterion::BatchSize::LargeInput)
     });
+    // One route's split edited (90/10 and 80/20 in turn) as an edit of the table: the route
+    // compiled, every other shared. The new table is dropped within the measurement, as above.
+    let (a, b) = &revisions[n / 2];
+    let mut turn = 0;
+    let mut edit = || {
+        turn += 1;
+        let p = if turn % 2 == 0 { 90 } else { 80 };
+        RouteConfig {
+            namespace: "default".into(),
+            name: format!("svc{}", n / 2),
+            hosts: vec![format!("svc{}.default.localhost", n / 2), format!("svc{}.default", n / 2)],
+            traffic: vec![(p, target(a)), (100 - p, target(b))],
+            ..RouteConfig::default()
+        }
+    };
+    assert!(matches!(table.with_route(edit()), Ok(Some(_))), "edited alone");
+    group.bench_function("one_route_of_10000", |bench| {
+        bench.iter_batched(
+            &mut edit,
+            |route| black_box(matches!(table.with_route(route), Ok(Some(_)))),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+/// A route's change as the controller makes it at 10,000 routes: `Publisher::set_route` with
+/// one route's split edited (90/10 and 80/20 in turn), from the spec to the table stored (the
+/// spec encoded and compared, its revisions resolved, the table edited and swapped in, the old
+/// one dropped).
+fn publish(c: &mut Criterion) {
+    let mut group = c.benchmark_group("rebuild");
+    group.sample_size(10);
+    let n = 10_000;
+    let publisher = Publisher::new(Arc::new(ArcSwap::from_pointee(RoutingTable::default())), Endpoints::new());
+    let spec = |i: usize, p: u32| {
+        let name = format!("svc{i}");
+        let key = |r: &str| Target {
+            revision: RevisionKey::new("default", format!("{name}-{r}")),
+            timeout: Duration::from_secs(300),
+            response_start: None,
+            idle: None,
+            protocol: Protocol::Http1,
+        };
+        RouteSpec {
+            namespace: "default".into(),
+            hosts: ["default.localhost", "default", "default.svc", "default.svc.cluster.local"]
+                .iter()
+                .map(|suffix| format!("{name}.{suffix}"))
+                .collect(),
+            traffic: vec![(p, key("00001")), (100 - p, key("00002"))],
+            name,
+            ..RouteSpec::default()
+        }
+    };
+    for i in 0..n {
+        publisher.set_route(&format!("uid-{i}"), spec(i, 90));
+    }
+    assert_eq!(publisher.table().load().len(), n);
+    let mut turn = 0;
+    group.bench_function("publisher_one_route_of_10000", |b| {
+        b.iter(|| {
+            turn += 1;
+            publisher.set_route("uid-5000", spec(n / 2, if turn % 2 == 0 { 90 } else { 80 }));
+        })
+    });
     group.finish();
 }
 
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = decision, rebuild
+    targets = decision, rebuild, publish
 }
 criterion_main!(benches);

@@ -1,8 +1,15 @@
 //! Publishing routing snapshots. The controller describes each Route as plain data (a
 //! [`RouteSpec`]: revisions named by key) and hands it to a [`RoutePublisher`]; the
-//! [`Publisher`] here resolves every key to the revision's live endpoints, rebuilds the whole
+//! [`Publisher`] here resolves the keys to the revisions' live endpoints, builds the next
 //! table and swaps it in with one atomic store, so a request sees either the old table or the
 //! new one, never a mix.
+//!
+//! One route's change builds the next table as an edit of the current one (only that route
+//! compiled, its spec alone read back: [`RoutingTable::with_route`]) when the change cannot
+//! alter which other routes are published: the route takes no host another route claims, and
+//! it neither claims nor frees a host of a route left out. Otherwise (a host conflict, a
+//! refused route, a left-out route that may now fit, a global setting) the whole table is
+//! rebuilt from every stored spec, as before, and the rebuild decides who is left out.
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
@@ -13,7 +20,7 @@ use parking_lot::Mutex;
 use sluice_api::tombstones::Tombstones;
 
 use crate::endpoints::{Endpoints, RevisionKey};
-use crate::table::{HttpProtocol, RouteConfig, RoutingTable};
+use crate::table::{HttpProtocol, RouteConfig, RoutingTable, host_key};
 
 mod stored;
 
@@ -50,6 +57,9 @@ pub struct Publisher {
     endpoints: Arc<Endpoints>,
     routes: Mutex<Routes>,
     tag_header_routing: AtomicBool,
+    /// Whether a route's change may be published as an edit of the table (always, but in
+    /// tests comparing edits with whole rebuilds).
+    edits: bool,
 }
 
 /// The programmed routes, by namespace and name, with the uid of the Route each came from and
@@ -65,6 +75,12 @@ struct Routes {
     next: u64,
     /// Published with every table.
     http_protocol: HttpProtocol,
+    /// The keys of live routes the published table leaves out (a host an older route claims,
+    /// or refused by the table); empty in a healthy cluster.
+    left_out: BTreeSet<Vec<u8>>,
+    /// The published table is what a whole rebuild from `live` gives (false until the first
+    /// rebuild, and after a table that could not be published): only then may it be edited.
+    synced: bool,
 }
 
 // === impl Publisher ===
@@ -72,7 +88,21 @@ struct Routes {
 impl Publisher {
     /// A publisher writing to `table`, resolving revisions in `endpoints`.
     pub fn new(table: Arc<ArcSwap<RoutingTable>>, endpoints: Arc<Endpoints>) -> Self {
-        Self { table, endpoints, routes: Mutex::new(Routes::default()), tag_header_routing: AtomicBool::new(false) }
+        Self {
+            table,
+            endpoints,
+            routes: Mutex::new(Routes::default()),
+            tag_header_routing: AtomicBool::new(false),
+            edits: true,
+        }
+    }
+
+    /// The same publisher rebuilding the whole table on every change (the reference the
+    /// tests compare edits with).
+    #[cfg(test)]
+    fn whole_only(mut self) -> Self {
+        self.edits = false;
+        self
     }
 
     /// The table the router reads.
@@ -88,9 +118,10 @@ impl Publisher {
     /// Rebuilds the table from the programmed routes, under the routes lock so that two
     /// rebuilds cannot store out of order. A route claiming a host a route programmed before it
     /// claims, or one the table refuses, is left out (and logged); the rest are published.
-    fn rebuild(&self, routes: &Routes) {
+    fn rebuild(&self, routes: &mut Routes) {
         let tag_header_routing = self.tag_header_routing.load(Ordering::SeqCst);
         let mut hosts = HashSet::new();
+        let mut left_out = BTreeSet::new();
         let mut configs = Vec::with_capacity(routes.live.len());
         let mut by_age: Vec<&Stored> = routes.live.iter().collect();
         by_age.sort_by_key(|p| p.since);
@@ -99,6 +130,7 @@ impl Publisher {
             let mine: Vec<&String> = spec.hosts.iter().chain(spec.tags.iter().flat_map(|t| t.hosts.iter())).collect();
             if let Some(taken) = mine.iter().find(|h| hosts.contains(h.as_str())) {
                 tracing::error!(route = %format!("{}/{}", spec.namespace, spec.name), host = %taken, "host already served by another route; route not published");
+                left_out.insert(stored.key().to_vec());
                 continue;
             }
             hosts.extend(mine.into_iter().cloned());
@@ -112,13 +144,22 @@ impl Publisher {
             match self.table.load().rebuild(configs.clone()) {
                 Ok(table) => {
                     self.table.store(Arc::new(table.with_http_protocol(routes.http_protocol)));
+                    routes.left_out = left_out;
+                    routes.synced = true;
                     return;
                 }
                 Err(e) => {
                     let before = configs.len();
-                    configs.retain(|c| !e.is_about(&c.namespace, &c.name));
+                    configs.retain(|c| {
+                        let refused = e.is_about(&c.namespace, &c.name);
+                        if refused {
+                            left_out.insert(stored::key(&c.namespace, &c.name));
+                        }
+                        !refused
+                    });
                     if configs.len() == before {
                         tracing::error!(error = %e, "routing table not published");
+                        routes.synced = false;
                         return;
                     }
                     tracing::error!(error = %e, "route not published");
@@ -126,6 +167,100 @@ impl Publisher {
             }
         }
     }
+
+    /// Publishes `spec` (just stored; `old` is the spec it replaced) as an edit of the current
+    /// table, when that is what a whole rebuild would publish. False when the whole table must
+    /// be rebuilt instead (nothing published then).
+    fn set_alone(&self, routes: &Routes, spec: RouteSpec, old: Option<RouteSpec>) -> bool {
+        let key = stored::key(&spec.namespace, &spec.name);
+        if !self.edits || !routes.synced || routes.left_out.contains(&key) {
+            return false;
+        }
+        // A left-out route may fit once this one frees a host, and a route taking one of its
+        // hosts may be the one left out instead (by age): the rebuild decides.
+        if !routes.left_out.is_empty() {
+            let theirs = Self::left_out_hosts(routes);
+            if old.iter().chain([&spec]).flat_map(claimed).any(|h| theirs.contains(&h)) {
+                return false;
+            }
+        }
+        let tag_header_routing = self.tag_header_routing.load(Ordering::SeqCst);
+        let config = RouteConfig { tag_header_routing, ..spec }.map(|key| self.endpoints.revision(&key));
+        // A host another route serves, or a route the table refuses: the rebuild leaves one out.
+        match self.table.load().with_route(config) {
+            Ok(Some(table)) => {
+                self.table.store(Arc::new(table.with_http_protocol(routes.http_protocol)));
+                true
+            }
+            Ok(None) | Err(_) => false,
+        }
+    }
+
+    /// Unpublishes the removed route `spec` as an edit of the current table, when that is what
+    /// a whole rebuild would publish; `was_left_out` when the table did not serve it. False when
+    /// the whole table must be rebuilt instead.
+    fn remove_alone(&self, routes: &Routes, spec: &RouteSpec, was_left_out: bool) -> bool {
+        if !self.edits || !routes.synced {
+            return false;
+        }
+        if !routes.left_out.is_empty() {
+            let theirs = Self::left_out_hosts(routes);
+            if claimed(spec).any(|h| theirs.contains(&h)) {
+                return false;
+            }
+        }
+        if was_left_out {
+            return true;
+        }
+        match self.table.load().without_route(&spec.namespace, &spec.name) {
+            Some(table) => {
+                self.table.store(Arc::new(table.with_http_protocol(routes.http_protocol)));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Publishes `table` with routes `naming` (namespace, name) compiled again from their
+    /// specs, their revisions resolved afresh, as edits (their hosts unchanged, no other route
+    /// is affected). False when the whole table must be rebuilt instead: more than a few
+    /// routes (each edit copies the table), or an edit that cannot be made alone.
+    fn resolve_again(&self, routes: &Routes, table: &RoutingTable, naming: &[(&str, &str)]) -> bool {
+        /// Past this many routes, one whole rebuild is cheaper than an edit per route.
+        const MAX_EDITS: usize = 16;
+        if !self.edits || !routes.synced || naming.len() > MAX_EDITS {
+            return false;
+        }
+        let tag_header_routing = self.tag_header_routing.load(Ordering::SeqCst);
+        let mut next: Option<RoutingTable> = None;
+        for (namespace, name) in naming {
+            let Some(stored) = routes.live.get(&stored::key(namespace, name)[..]) else { return false };
+            let config = RouteConfig { tag_header_routing, ..stored.spec() }.map(|key| self.endpoints.revision(&key));
+            match next.as_ref().unwrap_or(table).with_route(config) {
+                Ok(Some(edited)) => next = Some(edited),
+                Ok(None) | Err(_) => return false,
+            }
+        }
+        if let Some(table) = next {
+            self.table.store(Arc::new(table.with_http_protocol(routes.http_protocol)));
+        }
+        true
+    }
+
+    /// Every host (as the table keys it) the left-out routes claim: their specs alone read back.
+    fn left_out_hosts(routes: &Routes) -> HashSet<Box<str>> {
+        routes
+            .left_out
+            .iter()
+            .filter_map(|key| routes.live.get(&key[..]))
+            .flat_map(|s| claimed(&s.spec()).collect::<Vec<_>>())
+            .collect()
+    }
+}
+
+/// The hosts `spec` claims, default and tag hosts, as the table keys them.
+fn claimed(spec: &RouteSpec) -> impl Iterator<Item = Box<str>> + '_ {
+    spec.hosts.iter().chain(spec.tags.iter().flat_map(|t| t.hosts.iter())).map(|h| host_key(h))
 }
 
 impl RoutePublisher for Publisher {
@@ -136,17 +271,22 @@ impl RoutePublisher for Publisher {
             return;
         }
         let mut new = Stored::new(uid, &route, 0);
-        new.since = match routes.live.get(&key[..]) {
-            Some(old) if old.same(&new) => return,
-            // An edit keeps the route's place; a Route recreated under the same name takes a new one.
-            Some(old) if old.uid() == uid => old.since,
-            _ => {
-                routes.next += 1;
-                routes.next
-            }
-        };
+        let old = routes.live.get(&key[..]);
+        if old.is_some_and(|old| old.same(&new)) {
+            return;
+        }
+        // An edit keeps the route's place; a Route recreated under the same name takes a new one.
+        let kept = old.filter(|old| old.uid() == uid).map(|old| old.since);
+        // The old spec is read back only when a left-out route may care about its hosts.
+        let old = old.filter(|_| !routes.left_out.is_empty()).map(Stored::spec);
+        new.since = kept.unwrap_or_else(|| {
+            routes.next += 1;
+            routes.next
+        });
         routes.live.replace(new);
-        self.rebuild(&routes);
+        if !self.set_alone(&routes, route, old) {
+            self.rebuild(&mut routes);
+        }
     }
 
     fn remove_route(&self, namespace: &str, name: &str, uid: &str) {
@@ -154,24 +294,33 @@ impl RoutePublisher for Publisher {
         routes.deleted.bury(uid);
         let key = stored::key(namespace, name);
         let ours = routes.live.get(&key[..]).is_some_and(|p| uid.is_empty() || p.uid() == uid);
-        if ours {
-            routes.live.remove(&key[..]);
-            self.rebuild(&routes);
+        if !ours {
+            return;
+        }
+        let Some(gone) = routes.live.take(&key[..]) else { return };
+        let was_left_out = routes.left_out.remove(&key);
+        if !self.remove_alone(&routes, &gone.spec(), was_left_out) {
+            self.rebuild(&mut routes);
         }
     }
 
     fn forget_revision(&self, key: &RevisionKey) {
-        let routes = self.routes.lock();
+        let mut routes = self.routes.lock();
         self.endpoints.forget(key);
-        if routes.live.iter().any(|p| p.spec().revisions().any(|k| k == key)) {
-            self.rebuild(&routes);
+        // The routes the table resolved to the forgotten endpoints are compiled again against
+        // fresh ones; a route left out holds none (it is resolved afresh when it gets in).
+        let table = self.table.load_full();
+        let naming = table.routes_naming(key);
+        if (naming.is_empty() && routes.synced) || self.resolve_again(&routes, &table, &naming) {
+            return;
         }
+        self.rebuild(&mut routes);
     }
 
     fn set_tag_header_routing(&self, on: bool) {
-        let routes = self.routes.lock();
+        let mut routes = self.routes.lock();
         if self.tag_header_routing.swap(on, Ordering::SeqCst) != on {
-            self.rebuild(&routes);
+            self.rebuild(&mut routes);
         }
     }
 
@@ -179,7 +328,7 @@ impl RoutePublisher for Publisher {
         let mut routes = self.routes.lock();
         if routes.http_protocol != protocol {
             routes.http_protocol = protocol;
-            self.rebuild(&routes);
+            self.rebuild(&mut routes);
         }
     }
 }

@@ -54,6 +54,11 @@ impl Stored {
         Self { since, bytes: w.0.into_boxed_slice() }
     }
 
+    /// Its key ([`key`]).
+    pub(super) fn key(&self) -> &[u8] {
+        Reader::new(&self.bytes).bytes()
+    }
+
     /// The uid of the Route it came from.
     pub(super) fn uid(&self) -> String {
         let mut r = Reader::new(&self.bytes);

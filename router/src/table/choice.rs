@@ -6,13 +6,17 @@
 //! keeps a registry of its choices keyed by namespace, route, rule or tag, and revision: a
 //! rebuild hands the same `Arc` to the same key, so counts survive rebuilds, and a key the new
 //! table no longer has (route, rule, tag or revision gone) is dropped with the old table. The
+//! registry holds only the `Arc`s (each choice is its own key), so a table edited route by
+//! route copies it as pointers and drops the edited route's entries. The
 //! registry is capped at [`MAX_CHOICES`] per table: past it, a choice still names its rule or
 //! tag (for the access log) but its count is neither exposed nor carried over, and the
 //! rebuild logs a warning.
 
-use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use hashbrown::HashTable;
 
 /// The most (route, rule or tag, revision) counters one table exposes.
 pub const MAX_CHOICES: usize = 10_000;
@@ -43,12 +47,14 @@ pub struct Choice {
 }
 
 /// Namespace, route, kind, name, revision.
-type Key = (Box<str>, Box<str>, ChoiceKind, Box<str>, Box<str>);
+type Key<'a> = (&'a str, &'a str, ChoiceKind, &'a str, &'a str);
 
 /// A table's registered choices.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Choices {
-    registered: HashMap<Key, Arc<Choice>>,
+    /// Each choice under the hash of its [`Key`].
+    registered: HashTable<Arc<Choice>>,
+    state: RandomState,
     /// Choices left unregistered because the registry was full.
     pub(crate) over_cap: usize,
 }
@@ -75,8 +81,8 @@ impl Choice {
         self.count.load(Ordering::Relaxed)
     }
 
-    fn key(&self) -> Key {
-        (self.namespace.clone(), self.route.clone(), self.kind, self.name.clone(), self.revision.clone())
+    fn key(&self) -> Key<'_> {
+        (&self.namespace, &self.route, self.kind, &self.name, &self.revision)
     }
 }
 
@@ -85,7 +91,29 @@ impl Choice {
 impl Choices {
     /// Every registered choice, in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<Choice>> {
-        self.registered.values()
+        self.registered.iter()
+    }
+
+    /// Number of registered choices.
+    pub(crate) fn len(&self) -> usize {
+        self.registered.len()
+    }
+
+    /// The registered choice for `key`.
+    fn get(&self, key: Key<'_>) -> Option<&Arc<Choice>> {
+        self.registered.find(self.state.hash_one(key), |c| c.key() == key)
+    }
+
+    /// Registers `choice` (its key not registered yet).
+    fn insert(&mut self, choice: Arc<Choice>) {
+        let Self { registered, state, .. } = self;
+        registered.insert_unique(state.hash_one(choice.key()), choice, |c| state.hash_one(c.key()));
+    }
+
+    /// Drops the choices of route `namespace/route` (a table edited without it, or with its
+    /// new version, which registers its own again).
+    pub(crate) fn forget_route(&mut self, namespace: &str, route: &str) {
+        self.registered.retain(|c| !(&*c.namespace == namespace && &*c.route == route));
     }
 }
 
@@ -96,24 +124,23 @@ impl ChoiceScope<'_> {
     /// already made for the same key (a revision listed twice), else the previous table's,
     /// else a new one (registered while the registry has room).
     pub(crate) fn choice(&mut self, kind: ChoiceKind, name: &str, revision: &str) -> Arc<Choice> {
-        let choice = Choice {
-            namespace: self.namespace.into(),
-            route: self.route.into(),
-            kind,
-            name: name.into(),
-            revision: revision.into(),
-            count: AtomicU64::new(0),
-        };
-        let key = choice.key();
-        if let Some(made) = self.next.registered.get(&key) {
+        let key = (self.namespace, self.route, kind, name, revision);
+        if let Some(made) = self.next.get(key) {
             return made.clone();
         }
-        let choice = match self.previous.registered.get(&key) {
+        let choice = match self.previous.get(key) {
             Some(kept) => kept.clone(),
-            None => Arc::new(choice),
+            None => Arc::new(Choice {
+                namespace: self.namespace.into(),
+                route: self.route.into(),
+                kind,
+                name: name.into(),
+                revision: revision.into(),
+                count: AtomicU64::new(0),
+            }),
         };
-        if self.next.registered.len() < MAX_CHOICES {
-            self.next.registered.insert(key, choice.clone());
+        if self.next.len() < MAX_CHOICES {
+            self.next.insert(choice.clone());
         } else {
             self.next.over_cap += 1;
         }

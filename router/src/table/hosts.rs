@@ -4,6 +4,11 @@
 //! host costs its 12-byte slot and the bytes of its key, fewer when one of its route's hosts
 //! already holds them (`svc.ns` inside `svc.ns.localhost`). A lookup hashes the key as
 //! before and compares it with the bytes its slot points at.
+//!
+//! Each route's keys and name take one region of the text, shared with no other route. A
+//! table edited route by route copies the text and the slots (plain bytes), appends the new
+//! route's region and drops the old route's slots; its region stays as dead bytes until they
+//! outweigh the live ones and the text is compacted (each region moved, no route compiled).
 
 use std::hash::{BuildHasher, RandomState};
 
@@ -12,7 +17,7 @@ use hashbrown::HashTable;
 use super::TableError;
 
 /// Where a host's key or a route's name is in the table's text.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct Span {
     start: u32,
     len: u32,
@@ -28,17 +33,19 @@ pub(super) enum HostEntry {
 }
 
 /// The host keys and route names of one table.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct Hosts {
     /// Every key and name, shrunk to fit once the table is built.
     text: String,
     slots: HashTable<Slot>,
     state: RandomState,
+    /// Bytes of `text` no route uses any more (regions of routes edited or removed).
+    dead: usize,
 }
 
 /// One host: its key in the text, and its entry (the route's index, or a tag's with
 /// [`Slot::TAG`] set).
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 struct Slot {
     key: Span,
     entry: u32,
@@ -90,12 +97,105 @@ impl Hosts {
     pub(super) fn insert(&mut self, key: &str, entry: HostEntry, from: usize, route: &str) -> Result<(), TableError> {
         let span = self.place(key, from, route)?;
         let entry = Slot::encode(entry).ok_or_else(|| TableError::TooLarge { route: route.to_string() })?;
-        let Self { text, slots, state } = self;
+        let Self { text, slots, state, .. } = self;
         let hash = state.hash_one(key);
         slots.insert_unique(hash, Slot { key: span, entry }, |slot| {
             state.hash_one(text.get(slot.key.range()).unwrap_or_default())
         });
         Ok(())
+    }
+
+    /// A copy to edit, with room in the text for `more` bytes.
+    pub(super) fn copy(&self, more: usize) -> Self {
+        let mut text = String::with_capacity(self.text.len() + more);
+        text.push_str(&self.text);
+        Self { text, slots: self.slots.clone(), state: self.state.clone(), dead: self.dead }
+    }
+
+    /// Gives each host the entry `f` maps its entry to, dropping the hosts it maps to None;
+    /// returns the text the dropped hosts' keys span (from the first byte to the last), if any.
+    pub(super) fn remap(&mut self, mut f: impl FnMut(HostEntry) -> Option<HostEntry>) -> Option<(usize, usize)> {
+        let mut dropped: Option<(usize, usize)> = None;
+        self.slots.retain(|slot| match f(slot.entry()).and_then(Slot::encode) {
+            Some(entry) => {
+                slot.entry = entry;
+                true
+            }
+            None => {
+                let range = slot.key.range();
+                dropped =
+                    Some(dropped.map_or((range.start, range.end), |(s, e)| (s.min(range.start), e.max(range.end))));
+                false
+            }
+        });
+        dropped
+    }
+
+    /// Counts `bytes` of the text as no longer used.
+    pub(super) fn bury(&mut self, bytes: usize) {
+        self.dead += bytes;
+    }
+
+    /// True when the text holds more unused bytes than used ones.
+    pub(super) fn wants_compaction(&self) -> bool {
+        self.dead > self.text.len() - self.dead.min(self.text.len())
+    }
+
+    /// Rewrites the text with only the used regions: `names` are the routes' names (by route
+    /// index, moved with their regions) and `owner` gives the route index a host belongs to.
+    pub(super) fn compact(&mut self, mut names: Vec<&mut Span>, owner: impl Fn(HostEntry) -> usize) {
+        let mut regions: Vec<(u32, u32)> = names.iter().map(|n| (n.start, n.start + n.len)).collect();
+        for slot in &self.slots {
+            if let Some(region) = regions.get_mut(owner(slot.entry())) {
+                region.0 = region.0.min(slot.key.start);
+                region.1 = region.1.max(slot.key.start + slot.key.len);
+            }
+        }
+        let mut text = String::with_capacity(self.text.len() - self.dead.min(self.text.len()));
+        // Where each region starts in the new text.
+        let mut moved = Vec::with_capacity(regions.len());
+        for &(start, end) in &regions {
+            moved.push(text.len() as u32);
+            text.push_str(self.text.get(start as usize..end as usize).unwrap_or_default());
+        }
+        let new_start = |old: u32, route: usize| match (regions.get(route), moved.get(route)) {
+            (Some(&(start, _)), Some(&to)) => old - start + to,
+            _ => old,
+        };
+        for (route, name) in names.iter_mut().enumerate() {
+            name.start = new_start(name.start, route);
+        }
+        for slot in self.slots.iter_mut() {
+            slot.key.start = new_start(slot.key.start, owner(slot.entry()));
+        }
+        self.text = text;
+        self.dead = 0;
+    }
+
+    /// The text's length and how much of it is dead.
+    #[cfg(test)]
+    pub(super) fn sizes(&self) -> (usize, usize) {
+        (self.text.len(), self.dead)
+    }
+
+    /// Gives back the slots' room once they are used to less than a quarter (after many
+    /// removals by edits; a whole rebuild shrinks them to fit).
+    pub(super) fn shrink_if_sparse(&mut self) {
+        if self.slots.len() * 4 < self.slots.capacity() {
+            let Self { text, slots, state, .. } = self;
+            slots.shrink_to_fit(|slot| state.hash_one(text.get(slot.key.range()).unwrap_or_default()));
+        }
+    }
+
+    /// How many hosts the slots have room for.
+    #[cfg(test)]
+    pub(super) fn room(&self) -> usize {
+        self.slots.capacity()
+    }
+
+    /// Gives back the room the text was given beyond what it holds.
+    pub(super) fn shrink_text(&mut self) {
+        self.text.shrink_to_fit();
     }
 
     /// Gives back the room the text grew into while the table was built.
@@ -108,6 +208,16 @@ impl Hosts {
 // === impl Span ===
 
 impl Span {
+    /// Where it starts in the text.
+    pub(super) fn start(self) -> usize {
+        self.start as usize
+    }
+
+    /// Its length in bytes.
+    pub(super) fn len(self) -> usize {
+        self.len as usize
+    }
+
     fn range(self) -> std::ops::Range<usize> {
         let start = self.start as usize;
         start..start + self.len as usize

@@ -4,6 +4,12 @@
 //! Each route (and each of its rules) keeps its own split sequence ([`Roller`]), carried over
 //! when the table is rebuilt, so one route's traffic never skews another's shares.
 //!
+//! A table is built whole ([`RoutingTable::rebuild`]) or as an edit of another
+//! ([`RoutingTable::with_route`], [`RoutingTable::without_route`]): an edit compiles only the
+//! route it sets and copies the rest (compiled routes share their parts by `Arc`; the host text
+//! and slots are plain bytes), so one route's change no longer costs a compilation of every
+//! route.
+//!
 //! A request on a default host is decided in this order: the `Knative-Serving-Tag` header
 //! (when on), then the route's first rule that matches (module `rules`), then the default split.
 //! A tag host goes to its tag before any of these.
@@ -15,7 +21,7 @@ use std::time::Duration;
 use http::header::HOST;
 use http::{HeaderName, Request};
 
-use crate::endpoints::RevisionEndpoints;
+use crate::endpoints::{RevisionEndpoints, RevisionKey};
 use crate::reason::Reason;
 
 mod choice;
@@ -33,6 +39,11 @@ use split::{Roller, Split};
 pub use choice::{Choice, ChoiceKind, MAX_CHOICES};
 pub use error::TableError;
 pub use sluice_api::validation::rules::REGEX_SIZE_LIMIT;
+
+/// A configured host as the table keys it (lowercase, no trailing dot; empty when blank).
+pub(crate) fn host_key(raw: &str) -> Box<str> {
+    host::config_key(raw).unwrap_or_default()
+}
 
 /// Knative's tag header: names the tag whose target a request on a default host should reach.
 pub static KNATIVE_SERVING_TAG: HeaderName = HeaderName::from_static("knative-serving-tag");
@@ -241,7 +252,8 @@ struct Reasons {
     timed_out: Reason,
 }
 
-#[derive(Debug)]
+/// A compiled route. Cloning shares its parts (a table edit copies every route it keeps).
+#[derive(Clone, Debug)]
 struct Route {
     /// `namespace/name`, in the table's text.
     name: Span,
@@ -254,7 +266,7 @@ struct Route {
     roller: Arc<Roller>,
     /// What most routes do not have, in one box: inline, their empty forms were 48 bytes of
     /// every route; a route without any of them is one `None` check on a request's path.
-    extra: Option<Box<Extra>>,
+    extra: Option<Arc<Extra>>,
 }
 
 /// A route's rules, tag header map and programmed percents, when it has any of them.
@@ -392,7 +404,8 @@ impl RoutingTable {
         for config in routes {
             let name = format!("{}/{}", config.namespace, config.name);
             let previous = before.get(name.as_str()).copied();
-            table.add(&name, config, previous, &self.choices)?;
+            let route = table.compile(&name, config, table.routes.len(), previous, &self.choices)?;
+            table.routes.push(route);
         }
         table.hosts.shrink();
         if table.choices.over_cap > 0 {
@@ -403,6 +416,135 @@ impl RoutingTable {
             );
         }
         Ok(table)
+    }
+
+    /// This table with route `config.namespace/config.name` set to `config`: replaced where
+    /// the table serves it (its split sequences, counters and unchanged backends carried over as
+    /// by [`rebuild`](Self::rebuild)), else added. Only `config` is compiled; every other route
+    /// is shared with this table. Fails as `rebuild` would for the route (e.g. a host another
+    /// route serves); `Ok(None)` when the edit cannot be made alone (the registry of rule and
+    /// tag counters is full: which ones it holds depends on every route), so rebuild whole.
+    pub fn with_route(&self, config: RouteConfig) -> Result<Option<Self>, TableError> {
+        let name = format!("{}/{}", config.namespace, config.name);
+        self.edit(&name, Some(config))
+    }
+
+    /// This table without route `namespace/name`; None when it does not serve that route, or
+    /// when the edit cannot be made alone (as for [`with_route`](Self::with_route)).
+    pub fn without_route(&self, namespace: &str, name: &str) -> Option<Self> {
+        let name = format!("{namespace}/{name}");
+        self.position(&name)?;
+        self.edit(&name, None).ok().flatten()
+    }
+
+    /// The routes (namespace, name) that send traffic to revision `key` or list a percent
+    /// for it, each once, in no particular order.
+    pub fn routes_naming(&self, key: &RevisionKey) -> Vec<(&str, &str)> {
+        let names = |b: &Arc<Backend>| b.target.revision.key == *key;
+        let mut naming: Vec<usize> = self
+            .routes
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                r.percents().any(|(rev, _)| rev.key == *key)
+                    || r.rules().iter().any(|rule| rule.split.backends().any(names))
+            })
+            .map(|(i, _)| i)
+            .chain(self.tags.iter().filter(|(b, _)| names(b)).map(|(_, route)| *route))
+            .collect();
+        naming.sort_unstable();
+        naming.dedup();
+        naming.iter().filter_map(|i| self.routes.get(*i)).map(|r| self.labels(r)).collect()
+    }
+
+    /// The index of route `name` (`namespace/name`).
+    fn position(&self, name: &str) -> Option<usize> {
+        self.routes.iter().position(|r| self.hosts.text(r.name) == name)
+    }
+
+    /// This table with route `name` set to `config`, or removed (None). Copies the routes,
+    /// tags, host slots and text, drops the old route's entries and compiles the new one in its
+    /// place (a removed route's place goes to the last route).
+    fn edit(&self, name: &str, config: Option<RouteConfig>) -> Result<Option<Self>, TableError> {
+        if self.choices.over_cap > 0 {
+            return Ok(None);
+        }
+        let at = self.position(name);
+        let moved = match (&config, at) {
+            (None, Some(r)) if r + 1 < self.routes.len() => Some(self.routes.len() - 1),
+            _ => None,
+        };
+        let more = config.as_ref().map_or(0, |c| {
+            let tag_hosts = c.tags.iter().flat_map(|t| t.hosts.iter());
+            name.len() + c.hosts.iter().chain(tag_hosts).map(String::len).sum::<usize>()
+        });
+        let mut hosts = self.hosts.copy(more);
+        let mut tags = Vec::with_capacity(self.tags.len() + config.as_ref().map_or(0, |c| c.tags.len()));
+        let mut choices = self.choices.clone();
+        if let Some(r) = at {
+            // Each old tag's index in the new table (None: the edited route's).
+            let mut tag_at = Vec::with_capacity(self.tags.len());
+            for (backend, route) in &self.tags {
+                if *route == r {
+                    tag_at.push(None);
+                    continue;
+                }
+                tag_at.push(Some(tags.len()));
+                tags.push((backend.clone(), if Some(*route) == moved { r } else { *route }));
+            }
+            let dropped = hosts.remap(|entry| match entry {
+                HostEntry::Route(i) if i == r => None,
+                HostEntry::Route(i) if Some(i) == moved => Some(HostEntry::Route(r)),
+                HostEntry::Route(_) => Some(entry),
+                HostEntry::Tag(t) => tag_at.get(t).copied().flatten().map(HostEntry::Tag),
+            });
+            let old = &self.routes[r];
+            let (name_start, name_end) = (old.name.start(), old.name.start() + old.name.len());
+            let (start, end) = dropped.map_or((name_start, name_end), |(s, e)| (s.min(name_start), e.max(name_end)));
+            hosts.bury(end - start);
+            let (namespace, short_name) = self.labels(old);
+            choices.forget_route(namespace, short_name);
+        } else {
+            tags.extend(self.tags.iter().cloned());
+        }
+        let grows = usize::from(at.is_none() && config.is_some());
+        let mut routes = Vec::with_capacity(self.routes.len() + grows);
+        routes.extend(self.routes.iter().cloned());
+        let mut table = Self { hosts, tags, routes, http_protocol: self.http_protocol, choices };
+        match (config, at) {
+            (None, Some(r)) => {
+                table.routes.swap_remove(r);
+            }
+            (None, None) => {}
+            (Some(config), _) => {
+                let index = at.unwrap_or(table.routes.len());
+                let previous = at.and_then(|r| self.routes.get(r));
+                let route = table.compile(name, config, index, previous, &self.choices)?;
+                match table.routes.get_mut(index) {
+                    Some(place) => *place = route,
+                    None => table.routes.push(route),
+                }
+            }
+        }
+        if table.choices.over_cap > 0 {
+            return Ok(None);
+        }
+        if table.hosts.wants_compaction() {
+            table.compact();
+        }
+        table.hosts.shrink_text();
+        table.hosts.shrink_if_sparse();
+        Ok(Some(table))
+    }
+
+    /// Rewrites the host text with only what the routes use (module `hosts`).
+    fn compact(&mut self) {
+        let Self { hosts, routes, tags, .. } = self;
+        let names = routes.iter_mut().map(|r| &mut r.name).collect();
+        hosts.compact(names, |entry| match entry {
+            HostEntry::Route(i) => i,
+            HostEntry::Tag(t) => tags.get(t).map_or(usize::MAX, |(_, route)| *route),
+        });
     }
 
     /// Every rule and tag target's counter the table exposes, in no particular order.
@@ -516,13 +658,17 @@ impl RoutingTable {
         }
     }
 
-    fn add(
+    /// Compiles route `name` to take index `index`: places and indexes its hosts, registers
+    /// its tags and choices; `previous` is the route it replaces, `carried` the replaced table's
+    /// choices.
+    fn compile(
         &mut self,
         name: &str,
         config: RouteConfig,
+        index: usize,
         previous: Option<&Route>,
         carried: &Choices,
-    ) -> Result<(), TableError> {
+    ) -> Result<Route, TableError> {
         let (namespace, short_name) = (config.namespace.clone(), config.name.clone());
         if !config.traffic.is_empty() {
             let sum: u64 = config.traffic.iter().map(|(p, _)| u64::from(*p)).sum();
@@ -530,7 +676,6 @@ impl RoutingTable {
                 return Err(TableError::PercentSum { route: name.to_string(), sum });
             }
         }
-        let index = self.routes.len();
         let from = self.hosts.mark();
         self.place_hosts(&config, from, name)?;
         let name_span = self.hosts.place(name, from, name)?;
@@ -578,16 +723,15 @@ impl RoutingTable {
         let extra =
             Extra { percents: if said_by_split { Box::default() } else { percents.into() }, header_tags, rules };
         let has_extra = !extra.percents.is_empty() || extra.header_tags.is_some() || !extra.rules.is_empty();
-        self.routes.push(Route {
+        Ok(Route {
             name: name_span,
             namespace_len: u32::try_from(namespace.len())
                 .map_err(|_| TableError::TooLarge { route: name.to_string() })?,
             http_protocol: config.http_protocol,
             split,
             roller,
-            extra: has_extra.then(|| Box::new(extra)),
-        });
-        Ok(())
+            extra: has_extra.then(|| Arc::new(extra)),
+        })
     }
 
     /// Places the text of the route's hosts, longest first, so that a host inside another

@@ -8,8 +8,9 @@ use super::Backend;
 
 /// Targets with cumulative upper bounds: a roll `r` in 0..100 goes to the first target whose
 /// bound exceeds `r`, so a target of `p` percent gets exactly `p` of the 100 rolls. Targets at
-/// 0 % are left out. A split of one target (nearly every route's) holds it inline.
-#[derive(Debug, Default)]
+/// 0 % are left out. A split of one target (nearly every route's) holds it inline. Cloning
+/// shares the targets (a table edited route by route copies every other route's split).
+#[derive(Clone, Debug, Default)]
 pub(crate) enum Split {
     /// No target.
     #[default]
@@ -17,7 +18,7 @@ pub(crate) enum Split {
     /// One target, all of the traffic.
     One(Arc<Backend>),
     /// Several, each with its cumulative bound.
-    Many(Box<[(u32, Arc<Backend>)]>),
+    Many(Arc<[(u32, Arc<Backend>)]>),
 }
 
 /// The rolls of a router, shared by every request: one atomic add per roll. Rolls follow the
@@ -48,7 +49,7 @@ impl Split {
         match entries.len() {
             0 => Self::Empty,
             1 => Self::One(entries.pop().map(|(_, b)| b).expect("one entry")),
-            _ => Self::Many(entries.into_boxed_slice()),
+            _ => Self::Many(entries.into()),
         }
     }
 

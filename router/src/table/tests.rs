@@ -379,3 +379,316 @@ fn rule_and_tag_counters_survive_a_rebuild_and_go_with_their_route() {
     assert_eq!(counts(&gone), vec![], "the route is gone, and its counters with it");
     assert_eq!(gone.traffic_percents().collect::<Vec<_>>(), vec![("default", "other", "o", 100)]);
 }
+
+/// What a table answers, as lines to compare: for each host, the target of each roll with and
+/// without the tag header, a matching rule's pick and the host's `http-protocol`; each route's
+/// percents; the rule and tag counters; the number of routes.
+fn view(table: &RoutingTable) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut hosts: Vec<&str> = table.hosts().collect();
+    hosts.sort_unstable();
+    for host in hosts {
+        for tag in [None, Some("canary")] {
+            for roll in [0, 50, 69, 70, 99] {
+                let t = table.target(host, tag, roll).map(|t| (t.revision.key.name.clone(), t.timeout));
+                lines.push(format!("{host} {tag:?} {roll}: {t:?}"));
+            }
+        }
+        let req = http::Request::builder().uri("/rule/x").header("host", host).body(()).expect("request");
+        if let Ok(Resolved { backend, via: via @ Via::Rule { .. } }) = table.decide(&req) {
+            lines.push(format!("{host} rule: {} {via:?}", backend.target.revision.key.name));
+        }
+        lines.push(format!("{host} protocol: {:?}", table.served_host(&request(host)).map(|(_, p)| p)));
+    }
+    let mut percents: Vec<String> = table.traffic_percents().map(|p| format!("percent {p:?}")).collect();
+    percents.sort_unstable();
+    let mut choices: Vec<String> = table
+        .choices()
+        .map(|c| format!("choice {}/{} {:?} {} {}", c.namespace, c.route, c.kind, c.name, c.revision))
+        .collect();
+    choices.sort_unstable();
+    lines.extend(percents);
+    lines.extend(choices);
+    lines.push(format!("{} routes", table.len()));
+    lines
+}
+
+/// Each route's split sequence, by name.
+fn rollers(table: &RoutingTable) -> HashMap<String, Arc<Roller>> {
+    table.routes.iter().map(|r| (table.hosts.text(r.name).to_string(), r.roller.clone())).collect()
+}
+
+/// Route `name` with its two hosts, a tag `canary` and a rule on `/rule`.
+fn full_route(name: &str, split: Vec<(u32, Target)>, tag: &Target, rule: &Target) -> RouteConfig {
+    RouteConfig {
+        tags: vec![TagConfig {
+            tag: "canary".into(),
+            hosts: vec![format!("canary-{name}.default")],
+            target: tag.clone(),
+        }],
+        tag_header_routing: true,
+        http_protocol: Some(HttpProtocol::Redirected),
+        rules: vec![RuleConfig { traffic: vec![(100, rule.clone())], ..rule_to(Some("r"), "/rule", "unused") }],
+        ..route(name, split)
+    }
+}
+
+#[test]
+fn an_edit_answers_as_a_whole_rebuild_and_shares_every_other_route() {
+    let (a, b, c) = (target("a"), target("b"), target("c"));
+    let mut configs: Vec<RouteConfig> = (0..50)
+        .map(|i| {
+            let name = format!("r{i}");
+            if i % 3 == 0 {
+                full_route(&name, vec![(70, a.clone()), (30, b.clone())], &c, &b)
+            } else {
+                route(&name, vec![(100, a.clone())])
+            }
+        })
+        .collect();
+    let table = RoutingTable::new(configs.clone()).expect("table");
+    let before = rollers(&table);
+    let backend = |t: &RoutingTable, host: &str, roll| {
+        t.lookup(host, || None, |_| false, |_| roll).expect("routed").backend.clone()
+    };
+
+    // Replace: a split edit of one route.
+    configs[9] = full_route("r9", vec![(20, a.clone()), (80, b.clone())], &c, &b);
+    let edited = table.with_route(configs[9].clone()).expect("valid").expect("edited alone");
+    assert_eq!(view(&edited), view(&RoutingTable::new(configs.clone()).expect("whole")));
+    assert!(rollers(&edited).iter().all(|(name, r)| Arc::ptr_eq(r, &before[name])), "every sequence carried");
+    assert!(
+        Arc::ptr_eq(&backend(&table, "r9.default", 0), &backend(&edited, "r9.default", 0)),
+        "an unchanged target's backend kept"
+    );
+    assert!(
+        Arc::ptr_eq(&backend(&table, "r10.default", 0), &backend(&edited, "r10.default", 0)),
+        "another route shared"
+    );
+
+    // Add, then remove one in the middle (the last route takes its place).
+    configs.push(full_route("new", vec![(100, c.clone())], &a, &a));
+    let added = edited.with_route(configs[50].clone()).expect("valid").expect("edited alone");
+    assert_eq!(view(&added), view(&RoutingTable::new(configs.clone()).expect("whole")));
+    let gone = configs.remove(3);
+    let removed = added.without_route(&gone.namespace, &gone.name).expect("served");
+    assert_eq!(view(&removed), view(&RoutingTable::new(configs.clone()).expect("whole")));
+    assert!(removed.target("r3.default", None, 0).is_none() && removed.target("canary-r3.default", None, 0).is_none());
+    assert!(removed.without_route("default", "r3").is_none(), "not served any more");
+    let after = rollers(&removed);
+    assert!(after.iter().all(|(name, r)| Arc::ptr_eq(r, &rollers(&added)[name])));
+}
+
+#[test]
+fn an_edit_carries_the_route_s_counters_and_drops_its_old_hosts() {
+    let (a, b, c) = (target("a"), target("b"), target("c"));
+    let table = RoutingTable::new(vec![
+        full_route("hello", vec![(100, a.clone())], &c, &b),
+        route("other", vec![(100, a.clone())]),
+    ])
+    .expect("table");
+    table.resolve(&request("canary-hello.default")).expect("routed").picked();
+    let req = http::Request::builder().uri("/rule").header("host", "hello.default").body(()).expect("request");
+    table.resolve(&req).expect("routed").picked();
+    let mut moved = full_route("hello", vec![(100, a.clone())], &c, &b);
+    moved.hosts = vec!["hello.example.com".into()];
+    let edited = table.with_route(moved).expect("valid").expect("edited alone");
+    let mut got: Vec<(ChoiceKind, u64)> = edited.choices().map(|c| (c.kind, c.count())).collect();
+    got.sort();
+    assert_eq!(got, [(ChoiceKind::Rule, 1), (ChoiceKind::Tag, 1)], "both counters carried");
+    assert!(edited.target("hello.default", None, 0).is_none(), "the old host is gone");
+    assert!(edited.target("hello.example.com", None, 0).is_some());
+    let no_tag = edited.with_route(route("hello", vec![(100, a)])).expect("valid").expect("alone");
+    assert_eq!(no_tag.choices().count(), 0, "the route's counters go with its rule and tag");
+    assert!(no_tag.target("canary-hello.default", None, 0).is_none());
+    assert!(no_tag.target("other.default", None, 0).is_some());
+}
+
+#[test]
+fn an_edit_fails_as_a_rebuild_would_and_leaves_the_table_as_it_was() {
+    let table =
+        RoutingTable::new(vec![route("hello", vec![(100, target("a"))]), route("other", vec![(100, target("o"))])])
+            .expect("table");
+    let mut taken = route("third", vec![(100, target("t"))]);
+    taken.hosts.push("HELLO.default.".into());
+    match table.with_route(taken) {
+        Err(TableError::DuplicateHost { host, first, second }) => {
+            assert_eq!(
+                (host.as_str(), first.as_str(), second.as_str()),
+                ("hello.default", "default/hello", "default/third")
+            );
+        }
+        other => panic!("not refused as taken: {other:?}"),
+    }
+    let mut steal = route("other", vec![(100, target("o"))]);
+    steal.hosts.push("hello.default".into());
+    assert!(
+        matches!(table.with_route(steal), Err(TableError::DuplicateHost { .. })),
+        "an edit may not take another's host"
+    );
+    let bad = route("hello", vec![(50, target("a"))]);
+    assert!(matches!(table.with_route(bad), Err(TableError::PercentSum { .. })));
+    // A route may keep its own hosts when edited, and the others are untouched.
+    let kept = table.with_route(route("hello", vec![(100, target("b"))])).expect("valid").expect("alone");
+    assert_eq!(reached(&kept, "hello.default", None, 0).as_deref(), Some("b"));
+    assert_eq!(reached(&kept, "other.default", None, 0).as_deref(), Some("o"));
+}
+
+#[test]
+fn the_host_text_is_compacted_once_dead_bytes_outweigh_live_ones() {
+    let mut table =
+        RoutingTable::new((0..20).map(|i| route(&format!("r{i}"), vec![(100, target("a"))])).collect()).expect("table");
+    let (live, _) = table.hosts.sizes();
+    for i in 0..200 {
+        let name = format!("r{}", i % 20);
+        let mut config = route(&name, vec![(100, target("a"))]);
+        config.hosts.push(format!("{name}-{i}.example"));
+        table = table.with_route(config).expect("valid").expect("alone");
+        let (len, dead) = table.hosts.sizes();
+        assert!(dead <= len - dead, "edit {i}: {dead} dead bytes of {len}");
+        assert!(len <= 3 * live, "edit {i}: {len} bytes, {live} at first");
+        assert_eq!(reached(&table, &format!("{name}-{i}.example"), None, 0).as_deref(), Some("a"));
+    }
+    for i in 0..20 {
+        assert_eq!(reached(&table, &format!("r{i}.default"), None, 0).as_deref(), Some("a"), "r{i}");
+        assert_eq!(reached(&table, &format!("r{i}-{}.example", 180 + i), None, 0).as_deref(), Some("a"));
+        assert!(reached(&table, &format!("r{i}-{}.example", 160 + i), None, 0).is_none(), "an old host is gone");
+    }
+    let names: Vec<String> = table.traffic_percents().map(|(ns, r, ..)| format!("{ns}/{r}")).collect();
+    assert_eq!(names.len(), 20);
+    assert!(names.iter().all(|n| n.starts_with("default/r")), "names moved with their regions: {names:?}");
+}
+
+#[test]
+fn edits_removing_most_routes_give_back_the_slots_room() {
+    let configs: Vec<RouteConfig> = (0..200).map(|i| route(&format!("r{i}"), vec![(100, target("a"))])).collect();
+    let mut table = RoutingTable::new(configs).expect("table");
+    let full = table.hosts.room();
+    for i in 0..190 {
+        table = table.without_route("default", &format!("r{i}")).expect("served");
+    }
+    assert!(table.hosts.room() * 8 <= full, "room for {} hosts, {full} at first", table.hosts.room());
+    let (len, dead) = table.hosts.sizes();
+    assert!(dead <= len - dead);
+    for i in 190..200 {
+        assert_eq!(reached(&table, &format!("r{i}.default"), None, 0).as_deref(), Some("a"));
+    }
+    assert_eq!(table.len(), 10);
+}
+
+/// One step of the property test: route `r{name}` set (hosts from a small pool, some equal
+/// but for case, so routes collide; `split` 3 sums to 90 and is refused) or removed.
+#[derive(Clone, Debug)]
+enum Step {
+    Set { name: u8, hosts: Vec<u8>, split: u8, tag: Option<u8>, rule: bool },
+    Remove { name: u8 },
+}
+
+const POOL: [&str; 6] = ["h0.default", "H0.default", "h1.default", "h2.default", "h3.default", "h4.default"];
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        3 => (0u8..6, proptest::collection::vec(0u8..6, 1..3), 0u8..4, proptest::option::of(0u8..6), any::<bool>())
+            .prop_map(|(name, hosts, split, tag, rule)| Step::Set { name, hosts, split, tag, rule }),
+        1 => (0u8..6).prop_map(|name| Step::Remove { name }),
+    ]
+}
+
+fn step_route(name: u8, hosts: &[u8], split: u8, tag: Option<u8>, rule: bool, revs: &[Target; 3]) -> RouteConfig {
+    let [a, b, c] = revs;
+    let traffic = match split {
+        0 => vec![(100, a.clone())],
+        1 => vec![(70, a.clone()), (30, b.clone())],
+        2 => vec![(100, b.clone()), (0, c.clone())],
+        _ => vec![(50, a.clone()), (40, b.clone())],
+    };
+    RouteConfig {
+        namespace: "default".into(),
+        name: format!("r{name}"),
+        hosts: hosts.iter().map(|h| POOL[*h as usize].to_string()).collect(),
+        traffic,
+        tags: tag
+            .map(|t| TagConfig { tag: "canary".into(), hosts: vec![POOL[t as usize].to_string()], target: c.clone() })
+            .into_iter()
+            .collect(),
+        tag_header_routing: name.is_multiple_of(2),
+        http_protocol: name.is_multiple_of(3).then_some(HttpProtocol::Disabled),
+        rules: if rule {
+            vec![RuleConfig { traffic: vec![(100, c.clone())], ..rule_to(None, "/rule", "unused") }]
+        } else {
+            vec![]
+        },
+    }
+}
+
+proptest::proptest! {
+    /// Any sequence of route sets and removals, colliding hosts and refused routes included,
+    /// made as edits gives the table a whole build of the same routes gives, or fails where
+    /// the whole build fails; each route's split sequence is carried.
+    #[test]
+    fn edits_answer_as_whole_builds(steps in proptest::collection::vec(step(), 1..40)) {
+        let revs = [target("a"), target("b"), target("c")];
+        let mut configs: Vec<RouteConfig> = Vec::new();
+        let mut table = RoutingTable::default();
+        for step in steps {
+            let mut next = configs.clone();
+            let edited = match &step {
+                Step::Set { name, hosts, split, tag, rule } => {
+                    let config = step_route(*name, hosts, *split, *tag, *rule, &revs);
+                    match next.iter_mut().find(|c| c.name == config.name) {
+                        Some(place) => *place = config.clone(),
+                        None => next.push(config.clone()),
+                    }
+                    table.with_route(config).map(|t| t.expect("no counter cap here"))
+                }
+                Step::Remove { name } => {
+                    let name = format!("r{name}");
+                    let served = next.iter().any(|c| c.name == name);
+                    next.retain(|c| c.name != name);
+                    let edited = table.without_route("default", &name);
+                    proptest::prop_assert_eq!(edited.is_some(), served);
+                    match edited {
+                        Some(edited) => Ok(edited),
+                        None => continue,
+                    }
+                }
+            };
+            let whole = RoutingTable::new(next.clone());
+            match edited {
+                Ok(edited) => {
+                    let whole = whole.expect("the whole build succeeds too");
+                    proptest::prop_assert_eq!(view(&edited), view(&whole), "after {:?}", step);
+                    let before = rollers(&table);
+                    for (name, roller) in rollers(&edited) {
+                        if let Some(kept) = before.get(&name) {
+                            proptest::prop_assert!(Arc::ptr_eq(kept, &roller), "{} carried", name);
+                        }
+                    }
+                    let (len, dead) = edited.hosts.sizes();
+                    proptest::prop_assert!(dead <= len - dead);
+                    table = edited;
+                    configs = next;
+                }
+                Err(e) => proptest::prop_assert!(whole.is_err(), "edit refused ({}), whole build not", e),
+            }
+        }
+    }
+}
+
+#[test]
+fn the_routes_naming_a_revision_are_found_by_split_percent_tag_or_rule() {
+    let (a, b, c, d) = (target("a"), target("b"), target("c"), target("d"));
+    let table = RoutingTable::new(vec![
+        route("split", vec![(100, a.clone())]),
+        route("zero", vec![(100, b.clone()), (0, a.clone())]),
+        full_route("tag", vec![(100, b.clone())], &a, &c),
+        full_route("rule", vec![(100, b.clone())], &c, &a),
+        full_route("neither", vec![(100, b)], &c, &c),
+    ])
+    .expect("table");
+    let mut naming = table.routes_naming(&a.revision.key);
+    naming.sort_unstable();
+    assert_eq!(naming, [("default", "rule"), ("default", "split"), ("default", "tag"), ("default", "zero")]);
+    assert!(table.routes_naming(&d.revision.key).is_empty());
+}
