@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use super::Routed;
 use super::client::{Attempt, RequestHead, Upstream};
 use super::deadline::{HeadDeadline, Spare};
-use super::headers::{self, Forwarded};
+use super::headers;
 use crate::access_log::BytesIn;
 use crate::body::{BodyEnd, BodyLimits, InstanceBody, RouterBody, UpstreamBody};
 use crate::endpoints::{Instance, InstanceGuard};
@@ -32,6 +32,11 @@ struct Replay {
 
 /// Proxies `routed`; every failure is already a response, counted for the revision as the
 /// instance's own responses are.
+///
+/// A bodiless request to an HTTP/1.1 instance is sent by the router's own client right here; any
+/// other goes through hyper's client in a boxed future of its own ([`send_streaming`]): hyper's
+/// exchange makes a future of some kilobytes, which would otherwise be part of every request's
+/// (and be copied with it each time the request's future moves).
 pub(super) async fn forward(
     upstream: &Upstream,
     observer: Option<&dyn Observer>,
@@ -47,8 +52,28 @@ pub(super) async fn forward(
         });
         Some((o, new.or_else(|| trace::sent_parent(&parts.headers))?, parts.method.clone()))
     });
-    let sending = Sending { guard, parts, path, body, body_end, arrived, spare, forwarded };
-    let res = match send(upstream, &backend, sending).await {
+    let sent = match forwarded {
+        None => {
+            let sending = Sending { guard, parts, path, body, body_end, arrived, spare };
+            Box::pin(send_streaming(upstream, &backend, sending)).await
+        }
+        Some(forwarded) => {
+            // Kept until the answer, as a request hyper's client sends keeps its own.
+            let _body = body;
+            let mut deadline = HeadDeadline::new(Some(spare), arrived + backend.target.head_timeout());
+            if let Some(end) = &body_end {
+                end.set(true);
+            }
+            let req = RequestHead {
+                method: &parts.method,
+                path: &path,
+                headers: &parts.headers,
+                forwarded: Some(&forwarded),
+            };
+            send_bodiless(upstream, &backend, guard, &req, &mut deadline, body_end.as_deref(), arrived).await
+        }
+    };
+    let res = match sent {
         Ok(res) => {
             backend.target.revision.responses().record_timed(res.status(), arrived.elapsed());
             res
@@ -68,7 +93,8 @@ pub(super) async fn forward(
     res
 }
 
-/// A routed request without its backend (which the caller keeps, to count the response).
+/// A routed request for hyper's client, without its backend (which the caller keeps, to count
+/// the response).
 struct Sending {
     guard: InstanceGuard,
     parts: Parts,
@@ -79,27 +105,9 @@ struct Sending {
     arrived: Instant,
     /// Its client connection's spare timer.
     spare: Arc<Spare>,
-    /// Set for a request the router's own client sends (see [`bodiless`]).
-    forwarded: Option<Forwarded>,
 }
 
-async fn send(upstream: &Upstream, backend: &Backend, sending: Sending) -> Result<Response<RouterBody>, ProxyError> {
-    if sending.forwarded.is_none() {
-        // Boxed: hyper's exchange makes a future of some kilobytes, which would otherwise be
-        // part of every request's (and be copied with it), bodiless ones included.
-        return Box::pin(send_streaming(upstream, backend, sending)).await;
-    }
-    let Sending { guard, parts, path, body_end, arrived, spare, forwarded, .. } = sending;
-    let mut deadline = HeadDeadline::new(Some(spare), arrived + backend.target.head_timeout());
-    if let Some(end) = &body_end {
-        end.set(true);
-    }
-    let req =
-        RequestHead { method: &parts.method, path: &path, headers: &parts.headers, forwarded: forwarded.as_ref() };
-    send_bodiless(upstream, backend, guard, &req, &mut deadline, body_end.as_deref(), arrived).await
-}
-
-/// [`send`] through hyper's client, for a request with a body (or to an h2c instance).
+/// [`forward`] through hyper's client, for a request with a body (or to an h2c instance).
 async fn send_streaming(
     upstream: &Upstream,
     backend: &Backend,
@@ -149,7 +157,7 @@ pub(super) fn bodiless(parts: &Parts, body: &Incoming) -> bool {
     (parts.method == http::Method::GET || parts.method == http::Method::HEAD) && body.is_end_stream()
 }
 
-/// [`send`] for a bodiless request: nothing to hand back when the connect fails, so the retry
+/// [`forward`] for a bodiless request: nothing to hand back when the connect fails, so the retry
 /// on another instance needs no copy of the head.
 async fn send_bodiless(
     upstream: &Upstream,
@@ -171,7 +179,7 @@ async fn send_bodiless(
     };
     tracing::debug!(revision = %backend.target.revision.key, instance = guard.instance().id, error = %error, "connect failed; retrying on another instance");
     drop(guard);
-    // Boxed, as in `send`: a retry is rare.
+    // Boxed: a retry is rare.
     let attempt = Box::pin(upstream.send_bodiless(next.instance(), req, deadline)).await;
     finish(attempt, next, backend, body_end, arrived)
 }
