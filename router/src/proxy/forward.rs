@@ -37,60 +37,76 @@ struct Replay {
 /// other goes through hyper's client in a boxed future of its own ([`send_streaming`]): hyper's
 /// exchange makes a future of some kilobytes, which would otherwise be part of every request's
 /// (and be copied with it each time the request's future moves).
-pub(super) async fn forward(
-    upstream: &Upstream,
-    observer: Option<&dyn Observer>,
-    routed: Routed,
-) -> Response<RouterBody> {
-    let Routed { backend, guard, parts, path, body, body_end, arrived, trace, spare, forwarded } = routed;
-    let arrived = arrived.unwrap_or_else(Instant::now);
-    // Only with an observer (span export): its parent and method, before sending takes them.
-    let observed = observer.and_then(|o| {
-        let new = forwarded.as_ref().and_then(|f| match f.trace {
-            trace::Settled::New(parent) => Some(parent),
-            _ => None,
+#[allow(clippy::manual_async_fn, reason = "an `async fn` would hold a second copy of `routed`")]
+pub(super) fn forward<'a>(
+    upstream: &'a Upstream,
+    observer: Option<&'a dyn Observer>,
+    mut routed: Routed,
+) -> impl Future<Output = Response<RouterBody>> + 'a {
+    async move {
+        // `routed` is used in place, its fields moved out one by one: an `async fn` keeps its
+        // arguments' slots and copies them into locals (a second 496-byte `Routed` in this
+        // future), and so would destructuring it here.
+        let arrived = *routed.arrived.get_or_insert_with(Instant::now);
+        // Only with an observer (span export): its parent and method, before sending takes them.
+        let observed = observer.and_then(|o| {
+            let new = routed.forwarded.as_ref().and_then(|f| match f.trace {
+                trace::Settled::New(parent) => Some(parent),
+                _ => None,
+            });
+            Some((o, new.or_else(|| trace::sent_parent(&routed.parts.headers))?, routed.parts.method.clone()))
         });
-        Some((o, new.or_else(|| trace::sent_parent(&parts.headers))?, parts.method.clone()))
-    });
-    let sent = match forwarded {
-        None => {
-            let sending = Sending { guard, parts, path, body, body_end, arrived, spare };
-            Box::pin(send_streaming(upstream, &backend, sending)).await
-        }
-        Some(forwarded) => {
-            // Kept until the answer, as a request hyper's client sends keeps its own.
-            let _body = body;
-            let mut deadline = HeadDeadline::new(Some(spare), arrived + backend.target.head_timeout());
-            if let Some(end) = &body_end {
-                end.set(true);
+        let (backend, trace) = (routed.backend.clone(), routed.trace);
+        let sent = match &routed.forwarded {
+            None => {
+                let Routed { guard, parts, path, body, body_end, spare, .. } = routed;
+                let sending = Sending { guard, parts, path, body, body_end, arrived, spare };
+                Box::pin(send_streaming(upstream, &backend, sending)).await
             }
-            let req = RequestHead {
-                method: &parts.method,
-                path: &path,
-                headers: &parts.headers,
-                forwarded: Some(&forwarded),
-            };
-            send_bodiless(upstream, &backend, guard, &req, &mut deadline, body_end.as_deref(), arrived).await
+            // The request's body (ended before it began) is kept until the answer, as a request
+            // hyper's client sends keeps its own.
+            Some(forwarded) => {
+                let mut deadline = HeadDeadline::new(Some(routed.spare), arrived + backend.target.head_timeout());
+                if let Some(end) = &routed.body_end {
+                    end.set(true);
+                }
+                let req = RequestHead {
+                    method: &routed.parts.method,
+                    path: &routed.path,
+                    headers: &routed.parts.headers,
+                    forwarded: Some(forwarded),
+                };
+                send_bodiless(
+                    upstream,
+                    &backend,
+                    routed.guard,
+                    &req,
+                    &mut deadline,
+                    routed.body_end.as_deref(),
+                    arrived,
+                )
+                .await
+            }
+        };
+        let res = match sent {
+            Ok(res) => {
+                backend.target.revision.responses().record_timed(res.status(), arrived.elapsed());
+                res
+            }
+            Err(e) => super::refused(&backend, e, arrived, trace),
+        };
+        if let Some((observer, parent, method)) = observed {
+            let revision = &backend.target.revision.key;
+            observer.observe(&Observed {
+                parent,
+                method: &method,
+                revision,
+                status: res.status(),
+                elapsed: arrived.elapsed(),
+            });
         }
-    };
-    let res = match sent {
-        Ok(res) => {
-            backend.target.revision.responses().record_timed(res.status(), arrived.elapsed());
-            res
-        }
-        Err(e) => super::refused(&backend, e, arrived, trace),
-    };
-    if let Some((observer, parent, method)) = observed {
-        let revision = &backend.target.revision.key;
-        observer.observe(&Observed {
-            parent,
-            method: &method,
-            revision,
-            status: res.status(),
-            elapsed: arrived.elapsed(),
-        });
+        res
     }
-    res
 }
 
 /// A routed request for hyper's client, without its backend (which the caller keeps, to count
