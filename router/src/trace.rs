@@ -104,7 +104,7 @@ pub fn ensure(headers: &mut HeaderMap, generate: bool) -> Option<TraceId> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Settled {
     /// The client's valid one, forwarded as it is (with its `tracestate`).
-    Sent(TraceId),
+    Sent(TraceParent),
     /// A new one replaces whatever the client sent, and its `tracestate` is dropped.
     New(TraceParent),
     /// None is valid and none is generated: the headers go as the client sent them.
@@ -113,8 +113,8 @@ pub enum Settled {
 
 /// How `headers`' `traceparent` is settled: see [`ensure`].
 pub fn settle(headers: &HeaderMap, generate: bool) -> Settled {
-    match sent(headers) {
-        Some(id) => Settled::Sent(id),
+    match sent_parent(headers) {
+        Some(parent) => Settled::Sent(parent),
         None if generate => Settled::New(TraceParent::random(&mut rand::rng())),
         None => Settled::Untraced,
     }
@@ -123,9 +123,13 @@ pub fn settle(headers: &HeaderMap, generate: bool) -> Settled {
 impl Settled {
     /// The trace id the request is forwarded with.
     pub fn id(self) -> Option<TraceId> {
+        self.parent().map(|p| p.trace_id)
+    }
+
+    /// The whole `traceparent` the request is forwarded with.
+    pub fn parent(self) -> Option<TraceParent> {
         match self {
-            Self::Sent(id) => Some(id),
-            Self::New(parent) => Some(parent.trace_id),
+            Self::Sent(parent) | Self::New(parent) => Some(parent),
             Self::Untraced => None,
         }
     }

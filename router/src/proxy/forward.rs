@@ -22,7 +22,7 @@ use crate::body::{BodyEnd, BodyLimits, InstanceBody, RouterBody, UpstreamBody};
 use crate::endpoints::{Instance, InstanceGuard};
 use crate::error::{ProxyError, UpstreamError};
 use crate::table::{Backend, Protocol};
-use crate::trace::{self, Observed, Observer};
+use crate::trace::{Observed, Observer};
 
 /// What a retry needs of the request: its head, cloned before the first attempt consumes it.
 struct Replay {
@@ -49,14 +49,8 @@ pub(super) fn forward<'a>(
         // future), and so would destructuring it here.
         let arrived = *routed.arrived.get_or_insert_with(Instant::now);
         // Only with an observer (span export): its parent and method, before sending takes them.
-        let observed = observer.and_then(|o| {
-            let new = routed.forwarded.as_ref().and_then(|f| match f.trace {
-                trace::Settled::New(parent) => Some(parent),
-                _ => None,
-            });
-            Some((o, new.or_else(|| trace::sent_parent(&routed.parts.headers))?, routed.parts.method.clone()))
-        });
-        let (backend, trace) = (routed.backend.clone(), routed.trace);
+        let observed = observer.and_then(|o| Some((o, routed.trace.parent()?, routed.parts.method.clone())));
+        let (backend, trace) = (routed.backend.clone(), routed.trace.id());
         let sent = match &routed.forwarded {
             None => {
                 let Routed { guard, parts, path, body, body_end, spare, .. } = routed;

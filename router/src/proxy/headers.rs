@@ -209,8 +209,8 @@ mod tests {
                     // As hyper's client sends it: everything in the header map.
                     let mut set = map(pairs);
                     set_forwarded(&mut set, &ip, https);
-                    let trace = match crate::trace::sent(&set) {
-                        Some(id) => Settled::Sent(id),
+                    let trace = match crate::trace::sent_parent(&set) {
+                        Some(parent) => Settled::Sent(parent),
                         None if generate => new,
                         None => Settled::Untraced,
                     };

@@ -139,8 +139,8 @@ struct Routed {
     /// When a request that waited arrived (its timeouts count the wait); otherwise they start
     /// when it is sent.
     arrived: Option<tokio::time::Instant>,
-    /// The trace id of its `traceparent` as forwarded, for the router's log lines.
-    trace: Option<TraceId>,
+    /// Its `traceparent` as forwarded, for the router's log lines and the observer.
+    trace: Settled,
     /// Its client connection's spare timer (see [`deadline`]).
     spare: Arc<Spare>,
     /// For a bodiless `GET` or `HEAD` to an HTTP/1.1 instance, which the router's own client
@@ -263,8 +263,8 @@ impl Router {
         let arrived = tokio::time::Instant::now();
         let deadline = arrived + backend.target.head_timeout();
         // `route` put its `traceparent` into its headers; routing it again keeps that one.
-        let trace = trace::sent(req.headers());
-        let settled = trace.map_or(Settled::Untraced, Settled::Sent);
+        let settled = trace::sent_parent(req.headers()).map_or(Settled::Untraced, Settled::Sent);
+        let trace = settled.id();
         loop {
             let revision = backend.target.revision.clone();
             let acquire = revision.gate().acquire(deadline);
@@ -346,10 +346,9 @@ fn routed(
     settled: Settled,
 ) -> Routed {
     let body_end = (req.version() < Version::HTTP_2).then(|| body_end.clone());
-    let trace = settled.id();
     let (parts, path, body, forwarded) = rewrite(req, client, backend.target.protocol, settled);
     let spare = client.spare.clone();
-    Routed { backend, guard, parts, path, body, body_end, arrived, trace, spare, forwarded }
+    Routed { backend, guard, parts, path, body, body_end, arrived, trace: settled, spare, forwarded }
 }
 
 // === impl RouterService ===
@@ -381,7 +380,7 @@ impl hyper::service::Service<Request<Incoming>> for RouterService {
                 // Counted here, not in `route`, which a waiting request may enter again.
                 routed.backend.picked();
                 if let Some(log) = &mut log {
-                    log.routed(&routed.backend, Some(routed.guard.instance().addr), routed.trace);
+                    log.routed(&routed.backend, Some(routed.guard.instance().addr), routed.trace.id());
                 }
                 let router = self.router.clone();
                 Box::pin(async move {
