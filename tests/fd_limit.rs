@@ -105,6 +105,8 @@ struct Port<'a> {
 /// keeps being answered while accepting fails, which is logged once; once the first-byte
 /// deadline has closed the idle sockets, a new connection is answered again.
 fn episode(s: &Sluice, port: &Port<'_>) {
+    let pid = s.pid().expect("running");
+    let fds_before = open_fds(pid);
     let before = count(&s.log_text(), port.is_warning);
     let mut busy = Conn::open(port.addr, Duration::from_secs(5)).expect("connect");
     assert_eq!((port.ask)(&mut busy).expect("answered"), port.answer);
@@ -129,7 +131,12 @@ fn episode(s: &Sluice, port: &Port<'_>) {
     assert_eq!(back, port.answer);
     assert!(started.elapsed() >= FIRST_BYTE, "freed by the deadline, not before it");
     assert_eq!(count(&s.log_text(), port.is_warning), before + 1, "one warning per episode:\n{}", s.log_text());
+    // The next episode starts from the same descriptors: the server closes the sockets it
+    // accepted from these once it reads their end, which takes a moment after they are dropped.
     drop(idle);
+    drop(busy);
+    wait_for("the server to close this episode's sockets", DEADLINE, || (open_fds(pid) <= fds_before).then_some(()))
+        .expect("the episode's sockets are closed");
 }
 
 #[test]
