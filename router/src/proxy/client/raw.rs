@@ -30,7 +30,7 @@ use std::mem::MaybeUninit;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
 use http_body::{Frame, SizeHint};
@@ -185,11 +185,11 @@ impl RawConn {
             if status.is_informational() {
                 continue;
             }
-            let mut headers = match header_map(&head, &self.spans[..fields]) {
-                Ok(headers) => headers,
+            let (mut headers, noted) = match header_map(&head, &self.spans[..fields]) {
+                Ok(read) => read,
                 Err(e) => return Exchanged::Failed(e),
             };
-            let (framing, length_dropped) = match framing(req.method, status, &headers) {
+            let (framing, length_dropped) = match framing(req.method, status, &headers, noted) {
                 Ok(framing) => framing,
                 Err(e) => return Exchanged::Failed(e),
             };
@@ -199,7 +199,7 @@ impl RawConn {
             let reusable = version == Version::HTTP_11
                 && !length_dropped
                 && framing != Framing::Eof
-                && !headers::says_close(&headers);
+                && !(noted.connection && headers::says_close(&headers));
             let mut body = RawBody { conn: Some(self), framing, reusable, home: Some(home) };
             if framing == Framing::Length(0) {
                 body.finish();
@@ -330,7 +330,9 @@ fn blank_line_since(buf: &[u8], searched: &mut usize) -> bool {
     let from = searched.saturating_sub(2);
     *searched = buf.len();
     let tail = buf.get(from..).unwrap_or_default();
-    tail.windows(2).any(|w| w == b"\n\n") || tail.windows(3).any(|w| w == b"\n\r\n")
+    // Line ends found by memchr, each checked for the blank line after it: the search stops
+    // at the head's end instead of running through the body bytes read with it.
+    memchr::memchr_iter(b'\n', tail).any(|i| matches!(tail.get(i + 1..), Some([b'\n', ..] | [b'\r', b'\n', ..])))
 }
 
 /// Where a header field's name and value lie in its head (start and end offsets).
@@ -377,9 +379,42 @@ fn scan_head(buf: &[u8], spans: &mut [Span; MAX_HEADERS]) -> Result<Option<(usiz
     Ok(Some((len, Parsed { status, version, fields: res.headers.len() })))
 }
 
-/// The header fields at `spans` of `head`; the values share `head`'s memory.
-fn header_map(head: &Bytes, spans: &[Span]) -> Result<HeaderMap, ExchangeError> {
+/// Which of the headers that frame a response or close its connection a head has, noted as
+/// its fields are read: the usual response (a `Content-Length`, no `Connection`) is then not
+/// looked up again for the others.
+#[derive(Clone, Copy, Debug, Default)]
+struct Noted {
+    transfer_encoding: bool,
+    content_length: bool,
+    connection: bool,
+}
+
+impl Noted {
+    /// Notes `name` (a comparison of standard names, no hashing).
+    fn note(&mut self, name: &HeaderName) {
+        if name == TRANSFER_ENCODING {
+            self.transfer_encoding = true;
+        } else if name == CONTENT_LENGTH {
+            self.content_length = true;
+        } else if name == CONNECTION {
+            self.connection = true;
+        }
+    }
+
+    /// What `headers` has.
+    #[cfg(test)]
+    fn of(headers: &HeaderMap) -> Self {
+        let mut noted = Self::default();
+        headers.keys().for_each(|name| noted.note(name));
+        noted
+    }
+}
+
+/// The header fields at `spans` of `head`, and what they say about framing; the values share
+/// `head`'s memory.
+fn header_map(head: &Bytes, spans: &[Span]) -> Result<(HeaderMap, Noted), ExchangeError> {
     let mut headers = HeaderMap::with_capacity(spans.len());
+    let mut noted = Noted::default();
     for span in spans {
         let (start, end) = (span.name.0 as usize, span.name.1 as usize);
         let name = head
@@ -392,9 +427,10 @@ fn header_map(head: &Bytes, spans: &[Span]) -> Result<HeaderMap, ExchangeError> 
         }
         let value = HeaderValue::from_maybe_shared(head.slice(start..end))
             .map_err(|_| ExchangeError::Malformed("invalid header value"))?;
+        noted.note(&name);
         headers.append(name, value);
     }
-    Ok(headers)
+    Ok((headers, noted))
 }
 
 fn malformed(e: httparse::Error) -> ExchangeError {
@@ -408,17 +444,26 @@ fn malformed(e: httparse::Error) -> ExchangeError {
     }
 }
 
-/// How the body of a response to `method` with `status` and `headers` is delimited, and
-/// whether a `Content-Length` beside a transfer coding must be dropped (RFC 9112 §6.3).
-fn framing(method: &Method, status: StatusCode, headers: &HeaderMap) -> Result<(Framing, bool), ExchangeError> {
+/// How the body of a response to `method` with `status` and `headers` (which has what
+/// `noted` says) is delimited, and whether a `Content-Length` beside a transfer coding must be
+/// dropped (RFC 9112 §6.3).
+fn framing(
+    method: &Method,
+    status: StatusCode,
+    headers: &HeaderMap,
+    noted: Noted,
+) -> Result<(Framing, bool), ExchangeError> {
     if method == Method::HEAD || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
         return Ok((Framing::Length(0), false));
     }
-    if headers.contains_key(TRANSFER_ENCODING) {
+    if noted.transfer_encoding {
         let last = headers.get_all(TRANSFER_ENCODING).iter().flat_map(headers::tokens).last();
         let chunked = last.is_some_and(|t| t.eq_ignore_ascii_case("chunked"));
         let framing = if chunked { Framing::Chunked(Chunk::Size) } else { Framing::Eof };
-        return Ok((framing, headers.contains_key(CONTENT_LENGTH)));
+        return Ok((framing, noted.content_length));
+    }
+    if !noted.content_length {
+        return Ok((Framing::Eof, false));
     }
     let mut length = None;
     for value in headers.get_all(CONTENT_LENGTH) {

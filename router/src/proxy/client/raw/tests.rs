@@ -131,6 +131,31 @@ fn the_head_is_written_with_host_added_only_when_missing() {
     assert!(text.contains("host: svc.example\r\n"), "{text}");
 }
 
+/// [`super::framing`] with what `headers` has noted from the map itself.
+fn framing(method: &Method, status: StatusCode, headers: &HeaderMap) -> Result<(Framing, bool), ExchangeError> {
+    super::framing(method, status, headers, Noted::of(headers))
+}
+
+#[test]
+fn reading_a_head_notes_its_framing_and_connection_fields() {
+    let head = Bytes::from_static(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nX-A: 1\r\nconnection: close\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
+    let mut spans = [Span::default(); MAX_HEADERS];
+    let (_, parsed) = scan_head(&head, &mut spans).expect("valid").expect("whole");
+    for fields in 0..=parsed.fields {
+        let (map, noted) = header_map(&head, &spans[..fields]).expect("valid");
+        let whole = Noted::of(&map);
+        assert_eq!(
+            (noted.transfer_encoding, noted.content_length, noted.connection),
+            (whole.transfer_encoding, whole.content_length, whole.connection),
+            "{fields} fields"
+        );
+    }
+    let (_, noted) = header_map(&head, &spans[..parsed.fields]).expect("valid");
+    assert!(noted.transfer_encoding && noted.content_length && noted.connection);
+}
+
 #[test]
 fn framing_follows_rfc_9112() {
     let map = |pairs: &[(&'static str, &'static str)]| {
@@ -517,4 +542,21 @@ fn a_blank_line_is_found_across_reads_looking_at_new_bytes_only() {
     }
     assert!(blank_line_since(b"a\n\nb", &mut 0));
     assert!(!blank_line_since(b"a\r\nb\r\n", &mut 0));
+}
+
+proptest::proptest! {
+    /// The search answers as looking at every two and three bytes would, for any bytes and
+    /// any place a previous search stopped.
+    #[test]
+    fn the_blank_line_search_agrees_with_a_plain_scan(
+        buf in proptest::collection::vec(proptest::sample::select(b"\r\nab".to_vec()), 0..64),
+        searched in 0usize..70,
+    ) {
+        let from = searched.saturating_sub(2);
+        let tail = buf.get(from..).unwrap_or_default();
+        let plain = tail.windows(2).any(|w| w == b"\n\n") || tail.windows(3).any(|w| w == b"\n\r\n");
+        let mut at = searched;
+        proptest::prop_assert_eq!(blank_line_since(&buf, &mut at), plain);
+        proptest::prop_assert_eq!(at, buf.len());
+    }
 }
