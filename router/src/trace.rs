@@ -263,14 +263,25 @@ fn hex(digits: &[u8]) -> Option<u128> {
 /// Writes the low `out.len() / 2` bytes of `n` into `out` as lowercase hex, most significant
 /// first (two digits a byte: `out` has an even length of at most 32).
 fn put_hex(out: &mut [u8], n: u128) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let bytes = n.to_be_bytes();
     let low = &bytes[bytes.len().saturating_sub(out.len() / 2)..];
     for (pair, byte) in out.chunks_exact_mut(2).zip(low) {
-        pair[0] = DIGITS[usize::from(byte >> 4)];
-        pair[1] = DIGITS[usize::from(byte & 0xf)];
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(*byte)]);
     }
 }
+
+/// Each byte's two lowercase hex digits: one load per byte instead of two shifts, two masks
+/// and two loads.
+static HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0u8; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        pairs[byte] = [DIGITS[byte >> 4], DIGITS[byte & 0xf]];
+        byte += 1;
+    }
+    pairs
+};
 
 #[cfg(test)]
 mod tests;

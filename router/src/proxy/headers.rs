@@ -97,13 +97,46 @@ pub(crate) fn is_forwarded(name: &HeaderName, forwarded: &Forwarded) -> bool {
     name == X_FORWARDED_FOR || name == X_FORWARDED_PROTO || name == X_FORWARDED_HOST || forwarded.trace.replaces(name)
 }
 
+/// What the headers [`write_forwarded`] depends on hold, noted while a head's headers are
+/// written anyway: most requests carry no `X-Forwarded-*`, and then none is looked up.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Seen<'a> {
+    /// The first `Host` value (as `HeaderMap::get` gives it).
+    pub(crate) host: Option<&'a HeaderValue>,
+    forwarded_for: bool,
+    forwarded_host: bool,
+}
+
+impl<'a> Seen<'a> {
+    /// Notes one header; standard names compare by tag, custom ones by length first.
+    pub(crate) fn note(&mut self, name: &HeaderName, value: &'a HeaderValue) {
+        if name == HOST {
+            self.host.get_or_insert(value);
+        } else if name == X_FORWARDED_FOR {
+            self.forwarded_for = true;
+        } else if name == X_FORWARDED_HOST {
+            self.forwarded_host = true;
+        }
+    }
+
+    /// What `headers` hold.
+    #[cfg(test)]
+    pub(crate) fn of(headers: &'a HeaderMap) -> Self {
+        let mut seen = Self::default();
+        headers.iter().for_each(|(name, value)| seen.note(name, value));
+        seen
+    }
+}
+
 /// Writes, as HTTP/1.1 header lines, the `X-Forwarded-*` headers [`set_forwarded`] would set
-/// on `headers`: the same names and values.
-pub(crate) fn write_forwarded(out: &mut Vec<u8>, headers: &HeaderMap, forwarded: &Forwarded) {
+/// on `headers` (of which `seen` tells what they hold): the same names and values.
+pub(crate) fn write_forwarded(out: &mut Vec<u8>, headers: &HeaderMap, forwarded: &Forwarded, seen: &Seen<'_>) {
     out.extend_from_slice(b"x-forwarded-for: ");
-    for value in headers.get_all(&X_FORWARDED_FOR) {
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b", ");
+    if seen.forwarded_for {
+        for value in headers.get_all(&X_FORWARDED_FOR) {
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b", ");
+        }
     }
     out.extend_from_slice(forwarded.client_ip.as_bytes());
     out.extend_from_slice(if forwarded.https {
@@ -112,9 +145,9 @@ pub(crate) fn write_forwarded(out: &mut Vec<u8>, headers: &HeaderMap, forwarded:
         b"\r\nx-forwarded-proto: http\r\n"
     });
     // Without a `Host` (the router always gives a request one), what the client sent stays.
-    let host = headers.get(HOST);
-    let sent = headers.get_all(&X_FORWARDED_HOST).iter().filter(|_| host.is_none());
-    for host in host.into_iter().chain(sent) {
+    let host = seen.host;
+    let sent = (host.is_none() && seen.forwarded_host).then(|| headers.get_all(&X_FORWARDED_HOST));
+    for host in host.into_iter().chain(sent.iter().flatten()) {
         out.extend_from_slice(b"x-forwarded-host: ");
         out.extend_from_slice(host.as_bytes());
         out.extend_from_slice(b"\r\n");
@@ -227,7 +260,7 @@ mod tests {
                         .map(|(n, v)| (n.to_string(), v.to_str().expect("value").to_string()))
                         .collect();
                     let mut out = Vec::new();
-                    write_forwarded(&mut out, &sent, &forwarded);
+                    write_forwarded(&mut out, &sent, &forwarded, &Seen::of(&sent));
                     written.extend(lines(&out));
                     written.sort();
                     expected.sort();

@@ -30,7 +30,7 @@ use std::mem::MaybeUninit;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
 use http_body::{Frame, SizeHint};
@@ -297,18 +297,17 @@ impl RawConn {
 }
 
 /// Writes the request head: request line, the rewritten headers, `Host` from the instance's
-/// authority when the request has none (an HTTP/2 client's request carries `:authority`).
+/// authority when the request has none (one that came without `Host` and without an authority
+/// to take it from: the router sets it from the request's authority otherwise). Whether there
+/// is one is seen while the headers are written, so it comes last then.
 fn encode(out: &mut Vec<u8>, req: &RequestHead<'_>, authority: &Authority) {
     out.extend_from_slice(req.method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(req.path.as_str().as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    if !req.headers.contains_key(HOST) {
-        out.extend_from_slice(b"host: ");
-        out.extend_from_slice(authority.as_str().as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
+    let mut seen = headers::Seen::default();
     for (name, value) in req.headers {
+        seen.note(name, value);
         if req.forwarded.is_some_and(|f| headers::is_forwarded(name, f)) {
             continue;
         }
@@ -317,8 +316,13 @@ fn encode(out: &mut Vec<u8>, req: &RequestHead<'_>, authority: &Authority) {
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    if seen.host.is_none() {
+        out.extend_from_slice(b"host: ");
+        out.extend_from_slice(authority.as_str().as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
     if let Some(forwarded) = req.forwarded {
-        headers::write_forwarded(out, req.headers, forwarded);
+        headers::write_forwarded(out, req.headers, forwarded, &seen);
     }
     out.extend_from_slice(b"\r\n");
 }

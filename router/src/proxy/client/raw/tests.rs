@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::header::HOST;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Method};
 use http_body_util::BodyExt;
@@ -118,7 +119,7 @@ fn the_head_is_written_with_host_added_only_when_missing() {
         &RequestHead { method: &Method::HEAD, path: &path, headers: &headers, forwarded: None },
         &authority,
     );
-    assert_eq!(out, b"HEAD /p?q=1 HTTP/1.1\r\nhost: 10.0.0.1:8080\r\nx-many: one\r\nx-many: two\r\n\r\n");
+    assert_eq!(out, b"HEAD /p?q=1 HTTP/1.1\r\nx-many: one\r\nx-many: two\r\nhost: 10.0.0.1:8080\r\n\r\n");
     headers.insert(HOST, HeaderValue::from_static("svc.example"));
     out.clear();
     encode(
