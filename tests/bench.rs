@@ -123,7 +123,21 @@ fn a_bad_target_spec_is_refused_with_the_reason() {
 
 #[test]
 fn steady_compares_direct_sluice_and_nginx_when_installed() {
-    let (out, v) = bench(&["steady", "--json", "-c", "2", "--duration", "300ms", "--warmup", "100ms", "--trials", "1"]);
+    // Two workers each (nginx's worker processes, serve's router threads): the default is one.
+    let (out, v) = bench(&[
+        "steady",
+        "--json",
+        "-c",
+        "2",
+        "--duration",
+        "300ms",
+        "--warmup",
+        "100ms",
+        "--trials",
+        "1",
+        "--workers",
+        "2",
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let names: Vec<&str> =

@@ -97,7 +97,7 @@ pub fn run(
         return Err(ScenarioError::Io("many-routes needs --services of at least 2 and a --batch above 0".into()));
     }
     let dir = super::workdir()?;
-    let mut serve = start_serve_with(&opts.sluice, dir.path(), &opts.layout, "127.0.0.1:0")?;
+    let mut serve = start_serve_with(&opts.sluice, dir.path(), &opts.layout, "127.0.0.1:0", None)?;
     let addr = serve.addr;
     let pid = serve.process.pid();
     let state = dir.path().join("state");

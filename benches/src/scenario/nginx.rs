@@ -49,9 +49,9 @@ pub fn modules_without(nginx: &Path) -> Vec<String> {
         .collect()
 }
 
-/// The config: 1 worker proxying `listen` to `upstream` over a keep-alive pool of 64, as the
-/// project's reference measurements ran it.
-pub fn config(prefix: &Path, listen: SocketAddr, upstream: SocketAddr, without: &[String]) -> String {
+/// The config: `workers` worker processes (1 in the project's reference measurements)
+/// proxying `listen` to `upstream` over a keep-alive pool of 64.
+pub fn config(prefix: &Path, listen: SocketAddr, upstream: SocketAddr, without: &[String], workers: usize) -> String {
     let p = prefix.display();
     let mut temp = format!("    client_body_temp_path {p}/client_body;\n    proxy_temp_path {p}/proxy;\n");
     for (module, directive) in OPTIONAL_TEMP_PATHS {
@@ -63,7 +63,7 @@ pub fn config(prefix: &Path, listen: SocketAddr, upstream: SocketAddr, without: 
         "# Written by `sluice bench`: nginx as a reverse proxy with a keep-alive upstream.
 daemon off;
 master_process on;
-worker_processes 1;
+worker_processes {workers};
 pid {p}/nginx.pid;
 error_log {p}/error.log warn;
 
@@ -99,9 +99,10 @@ pub fn write_and_test(
     prefix: &Path,
     listen: SocketAddr,
     upstream: SocketAddr,
+    workers: usize,
 ) -> Result<PathBuf, ScenarioError> {
     let conf = prefix.join("nginx.conf");
-    let text = config(prefix, listen, upstream, &modules_without(nginx));
+    let text = config(prefix, listen, upstream, &modules_without(nginx), workers);
     std::fs::write(&conf, text).map_err(|e| ScenarioError::Io(format!("{}: {e}", conf.display())))?;
     let out = Command::new(nginx)
         .arg("-t")
@@ -122,21 +123,27 @@ pub fn write_and_test(
     Ok(conf)
 }
 
-/// Starts nginx proxying a free port to `upstream`, and waits until a request through it is
-/// answered 200.
-pub fn start(nginx: &Path, prefix: &Path, upstream: SocketAddr, layout: &Layout) -> Result<Nginx, ScenarioError> {
+/// Starts nginx with `workers` worker processes proxying a free port to `upstream`, and waits
+/// until a request through it is answered 200 and every worker has started.
+pub fn start(
+    nginx: &Path,
+    prefix: &Path,
+    upstream: SocketAddr,
+    layout: &Layout,
+    workers: usize,
+) -> Result<Nginx, ScenarioError> {
     let addr = SocketAddr::from(([127, 0, 0, 1], super::procs::free_port()?));
-    let conf = write_and_test(nginx, prefix, addr, upstream)?;
+    let conf = write_and_test(nginx, prefix, addr, upstream, workers)?;
     let mut cmd = layout.command("nginx", nginx);
     cmd.arg("-p").arg(prefix).arg("-e").arg(prefix.join("error.log")).arg("-c").arg(&conf);
     let mut process = Owned::spawn("nginx", cmd, &prefix.join("stderr.log"))?;
     process
         .wait_for("to answer through the proxy", READY, || get(addr, "localhost", "/").filter(|(s, _)| *s == 200))?;
     let master = process.pid();
-    let workers = process.wait_for("to start its worker", READY, || {
+    let workers = process.wait_for("to start its workers", READY, || {
         // Under taskset the master is taskset's child, exec'd in place: the same pid.
         let w = crate::cpu::children(master);
-        (!w.is_empty()).then_some(w)
+        (w.len() >= workers.max(1)).then_some(w)
     })?;
     Ok(Nginx { process, addr, workers })
 }
@@ -152,7 +159,7 @@ mod tests {
     #[test]
     fn the_config_proxies_to_a_keepalive_upstream_with_one_worker() {
         let (listen, upstream) = addrs();
-        let text = config(Path::new("/tmp/x"), listen, upstream, &["uwsgi".to_string()]);
+        let text = config(Path::new("/tmp/x"), listen, upstream, &["uwsgi".to_string()], 1);
         for needle in [
             "worker_processes 1;",
             "daemon off;",
@@ -188,7 +195,11 @@ mod tests {
         };
         let dir = tempfile::tempdir().expect("tmp");
         let (listen, upstream) = addrs();
-        let conf = write_and_test(&nginx, dir.path(), listen, upstream).expect("nginx -t accepts it");
-        assert!(conf.is_file());
+        for workers in [1, 2] {
+            let conf = write_and_test(&nginx, dir.path(), listen, upstream, workers).expect("nginx -t accepts it");
+            assert!(conf.is_file());
+            let text = std::fs::read_to_string(&conf).expect("written");
+            assert!(text.contains(&format!("worker_processes {workers};")), "{text}");
+        }
     }
 }

@@ -56,16 +56,26 @@ pub fn start_backend(sluice: &Path, dir: &Path, layout: &Layout) -> Result<Liste
 /// Starts `sluice serve` (role `sluice`; the instances it starts inherit its cores) on free
 /// ports in `dir`, applies the helloworld-go sample, and waits until the router answers.
 pub fn start_serve(sluice: &Path, dir: &Path, layout: &Layout) -> Result<Listening, ScenarioError> {
-    start_serve_with(sluice, dir, layout, "off")
+    start_serve_with(sluice, dir, layout, "off", None)
 }
 
 /// [`start_serve`] with `/metrics` on `metrics` (`off`, or an address such as `127.0.0.1:0`;
-/// endpoints.json says where it bound).
-pub fn start_serve_with(sluice: &Path, dir: &Path, layout: &Layout, metrics: &str) -> Result<Listening, ScenarioError> {
+/// endpoints.json says where it bound), and `--router-threads` when given (serve's default, one
+/// per core, otherwise).
+pub fn start_serve_with(
+    sluice: &Path,
+    dir: &Path,
+    layout: &Layout,
+    metrics: &str,
+    router_threads: Option<usize>,
+) -> Result<Listening, ScenarioError> {
     let state = dir.join("state");
     let mut cmd = layout.command("sluice", sluice);
     cmd.arg("serve").arg("--state-dir").arg(&state);
     cmd.args(["--api", "127.0.0.1:0", "--http", "127.0.0.1:0", "--metrics", metrics]);
+    if let Some(n) = router_threads {
+        cmd.arg("--router-threads").arg(n.to_string());
+    }
     let mut process = Owned::spawn("sluice serve", cmd, &dir.join("serve.log"))?;
     let endpoints = state.join("endpoints.json");
     let (api, http) = process.wait_for("to write endpoints.json", READY, || {

@@ -1,11 +1,12 @@
 //! `steady`: one hop under steady load. The hello backend direct, through `sluice serve`, and
 //! through nginx (when installed; skipped with the reason otherwise), compared with
-//! interleaved trials; each proxy's CPU time per request, the generator's too.
+//! interleaved trials; each proxy's CPU time per request, the generator's too. Both proxies
+//! run the same number of workers: nginx's `worker_processes`, serve's `--router-threads`.
 
 use std::path::PathBuf;
 
 use super::ScenarioError;
-use super::sluice::{HELLO_HOST, start_backend, start_serve};
+use super::sluice::{HELLO_HOST, start_backend, start_serve_with};
 use super::{nginx, procs::Owned};
 use crate::compare::{self, Comparison, Entry};
 use crate::cpu::Watch;
@@ -28,6 +29,8 @@ pub struct Options {
     pub protocol: Protocol,
     /// Leave nginx out even when installed.
     pub no_nginx: bool,
+    /// Workers of each proxy: nginx's worker processes, and serve's router threads.
+    pub workers: usize,
 }
 
 /// What `steady` measured, and what it left out and why.
@@ -48,14 +51,19 @@ pub fn run(
     let dir = super::workdir()?;
     let backend = start_backend(&opts.sluice, dir.path(), &opts.layout)?;
     note(&format!("backend: sluice sample hello on {} (pid {})", backend.addr, backend.process.pid()));
-    let serve = start_serve(&opts.sluice, dir.path(), &opts.layout)?;
-    note(&format!("sluice: serve's router on {} (pid {}), Host {HELLO_HOST}", serve.addr, serve.process.pid()));
+    let serve = start_serve_with(&opts.sluice, dir.path(), &opts.layout, "off", Some(opts.workers))?;
+    note(&format!(
+        "sluice: serve's router on {} (pid {}, --router-threads {}), Host {HELLO_HOST}",
+        serve.addr,
+        serve.process.pid(),
+        opts.workers
+    ));
     let mut skipped = Vec::new();
     let nginx = match nginx_target(opts) {
         Ok(bin) => {
             let prefix = dir.path().join("nginx");
             std::fs::create_dir_all(&prefix).map_err(|e| ScenarioError::Io(format!("{}: {e}", prefix.display())))?;
-            let n = nginx::start(&bin, &prefix, backend.addr, &opts.layout)?;
+            let n = nginx::start(&bin, &prefix, backend.addr, &opts.layout, opts.workers)?;
             note(&format!("nginx: {} → backend (master pid {}, workers {:?})", n.addr, n.process.pid(), n.workers));
             Some(n)
         }

@@ -150,6 +150,10 @@ pub struct SteadyArgs {
     /// Leave nginx out even when it is installed.
     #[arg(long)]
     no_nginx: bool,
+    /// Workers of each proxy, the same for both: nginx's `worker_processes` and `sluice serve
+    /// --router-threads`. One against one by default, as nginx has always run here.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    workers: u32,
     #[command(flatten)]
     load: LoadArgs,
     #[command(flatten)]
@@ -389,6 +393,7 @@ fn run_steady(a: SteadyArgs) -> anyhow::Result<ExitCode> {
         layout,
         protocol: a.load.protocol(),
         no_nginx: a.no_nginx,
+        workers: a.workers as usize,
     };
     let quiet = a.output.json;
     let done = steady::run(
