@@ -256,10 +256,13 @@ async fn serve_connection<I>(
 
 /// hyper's HTTP/1.1 settings from `config` for plain connections: those [`builder`] gives its
 /// HTTP/1.1 side, but without hyper's header-read timer: [`crate::park`] keeps that deadline
-/// with the connection's one timer instead of a sleep per request.
+/// with the connection's one timer instead of a sleep per request. The response's head and body
+/// are copied into one buffer and written with one `write` (hyper's "flatten" strategy), not
+/// queued for `writev`: for the usual small answer the copy costs less than the queue (about
+/// 600 instructions per request under callgrind), and the system calls are as many.
 fn http1_builder(config: &RouterConfig) -> hyper::server::conn::http1::Builder {
     let mut http1 = hyper::server::conn::http1::Builder::new();
-    http1.header_read_timeout(None).max_buf_size(config.hard_header_bytes());
+    http1.header_read_timeout(None).max_buf_size(config.hard_header_bytes()).writev(false);
     if let Some(max) = config.hard_headers() {
         http1.max_headers(max);
     }
