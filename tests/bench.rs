@@ -11,6 +11,8 @@ use serde_json::Value;
 use sluice_test_support::wait_for;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+/// A short run: two connections, 100 ms of warm-up, 300 ms measured.
+const SHORT: [&str; 6] = ["-c", "2", "--duration", "300ms", "--warmup", "100ms"];
 
 /// `sluice sample hello` on a free port, killed on drop.
 struct Hello {
@@ -86,22 +88,8 @@ fn compare_interleaves_targets_and_plots_them() {
     let svg = dir.path().join("p.svg");
     let a = format!("a={}/", hello.url);
     let b = format!("b={}/,host=other.example", hello.url);
-    let (out, v) = bench(&[
-        "--json",
-        "--compare",
-        &a,
-        &b,
-        "--trials",
-        "2",
-        "-c",
-        "2",
-        "--duration",
-        "300ms",
-        "--warmup",
-        "100ms",
-        "--plot",
-        svg.to_str().expect("utf-8 path"),
-    ]);
+    let plot = ["--plot", svg.to_str().expect("utf-8 path")];
+    let (out, v) = bench(&[&["--json", "--compare", &a, &b, "--trials", "2"][..], &SHORT, &plot].concat());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let order: Vec<&str> =
         v["trials"].as_array().expect("trials").iter().filter_map(|t| t["target"].as_str()).collect();
@@ -124,20 +112,7 @@ fn a_bad_target_spec_is_refused_with_the_reason() {
 #[test]
 fn steady_compares_direct_sluice_and_nginx_when_installed() {
     // Two workers each (nginx's worker processes, serve's router threads): the default is one.
-    let (out, v) = bench(&[
-        "steady",
-        "--json",
-        "-c",
-        "2",
-        "--duration",
-        "300ms",
-        "--warmup",
-        "100ms",
-        "--trials",
-        "1",
-        "--workers",
-        "2",
-    ]);
+    let (out, v) = bench(&[&["steady", "--json", "--trials", "1", "--workers", "2"][..], &SHORT].concat());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let names: Vec<&str> =
