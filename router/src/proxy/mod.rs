@@ -457,8 +457,11 @@ fn rewrite(
 ) -> (http::request::Parts, PathAndQuery, Incoming, Option<headers::Forwarded>) {
     let (mut parts, body) = req.into_parts();
     let uri = std::mem::take(&mut parts.uri).into_parts();
-    if !parts.headers.contains_key(HOST)
-        && let Some(host) = uri.authority.as_ref().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    // Only a target with an authority (absolute-form, or HTTP/2's `:authority`) can give a
+    // `Host`: the usual origin-form request is not looked up.
+    if let Some(authority) = uri.authority.as_ref()
+        && !parts.headers.contains_key(HOST)
+        && let Ok(host) = HeaderValue::from_str(authority.as_str())
     {
         parts.headers.insert(HOST, host);
     }
