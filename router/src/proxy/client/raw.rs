@@ -384,22 +384,27 @@ fn scan_head(buf: &[u8], spans: &mut [Span; MAX_HEADERS]) -> Result<Option<(usiz
 }
 
 /// Which of the headers that frame a response or close its connection a head has, noted as
-/// its fields are read: the usual response (a `Content-Length`, no `Connection`) is then not
-/// looked up again for the others.
+/// its fields are read: the usual response (one plain `Content-Length`, no `Connection`) is
+/// then not looked up again for any of them.
 #[derive(Clone, Copy, Debug, Default)]
 struct Noted {
     transfer_encoding: bool,
-    content_length: bool,
     connection: bool,
+    /// How many `Content-Length` fields.
+    content_lengths: usize,
+    /// The last one's value, when it is plain digits that fit a u64 (anything else, a list
+    /// included, is read by [`framing`] the long way).
+    plain_length: Option<u64>,
 }
 
 impl Noted {
-    /// Notes `name` (a comparison of standard names, no hashing).
-    fn note(&mut self, name: &HeaderName) {
+    /// Notes one field (standard names compare by tag, no hashing).
+    fn note(&mut self, name: &HeaderName, value: &[u8]) {
         if name == TRANSFER_ENCODING {
             self.transfer_encoding = true;
         } else if name == CONTENT_LENGTH {
-            self.content_length = true;
+            self.content_lengths += 1;
+            self.plain_length = plain_digits(value);
         } else if name == CONNECTION {
             self.connection = true;
         }
@@ -409,9 +414,20 @@ impl Noted {
     #[cfg(test)]
     fn of(headers: &HeaderMap) -> Self {
         let mut noted = Self::default();
-        headers.keys().for_each(|name| noted.note(name));
+        headers.iter().for_each(|(name, value)| noted.note(name, value.as_bytes()));
         noted
     }
+}
+
+/// `bytes` as a number when they are one or more ASCII digits whose value fits a u64.
+fn plain_digits(bytes: &[u8]) -> Option<u64> {
+    if bytes.is_empty() {
+        return None;
+    }
+    bytes.iter().try_fold(0u64, |n, b| {
+        let digit = b.is_ascii_digit().then(|| u64::from(b - b'0'))?;
+        n.checked_mul(10)?.checked_add(digit)
+    })
 }
 
 /// The header fields at `spans` of `head`, and what they say about framing; the values share
@@ -431,7 +447,7 @@ fn header_map(head: &Bytes, spans: &[Span]) -> Result<(HeaderMap, Noted), Exchan
         }
         let value = HeaderValue::from_maybe_shared(head.slice(start..end))
             .map_err(|_| ExchangeError::Malformed("invalid header value"))?;
-        noted.note(&name);
+        noted.note(&name, value.as_bytes());
         headers.append(name, value);
     }
     Ok((headers, noted))
@@ -464,10 +480,12 @@ fn framing(
         let last = headers.get_all(TRANSFER_ENCODING).iter().flat_map(headers::tokens).last();
         let chunked = last.is_some_and(|t| t.eq_ignore_ascii_case("chunked"));
         let framing = if chunked { Framing::Chunked(Chunk::Size) } else { Framing::Eof };
-        return Ok((framing, noted.content_length));
+        return Ok((framing, noted.content_lengths > 0));
     }
-    if !noted.content_length {
-        return Ok((Framing::Eof, false));
+    match (noted.content_lengths, noted.plain_length) {
+        (0, _) => return Ok((Framing::Eof, false)),
+        (1, Some(n)) => return Ok((Framing::Length(n), false)),
+        _ => {}
     }
     let mut length = None;
     for value in headers.get_all(CONTENT_LENGTH) {

@@ -148,13 +148,24 @@ fn reading_a_head_notes_its_framing_and_connection_fields() {
         let (map, noted) = header_map(&head, &spans[..fields]).expect("valid");
         let whole = Noted::of(&map);
         assert_eq!(
-            (noted.transfer_encoding, noted.content_length, noted.connection),
-            (whole.transfer_encoding, whole.content_length, whole.connection),
+            (noted.transfer_encoding, noted.content_lengths, noted.plain_length, noted.connection),
+            (whole.transfer_encoding, whole.content_lengths, whole.plain_length, whole.connection),
             "{fields} fields"
         );
     }
     let (_, noted) = header_map(&head, &spans[..parsed.fields]).expect("valid");
-    assert!(noted.transfer_encoding && noted.content_length && noted.connection);
+    assert!(noted.transfer_encoding && noted.connection);
+    assert_eq!((noted.content_lengths, noted.plain_length), (1, Some(3)));
+}
+
+#[test]
+fn only_plain_digits_that_fit_are_read_in_passing() {
+    assert_eq!(plain_digits(b"0"), Some(0));
+    assert_eq!(plain_digits(b"0012"), Some(12));
+    assert_eq!(plain_digits(b"18446744073709551615"), Some(u64::MAX));
+    for other in [&b""[..], b"18446744073709551616", b"5, 5", b" 5", b"+5", b"-1", b"0x10", b"5a"] {
+        assert_eq!(plain_digits(other), None, "{:?}", String::from_utf8_lossy(other));
+    }
 }
 
 #[test]
