@@ -2,15 +2,20 @@
 //! and a hash table of small slots (where a host's key is in that string, and what it leads
 //! to). A map from owned keys cost each host its own allocation and a 40-byte slot; here a
 //! host costs its 12-byte slot and the bytes of its key, fewer when one of its route's hosts
-//! already holds them (`svc.ns` inside `svc.ns.localhost`). A lookup hashes the key as
-//! before and compares it with the bytes its slot points at.
+//! already holds them (`svc.ns` inside `svc.ns.localhost`). A lookup hashes the key and
+//! compares it with the bytes its slot points at. The hash is foldhash, randomly seeded, not
+//! SipHash: only configured hosts are ever inserted (a client's host is only looked up), so
+//! there is no flood of chosen keys to defend against, and a routing decision costs ~170
+//! fewer instructions (callgrind: 923 -> 749 for a 31-byte host).
 //!
 //! Each route's keys and name take one region of the text, shared with no other route. A
 //! table edited route by route copies the text and the slots (plain bytes), appends the new
 //! route's region and drops the old route's slots; its region stays as dead bytes until they
 //! outweigh the live ones and the text is compacted (each region moved, no route compiled).
 
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
+
+use foldhash::fast::RandomState;
 
 use hashbrown::HashTable;
 
