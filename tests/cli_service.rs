@@ -198,8 +198,12 @@ fn waiting_for_a_service_whose_image_cannot_run_fails_with_the_reason() {
     let (success, _, err) =
         run(&s, &["service", "create", "slow", "--image", IMAGE, "--scale-min", "1", "--wait-timeout", "0"]);
     assert!(!success && err.contains("timeout: service 'slow' not ready after 0 s"), "{err}");
-    let page = ok(&s, &["service", "describe", "broken"]);
-    assert!(page.contains("  !! Ready "), "{page}");
+    // The broken generation's Ready turns False once its revision is found unable to run: a
+    // moment after the write, later on a loaded machine.
+    wait_for("the broken generation to fail", WAIT, || {
+        ok(&s, &["service", "describe", "broken"]).contains("  !! Ready ").then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}:\n{}", ok(&s, &["service", "describe", "broken"])));
     // Fixing the image: the wait sees the False of the broken generation pass and ends Ready.
     let out = ok(&s, &["service", "update", "broken", "--image", IMAGE]);
     assert!(out.contains("Service 'broken' updated to latest revision 'broken-00003' is available at URL:"), "{out}");
