@@ -59,16 +59,16 @@ NGINX_PID=$(pgrep -P "$NGINX_MASTER" | head -1)
 
 HZ=$(getconf CLK_TCK)
 switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/voluntary_ctxt_switches/ { s += $2 } END { print s }'; }
-times() { awk '{ print $14, $15 }' /proc/"$1"/stat; }
+cpu_ticks() { awk '{ print $14, $15 }' /proc/"$1"/stat; } # user, system
 measure() { # name pid url [host]
   local name=$1 pid=$2 url=$3 host=${4:-}
-  local args=(-t1 -c"$CONNS" -d"$DURATION" --latency)
-  [ -n "$host" ] && args+=(-H "Host: $host")
-  wrk -t1 -c"$CONNS" -d1s ${host:+-H "Host: $host"} "$url" >/dev/null # warm-up
+  local header=()
+  [ -n "$host" ] && header=(-H "Host: $host")
+  wrk -t1 -c"$CONNS" -d1s "${header[@]}" "$url" >/dev/null # warm-up
   local u1 s1 c1 u2 s2 c2
-  read -r u1 s1 < <(times "$pid"); c1=$(switches "$pid")
-  wrk "${args[@]}" "$url" >"$W/wrk.out"
-  read -r u2 s2 < <(times "$pid"); c2=$(switches "$pid")
+  read -r u1 s1 < <(cpu_ticks "$pid"); c1=$(switches "$pid")
+  wrk -t1 -c"$CONNS" -d"$DURATION" --latency "${header[@]}" "$url" >"$W/wrk.out"
+  read -r u2 s2 < <(cpu_ticks "$pid"); c2=$(switches "$pid")
   if grep -q "Non-2xx\|Socket errors" "$W/wrk.out"; then echo "$name: errors"; cat "$W/wrk.out"; fi
   local n rps p99
   n=$(awk '/requests in/ { print $1 }' "$W/wrk.out")

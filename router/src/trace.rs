@@ -195,11 +195,7 @@ impl TraceParent {
 
 /// The trace id of the one valid `traceparent` in `headers`, if there is exactly one.
 pub fn sent(headers: &HeaderMap) -> Option<TraceId> {
-    let mut values = headers.get_all(&TRACEPARENT).iter();
-    match (values.next(), values.next()) {
-        (Some(value), None) => parse(value.as_bytes()),
-        _ => None,
-    }
+    sent_parent(headers).map(|p| p.trace_id)
 }
 
 /// The trace id of a `traceparent` value, if it is valid by the spec (see the module docs).
