@@ -23,7 +23,9 @@ use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
@@ -130,38 +132,113 @@ async fn drive(
             idle: (!closing).then_some(config.idle_timeout),
             park: (may_park && !parking && !closing).then_some(PARK_AFTER),
         };
-        tokio::select! {
-            ended = poll_fn(|cx| conn.as_mut().get_mut().poll_without_shutdown(cx)) => return match ended {
-                Err(e) => {
-                    tracing::debug!(error = %e, client = %remote, "connection ended with an error");
-                    End::Dropped
-                }
-                Ok(()) if parking && !closing => End::Parked,
-                Ok(()) => End::Closed,
-            },
-            () = shutdown.cancelled(), if !closing => {
+        let cancelled = shutdown.cancelled();
+        let quiet = activity.quiet(watch);
+        tokio::pin!(cancelled, quiet);
+        let mut watchers = Watchers::default();
+        // The connection first, every time the task wakes; the watchers (shutdown and the
+        // deadlines, which stay pending through thousands of requests) only when one of them
+        // woke it: polling them on each of the connection's wake-ups cost ~600 instructions
+        // per request.
+        let event = poll_fn(|cx| {
+            if let Poll::Ready(ended) = conn.as_mut().get_mut().poll_without_shutdown(cx) {
+                return Poll::Ready(Event::Ended(ended));
+            }
+            let Some(mut cx) = watchers.woken(cx) else {
+                return Poll::Pending;
+            };
+            if !closing && cancelled.as_mut().poll(&mut cx).is_ready() {
+                return Poll::Ready(Event::Shutdown);
+            }
+            if !idle_closing && let Poll::Ready(quiet) = quiet.as_mut().poll(&mut cx) {
+                return Poll::Ready(Event::Quiet(quiet));
+            }
+            if idle_closing && gone_by.as_mut().poll(&mut cx).is_ready() {
+                return Poll::Ready(Event::GoneBy);
+            }
+            Poll::Pending
+        })
+        .await;
+        match event {
+            Event::Ended(Err(e)) => {
+                tracing::debug!(error = %e, client = %remote, "connection ended with an error");
+                return End::Dropped;
+            }
+            Event::Ended(Ok(())) if parking && !closing => return End::Parked,
+            Event::Ended(Ok(())) => return End::Closed,
+            Event::Shutdown => {
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
-            quiet = activity.quiet(watch), if !idle_closing => match quiet {
-                Quiet::Head => {
-                    tracing::debug!(client = %remote, "no request head within the header read timeout");
-                    return End::Dropped;
-                }
-                Quiet::Idle => {
-                    tracing::debug!(client = %remote, "idle connection closed");
-                    closing = true;
-                    idle_closing = true;
-                    gone_by.as_mut().reset(tokio::time::Instant::now() + config.header_read_timeout);
-                    conn.as_mut().graceful_shutdown();
-                }
-                Quiet::Park => {
-                    parking = true;
-                    conn.as_mut().graceful_shutdown();
-                }
-            },
-            () = gone_by.as_mut(), if idle_closing => return End::Dropped,
+            Event::Quiet(Quiet::Head) => {
+                tracing::debug!(client = %remote, "no request head within the header read timeout");
+                return End::Dropped;
+            }
+            Event::Quiet(Quiet::Idle) => {
+                tracing::debug!(client = %remote, "idle connection closed");
+                closing = true;
+                idle_closing = true;
+                gone_by.as_mut().reset(tokio::time::Instant::now() + config.header_read_timeout);
+                conn.as_mut().graceful_shutdown();
+            }
+            Event::Quiet(Quiet::Park) => {
+                parking = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            Event::GoneBy => return End::Dropped,
         }
+    }
+}
+
+/// What [`drive`] waits for.
+enum Event {
+    /// The hyper connection ended.
+    Ended(Result<(), hyper::Error>),
+    /// The router is shutting down.
+    Shutdown,
+    /// One of the connection's deadlines passed.
+    Quiet(Quiet),
+    /// A connection closed for idleness did not finish closing in time.
+    GoneBy,
+}
+
+/// The waker [`drive`]'s watchers are polled with: it notes that one of them woke the task, so
+/// they are polled again only then (and once at first, to register).
+#[derive(Default)]
+struct Watchers {
+    /// The flag and the waker made of it, for the task's waker as last seen.
+    gate: Option<(Arc<Gate>, Waker)>,
+}
+
+/// A watcher's wake-up: noted, then passed on to the task.
+struct Gate {
+    woken: AtomicBool,
+    task: Waker,
+}
+
+impl Watchers {
+    /// A context to poll the watchers with, when one of them has woken the task since they
+    /// were last polled (or the task's waker changed, so they must register anew).
+    fn woken(&mut self, cx: &Context<'_>) -> Option<Context<'_>> {
+        let current = self.gate.as_ref().is_some_and(|(gate, _)| gate.task.will_wake(cx.waker()));
+        if !current {
+            let gate = Arc::new(Gate { woken: AtomicBool::new(true), task: cx.waker().clone() });
+            let waker = Waker::from(gate.clone());
+            self.gate = Some((gate, waker));
+        }
+        let (gate, waker) = self.gate.as_ref()?;
+        gate.woken.swap(false, Ordering::AcqRel).then(|| Context::from_waker(waker))
+    }
+}
+
+impl Wake for Gate {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake_by_ref();
     }
 }
 
