@@ -10,9 +10,10 @@ use clap::Parser;
 
 /// mimalloc rather than glibc's malloc: fewer instructions per proxied request (callgrind,
 /// `scripts/proxy-cost.sh`: 26,674 -> 25,959) and per-thread free lists without glibc's
-/// per-thread arenas holding freed memory (benches/RESULTS.md, sections 2f and 10).
+/// per-thread arenas holding freed memory (benches/RESULTS.md, sections 2f and 10); called as
+/// [`sluice_allocator`] says.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: sluice_allocator::Allocator = sluice_allocator::Allocator;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();

@@ -50,9 +50,11 @@ const RULES: &[Rule] = &[
         workspace_allowed: &["sluice-api", "sluice-router", "sluice-autoscaler"],
         forbidden: &["redb", "hyper", "nix", "sluice-apiserver", "sluice-runtime"],
     },
+    // The global allocator: a leaf, the one crate with `unsafe` code, kept apart for that.
+    Rule { package: "sluice-allocator", workspace_allowed: &[], forbidden: &["tokio", "hyper"] },
     Rule {
         package: "sluice-router",
-        workspace_allowed: &["sluice-api", "sluice-activator"],
+        workspace_allowed: &["sluice-api", "sluice-activator", "sluice-allocator"],
         forbidden: &["sluice-controller", "sluice-apiserver", "sluice-runtime"],
     },
     // The load harness measures Sluice from outside, over sockets and processes: it links none

@@ -31,7 +31,7 @@ use sluice_router::{Router, RouterConfig};
 
 /// The allocator the `sluice` binary runs with.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: sluice_allocator::Allocator = sluice_allocator::Allocator;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
