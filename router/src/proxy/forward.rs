@@ -3,6 +3,7 @@
 //! the instance stays claimed until its body ends, and the body is cut when the revision's
 //! timeout or idle timeout runs out.
 
+use std::convert::Infallible;
 use std::error::Error as _;
 use std::sync::Arc;
 
@@ -13,16 +14,17 @@ use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
-use super::Routed;
 use super::client::{Attempt, RequestHead, Upstream};
 use super::deadline::{HeadDeadline, Spare};
 use super::headers;
-use crate::access_log::BytesIn;
+use super::{Routed, Router};
+use crate::access_log::{BytesIn, Entry};
+use crate::activity::ActivityGuard;
 use crate::body::{BodyEnd, BodyLimits, InstanceBody, RouterBody, UpstreamBody};
 use crate::endpoints::{Instance, InstanceGuard};
 use crate::error::{ProxyError, UpstreamError};
 use crate::table::{Backend, Protocol};
-use crate::trace::{Observed, Observer};
+use crate::trace::Observed;
 
 /// What a retry needs of the request: its head, cloned before the first attempt consumes it.
 struct Replay {
@@ -37,13 +39,20 @@ struct Replay {
 /// other goes through hyper's client in a boxed future of its own ([`send_streaming`]): hyper's
 /// exchange makes a future of some kilobytes, which would otherwise be part of every request's
 /// (and be copied with it each time the request's future moves).
+///
+/// With `edge` (a request [`RouterService`](super::RouterService) forwards at once), the
+/// response keeps the request's claim on its connection and its access-log line, as
+/// [`super::finish`] makes it: done here rather than in a future around this one, which would
+/// hold a second `Routed` until this one took it.
 #[allow(clippy::manual_async_fn, reason = "an `async fn` would hold a second copy of `routed`")]
-pub(super) fn forward<'a>(
-    upstream: &'a Upstream,
-    observer: Option<&'a dyn Observer>,
+pub(super) fn forward(
+    router: Router,
     mut routed: Routed,
-) -> impl Future<Output = Response<RouterBody>> + 'a {
+    edge: Option<(ActivityGuard, Option<Entry>)>,
+) -> impl Future<Output = Result<Response<RouterBody>, Infallible>> {
     async move {
+        let inner = &*router.inner;
+        let (upstream, observer) = (&inner.upstream, inner.config.observer.as_deref());
         // `routed` is used in place, its fields moved out one by one: an `async fn` keeps its
         // arguments' slots and copies them into locals (a second 496-byte `Routed` in this
         // future), and so would destructuring it here.
@@ -99,7 +108,10 @@ pub(super) fn forward<'a>(
                 elapsed: arrived.elapsed(),
             });
         }
-        res
+        Ok(match edge {
+            Some((activity, log)) => super::finish(res, activity, log),
+            None => res,
+        })
     }
 }
 

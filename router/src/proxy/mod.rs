@@ -298,12 +298,8 @@ impl Router {
                     }
                     match self.route(*req, &client, &body_end) {
                         Ok(routed) => {
-                            return forward::forward(
-                                &self.inner.upstream,
-                                self.inner.config.observer.as_deref(),
-                                routed,
-                            )
-                            .await;
+                            let Ok(res) = forward::forward(self.clone(), routed, None).await;
+                            return res;
                         }
                         Err(NotRouted::Fail(e)) => return e.into_response(),
                         Err(NotRouted::Wait(again, next)) => {
@@ -317,7 +313,8 @@ impl Router {
                 Ok(guard) => {
                     revision.responses().record_queue_wait(arrived.elapsed());
                     let routed = routed(*req, &client, &body_end, backend, guard, Some(arrived), settled);
-                    return forward::forward(&self.inner.upstream, self.inner.config.observer.as_deref(), routed).await;
+                    let Ok(res) = forward::forward(self.clone(), routed, None).await;
+                    return res;
                 }
                 // Admitted, but every instance was full or draining (one leaving routing just
                 // now): give the permit back and wait for the instance set to change.
@@ -382,11 +379,7 @@ impl hyper::service::Service<Request<Incoming>> for RouterService {
                 if let Some(log) = &mut log {
                     log.routed(&routed.backend, Some(routed.guard.instance().addr), routed.trace.id());
                 }
-                let router = self.router.clone();
-                Box::pin(async move {
-                    let observer = router.inner.config.observer.as_deref();
-                    Ok(finish(forward::forward(&router.inner.upstream, observer, routed).await, activity, log))
-                })
+                Box::pin(forward::forward(self.router.clone(), routed, Some((activity, log))))
             }
             Err(NotRouted::Wait(req, backend)) => {
                 backend.picked();
