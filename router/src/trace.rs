@@ -113,7 +113,17 @@ pub enum Settled {
 
 /// How `headers`' `traceparent` is settled: see [`ensure`].
 pub fn settle(headers: &HeaderMap, generate: bool) -> Settled {
-    match sent_parent(headers) {
+    settle_parent(sent_parent(headers), generate)
+}
+
+/// As [`settle`], for a request whose one `traceparent` value is `sent` (None when it has none,
+/// or several), already found.
+pub fn settle_value(sent: Option<&HeaderValue>, generate: bool) -> Settled {
+    settle_parent(sent.and_then(|value| parse_parent(value.as_bytes())), generate)
+}
+
+fn settle_parent(sent: Option<TraceParent>, generate: bool) -> Settled {
+    match sent {
         Some(parent) => Settled::Sent(parent),
         None if generate => Settled::New(TraceParent::random(&mut rand::rng())),
         None => Settled::Untraced,

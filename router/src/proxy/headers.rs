@@ -7,7 +7,7 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::trace::Settled;
+use crate::trace::{Settled, TRACEPARENT};
 
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
@@ -157,9 +157,29 @@ pub(crate) fn write_forwarded(out: &mut Vec<u8>, headers: &HeaderMap, forwarded:
 
 /// True when `headers` fit `max_headers` and `max_bytes` (each header's name, value, `": "`
 /// and CRLF, as HTTP/1 sends them).
+#[cfg(test)]
 pub(crate) fn within_limits(headers: &HeaderMap, max_headers: usize, max_bytes: usize) -> bool {
-    headers.len() <= max_headers
-        && headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum::<usize>() <= max_bytes
+    scan(headers, max_headers, max_bytes).is_some()
+}
+
+/// One pass over a request's headers: `None` when they do not fit `max_headers` and
+/// `max_bytes` (as [`within_limits`] counts), else the request's `traceparent` value when it
+/// has exactly one (what [`crate::trace::sent_parent`] would look up again).
+pub(crate) fn scan(headers: &HeaderMap, max_headers: usize, max_bytes: usize) -> Option<Option<&HeaderValue>> {
+    if headers.len() > max_headers {
+        return None;
+    }
+    let (mut bytes, mut traceparent, mut traceparents) = (0, None, 0);
+    for (name, value) in headers {
+        let name = name.as_str();
+        bytes += name.len() + value.len() + 4;
+        // The length first: most names are not 11 bytes long.
+        if name.len() == TRACEPARENT.as_str().len() && name == TRACEPARENT.as_str() {
+            traceparent = Some(value);
+            traceparents += 1;
+        }
+    }
+    (bytes <= max_bytes).then_some(if traceparents == 1 { traceparent } else { None })
 }
 
 /// Most messages carry no hop-by-hop header: one pass comparing names (cheap for standard
@@ -341,5 +361,17 @@ mod tests {
         assert!(within_limits(&h, 1, 10));
         assert!(!within_limits(&h, 1, 9));
         assert!(!within_limits(&h, 0, 100));
+    }
+
+    #[test]
+    fn the_scan_finds_one_traceparent_and_only_one() {
+        let parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let one = map(&[("host", "a"), ("traceparent", parent), ("x-other", "b")]);
+        assert_eq!(scan(&one, 10, 1000).flatten().map(HeaderValue::as_bytes), Some(parent.as_bytes()));
+        let two = map(&[("traceparent", parent), ("traceparent", parent)]);
+        assert_eq!(scan(&two, 10, 1000), Some(None), "two are none, as sent_parent says");
+        assert_eq!(scan(&map(&[("tracestate", "x=1"), ("traceparents", parent)]), 10, 1000), Some(None));
+        assert_eq!(scan(&one, 2, 1000), None, "too many headers");
+        assert_eq!(scan(&one, 10, 80), None, "too many bytes");
     }
 }

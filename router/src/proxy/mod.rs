@@ -226,20 +226,21 @@ impl Router {
     /// Steps 2–4 of the module docs: everything up to the upstream call, without awaiting.
     fn route(&self, mut req: Request<Incoming>, client: &Client, body_end: &Arc<BodyEnd>) -> Result<Routed, NotRouted> {
         let inner = &*self.inner;
-        if !headers::within_limits(req.headers(), inner.config.max_headers, inner.config.max_header_bytes) {
+        let Some(traceparent) = headers::scan(req.headers(), inner.config.max_headers, inner.config.max_header_bytes)
+        else {
             let reason = if req.headers().len() > inner.config.max_headers {
                 &inner.too_many_headers
             } else {
                 &inner.headers_too_large
             };
             return Err(ProxyError::HeadersTooLarge(reason.clone()).into());
-        }
+        };
         if req.method() == Method::CONNECT {
             return Err(ProxyError::Connect.into());
         }
         let backend = inner.table.load().resolve(&req).map_err(miss)?.clone();
         // Before it may wait, so the access log and the router's answers name the same trace.
-        let trace = trace::settle(req.headers(), inner.config.generate_traceparent);
+        let trace = trace::settle_value(traceparent, inner.config.generate_traceparent);
         let Some(guard) = backend.target.revision.pick() else {
             // A waiting request carries its trace in its headers (it may be routed again).
             trace.apply(req.headers_mut());
