@@ -291,6 +291,8 @@ impl Autoscaling {
         // The second last recorded, and the concurrency recorded for it.
         let mut recorded: Option<(u64, f64)> = None;
         let mut applied: Option<(u32, String)> = None;
+        // The uid of the revision once it has had a ready instance.
+        let mut ready_once: Option<String> = None;
         let mut sampling = tokio::time::interval(SAMPLE_EVERY);
         sampling.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_tick: Option<Instant> = None;
@@ -353,10 +355,19 @@ impl Autoscaling {
             let health = self.scaler.health(&key);
             let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
             let (ready, actual) = health.map_or((0, 0), |h| (count(h.ready), count(h.running)));
+            if ready > 0 && ready_once.as_ref() != Some(&wish.run.uid) {
+                ready_once = Some(wish.run.uid.clone());
+            }
+            let ever_ready = ready_once.as_ref() == Some(&wish.run.uid);
             let decision = kpa.decide(Tick { now: at, ready, reachable: wish.reachable }, &metrics);
             let desired = match () {
                 () if wish.stopped => 0,
-                () if !wish.reachable && concurrency == 0 => 0,
+                // No route and no request: stopped at once, without Knative's windows. But only
+                // once it has been ready: a revision pinned out of every route as it is created
+                // (an apply that keeps the old split) runs its initial scale until then, as
+                // Knative's scaler keeps an activating revision's scale, or it could never
+                // become Ready.
+                () if !wish.reachable && concurrency == 0 && ever_ready => 0,
                 () => decision.desired,
             };
             // The scale this decision moves from, when it moves it.

@@ -1,19 +1,22 @@
 //! The owner loop on tokio's paused clock, with a scaler whose instances are ready the moment
 //! they are asked for and demand set by the test.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use sluice_api::podspec::Container;
 use sluice_api::scale::RevisionHealth;
 
 use super::*;
 
-/// Instances ready as soon as they are asked for; every call recorded with its time.
+/// Instances ready as soon as they are asked for (unless `starting`); every call recorded
+/// with its time.
 #[derive(Default)]
 struct Instant0 {
     calls: Mutex<Vec<(Duration, usize)>>,
     scale: Mutex<usize>,
     epoch: Mutex<Option<Instant>>,
+    /// The instances run but are not ready yet.
+    starting: AtomicBool,
 }
 
 impl Scaler for Instant0 {
@@ -25,7 +28,8 @@ impl Scaler for Instant0 {
     fn forget(&self, _key: &RevisionKey, _uid: &str) {}
     fn health(&self, _key: &RevisionKey) -> Option<RevisionHealth> {
         let n = *self.scale.lock();
-        Some(RevisionHealth { desired: n, running: n, ready: n, ever_ready: true, ..Default::default() })
+        let ready = if self.starting.load(Ordering::SeqCst) { 0 } else { n };
+        Some(RevisionHealth { desired: n, running: n, ready, ..Default::default() })
     }
     fn log_url(&self, _key: &RevisionKey) -> String {
         String::new()
@@ -217,6 +221,26 @@ async fn a_revision_no_route_reaches_stops_once_idle_and_a_failed_one_at_once() 
     r.autoscaling.track(failed);
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(r.scale(), 0, "a failed revision runs nothing, min-scale or not");
+}
+
+/// A rollout that keeps the old split pins a new revision out of every route as it is created
+/// (`routingState: reserve`): it must still run until it has been ready once, or it never
+/// becomes Ready. Seen in `tests/traffic_cli.rs` on a loaded machine, where the instance was
+/// slower to get ready than the route to mark the revision unreachable.
+#[tokio::test(start_paused = true)]
+async fn a_revision_no_route_reaches_runs_its_initial_scale_until_ready_once() {
+    for reachable_first in [true, false] {
+        let r = rig();
+        r.scaler.starting.store(true, Ordering::SeqCst);
+        r.autoscaling.track(wish(&[], reachable_first));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        r.autoscaling.track(wish(&[], false));
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        assert_eq!(r.scale(), 1, "not ready yet (reachable at first: {reachable_first}): it keeps its initial scale");
+        r.scaler.starting.store(false, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(r.scale(), 0, "ready once, no route, no request: stopped");
+    }
 }
 
 #[tokio::test(start_paused = true)]
