@@ -291,8 +291,6 @@ impl Autoscaling {
         // The second last recorded, and the concurrency recorded for it.
         let mut recorded: Option<(u64, f64)> = None;
         let mut applied: Option<(u32, String)> = None;
-        // The uid of the revision once it has had a ready instance.
-        let mut ready_once: Option<String> = None;
         let mut sampling = tokio::time::interval(SAMPLE_EVERY);
         sampling.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_tick: Option<Instant> = None;
@@ -354,11 +352,8 @@ impl Autoscaling {
             configured = wish.clone();
             let health = self.scaler.health(&key);
             let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+            let ever_ready = health.as_ref().is_some_and(|h| h.ever_ready);
             let (ready, actual) = health.map_or((0, 0), |h| (count(h.ready), count(h.running)));
-            if ready > 0 && ready_once.as_ref() != Some(&wish.run.uid) {
-                ready_once = Some(wish.run.uid.clone());
-            }
-            let ever_ready = ready_once.as_ref() == Some(&wish.run.uid);
             let decision = kpa.decide(Tick { now: at, ready, reachable: wish.reachable }, &metrics);
             let desired = match () {
                 () if wish.stopped => 0,

@@ -17,6 +17,8 @@ struct Instant0 {
     epoch: Mutex<Option<Instant>>,
     /// The instances run but are not ready yet.
     starting: AtomicBool,
+    /// An instance has been ready (the runtime's `ever_ready`).
+    was_ready: AtomicBool,
 }
 
 impl Scaler for Instant0 {
@@ -29,7 +31,8 @@ impl Scaler for Instant0 {
     fn health(&self, _key: &RevisionKey) -> Option<RevisionHealth> {
         let n = *self.scale.lock();
         let ready = if self.starting.load(Ordering::SeqCst) { 0 } else { n };
-        Some(RevisionHealth { desired: n, running: n, ready, ..Default::default() })
+        let ever_ready = self.was_ready.fetch_or(ready > 0, Ordering::SeqCst) || ready > 0;
+        Some(RevisionHealth { desired: n, running: n, ready, ever_ready, ..Default::default() })
     }
     fn log_url(&self, _key: &RevisionKey) -> String {
         String::new()

@@ -155,16 +155,16 @@ pub(crate) fn write_forwarded(out: &mut Vec<u8>, headers: &HeaderMap, forwarded:
     forwarded.trace.write(out);
 }
 
-/// True when `headers` fit `max_headers` and `max_bytes` (each header's name, value, `": "`
-/// and CRLF, as HTTP/1 sends them).
+/// True when `headers` fit `max_headers` and `max_bytes`, as [`scan`] counts them.
 #[cfg(test)]
 pub(crate) fn within_limits(headers: &HeaderMap, max_headers: usize, max_bytes: usize) -> bool {
     scan(headers, max_headers, max_bytes).is_some()
 }
 
 /// One pass over a request's headers: `None` when they do not fit `max_headers` and
-/// `max_bytes` (as [`within_limits`] counts), else the request's `traceparent` value when it
-/// has exactly one (what [`crate::trace::sent_parent`] would look up again).
+/// `max_bytes` (each header's name, value, `": "` and CRLF, as HTTP/1 sends them), else the
+/// request's `traceparent` value when it has exactly one (what [`crate::trace::sent_parent`]
+/// would look up again).
 pub(crate) fn scan(headers: &HeaderMap, max_headers: usize, max_bytes: usize) -> Option<Option<&HeaderValue>> {
     if headers.len() > max_headers {
         return None;
@@ -173,8 +173,7 @@ pub(crate) fn scan(headers: &HeaderMap, max_headers: usize, max_bytes: usize) ->
     for (name, value) in headers {
         let name = name.as_str();
         bytes += name.len() + value.len() + 4;
-        // The length first: most names are not 11 bytes long.
-        if name.len() == TRACEPARENT.as_str().len() && name == TRACEPARENT.as_str() {
+        if name == TRACEPARENT.as_str() {
             traceparent = Some(value);
             traceparents += 1;
         }
