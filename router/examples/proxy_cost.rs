@@ -82,7 +82,9 @@ async fn router(backend: SocketAddr, n: u64, generate_traceparent: bool) -> Resu
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", listener.local_addr()?);
     let stop = CancellationToken::new();
-    let router = Router::new(table, RouterConfig { generate_traceparent, ..RouterConfig::default() });
+    // LANE=off sends every request through hyper's server (for before/after figures).
+    let fast_lane = std::env::var("LANE").map_or(true, |v| v != "off");
+    let router = Router::new(table, RouterConfig { generate_traceparent, fast_lane, ..RouterConfig::default() });
     let serve = tokio::spawn(sluice_router::server::serve(listener, router, stop.clone(), Duration::from_secs(1)));
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     while revision.requests() < n {

@@ -39,6 +39,10 @@ pub struct RouterConfig {
     /// Told of every forwarded request that carries a valid `traceparent` (for span export).
     /// Default none.
     pub observer: Option<std::sync::Arc<dyn crate::trace::Observer>>,
+    /// Whether plain HTTP/1.1 `GET` and `HEAD` requests without a body are served by the
+    /// router's own fast lane rather than hyper's server (see `lane.rs`); off sends every
+    /// request through hyper, for comparison. Default on.
+    pub fast_lane: bool,
 }
 
 /// What plain-HTTP redirects need to know of the HTTPS listener.
@@ -66,6 +70,7 @@ impl Default for RouterConfig {
             https: None,
             generate_traceparent: true,
             observer: None,
+            fast_lane: true,
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod body;
 pub mod config;
 pub mod endpoints;
 pub mod error;
+mod lane;
 mod linger;
 pub mod metrics;
 mod park;

@@ -14,6 +14,12 @@
 //! keep-alive ends, or the router shuts down. A connection busy with requests never parks, so
 //! the request path pays nothing; one parked after a pause pays a new hyper connection.
 //!
+//! With the fast lane on ([`crate::lane`]), the lane serves the connection first and whenever a
+//! hyper connection has parked: it takes the usual bodiless `GET` and `HEAD` itself, holds no
+//! buffer between requests (so a connection it serves is as good as parked while idle), and
+//! hands any other request to a new hyper connection with every byte it read. hyper then serves
+//! the connection until it parks, and the lane takes over again.
+//!
 //! Two races are settled in the client's favour: a request whose head arrives just as a park
 //! begins is answered with `Connection: close` (hyper disables keep-alive for a request in
 //! progress), and bytes read ahead of a request are served by the next connection at once, which
@@ -66,7 +72,8 @@ enum End {
 }
 
 /// Serves HTTP/1.1 on `stream` until the client closes, the keep-alive ends, or `shutdown`
-/// (requests in flight finish); parks it whenever it is idle for [`PARK_AFTER`].
+/// (requests in flight finish): by the fast lane while it takes the requests, else by hyper,
+/// parked whenever it is idle for [`PARK_AFTER`].
 pub(crate) async fn serve(
     builder: &http1::Builder,
     stream: TcpStream,
@@ -79,29 +86,44 @@ pub(crate) async fn serve(
     // closed when that would have happened.
     let activity = service.activity().clone();
     let keep_alive = config.idle_timeout.min(config.header_read_timeout).saturating_sub(PARK_AFTER);
-    let (mut io, mut service, mut may_park) = (Rewind::new(Lingering::new(stream), Bytes::new()), service, true);
+    let lane = service.takes_lane();
+    let (mut stream, mut service, mut ahead, mut may_park) = (Lingering::new(stream), service, Bytes::new(), true);
+    // When the connection was last busy, for the lane's deadlines.
+    let mut since = tokio::time::Instant::now();
     loop {
+        // The lane serves while it takes the requests, and hands the rest to hyper; a hyper
+        // connection that parks gives the socket back to it.
+        if lane && may_park {
+            match crate::lane::serve(&mut stream, &service, config, shutdown, since).await {
+                crate::lane::End::Closed => return close(stream, config.header_read_timeout).await,
+                crate::lane::End::Dropped => return,
+                crate::lane::End::Handoff(bytes) => ahead = bytes,
+            }
+        }
+        let io = Rewind::new(stream, std::mem::take(&mut ahead));
         let mut conn = Box::pin(builder.serve_connection(TokioIo::new(io), service));
         let end = drive(&mut conn, &activity, remote, config, shutdown, may_park).await;
         let parts = Pin::into_inner(conn).into_parts();
-        let (ahead, stream) = parts.io.into_inner().into_parts();
+        let (rest, io) = parts.io.into_inner().into_parts();
+        stream = io;
         match end {
             End::Dropped => return,
             End::Closed => return close(stream, config.header_read_timeout).await,
             End::Parked => {}
         }
         service = parts.service;
-        let ahead = [ahead, parts.read_buf].concat();
-        if ahead.is_empty() {
+        ahead = [rest, parts.read_buf].concat().into();
+        let now = tokio::time::Instant::now();
+        since = now.checked_sub(PARK_AFTER).unwrap_or(now);
+        if !ahead.is_empty() {
+            may_park = false;
+        } else if !lane {
             tokio::select! {
                 readable = stream.get_ref().readable() => if readable.is_err() { return },
                 () = tokio::time::sleep(keep_alive) => return close(stream, config.header_read_timeout).await,
                 () = shutdown.cancelled() => return close(stream, config.header_read_timeout).await,
             }
-        } else {
-            may_park = false;
         }
-        io = Rewind::new(stream, ahead.into());
     }
 }
 
@@ -205,7 +227,7 @@ enum Event {
 /// The waker [`drive`]'s watchers are polled with: it notes that one of them woke the task, so
 /// they are polled again only then (and once at first, to register).
 #[derive(Default)]
-struct Watchers {
+pub(crate) struct Watchers {
     /// The flag and the waker made of it, for the task's waker as last seen.
     gate: Option<(Arc<Gate>, Waker)>,
 }
@@ -219,7 +241,7 @@ struct Gate {
 impl Watchers {
     /// A context to poll the watchers with, when one of them has woken the task since they
     /// were last polled (or the task's waker changed, so they must register anew).
-    fn woken(&mut self, cx: &Context<'_>) -> Option<Context<'_>> {
+    pub(crate) fn woken(&mut self, cx: &Context<'_>) -> Option<Context<'_>> {
         let current = self.gate.as_ref().is_some_and(|(gate, _)| gate.task.will_wake(cx.waker()));
         if !current {
             let gate = Arc::new(Gate { woken: AtomicBool::new(true), task: cx.waker().clone() });

@@ -252,6 +252,11 @@ pub struct ServeArgs {
     /// `traceparent` and its `tracestate` are always forwarded unchanged.
     #[arg(long, value_enum, value_name = "on|off", default_value_t = Switch::On)]
     pub trace_generate: Switch,
+    /// Whether plain HTTP/1.1 `GET` and `HEAD` requests without a body take the router's fast
+    /// lane (its own HTTP/1.1 server path), or (`off`) go through hyper's server like every
+    /// other request; for comparing the two (`sluice bench`, `scripts/cpu-split.sh`).
+    #[arg(long, value_enum, value_name = "on|off", default_value_t = Switch::On)]
+    pub fast_lane: Switch,
     /// Export a span per proxied request (one carrying a valid or generated `traceparent`) to
     /// this OTLP/HTTP traces URL, as protobuf, e.g. `http://127.0.0.1:4318/v1/traces`. Only in
     /// a sluice built with the `otlp` cargo feature.

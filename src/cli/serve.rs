@@ -235,6 +235,7 @@ where
             header_read_timeout,
             generate_traceparent,
             observer,
+            fast_lane: args.fast_lane == super::Switch::On,
             ..RouterConfig::default()
         },
         log_handle,

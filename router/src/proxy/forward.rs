@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use super::client::{Attempt, RequestHead, Upstream};
 use super::deadline::{HeadDeadline, Spare};
 use super::headers;
-use super::{Routed, Router};
+use super::{Payload, Routed, Router};
 use crate::access_log::{BytesIn, Entry};
 use crate::activity::ActivityGuard;
 use crate::body::{BodyEnd, BodyLimits, InstanceBody, RouterBody, UpstreamBody};
@@ -60,15 +60,13 @@ pub(super) fn forward(
         // Only with an observer (span export): its parent and method, before sending takes them.
         let observed = observer.and_then(|o| Some((o, routed.trace.parent()?, routed.parts.method.clone())));
         let (backend, trace) = (routed.backend.clone(), routed.trace.id());
-        let sent = match &routed.forwarded {
-            None => {
-                let Routed { guard, parts, path, body, body_end, spare, .. } = routed;
+        let sent = match routed.payload {
+            Payload::Streaming(body) => {
+                let Routed { guard, parts, path, body_end, spare, .. } = routed;
                 let sending = Sending { guard, parts, path, body, body_end, arrived, spare };
                 Box::pin(send_streaming(upstream, &backend, sending)).await
             }
-            // The request's body (ended before it began) is kept until the answer, as a request
-            // hyper's client sends keeps its own.
-            Some(forwarded) => {
+            Payload::Bodiless { ref forwarded, .. } => {
                 let mut deadline = HeadDeadline::new(Some(routed.spare), arrived + backend.target.head_timeout());
                 if let Some(end) = &routed.body_end {
                     end.set(true);

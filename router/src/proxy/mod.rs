@@ -1,7 +1,9 @@
 //! The request path, top to bottom:
 //!
 //! 1. [`RouterService`] (one per connection) is the edge: `Error = Infallible`, every failure
-//!    becomes a response through [`ProxyError::into_response`].
+//!    becomes a response through [`ProxyError::into_response`]. The fast lane ([`crate::lane`])
+//!    comes in beside it, for a bodiless `GET` or `HEAD` it parsed itself
+//!    ([`RouterService::route_bodiless`]): steps 2–5 as below, or back to hyper.
 //! 2. Plain HTTP to a service host is redirected to HTTPS, or refused, when Knative's
 //!    `http-protocol` asks (`redirect.rs`). Limits: headers beyond the configured limits get
 //!    431 before any routing work.
@@ -133,7 +135,7 @@ struct Routed {
     guard: InstanceGuard,
     parts: http::request::Parts,
     path: PathAndQuery,
-    body: Incoming,
+    payload: Payload,
     /// For an HTTP/1 client: its connection's [`BodyEnd`].
     body_end: Option<Arc<BodyEnd>>,
     /// When a request that waited arrived (its timeouts count the wait); otherwise they start
@@ -143,9 +145,31 @@ struct Routed {
     trace: Settled,
     /// Its client connection's spare timer (see [`deadline`]).
     spare: Arc<Spare>,
-    /// For a bodiless `GET` or `HEAD` to an HTTP/1.1 instance, which the router's own client
-    /// sends: the `X-Forwarded-*` headers it writes (`parts` lacks them).
-    forwarded: Option<headers::Forwarded>,
+}
+
+/// A request the fast lane parsed, routed and ready to send ([`RouterService::route_bodiless`]).
+pub(crate) struct Bodiless {
+    router: Router,
+    routed: Routed,
+}
+
+impl Bodiless {
+    /// Sends it and waits for the response head (every failure is a response, as for hyper's
+    /// requests).
+    pub(crate) fn forward(self) -> impl Future<Output = Result<Response<RouterBody>, Infallible>> + Send {
+        forward::forward(self.router, self.routed, None)
+    }
+}
+
+/// How a routed request goes to its instance.
+enum Payload {
+    /// Through hyper's client, its body streamed.
+    Streaming(Incoming),
+    /// A bodiless `GET` or `HEAD` to an HTTP/1.1 instance, which the router's own client sends:
+    /// the `X-Forwarded-*` headers it writes (`parts` lacks them), and the request's body when
+    /// hyper read the request (ended before it began; kept until the answer, as a request
+    /// hyper's client sends keeps its own). The fast lane ([`crate::lane`]) has none.
+    Bodiless { forwarded: headers::Forwarded, _body: Option<Incoming> },
 }
 
 // === impl Router ===
@@ -344,9 +368,36 @@ fn routed(
     settled: Settled,
 ) -> Routed {
     let body_end = (req.version() < Version::HTTP_2).then(|| body_end.clone());
-    let (parts, path, body, forwarded) = rewrite(req, client, backend.target.protocol, settled);
+    let (parts, body) = req.into_parts();
+    let bodiless = backend.target.protocol == Protocol::Http1 && forward::bodiless(&parts, &body);
+    let (mut parts, path) = rewrite(parts, bodiless, client, backend.target.protocol, settled);
+    // hyper's client sends a `GET` or `HEAD` body of unknown length only when the request says
+    // `chunked` (it assumes none otherwise), and the client's own `Transfer-Encoding` was
+    // stripped as hop-by-hop: without this the instance would get the head and not the body.
+    if !bodiless
+        && backend.target.protocol == Protocol::Http1
+        && (parts.method == Method::GET || parts.method == Method::HEAD)
+        && http_body::Body::size_hint(&body).exact().is_none()
+    {
+        parts.headers.insert(http::header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+    }
+    let payload = if bodiless {
+        Payload::Bodiless { forwarded: client.forwarded(settled), _body: Some(body) }
+    } else {
+        Payload::Streaming(body)
+    };
     let spare = client.spare.clone();
-    Routed { backend, guard, parts, path, body, body_end, arrived, trace: settled, spare, forwarded }
+    Routed { backend, guard, parts, path, payload, body_end, arrived, trace: settled, spare }
+}
+
+// === impl Client ===
+
+impl Client {
+    /// The `X-Forwarded-*` headers (and `traceparent`) the router's own client writes for a
+    /// request from this client.
+    fn forwarded(&self, trace: Settled) -> headers::Forwarded {
+        headers::Forwarded { client_ip: self.ip.clone(), https: self.https, trace }
+    }
 }
 
 // === impl RouterService ===
@@ -355,6 +406,52 @@ impl RouterService {
     /// The connection's requests in flight.
     pub fn activity(&self) -> &Arc<Activity> {
         &self.activity
+    }
+}
+
+impl RouterService {
+    /// Whether the fast lane ([`crate::lane`]) may serve this connection's plain HTTP/1.1
+    /// requests: it is on, and no access log wants their lines.
+    pub(crate) fn takes_lane(&self) -> bool {
+        let inner = &*self.router.inner;
+        inner.config.fast_lane && inner.access_log.is_none() && !self.client.https
+    }
+
+    /// The fast lane's way in ([`crate::lane`]): a bodiless `GET` or `HEAD` from an HTTP/1.1
+    /// client, whose head the lane parsed, routed as [`call`](Self::call) would route it,
+    /// when an instance of an HTTP/1.1 revision can take it at once. `None` for anything else
+    /// (a redirect, a 4xx of the router's own, a revision without a
+    /// free slot, an h2c revision): hyper then serves the request, as every other one.
+    pub(crate) fn route_bodiless(&self, req: Request<()>) -> Option<Bodiless> {
+        let inner = &*self.router.inner;
+        let traceparent = headers::scan(req.headers(), inner.config.max_headers, inner.config.max_header_bytes)?;
+        let table = inner.table.load();
+        if !self.client.https && inner.redirect.answer(&table, &req).is_some() {
+            return None;
+        }
+        let backend = table.resolve(&req).ok()?;
+        if backend.target.protocol != Protocol::Http1 {
+            return None;
+        }
+        let guard = backend.target.revision.pick()?;
+        let backend = backend.clone();
+        drop(table);
+        let trace = trace::settle_value(traceparent, inner.config.generate_traceparent);
+        let (parts, ()) = req.into_parts();
+        let (parts, path) = rewrite(parts, true, &self.client, Protocol::Http1, trace);
+        backend.picked();
+        let routed = Routed {
+            payload: Payload::Bodiless { forwarded: self.client.forwarded(trace), _body: None },
+            backend,
+            guard,
+            parts,
+            path,
+            body_end: Some(self.body_end.clone()),
+            arrived: None,
+            trace,
+            spare: self.client.spare.clone(),
+        };
+        Some(Bodiless { router: self.router.clone(), routed })
     }
 }
 
@@ -439,17 +536,18 @@ fn miss(miss: table::Miss) -> ProxyError {
     }
 }
 
-/// Splits the request for forwarding: hop-by-hop headers out, `Host` kept (taken from the
+/// Rewrites the request's head for forwarding (`bodiless`: a request the router's own client
+/// sends, see [`Payload::Bodiless`]): hop-by-hop headers out, `Host` kept (taken from the
 /// authority for h2 clients), `X-Forwarded-*` and a new `traceparent` (when `trace` is one) in,
 /// the version the instance speaks, and the path and query as the origin-form target. For the
 /// router's own client the added headers are left to [`headers::Forwarded`], which it writes.
 fn rewrite(
-    req: Request<Incoming>,
+    mut parts: http::request::Parts,
+    bodiless: bool,
     client: &Client,
     protocol: Protocol,
     trace: Settled,
-) -> (http::request::Parts, PathAndQuery, Incoming, Option<headers::Forwarded>) {
-    let (mut parts, body) = req.into_parts();
+) -> (http::request::Parts, PathAndQuery) {
     let uri = std::mem::take(&mut parts.uri).into_parts();
     // Only a target with an authority (absolute-form, or HTTP/2's `:authority`) can give a
     // `Host`: the usual origin-form request is not looked up.
@@ -460,13 +558,10 @@ fn rewrite(
         parts.headers.insert(HOST, host);
     }
     headers::strip_request(&mut parts.headers);
-    let forwarded = if protocol == Protocol::Http1 && forward::bodiless(&parts, &body) {
-        Some(headers::Forwarded { client_ip: client.ip.clone(), https: client.https, trace })
-    } else {
+    if !bodiless {
         headers::set_forwarded(&mut parts.headers, &client.ip, client.https);
         trace.apply(&mut parts.headers);
-        None
-    };
+    }
     parts.version = match protocol {
         Protocol::Http1 => Version::HTTP_11,
         Protocol::H2c => Version::HTTP_2,
@@ -477,5 +572,5 @@ fn rewrite(
     if let Some(bytes_in) = bytes_in {
         parts.extensions.insert(bytes_in);
     }
-    (parts, uri.path_and_query.unwrap_or_else(|| PathAndQuery::from_static("/")), body, forwarded)
+    (parts, uri.path_and_query.unwrap_or_else(|| PathAndQuery::from_static("/")))
 }

@@ -8,6 +8,7 @@ mod errors;
 mod forwarding;
 mod h2c;
 mod idle;
+mod lane;
 mod lifecycle;
 mod routing;
 mod rules;

@@ -1,0 +1,537 @@
+//! The fast lane: the commonest request, a plain HTTP/1.1 `GET` or `HEAD` without a body,
+//! read, routed and answered without hyper's server.
+//!
+//! hyper's server connection is general: it runs every request through its dispatcher (a
+//! state machine that polls the service's boxed future, the request body and the response
+//! body in turn), reads into a fresh 8 KiB buffer per request, and encodes the response head
+//! from a header map after a round of checks. Under callgrind that machinery cost more than
+//! routing and the upstream exchange together. The lane does only what the usual request
+//! needs: it reads the head into a buffer of its own, parses it once (`httparse`), builds the
+//! request's header map from slices of that buffer, hands it to
+//! [`RouterService::route_bodiless`] (the same routing and upstream exchange hyper's requests
+//! get), and writes the response's head and body itself, the head and a small body in one write.
+//!
+//! The lane takes a request only when nothing about it needs more than that: HTTP/1.1, `GET`
+//! or `HEAD`, an origin-form target, exactly one `Host`, no `Content-Length`,
+//! `Transfer-Encoding`, `Expect` or `Upgrade`, a `Connection` of `keep-alive` or `close` only,
+//! at most [`MAX_FIELDS`] fields; and the router must be able to forward it at once (see
+//! `route_bodiless`). Anything else (an error answer of the router's own, a redirect, a
+//! request that must wait for capacity, a malformed or oversized head) is handed to hyper with
+//! every byte read so far ([`End::Handoff`]): hyper then serves the connection, as it serves
+//! every connection without the lane, until it parks ([`crate::park`]) and the lane takes over
+//! again.
+//!
+//! What it keeps of hyper's server: the header-read deadline (a head must be complete within
+//! `header_read_timeout` of the last response's end, however the bytes dribble in), the idle
+//! timeout, the router's shutdown (an idle connection closes at once; a request in flight
+//! finishes with `Connection: close`), `Date` on responses without one, `Content-Length` or
+//! `chunked` framing to the client (no body for `HEAD`, 1xx, 204 and 304), and a connection
+//! dropped when a response body fails midway (the client sees it cut, never a short body framed
+//! as complete). Between requests it holds no buffer at all.
+
+use std::future::poll_fn;
+use std::io;
+use std::mem::MaybeUninit;
+use std::pin::pin;
+use std::task::Poll;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, DATE};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version};
+use http_body::{Body, Frame};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::body::{BodyError, RouterBody};
+use crate::config::RouterConfig;
+use crate::linger::Lingering;
+use crate::park::Watchers;
+use crate::proxy::RouterService;
+
+/// The most header fields a request the lane takes may have (more go to hyper).
+pub(crate) const MAX_FIELDS: usize = 64;
+/// How much room a read asks for.
+const READ_SIZE: usize = 4096;
+/// A response's body is copied behind its head, for one write, up to this size; a larger
+/// frame is written on its own.
+const COALESCE: usize = 16 * 1024;
+
+/// How the lane left the connection.
+#[derive(Debug)]
+pub(crate) enum End {
+    /// Done (the client closed or asked to close, the idle timeout, shutdown): shut the socket
+    /// down.
+    Closed,
+    /// Broken, or the head did not arrive in time: drop the socket.
+    Dropped,
+    /// A request the lane does not take: hyper serves it from these bytes on.
+    Handoff(Bytes),
+}
+
+/// Where a header field's name and value lie in the head.
+#[derive(Clone, Copy, Debug, Default)]
+struct Span {
+    name: (u32, u32),
+    value: (u32, u32),
+}
+
+/// What the bytes read so far hold.
+#[derive(Debug)]
+enum Scan {
+    /// A head the lane takes: its length, method, target and field count.
+    Take { len: usize, method: Method, target: (u32, u32), fields: usize, close: bool },
+    /// Not all of a head yet.
+    Partial,
+    /// A head (or garbage) for hyper.
+    Hyper,
+}
+
+/// What waiting for the client gave.
+enum Waited {
+    /// More bytes are in the buffer.
+    Read,
+    /// The client closed its side.
+    Eof,
+    /// The read failed.
+    Failed,
+    /// The deadline passed.
+    Late,
+    /// The router is shutting down.
+    Shutdown,
+}
+
+/// A step of writing a response body.
+enum Step {
+    Frame(Frame<Bytes>),
+    /// The body has nothing ready: write what is buffered.
+    Flush,
+    End,
+    Failed(BodyError),
+}
+
+/// How the response body is framed for the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Framing {
+    /// No body (`HEAD`, 1xx, 204, 304).
+    None,
+    /// This many bytes still to send.
+    Length(u64),
+    Chunked,
+}
+
+/// Serves requests on `stream` while the lane takes them; `since` is when the connection was
+/// last busy (its deadlines count from then).
+pub(crate) async fn serve(
+    stream: &mut Lingering<TcpStream>,
+    service: &RouterService,
+    config: &RouterConfig,
+    shutdown: &CancellationToken,
+    mut since: Instant,
+) -> End {
+    let mut buf = BytesMut::new();
+    // The connection's one timer and its shutdown watch, kept across requests (a timer moved
+    // later costs no re-registration) and polled only when they woke the task.
+    let timer = tokio::time::sleep_until(deadline(since, config));
+    let cancelled = shutdown.cancelled();
+    let mut timer = pin!(timer);
+    let mut cancelled = pin!(cancelled);
+    let mut watchers = Watchers::default();
+    loop {
+        // Where the search for a head's end resumes: a head that arrives in pieces is parsed
+        // again only once a piece could have ended it, so dribbled bytes cost no parse each.
+        let mut searched = 0;
+        let (head, req, close) = loop {
+            if !buf.is_empty() && ends_head(&buf, searched) {
+                match take(&mut buf) {
+                    Taken::Request(head, req, close) => break (head, req, close),
+                    Taken::Hyper(bytes) => return End::Handoff(bytes),
+                    Taken::Partial if buf.len() >= config.hard_header_bytes() => return End::Handoff(buf.freeze()),
+                    Taken::Partial => {}
+                }
+            }
+            searched = buf.len();
+            if timer.deadline() != deadline(since, config) {
+                timer.as_mut().reset(deadline(since, config));
+            }
+            let waited = poll_fn(|cx| {
+                loop {
+                    match stream.get_ref().poll_read_ready(cx) {
+                        Poll::Ready(Ok(())) => {}
+                        Poll::Ready(Err(_)) => return Poll::Ready(Waited::Failed),
+                        Poll::Pending => break,
+                    }
+                    if buf.capacity() - buf.len() < READ_SIZE / 4 {
+                        buf.reserve(READ_SIZE);
+                    }
+                    match stream.get_ref().try_read_buf(&mut buf) {
+                        Ok(0) => return Poll::Ready(Waited::Eof),
+                        Ok(_) => return Poll::Ready(Waited::Read),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(_) => return Poll::Ready(Waited::Failed),
+                    }
+                }
+                let Some(mut cx) = watchers.woken(cx) else {
+                    return Poll::Pending;
+                };
+                if cancelled.as_mut().poll(&mut cx).is_ready() {
+                    return Poll::Ready(Waited::Shutdown);
+                }
+                if timer.as_mut().poll(&mut cx).is_ready() {
+                    return Poll::Ready(Waited::Late);
+                }
+                Poll::Pending
+            })
+            .await;
+            match waited {
+                Waited::Read => {}
+                Waited::Eof | Waited::Shutdown if buf.is_empty() => return End::Closed,
+                Waited::Late if buf.is_empty() => {
+                    tracing::debug!("idle connection closed");
+                    return End::Closed;
+                }
+                Waited::Late => {
+                    tracing::debug!("no request head within the header read timeout");
+                    return End::Dropped;
+                }
+                Waited::Eof | Waited::Shutdown | Waited::Failed => return End::Dropped,
+            }
+        };
+        let head_only = req.method() == Method::HEAD;
+        let Some(routed) = service.route_bodiless(req) else {
+            return End::Handoff(rejoin(head, buf));
+        };
+        drop(head);
+        // One box for the exchange and the answer, freed once the response is written: held in
+        // this future, their state (some kilobytes) would stay resident while the connection
+        // idles.
+        let answered = Box::pin(async {
+            let Ok(res) = routed.forward().await;
+            let close = close || shutdown.is_cancelled();
+            respond(stream, res, head_only, close).await
+        });
+        match answered.await {
+            Ok(true) => {}
+            Ok(false) => return End::Closed,
+            Err(e) => {
+                tracing::debug!(error = %e, "response not written");
+                return End::Dropped;
+            }
+        }
+        since = Instant::now();
+        if buf.is_empty() {
+            // Nothing read ahead: give the buffer's memory back while the connection waits.
+            buf = BytesMut::new();
+        }
+    }
+}
+
+/// When the connection, last busy at `since`, is closed if no complete head has come.
+fn deadline(since: Instant, config: &RouterConfig) -> Instant {
+    since + config.header_read_timeout.min(config.idle_timeout)
+}
+
+/// Whether `buf`, already searched up to `searched` without an end found, may now hold the
+/// blank line that ends a head (`\n\n` or `\n\r\n`).
+fn ends_head(buf: &[u8], searched: usize) -> bool {
+    if searched == 0 {
+        return true;
+    }
+    let from = searched.saturating_sub(2);
+    memchr::memchr_iter(b'\n', &buf[from..]).any(|i| {
+        let rest = &buf[from + i + 1..];
+        rest.first() == Some(&b'\n') || rest.starts_with(b"\r\n")
+    })
+}
+
+/// A request head split off the buffer.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "the request is the common case, taken once per request; boxing it would cost an allocation"
+)]
+enum Taken {
+    /// The head's bytes, the request (its header values share them), whether it asked to close.
+    Request(Bytes, Request<()>, bool),
+    Partial,
+    /// For hyper: every byte read.
+    Hyper(Bytes),
+}
+
+/// The request at the start of `buf`, when it is complete and the lane takes it.
+fn take(buf: &mut BytesMut) -> Taken {
+    let mut spans = [Span::default(); MAX_FIELDS];
+    let (len, method, target, fields, close) = match scan(buf, &mut spans) {
+        Scan::Take { len, method, target, fields, close } => (len, method, target, fields, close),
+        Scan::Partial => return Taken::Partial,
+        Scan::Hyper => return Taken::Hyper(std::mem::take(buf).freeze()),
+    };
+    let head = buf.split_to(len).freeze();
+    match request(&head, method, target, &spans[..fields]) {
+        Some(req) => Taken::Request(head, req, close),
+        None => Taken::Hyper(rejoin(head, std::mem::take(buf))),
+    }
+}
+
+/// `head` and the bytes after it, as one.
+fn rejoin(head: Bytes, rest: BytesMut) -> Bytes {
+    if rest.is_empty() {
+        return head;
+    }
+    let mut all = BytesMut::with_capacity(head.len() + rest.len());
+    all.extend_from_slice(&head);
+    all.extend_from_slice(&rest);
+    all.freeze()
+}
+
+/// Parses the head at the start of `buf` once, noting its fields' places in `spans`.
+fn scan(buf: &[u8], spans: &mut [Span; MAX_FIELDS]) -> Scan {
+    let mut fields = [MaybeUninit::uninit(); MAX_FIELDS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_request_with_uninit_headers(&mut req, buf, &mut fields) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Scan::Partial,
+        Err(_) => return Scan::Hyper,
+    };
+    if req.version != Some(1) {
+        return Scan::Hyper;
+    }
+    let method = match req.method {
+        Some("GET") => Method::GET,
+        Some("HEAD") => Method::HEAD,
+        _ => return Scan::Hyper,
+    };
+    // The fields are slices of `buf`, whose length hyper's limit bounds far below u32::MAX.
+    let base = buf.as_ptr() as usize;
+    let place = |s: &[u8]| {
+        let start = s.as_ptr() as usize - base;
+        (start as u32, (start + s.len()) as u32)
+    };
+    let Some(target) = req.path.filter(|p| p.starts_with('/')).map(|p| place(p.as_bytes())) else {
+        return Scan::Hyper;
+    };
+    let (mut hosts, mut close) = (0, false);
+    for (span, field) in spans.iter_mut().zip(req.headers.iter()) {
+        let name = field.name.as_bytes();
+        match name.len() {
+            4 if name.eq_ignore_ascii_case(b"host") => hosts += 1,
+            6 if name.eq_ignore_ascii_case(b"expect") => return Scan::Hyper,
+            7 if name.eq_ignore_ascii_case(b"upgrade") => return Scan::Hyper,
+            10 if name.eq_ignore_ascii_case(b"connection") => match connection(field.value) {
+                Some(closes) => close |= closes,
+                None => return Scan::Hyper,
+            },
+            14 if name.eq_ignore_ascii_case(b"content-length") => return Scan::Hyper,
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => return Scan::Hyper,
+            _ => {}
+        }
+        *span = Span { name: place(name), value: place(field.value) };
+    }
+    if hosts != 1 {
+        return Scan::Hyper;
+    }
+    Scan::Take { len, method, target, fields: req.headers.len(), close }
+}
+
+/// Whether a `Connection` value asks to close, when it holds only `keep-alive` and `close`.
+fn connection(value: &[u8]) -> Option<bool> {
+    let mut close = false;
+    for token in value.split(|&b| b == b',') {
+        let token = token.trim_ascii();
+        if token.eq_ignore_ascii_case(b"close") {
+            close = true;
+        } else if !token.eq_ignore_ascii_case(b"keep-alive") && !token.is_empty() {
+            return None;
+        }
+    }
+    Some(close)
+}
+
+/// The request whose head is `head`, its header values slices of it; None when a part does
+/// not convert (hyper then answers it).
+fn request(head: &Bytes, method: Method, target: (u32, u32), spans: &[Span]) -> Option<Request<()>> {
+    let range = |(start, end): (u32, u32)| start as usize..end as usize;
+    let path = PathAndQuery::from_maybe_shared(head.slice(range(target))).ok()?;
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    for span in spans {
+        let name = HeaderName::from_bytes(head.get(range(span.name))?).ok()?;
+        let value = HeaderValue::from_maybe_shared(head.slice(range(span.value))).ok()?;
+        headers.append(name, value);
+    }
+    let mut req = Request::new(());
+    *req.method_mut() = method;
+    *req.uri_mut() = Uri::from(path);
+    *req.version_mut() = Version::HTTP_11;
+    *req.headers_mut() = headers;
+    Some(req)
+}
+
+/// Writes `res` to the client: its head (with `Date` when it has none, its framing, and
+/// `Connection: close` when `close`), then its body. Ok(false) when the connection must close
+/// after it; an error when the body failed midway (the connection is then dropped).
+async fn respond(
+    stream: &mut Lingering<TcpStream>,
+    res: http::Response<RouterBody>,
+    head_only: bool,
+    close: bool,
+) -> io::Result<bool> {
+    let (parts, body) = res.into_parts();
+    let mut out = Vec::with_capacity(512);
+    let close = close || parts.headers.contains_key(CONNECTION);
+    let mut framing = write_head(&mut out, parts.status, &parts.headers, head_only, body.size_hint().exact(), close);
+    let mut body = pin!(body);
+    loop {
+        let step = poll_fn(|cx| match body.as_mut().poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Step::Frame(frame)),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Step::Failed(e)),
+            Poll::Ready(None) => Poll::Ready(Step::End),
+            Poll::Pending if !out.is_empty() => Poll::Ready(Step::Flush),
+            Poll::Pending => Poll::Pending,
+        })
+        .await;
+        match step {
+            Step::Frame(frame) => {
+                let Ok(data) = frame.into_data() else { continue };
+                if let Some(large) = encode(&mut out, &mut framing, data)? {
+                    stream.write_all(&out).await?;
+                    out.clear();
+                    stream.write_all(&large).await?;
+                    if framing == Framing::Chunked {
+                        out.extend_from_slice(b"\r\n");
+                    }
+                }
+                // As hyper does: a body that says it has ended is not polled again.
+                if body.is_end_stream() {
+                    break;
+                }
+            }
+            Step::Flush => {
+                stream.write_all(&out).await?;
+                out.clear();
+            }
+            Step::End => break,
+            Step::Failed(e) => return Err(io::Error::other(e)),
+        }
+    }
+    match framing {
+        Framing::Chunked => out.extend_from_slice(b"0\r\n\r\n"),
+        Framing::Length(0) | Framing::None => {}
+        Framing::Length(_) => return Err(io::Error::other("the response body ended before its Content-Length")),
+    }
+    if !out.is_empty() {
+        stream.write_all(&out).await?;
+    }
+    Ok(!close)
+}
+
+/// Writes the status line and fields of a response into `out`; returns its body's framing.
+fn write_head(
+    out: &mut Vec<u8>,
+    status: StatusCode,
+    headers: &HeaderMap,
+    head_only: bool,
+    exact: Option<u64>,
+    close: bool,
+) -> Framing {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let mut length = None;
+    for (name, value) in headers {
+        if name == CONTENT_LENGTH {
+            length = std::str::from_utf8(value.as_bytes()).ok().and_then(|v| v.parse::<u64>().ok());
+        }
+        field(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if !headers.contains_key(DATE) {
+        date::with(|date| field(out, b"date", date));
+    }
+    if close && !headers.contains_key(CONNECTION) {
+        field(out, b"connection", b"close");
+    }
+    let no_body = head_only
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let framing = if no_body {
+        Framing::None
+    } else if let Some(n) = length {
+        Framing::Length(n)
+    } else if let Some(n) = exact {
+        field(out, b"content-length", n.to_string().as_bytes());
+        Framing::Length(n)
+    } else {
+        field(out, b"transfer-encoding", b"chunked");
+        Framing::Chunked
+    };
+    out.extend_from_slice(b"\r\n");
+    framing
+}
+
+fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Frames `data` into `out`; a large frame is given back to be written on its own (after
+/// `out`), its framing already in `out`.
+fn encode(out: &mut Vec<u8>, framing: &mut Framing, data: Bytes) -> io::Result<Option<Bytes>> {
+    if data.is_empty() {
+        return Ok(None);
+    }
+    match framing {
+        Framing::None => return Ok(None),
+        Framing::Length(left) => {
+            let n = data.len() as u64;
+            if n > *left {
+                return Err(io::Error::other("the response body is longer than its Content-Length"));
+            }
+            *left -= n;
+        }
+        Framing::Chunked => out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes()),
+    }
+    if out.len() + data.len() > COALESCE {
+        // A chunk's CRLF goes into `out` once the data is written.
+        return Ok(Some(data));
+    }
+    out.extend_from_slice(&data);
+    if *framing == Framing::Chunked {
+        out.extend_from_slice(b"\r\n");
+    }
+    Ok(None)
+}
+
+/// `Date` values, formatted once a second per thread.
+mod date {
+    use std::cell::RefCell;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    thread_local! {
+        static CACHED: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
+    }
+
+    /// Calls `f` with the current time as an HTTP date.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "an HTTP `Date` is wall-clock time; it is only read for a response without one, and formatted once a second"
+    )]
+    pub(super) fn with<R>(f: impl FnOnce(&[u8]) -> R) -> R {
+        let now = SystemTime::now();
+        let second = now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
+        CACHED.with(|cached| {
+            let mut cached = cached.borrow_mut();
+            if cached.0 != second || cached.1.is_empty() {
+                *cached = (second, httpdate::fmt_http_date(now));
+            }
+            f(cached.1.as_bytes())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
