@@ -34,7 +34,7 @@ use crate::access_log::{BytesIn, Entry};
 use crate::activity::ActivityGuard;
 use crate::endpoints::{InstanceGuard, RevisionEndpoints};
 use crate::error::ExchangeError;
-use crate::proxy::{RawBody, Reuse};
+use crate::proxy::{PassedHead, RawBody, Reuse};
 
 /// The body of every response the router sends.
 #[derive(Debug)]
@@ -147,6 +147,15 @@ impl RouterBody {
     pub(crate) fn logged(mut self, log: Option<Entry>) -> Self {
         self.log = log;
         self
+    }
+
+    /// The instance's response head as it came, when the router's own client kept it that way
+    /// for the fast lane (see [`PassedHead`]); once.
+    pub(crate) fn take_passed_head(&mut self) -> Option<PassedHead> {
+        match &mut self.kind {
+            Kind::Upstream { body: InstanceBody::Raw(raw), .. } => raw.take_passed_head(),
+            _ => None,
+        }
     }
 
     /// The instance this body comes from, while it holds the instance.

@@ -376,10 +376,18 @@ async fn respond(
     head_only: bool,
     close: bool,
 ) -> io::Result<bool> {
-    let (parts, body) = res.into_parts();
+    let (parts, mut body) = res.into_parts();
     let mut out = Vec::with_capacity(512);
     let close = close || parts.headers.contains_key(CONNECTION);
-    let mut framing = write_head(&mut out, parts.status, &parts.headers, head_only, body.size_hint().exact(), close);
+    let exact = body.size_hint().exact();
+    let mut framing = match body.take_passed_head() {
+        Some(passed) => {
+            out.extend_from_slice(&passed.bytes);
+            let fields = Fields { date: passed.date, length: passed.length, connection: false };
+            end_head(&mut out, parts.status, fields, head_only, exact, close)
+        }
+        None => write_head(&mut out, parts.status, &parts.headers, head_only, exact, close),
+    };
     let mut body = pin!(body);
     loop {
         let step = poll_fn(|cx| match body.as_mut().poll_frame(cx) {
@@ -425,7 +433,16 @@ async fn respond(
     Ok(!close)
 }
 
-/// Writes the status line and fields of a response into `out`; returns its body's framing.
+/// What a response head's fields already say, for [`end_head`].
+#[derive(Clone, Copy, Debug)]
+struct Fields {
+    date: bool,
+    /// Its one `Content-Length`.
+    length: Option<u64>,
+    connection: bool,
+}
+
+/// Writes the status line and fields of a response into `out`, then [`end_head`].
 fn write_head(
     out: &mut Vec<u8>,
     status: StatusCode,
@@ -439,17 +456,36 @@ fn write_head(
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
-    let mut length = None;
+    let mut fields = Fields { date: false, length: None, connection: false };
     for (name, value) in headers {
         if name == CONTENT_LENGTH {
-            length = std::str::from_utf8(value.as_bytes()).ok().and_then(|v| v.parse::<u64>().ok());
+            fields.length = std::str::from_utf8(value.as_bytes()).ok().and_then(|v| v.parse::<u64>().ok());
+        } else if name == DATE {
+            fields.date = true;
+        } else if name == CONNECTION {
+            fields.connection = true;
         }
         field(out, name.as_str().as_bytes(), value.as_bytes());
     }
-    if !headers.contains_key(DATE) {
+    end_head(out, status, fields, head_only, exact, close)
+}
+
+/// Ends a response head whose status line and `fields` are in `out`: `Date` when it has none,
+/// `Connection: close` when `close`, its framing, the blank line. Returns the body's framing:
+/// none for `HEAD` (whose fields are kept as given), 1xx, 204 and 304; its `Content-Length`,
+/// or the body's `exact` length, or `chunked`.
+fn end_head(
+    out: &mut Vec<u8>,
+    status: StatusCode,
+    fields: Fields,
+    head_only: bool,
+    exact: Option<u64>,
+    close: bool,
+) -> Framing {
+    if !fields.date {
         date::with(|date| field(out, b"date", date));
     }
-    if close && !headers.contains_key(CONNECTION) {
+    if close && !fields.connection {
         field(out, b"connection", b"close");
     }
     let no_body = head_only
@@ -458,7 +494,7 @@ fn write_head(
         || status == StatusCode::NOT_MODIFIED;
     let framing = if no_body {
         Framing::None
-    } else if let Some(n) = length {
+    } else if let Some(n) = fields.length {
         Framing::Length(n)
     } else if let Some(n) = exact {
         field(out, b"content-length", n.to_string().as_bytes());

@@ -66,7 +66,7 @@ pub(super) fn forward(
                 let sending = Sending { guard, parts, path, body, body_end, arrived, spare };
                 Box::pin(send_streaming(upstream, &backend, sending)).await
             }
-            Payload::Bodiless { ref forwarded, .. } => {
+            Payload::Bodiless { ref forwarded, ref body } => {
                 let mut deadline = HeadDeadline::new(Some(routed.spare), arrived + backend.target.head_timeout());
                 if let Some(end) = &routed.body_end {
                     end.set(true);
@@ -76,6 +76,9 @@ pub(super) fn forward(
                     path: &routed.path,
                     headers: &routed.parts.headers,
                     forwarded: Some(forwarded),
+                    // A request the fast lane read (hyper has no body for it): the lane writes
+                    // the response head as it came.
+                    pass_head: body.is_none(),
                 };
                 send_bodiless(
                     upstream,

@@ -62,7 +62,7 @@ const ROUTE_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
 const REROUTE_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
 
 mod client;
-pub(crate) use client::{RawBody, Reuse};
+pub(crate) use client::{PassedHead, RawBody, Reuse};
 mod connect;
 mod deadline;
 mod forward;
@@ -169,7 +169,7 @@ enum Payload {
     /// the `X-Forwarded-*` headers it writes (`parts` lacks them), and the request's body when
     /// hyper read the request (ended before it began; kept until the answer, as a request
     /// hyper's client sends keeps its own). The fast lane ([`crate::lane`]) has none.
-    Bodiless { forwarded: headers::Forwarded, _body: Option<Incoming> },
+    Bodiless { forwarded: headers::Forwarded, body: Option<Incoming> },
 }
 
 // === impl Router ===
@@ -382,7 +382,7 @@ fn routed(
         parts.headers.insert(http::header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
     }
     let payload = if bodiless {
-        Payload::Bodiless { forwarded: client.forwarded(settled), _body: Some(body) }
+        Payload::Bodiless { forwarded: client.forwarded(settled), body: Some(body) }
     } else {
         Payload::Streaming(body)
     };
@@ -441,7 +441,7 @@ impl RouterService {
         let (parts, path) = rewrite(parts, true, &self.client, Protocol::Http1, trace);
         backend.picked();
         let routed = Routed {
-            payload: Payload::Bodiless { forwarded: self.client.forwarded(trace), _body: None },
+            payload: Payload::Bodiless { forwarded: self.client.forwarded(trace), body: None },
             backend,
             guard,
             parts,

@@ -60,6 +60,21 @@ pub(crate) struct RequestHead<'a> {
     /// The `X-Forwarded-*` headers to write beside `headers` (which then still hold what the
     /// client sent of them).
     pub(crate) forwarded: Option<&'a Forwarded>,
+    /// The response head goes to the client as it came (the fast lane writes it): kept as
+    /// [`PassedHead`] bytes rather than read into a header map, when it is plain enough.
+    pub(crate) pass_head: bool,
+}
+
+/// A response head for the client as the instance sent it: its status line (HTTP/1.1, the
+/// status's canonical reason) and fields, the hop-by-hop ones left out, without the blank line
+/// that ends it; the response's header map is then empty.
+#[derive(Debug)]
+pub(crate) struct PassedHead {
+    pub(crate) bytes: Bytes,
+    /// It has a `Date`.
+    pub(crate) date: bool,
+    /// It has one `Content-Length`, of this value.
+    pub(crate) length: Option<u64>,
 }
 
 /// An HTTP/1.1 connection to an instance.
@@ -100,6 +115,8 @@ pub(crate) struct RawBody {
     reusable: bool,
     /// Where the connection goes when it can be reused.
     home: Option<Home>,
+    /// The response head, when it is passed to the client as it came.
+    passed: Option<PassedHead>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +202,19 @@ impl RawConn {
             if status.is_informational() {
                 continue;
             }
+            if req.pass_head
+                && let Some((passed, framing, close)) = pass_head(&head, status, req.method, &self.spans[..fields])
+            {
+                let reusable = version == Version::HTTP_11 && framing != Framing::Eof && !close;
+                let mut body = RawBody { conn: Some(self), framing, reusable, home: Some(home), passed: Some(passed) };
+                if framing == Framing::Length(0) {
+                    body.finish();
+                }
+                let mut res = Response::new(body);
+                *res.status_mut() = status;
+                *res.version_mut() = version;
+                return Exchanged::Response(res);
+            }
             let (mut headers, noted) = match header_map(&head, &self.spans[..fields]) {
                 Ok(read) => read,
                 Err(e) => return Exchanged::Failed(e),
@@ -200,7 +230,7 @@ impl RawConn {
                 && !length_dropped
                 && framing != Framing::Eof
                 && !(noted.connection && headers::says_close(&headers));
-            let mut body = RawBody { conn: Some(self), framing, reusable, home: Some(home) };
+            let mut body = RawBody { conn: Some(self), framing, reusable, home: Some(home), passed: None };
             if framing == Framing::Length(0) {
                 body.finish();
             }
@@ -453,6 +483,67 @@ fn header_map(head: &Bytes, spans: &[Span]) -> Result<(HeaderMap, Noted), Exchan
     Ok((headers, noted))
 }
 
+/// The head at `spans` of `head` as a [`PassedHead`], its body's framing, and whether it said
+/// `Connection: close`; None when it needs the long way (a transfer coding, several or unplain
+/// `Content-Length`s, a `Connection` naming other fields).
+fn pass_head(head: &Bytes, status: StatusCode, method: &Method, spans: &[Span]) -> Option<(PassedHead, Framing, bool)> {
+    let mut out = BytesMut::with_capacity(head.len() + 16);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.extend_from_slice(b" ");
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let (mut date, mut close, mut lengths, mut length) = (false, false, 0, None);
+    for span in spans {
+        let name = head.get(span.name.0 as usize..span.name.1 as usize)?;
+        let value = head.get(span.value.0 as usize..span.value.1 as usize)?;
+        let is = |known: &str| name.eq_ignore_ascii_case(known.as_bytes());
+        match name.len() {
+            4 if is("date") => date = true,
+            14 if is("content-length") => {
+                lengths += 1;
+                length = Some(plain_digits(value)?);
+            }
+            10 if is("connection") => {
+                for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                    if token.eq_ignore_ascii_case(b"close") {
+                        close = true;
+                    } else if !token.is_empty() && !token.eq_ignore_ascii_case(b"keep-alive") {
+                        return None;
+                    }
+                }
+                continue;
+            }
+            17 if is("transfer-encoding") => return None,
+            2 | 7 | 10 | 16 | 18 | 19
+                if is("te")
+                    || is("trailer")
+                    || is("upgrade")
+                    || is("keep-alive")
+                    || is("proxy-connection")
+                    || is("proxy-authenticate")
+                    || is("proxy-authorization") =>
+            {
+                continue;
+            }
+            _ => {}
+        }
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+    if lengths > 1 {
+        return None;
+    }
+    let framing = if method == Method::HEAD || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        Framing::Length(0)
+    } else {
+        length.map_or(Framing::Eof, Framing::Length)
+    };
+    Some((PassedHead { bytes: out.freeze(), date, length }, framing, close))
+}
+
 fn malformed(e: httparse::Error) -> ExchangeError {
     match e {
         httparse::Error::TooManyHeaders => ExchangeError::TooManyHeaders(MAX_HEADERS),
@@ -548,6 +639,11 @@ impl RawBody {
                 }
             }
         }
+    }
+
+    /// The response head as it came, when it is passed to the client that way (once).
+    pub(crate) fn take_passed_head(&mut self) -> Option<PassedHead> {
+        self.passed.take()
     }
 
     /// True once the body has ended.

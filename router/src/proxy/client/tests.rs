@@ -117,7 +117,13 @@ async fn get(upstream: &Upstream, instance: &Instance, path: &str, via: Via) -> 
             let path: http::uri::PathAndQuery = path.parse().expect("path");
             let mut headers = http::HeaderMap::new();
             headers.insert(HOST, http::HeaderValue::from_static("pool.default"));
-            let req = RequestHead { method: &http::Method::GET, path: &path, headers: &headers, forwarded: None };
+            let req = RequestHead {
+                method: &http::Method::GET,
+                path: &path,
+                headers: &headers,
+                forwarded: None,
+                pass_head: false,
+            };
             upstream.send_bodiless(instance, &req, &mut deadline).await
         }
     };

@@ -74,7 +74,7 @@ fn upstream() -> Upstream {
 
 async fn send(upstream: &Upstream, instance: &Instance, method: &Method, headers: &HeaderMap) -> Attempt {
     let path: PathAndQuery = "/a?b=c".parse().expect("path");
-    let req = RequestHead { method, path: &path, headers, forwarded: None };
+    let req = RequestHead { method, path: &path, headers, forwarded: None, pass_head: false };
     let mut deadline = HeadDeadline::at(Instant::now() + Duration::from_secs(10));
     upstream.send_bodiless(instance, &req, &mut deadline).await
 }
@@ -116,7 +116,7 @@ fn the_head_is_written_with_host_added_only_when_missing() {
     let mut out = Vec::new();
     encode(
         &mut out,
-        &RequestHead { method: &Method::HEAD, path: &path, headers: &headers, forwarded: None },
+        &RequestHead { method: &Method::HEAD, path: &path, headers: &headers, forwarded: None, pass_head: false },
         &authority,
     );
     assert_eq!(out, b"HEAD /p?q=1 HTTP/1.1\r\nx-many: one\r\nx-many: two\r\nhost: 10.0.0.1:8080\r\n\r\n");
@@ -124,7 +124,7 @@ fn the_head_is_written_with_host_added_only_when_missing() {
     out.clear();
     encode(
         &mut out,
-        &RequestHead { method: &Method::GET, path: &path, headers: &headers, forwarded: None },
+        &RequestHead { method: &Method::GET, path: &path, headers: &headers, forwarded: None, pass_head: false },
         &authority,
     );
     let text = String::from_utf8(out).expect("text");
@@ -571,4 +571,72 @@ proptest::proptest! {
         proptest::prop_assert_eq!(blank_line_since(&buf, &mut at), plain);
         proptest::prop_assert_eq!(at, buf.len());
     }
+}
+
+/// A response head, parsed as the exchange parses it, passed through (or not) for the lane.
+fn passed(head: &'static str, method: &Method) -> Option<(String, bool, Option<u64>, Framing, bool)> {
+    let mut spans = [Span::default(); MAX_HEADERS];
+    let (len, parsed) = scan_head(head.as_bytes(), &mut spans).expect("valid").expect("complete");
+    let bytes = Bytes::from_static(head.as_bytes()).slice(..len);
+    let (head, framing, close) = pass_head(&bytes, parsed.status, method, &spans[..parsed.fields])?;
+    let text = String::from_utf8(head.bytes.to_vec()).expect("text");
+    Some((text, head.date, head.length, framing, close))
+}
+
+#[test]
+fn a_plain_response_head_is_passed_as_it_came_without_hop_by_hop_fields() {
+    let (text, date, length, framing, close) = passed(
+        "HTTP/1.1 200 Fine\r\nContent-Type: text/plain\r\nKeep-Alive: timeout=5\r\nConnection: keep-alive, close\r\nX-Case: Kept\r\nDate: Tue, 01 Dec 2026 00:00:00 GMT\r\nContent-Length: 12\r\nUpgrade: h2c\r\nProxy-Authenticate: Basic\r\n\r\nbody",
+        &Method::GET,
+    )
+    .expect("passed");
+    assert_eq!(
+        text,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Case: Kept\r\nDate: Tue, 01 Dec 2026 00:00:00 GMT\r\nContent-Length: 12\r\n"
+    );
+    assert_eq!((date, length, framing, close), (true, Some(12), Framing::Length(12), true));
+
+    let (text, date, length, framing, close) = passed("HTTP/1.0 404 Not Found\r\n\r\n", &Method::GET).expect("passed");
+    assert_eq!(
+        (text.as_str(), date, length, framing, close),
+        ("HTTP/1.1 404 Not Found\r\n", false, None, Framing::Eof, false)
+    );
+
+    let (_, _, length, framing, _) =
+        passed("HTTP/1.1 200 OK\r\ncontent-length: 99\r\n\r\n", &Method::HEAD).expect("passed");
+    assert_eq!((length, framing), (Some(99), Framing::Length(0)), "HEAD keeps its length and has no body");
+    let (_, _, _, framing, _) = passed("HTTP/1.1 304 Not Modified\r\n\r\n", &Method::GET).expect("passed");
+    assert_eq!(framing, Framing::Length(0));
+}
+
+#[test]
+fn a_response_head_that_needs_the_long_way_is_not_passed() {
+    for head in [
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nConnection: x-private\r\nX-Private: 1\r\n\r\n",
+    ] {
+        assert!(passed(head, &Method::GET).is_none(), "{head:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_passed_head_leaves_the_header_map_empty_and_the_body_whole() {
+    let (instance, _heads, _) =
+        scripted(b"HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 5\r\n\r\nhello", 3, false).await;
+    let upstream = upstream();
+    let path: PathAndQuery = "/".parse().expect("path");
+    let headers = HeaderMap::new();
+    let req = RequestHead { method: &Method::GET, path: &path, headers: &headers, forwarded: None, pass_head: true };
+    for _ in 0..2 {
+        let mut deadline = HeadDeadline::at(Instant::now() + Duration::from_secs(10));
+        let mut res = response(upstream.send_bodiless(&instance, &req, &mut deadline).await);
+        assert!(res.headers().is_empty());
+        let InstanceBody::Raw(body) = res.body_mut() else { panic!("not the own client's body") };
+        let head = body.take_passed_head().expect("passed");
+        assert_eq!(&head.bytes[..], b"HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 5\r\n");
+        assert_eq!(read(res).await.expect("body").0, "hello");
+    }
+    assert_eq!(idle(&upstream, &instance), 1, "the connection was reused");
 }
