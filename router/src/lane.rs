@@ -50,6 +50,7 @@ use crate::config::RouterConfig;
 use crate::linger::Lingering;
 use crate::park::Watchers;
 use crate::proxy::RouterService;
+use crate::proxy::blank_line_since;
 
 /// The most header fields a request the lane takes may have (more go to hyper).
 pub(crate) const MAX_FIELDS: usize = 64;
@@ -144,15 +145,18 @@ pub(crate) async fn serve(
         // again only once a piece could have ended it, so dribbled bytes cost no parse each.
         let mut searched = 0;
         let (head, req, close) = loop {
-            if !buf.is_empty() && ends_head(&buf, searched) {
+            // The first bytes are parsed at once (garbage goes to hyper, which answers 400).
+            let first = searched == 0;
+            if !buf.is_empty() && (blank_line_since(&buf, &mut searched) || first) {
                 match take(&mut buf) {
                     Taken::Request(head, req, close) => break (head, req, close),
                     Taken::Hyper(bytes) => return End::Handoff(bytes),
-                    Taken::Partial if buf.len() >= config.hard_header_bytes() => return End::Handoff(buf.freeze()),
                     Taken::Partial => {}
                 }
             }
-            searched = buf.len();
+            if buf.len() >= config.hard_header_bytes() {
+                return End::Handoff(buf.freeze());
+            }
             if timer.deadline() != deadline(since, config) {
                 timer.as_mut().reset(deadline(since, config));
             }
@@ -231,19 +235,6 @@ pub(crate) async fn serve(
 /// When the connection, last busy at `since`, is closed if no complete head has come.
 fn deadline(since: Instant, config: &RouterConfig) -> Instant {
     since + config.header_read_timeout.min(config.idle_timeout)
-}
-
-/// Whether `buf`, already searched up to `searched` without an end found, may now hold the
-/// blank line that ends a head (`\n\n` or `\n\r\n`).
-fn ends_head(buf: &[u8], searched: usize) -> bool {
-    if searched == 0 {
-        return true;
-    }
-    let from = searched.saturating_sub(2);
-    memchr::memchr_iter(b'\n', &buf[from..]).any(|i| {
-        let rest = &buf[from + i + 1..];
-        rest.first() == Some(&b'\n') || rest.starts_with(b"\r\n")
-    })
 }
 
 /// A request head split off the buffer.

@@ -72,19 +72,6 @@ fn a_head_for_hyper_is_handed_over_with_every_byte() {
     assert!(buf.is_empty());
 }
 
-#[test]
-fn the_end_of_a_head_is_looked_for_only_in_new_bytes() {
-    let head = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
-    assert!(ends_head(b"G", 0));
-    assert!(!ends_head(b"GET / HTTP/1.1\r\nHo", 10));
-    // The blank line straddling the last read in every way.
-    for split in 1..head.len() {
-        assert!(ends_head(head, split), "split at {split}");
-    }
-    assert!(ends_head(b"GET / HTTP/1.1\nHost: h\n\n", 20));
-    assert!(!ends_head(b"GET / HTTP/1.1\r\nHost: h\r\n", 10));
-}
-
 fn head_of(
     status: StatusCode,
     headers: &HeaderMap,

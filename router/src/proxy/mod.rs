@@ -62,7 +62,7 @@ const ROUTE_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
 const REROUTE_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
 
 mod client;
-pub(crate) use client::{PassedHead, RawBody, Reuse};
+pub(crate) use client::{PassedHead, RawBody, Reuse, blank_line_since};
 mod connect;
 mod deadline;
 mod forward;

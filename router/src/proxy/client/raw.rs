@@ -360,7 +360,7 @@ fn encode(out: &mut Vec<u8>, req: &RequestHead<'_>, authority: &Authority) {
 /// True when `buf` holds a blank line (`\n\n` or `\n\r\n`, the end of a head or trailer
 /// block) that starts at or after `*searched` less two; moves `*searched` to the end, so each
 /// byte is looked at a bounded number of times however the block arrives.
-fn blank_line_since(buf: &[u8], searched: &mut usize) -> bool {
+pub(crate) fn blank_line_since(buf: &[u8], searched: &mut usize) -> bool {
     let from = searched.saturating_sub(2);
     *searched = buf.len();
     let tail = buf.get(from..).unwrap_or_default();
