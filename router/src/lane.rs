@@ -35,7 +35,7 @@ use std::mem::MaybeUninit;
 use std::pin::pin;
 use std::task::Poll;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version};
@@ -49,8 +49,8 @@ use crate::body::{BodyError, RouterBody};
 use crate::config::RouterConfig;
 use crate::linger::Lingering;
 use crate::park::Watchers;
-use crate::proxy::RouterService;
 use crate::proxy::blank_line_since;
+use crate::proxy::{Bodiless, Lined, RouterService};
 
 /// The most header fields a request the lane takes may have (more go to hyper).
 pub(crate) const MAX_FIELDS: usize = 64;
@@ -144,12 +144,19 @@ pub(crate) async fn serve(
         // Where the search for a head's end resumes: a head that arrives in pieces is parsed
         // again only once a piece could have ended it, so dribbled bytes cost no parse each.
         let mut searched = 0;
-        let (head, req, close) = loop {
+        let (routed, head_only, close) = loop {
             // The first bytes are parsed at once (garbage goes to hyper, which answers 400).
             let first = searched == 0;
             if !buf.is_empty() && (blank_line_since(&buf, &mut searched) || first) {
-                match take(&mut buf) {
-                    Taken::Request(head, req, close) => break (head, req, close),
+                match take(&mut buf, service) {
+                    Taken::Routed(routed, head_only, close) => break (routed, head_only, close),
+                    Taken::Request(head, req, close) => {
+                        let head_only = req.method() == Method::HEAD;
+                        match service.route_bodiless(req) {
+                            Some(routed) => break (routed, head_only, close),
+                            None => return End::Handoff(rejoin(head, buf)),
+                        }
+                    }
                     Taken::Hyper(bytes) => return End::Handoff(bytes),
                     Taken::Partial => {}
                 }
@@ -203,11 +210,6 @@ pub(crate) async fn serve(
                 Waited::Eof | Waited::Shutdown | Waited::Failed => return End::Dropped,
             }
         };
-        let head_only = req.method() == Method::HEAD;
-        let Some(routed) = service.route_bodiless(req) else {
-            return End::Handoff(rejoin(head, buf));
-        };
-        drop(head);
         // One box for the exchange and the answer, freed once the response is written: held in
         // this future, their state (some kilobytes) would stay resident while the connection
         // idles.
@@ -243,21 +245,39 @@ fn deadline(since: Instant, config: &RouterConfig) -> Instant {
     reason = "the request is the common case, taken once per request; boxing it would cost an allocation"
 )]
 enum Taken {
-    /// The head's bytes, the request (its header values share them), whether it asked to close.
+    /// Routed from its fields as they came (see [`crate::proxy::lines`]); whether it is a
+    /// `HEAD`, whether it asked to close.
+    Routed(Bodiless, bool, bool),
+    /// For the long way: the head's bytes, the request (its header values share them), whether
+    /// it asked to close.
     Request(Bytes, Request<()>, bool),
     Partial,
     /// For hyper: every byte read.
     Hyper(Bytes),
 }
 
-/// The request at the start of `buf`, when it is complete and the lane takes it.
-fn take(buf: &mut BytesMut) -> Taken {
+/// The request at the start of `buf`, when it is complete and the lane takes it: routed from
+/// its fields as they came when its route allows, else as a request for
+/// [`RouterService::route_bodiless`].
+fn take(buf: &mut BytesMut, service: &RouterService) -> Taken {
     let mut spans = [Span::default(); MAX_FIELDS];
     let (len, method, target, fields, close) = match scan(buf, &mut spans) {
         Scan::Take { len, method, target, fields, close } => (len, method, target, fields, close),
         Scan::Partial => return Taken::Partial,
         Scan::Hyper => return Taken::Hyper(std::mem::take(buf).freeze()),
     };
+    let range = |(start, end): (u32, u32)| start as usize..end as usize;
+    let head_only = method == Method::HEAD;
+    let bytes = &buf[..len];
+    let pairs = spans[..fields].iter().map(|span| (&bytes[range(span.name)], &bytes[range(span.value)]));
+    match service.route_lines(method.clone(), &bytes[range(target)], pairs) {
+        Lined::Routed(routed) => {
+            buf.advance(len);
+            return Taken::Routed(routed, head_only, close);
+        }
+        Lined::Hyper => return Taken::Hyper(std::mem::take(buf).freeze()),
+        Lined::Map => {}
+    }
     let head = buf.split_to(len).freeze();
     match request(&head, method, target, &spans[..fields]) {
         Some(req) => Taken::Request(head, req, close),

@@ -122,6 +122,11 @@ pub fn settle_value(sent: Option<&HeaderValue>, generate: bool) -> Settled {
     settle_parent(sent.and_then(|value| parse_parent(value.as_bytes())), generate)
 }
 
+/// As [`settle_value`], from the bytes of the request's one `traceparent` value.
+pub(crate) fn settle_bytes(sent: Option<&[u8]>, generate: bool) -> Settled {
+    settle_parent(sent.and_then(parse_parent), generate)
+}
+
 fn settle_parent(sent: Option<TraceParent>, generate: bool) -> Settled {
     match sent {
         Some(parent) => Settled::Sent(parent),
@@ -160,6 +165,13 @@ impl Settled {
     /// `tracestate` when a new one is written.
     pub fn replaces(self, name: &HeaderName) -> bool {
         matches!(self, Self::New(_)) && (name == TRACEPARENT || name == TRACESTATE)
+    }
+
+    /// As [`replaces`](Self::replaces), for a field name as sent (any case).
+    pub(crate) fn replaces_name(self, name: &[u8]) -> bool {
+        matches!(self, Self::New(_))
+            && (name.eq_ignore_ascii_case(TRACEPARENT.as_str().as_bytes())
+                || name.eq_ignore_ascii_case(TRACESTATE.as_str().as_bytes()))
     }
 
     /// Writes a new `traceparent` as an HTTP/1.1 header line (nothing otherwise): what

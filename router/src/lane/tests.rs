@@ -1,4 +1,20 @@
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
 use super::*;
+use crate::config::HttpsListener;
+use crate::proxy::Router;
+use crate::table::RoutingTable;
+
+/// A service whose requests take the header-map path (an HTTPS listener makes the lines path
+/// step aside for redirects), to see what `take` splits off.
+fn map_service() -> RouterService {
+    let table = Arc::new(ArcSwap::from_pointee(RoutingTable::new(Vec::new()).expect("empty table")));
+    let https = Some(HttpsListener { port: 8443, domain: "example.com".into() });
+    let router = Router::new(table, RouterConfig { https, ..RouterConfig::default() });
+    router.service("127.0.0.1:1".parse().expect("addr"))
+}
 
 fn scanned(head: &str) -> Scan {
     let mut spans = [Span::default(); MAX_FIELDS];
@@ -54,20 +70,20 @@ fn a_head_not_yet_whole_is_partial() {
 #[test]
 fn take_splits_the_head_off_and_keeps_what_follows() {
     let mut buf = BytesMut::from(&b"GET /a HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n\r\nGET /b"[..]);
-    let Taken::Request(head, req, close) = take(&mut buf) else { panic!("not taken") };
+    let Taken::Request(head, req, close) = take(&mut buf, &map_service()) else { panic!("not taken") };
     assert_eq!(head.len(), 36);
     assert_eq!((req.method(), req.uri().path(), close), (&Method::GET, "/a", false));
     assert_eq!(req.headers()["host"], "h");
     assert_eq!(req.headers()["x-a"], "1");
     assert_eq!(&buf[..], b"GET /b");
-    assert!(matches!(take(&mut buf), Taken::Partial));
+    assert!(matches!(take(&mut buf, &map_service()), Taken::Partial));
 }
 
 #[test]
 fn a_head_for_hyper_is_handed_over_with_every_byte() {
     let bytes = b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhiGET /";
     let mut buf = BytesMut::from(&bytes[..]);
-    let Taken::Hyper(all) = take(&mut buf) else { panic!("taken") };
+    let Taken::Hyper(all) = take(&mut buf, &map_service()) else { panic!("taken") };
     assert_eq!(&all[..], &bytes[..]);
     assert!(buf.is_empty());
 }

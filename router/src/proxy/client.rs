@@ -39,7 +39,7 @@ use crate::endpoints::Instance;
 use crate::error::UpstreamError;
 use crate::table::Protocol;
 use raw::{Exchanged, RawConn};
-pub(crate) use raw::{PassedHead, RawBody, RequestHead, blank_line_since};
+pub(crate) use raw::{Fields, PassedHead, RawBody, RequestHead, blank_line_since};
 
 /// Connection pools to instances, keyed by instance id.
 #[derive(Clone, Debug)]

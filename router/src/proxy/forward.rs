@@ -14,10 +14,10 @@ use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
-use super::client::{Attempt, RequestHead, Upstream};
+use super::client::{Attempt, Fields, RequestHead, Upstream};
 use super::deadline::{HeadDeadline, Spare};
 use super::headers;
-use super::{Payload, Routed, Router};
+use super::{BodilessHead, Payload, Routed, Router};
 use crate::access_log::{BytesIn, Entry};
 use crate::activity::ActivityGuard;
 use crate::body::{BodyEnd, BodyLimits, InstanceBody, RouterBody, UpstreamBody};
@@ -66,16 +66,21 @@ pub(super) fn forward(
                 let sending = Sending { guard, parts, path, body, body_end, arrived, spare };
                 Box::pin(send_streaming(upstream, &backend, sending)).await
             }
-            Payload::Bodiless { ref forwarded, ref body } => {
+            Payload::Bodiless { ref head, ref body } => {
                 let mut deadline = HeadDeadline::new(Some(routed.spare), arrived + backend.target.head_timeout());
                 if let Some(end) = &routed.body_end {
                     end.set(true);
                 }
+                let fields = match head {
+                    BodilessHead::Forwarded(forwarded) => {
+                        Fields::Map { headers: &routed.parts.headers, forwarded: Some(forwarded) }
+                    }
+                    BodilessHead::Lines(lines) => Fields::Lines(lines),
+                };
                 let req = RequestHead {
                     method: &routed.parts.method,
                     path: &routed.path,
-                    headers: &routed.parts.headers,
-                    forwarded: Some(forwarded),
+                    fields,
                     // A request the fast lane read (hyper has no body for it): the lane writes
                     // the response head as it came.
                     pass_head: body.is_none(),

@@ -67,6 +67,8 @@ mod connect;
 mod deadline;
 mod forward;
 mod headers;
+mod lines;
+pub(crate) use lines::Lined;
 mod redirect;
 
 /// The data plane: shares the controller's routing table and the upstream connection pools.
@@ -166,10 +168,20 @@ enum Payload {
     /// Through hyper's client, its body streamed.
     Streaming(Incoming),
     /// A bodiless `GET` or `HEAD` to an HTTP/1.1 instance, which the router's own client sends:
-    /// the `X-Forwarded-*` headers it writes (`parts` lacks them), and the request's body when
-    /// hyper read the request (ended before it began; kept until the answer, as a request
-    /// hyper's client sends keeps its own). The fast lane ([`crate::lane`]) has none.
-    Bodiless { forwarded: headers::Forwarded, body: Option<Incoming> },
+    /// its header fields, and the request's body when hyper read the request (ended before it
+    /// began; kept until the answer, as a request hyper's client sends keeps its own). The fast
+    /// lane ([`crate::lane`]) has none.
+    Bodiless { head: BodilessHead, body: Option<Incoming> },
+}
+
+/// The header fields of a [`Payload::Bodiless`] request.
+enum BodilessHead {
+    /// `parts`' headers, and the `X-Forwarded-*` headers the client writes beside them
+    /// (`parts` lacks them).
+    Forwarded(headers::Forwarded),
+    /// Lines ready to send, made by the fast lane from the client's own ([`lines`]); `parts`'
+    /// headers are empty.
+    Lines(bytes::Bytes),
 }
 
 // === impl Router ===
@@ -382,7 +394,7 @@ fn routed(
         parts.headers.insert(http::header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
     }
     let payload = if bodiless {
-        Payload::Bodiless { forwarded: client.forwarded(settled), body: Some(body) }
+        Payload::Bodiless { head: BodilessHead::Forwarded(client.forwarded(settled)), body: Some(body) }
     } else {
         Payload::Streaming(body)
     };
@@ -441,7 +453,7 @@ impl RouterService {
         let (parts, path) = rewrite(parts, true, &self.client, Protocol::Http1, trace);
         backend.picked();
         let routed = Routed {
-            payload: Payload::Bodiless { forwarded: self.client.forwarded(trace), body: None },
+            payload: Payload::Bodiless { head: BodilessHead::Forwarded(self.client.forwarded(trace)), body: None },
             backend,
             guard,
             parts,

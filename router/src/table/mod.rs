@@ -619,6 +619,21 @@ impl RoutingTable {
         self.lookup(host, tag, matches, Roller::roll)
     }
 
+    /// As [`decide`](Self::decide) for a request whose route needs no more of it than its
+    /// `host` (and, when asked, its `Knative-Serving-Tag` header's value from `tag`): `Ok(None)`
+    /// when the route has rules, which need its path and headers (nothing is rolled then).
+    pub(crate) fn decide_host<'s, 't>(
+        &'s self,
+        host: &str,
+        tag: impl FnOnce() -> Option<&'t str>,
+    ) -> Result<Option<Resolved<'s>>, Miss> {
+        match self.find(host)? {
+            Found::Resolved(resolved) => Ok(Some(resolved)),
+            Found::Route(route) if !route.rules().is_empty() => Ok(None),
+            Found::Route(route) => self.pick(route, tag, |_| false, Roller::roll).map(Some),
+        }
+    }
+
     /// Host lookup, then a tag host, a tag header, the first rule `matches` accepts, or the
     /// split. `tag` is called only when the route has tag-header routing on; `roll` gives the
     /// next roll of the rule's or the route's sequence.
@@ -626,15 +641,32 @@ impl RoutingTable {
         &'s self,
         raw_host: &str,
         tag: impl FnOnce() -> Option<&'t str>,
+        matches: impl FnMut(&'s Rule) -> bool,
+        roll: impl FnMut(&Roller) -> u32,
+    ) -> Result<Resolved<'s>, Miss> {
+        match self.find(raw_host)? {
+            Found::Resolved(resolved) => Ok(resolved),
+            Found::Route(route) => self.pick(route, tag, matches, roll),
+        }
+    }
+
+    /// What `raw_host` names: a tag host's backend, or a route.
+    fn find(&self, raw_host: &str) -> Result<Found<'_>, Miss> {
+        match host::with_key(raw_host, |key| self.hosts.get(key)) {
+            None => Err(Miss::UnknownHost(raw_host.into())),
+            Some(HostEntry::Tag(i)) => Ok(Found::Resolved(Resolved { backend: &self.tags[i].0, via: Via::TagHost })),
+            Some(HostEntry::Route(i)) => Ok(Found::Route(&self.routes[i])),
+        }
+    }
+
+    /// A tag header, the first rule `matches` accepts, or the split of `route`.
+    fn pick<'s, 't>(
+        &'s self,
+        route: &'s Route,
+        tag: impl FnOnce() -> Option<&'t str>,
         mut matches: impl FnMut(&'s Rule) -> bool,
         mut roll: impl FnMut(&Roller) -> u32,
     ) -> Result<Resolved<'s>, Miss> {
-        let entry = host::with_key(raw_host, |key| self.hosts.get(key));
-        let route = match entry {
-            None => return Err(Miss::UnknownHost(raw_host.into())),
-            Some(HostEntry::Tag(i)) => return Ok(Resolved { backend: &self.tags[i].0, via: Via::TagHost }),
-            Some(HostEntry::Route(i)) => &self.routes[i],
-        };
         if let Some(tags) = route.header_tags()
             && let Some(backend) = tag().and_then(|tag| tags.get(tag))
         {
@@ -783,6 +815,13 @@ impl RoutingTable {
         let (namespace, rest) = name.split_at(route.namespace_len as usize);
         (namespace, rest.strip_prefix('/').unwrap_or(rest))
     }
+}
+
+/// What a host names in the table.
+enum Found<'s> {
+    /// A tag host: its backend.
+    Resolved(Resolved<'s>),
+    Route(&'s Route),
 }
 
 /// The host the client asked for: the URI authority (h2's `:authority`, or an absolute-form

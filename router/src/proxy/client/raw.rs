@@ -56,13 +56,21 @@ const MAX_READ: usize = MAX_HEAD;
 pub(crate) struct RequestHead<'a> {
     pub(crate) method: &'a Method,
     pub(crate) path: &'a PathAndQuery,
-    pub(crate) headers: &'a HeaderMap,
-    /// The `X-Forwarded-*` headers to write beside `headers` (which then still hold what the
-    /// client sent of them).
-    pub(crate) forwarded: Option<&'a Forwarded>,
+    pub(crate) fields: Fields<'a>,
     /// The response head goes to the client as it came (the fast lane writes it): kept as
     /// [`PassedHead`] bytes rather than read into a header map, when it is plain enough.
     pub(crate) pass_head: bool,
+}
+
+/// A request's header fields as the router sends them.
+#[derive(Clone, Copy)]
+pub(crate) enum Fields<'a> {
+    /// As rewritten in a header map, with the `X-Forwarded-*` headers to write beside it
+    /// (the map then still holds what the client sent of them).
+    Map { headers: &'a HeaderMap, forwarded: Option<&'a Forwarded> },
+    /// Header lines ready to send, `Host` and `X-Forwarded-*` among them (the fast lane's,
+    /// see [`crate::proxy::lines`]).
+    Lines(&'a [u8]),
 }
 
 /// A response head for the client as the instance sent it: its status line (HTTP/1.1, the
@@ -335,10 +343,18 @@ fn encode(out: &mut Vec<u8>, req: &RequestHead<'_>, authority: &Authority) {
     out.push(b' ');
     out.extend_from_slice(req.path.as_str().as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    let (headers, forwarded) = match req.fields {
+        Fields::Map { headers, forwarded } => (headers, forwarded),
+        Fields::Lines(lines) => {
+            out.extend_from_slice(lines);
+            out.extend_from_slice(b"\r\n");
+            return;
+        }
+    };
     let mut seen = headers::Seen::default();
-    for (name, value) in req.headers {
+    for (name, value) in headers {
         seen.note(name, value);
-        if req.forwarded.is_some_and(|f| headers::is_forwarded(name, f)) {
+        if forwarded.is_some_and(|f| headers::is_forwarded(name, f)) {
             continue;
         }
         out.extend_from_slice(name.as_str().as_bytes());
@@ -351,8 +367,8 @@ fn encode(out: &mut Vec<u8>, req: &RequestHead<'_>, authority: &Authority) {
         out.extend_from_slice(authority.as_str().as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if let Some(forwarded) = req.forwarded {
-        headers::write_forwarded(out, req.headers, forwarded, &seen);
+    if let Some(forwarded) = forwarded {
+        headers::write_forwarded(out, headers, forwarded, &seen);
     }
     out.extend_from_slice(b"\r\n");
 }

@@ -120,8 +120,7 @@ async fn get(upstream: &Upstream, instance: &Instance, path: &str, via: Via) -> 
             let req = RequestHead {
                 method: &http::Method::GET,
                 path: &path,
-                headers: &headers,
-                forwarded: None,
+                fields: super::raw::Fields::Map { headers: &headers, forwarded: None },
                 pass_head: false,
             };
             upstream.send_bodiless(instance, &req, &mut deadline).await

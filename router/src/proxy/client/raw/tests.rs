@@ -74,7 +74,7 @@ fn upstream() -> Upstream {
 
 async fn send(upstream: &Upstream, instance: &Instance, method: &Method, headers: &HeaderMap) -> Attempt {
     let path: PathAndQuery = "/a?b=c".parse().expect("path");
-    let req = RequestHead { method, path: &path, headers, forwarded: None, pass_head: false };
+    let req = RequestHead { method, path: &path, fields: Fields::Map { headers, forwarded: None }, pass_head: false };
     let mut deadline = HeadDeadline::at(Instant::now() + Duration::from_secs(10));
     upstream.send_bodiless(instance, &req, &mut deadline).await
 }
@@ -116,7 +116,12 @@ fn the_head_is_written_with_host_added_only_when_missing() {
     let mut out = Vec::new();
     encode(
         &mut out,
-        &RequestHead { method: &Method::HEAD, path: &path, headers: &headers, forwarded: None, pass_head: false },
+        &RequestHead {
+            method: &Method::HEAD,
+            path: &path,
+            fields: Fields::Map { headers: &headers, forwarded: None },
+            pass_head: false,
+        },
         &authority,
     );
     assert_eq!(out, b"HEAD /p?q=1 HTTP/1.1\r\nx-many: one\r\nx-many: two\r\nhost: 10.0.0.1:8080\r\n\r\n");
@@ -124,7 +129,12 @@ fn the_head_is_written_with_host_added_only_when_missing() {
     out.clear();
     encode(
         &mut out,
-        &RequestHead { method: &Method::GET, path: &path, headers: &headers, forwarded: None, pass_head: false },
+        &RequestHead {
+            method: &Method::GET,
+            path: &path,
+            fields: Fields::Map { headers: &headers, forwarded: None },
+            pass_head: false,
+        },
         &authority,
     );
     let text = String::from_utf8(out).expect("text");
@@ -628,7 +638,12 @@ async fn a_passed_head_leaves_the_header_map_empty_and_the_body_whole() {
     let upstream = upstream();
     let path: PathAndQuery = "/".parse().expect("path");
     let headers = HeaderMap::new();
-    let req = RequestHead { method: &Method::GET, path: &path, headers: &headers, forwarded: None, pass_head: true };
+    let req = RequestHead {
+        method: &Method::GET,
+        path: &path,
+        fields: Fields::Map { headers: &headers, forwarded: None },
+        pass_head: true,
+    };
     for _ in 0..2 {
         let mut deadline = HeadDeadline::at(Instant::now() + Duration::from_secs(10));
         let mut res = response(upstream.send_bodiless(&instance, &req, &mut deadline).await);

@@ -1,0 +1,170 @@
+//! The fast lane's request forwarded from the client's own header lines.
+//!
+//! When a request's route needs no more of it than its host (no header or path rules, no
+//! plain-HTTP redirect in force), the fields the lane parsed are routed and turned straight into
+//! the lines the instance gets, with no header map in between: building one cost more than the
+//! routing decision itself. The lines say what the router's rewrite of a map would say
+//! ([`super::rewrite`], [`super::headers`]): hop-by-hop fields out (`TE: trailers` kept),
+//! `X-Forwarded-For` joined with the client's address, `X-Forwarded-Proto` and
+//! `X-Forwarded-Host` set, a new `traceparent` in place of a missing or invalid one (and the
+//! client's `tracestate` out then). Field names keep the client's case.
+
+use bytes::Bytes;
+use http::uri::PathAndQuery;
+use http::{Method, Request, Version};
+
+use super::{Bodiless, BodilessHead, Client, Payload, Routed, RouterService};
+use crate::table::{HttpProtocol, Protocol};
+use crate::trace::{self, Settled};
+
+/// How [`RouterService::route_lines`] left a request.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "routed is the common case, once per request; boxing it would cost an allocation"
+)]
+pub(crate) enum Lined {
+    /// Routed and ready to send.
+    Routed(Bodiless),
+    /// Its route (or the router's settings) needs the request as a header map: try
+    /// [`RouterService::route_bodiless`].
+    Map,
+    /// Not one the lane forwards now (an error answer, a wait for capacity): hyper's.
+    Hyper,
+}
+
+impl RouterService {
+    /// Routes a bodiless `GET` or `HEAD` (`method`) for `target` with header `fields` (name and
+    /// value as sent, in order) from its host alone, and makes the lines it is sent with.
+    pub(crate) fn route_lines<'f>(
+        &self,
+        method: Method,
+        target: &[u8],
+        fields: impl Iterator<Item = (&'f [u8], &'f [u8])> + Clone,
+    ) -> Lined {
+        let inner = &*self.router.inner;
+        let config = &inner.config;
+        let (mut count, mut size, mut host, mut parents, mut parent) = (0, 0, None, 0, None);
+        for (name, value) in fields.clone() {
+            count += 1;
+            size += name.len() + value.len() + 4;
+            match name.len() {
+                4 if name.eq_ignore_ascii_case(b"host") => host = Some(value),
+                11 if name.eq_ignore_ascii_case(b"traceparent") => (parents, parent) = (parents + 1, Some(value)),
+                _ => {}
+            }
+        }
+        // Beyond the limits: the map path answers 431 with its reason.
+        if count > config.max_headers || size > config.max_header_bytes || config.https.is_some() {
+            return Lined::Map;
+        }
+        let Some(host) = host.and_then(|h| std::str::from_utf8(h).ok()) else { return Lined::Map };
+        let Ok(path) = PathAndQuery::from_maybe_shared(Bytes::copy_from_slice(target)) else { return Lined::Map };
+        let table = inner.table.load();
+        // A plain-HTTP policy other than the default is the map path's (it warns about it).
+        if table.http_protocol() != HttpProtocol::Enabled {
+            return Lined::Map;
+        }
+        let tag = || {
+            let mut tags = fields.clone().filter(|(name, _)| name.eq_ignore_ascii_case(b"knative-serving-tag"));
+            tags.next().and_then(|(_, value)| std::str::from_utf8(value).ok())
+        };
+        let backend = match table.decide_host(host, tag) {
+            Ok(Some(resolved)) => resolved.backend,
+            Ok(None) => return Lined::Map,
+            Err(_) => return Lined::Hyper,
+        };
+        if backend.target.protocol != Protocol::Http1 {
+            return Lined::Hyper;
+        }
+        let Some(guard) = backend.target.revision.pick() else { return Lined::Hyper };
+        let backend = backend.clone();
+        drop(table);
+        let trace = trace::settle_bytes(if parents == 1 { parent } else { None }, config.generate_traceparent);
+        let lines = write_lines(fields, host, &self.client, trace, size);
+        backend.picked();
+        let (mut parts, ()) = Request::new(()).into_parts();
+        parts.method = method;
+        parts.version = Version::HTTP_11;
+        let routed = Routed {
+            payload: Payload::Bodiless { head: BodilessHead::Lines(lines), body: None },
+            backend,
+            guard,
+            parts,
+            path,
+            body_end: Some(self.body_end.clone()),
+            arrived: None,
+            trace,
+            spare: self.client.spare.clone(),
+        };
+        Lined::Routed(Bodiless { router: self.router.clone(), routed })
+    }
+}
+
+/// The header lines for the instance (see the module docs); `size` is what the fields take as
+/// sent.
+fn write_lines<'f>(
+    fields: impl Iterator<Item = (&'f [u8], &'f [u8])> + Clone,
+    host: &str,
+    client: &Client,
+    trace: Settled,
+    size: usize,
+) -> Bytes {
+    let mut out = Vec::with_capacity(size + 160);
+    let (mut forwarded_for, mut trailers) = (false, false);
+    for (name, value) in fields.clone() {
+        let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
+        let skip = match name.len() {
+            2 if is(b"te") => {
+                trailers |= value.split(|&b| b == b',').any(|t| {
+                    let token = t.split(|&b| b == b';').next().unwrap_or_default();
+                    token.trim_ascii().eq_ignore_ascii_case(b"trailers")
+                });
+                true
+            }
+            15 if is(b"x-forwarded-for") => {
+                forwarded_for = true;
+                true
+            }
+            7 => is(b"trailer") || is(b"upgrade"),
+            10 => is(b"connection") || is(b"keep-alive") || trace.replaces_name(name),
+            11 => trace.replaces_name(name),
+            16 => is(b"proxy-connection") || is(b"x-forwarded-host"),
+            17 => is(b"transfer-encoding") || is(b"x-forwarded-proto"),
+            18 => is(b"proxy-authenticate"),
+            19 => is(b"proxy-authorization"),
+            _ => false,
+        };
+        if !skip {
+            line(&mut out, name, value);
+        }
+    }
+    if trailers {
+        out.extend_from_slice(b"te: trailers\r\n");
+    }
+    out.extend_from_slice(b"x-forwarded-for: ");
+    if forwarded_for {
+        for (_, value) in fields.filter(|(name, _)| name.eq_ignore_ascii_case(b"x-forwarded-for")) {
+            out.extend_from_slice(value);
+            out.extend_from_slice(b", ");
+        }
+    }
+    out.extend_from_slice(client.ip.as_bytes());
+    out.extend_from_slice(if client.https {
+        b"\r\nx-forwarded-proto: https\r\n"
+    } else {
+        b"\r\nx-forwarded-proto: http\r\n"
+    });
+    line(&mut out, b"x-forwarded-host", host.as_bytes());
+    trace.write(&mut out);
+    out.into()
+}
+
+fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests;
