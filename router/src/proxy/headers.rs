@@ -131,12 +131,31 @@ impl<'a> Seen<'a> {
 /// Writes, as HTTP/1.1 header lines, the `X-Forwarded-*` headers [`set_forwarded`] would set
 /// on `headers` (of which `seen` tells what they hold): the same names and values.
 pub(crate) fn write_forwarded(out: &mut Vec<u8>, headers: &HeaderMap, forwarded: &Forwarded, seen: &Seen<'_>) {
+    let sent_for = seen.forwarded_for.then(|| headers.get_all(&X_FORWARDED_FOR));
+    // Without a `Host` (the router always gives a request one), what the client sent stays.
+    let host = seen.host;
+    let sent_host = (host.is_none() && seen.forwarded_host).then(|| headers.get_all(&X_FORWARDED_HOST));
+    forwarded_lines(
+        out,
+        sent_for.iter().flatten().map(HeaderValue::as_bytes),
+        forwarded,
+        host.into_iter().chain(sent_host.iter().flatten()).map(HeaderValue::as_bytes),
+    );
+}
+
+/// The `X-Forwarded-*` lines (and a new `traceparent`) as both ways of sending write them:
+/// `X-Forwarded-For` with the values the client `sent` and then its own address,
+/// `X-Forwarded-Proto`, and an `X-Forwarded-Host` line for each of `hosts`.
+pub(crate) fn forwarded_lines<'v>(
+    out: &mut Vec<u8>,
+    sent: impl Iterator<Item = &'v [u8]>,
+    forwarded: &Forwarded,
+    hosts: impl Iterator<Item = &'v [u8]>,
+) {
     out.extend_from_slice(b"x-forwarded-for: ");
-    if seen.forwarded_for {
-        for value in headers.get_all(&X_FORWARDED_FOR) {
-            out.extend_from_slice(value.as_bytes());
-            out.extend_from_slice(b", ");
-        }
+    for value in sent {
+        out.extend_from_slice(value);
+        out.extend_from_slice(b", ");
     }
     out.extend_from_slice(forwarded.client_ip.as_bytes());
     out.extend_from_slice(if forwarded.https {
@@ -144,12 +163,9 @@ pub(crate) fn write_forwarded(out: &mut Vec<u8>, headers: &HeaderMap, forwarded:
     } else {
         b"\r\nx-forwarded-proto: http\r\n"
     });
-    // Without a `Host` (the router always gives a request one), what the client sent stays.
-    let host = seen.host;
-    let sent = (host.is_none() && seen.forwarded_host).then(|| headers.get_all(&X_FORWARDED_HOST));
-    for host in host.into_iter().chain(sent.iter().flatten()) {
+    for host in hosts {
         out.extend_from_slice(b"x-forwarded-host: ");
-        out.extend_from_slice(host.as_bytes());
+        out.extend_from_slice(host);
         out.extend_from_slice(b"\r\n");
     }
     forwarded.trace.write(out);

@@ -13,9 +13,9 @@ use bytes::Bytes;
 use http::uri::PathAndQuery;
 use http::{Method, Request, Version};
 
-use super::{Bodiless, BodilessHead, Client, Payload, Routed, RouterService};
+use super::{Bodiless, BodilessHead, RouterService, headers};
 use crate::table::{HttpProtocol, Protocol};
-use crate::trace::{self, Settled};
+use crate::trace;
 
 /// How [`RouterService::route_lines`] left a request.
 #[allow(
@@ -80,23 +80,11 @@ impl RouterService {
         let backend = backend.clone();
         drop(table);
         let trace = trace::settle_bytes(if parents == 1 { parent } else { None }, config.generate_traceparent);
-        let lines = write_lines(fields, host, &self.client, trace, size);
-        backend.picked();
+        let lines = write_lines(fields, host, &self.client.forwarded(trace), size);
         let (mut parts, ()) = Request::new(()).into_parts();
         parts.method = method;
         parts.version = Version::HTTP_11;
-        let routed = Routed {
-            payload: Payload::Bodiless { head: BodilessHead::Lines(lines), body: None },
-            backend,
-            guard,
-            parts,
-            path,
-            body_end: Some(self.body_end.clone()),
-            arrived: None,
-            trace,
-            spare: self.client.spare.clone(),
-        };
-        Lined::Routed(Bodiless { router: self.router.clone(), routed })
+        Lined::Routed(self.bodiless(BodilessHead::Lines(lines), backend, guard, parts, path, trace))
     }
 }
 
@@ -105,10 +93,10 @@ impl RouterService {
 fn write_lines<'f>(
     fields: impl Iterator<Item = (&'f [u8], &'f [u8])> + Clone,
     host: &str,
-    client: &Client,
-    trace: Settled,
+    forwarded: &headers::Forwarded,
     size: usize,
 ) -> Bytes {
+    let trace = forwarded.trace;
     let mut out = Vec::with_capacity(size + 160);
     let (mut forwarded_for, mut trailers) = (false, false);
     for (name, value) in fields.clone() {
@@ -141,21 +129,8 @@ fn write_lines<'f>(
     if trailers {
         out.extend_from_slice(b"te: trailers\r\n");
     }
-    out.extend_from_slice(b"x-forwarded-for: ");
-    if forwarded_for {
-        for (_, value) in fields.filter(|(name, _)| name.eq_ignore_ascii_case(b"x-forwarded-for")) {
-            out.extend_from_slice(value);
-            out.extend_from_slice(b", ");
-        }
-    }
-    out.extend_from_slice(client.ip.as_bytes());
-    out.extend_from_slice(if client.https {
-        b"\r\nx-forwarded-proto: https\r\n"
-    } else {
-        b"\r\nx-forwarded-proto: http\r\n"
-    });
-    line(&mut out, b"x-forwarded-host", host.as_bytes());
-    trace.write(&mut out);
+    let sent = fields.filter(|(name, _)| forwarded_for && name.eq_ignore_ascii_case(b"x-forwarded-for"));
+    headers::forwarded_lines(&mut out, sent.map(|(_, value)| value), forwarded, std::iter::once(host.as_bytes()));
     out.into()
 }
 

@@ -451,9 +451,24 @@ impl RouterService {
         let trace = trace::settle_value(traceparent, inner.config.generate_traceparent);
         let (parts, ()) = req.into_parts();
         let (parts, path) = rewrite(parts, true, &self.client, Protocol::Http1, trace);
+        let head = BodilessHead::Forwarded(self.client.forwarded(trace));
+        Some(self.bodiless(head, backend, guard, parts, path, trace))
+    }
+
+    /// A fast-lane request routed to `backend` and claiming `guard`'s instance, counted as
+    /// picked.
+    fn bodiless(
+        &self,
+        head: BodilessHead,
+        backend: Arc<Backend>,
+        guard: InstanceGuard,
+        parts: http::request::Parts,
+        path: PathAndQuery,
+        trace: Settled,
+    ) -> Bodiless {
         backend.picked();
         let routed = Routed {
-            payload: Payload::Bodiless { head: BodilessHead::Forwarded(self.client.forwarded(trace)), body: None },
+            payload: Payload::Bodiless { head, body: None },
             backend,
             guard,
             parts,
@@ -463,7 +478,7 @@ impl RouterService {
             trace,
             spare: self.client.spare.clone(),
         };
-        Some(Bodiless { router: self.router.clone(), routed })
+        Bodiless { router: self.router.clone(), routed }
     }
 }
 

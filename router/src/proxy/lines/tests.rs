@@ -3,8 +3,10 @@
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::*;
+use crate::proxy::Client;
 use crate::proxy::deadline::Spare;
 use crate::proxy::headers;
+use crate::trace::Settled;
 
 fn client(https: bool) -> Client {
     Client { ip: HeaderValue::from_static("10.1.2.3"), https, spare: Spare::new() }
@@ -42,7 +44,7 @@ fn via_map(fields: &[(&str, &str)], client: &Client, trace: Settled) -> Vec<(Str
 fn via_lines(fields: &[(&str, &str)], client: &Client, trace: Settled) -> (String, Vec<(String, String)>) {
     let host = fields.iter().find(|(n, _)| n.eq_ignore_ascii_case("host")).map_or("", |(_, v)| *v);
     let pairs = fields.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()));
-    let lines = write_lines(pairs, host, client, trace, 0);
+    let lines = write_lines(pairs, host, &client.forwarded(trace), 0);
     let text = String::from_utf8(lines.to_vec()).expect("text");
     assert!(text.ends_with("\r\n"), "{text:?}");
     let parsed = text
