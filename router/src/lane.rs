@@ -32,7 +32,7 @@
 use std::future::poll_fn;
 use std::io;
 use std::mem::MaybeUninit;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::task::Poll;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -177,9 +177,20 @@ pub(crate) async fn serve(
                     if buf.capacity() - buf.len() < READ_SIZE / 4 {
                         buf.reserve(READ_SIZE);
                     }
+                    let room = buf.capacity() - buf.len();
                     match stream.get_ref().try_read_buf(&mut buf) {
                         Ok(0) => return Poll::Ready(Waited::Eof),
-                        Ok(_) => return Poll::Ready(Waited::Read),
+                        Ok(n) => {
+                            // A read short of the room it had drained the socket: forget the
+                            // readiness, as tokio's own `poll_read` does, so the next look
+                            // (the watch for the client's going away during the exchange, the
+                            // next head) waits for news instead of trying the socket again.
+                            if n < room {
+                                let drained = || Err::<(), _>(io::ErrorKind::WouldBlock.into());
+                                let _ = stream.get_ref().try_io(tokio::io::Interest::READABLE, drained);
+                            }
+                            return Poll::Ready(Waited::Read);
+                        }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                         Err(_) => return Poll::Ready(Waited::Failed),
                     }
@@ -214,7 +225,13 @@ pub(crate) async fn serve(
         // this future, their state (some kilobytes) would stay resident while the connection
         // idles.
         let answered = Box::pin(async {
-            let Ok(res) = routed.forward().await;
+            // Pinned where it is (tokio's `pin!` moves nothing): the exchange is some
+            // kilobytes, and each move of it is a `memcpy`.
+            let exchange = routed.forward();
+            tokio::pin!(exchange);
+            let Some(Ok(res)) = until_gone(stream, exchange).await else {
+                return Err(io::Error::other("the client closed the connection before the answer"));
+            };
             let close = close || shutdown.is_cancelled();
             respond(stream, res, head_only, close).await
         });
@@ -232,6 +249,33 @@ pub(crate) async fn serve(
             buf = BytesMut::new();
         }
     }
+}
+
+/// Polls `exchange` until it is done, or None once the client has closed the connection: the
+/// exchange is dropped then, which frees the instance at once (hyper's server, without
+/// half-close support, drops a request whose client closed too). Bytes the client sent ahead
+/// (a pipelined request) are left for later, and the watch stops there: its end cannot be seen
+/// without reading them.
+async fn until_gone<F: Future>(stream: &Lingering<TcpStream>, mut exchange: Pin<&mut F>) -> Option<F::Output> {
+    let mut watching = true;
+    poll_fn(|cx| {
+        if let Poll::Ready(done) = exchange.as_mut().poll(cx) {
+            return Poll::Ready(Some(done));
+        }
+        if watching {
+            let mut byte = [0u8; 1];
+            let mut peeked = tokio::io::ReadBuf::new(&mut byte);
+            match stream.get_ref().poll_peek(cx, &mut peeked) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(None),
+                Poll::Ready(Ok(_)) => watching = false,
+                // A reset or other failure: the answer has nowhere to go either.
+                Poll::Ready(Err(_)) => return Poll::Ready(None),
+                Poll::Pending => {}
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// When the connection, last busy at `since`, is closed if no complete head has come.

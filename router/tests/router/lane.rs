@@ -355,3 +355,24 @@ async fn a_request_in_flight_at_shutdown_is_answered_with_connection_close() {
     assert_eq!((res.status, res.field("connection")), (200, Some("close")));
     assert!(raw.closed().await, "the connection stayed open after shutdown");
 }
+
+#[tokio::test]
+async fn a_client_that_closes_before_the_answer_frees_its_instance_at_once() {
+    let mut gate = Gate::new();
+    let backend = Backend::gated("hello", gate.handle()).await;
+    let rev = revision("hello-00001", &[backend.addr]);
+    for fast_lane in [true, false] {
+        let proxy = Proxy::start_with(hello(&rev), lane_config(fast_lane), Duration::from_secs(5)).await;
+        let mut raw = Raw::connect(&proxy).await;
+        raw.send(b"GET / HTTP/1.1\r\nHost: hello.default\r\n\r\n").await;
+        gate.arrived().await;
+        assert_eq!(rev.inflight(), 1);
+        drop(raw);
+        // The backend never answers: only the client's going away can free the instance.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while rev.inflight() > 0 {
+            assert!(tokio::time::Instant::now() < deadline, "the instance is still claimed (fast lane {fast_lane})");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
