@@ -133,8 +133,8 @@ pub(crate) async fn serve(
     mut since: Instant,
 ) -> End {
     let mut buf = BytesMut::new();
-    // The connection's one timer and its shutdown watch, kept across requests (a timer moved
-    // later costs no re-registration) and polled only when they woke the task.
+    // The connection's one timer and its shutdown watch, kept across requests and polled only
+    // when they woke the task; the timer is moved to the current deadline when it fires.
     let timer = tokio::time::sleep_until(deadline(since, config));
     let cancelled = shutdown.cancelled();
     let mut timer = pin!(timer);
@@ -163,9 +163,6 @@ pub(crate) async fn serve(
             }
             if buf.len() >= config.hard_header_bytes() {
                 return End::Handoff(buf.freeze());
-            }
-            if timer.deadline() != deadline(since, config) {
-                timer.as_mut().reset(deadline(since, config));
             }
             let waited = poll_fn(|cx| {
                 loop {
@@ -210,6 +207,13 @@ pub(crate) async fn serve(
             match waited {
                 Waited::Read => {}
                 Waited::Eof | Waited::Shutdown if buf.is_empty() => return End::Closed,
+                // Set for an earlier wait: the connection has been busy since. Moved only now,
+                // so the usual request costs the timer nothing.
+                Waited::Late if Instant::now() < deadline(since, config) => {
+                    timer.as_mut().reset(deadline(since, config));
+                    // A fresh gate polls the timer again, to register it anew.
+                    watchers = Watchers::default();
+                }
                 Waited::Late if buf.is_empty() => {
                     tracing::debug!("idle connection closed");
                     return End::Closed;

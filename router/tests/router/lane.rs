@@ -376,3 +376,25 @@ async fn a_client_that_closes_before_the_answer_frees_its_instance_at_once() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_busy_connection_outlives_its_first_deadline_and_closes_a_timeout_after_its_last_request() {
+    const IDLE: Duration = Duration::from_millis(300);
+    let echo = Backend::echo("hello").await;
+    let table = hello(&revision("hello-00001", &[echo.addr]));
+    let config = RouterConfig { header_read_timeout: IDLE, idle_timeout: IDLE, ..lane_config(true) };
+    let proxy = Proxy::start_with(table, config, Duration::from_secs(5)).await;
+    let mut raw = Raw::connect(&proxy).await;
+    let started = tokio::time::Instant::now();
+    // A request every IDLE / 3 for four timeouts: the connection's timer, set when it opened,
+    // fires while it is busy and must move on, not close it.
+    while started.elapsed() < IDLE * 4 {
+        raw.send(b"GET / HTTP/1.1\r\nHost: hello.default\r\n\r\n").await;
+        assert_eq!(raw.response(false).await.status, 200, "closed while busy after {:?}", started.elapsed());
+        tokio::time::sleep(IDLE / 3).await;
+    }
+    let last = tokio::time::Instant::now();
+    assert!(raw.closed().await, "still open");
+    let idle = last.elapsed();
+    assert!(idle >= IDLE / 2 && idle < IDLE * 10, "closed {idle:?} after the last request");
+}
