@@ -6,10 +6,13 @@
 //! body in turn), reads into a fresh 8 KiB buffer per request, and encodes the response head
 //! from a header map after a round of checks. Under callgrind that machinery cost more than
 //! routing and the upstream exchange together. The lane does only what the usual request
-//! needs: it reads the head into a buffer of its own, parses it once (`httparse`), builds the
-//! request's header map from slices of that buffer, hands it to
-//! [`RouterService::route_bodiless`] (the same routing and upstream exchange hyper's requests
-//! get), and writes the response's head and body itself, the head and a small body in one write.
+//! needs: it reads the head into a buffer of its own and parses it once (`httparse`). When the
+//! request's route needs no more than its host, it is routed from there and forwarded as lines
+//! made from its own fields ([`RouterService::route_lines`]); otherwise its header map is built
+//! from slices of the buffer for [`RouterService::route_bodiless`] (the same routing and
+//! upstream exchange hyper's requests get). The lane writes the response itself: the
+//! instance's head as it came when it is plain (see `PassedHead`), and the body, the head and a
+//! small body in one write.
 //!
 //! The lane takes a request only when nothing about it needs more than that: HTTP/1.1, `GET`
 //! or `HEAD`, an origin-form target, exactly one `Host`, no `Content-Length`,
@@ -25,9 +28,10 @@
 //! `header_read_timeout` of the last response's end, however the bytes dribble in), the idle
 //! timeout, the router's shutdown (an idle connection closes at once; a request in flight
 //! finishes with `Connection: close`), `Date` on responses without one, `Content-Length` or
-//! `chunked` framing to the client (no body for `HEAD`, 1xx, 204 and 304), and a connection
+//! `chunked` framing to the client (no body for `HEAD`, 1xx, 204 and 304), a connection
 //! dropped when a response body fails midway (the client sees it cut, never a short body framed
-//! as complete). Between requests it holds no buffer at all.
+//! as complete), and an exchange dropped when its client closes before the answer. Between
+//! requests it holds no buffer at all.
 
 use std::future::poll_fn;
 use std::io;
