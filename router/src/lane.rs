@@ -53,8 +53,7 @@ use crate::body::{BodyError, RouterBody};
 use crate::config::RouterConfig;
 use crate::linger::Lingering;
 use crate::park::Watchers;
-use crate::proxy::blank_line_since;
-use crate::proxy::{Bodiless, Lined, RouterService};
+use crate::proxy::{Bodiless, Lined, RouterService, blank_line_since, connection_close};
 
 /// The most header fields a request the lane takes may have (more go to hyper).
 pub(crate) const MAX_FIELDS: usize = 64;
@@ -381,7 +380,7 @@ fn scan(buf: &[u8], spans: &mut [Span; MAX_FIELDS]) -> Scan {
             4 if name.eq_ignore_ascii_case(b"host") => hosts += 1,
             6 if name.eq_ignore_ascii_case(b"expect") => return Scan::Hyper,
             7 if name.eq_ignore_ascii_case(b"upgrade") => return Scan::Hyper,
-            10 if name.eq_ignore_ascii_case(b"connection") => match connection(field.value) {
+            10 if name.eq_ignore_ascii_case(b"connection") => match connection_close(field.value) {
                 Some(closes) => close |= closes,
                 None => return Scan::Hyper,
             },
@@ -395,20 +394,6 @@ fn scan(buf: &[u8], spans: &mut [Span; MAX_FIELDS]) -> Scan {
         return Scan::Hyper;
     }
     Scan::Take { len, method, target, fields: req.headers.len(), close }
-}
-
-/// Whether a `Connection` value asks to close, when it holds only `keep-alive` and `close`.
-fn connection(value: &[u8]) -> Option<bool> {
-    let mut close = false;
-    for token in value.split(|&b| b == b',') {
-        let token = token.trim_ascii();
-        if token.eq_ignore_ascii_case(b"close") {
-            close = true;
-        } else if !token.eq_ignore_ascii_case(b"keep-alive") && !token.is_empty() {
-            return None;
-        }
-    }
-    Some(close)
 }
 
 /// The request whose head is `head`, its header values slices of it; None when a part does

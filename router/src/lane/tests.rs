@@ -149,10 +149,10 @@ fn bodies_are_framed_and_large_frames_written_on_their_own() {
 
 #[test]
 fn connection_values() {
-    assert_eq!(connection(b"keep-alive"), Some(false));
-    assert_eq!(connection(b"Close"), Some(true));
-    assert_eq!(connection(b" keep-alive , close "), Some(true));
-    assert_eq!(connection(b""), Some(false));
-    assert_eq!(connection(b"upgrade"), None);
-    assert_eq!(connection(b"keep-alive, x-foo"), None);
+    assert_eq!(connection_close(b"keep-alive"), Some(false));
+    assert_eq!(connection_close(b"Close"), Some(true));
+    assert_eq!(connection_close(b" keep-alive , close "), Some(true));
+    assert_eq!(connection_close(b""), Some(false));
+    assert_eq!(connection_close(b"upgrade"), None);
+    assert_eq!(connection_close(b"keep-alive, x-foo"), None);
 }

@@ -223,6 +223,37 @@ fn strip(headers: &mut HeaderMap) {
     }
 }
 
+/// True for a hop-by-hop field name as sent, in any case: one of [`HOP_BY_HOP`] (names a
+/// `Connection` value lists are the caller's, see [`connection_close`]).
+pub(crate) fn is_hop_by_hop_name(name: &[u8]) -> bool {
+    // The lengths of HOP_BY_HOP's names: most fields are ruled out without a comparison.
+    matches!(name.len(), 2 | 7 | 10 | 16 | 17 | 18 | 19)
+        && HOP_BY_HOP.iter().any(|known| name.eq_ignore_ascii_case(known.as_str().as_bytes()))
+}
+
+/// Whether a `Connection` value (as sent) asks to close, when its tokens are only `close` and
+/// `keep-alive`; None when it lists anything else (fields that are then hop-by-hop too, or an
+/// upgrade), which only the header-map path handles.
+pub(crate) fn connection_close(value: &[u8]) -> Option<bool> {
+    let mut close = false;
+    for token in byte_tokens(value) {
+        if token.eq_ignore_ascii_case(b"close") {
+            close = true;
+        } else if !token.eq_ignore_ascii_case(b"keep-alive") {
+            return None;
+        }
+    }
+    Some(close)
+}
+
+/// As [`tokens`], for a value as sent.
+pub(crate) fn byte_tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .filter_map(|t| t.split(|&b| b == b';').next().map(<[u8]>::trim_ascii))
+        .filter(|t| !t.is_empty())
+}
+
 /// The comma-separated tokens of a header value, trimmed, parameters dropped.
 pub(crate) fn tokens(value: &HeaderValue) -> impl Iterator<Item = &str> {
     value.to_str().unwrap_or("").split(',').filter_map(|t| t.split(';').next().map(str::trim)).filter(|t| !t.is_empty())
@@ -388,5 +419,16 @@ mod tests {
         assert_eq!(scan(&map(&[("tracestate", "x=1"), ("traceparents", parent)]), 10, 1000), Some(None));
         assert_eq!(scan(&one, 2, 1000), None, "too many headers");
         assert_eq!(scan(&one, 10, 80), None, "too many bytes");
+    }
+
+    #[test]
+    fn hop_by_hop_names_as_sent_are_the_list_in_any_case() {
+        for known in HOP_BY_HOP {
+            assert!(is_hop_by_hop_name(known.as_str().as_bytes()), "{known}");
+            assert!(is_hop_by_hop_name(known.as_str().to_ascii_uppercase().as_bytes()), "{known}");
+        }
+        for other in ["host", "user-agent", "tracestate", "x-forwarded-for", "content-length", "t", ""] {
+            assert!(!is_hop_by_hop_name(other.as_bytes()), "{other}");
+        }
     }
 }

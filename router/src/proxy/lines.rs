@@ -103,24 +103,19 @@ fn write_lines<'f>(
         let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
         let skip = match name.len() {
             2 if is(b"te") => {
-                trailers |= value.split(|&b| b == b',').any(|t| {
-                    let token = t.split(|&b| b == b';').next().unwrap_or_default();
-                    token.trim_ascii().eq_ignore_ascii_case(b"trailers")
-                });
+                trailers |= headers::byte_tokens(value).any(|t| t.eq_ignore_ascii_case(b"trailers"));
                 true
             }
             15 if is(b"x-forwarded-for") => {
                 forwarded_for = true;
                 true
             }
-            7 => is(b"trailer") || is(b"upgrade"),
-            10 => is(b"connection") || is(b"keep-alive") || trace.replaces_name(name),
-            11 => trace.replaces_name(name),
-            16 => is(b"proxy-connection") || is(b"x-forwarded-host"),
-            17 => is(b"transfer-encoding") || is(b"x-forwarded-proto"),
-            18 => is(b"proxy-authenticate"),
-            19 => is(b"proxy-authorization"),
-            _ => false,
+            _ => {
+                headers::is_hop_by_hop_name(name)
+                    || is(b"x-forwarded-host")
+                    || is(b"x-forwarded-proto")
+                    || trace.replaces_name(name)
+            }
         };
         if !skip {
             line(&mut out, name, value);

@@ -67,6 +67,7 @@ mod connect;
 mod deadline;
 mod forward;
 mod headers;
+pub(crate) use headers::connection_close;
 mod lines;
 pub(crate) use lines::Lined;
 mod redirect;

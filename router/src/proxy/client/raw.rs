@@ -521,27 +521,11 @@ fn pass_head(head: &Bytes, status: StatusCode, method: &Method, spans: &[Span]) 
                 length = Some(plain_digits(value)?);
             }
             10 if is("connection") => {
-                for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                    if token.eq_ignore_ascii_case(b"close") {
-                        close = true;
-                    } else if !token.is_empty() && !token.eq_ignore_ascii_case(b"keep-alive") {
-                        return None;
-                    }
-                }
+                close |= headers::connection_close(value)?;
                 continue;
             }
             17 if is("transfer-encoding") => return None,
-            2 | 7 | 10 | 16 | 18 | 19
-                if is("te")
-                    || is("trailer")
-                    || is("upgrade")
-                    || is("keep-alive")
-                    || is("proxy-connection")
-                    || is("proxy-authenticate")
-                    || is("proxy-authorization") =>
-            {
-                continue;
-            }
+            _ if headers::is_hop_by_hop_name(name) => continue,
             _ => {}
         }
         out.extend_from_slice(name);
