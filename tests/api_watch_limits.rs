@@ -161,6 +161,16 @@ async fn watchers_that_never_read_are_closed_and_memory_stays_bounded() {
     // Unbounded, each stalled watcher held every event (~1 MB each): 10 x 40 MB on top.
     assert!(growth < 250, "RSS grew by {growth} MiB (from {before} MiB) with {STALLED} stalled watchers");
 
+    // The server gives up on a stalled watch once its buffer has stayed full for the stall
+    // timeout (5 s). Reading a stalled socket before then would make room and keep that watch
+    // alive, so nothing is read until the log says every stalled watch was closed.
+    let closed = until("every stalled watch closed by the server", Duration::from_secs(60), async || {
+        (s.log_text().matches("watch client fell behind").count() >= STALLED).then_some(())
+    })
+    .await;
+    if let Err(e) = closed {
+        panic!("{e}:\n{}", s.log_text());
+    }
     for (i, stream) in stalled.iter_mut().enumerate() {
         assert!(closed_within(stream, Duration::from_secs(20)).await, "stalled watch {i} was never closed");
     }
