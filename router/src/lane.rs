@@ -321,7 +321,7 @@ fn take(buf: &mut BytesMut, service: &RouterService) -> Taken {
     let head_only = method == Method::HEAD;
     let bytes = &buf[..len];
     let pairs = spans[..fields].iter().map(|span| (&bytes[range(span.name)], &bytes[range(span.value)]));
-    match service.route_lines(method.clone(), &bytes[range(target)], pairs) {
+    match service.route_lines(method.clone(), bytes, &bytes[range(target)], pairs) {
         Lined::Routed(routed) => {
             buf.advance(len);
             return Taken::Routed(routed, head_only, close);

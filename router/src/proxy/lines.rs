@@ -13,6 +13,7 @@ use bytes::Bytes;
 use http::uri::PathAndQuery;
 use http::{Method, Request, Version};
 
+use super::runs::Runs;
 use super::{Bodiless, BodilessHead, RouterService, headers};
 use crate::table::{HttpProtocol, Protocol};
 use crate::trace;
@@ -34,10 +35,13 @@ pub(crate) enum Lined {
 
 impl RouterService {
     /// Routes a bodiless `GET` or `HEAD` (`method`) for `target` with header `fields` (name and
-    /// value as sent, in order) from its host alone, and makes the lines it is sent with.
+    /// value as sent, in order) from its host alone, and makes the lines it is sent with. The
+    /// fields are slices of `head` (runs of them are copied from there as they lie, see
+    /// [`super::runs`]); any that are not are written out.
     pub(crate) fn route_lines<'f>(
         &self,
         method: Method,
+        head: &[u8],
         target: &[u8],
         fields: impl Iterator<Item = (&'f [u8], &'f [u8])> + Clone,
     ) -> Lined {
@@ -80,7 +84,7 @@ impl RouterService {
         let backend = backend.clone();
         drop(table);
         let trace = trace::settle_bytes(if parents == 1 { parent } else { None }, config.generate_traceparent);
-        let lines = write_lines(fields, host, &self.client.forwarded(trace), size);
+        let lines = write_lines(head, fields, host, &self.client.forwarded(trace), size);
         let (mut parts, ()) = Request::new(()).into_parts();
         parts.method = method;
         parts.version = Version::HTTP_11;
@@ -91,6 +95,7 @@ impl RouterService {
 /// The header lines for the instance (see the module docs); `size` is what the fields take as
 /// sent.
 fn write_lines<'f>(
+    head: &[u8],
     fields: impl Iterator<Item = (&'f [u8], &'f [u8])> + Clone,
     host: &str,
     forwarded: &headers::Forwarded,
@@ -98,6 +103,7 @@ fn write_lines<'f>(
 ) -> Bytes {
     let trace = forwarded.trace;
     let mut out = Vec::with_capacity(size + 160);
+    let mut runs = Runs::new(head);
     let (mut forwarded_for, mut trailers) = (false, false);
     for (name, value) in fields.clone() {
         let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
@@ -118,22 +124,16 @@ fn write_lines<'f>(
             }
         };
         if !skip {
-            line(&mut out, name, value);
+            runs.push(&mut out, name, value);
         }
     }
+    runs.flush(&mut out);
     if trailers {
         out.extend_from_slice(b"te: trailers\r\n");
     }
     let sent = fields.filter(|(name, _)| forwarded_for && name.eq_ignore_ascii_case(b"x-forwarded-for"));
     headers::forwarded_lines(&mut out, sent.map(|(_, value)| value), forwarded, std::iter::once(host.as_bytes()));
     out.into()
-}
-
-fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
 }
 
 #[cfg(test)]

@@ -71,6 +71,7 @@ pub(crate) use headers::connection_close;
 mod lines;
 pub(crate) use lines::Lined;
 mod redirect;
+mod runs;
 
 /// The data plane: shares the controller's routing table and the upstream connection pools.
 /// Cheap to clone.

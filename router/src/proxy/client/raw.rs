@@ -40,6 +40,7 @@ use tokio::net::TcpStream;
 use super::Home;
 use crate::error::ExchangeError;
 use crate::proxy::headers::{self, Forwarded};
+use crate::proxy::runs::Runs;
 
 /// The most header fields a response head may carry.
 pub(crate) const MAX_HEADERS: usize = 100;
@@ -503,13 +504,14 @@ fn header_map(head: &Bytes, spans: &[Span]) -> Result<(HeaderMap, Noted), Exchan
 /// `Connection: close`; None when it needs the long way (a transfer coding, several or unplain
 /// `Content-Length`s, a `Connection` naming other fields).
 fn pass_head(head: &Bytes, status: StatusCode, method: &Method, spans: &[Span]) -> Option<(PassedHead, Framing, bool)> {
-    let mut out = BytesMut::with_capacity(head.len() + 16);
+    let mut out = Vec::with_capacity(head.len() + 16);
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.extend_from_slice(b" ");
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
     let (mut date, mut close, mut lengths, mut length) = (false, false, 0, None);
+    let mut runs = Runs::new(head);
     for span in spans {
         let name = head.get(span.name.0 as usize..span.name.1 as usize)?;
         let value = head.get(span.value.0 as usize..span.value.1 as usize)?;
@@ -528,11 +530,9 @@ fn pass_head(head: &Bytes, status: StatusCode, method: &Method, spans: &[Span]) 
             _ if headers::is_hop_by_hop_name(name) => continue,
             _ => {}
         }
-        out.extend_from_slice(name);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"\r\n");
+        runs.push(&mut out, name, value);
     }
+    runs.flush(&mut out);
     if lengths > 1 {
         return None;
     }
@@ -541,7 +541,7 @@ fn pass_head(head: &Bytes, status: StatusCode, method: &Method, spans: &[Span]) 
     } else {
         length.map_or(Framing::Eof, Framing::Length)
     };
-    Some((PassedHead { bytes: out.freeze(), date, length }, framing, close))
+    Some((PassedHead { bytes: out.into(), date, length }, framing, close))
 }
 
 fn malformed(e: httparse::Error) -> ExchangeError {

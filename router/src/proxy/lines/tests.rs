@@ -43,8 +43,18 @@ fn via_map(fields: &[(&str, &str)], client: &Client, trace: Settled) -> Vec<(Str
 /// What the lines say for `fields`.
 fn via_lines(fields: &[(&str, &str)], client: &Client, trace: Settled) -> (String, Vec<(String, String)>) {
     let host = fields.iter().find(|(n, _)| n.eq_ignore_ascii_case("host")).map_or("", |(_, v)| *v);
-    let pairs = fields.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()));
-    let lines = write_lines(pairs, host, &client.forwarded(trace), 0);
+    // The fields as they lie in a head, so runs of them are copied as they are; the values
+    // of every second field come from elsewhere.
+    let head: String = fields.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect();
+    let mut at = 0;
+    let mut pairs = Vec::new();
+    for (i, (name, value)) in fields.iter().enumerate() {
+        let value_at = at + name.len() + 2;
+        let value = if i % 2 == 0 { &head.as_bytes()[value_at..value_at + value.len()] } else { value.as_bytes() };
+        pairs.push((&head.as_bytes()[at..at + name.len()], value));
+        at = value_at + value.len() + 2;
+    }
+    let lines = write_lines(head.as_bytes(), pairs.into_iter(), host, &client.forwarded(trace), 0);
     let text = String::from_utf8(lines.to_vec()).expect("text");
     assert!(text.ends_with("\r\n"), "{text:?}");
     let parsed = text
