@@ -425,16 +425,21 @@ async fn respond(
     close: bool,
 ) -> io::Result<bool> {
     let (parts, mut body) = res.into_parts();
-    let mut out = Vec::with_capacity(512);
     let close = close || parts.headers.contains_key(CONNECTION);
     let exact = body.size_hint().exact();
-    let mut framing = match body.take_passed_head() {
+    // The passed head's buffer, with room to spare, becomes the response's.
+    let (mut out, mut framing) = match body.take_passed_head() {
         Some(passed) => {
-            out.extend_from_slice(&passed.bytes);
+            let mut out = passed.bytes;
             let fields = Fields { date: passed.date, length: passed.length, connection: false };
-            end_head(&mut out, parts.status, fields, head_only, exact, close)
+            let framing = end_head(&mut out, parts.status, fields, head_only, exact, close);
+            (out, framing)
         }
-        None => write_head(&mut out, parts.status, &parts.headers, head_only, exact, close),
+        None => {
+            let mut out = Vec::with_capacity(512);
+            let framing = write_head(&mut out, parts.status, &parts.headers, head_only, exact, close);
+            (out, framing)
+        }
     };
     let mut body = pin!(body);
     loop {

@@ -100,7 +100,7 @@ fn write_lines<'f>(
     host: &str,
     forwarded: &headers::Forwarded,
     size: usize,
-) -> Bytes {
+) -> Vec<u8> {
     let trace = forwarded.trace;
     let mut out = Vec::with_capacity(size + 160);
     let mut runs = Runs::new(head);
@@ -133,7 +133,7 @@ fn write_lines<'f>(
     }
     let sent = fields.filter(|(name, _)| forwarded_for && name.eq_ignore_ascii_case(b"x-forwarded-for"));
     headers::forwarded_lines(&mut out, sent.map(|(_, value)| value), forwarded, std::iter::once(host.as_bytes()));
-    out.into()
+    out
 }
 
 #[cfg(test)]

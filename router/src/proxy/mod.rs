@@ -183,7 +183,7 @@ enum BodilessHead {
     Forwarded(headers::Forwarded),
     /// Lines ready to send, made by the fast lane from the client's own ([`lines`]); `parts`'
     /// headers are empty.
-    Lines(bytes::Bytes),
+    Lines(Vec<u8>),
 }
 
 // === impl Router ===

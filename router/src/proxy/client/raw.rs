@@ -79,7 +79,9 @@ pub(crate) enum Fields<'a> {
 /// that ends it; the response's header map is then empty.
 #[derive(Debug)]
 pub(crate) struct PassedHead {
-    pub(crate) bytes: Bytes,
+    /// With room behind the head for the fields the lane adds and a small body, so the lane
+    /// writes its response into this buffer rather than a copy.
+    pub(crate) bytes: Vec<u8>,
     /// It has a `Date`.
     pub(crate) date: bool,
     /// It has one `Content-Length`, of this value.
@@ -503,8 +505,12 @@ fn header_map(head: &Bytes, spans: &[Span]) -> Result<(HeaderMap, Noted), Exchan
 /// The head at `spans` of `head` as a [`PassedHead`], its body's framing, and whether it said
 /// `Connection: close`; None when it needs the long way (a transfer coding, several or unplain
 /// `Content-Length`s, a `Connection` naming other fields).
+/// The room a [`PassedHead`] keeps behind the head: a `Date`, `Connection: close` and a body
+/// of some hundred bytes.
+const PASSED_ROOM: usize = 512;
+
 fn pass_head(head: &Bytes, status: StatusCode, method: &Method, spans: &[Span]) -> Option<(PassedHead, Framing, bool)> {
-    let mut out = Vec::with_capacity(head.len() + 16);
+    let mut out = Vec::with_capacity(head.len() + PASSED_ROOM);
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.extend_from_slice(b" ");
@@ -541,7 +547,7 @@ fn pass_head(head: &Bytes, status: StatusCode, method: &Method, spans: &[Span]) 
     } else {
         length.map_or(Framing::Eof, Framing::Length)
     };
-    Some((PassedHead { bytes: out.into(), date, length }, framing, close))
+    Some((PassedHead { bytes: out, date, length }, framing, close))
 }
 
 fn malformed(e: httparse::Error) -> ExchangeError {
