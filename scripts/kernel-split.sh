@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Where a proxy's CPU goes under the harness's closed-loop load: the router (the real router in
+# router/examples/proxy_cost.rs, one current-thread worker) and nginx (1 worker, keep-alive
+# upstream, the harness's config) in front of the same hello backend. For each: its throughput,
+# the share of its CPU samples in the kernel, its own code, libc and the vDSO (`perf record -e
+# cpu-clock`, 6 s), and its system calls per request (`strace -c`, 4 s; a request is counted as
+# two `recvfrom`s, one from the client and one from the instance, on both proxies).
+#
+#   cargo build --release -p sluice-router --example proxy_cost && cargo build --release
+#   scripts/kernel-split.sh                  # C=1 for one connection
+#
+# Needs perf (linux-perf), strace and nginx; the numbers are shares and ratios, the machine's
+# noise aside (each proxy is measured while nothing else but the generator and backend runs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+conns=${C:-32}
+bin=target/release/examples/proxy_cost
+sluice=target/release/sluice
+nginx=$(command -v nginx || echo /usr/sbin/nginx)
+for tool in perf strace "$nginx" "$bin" "$sluice"; do
+  command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
+done
+dir=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  kill "$(cat "$dir/nginx.pid" 2>/dev/null)" 2>/dev/null || true
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+wait_for() { until [ -s "$1" ]; do sleep 0.05; done; }
+
+"$bin" backend > "$dir/backend.addr" & pids+=($!)
+wait_for "$dir/backend.addr"
+backend=$(cat "$dir/backend.addr")
+"$bin" router "$backend" 100000000 > "$dir/router.addr" & router_pid=$!; pids+=("$router_pid")
+wait_for "$dir/router.addr"
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$dir/nginx"
+cat > "$dir/nginx/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $dir/nginx/cb; proxy_temp_path $dir/nginx/px;
+    fastcgi_temp_path $dir/nginx/fc; uwsgi_temp_path $dir/nginx/uw; scgi_temp_path $dir/nginx/sc;
+    upstream backend { server $backend; keepalive 64; }
+    server {
+        listen 127.0.0.1:$port;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+        }
+    }
+}
+EOF
+"$nginx" -p "$dir/nginx" -c "$dir/nginx/nginx.conf" -e "$dir/nginx/error.log" & pids+=($!)
+deadline=$((SECONDS + 10))
+until worker=$(pgrep -f "nginx: worker process" -P "$(cat "$dir/nginx.pid" 2>/dev/null || echo 0)"); do
+  [ $SECONDS -lt $deadline ] || { echo "nginx did not start" >&2; exit 1; }
+  sleep 0.05
+done
+
+measure() {
+  local name=$1 url=$2 pid=$3
+  (sleep 2; perf record -q -F 2000 -e cpu-clock -p "$pid" -o "$dir/perf.$name" -- sleep 6 >/dev/null 2>&1) &
+  local rate watcher=$!
+  rate=$("$sluice" bench "$url" --host bench.default -c "$conns" -d 9s 2>&1 | sed -n 's/.*= \([0-9]*\) req\/s.*/\1/p')
+  wait "$watcher" || true
+  (sleep 2; timeout -s INT 4 strace -c -f -p "$pid" -o "$dir/strace.$name" >/dev/null 2>&1) &
+  watcher=$!
+  "$sluice" bench "$url" --host bench.default -c "$conns" -d 7s >/dev/null 2>&1
+  wait "$watcher" || true
+  echo "== $name: $rate req/s at $conns connections"
+  echo "CPU samples by where they ran:"
+  perf report -i "$dir/perf.$name" --no-children --sort dso -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -5
+  echo "system calls per request:"
+  awk '/recvfrom$/ {req = $4 / 2} {line[NR] = $0} END {
+         for (i = 1; i <= NR; i++) { n = split(line[i], f, " "); if (f[n] ~ /^[a-z_0-9]+$/ && f[n] != "total" && f[n] != "syscall") {
+           printf "  %-14s %6.3f\n", f[n], f[4] / req } } }' "$dir/strace.$name"
+}
+measure sluice "http://$(cat "$dir/router.addr")/" "$router_pid"
+measure nginx "http://127.0.0.1:$port/" "$worker"
