@@ -3,15 +3,16 @@
 //! A tokio timer costs a wheel insertion when it is first polled and a removal when it is
 //! dropped, about a thousand instructions, which a fresh timer per request paid every time. A
 //! client connection keeps one timer instead (an HTTP/1 connection carries one request at a
-//! time) and moves it on for each request: moving a registered timer to a later instant is one
-//! atomic update in tokio, and a request's deadline is almost always later than the previous
-//! one's. A request that finds the connection's timer in use (h2's concurrent streams) makes
-//! its own.
+//! time) and hands it from request to request. A request's deadline is almost always later than
+//! the previous one's, and the timer is moved there only when it fires at the earlier one
+//! (found early, it is moved on and waited for again), so the usual request does not touch it
+//! at all; a deadline earlier than the timer's moves it at once. A request that finds the
+//! connection's timer in use (h2's concurrent streams) makes its own.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use parking_lot::Mutex;
 use tokio::time::{Instant, Sleep};
@@ -43,7 +44,10 @@ impl HeadDeadline {
     /// A deadline at `at`, on `home`'s spare timer when there is one.
     pub(crate) fn new(home: Option<Arc<Spare>>, at: Instant) -> Self {
         let sleep = home.as_ref().and_then(|home| home.0.lock().take()).map(|mut sleep| {
-            sleep.as_mut().reset(at);
+            // Later: moved only once it fires at the earlier instant (see `poll_passed`).
+            if at < sleep.deadline() {
+                sleep.as_mut().reset(at);
+            }
             sleep
         });
         Self { sleep, home, at }
@@ -58,7 +62,16 @@ impl HeadDeadline {
     /// Ready once the deadline has passed.
     pub(crate) fn poll_passed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let at = self.at;
-        self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at))).as_mut().poll(cx)
+        let sleep = self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        loop {
+            ready!(sleep.as_mut().poll(cx));
+            if sleep.deadline() >= at {
+                return Poll::Ready(());
+            }
+            // The connection's timer, still at an earlier request's deadline: moved on now, and
+            // polled again to register it there.
+            sleep.as_mut().reset(at);
+        }
     }
 }
 
@@ -106,6 +119,37 @@ mod tests {
         let mut second = HeadDeadline::new(Some(home.clone()), began + Duration::from_secs(5));
         poll_fn(|cx| second.poll_passed(cx)).await;
         assert_eq!(began.elapsed(), Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_earlier_than_the_timers_fires_at_its_own() {
+        let home = Spare::new();
+        let mut first = HeadDeadline::new(Some(home.clone()), Instant::now() + Duration::from_secs(100));
+        assert!(poll_fn(|cx| Poll::Ready(first.poll_passed(cx))).await.is_pending());
+        drop(first);
+        let began = Instant::now();
+        let mut second = HeadDeadline::new(Some(home.clone()), began + Duration::from_secs(1));
+        poll_fn(|cx| second.poll_passed(cx)).await;
+        assert_eq!(began.elapsed(), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_already_passed_when_made_is_ready_at_once() {
+        let home = Spare::new();
+        let mut first = HeadDeadline::new(Some(home.clone()), Instant::now() + Duration::from_secs(1));
+        assert!(poll_fn(|cx| Poll::Ready(first.poll_passed(cx))).await.is_pending());
+        drop(first);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        // The timer fired at 1 s with nobody waiting; a deadline 2 s ago is due now, one in 3 s
+        // is not.
+        let mut past = HeadDeadline::new(Some(home.clone()), Instant::now() - Duration::from_secs(2));
+        assert!(poll_fn(|cx| Poll::Ready(past.poll_passed(cx))).await.is_ready());
+        drop(past);
+        let began = Instant::now();
+        let mut later = HeadDeadline::new(Some(home.clone()), began + Duration::from_secs(3));
+        assert!(poll_fn(|cx| Poll::Ready(later.poll_passed(cx))).await.is_pending());
+        poll_fn(|cx| later.poll_passed(cx)).await;
+        assert_eq!(began.elapsed(), Duration::from_secs(3));
     }
 
     #[tokio::test(start_paused = true)]
