@@ -502,13 +502,13 @@ fn header_map(head: &Bytes, spans: &[Span]) -> Result<(HeaderMap, Noted), Exchan
     Ok((headers, noted))
 }
 
-/// The head at `spans` of `head` as a [`PassedHead`], its body's framing, and whether it said
-/// `Connection: close`; None when it needs the long way (a transfer coding, several or unplain
-/// `Content-Length`s, a `Connection` naming other fields).
 /// The room a [`PassedHead`] keeps behind the head: a `Date`, `Connection: close` and a body
 /// of some hundred bytes.
 const PASSED_ROOM: usize = 512;
 
+/// The head at `spans` of `head` as a [`PassedHead`], its body's framing, and whether it said
+/// `Connection: close`; None when it needs the long way (a transfer coding, several or unplain
+/// `Content-Length`s, a `Connection` naming other fields).
 fn pass_head(head: &Bytes, status: StatusCode, method: &Method, spans: &[Span]) -> Option<(PassedHead, Framing, bool)> {
     let mut out = Vec::with_capacity(head.len() + PASSED_ROOM);
     out.extend_from_slice(b"HTTP/1.1 ");
