@@ -233,10 +233,16 @@ pub(crate) async fn serve(
         // idles.
         let answered = Box::pin(async {
             // Pinned where it is (tokio's `pin!` moves nothing): the exchange is some
-            // kilobytes, and each move of it is a `memcpy`.
-            let exchange = routed.forward();
-            tokio::pin!(exchange);
-            let Some(Ok(res)) = until_gone(stream, exchange).await else {
+            // kilobytes, and each move of it is a `memcpy`. In a block of its own, so that its
+            // place in this future is shared with the response's writing (this future was
+            // 3,392 bytes to box and copy per request otherwise, 2,576 so, and 1,616 with the
+            // routed request boxed).
+            let answer = {
+                let exchange = routed.forward();
+                tokio::pin!(exchange);
+                until_gone(stream, exchange).await
+            };
+            let Some(Ok(res)) = answer else {
                 return Err(io::Error::other("the client closed the connection before the answer"));
             };
             let close = close || shutdown.is_cancelled();

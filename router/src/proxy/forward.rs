@@ -44,25 +44,27 @@ struct Replay {
 /// response keeps the request's claim on its connection and its access-log line, as
 /// [`super::finish`] makes it: done here rather than in a future around this one, which would
 /// hold a second `Routed` until this one took it.
+///
+/// `routed` comes boxed: this future keeps it for the whole exchange, and the future is moved
+/// (into its box, into the lane's) more than once; a pointer keeps it ~540 bytes smaller.
 #[allow(clippy::manual_async_fn, reason = "an `async fn` would hold a second copy of `routed`")]
 pub(super) fn forward(
     router: Router,
-    mut routed: Routed,
+    mut routed: Box<Routed>,
     edge: Option<(ActivityGuard, Option<Entry>)>,
 ) -> impl Future<Output = Result<Response<RouterBody>, Infallible>> {
     async move {
         let inner = &*router.inner;
         let (upstream, observer) = (&inner.upstream, inner.config.observer.as_deref());
         // `routed` is used in place, its fields moved out one by one: an `async fn` keeps its
-        // arguments' slots and copies them into locals (a second 496-byte `Routed` in this
-        // future), and so would destructuring it here.
+        // arguments' slots and copies them into locals, and so would destructuring it here.
         let arrived = *routed.arrived.get_or_insert_with(Instant::now);
         // Only with an observer (span export): its parent and method, before sending takes them.
         let observed = observer.and_then(|o| Some((o, routed.trace.parent()?, routed.parts.method.clone())));
         let (backend, trace) = (routed.backend.clone(), routed.trace.id());
         let sent = match routed.payload {
             Payload::Streaming(body) => {
-                let Routed { guard, parts, path, body_end, spare, .. } = routed;
+                let Routed { guard, parts, path, body_end, spare, .. } = *routed;
                 let sending = Sending { guard, parts, path, body, body_end, arrived, spare };
                 Box::pin(send_streaming(upstream, &backend, sending)).await
             }
