@@ -53,7 +53,7 @@ use crate::body::{BodyError, RouterBody};
 use crate::config::RouterConfig;
 use crate::linger::Lingering;
 use crate::park::Watchers;
-use crate::proxy::{Bodiless, Lined, RouterService, blank_line_since, connection_close};
+use crate::proxy::{Bodiless, Lined, RouterService, blank_line_since, connection_close, line};
 
 /// The most header fields a request the lane takes may have (more go to hyper).
 pub(crate) const MAX_FIELDS: usize = 64;
@@ -524,7 +524,7 @@ fn write_head(
         } else if name == CONNECTION {
             fields.connection = true;
         }
-        field(out, name.as_str().as_bytes(), value.as_bytes());
+        line(out, name.as_str().as_bytes(), value.as_bytes());
     }
     end_head(out, status, fields, head_only, exact, close)
 }
@@ -542,10 +542,10 @@ fn end_head(
     close: bool,
 ) -> Framing {
     if !fields.date {
-        date::with(|date| field(out, b"date", date));
+        date::with(|date| line(out, b"date", date));
     }
     if close && !fields.connection {
-        field(out, b"connection", b"close");
+        line(out, b"connection", b"close");
     }
     let no_body = head_only
         || status.is_informational()
@@ -556,21 +556,14 @@ fn end_head(
     } else if let Some(n) = fields.length {
         Framing::Length(n)
     } else if let Some(n) = exact {
-        field(out, b"content-length", n.to_string().as_bytes());
+        line(out, b"content-length", n.to_string().as_bytes());
         Framing::Length(n)
     } else {
-        field(out, b"transfer-encoding", b"chunked");
+        line(out, b"transfer-encoding", b"chunked");
         Framing::Chunked
     };
     out.extend_from_slice(b"\r\n");
     framing
-}
-
-fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
 }
 
 /// Frames `data` into `out`; a large frame is given back to be written on its own (after

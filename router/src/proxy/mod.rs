@@ -72,6 +72,7 @@ mod lines;
 pub(crate) use lines::Lined;
 mod redirect;
 mod runs;
+pub(crate) use runs::line;
 
 /// The data plane: shares the controller's routing table and the upstream connection pools.
 /// Cheap to clone.

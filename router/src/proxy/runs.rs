@@ -32,10 +32,7 @@ impl<'s> Runs<'s> {
             }
             None => {
                 self.flush(out);
-                out.extend_from_slice(name);
-                out.extend_from_slice(b": ");
-                out.extend_from_slice(value);
-                out.extend_from_slice(b"\r\n");
+                line(out, name, value);
             }
         }
     }
@@ -65,6 +62,14 @@ impl<'s> Runs<'s> {
         let start = (part.as_ptr() as usize).checked_sub(self.source.as_ptr() as usize)?;
         (start.checked_add(part.len())? <= self.source.len()).then_some(start)
     }
+}
+
+/// Writes the header line `name: value\r\n` into `out`.
+pub(crate) fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
 }
 
 #[cfg(test)]

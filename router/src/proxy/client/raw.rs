@@ -40,7 +40,7 @@ use tokio::net::TcpStream;
 use super::Home;
 use crate::error::ExchangeError;
 use crate::proxy::headers::{self, Forwarded};
-use crate::proxy::runs::Runs;
+use crate::proxy::runs::{self, Runs};
 
 /// The most header fields a response head may carry.
 pub(crate) const MAX_HEADERS: usize = 100;
@@ -360,10 +360,7 @@ fn encode(out: &mut Vec<u8>, req: &RequestHead<'_>, authority: &Authority) {
         if forwarded.is_some_and(|f| headers::is_forwarded(name, f)) {
             continue;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        runs::line(out, name.as_str().as_bytes(), value.as_bytes());
     }
     if seen.host.is_none() {
         out.extend_from_slice(b"host: ");
