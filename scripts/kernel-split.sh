@@ -24,7 +24,7 @@ dir=$(mktemp -d)
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  kill "$(cat "$dir/nginx.pid" 2>/dev/null)" 2>/dev/null || true
+  kill "$(cat "$dir/nginx/nginx.pid" 2>/dev/null)" 2>/dev/null || true
   rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -37,33 +37,10 @@ backend=$(cat "$dir/backend.addr")
 wait_for "$dir/router.addr"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$dir/nginx"
-cat > "$dir/nginx/nginx.conf" <<EOF
-daemon off;
-master_process on;
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $dir/nginx/cb; proxy_temp_path $dir/nginx/px;
-    fastcgi_temp_path $dir/nginx/fc; uwsgi_temp_path $dir/nginx/uw; scgi_temp_path $dir/nginx/sc;
-    upstream backend { server $backend; keepalive 64; }
-    server {
-        listen 127.0.0.1:$port;
-        location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host \$host;
-        }
-    }
-}
-EOF
-"$nginx" -p "$dir/nginx" -c "$dir/nginx/nginx.conf" -e "$dir/nginx/error.log" & pids+=($!)
+conf=$("$sluice" bench nginx-config --listen "127.0.0.1:$port" --upstream "$backend" --prefix "$dir/nginx")
+"$nginx" -p "$dir/nginx" -e "$dir/nginx/error.log" -c "$conf" & pids+=($!)
 deadline=$((SECONDS + 10))
-until worker=$(pgrep -f "nginx: worker process" -P "$(cat "$dir/nginx.pid" 2>/dev/null || echo 0)"); do
+until [ -s "$dir/nginx/nginx.pid" ] && worker=$(pgrep -f "nginx: worker process" -P "$(cat "$dir/nginx/nginx.pid")"); do
   [ $SECONDS -lt $deadline ] || { echo "nginx did not start" >&2; exit 1; }
   sleep 0.05
 done

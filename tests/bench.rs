@@ -198,3 +198,53 @@ fn a_burst_at_a_revision_at_zero_is_answered_whole() {
     let (peak, polls) = (v["queue_peak"].as_f64().expect("peak"), v["polls"].as_u64().expect("polls"));
     assert!(polls > 0 && peak <= 20.0, "{v}");
 }
+
+#[test]
+fn nginx_config_writes_the_harness_config_and_nginx_proxies_with_it() {
+    let prefix = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let hello = Hello::start();
+    let upstream = hello.url.trim_start_matches("http://");
+    let listen = format!("127.0.0.1:{port}");
+    let out = Command::new(BIN)
+        .args(["bench", "nginx-config", "--listen", &listen, "--upstream", upstream, "--prefix"])
+        .arg(prefix.path())
+        .output()
+        .expect("run sluice bench nginx-config");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| std::path::Path::new(p).is_file());
+    let Some(nginx) = nginx else {
+        eprintln!("nginx is not installed: only the refusal is checked");
+        assert!(!out.status.success() && stderr.contains("nginx is not installed"), "{stderr}");
+        return;
+    };
+    assert!(out.status.success(), "{stderr}");
+    let conf = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let text = std::fs::read_to_string(&conf).expect("the config is where it says");
+    for line in ["worker_processes 1;", &format!("server {upstream};"), "keepalive 64;", &format!("listen {listen};")] {
+        assert!(text.contains(line), "{line:?} in {text}");
+    }
+    let mut child = Command::new(nginx)
+        .arg("-p")
+        .arg(prefix.path())
+        .arg("-e")
+        .arg(prefix.path().join("error.log"))
+        .args(["-c", &conf])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nginx");
+    let answered = wait_for("nginx to proxy", Duration::from_secs(20), || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        use std::io::{Read, Write};
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).ok()?;
+        answer.starts_with("HTTP/1.1 200").then_some(answer)
+    });
+    // SIGTERM to the master (foreground, not daemonized) stops its workers too.
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    let answer = answered.expect("nginx answered through the generated config");
+    assert!(answer.ends_with("Hello World!\n"), "{answer}");
+}

@@ -6,6 +6,7 @@
 //! proxy_cost router BACKEND N [off]  # prints its address; exits after N responses
 //!                                    # (`off`: no traceparent generation)
 //! proxy_cost client ROUTER N         # N GETs, one after another, on one keep-alive connection
+//! proxy_cost relay BACKEND           # prints its address; a byte relay (see below)
 //! ```
 //!
 //! The router is the real one (`sluice_router::server::serve`, one route `bench.default` to
@@ -13,6 +14,12 @@
 //! `valgrind --tool=callgrind` twice with different N: the difference in instructions over the
 //! difference in N is the cost of one request, start-up and shutdown cancelled out
 //! (`scripts/proxy-cost.sh` runs it).
+//!
+//! `relay` is the floor any proxy on this kernel stands on: each client connection gets its own
+//! connection to BACKEND and bytes are copied both ways as they come (tokio's
+//! `copy_bidirectional`), with no parsing, routing, pool or admission. It makes the same four
+//! system calls per request as the router and nginx, and next to no user-space work, so its
+//! throughput against nginx's bounds what any proxy's could be here (`scripts/relay-floor.sh`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -45,7 +52,8 @@ fn main() -> Result<(), Error> {
         ["router", backend, n] => rt.block_on(router(backend.parse()?, n.parse()?, true)),
         ["router", backend, n, "off"] => rt.block_on(router(backend.parse()?, n.parse()?, false)),
         ["client", router, n] => rt.block_on(client(router.parse()?, n.parse()?)),
-        _ => Err("usage: proxy_cost backend | router BACKEND N [off] | client ROUTER N".into()),
+        ["relay", backend] => rt.block_on(relay(backend.parse()?)),
+        _ => Err("usage: proxy_cost backend | router BACKEND N [off] | client ROUTER N | relay BACKEND".into()),
     }
 }
 
@@ -93,6 +101,21 @@ async fn router(backend: SocketAddr, n: u64, generate_traceparent: bool) -> Resu
     stop.cancel();
     serve.await?;
     Ok(())
+}
+
+async fn relay(backend: SocketAddr) -> Result<(), Error> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    println!("{}", listener.local_addr()?);
+    loop {
+        let (mut client, _) = listener.accept().await?;
+        client.set_nodelay(true)?;
+        tokio::spawn(async move {
+            let mut upstream = TcpStream::connect(backend).await?;
+            upstream.set_nodelay(true)?;
+            tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
+            Ok::<_, std::io::Error>(())
+        });
+    }
 }
 
 async fn client(router: SocketAddr, n: u64) -> Result<(), Error> {

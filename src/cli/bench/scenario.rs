@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use sluice_bench::latency::Percentiles;
 use sluice_bench::pin::Layout;
-use sluice_bench::scenario::{burst, cold_start, many_routes, route_edit, rules, steady};
+use sluice_bench::scenario::{burst, cold_start, many_routes, nginx, route_edit, rules, steady};
 
 use super::{LoadArgs, OutputArgs, parse_duration, print_comparison};
 
@@ -42,6 +42,28 @@ pub enum Scenario {
     /// 10 header rules per route against percent-only: two live services behind one
     /// `sluice serve`, trials interleaved; throughput, latency and CPU per request side by side.
     Rules(RulesArgs),
+    /// Writes the nginx config the scenarios run (1 worker by default, keep-alive upstream),
+    /// checked with `nginx -t`, into --prefix and prints its path: for scripts that put nginx
+    /// beside other proxies as the harness does (`nginx -p PREFIX -e PREFIX/error.log -c PATH`).
+    NginxConfig(NginxConfigArgs),
+}
+
+/// `sluice bench nginx-config`.
+#[derive(Debug, Args)]
+pub struct NginxConfigArgs {
+    /// Where nginx listens (HOST:PORT).
+    #[arg(long)]
+    listen: std::net::SocketAddr,
+    /// The backend it proxies to (HOST:PORT).
+    #[arg(long)]
+    upstream: std::net::SocketAddr,
+    /// nginx's prefix directory: the config, its pid, logs and temp paths go there (created if
+    /// missing).
+    #[arg(long)]
+    prefix: std::path::PathBuf,
+    /// Worker processes.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    workers: u32,
 }
 
 /// `sluice bench route-edit`.
@@ -169,7 +191,17 @@ pub fn run(s: Scenario) -> anyhow::Result<ExitCode> {
         Scenario::Burst(a) => run_burst(a),
         Scenario::ManyRoutes(a) => run_many_routes(a),
         Scenario::Rules(a) => run_rules(a),
+        Scenario::NginxConfig(a) => run_nginx_config(a),
     }
+}
+
+fn run_nginx_config(a: NginxConfigArgs) -> anyhow::Result<ExitCode> {
+    let binary = nginx::find().map_err(anyhow::Error::msg)?;
+    std::fs::create_dir_all(&a.prefix).with_context(|| format!("creating {}", a.prefix.display()))?;
+    let prefix = a.prefix.canonicalize().with_context(|| format!("resolving {}", a.prefix.display()))?;
+    let conf = nginx::write_and_test(&binary, &prefix, a.listen, a.upstream, a.workers as usize)?;
+    println!("{}", conf.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_many_routes(a: ManyRoutesArgs) -> anyhow::Result<ExitCode> {
