@@ -14,36 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 conns=${C:-32}
-bin=target/release/examples/proxy_cost
-sluice=target/release/sluice
-nginx=$(command -v nginx || echo /usr/sbin/nginx)
-for tool in perf strace "$nginx" "$bin" "$sluice"; do
-  command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
-done
-dir=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  kill "$(cat "$dir/nginx/nginx.pid" 2>/dev/null)" 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-wait_for() { until [ -s "$1" ]; do sleep 0.05; done; }
-
-"$bin" backend > "$dir/backend.addr" & pids+=($!)
-wait_for "$dir/backend.addr"
-backend=$(cat "$dir/backend.addr")
-"$bin" router "$backend" 100000000 > "$dir/router.addr" & router_pid=$!; pids+=("$router_pid")
-wait_for "$dir/router.addr"
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-conf=$("$sluice" bench nginx-config --listen "127.0.0.1:$port" --upstream "$backend" --prefix "$dir/nginx")
-"$nginx" -p "$dir/nginx" -e "$dir/nginx/error.log" -c "$conf" & pids+=($!)
-deadline=$((SECONDS + 10))
-until [ -s "$dir/nginx/nginx.pid" ] && worker=$(pgrep -f "nginx: worker process" -P "$(cat "$dir/nginx/nginx.pid")"); do
-  [ $SECONDS -lt $deadline ] || { echo "nginx did not start" >&2; exit 1; }
-  sleep 0.05
-done
+NEEDS="perf strace" RELAY=0 source scripts/lib/proxies.sh
 
 measure() {
   local name=$1 url=$2 pid=$3
@@ -63,5 +34,5 @@ measure() {
          for (i = 1; i <= NR; i++) { n = split(line[i], f, " "); if (f[n] ~ /^[a-z_0-9]+$/ && f[n] != "total" && f[n] != "syscall") {
            printf "  %-14s %6.3f\n", f[n], f[4] / req } } }' "$dir/strace.$name"
 }
-measure sluice "http://$(cat "$dir/router.addr")/" "$router_pid"
-measure nginx "http://127.0.0.1:$port/" "$worker"
+measure sluice "http://$router_addr/" "$router_pid"
+measure nginx "http://$nginx_addr/" "$worker"
