@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Where a proxy's CPU goes under the harness's closed-loop load: the router (the real router in
-# router/examples/proxy_cost.rs, one current-thread worker) and nginx (1 worker, keep-alive
+# proxy-cost/src/main.rs, one current-thread worker) and nginx (1 worker, keep-alive
 # upstream, the harness's config) in front of the same hello backend. For each: its throughput,
 # the share of its CPU samples in the kernel, its own code, libc and the vDSO (`perf record -e
 # cpu-clock`, 6 s), and its system calls per request (`strace -c`, 4 s; a request is counted as
 # two `recvfrom`s, one from the client and one from the instance, on both proxies).
 #
-#   cargo build --release -p sluice-router --example proxy_cost && cargo build --release
+#   cargo build --release -p sluice-proxy-cost && cargo build --release
 #   scripts/kernel-split.sh                  # C=1 for one connection
 #
 # Needs perf (linux-perf), strace and nginx; the numbers are shares and ratios, the machine's

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The router's instructions per proxied request, counted by callgrind: the real router
-# (router/examples/proxy_cost.rs) under valgrind, a backend and a keep-alive client in other
+# (proxy-cost/src/main.rs) under valgrind, a backend and a keep-alive client in other
 # processes. Two runs, N1 and N2 requests; (I(N2) - I(N1)) / (N2 - N1) is one request's cost
 # with start-up and shutdown cancelled out.
 #
-#   cargo build --release -p sluice-router --example proxy_cost
-#   scripts/proxy-cost.sh target/release/examples/proxy_cost with-metrics
+#   cargo build --release -p sluice-proxy-cost
+#   scripts/proxy-cost.sh target/release/proxy_cost with-metrics
 #   TRACE=off N1=200 N2=2200 scripts/proxy-cost.sh BINARY LABEL   # no traceparent generation
 set -euo pipefail
 bin=$1; label=$2; n1=${N1:-200}; n2=${N2:-2200}; trace=${TRACE:-}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The floor under any proxy on this machine: a byte relay (router/examples/proxy_cost.rs
+# The floor under any proxy on this machine: a byte relay (proxy-cost/src/main.rs
 # `relay`: one upstream connection per client connection, bytes copied both ways, no parsing,
 # no routing) against nginx (1 worker, keep-alive upstream, the harness's config) and the router
 # (the same example's `router`, one current-thread worker), all in front of the same hello
@@ -7,7 +7,7 @@
 # what any proxy's throughput could be here: it does the same system calls with almost no
 # work of its own.
 #
-#   cargo build --release -p sluice-router --example proxy_cost && cargo build --release
+#   cargo build --release -p sluice-proxy-cost && cargo build --release
 #   scripts/relay-floor.sh                   # C=1 for one connection; TRIALS, DURATION
 #
 # Needs nginx.

@@ -54,8 +54,15 @@ const RULES: &[Rule] = &[
     Rule { package: "sluice-allocator", workspace_allowed: &[], forbidden: &["tokio", "hyper"] },
     Rule {
         package: "sluice-router",
-        workspace_allowed: &["sluice-api", "sluice-activator", "sluice-allocator"],
+        workspace_allowed: &["sluice-api", "sluice-activator"],
         forbidden: &["sluice-controller", "sluice-apiserver", "sluice-runtime"],
+    },
+    // The router's cost, measured in processes of its own: the router and the allocator that
+    // `sluice` runs it with, nothing of the control plane.
+    Rule {
+        package: "sluice-proxy-cost",
+        workspace_allowed: &["sluice-router", "sluice-allocator"],
+        forbidden: &["sluice-controller", "sluice-apiserver", "sluice-runtime", "kube", "redb"],
     },
     // The load harness measures Sluice from outside, over sockets and processes: it links none
     // of Sluice's own crates, so what it measures is what a user runs.

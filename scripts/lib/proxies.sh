@@ -1,10 +1,10 @@
 # Sourced by scripts/kernel-split.sh and scripts/relay-floor.sh, from the repository's root:
-# starts the hello backend of router/examples/proxy_cost.rs, the router in front of it (the
+# starts the hello backend of proxy-cost/src/main.rs, the router in front of it (the
 # same example, one current-thread worker), `proxy_cost relay` with RELAY=1, and nginx (the
 # scenarios' config from `sluice bench nginx-config`); stops them all on exit. Sets `dir`,
 # `backend`, `router_addr`, `router_pid`, `relay_addr`, `relay_pid`, `nginx_addr`, `worker` (the
 # nginx worker's pid) and `sluice`. The tools a script needs beyond these are in NEEDS.
-bin=target/release/examples/proxy_cost
+bin=target/release/proxy_cost
 sluice=target/release/sluice
 nginx=$(command -v nginx || echo /usr/sbin/nginx)
 for tool in ${NEEDS:-} "$nginx" "$bin" "$sluice"; do

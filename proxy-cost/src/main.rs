@@ -13,7 +13,8 @@
 //! one instance at BACKEND, default config) on a current-thread runtime. Run it under
 //! `valgrind --tool=callgrind` twice with different N: the difference in instructions over the
 //! difference in N is the cost of one request, start-up and shutdown cancelled out
-//! (`scripts/proxy-cost.sh` runs it).
+//! (`scripts/proxy-cost.sh` runs it). It is a crate of its own, not an example of
+//! `sluice-router`, so that its tokio is the `sluice` binary's: see its Cargo.toml.
 //!
 //! `relay` is the floor any proxy on this kernel stands on: each client connection gets its own
 //! connection to BACKEND and bytes are copied both ways as they come (tokio's
