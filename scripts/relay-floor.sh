@@ -2,7 +2,7 @@
 # The floor under any proxy on this machine: a byte relay (proxy-cost/src/main.rs
 # `relay`: one upstream connection per client connection, bytes copied both ways, no parsing,
 # no routing) against nginx (1 worker, keep-alive upstream, the harness's config) and the router
-# (the same example's `router`, one current-thread worker), all in front of the same hello
+# (the same program's `router`, one current-thread worker), all in front of the same hello
 # backend, trials interleaved by `sluice bench --compare`. The relay's ratio to nginx bounds
 # what any proxy's throughput could be here: it does the same system calls with almost no
 # work of its own.

@@ -1,6 +1,6 @@
 # Sourced by scripts/kernel-split.sh and scripts/relay-floor.sh, from the repository's root:
 # starts the hello backend of proxy-cost/src/main.rs, the router in front of it (the
-# same example, one current-thread worker), `proxy_cost relay` with RELAY=1, and nginx (the
+# same program, one current-thread worker), `proxy_cost relay` with RELAY=1, and nginx (the
 # scenarios' config from `sluice bench nginx-config`); stops them all on exit. Sets `dir`,
 # `backend`, `router_addr`, `router_pid`, `relay_addr`, `relay_pid`, `nginx_addr`, `worker` (the
 # nginx worker's pid) and `sluice`. The tools a script needs beyond these are in NEEDS.
