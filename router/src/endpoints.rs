@@ -48,6 +48,9 @@ pub struct Instance {
     authority: Authority,
     inflight: AtomicUsize,
     draining: AtomicBool,
+    /// Set for good once anything waits for the instance to go idle ([`Instance::wait_idle`]):
+    /// until then a release that leaves it idle has nobody to wake, and skips `Notify`'s lock.
+    idle_watched: AtomicBool,
     idle: Notify,
 }
 
@@ -105,6 +108,7 @@ impl Instance {
             authority,
             inflight: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
+            idle_watched: AtomicBool::new(false),
             idle: Notify::new(),
         })
     }
@@ -126,6 +130,10 @@ impl Instance {
 
     /// Waits until no request is in flight, or `deadline` passes; true when idle.
     pub async fn wait_idle(&self, deadline: Duration) -> bool {
+        // Before the first look at `inflight`: a release that finds no watcher (and so does
+        // not notify) came before this store, and so before that look, which then sees its
+        // decrement (every access here is SeqCst).
+        self.idle_watched.store(true, Ordering::SeqCst);
         let wait = async {
             loop {
                 let notified = self.idle.notified();
@@ -163,7 +171,9 @@ impl InstanceGuard {
 impl Drop for InstanceGuard {
     fn drop(&mut self) {
         self.revision.inflight.fetch_sub(1, Ordering::SeqCst);
-        if self.instance.inflight.fetch_sub(1, Ordering::SeqCst) == 1 {
+        if self.instance.inflight.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.instance.idle_watched.load(Ordering::SeqCst)
+        {
             self.instance.idle.notify_waiters();
         }
     }

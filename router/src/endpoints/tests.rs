@@ -46,6 +46,28 @@ async fn drain_waits_for_in_flight_requests() {
     assert!(waiter.await.expect("join"), "idle once the request finished");
 }
 
+#[tokio::test(start_paused = true)]
+async fn the_first_wait_for_idle_is_woken_by_the_release() {
+    // A release skips the wake-up while nothing has ever waited; the first waiter must still
+    // hear the release that follows it. (Paused: a waiter nobody wakes sees its deadline pass
+    // at once, and says false.)
+    let rev = RevisionEndpoints::new(RevisionKey::new("default", "r-00001"));
+    let inst = Instance::new(1, addr(1));
+    rev.add(inst.clone());
+    drop(rev.pick().expect("claimed"));
+    let guard = rev.pick().expect("claimed again");
+    let waiter = tokio::spawn({
+        let inst = inst.clone();
+        async move { inst.wait_idle(Duration::from_secs(5)).await }
+    });
+    // The current-thread test runtime runs the waiter up to its wait before this goes on.
+    tokio::task::yield_now().await;
+    let started = tokio::time::Instant::now();
+    drop(guard);
+    assert!(waiter.await.expect("join"), "idle once the request finished");
+    assert_eq!(started.elapsed(), Duration::ZERO, "woken by the release, not by its deadline");
+}
+
 #[test]
 fn pick_other_never_returns_the_excluded_instance() {
     let rev = RevisionEndpoints::new(RevisionKey::new("default", "r-00001"));
