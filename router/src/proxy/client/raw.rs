@@ -363,9 +363,7 @@ fn encode(out: &mut Vec<u8>, req: &RequestHead<'_>, authority: &Authority) {
         runs::line(out, name.as_str().as_bytes(), value.as_bytes());
     }
     if seen.host.is_none() {
-        out.extend_from_slice(b"host: ");
-        out.extend_from_slice(authority.as_str().as_bytes());
-        out.extend_from_slice(b"\r\n");
+        runs::line(out, b"host", authority.as_str().as_bytes());
     }
     if let Some(forwarded) = forwarded {
         headers::write_forwarded(out, headers, forwarded, &seen);
